@@ -1,0 +1,147 @@
+// Package userdb is vmaild's user directory: the one place every front end
+// (SMTP, submission, LMTP, IMAP, POP3) asks who a user is, whether a password
+// is right, whether a domain is ours and where an address delivers to.
+//
+// Backends implement small source interfaces (AccountSource, DomainSource,
+// QuotaStore); the Users type composes them, adds alias resolution, catch-all,
+// alias domains and plus-addressing once for all backends, and is what the
+// protocols see through the Directory interface. Errors are classified once
+// here: ErrNotFound / ErrBadCredentials / ErrDisabled mean "no" (5xx, NO),
+// ErrUnavailable means "try later" (4xx, NO [UNAVAILABLE]).
+package userdb
+
+import "context"
+
+// Account is a virtual user: a mailbox with a password, no system account.
+type Account struct {
+	// Address is the canonical login and mailbox address (lower case).
+	Address string
+	// Name is the display name (cn in LDAP).
+	Name string
+	// Active is false for a disabled account: it cannot log in and receives
+	// no mail.
+	Active bool
+	// Quota is the account's own limit; nil means the domain default.
+	Quota *Limit
+	// Maildir optionally overrides the store's path template for this
+	// account (LDAP mailMessageStore, SQL maildir column).
+	Maildir string
+}
+
+// Limit is a quota limit. A zero field means unlimited.
+type Limit struct {
+	Bytes    int64
+	Messages int64
+}
+
+// Unlimited reports whether neither bytes nor messages are limited.
+func (l Limit) Unlimited() bool { return l.Bytes <= 0 && l.Messages <= 0 }
+
+// Usage is what an account's mailbox uses now.
+type Usage struct {
+	Bytes    int64
+	Messages int64
+}
+
+// Domain is a mail domain served by this installation.
+type Domain struct {
+	Name   string
+	Active bool
+	// Quota is the default limit for accounts of this domain that have none
+	// of their own.
+	Quota Limit
+	// CatchAll, when set, receives mail for unknown local parts.
+	CatchAll string
+	// AliasFor makes this an alias domain: user@Name is user@AliasFor.
+	AliasFor string
+}
+
+// Alias is one source → destination row. A source of "@domain" is a
+// catch-all for that domain (PostfixAdmin's convention).
+type Alias struct {
+	Source      string
+	Destination string
+}
+
+// AccountSource serves accounts and passwords (LDAP or SQL).
+type AccountSource interface {
+	// LookupAccount returns the account for a canonical address, or an error
+	// wrapping ErrNotFound or ErrUnavailable.
+	LookupAccount(ctx context.Context, address string) (*Account, error)
+	// Authenticate checks password for a canonical address. It returns the
+	// account, or an error wrapping ErrNotFound, ErrBadCredentials or
+	// ErrUnavailable. It does not judge Active; Users does.
+	Authenticate(ctx context.Context, address, password string) (*Account, error)
+}
+
+// DomainSource serves domains and aliases (SQL or LDAP).
+type DomainSource interface {
+	// LookupDomain returns a domain by lower-case name, or ErrNotFound.
+	LookupDomain(ctx context.Context, name string) (*Domain, error)
+	// LookupAliases returns the destinations stored for exactly this source
+	// ("local@domain" or "@domain"); none is (nil, nil), not an error.
+	LookupAliases(ctx context.Context, source string) ([]string, error)
+}
+
+// QuotaStore keeps quota usage. Every change is an atomic increment in the
+// database, never a read-modify-write in Go.
+type QuotaStore interface {
+	Usage(ctx context.Context, address string) (Usage, error)
+	// AddUsage adds (or with negative values, subtracts) atomically.
+	AddUsage(ctx context.Context, address string, bytes, messages int64) error
+	// ReserveUsage adds bytes and messages only if the result stays within
+	// limit (zero fields unlimited), atomically; ok is false when it would
+	// not fit and nothing was changed.
+	ReserveUsage(ctx context.Context, address string, bytes, messages int64, limit Limit) (ok bool, err error)
+	// SetUsage overwrites usage; only `vmaild quota recalc` uses it.
+	SetUsage(ctx context.Context, address string, u Usage) error
+}
+
+// AccountAdmin changes accounts; the admin CLI and LDIF import use it.
+type AccountAdmin interface {
+	// AddAccount creates an account; passwordHash is already hashed
+	// ({SCHEME}…). It fails with ErrExists when the address is taken.
+	AddAccount(ctx context.Context, a Account, passwordHash string) error
+	// PutAccount creates or updates (LDIF import: idempotent).
+	PutAccount(ctx context.Context, a Account, passwordHash string) (created bool, err error)
+	DeleteAccount(ctx context.Context, address string) error
+	SetPassword(ctx context.Context, address, passwordHash string) error
+	SetAccountQuota(ctx context.Context, address string, limit *Limit) error
+	// ListAccounts lists a domain's accounts, or all when domain is "".
+	ListAccounts(ctx context.Context, domain string) ([]Account, error)
+}
+
+// DomainAdmin changes domains and aliases.
+type DomainAdmin interface {
+	AddDomain(ctx context.Context, d Domain) error
+	DeleteDomain(ctx context.Context, name string) error
+	ListDomains(ctx context.Context) ([]Domain, error)
+	AddAlias(ctx context.Context, source, destination string) error
+	// DeleteAlias removes one row, or every row of source when destination
+	// is "".
+	DeleteAlias(ctx context.Context, source, destination string) error
+	// ListAliases lists a domain's aliases, or all when domain is "".
+	ListAliases(ctx context.Context, domain string) ([]Alias, error)
+}
+
+// Directory is what the protocol front ends and the delivery agent use.
+type Directory interface {
+	// Authenticate takes the login as typed by the client (full address, or
+	// a bare local part when a default domain is configured).
+	Authenticate(ctx context.Context, login, password string) (*Account, error)
+	Account(ctx context.Context, address string) (*Account, error)
+	IsLocalDomain(ctx context.Context, domain string) (bool, error)
+	// Resolve expands an address to its final destinations.
+	Resolve(ctx context.Context, address string) ([]Destination, error)
+	QuotaLimit(ctx context.Context, address string) (Limit, error)
+}
+
+// Destination is one final target of an address.
+type Destination struct {
+	// Address is the account address (Local) or the remote address.
+	Address string
+	Local   bool
+	// Detail is the plus-addressing tag of the original address ("tag" of
+	// user+tag@), for delivery into a folder when configured.
+	Detail string
+}
