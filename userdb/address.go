@@ -58,7 +58,7 @@ func checkLocal(local string) error {
 		switch {
 		case c >= 0x80: // UTF-8 (SMTPUTF8)
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$&'*+-/=?^_`{|}~.", c) >= 0:
+		case strings.IndexByte("#$&'*+-/=?^_`{|}~.", c) >= 0: // not % or !: the percent hack and bang paths
 		default:
 			return fmt.Errorf("%w: character %q not allowed in local part", ErrInvalid, c)
 		}
