@@ -92,8 +92,12 @@ func (l *limits) parseArgon2(s string) (*argon2Params, error) {
 		return nil, fmt.Errorf("%w: not a $argon2…$ PHC string", ErrMalformed)
 	}
 	if len(fields) == 5 {
-		// No v= field is version 1.0 (0x10), which x/crypto does not compute.
-		return nil, fmt.Errorf("%w: argon2 version 16", ErrUnknownScheme)
+		if strings.HasPrefix(fields[2], "m=") {
+			// No v= field is version 1.0 (0x10), which x/crypto does not
+			// compute.
+			return nil, fmt.Errorf("%w: argon2 version 16", ErrUnknownScheme)
+		}
+		return nil, fmt.Errorf("%w: argon2 string truncated", ErrMalformed)
 	}
 	if fields[2] != "v=19" {
 		if v, ok := strings.CutPrefix(fields[2], "v="); ok && isDigits(v) && v != "" {
