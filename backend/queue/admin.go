@@ -1,0 +1,194 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Item is a queued message as the admin commands show it.
+type Item struct {
+	ID      string
+	From    string // "" is the null sender
+	Created time.Time
+	Size    int64
+	// Bounce is set on delivery status notifications this queue made.
+	Bounce     bool
+	Recipients []Recipient
+	// NextAttempt is the earliest next attempt of a pending recipient,
+	// zero when none is pending.
+	NextAttempt time.Time
+}
+
+// Stats are counters for metrics. Items and Pending are current values;
+// the rest count since New.
+type Stats struct {
+	Items     int // messages in the queue
+	Pending   int // recipients still to deliver
+	Running   int // transactions in flight
+	Enqueued  int64
+	Delivered int64 // recipients
+	Deferred  int64 // recipient attempts that will be retried
+	Failed    int64 // recipients failed permanently
+}
+
+func (it *item) snapshot() Item {
+	out := Item{ID: it.ID, From: it.From, Created: it.Created, Size: it.Size, Bounce: it.Bounce, Recipients: slices.Clone(it.rcpts)}
+	for _, r := range it.rcpts {
+		if r.State == Pending && (out.NextAttempt.IsZero() || r.NextAttempt.Before(out.NextAttempt)) {
+			out.NextAttempt = r.NextAttempt
+		}
+	}
+	return out
+}
+
+// List returns every queued item, oldest first.
+func (q *Queue) List(ctx context.Context) ([]Item, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	q.mu.Lock()
+	out := make([]Item, 0, len(q.items))
+	for _, it := range q.items {
+		out = append(out, it.snapshot())
+	}
+	q.mu.Unlock()
+	slices.SortFunc(out, func(a, b Item) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// Get returns one item, or an error wrapping ErrNotFound.
+func (q *Queue) Get(ctx context.Context, id string) (Item, error) {
+	if err := ctx.Err(); err != nil {
+		return Item{}, err
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	it, ok := q.items[id]
+	if !ok {
+		return Item{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	return it.snapshot(), nil
+}
+
+// Message returns the message of a queued item (for `queue show`). The
+// caller closes it.
+func (q *Queue) Message(ctx context.Context, id string) (io.ReadCloser, error) {
+	it, err := q.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	f, sr, err := q.spool.open(it.ID, it.Size)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{sr, f}, nil
+}
+
+// Flush makes the pending recipients of one item (id != "") or of every
+// item due now, and retries unreported bounces.
+func (q *Queue) Flush(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	now := time.Now()
+	q.mu.Lock()
+	var items []*item
+	if id != "" {
+		it, ok := q.items[id]
+		if !ok {
+			q.mu.Unlock()
+			return fmt.Errorf("%w: %q", ErrNotFound, id)
+		}
+		items = []*item{it}
+	} else {
+		for _, it := range q.items {
+			items = append(items, it)
+		}
+	}
+	var settle []*item
+	for _, it := range items {
+		for i := range it.rcpts {
+			if it.rcpts[i].State == Pending {
+				it.rcpts[i].NextAttempt = now
+			}
+		}
+		if q.started {
+			q.scheduleLocked(it)
+		}
+		if it.inflight == 0 && it.needsSettle() {
+			settle = append(settle, it)
+		}
+	}
+	started := q.started && !q.closing
+	q.mu.Unlock()
+	q.poke()
+	if started {
+		for _, it := range settle {
+			q.settle(it)
+		}
+	}
+	return nil
+}
+
+// Delete removes an item from the queue without bouncing it. A delivery
+// already in flight for it finishes but is not recorded.
+func (q *Queue) Delete(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !validID(id) {
+		return fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	q.mu.Lock()
+	it, ok := q.items[id]
+	q.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	it.persistMu.Lock()
+	defer it.persistMu.Unlock()
+	q.mu.Lock()
+	if it.deleted || it.done {
+		q.mu.Unlock()
+		return fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	it.deleted = true
+	delete(q.items, id)
+	q.mu.Unlock()
+	if err := q.spool.remove(id); err != nil {
+		return err
+	}
+	q.log.Info("queue item deleted", "queue_id", id)
+	return nil
+}
+
+// Len is the number of queued messages.
+func (q *Queue) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items)
+}
+
+// Stats returns the queue's counters.
+func (q *Queue) Stats() Stats {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s := q.stats
+	s.Items = len(q.items)
+	s.Running = q.running
+	for _, it := range q.items {
+		for _, r := range it.rcpts {
+			if r.State == Pending {
+				s.Pending++
+			}
+		}
+	}
+	return s
+}
