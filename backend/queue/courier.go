@@ -545,4 +545,3 @@ func allASCII(ss []string) bool {
 	}
 	return true
 }
-

@@ -349,7 +349,10 @@ func TestDNSFailures(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !tc.perm {
-				waitFor(t, "an attempt", func() bool { it, err := q.Get(context.Background(), id); return err == nil && it.Recipients[0].Attempts == 1 })
+				waitFor(t, "an attempt", func() bool {
+					it, err := q.Get(context.Background(), id)
+					return err == nil && it.Recipients[0].Attempts == 1
+				})
 				it, _ := q.Get(context.Background(), id)
 				r := it.Recipients[0]
 				if r.State != Pending || tc.status != "" && r.Status != tc.status {
