@@ -1,0 +1,243 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Recipient is one final destination of a delivery.
+type Recipient struct {
+	Address string
+	// Maildir overrides the path template (see Account.Maildir).
+	Maildir string
+	// Folder is the IMAP folder name; "" is INBOX. A folder that does not
+	// exist is ErrNotFound (the MDA falls back to INBOX if it wants to),
+	// except the special-use folders, which are created.
+	Folder string
+	// Quota is charged with the message's exact size after it is written to
+	// tmp/ and before it becomes visible; ErrOverQuota leaves nothing
+	// behind. Nil means no quota. (The MDA's early "already full" check at
+	// RCPT time is its own business.)
+	Quota Quota
+}
+
+// Delivery is the outcome for one recipient.
+type Delivery struct {
+	// Name is the message's file name in new/ (its maildir unique name,
+	// printed in logs as the delivery id).
+	Name string
+	Path string
+	Size int64
+	// Err is set by DeliverMany and DeliverFile for a failed recipient.
+	Err error
+}
+
+// deliveryDir finds the maildir directory of a recipient's folder. For
+// INBOX it does not touch the disk: a missing Maildir is created only when
+// the first write into it fails, so the common case costs nothing.
+func (s *Store) deliveryDir(rc Recipient) (dir string, inbox bool, err error) {
+	root, err := s.MaildirPath(rc.Address, rc.Maildir)
+	if err != nil {
+		return "", false, err
+	}
+	if rc.Folder == "" {
+		return root, true, nil
+	}
+	rel, _, err := folderDir(rc.Folder)
+	if err != nil {
+		return "", false, err
+	}
+	if rel == "" {
+		return root, true, nil
+	}
+	mb := &Mailbox{store: s, dir: root}
+	if _, err := os.Stat(root); err != nil {
+		if err := makeMaildir(root); err != nil {
+			return "", false, err
+		}
+	}
+	dir, _, err = mb.resolve(rc.Folder, true)
+	return dir, false, err
+}
+
+// createTmp creates a new file in dir/tmp, creating a missing INBOX
+// Maildir on the way.
+func (s *Store) createTmp(dir string, inbox bool) (*os.File, string, error) {
+	p := filepath.Join(dir, "tmp", s.uniqueBase(time.Now(), 0))
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if errors.Is(err, fs.ErrNotExist) && inbox {
+		if err := makeMaildir(dir); err != nil {
+			return nil, "", err
+		}
+		f, err = os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	}
+	if err != nil {
+		return nil, "", ioError("create", p, err)
+	}
+	return f, p, nil
+}
+
+// fill copies r into f, fsyncs and closes it; a failure removes the file.
+func fill(ctx context.Context, f *os.File, r io.Reader) (int64, error) {
+	n, err := io.Copy(f, ctxReader{ctx, r})
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return 0, ioError("write", f.Name(), err)
+	}
+	return n, nil
+}
+
+// Deliver stores one message for one recipient, the MDA's path: write to
+// tmp/, fsync, charge the quota, rename into new/ as "<unique>,S=<size>",
+// fsync new/. When it returns nil the message is on disk. It takes no lock
+// and writes no index (readers give the message its UID on their next
+// sync), so deliveries never wait for each other or for IMAP sessions.
+func (s *Store) Deliver(ctx context.Context, rc Recipient, r io.Reader) (Delivery, error) {
+	if err := ctx.Err(); err != nil {
+		return Delivery{}, err
+	}
+	dir, inbox, err := s.deliveryDir(rc)
+	if err != nil {
+		return Delivery{}, err
+	}
+	f, tmp, err := s.createTmp(dir, inbox)
+	if err != nil {
+		return Delivery{}, err
+	}
+	n, err := fill(ctx, f, r)
+	if err != nil {
+		return Delivery{}, err
+	}
+	return s.commit(ctx, rc, dir, tmp, n)
+}
+
+// commit makes a durable tmp/ file visible in new/.
+func (s *Store) commit(ctx context.Context, rc Recipient, dir, tmp string, size int64) (Delivery, error) {
+	if err := reserve(ctx, rc.Quota, size, 1); err != nil {
+		os.Remove(tmp)
+		return Delivery{}, fmt.Errorf("deliver to %s: %w", rc.Address, err)
+	}
+	name := s.uniqueBase(time.Now(), size)
+	final := filepath.Join(dir, "new", name)
+	err := os.Rename(tmp, final)
+	if err != nil {
+		os.Remove(tmp)
+		err = ioError("rename", tmp, err)
+	} else if err = syncDir(filepath.Join(dir, "new")); err != nil {
+		// Not known to be durable: take it back rather than risk a
+		// duplicate when the sender retries after our 4xx.
+		os.Remove(final)
+	}
+	if err != nil {
+		s.releaseQuota(rc.Quota, size, 1)
+		return Delivery{}, fmt.Errorf("deliver to %s: %w", rc.Address, err)
+	}
+	s.hub.publish(dir, EventNew)
+	return Delivery{Name: name, Path: final, Size: size}, nil
+}
+
+// DeliverMany stores one message for several recipients, reading r once:
+// the first recipient's copy is written and fsynced, the others are hard
+// links to it (or copies across file systems). Results are per recipient,
+// in order.
+func (s *Store) DeliverMany(ctx context.Context, rcpts []Recipient, r io.Reader) []Delivery {
+	out := make([]Delivery, len(rcpts))
+	spool := ""
+	var size int64
+	for i, rc := range rcpts {
+		dir, inbox, err := s.deliveryDir(rc)
+		if err == nil && spool != "" {
+			var f *os.File
+			var tmp string
+			if f, tmp, err = s.createTmp(dir, inbox); err == nil {
+				// createTmp reserved a unique name; link over it.
+				f.Close()
+				os.Remove(tmp)
+				if err = linkOrCopy(ctx, spool, tmp); err == nil {
+					out[i].Path = tmp
+				}
+			}
+		} else if err == nil {
+			var f *os.File
+			var tmp string
+			if f, tmp, err = s.createTmp(dir, inbox); err == nil {
+				if size, err = fill(ctx, f, r); err != nil {
+					// The stream is spent: nobody after this one can be served.
+					for j := i; j < len(rcpts); j++ {
+						out[j].Err = err
+					}
+					break
+				}
+				spool, out[i].Path = tmp, tmp
+			}
+		}
+		if err != nil {
+			out[i].Err = err
+		}
+		out[i].Name = dir // remembered for commit below
+	}
+	return s.commitAll(ctx, rcpts, out, size)
+}
+
+// DeliverFile stores an already spooled, fsynced file (the queue's copy of
+// a message) for several recipients by hard-linking it into each maildir.
+// The spool file itself is left alone.
+func (s *Store) DeliverFile(ctx context.Context, rcpts []Recipient, path string) []Delivery {
+	out := make([]Delivery, len(rcpts))
+	fi, err := os.Stat(path)
+	if err != nil {
+		err = ioError("stat", path, err)
+		for i := range out {
+			out[i].Err = err
+		}
+		return out
+	}
+	for i, rc := range rcpts {
+		dir, inbox, err := s.deliveryDir(rc)
+		if err == nil {
+			var f *os.File
+			var tmp string
+			if f, tmp, err = s.createTmp(dir, inbox); err == nil {
+				f.Close()
+				os.Remove(tmp)
+				if err = linkOrCopy(ctx, path, tmp); err == nil {
+					out[i].Path = tmp
+				}
+			}
+		}
+		out[i].Err = err
+		out[i].Name = dir
+	}
+	return s.commitAll(ctx, rcpts, out, fi.Size())
+}
+
+// commitAll finishes the staged deliveries (Path = tmp file, Name = the
+// maildir directory) of DeliverMany and DeliverFile.
+func (s *Store) commitAll(ctx context.Context, rcpts []Recipient, out []Delivery, size int64) []Delivery {
+	for i := range out {
+		dir, tmp := out[i].Name, out[i].Path
+		if out[i].Err != nil {
+			if tmp != "" {
+				os.Remove(tmp)
+			}
+			out[i] = Delivery{Err: out[i].Err}
+			continue
+		}
+		d, err := s.commit(ctx, rcpts[i], dir, tmp, size)
+		d.Err = err
+		out[i] = d
+	}
+	return out
+}

@@ -1,0 +1,29 @@
+// Package store is vmaild's mail store: Maildir++ laid out as Dovecot lays it
+// out, so an admin can point vmaild at an existing Dovecot tree and back.
+//
+// An account lives in <Root>/<PathTemplate> (default "%d/%n/Maildir"), or in
+// the account's own maildir path. The folder tree is Maildir++: INBOX is the
+// Maildir itself, "Archive/2024" is the sub-maildir ".Archive.2024" (the IMAP
+// hierarchy delimiter is "/", see Delimiter). Flags live in the file names as
+// the maildir spec and Dovecot write them ("<base>,S=<size>:2,FRS"), keywords
+// as the letters a–z mapped through Dovecot's dovecot-keywords file.
+//
+// Beside the files, every folder has an index (vmaild.index): UIDVALIDITY,
+// UIDNEXT and per message UID → file name, size and internal date. It is an
+// append-only log that is compacted now and then, and it is only a cache: it
+// is rebuilt from the files when it is missing or damaged, and it picks up
+// messages that other programs (Postfix, Dovecot, our own lock-free Deliver)
+// drop into new/ or cur/ by looking at the directories' mtimes. When it is
+// first built in a tree that has a dovecot-uidlist, it keeps Dovecot's
+// UIDVALIDITY and UIDs so migrated clients keep their caches. Opening and
+// indexing never rename or rewrite a user's message files.
+//
+// Writers of one folder are serialised by an in-process lock and an flock(2)
+// on vmaild.lock (so several vmaild processes may share a tree). Delivery
+// takes neither: it writes to tmp/, fsyncs, renames into new/ and fsyncs
+// new/, and the next sync of any reader gives the message its UID.
+//
+// Errors wrap one of ErrNotFound, ErrExists, ErrInvalid, ErrOverQuota or
+// ErrTemporary so the protocol layers can pick a reply without string
+// matching.
+package store

@@ -1,0 +1,196 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"strconv"
+	"strings"
+)
+
+// The index is a text log, one record per line, so an admin can read it
+// and a torn write is easy to recognise:
+//
+//	<crc32 of payload, 8 hex digits> <payload>\n
+//
+// Payloads:
+//
+//	H <uidvalidity> <uidnext>               first line; starts a snapshot
+//	A <uid> <n|c> <size> <unix date> <name> message added (in new/ or cur/)
+//	R <uid> <n|c> <name>                    file renamed (flags, new/ → cur/)
+//	X <uid>                                 message expunged
+//	M <new/ mtime ns> <cur/ mtime ns>       directory mtimes the index reflects
+//
+// Appends add records; compaction rewrites the file as H, one A per live
+// message and M, and renames it over the old one. Records are written after
+// the file operation they describe, so a record on disk is always true of
+// the files (or was, before another program changed them).
+const (
+	indexName   = "vmaild.index"
+	lockName    = "vmaild.lock"
+	uidlistName = "dovecot-uidlist"
+	kwName      = "dovecot-keywords"
+)
+
+// record is one decoded index line.
+type record struct {
+	op    byte
+	uid   uint32
+	inNew bool
+	size  int64
+	date  int64
+	name  string
+	a, b  int64 // H: uidvalidity, uidnext; M: new/ and cur/ mtimes
+}
+
+var errBadRecord = errors.New("bad index record")
+
+// appendRecord encodes r as one line onto buf.
+func appendRecord(buf []byte, r record) []byte {
+	start := len(buf)
+	buf = append(buf, "00000000 "...)
+	p := len(buf)
+	buf = append(buf, r.op)
+	switch r.op {
+	case 'H', 'M':
+		buf = append(buf, ' ')
+		buf = strconv.AppendInt(buf, r.a, 10)
+		buf = append(buf, ' ')
+		buf = strconv.AppendInt(buf, r.b, 10)
+	case 'A', 'R':
+		buf = append(buf, ' ')
+		buf = strconv.AppendUint(buf, uint64(r.uid), 10)
+		if r.inNew {
+			buf = append(buf, " n "...)
+		} else {
+			buf = append(buf, " c "...)
+		}
+		if r.op == 'A' {
+			buf = strconv.AppendInt(buf, r.size, 10)
+			buf = append(buf, ' ')
+			buf = strconv.AppendInt(buf, r.date, 10)
+			buf = append(buf, ' ')
+		}
+		buf = append(buf, r.name...)
+	case 'X':
+		buf = append(buf, ' ')
+		buf = strconv.AppendUint(buf, uint64(r.uid), 10)
+	}
+	sum := crc32.ChecksumIEEE(buf[p:])
+	const hexd = "0123456789abcdef"
+	for i := 7; i >= 0; i-- {
+		buf[start+i] = hexd[sum&0xf]
+		sum >>= 4
+	}
+	return append(buf, '\n')
+}
+
+// parseRecord decodes one line (without its newline).
+func parseRecord(line []byte) (record, error) {
+	if len(line) < 10 || line[8] != ' ' {
+		return record{}, errBadRecord
+	}
+	want, err := strconv.ParseUint(string(line[:8]), 16, 32)
+	if err != nil || uint32(want) != crc32.ChecksumIEEE(line[9:]) {
+		return record{}, errBadRecord
+	}
+	payload := string(line[9:])
+	r := record{op: payload[0]}
+	if len(payload) > 1 && payload[1] != ' ' {
+		return record{}, errBadRecord
+	}
+	var f []string
+	switch r.op {
+	case 'H', 'M':
+		f = strings.SplitN(payload, " ", 4)
+		if len(f) != 3 {
+			return record{}, errBadRecord
+		}
+		r.a, err = strconv.ParseInt(f[1], 10, 64)
+		if err == nil {
+			r.b, err = strconv.ParseInt(f[2], 10, 64)
+		}
+		if err != nil || (r.op == 'H' && (r.a <= 0 || r.a > 1<<32-1 || r.b <= 0 || r.b > 1<<32-1)) {
+			return record{}, errBadRecord
+		}
+		return r, nil
+	case 'A':
+		f = strings.SplitN(payload, " ", 6)
+		if len(f) != 6 {
+			return record{}, errBadRecord
+		}
+		if r.size, err = strconv.ParseInt(f[3], 10, 64); err != nil || r.size < 0 {
+			return record{}, errBadRecord
+		}
+		if r.date, err = strconv.ParseInt(f[4], 10, 64); err != nil {
+			return record{}, errBadRecord
+		}
+		r.name = f[5]
+	case 'R':
+		f = strings.SplitN(payload, " ", 4)
+		if len(f) != 4 {
+			return record{}, errBadRecord
+		}
+		r.name = f[3]
+	case 'X':
+		f = strings.SplitN(payload, " ", 3)
+		if len(f) != 2 {
+			return record{}, errBadRecord
+		}
+	default:
+		return record{}, errBadRecord
+	}
+	uid, err := strconv.ParseUint(f[1], 10, 32)
+	if err != nil || uid == 0 {
+		return record{}, errBadRecord
+	}
+	r.uid = uint32(uid)
+	if r.op == 'A' || r.op == 'R' {
+		switch f[2] {
+		case "n":
+			r.inNew = true
+		case "c":
+		default:
+			return record{}, errBadRecord
+		}
+		if !validFileName(r.name) {
+			return record{}, errBadRecord
+		}
+	}
+	return r, nil
+}
+
+// parseLog decodes the complete lines of data. It returns the number of
+// bytes that hold valid records. A bad line followed only by bad lines or
+// an unterminated tail is a torn write of an operation that never
+// completed (records are fsynced before an operation returns), so it is
+// cut off (torn=true); a bad line followed by a good one is damage, and
+// the index must be rebuilt (err != nil).
+func parseLog(data []byte, apply func(record)) (good int64, torn bool, err error) {
+	off := 0
+	var firstBad = -1
+	for off < len(data) {
+		nl := bytes.IndexByte(data[off:], '\n')
+		if nl < 0 {
+			torn = true
+			break
+		}
+		line := data[off : off+nl]
+		r, perr := parseRecord(line)
+		if perr != nil {
+			if firstBad < 0 {
+				firstBad = off
+			}
+		} else if firstBad >= 0 {
+			return 0, false, fmt.Errorf("%w at offset %d", errBadRecord, firstBad)
+		} else {
+			apply(r)
+		}
+		off += nl + 1
+	}
+	if firstBad >= 0 {
+		return int64(firstBad), true, nil
+	}
+	return int64(off), torn, nil
+}
