@@ -50,8 +50,8 @@ type Store struct {
 	hostOnce sync.Once
 	hostname string
 
-	mu       sync.Mutex
-	folders  map[string]*folderState // by folder directory
+	mu      sync.Mutex
+	folders map[string]*folderState // by folder directory
 	// accounts serialises folder-tree and subscription changes of one
 	// account; striped so the registry does not grow with every account.
 	accounts [64]sync.Mutex

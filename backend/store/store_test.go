@@ -172,7 +172,7 @@ func TestFlagsExpungeCopyMove(t *testing.T) {
 func TestFolderNames(t *testing.T) {
 	tests := []struct {
 		name, dir string
-		err      error
+		err       error
 	}{
 		{"INBOX", "", nil},
 		{"inbox", "", nil},
