@@ -60,7 +60,6 @@ func BenchmarkTransfer(b *testing.B) {
 	}
 }
 
-
 // drain reads a multi-line answer without keeping it, so the benchmark
 // measures the server rather than the test client's copying.
 func drain(b *testing.B, c *client) {
