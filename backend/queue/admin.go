@@ -2,8 +2,11 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -191,4 +194,39 @@ func (q *Queue) Stats() Stats {
 		}
 	}
 	return s
+}
+
+// Inspect lists the items of a spool without owning it: for `vmaild queue
+// list` while the daemon holds the lock, or on a copy of a spool. It never
+// changes anything; unreadable items are left out (the owning Queue
+// quarantines them) and reported in the error, with the readable ones.
+func Inspect(ctx context.Context, dir string) ([]Item, error) {
+	s := &spool{dir: dir}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("queue: inspect: %w", err)
+	}
+	var out []Item
+	var errs []error
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+		id, ok := strings.CutSuffix(e.Name(), msgSuffix)
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		_, err := os.Lstat(s.statePath(id))
+		it, err := s.loadItem(id, err == nil)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // finished while we looked
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", e.Name(), err))
+			continue
+		}
+		out = append(out, it.snapshot())
+	}
+	slices.SortFunc(out, func(a, b Item) int { return strings.Compare(a.ID, b.ID) })
+	return out, errors.Join(errs...)
 }

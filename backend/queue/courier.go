@@ -340,8 +340,9 @@ func (q *Queue) transaction(ctx context.Context, addr, host string, mode tlsMode
 	if err == nil {
 		f, sr, oerr := q.spool.open(it.ID, it.Size)
 		if oerr != nil {
-			w.Close()
-			return fail(reply{Status: "4.3.0", Text: oneLine(oerr.Error())}, oerr)
+			c.Close() // abandon the transaction: no final dot
+			res.retry, res.sess, res.err = accepted, reply{Status: "4.3.0", Text: oneLine(oerr.Error())}, oerr
+			return res
 		}
 		_, err = io.Copy(w, sr)
 		f.Close()

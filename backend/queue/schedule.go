@@ -223,7 +223,7 @@ func (q *Queue) finish(ctx context.Context, j *job, a attempt, start time.Time) 
 			r.NextAttempt = now
 			continue
 		}
-		r.LastAttempt, r.LastReply, r.ReplyCode, r.Status, r.RemoteMTA = now, res.String(), res.Code, res.Status, res.Host
+		r.LastAttempt, r.LastReply, r.ReplyCode, r.Status, r.RemoteMTA = now, oneLine(res.String()), res.Code, res.Status, oneLine(res.Host)
 		switch {
 		case res.OK:
 			r.State = Delivered
@@ -251,12 +251,22 @@ func (q *Queue) finish(ctx context.Context, j *job, a attempt, start time.Time) 
 				continue
 			}
 			r.NextAttempt = next
-			heap.Push(&q.timers, timer{at: next, it: it, domain: j.domain})
 			nTemp++
 			q.stats.Deferred++
 		}
 	}
 	delete(it.busy, j.domain)
+	// One timer for what is still pending here: deferred recipients, and
+	// any the attempt did not get to.
+	var next time.Time
+	for _, r := range it.rcpts {
+		if r.State == Pending && r.domain == j.domain && (next.IsZero() || r.NextAttempt.Before(next)) {
+			next = r.NextAttempt
+		}
+	}
+	if !next.IsZero() {
+		heap.Push(&q.timers, timer{at: next, it: it, domain: j.domain})
+	}
 	it.inflight--
 	q.running--
 	if q.perDest[j.dest]--; q.perDest[j.dest] <= 0 {

@@ -355,13 +355,22 @@ func (s *spool) saveState(id string, rcpts []Recipient) error {
 	return nil
 }
 
-// remove deletes a finished item: the message first, made durable, then
-// the state. A crash in between leaves an orphan .state, which load
-// discards; the other order could resurrect the message without its state
-// and deliver it again.
+// remove deletes a finished item. With a .state file the message goes
+// first, made durable, then the state: a crash in between leaves an
+// orphan .state, which load discards, where the other order could bring
+// the message back without its state and deliver it to everyone again.
+// Without a .state file (delivered at the first attempt) the directory is
+// not synced: a crash may then undo the removal and deliver again, the
+// usual at-least-once trade of MTAs, which saves an fsync per message.
+// Callers hold the item's persistMu, so no state file appears meanwhile.
 func (s *spool) remove(id string) error {
+	_, err := os.Lstat(s.statePath(id))
+	hasState := err == nil
 	if err := os.Remove(s.msgPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("queue: remove %s: %w", id, err)
+	}
+	if !hasState {
+		return nil
 	}
 	if err := s.syncDir(s.renames.Add(1)); err != nil {
 		return err

@@ -297,6 +297,15 @@ func TestAdmin(t *testing.T) {
 		t.Errorf("Flush(all) err = %v", err)
 	}
 
+	inspected, err := Inspect(ctx, cfg.Dir)
+	if err != nil || len(inspected) != 2 || inspected[0].ID != id1 || len(inspected[0].Recipients) != 2 {
+		t.Errorf("Inspect = %+v, %v", inspected, err)
+	}
+	os.WriteFile(filepath.Join(cfg.Dir, newID(time.Now())+msgSuffix), []byte("junk"), 0o600)
+	if inspected, err := Inspect(ctx, cfg.Dir); err == nil || len(inspected) != 2 {
+		t.Errorf("Inspect with a corrupt file = %d items, err %v; want 2 and an error", len(inspected), err)
+	}
+
 	if err := q.Delete(ctx, id1); err != nil {
 		t.Fatal(err)
 	}
