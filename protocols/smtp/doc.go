@@ -1,0 +1,82 @@
+// Package smtp is vmaild's SMTP front end: the MTA on port 25, the message
+// submission agent on 587 (STARTTLS) and 465 (implicit TLS), and the LMTP
+// listener an existing Postfix can deliver through. One Server type serves
+// all three; its Role decides the policy. The wire protocol is go-smtp's;
+// this package adds policy, limits and the mapping of directory and delivery
+// outcomes to replies. It knows nothing about storage: recipients are checked
+// and messages delivered through delivery.Agent, users through
+// userdb.Directory.
+//
+// # Roles
+//
+//   - RoleMTA accepts mail for local domains from anyone, and relays to other
+//     domains only for clients inside MyNetworks or authenticated sessions.
+//   - RoleSubmission requires AUTH (PLAIN, LOGIN; offered only over TLS
+//     unless AllowInsecureAuth) before MAIL, relays anywhere, lets a user
+//     send only as an address the directory says is theirs, and adds Date
+//     and Message-ID when the message lacks them.
+//   - RoleLMTP is RFC 2033 for a trusted MTA: no AUTH, local recipients
+//     only, one reply per recipient after the message.
+//
+// # Addresses and relay tricks
+//
+// Every address goes through userdb.Split, the one address parser. Before
+// that, the forms that have been used to turn a server into an open relay
+// get a precise refusal, whatever the client's rights: the percent hack and
+// bang paths (554 5.7.1), more than one "@" including quoted local parts
+// holding one (553 5.1.3), address literals (550 5.7.1) and trailing-dot
+// domains (553 5.1.3). A source route (<@a:user@b>) is ignored as RFC 5321
+// appendix C asks: the mailbox after the colon is what is checked.
+//
+// # Message data and smuggling
+//
+// go-smtp ends DATA only at <CRLF>.<CRLF>, so a bare LF or CR can never end a
+// message early here. It does let bare LF and CR through into the message,
+// and a message carrying "\n.\n" would end early at a lenient next hop when
+// the queue relays it (the 2023 "SMTP smuggling" attack). So a message with a
+// bare CR or LF anywhere is refused with 554 5.5.2, over DATA and BDAT alike;
+// nothing of it is delivered.
+//
+// Each message is read once into a spool (memory up to MemorySpoolBytes,
+// else an unlinked temporary file in SpoolDir) under MaxMessageBytes, given a
+// Received header (and for submission Date and Message-ID when missing) and
+// handed to Agent.Deliver as one delivery.Message.
+//
+// # Replies after the message
+//
+// LMTP answers once per recipient with the agent's status for it.
+//
+// SMTP has one reply for the whole message, and the agent has already acted
+// on every recipient by then. The rule:
+//
+//   - every recipient 2xx: 250;
+//   - no recipient 2xx, at least one 4xx: that 4xx (451 4.3.0 when the agent
+//     gave none better), so the sender retries the whole message later and
+//     a directory outage never bounces mail;
+//   - no recipient 2xx, all 5xx: the first 5xx;
+//   - some 2xx, some failed: 250. A 4xx or 5xx reply would make the sender
+//     retry or bounce the whole message and the recipients that already have
+//     it would get it twice or be told it failed. The failed recipients are
+//     logged with their statuses; telling the sender about them (a DSN) is
+//     the agent's job, not the front end's. Clients that need per-recipient
+//     results use LMTP.
+//
+// Recipients named twice in one transaction are delivered once.
+//
+// # Limits
+//
+// Every listener has per-IP connection limits (421 4.7.0), a read timeout
+// that restarts with every read (so it bounds idle time between commands and
+// stalls inside a message), a write timeout, a line-length limit (go-smtp
+// closes the connection with 500 5.4.0 on a longer line), the message size
+// limit, a cap on recipients (452 4.5.3), and a cap on refused commands
+// after which the connection is closed with 421 4.7.0. go-smtp itself closes
+// a connection after its fourth unparseable or unknown command. AUTH
+// failures are throttled per client address and account by a shared
+// throttle.Limiter; a lockout closes the connection with 421 4.7.0, a
+// directory outage during AUTH is 454 4.7.0 and never 535.
+//
+// Replies that go-smtp writes itself keep its codes: commands out of order
+// (RCPT before MAIL, DATA before RCPT, MAIL before EHLO, DATA during BDAT)
+// get 502 5.5.1 where RFC 5321 would prefer 503.
+package smtp

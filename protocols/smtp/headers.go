@@ -1,0 +1,150 @@
+package smtp
+
+import (
+	"bufio"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-message/textproto"
+	gosmtp "github.com/emersion/go-smtp"
+)
+
+// rfc5322Date is the date-time format of RFC 5322 3.3.
+const rfc5322Date = "Mon, 02 Jan 2006 15:04:05 -0700"
+
+var errBadHeader = smtpErr(554, "5.6.0", "Message header is malformed")
+
+// received appends this hop's Received header (RFC 5321 4.4) to b. It names
+// the client's greeting and address, the protocol in RFC 3848 / RFC 6531
+// terms, the TLS parameters, the session id and, for a single recipient,
+// that recipient. The authenticated user is not named: it is nobody's
+// business downstream.
+func (ss *session) received(b []byte, tx *transaction, authed bool) []byte {
+	b = append(b, "Received: from "...)
+	b = append(b, cleanHelo(ss.conn.Hostname())...)
+	if ss.tc.ip.IsValid() {
+		b = append(b, " (["...)
+		if ss.tc.ip.Is6() {
+			b = append(b, "IPv6:"...)
+		}
+		b = append(b, ss.tc.ip.String()...)
+		b = append(b, "])"...)
+	} else {
+		b = append(b, " (local socket)"...)
+	}
+	b = append(b, "\r\n\tby "...)
+	b = append(b, ss.srv.Hostname...)
+	b = append(b, " (vmaild) with "...)
+	st, isTLS := ss.tlsState()
+	b = append(b, protocolName(ss.srv.Role == RoleLMTP, tx.utf8, isTLS, authed)...)
+	b = append(b, " id "...)
+	b = append(b, tx.id...)
+	if isTLS {
+		b = append(b, "\r\n\t(using "...)
+		b = append(b, tlsVersion(st.Version)...)
+		b = append(b, " with cipher "...)
+		b = append(b, tls.CipherSuiteName(st.CipherSuite)...)
+		b = append(b, ')')
+	}
+	if one := singleRecipient(tx); one != "" {
+		b = append(b, "\r\n\tfor <"...)
+		b = append(b, one...)
+		b = append(b, '>')
+	}
+	b = append(b, ";\r\n\t"...)
+	b = append(b, time.Now().Format(rfc5322Date)...)
+	b = append(b, "\r\n"...)
+	return b
+}
+
+// protocolName is the "with" keyword: ESMTP, ESMTPS, ESMTPA, ESMTPSA and
+// their LMTP and UTF8 variants. go-smtp does not tell HELO from EHLO, so
+// plain "SMTP" is never used.
+func protocolName(lmtp, utf8, isTLS, authed bool) string {
+	p := "ESMTP"
+	switch {
+	case lmtp && utf8:
+		p = "UTF8LMTP"
+	case lmtp:
+		p = "LMTP"
+	case utf8:
+		p = "UTF8SMTP"
+	}
+	if isTLS {
+		p += "S"
+	}
+	if authed {
+		p += "A"
+	}
+	return p
+}
+
+func tlsVersion(v uint16) string {
+	return strings.Replace(tls.VersionName(v), "TLS ", "TLSv", 1)
+}
+
+func singleRecipient(tx *transaction) string {
+	if len(tx.rcpts) == 0 {
+		return ""
+	}
+	one := tx.rcpts[0].addr
+	for _, rc := range tx.rcpts[1:] {
+		if rc.addr != one {
+			return ""
+		}
+	}
+	return one
+}
+
+// cleanHelo keeps a greeting to the characters of a domain or address
+// literal, so that whatever a client said after its first EHLO cannot
+// shape the header.
+func cleanHelo(h string) string {
+	if len(h) > 255 {
+		h = h[:255]
+	}
+	var sb strings.Builder
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(".-_:[]", c) >= 0 {
+			sb.WriteByte(c)
+		} else {
+			sb.WriteByte('_')
+		}
+	}
+	if sb.Len() == 0 {
+		return "unknown"
+	}
+	return sb.String()
+}
+
+// submissionHeaders appends Date and Message-ID when the message has none
+// (RFC 6409 8.2, 8.3). The header is parsed once with go-message; a header
+// it cannot parse is refused rather than guessed at, since adding fields
+// above a broken header would turn part of it into body.
+func (ss *session) submissionHeaders(b []byte, sp *spool) ([]byte, *gosmtp.SMTPError) {
+	h, err := textproto.ReadHeader(bufio.NewReader(io.NewSectionReader(sp, 0, sp.Size())))
+	if err != nil {
+		ss.log.Info("malformed message header", "err", err)
+		return nil, errBadHeader
+	}
+	if !h.Has("Date") {
+		b = append(b, "Date: "...)
+		b = append(b, time.Now().Format(rfc5322Date)...)
+		b = append(b, "\r\n"...)
+	}
+	if !h.Has("Message-Id") {
+		var r [12]byte
+		rand.Read(r[:])
+		b = append(b, "Message-ID: <"...)
+		b = append(b, hex.EncodeToString(r[:])...)
+		b = append(b, '@')
+		b = append(b, ss.srv.Hostname...)
+		b = append(b, ">\r\n"...)
+	}
+	return b, nil
+}
