@@ -97,8 +97,11 @@ func (q *Queue) deliver(ctx context.Context, it *item, domain string, rcpts []st
 		sh := q.cfg.Smarthost
 		host, _, _ := net.SplitHostPort(sh.Addr)
 		mode := tlsRequired
-		if sh.ImplicitTLS {
+		switch {
+		case sh.ImplicitTLS:
 			mode = tlsImplicit
+		case sh.PlainText:
+			mode = tlsNone
 		}
 		out := q.session(ctx, sh.Addr, host, mode, it, rcpts)
 		a := attempt{results: out.final, relay: sh.Addr, tls: out.tls}
@@ -136,7 +139,8 @@ func (q *Queue) deliverMX(ctx context.Context, it *item, domain string, rcpts []
 				return a
 			}
 			last = *fail
-			last.Perm = false // another MX, or a later retry, may work
+			// Another MX, or a later retry, may work.
+			last.Perm, last.Status = false, "4.4.4"
 			continue
 		}
 		for _, ip := range addrs {

@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -374,18 +373,33 @@ func TestDNSFailures(t *testing.T) {
 }
 
 // TestSTARTTLS: opportunistic TLS is used when offered, with a trusted
-// certificate or not.
+// certificate or not; a receiver whose TLS cannot be negotiated (only
+// TLS 1.1 here) still gets its mail, in plaintext.
 func TestSTARTTLS(t *testing.T) {
-	for _, trusted := range []bool{true, false} {
-		t.Run(fmt.Sprintf("trusted=%v", trusted), func(t *testing.T) {
+	tests := []struct {
+		name    string
+		trusted bool
+		oldTLS  bool
+		wantTLS bool
+		log     string
+	}{
+		{"trusted certificate", true, false, true, "tls=verified"},
+		{"self-signed certificate", false, false, true, "tls=unverified"},
+		{"TLS 1.1 only", false, true, false, "STARTTLS failed, retrying without TLS"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
 			d := queuetest.NewDNS(t)
 			d.MX("tls.test", 10, "mx.tls.test")
 			d.A("mx.tls.test", "127.0.0.1")
 			srvTLS, pool := queuetest.SelfSigned(t, "mx.tls.test")
+			if tc.oldTLS {
+				srvTLS.MinVersion, srvTLS.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
+			}
 			sink := queuetest.NewSink(t, queuetest.SinkOptions{TLS: srvTLS})
 			cfg, lb := testConfig(t, d)
 			cfg.Port = sink.Port
-			if trusted {
+			if tc.trusted {
 				cfg.TLSConfig = tlsWithRoots(pool)
 			}
 			q := startQueue(t, cfg)
@@ -394,56 +408,81 @@ func TestSTARTTLS(t *testing.T) {
 			}
 			got := sink.Wait(t, 1)
 			waitEmpty(t, q)
-			if !got[0].TLS {
-				t.Errorf("delivered without TLS")
+			if got[0].TLS != tc.wantTLS {
+				t.Errorf("TLS = %v, want %v", got[0].TLS, tc.wantTLS)
 			}
 			if got[0].Helo != "out.vmaild.test" {
-				t.Errorf("HELO after STARTTLS = %q", got[0].Helo)
+				t.Errorf("HELO = %q", got[0].Helo)
 			}
-			want := "tls=unverified"
-			if trusted {
-				want = "tls=verified"
-			}
-			if !strings.Contains(lb.String(), want) {
-				t.Errorf("log does not say %s", want)
+			if !strings.Contains(lb.String(), tc.log) {
+				t.Errorf("log does not say %q", tc.log)
 			}
 		})
 	}
 }
 
-// TestSmarthost: everything goes to the relay, over STARTTLS with AUTH
-// PLAIN; bad credentials defer instead of bouncing.
+// TestSmarthost: everything goes to the relay, over TLS with AUTH PLAIN
+// (or plaintext to a loopback filter); bad credentials defer instead of
+// bouncing.
 func TestSmarthost(t *testing.T) {
-	for _, pass := range []string{"secret", "wrong"} {
-		t.Run(pass, func(t *testing.T) {
+	tests := []struct {
+		name     string
+		sh       Smarthost
+		sink     func(srv *tls.Config) queuetest.SinkOptions
+		deferred bool
+	}{
+		{"STARTTLS and AUTH", Smarthost{Username: "relay-user", Password: "secret"},
+			func(srv *tls.Config) queuetest.SinkOptions {
+				return queuetest.SinkOptions{TLS: srv, Auth: &[2]string{"relay-user", "secret"}}
+			}, false},
+		{"wrong password", Smarthost{Username: "relay-user", Password: "wrong"},
+			func(srv *tls.Config) queuetest.SinkOptions {
+				return queuetest.SinkOptions{TLS: srv, Auth: &[2]string{"relay-user", "secret"}}
+			}, true},
+		{"implicit TLS", Smarthost{Username: "relay-user", Password: "secret", ImplicitTLS: true},
+			func(srv *tls.Config) queuetest.SinkOptions {
+				return queuetest.SinkOptions{TLS: srv, ImplicitTLS: true, Auth: &[2]string{"relay-user", "secret"}}
+			}, false},
+		{"STARTTLS required but not offered", Smarthost{},
+			func(*tls.Config) queuetest.SinkOptions { return queuetest.SinkOptions{} }, true},
+		{"plaintext filter", Smarthost{PlainText: true},
+			func(*tls.Config) queuetest.SinkOptions { return queuetest.SinkOptions{} }, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
 			d := queuetest.NewDNS(t) // no records: MX lookup would fail
 			srvTLS, pool := queuetest.SelfSigned(t, "relay.test")
-			sink := queuetest.NewSink(t, queuetest.SinkOptions{TLS: srvTLS, Auth: &[2]string{"relay-user", "secret"}})
+			sink := queuetest.NewSink(t, tc.sink(srvTLS))
 			cfg, _ := testConfig(t, d)
 			cfg.TLSConfig = tlsWithRoots(pool)
-			cfg.Smarthost = &Smarthost{Addr: sink.Addr, Username: "relay-user", Password: pass}
+			sh := tc.sh
+			sh.Addr = sink.Addr
+			cfg.Smarthost = &sh
 			cfg.Retry = []time.Duration{time.Hour}
 			q := startQueue(t, cfg)
 			id, err := q.EnqueueBytes(context.Background(), "alice@local.test", []string{"bob@nowhere.test", "carol@elsewhere.test"}, testMessage("relay", 100))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if pass == "wrong" {
+			if tc.deferred {
 				waitFor(t, "attempts", func() bool {
 					it, err := q.Get(context.Background(), id)
 					return err == nil && it.Recipients[0].Attempts == 1 && it.Recipients[1].Attempts == 1
 				})
 				it, _ := q.Get(context.Background(), id)
-				if r := it.Recipients[0]; r.State != Pending || !strings.Contains(r.LastReply, "535") {
-					t.Errorf("recipient after refused AUTH = %+v", r)
+				if r := it.Recipients[0]; r.State != Pending {
+					t.Errorf("recipient = %+v, want pending", r)
+				}
+				if n := len(sink.Messages()); n != 0 {
+					t.Errorf("relay got %d messages", n)
 				}
 				return
 			}
 			got := sink.Wait(t, 2)
 			waitEmpty(t, q)
 			for _, m := range got {
-				if !m.TLS {
-					t.Errorf("relay without TLS")
+				if m.TLS == sh.PlainText {
+					t.Errorf("TLS = %v with PlainText = %v", m.TLS, sh.PlainText)
 				}
 			}
 			if d.Queries() != 0 {

@@ -62,6 +62,9 @@ type Smarthost struct {
 	// InsecureSkipVerify accepts any certificate from the relay (for a
 	// relay on a private network with a self-signed certificate).
 	InsecureSkipVerify bool
+	// PlainText talks to the relay without TLS (a content filter on
+	// loopback). Not allowed together with credentials.
+	PlainText bool
 }
 
 // Config configures a Queue. Only Dir is required; every other zero value
@@ -135,6 +138,14 @@ func (c *Config) setDefaults() error {
 	}
 	if (c.LocalDomain == nil) != (c.Local == nil) {
 		return errors.New("queue: Config.LocalDomain and Config.Local go together")
+	}
+	if sh := c.Smarthost; sh != nil {
+		if _, _, err := net.SplitHostPort(sh.Addr); err != nil {
+			return fmt.Errorf("queue: Smarthost.Addr %q: %w", sh.Addr, err)
+		}
+		if sh.PlainText && (sh.Username != "" || sh.ImplicitTLS) {
+			return errors.New("queue: Smarthost.PlainText excludes credentials and ImplicitTLS")
+		}
 	}
 	if c.Hostname == "" {
 		h, err := os.Hostname()

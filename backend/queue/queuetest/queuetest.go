@@ -145,6 +145,8 @@ type SinkOptions struct {
 	Data func(m Message) error
 	// TLS enables STARTTLS with this configuration.
 	TLS *tls.Config
+	// ImplicitTLS serves TLS from the first byte (needs TLS).
+	ImplicitTLS bool
 	// Auth enables AUTH PLAIN, accepting only this user and password.
 	Auth *[2]string
 	// Hold delays each DATA reply so concurrent sessions overlap.
@@ -187,6 +189,9 @@ func NewSink(t testing.TB, opts SinkOptions) *Sink {
 	srv.WriteTimeout = 10 * time.Second
 	srv.EnableSMTPUTF8 = true
 	srv.AllowInsecureAuth = true
+	if opts.ImplicitTLS {
+		l = tls.NewListener(l, opts.TLS)
+	}
 	go srv.Serve(l)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
