@@ -29,14 +29,17 @@ const (
 // Slapd is a private OpenLDAP server with one mdb database for
 // dc=example,dc=com, the standard schemas plus vmaild's, and a rootdn.
 type Slapd struct {
-	URL           string // ldap://127.0.0.1:<port>
+	URL           string // ldap://127.0.0.1:<port>, StartTLS offered
+	TLSURL        string // ldaps://127.0.0.1:<port>
+	CAFile        string // PEM of the self-signed certificate (for 127.0.0.1 and localhost)
 	BaseDN        string // dc=example,dc=com
 	AdminDN       string // cn=admin,dc=example,dc=com (the rootdn)
 	AdminPassword string
 
-	bin  string
-	dir  string
-	port int
+	bin     string
+	dir     string
+	port    int
+	tlsPort int
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -65,14 +68,20 @@ func StartSlapd(t testing.TB) *Slapd {
 		bin:           slapd,
 		dir:           t.TempDir(),
 		port:          FreePort(t),
+		tlsPort:       FreePort(t),
 		t:             t,
 	}
 	s.URL = "ldap://127.0.0.1:" + itoa(s.port)
+	s.TLSURL = "ldaps://127.0.0.1:" + itoa(s.tlsPort)
 	for _, d := range []string{"config", "data"} {
 		if err := os.Mkdir(filepath.Join(s.dir, d), 0o700); err != nil {
 			t.Fatalf("slapd dir: %v", err)
 		}
 	}
+	if err := writeSelfSigned(s.dir); err != nil {
+		t.Fatalf("slapd certificate: %v", err)
+	}
+	s.CAFile = filepath.Join(s.dir, "cert.pem")
 	cfg := filepath.Join(s.dir, "config.ldif")
 	text, err := s.configLDIF()
 	if err != nil {
@@ -104,6 +113,8 @@ objectClass: olcGlobal
 cn: config
 olcPidFile: %[1]s/slapd.pid
 olcArgsFile: %[1]s/slapd.args
+olcTLSCertificateFile: %[1]s/cert.pem
+olcTLSCertificateKeyFile: %[1]s/key.pem
 
 dn: cn=module{0},cn=config
 objectClass: olcModuleList
@@ -189,7 +200,7 @@ func (s *Slapd) Start() {
 	// -d 0 keeps slapd in the foreground, so the process is ours to stop
 	// and reap; running as root needs no -u: the files are ours either way.
 	var logs bytes.Buffer
-	cmd := exec.Command(s.bin, "-d", "0", "-F", filepath.Join(s.dir, "config"), "-h", s.URL+"/")
+	cmd := exec.Command(s.bin, "-d", "0", "-F", filepath.Join(s.dir, "config"), "-h", s.URL+"/ "+s.TLSURL+"/")
 	cmd.Stdout = &logs
 	cmd.Stderr = &logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

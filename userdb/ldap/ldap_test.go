@@ -901,3 +901,44 @@ func BenchmarkLookupAccount(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
 }
+
+func TestTLS(t *testing.T) {
+	s := exampleSlapd(t)
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		edit func(*Config)
+		ok   bool
+	}{
+		{"StartTLS verified", func(c *Config) { c.StartTLS = true; c.TLS.CAFile = s.CAFile }, true},
+		{"ldaps verified", func(c *Config) { c.URLs = []string{s.TLSURL}; c.TLS.CAFile = s.CAFile }, true},
+		{"ldaps by name", func(c *Config) {
+			c.URLs = []string{strings.Replace(s.TLSURL, "127.0.0.1", "localhost", 1)}
+			c.TLS.CAFile = s.CAFile
+		}, true},
+		{"StartTLS, untrusted certificate", func(c *Config) { c.StartTLS = true }, false},
+		{"ldaps, untrusted certificate", func(c *Config) { c.URLs = []string{s.TLSURL} }, false},
+		{"ldaps, wrong server name", func(c *Config) {
+			c.URLs = []string{s.TLSURL}
+			c.TLS.CAFile = s.CAFile
+			c.TLS.ServerName = "ldap.example.net"
+		}, false},
+		{"ldaps, verification off", func(c *Config) { c.URLs = []string{s.TLSURL}; c.TLS.InsecureSkipVerify = true }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			modes(t, func(t *testing.T, authBind bool) {
+				src := newSource(t, s, func(c *Config) { tt.edit(c); c.AuthBind = authBind })
+				acct, err := src.Authenticate(ctx, "alice@example.com", "alice-secret")
+				switch {
+				case tt.ok && err != nil:
+					t.Errorf("Authenticate over TLS: %v", err)
+				case !tt.ok && !userdb.Temporary(err):
+					// A certificate problem is the admin's to fix; users
+					// must get "try later", not "wrong password".
+					t.Errorf("Authenticate with a failing TLS setup = %+v, %v; want ErrUnavailable", acct, err)
+				}
+			})
+		})
+	}
+}
