@@ -268,7 +268,9 @@ func (s *Source) DeleteAccount(ctx context.Context, address string) error {
 // {ARGON2} with the argon2 module).
 func (s *Source) SetPassword(ctx context.Context, address, passwordHash string) error {
 	if passwordHash == "" {
-		return fmt.Errorf("ldap set password %q: %w: empty hash", address, userdb.ErrBadCredentials)
+		// An entry without a password would be one an AuthBind setup can
+		// never log in to, and a hash mode one with nothing to check.
+		return fmt.Errorf("ldap set password %q: empty password hash", address)
 	}
 	e, err := s.findUser(ctx, "ldap set password", address, []string{"objectClass"})
 	if err != nil {
