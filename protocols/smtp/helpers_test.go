@@ -453,3 +453,24 @@ func requireSwaks(t *testing.T) string {
 func plainIR(user, pass string) string {
 	return base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass))
 }
+
+// dialRawNoGreeting connects without reading the greeting.
+func dialRawNoGreeting(t testing.TB, addr string) *rawClient {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &rawClient{t: t, conn: c, r: bufio.NewReader(c)}
+}
+
+// tlsClient finishes a STARTTLS whose 220 the caller has read.
+func tlsClient(t testing.TB, c *rawClient, e *env) *rawClient {
+	t.Helper()
+	tc := tls.Client(c.conn, e.tls)
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("TLS handshake: %v", err)
+	}
+	return &rawClient{t: t, conn: tc, r: bufio.NewReader(tc)}
+}
