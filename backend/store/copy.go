@@ -107,7 +107,7 @@ func (f *Folder) Copy(ctx context.Context, uids []uint32, dest string) (CopyResu
 		return abort(err)
 	}
 	res := CopyResult{UIDValidity: dst.validity}
-	preCur := dst.curMtime
+	preCur := dst.curBefore()
 	done := 0
 	for _, s := range stage {
 		name := fileName(s.base, s.flags)
@@ -182,7 +182,7 @@ func (f *Folder) Move(ctx context.Context, uids []uint32, dest string) (CopyResu
 		return CopyResult{}, nil, err
 	}
 	res := CopyResult{UIDValidity: dst.validity}
-	preSrc, preDst := src.curMtime, dst.curMtime
+	preSrc, preDst := src.curBefore(), dst.curBefore()
 	gone := map[uint32]bool{}
 	var failed error
 	for _, uid := range uids {

@@ -377,7 +377,7 @@ func (f *Folder) SetFlags(ctx context.Context, uids []uint32, op FlagOp, flags [
 	if err != nil {
 		return nil, err
 	}
-	preCur := st.curMtime
+	preCur := st.curBefore()
 	var retry []uint32
 	change := func(uid uint32) error {
 		e := st.get(uid)
@@ -422,7 +422,7 @@ func (f *Folder) SetFlags(ctx context.Context, uids []uint32, op FlagOp, flags [
 		if err := st.syncDirs(ctx, true); err != nil {
 			return nil, err
 		}
-		preCur = st.curMtime
+		preCur = st.curBefore()
 		todo := retry
 		retry = nil
 		for _, uid := range todo {
@@ -478,7 +478,7 @@ func (f *Folder) remove(ctx context.Context, uids []uint32, deletedOnly bool) ([
 			want[u] = true
 		}
 	}
-	preCur := st.curMtime
+	preCur := st.curBefore()
 	var bytes, count int64
 	gone := map[uint32]bool{}
 	var err error
@@ -599,7 +599,7 @@ func (m *Mailbox) appendTo(ctx context.Context, st *folderState, r io.Reader, op
 		return fail(tmp, err)
 	}
 	name := fileName(m.store.uniqueBase(date, n), fl)
-	preCur := st.curMtime
+	preCur := st.curBefore()
 	dst := filepath.Join(st.dir, "cur", name)
 	if err := os.Rename(tmp, dst); err != nil {
 		return fail(tmp, ioError("rename", tmp, err))

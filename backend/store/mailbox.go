@@ -293,7 +293,7 @@ func (m *Mailbox) renameInbox(ctx context.Context, newName string) error {
 		return err
 	}
 	defer st.unlock()
-	pre := st.curMtime
+	pre := st.curBefore()
 	for i := range st.msgs {
 		e := &st.msgs[i]
 		if err := os.Rename(st.msgPath(e), filepath.Join(dest, "cur", e.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -16,9 +16,9 @@ import (
 	"time"
 )
 
-// dirtyWindow: a directory whose mtime is this recent may still change
-// within the same timestamp tick (ext4 stamps with jiffies), so a scan of it
-// is not trusted to be complete and the next sync looks again.
+// dirtyWindow: a new/ whose mtime is this recent may still change within
+// the same timestamp tick (ext4 stamps with jiffies), so a scan of it is not
+// trusted to be complete and the next sync looks again.
 const dirtyWindow = 2 * time.Second
 
 // lockTimeout bounds the wait for another process's index lock when the
@@ -642,7 +642,11 @@ func (st *folderState) scan(ctx context.Context, doNew, doCur bool, known map[st
 				return ioError("readdir", dir, err)
 			}
 		}
-		if time.Since(time.Unix(0, mt)) < dirtyWindow {
+		// new/ receives lock-free deliveries (ours, Postfix's) that may
+		// land within the same mtime tick as this listing; cur/ is written
+		// only under the index lock, so its mtime is trusted as is (a
+		// foreign IMAP server writing cur/ concurrently is unsupported).
+		if inNew && time.Since(time.Unix(0, mt)) < dirtyWindow {
 			mt = 0
 		}
 		if inNew {
@@ -768,13 +772,27 @@ func (st *folderState) cleanTmp() {
 	}
 }
 
+// curBefore is called right before an operation of ours changes cur/: it
+// returns cur/'s mtime when the index reflects it (nobody else changed it
+// since the last scan), else 0.
+func (st *folderState) curBefore() int64 {
+	m, err := mtimeOf(st.path("cur"))
+	if err != nil || m != st.curMtime {
+		return 0
+	}
+	return m
+}
+
 // ownCurChange records cur/'s new mtime after an operation of ours changed
 // it, so the next sync does not rescan a 100,000-message directory because
-// of our own rename. It only does so when the index reflected cur/ right
-// before (pre), i.e. nobody else changed it in between.
+// of our own rename. It does so only when curBefore saw the index up to
+// date; otherwise the next sync rescans, as it must.
 func (st *folderState) ownCurChange(pre int64) {
+	if pre == 0 {
+		return
+	}
 	post, err := mtimeOf(st.path("cur"))
-	if err == nil && pre != 0 && pre == st.curMtime && post != pre {
+	if err == nil && post != pre {
 		st.emit(record{op: 'M', a: st.newMtime, b: post})
 	}
 }
