@@ -9,15 +9,15 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/vmaild/vmaild/backend/store"
 	"github.com/vmaild/vmaild/userdb"
 )
 
-// Mailstore writes one local copy durably: nil means the copy is on disk.
-// backend/store implements it.
+// Mailstore writes one local copy durably: nil means the copy is on disk,
+// and the recipient's quota was charged atomically before it became
+// visible. *store.Store implements it.
 type Mailstore interface {
-	// Deliver writes msg into folder ("" is INBOX) of the account's
-	// mailbox. With create false, a missing folder falls back to INBOX.
-	Deliver(ctx context.Context, address, maildir, folder string, msg io.Reader, size int64) error
+	Deliver(ctx context.Context, rc store.Recipient, r io.Reader) (store.Delivery, error)
 }
 
 // Queue takes remote destinations durably: nil means the message is in the
@@ -280,48 +280,48 @@ func combine[T any](ts []T, status func(T) Status) Status {
 	}
 }
 
-// deliverLocal charges the quota atomically, then writes the copy with its
-// Return-Path and Delivered-To headers; a failed write gives the charge
-// back.
+// deliverLocal writes the copy with its Return-Path and Delivered-To
+// headers; the store charges the quota in the same step, so an over-quota
+// message leaves nothing behind.
 func (a *LocalAgent) deliverLocal(ctx context.Context, env Envelope, msg Message, d userdb.Destination) Status {
 	acct, err := a.Directory.Account(ctx, d.Address)
 	if err != nil {
 		return statusOf(err)
 	}
-	prefix := "Return-Path: <" + env.From + ">\r\nDelivered-To: " + d.Address + "\r\n"
-	size := int64(len(prefix)) + msg.Size()
+	rc := store.Recipient{Address: d.Address, Maildir: acct.Maildir}
 	if a.Quotas != nil {
 		limit, err := a.Directory.QuotaLimit(ctx, d.Address)
 		if err != nil {
 			return statusOf(err)
 		}
-		ok, err := a.Quotas.ReserveUsage(ctx, d.Address, size, 1, limit)
-		if err != nil {
-			a.log().Error("quota reserve", "id", env.ID, "rcpt", d.Address, "err", err)
-			return DirectoryDown
-		}
-		if !ok {
-			a.log().Info("over quota", "id", env.ID, "rcpt", d.Address, "size", size)
-			if a.Config.OverQuotaTemporary {
-				return MailboxFull
-			}
-			return TooBigForQuota
-		}
+		rc.Quota = store.UserdbQuota{Store: a.Quotas, Address: d.Address, Limit: limit}
 	}
-	folder := ""
+	prefix := "Return-Path: <" + env.From + ">\r\nDelivered-To: " + d.Address + "\r\n"
+	body := func() io.Reader {
+		return io.MultiReader(strings.NewReader(prefix), io.NewSectionReader(msg, 0, msg.Size()))
+	}
 	if a.Config.DetailFolders && d.Detail != "" {
-		folder = d.Detail
+		rc.Folder = d.Detail
 	}
-	r := io.MultiReader(strings.NewReader(prefix), io.NewSectionReader(msg, 0, msg.Size()))
-	if err := a.Store.Deliver(ctx, d.Address, acct.Maildir, folder, r, size); err != nil {
-		a.log().Error("local delivery", "id", env.ID, "rcpt", d.Address, "err", err)
-		if a.Quotas != nil {
-			if err := a.Quotas.AddUsage(context.WithoutCancel(ctx), d.Address, -size, -1); err != nil {
-				a.log().Error("quota release", "id", env.ID, "rcpt", d.Address, "err", err)
-			}
+	dl, err := a.Store.Deliver(ctx, rc, body())
+	if rc.Folder != "" && errors.Is(err, store.ErrNotFound) {
+		rc.Folder = "" // no folder named by the tag: INBOX
+		dl, err = a.Store.Deliver(ctx, rc, body())
+	}
+	switch {
+	case errors.Is(err, store.ErrOverQuota):
+		a.log().Info("over quota", "id", env.ID, "rcpt", d.Address, "size", msg.Size())
+		if a.Config.OverQuotaTemporary {
+			return MailboxFull
 		}
+		return TooBigForQuota
+	case errors.Is(err, store.ErrInvalid):
+		a.log().Error("local delivery refused by the store", "id", env.ID, "rcpt", d.Address, "err", err)
+		return StoreFailed
+	case err != nil:
+		a.log().Error("local delivery", "id", env.ID, "rcpt", d.Address, "err", err)
 		return StoreFailed
 	}
-	a.log().Info("delivered", "id", env.ID, "rcpt", d.Address, "size", size, "folder", folder)
+	a.log().Info("delivered", "id", env.ID, "rcpt", d.Address, "size", dl.Size, "folder", rc.Folder, "file", dl.Name)
 	return Delivered
 }

@@ -1,0 +1,321 @@
+package delivery_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/vmaild/vmaild/backend/delivery"
+	"github.com/vmaild/vmaild/backend/queue"
+	"github.com/vmaild/vmaild/backend/store"
+	"github.com/vmaild/vmaild/userdb"
+	sqldir "github.com/vmaild/vmaild/userdb/sql"
+)
+
+type fixture struct {
+	agent *delivery.LocalAgent
+	db    *sqldir.DB
+	store *store.Store
+	queue *queue.Queue
+	users *userdb.Users
+}
+
+// newFixture builds the MDA over the real parts: a SQLite directory, the
+// Maildir store and the queue's spool (its workers are not started, so
+// queued messages stay in the spool to be inspected).
+func newFixture(t testing.TB, cfg delivery.Config) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := sqldir.Open(ctx, sqldir.Config{Driver: "sqlite", DSN: filepath.Join(dir, "vmaild.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(db.AddDomain(ctx, userdb.Domain{Name: "example.com", Active: true}))
+	for _, a := range []string{"alice", "bob", "carol"} {
+		must(db.AddAccount(ctx, userdb.Account{Address: a + "@example.com", Active: true}, "{PLAIN}x"))
+	}
+	must(db.AddAccount(ctx, userdb.Account{Address: "tiny@example.com", Active: true, Quota: &userdb.Limit{Bytes: 1000}}, "{PLAIN}x"))
+	must(db.AddAlias(ctx, "team@example.com", "alice@example.com"))
+	must(db.AddAlias(ctx, "team@example.com", "bob@example.com"))
+	must(db.AddAlias(ctx, "team@example.com", "friend@remote.test"))
+	must(db.AddAlias(ctx, "both@example.com", "alice@example.com"))
+	must(db.AddAlias(ctx, "both@example.com", "team@example.com"))
+	must(db.AddAlias(ctx, "fwd@example.com", "tiny@example.com"))
+	must(db.AddAlias(ctx, "fwd@example.com", "carol@example.com"))
+
+	q, err := queue.New(queue.Config{Dir: filepath.Join(dir, "queue"), Hostname: "mx.example.com"})
+	must(err)
+	st := &store.Store{Root: filepath.Join(dir, "mail")}
+	users := &userdb.Users{Accounts: db, Domains: db, Quotas: db, RecipientDelimiter: "+"}
+	return &fixture{
+		agent: &delivery.LocalAgent{Directory: users, Quotas: db, Store: st, Queue: q, Config: cfg},
+		db:    db, store: st, queue: q, users: users,
+	}
+}
+
+type msg struct{ *bytes.Reader }
+
+func (m msg) Size() int64 { return m.Reader.Size() }
+
+func newMsg(s string) delivery.Message { return msg{bytes.NewReader([]byte(s))} }
+
+const body = "From: sender@remote.test\r\nTo: team@example.com\r\nSubject: hi\r\n\r\nHello \xc3\xa9t\xc3\xa9\r\n.dot line\r\n"
+
+// inbox returns the contents of every message in new/ of an account.
+func (f *fixture) inbox(t testing.TB, addr string) []string {
+	t.Helper()
+	p, err := f.store.MaildirPath(addr, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(p, "new"))
+	var out []string
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(p, "new", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(b))
+	}
+	if tmp, _ := os.ReadDir(filepath.Join(p, "tmp")); len(tmp) > 0 {
+		t.Errorf("%s: %d files left in tmp/", addr, len(tmp))
+	}
+	return out
+}
+
+func TestDeliver(t *testing.T) {
+	f := newFixture(t, delivery.Config{})
+	ctx := context.Background()
+	env := delivery.Envelope{From: "sender@remote.test", Recipients: []string{
+		"alice@example.com", "team@example.com", "nobody@example.com", "both@example.com", "alice+news@example.com",
+	}}
+	got := f.agent.Deliver(ctx, env, newMsg(body))
+	want := []int{250, 250, 550, 250, 250}
+	for i, s := range got {
+		if s.Code != want[i] {
+			t.Errorf("%s: %v, want %d", env.Recipients[i], s, want[i])
+		}
+	}
+	// alice is reached four ways but gets one copy; bob one.
+	alice := f.inbox(t, "alice@example.com")
+	if len(alice) != 1 || len(f.inbox(t, "bob@example.com")) != 1 {
+		t.Fatalf("alice has %d copies, bob %d", len(alice), len(f.inbox(t, "bob@example.com")))
+	}
+	wantCopy := "Return-Path: <sender@remote.test>\r\nDelivered-To: alice@example.com\r\n" + body
+	if alice[0] != wantCopy {
+		t.Errorf("stored copy:\n%q\nwant\n%q", alice[0], wantCopy)
+	}
+	u, err := f.db.Usage(ctx, "alice@example.com")
+	if err != nil || u.Messages != 1 || u.Bytes != int64(len(wantCopy)) {
+		t.Errorf("alice usage = %+v, %v; want 1 message of %d bytes", u, err, len(wantCopy))
+	}
+	// The remote destination is in the durable queue, once.
+	items, err := f.queue.List(ctx)
+	if err != nil || len(items) != 1 {
+		t.Fatalf("queue: %v, %v", items, err)
+	}
+	if len(items[0].Recipients) != 1 || items[0].Recipients[0].Addr != "friend@remote.test" {
+		t.Errorf("queued recipients: %+v", items[0].Recipients)
+	}
+}
+
+func TestDeliverLoops(t *testing.T) {
+	f := newFixture(t, delivery.Config{MaxHops: 10})
+	ctx := context.Background()
+	hops := strings.Repeat("Received: from a by b; Thu, 1 Jan 2026 00:00:00 +0000\r\n", 10)
+	s := f.agent.Deliver(ctx, delivery.Envelope{Recipients: []string{"alice@example.com"}}, newMsg(hops+body))
+	if s[0] != delivery.LoopDetected {
+		t.Errorf("10 Received headers: %v", s[0])
+	}
+	s = f.agent.Deliver(ctx, delivery.Envelope{Recipients: []string{"team@example.com", "carol@example.com"}},
+		newMsg("Delivered-To: alice@example.com\r\n"+body))
+	// team reaches alice (a loop) and bob (fine): permanent loop failure
+	// for one destination does not fail the recipient; carol is fine.
+	if !s[0].OK() || !s[1].OK() {
+		t.Errorf("Delivered-To loop: %v", s)
+	}
+	if n := len(f.inbox(t, "alice@example.com")); n != 0 {
+		t.Errorf("alice got %d copies of a message already delivered to her", n)
+	}
+	s = f.agent.Deliver(ctx, delivery.Envelope{Recipients: []string{"alice@example.com"}},
+		newMsg("Delivered-To: Alice@Example.com\r\n"+body))
+	if s[0] != delivery.LoopDetected {
+		t.Errorf("Delivered-To naming the recipient: %v", s[0])
+	}
+	// A header that never ends and an overlong line do not trip the scan.
+	s = f.agent.Deliver(ctx, delivery.Envelope{Recipients: []string{"bob@example.com"}},
+		newMsg("X-Long: "+strings.Repeat("x", 100000)+"\r\n"+body))
+	if !s[0].OK() {
+		t.Errorf("overlong header line: %v", s[0])
+	}
+}
+
+func TestDeliverOverQuota(t *testing.T) {
+	for _, temp := range []bool{false, true} {
+		t.Run(fmt.Sprintf("temporary=%v", temp), func(t *testing.T) {
+			f := newFixture(t, delivery.Config{OverQuotaTemporary: temp})
+			ctx := context.Background()
+			big := newMsg(body + strings.Repeat("x", 2000) + "\r\n")
+			s := f.agent.Deliver(ctx, delivery.Envelope{Recipients: []string{"tiny@example.com"}}, big)
+			want := delivery.TooBigForQuota
+			if temp {
+				want = delivery.MailboxFull
+			}
+			if s[0] != want {
+				t.Errorf("over quota: %v, want %v", s[0], want)
+			}
+			if n := len(f.inbox(t, "tiny@example.com")); n != 0 {
+				t.Errorf("%d files written for a refused message", n)
+			}
+			if u, _ := f.db.Usage(ctx, "tiny@example.com"); u != (userdb.Usage{}) {
+				t.Errorf("usage changed: %+v", u)
+			}
+			// An alias to a full and a roomy mailbox delivers to the roomy one.
+			s = f.agent.Deliver(ctx, delivery.Envelope{Recipients: []string{"fwd@example.com"}}, big)
+			if temp && s[0] != delivery.MailboxFull || !temp && !s[0].OK() {
+				t.Errorf("alias to full + roomy: %v", s[0])
+			}
+			// Fill tiny completely: RCPT-time check says 452 4.2.2.
+			if err := f.db.SetUsage(ctx, "tiny@example.com", userdb.Usage{Bytes: 1000, Messages: 1}); err != nil {
+				t.Fatal(err)
+			}
+			if st := f.agent.CheckRecipient(ctx, "tiny@example.com"); st != delivery.MailboxFull {
+				t.Errorf("full mailbox at RCPT: %v", st)
+			}
+			if st := f.agent.CheckRecipient(ctx, "alice@example.com"); st != delivery.Accepted {
+				t.Errorf("roomy mailbox at RCPT: %v", st)
+			}
+		})
+	}
+}
+
+func TestCheckRecipient(t *testing.T) {
+	f := newFixture(t, delivery.Config{})
+	ctx := context.Background()
+	for rcpt, want := range map[string]delivery.Status{
+		"alice@example.com":      delivery.Accepted,
+		"alice+tag@example.com":  delivery.Accepted,
+		"team@example.com":       delivery.Accepted,
+		"nobody@example.com":     delivery.NoSuchUser,
+		"a%b@example.com":        delivery.BadAddress,
+		"\"a@b\"@example.com":    delivery.BadAddress,
+		"alice@example.com\x00":  delivery.BadAddress,
+		"alice@@example.com":     delivery.BadAddress,
+		"alice@[127.0.0.1]":      delivery.BadAddress,
+		"other.test!u@example.c": delivery.BadAddress,
+	} {
+		if got := f.agent.CheckRecipient(ctx, rcpt); got != want {
+			t.Errorf("CheckRecipient(%q) = %v, want %v", rcpt, got, want)
+		}
+	}
+	// The directory going away is "try later", at RCPT and at delivery.
+	f.agent.Directory = downDirectory{f.users}
+	if got := f.agent.CheckRecipient(ctx, "alice@example.com"); got != delivery.DirectoryDown {
+		t.Errorf("directory down at RCPT: %v", got)
+	}
+	if got := f.agent.Deliver(ctx, delivery.Envelope{Recipients: []string{"alice@example.com"}}, newMsg(body)); got[0] != delivery.DirectoryDown {
+		t.Errorf("directory down at DATA: %v", got[0])
+	}
+}
+
+type downDirectory struct{ userdb.Directory }
+
+func (downDirectory) Resolve(ctx context.Context, a string) ([]userdb.Destination, error) {
+	return nil, userdb.Unavailable("test", errors.New("directory down"))
+}
+
+// TestConcurrentQuota: many deliveries racing for one mailbox's last bytes
+// leave usage exactly equal to what is on disk.
+func TestConcurrentQuota(t *testing.T) {
+	f := newFixture(t, delivery.Config{})
+	ctx := context.Background()
+	if err := f.db.SetAccountQuota(ctx, "carol@example.com", &userdb.Limit{Bytes: 20000}); err != nil {
+		t.Fatal(err)
+	}
+	m := newMsg(body + strings.Repeat("y", 900) + "\r\n")
+	var wg sync.WaitGroup
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f.agent.Deliver(ctx, delivery.Envelope{Recipients: []string{"carol@example.com"}}, m)
+		}()
+	}
+	wg.Wait()
+	u, err := f.db.Usage(ctx, "carol@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bytes, msgs, err := f.store.Recalc(ctx, "carol@example.com", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Bytes != bytes || u.Messages != msgs || bytes > 20000 || msgs == 0 {
+		t.Errorf("usage %+v, on disk %d bytes in %d messages (limit 20000)", u, bytes, msgs)
+	}
+}
+
+func BenchmarkDeliver10K(b *testing.B) {
+	payload := body + strings.Repeat(strings.Repeat("z", 78)+"\r\n", 128)
+	b.Run("one user", func(b *testing.B) {
+		f := newFixture(b, delivery.Config{})
+		m := newMsg(payload)
+		env := delivery.Envelope{From: "s@remote.test", Recipients: []string{"alice@example.com"}}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if s := f.agent.Deliver(context.Background(), env, m); !s[0].OK() {
+				b.Fatal(s[0])
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	})
+	b.Run("1000 users parallel", func(b *testing.B) {
+		f := newFixture(b, delivery.Config{})
+		ctx := context.Background()
+		for i := 0; i < 1000; i++ {
+			if err := f.db.AddAccount(ctx, userdb.Account{Address: fmt.Sprintf("u%d@example.com", i), Active: true}, "{PLAIN}x"); err != nil {
+				b.Fatal(err)
+			}
+		}
+		c := userdb.NewCache(f.db, f.db, userdb.CacheConfig{})
+		f.agent.Directory = &userdb.Users{Accounts: c.Accounts(), Domains: c.Domains(), Quotas: f.db}
+		m := newMsg(payload)
+		var n sync.Mutex
+		next := 0
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.SetParallelism(8)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				n.Lock()
+				i := next % 1000
+				next++
+				n.Unlock()
+				env := delivery.Envelope{Recipients: []string{fmt.Sprintf("u%d@example.com", i)}}
+				if s := f.agent.Deliver(ctx, env, m); !s[0].OK() {
+					b.Error(s[0])
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	})
+}
