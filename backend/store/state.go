@@ -231,12 +231,18 @@ func (st *folderState) refresh(ctx context.Context) error {
 			return err
 		}
 		st.store.logger().Warn("store: index damaged, rebuilding", "folder", st.dir, "err", err)
-		if err := st.rebuild(ctx, false); err != nil {
+		// The old UIDVALIDITY may be unreadable; it was chosen no later than
+		// the index was last written, so a value after that is new for sure.
+		atLeast := st.validity + 1
+		if fi, err := os.Stat(st.path(indexName)); err == nil {
+			atLeast = max(atLeast, uint32(fi.ModTime().Unix())+1)
+		}
+		if err := st.rebuild(ctx, false, atLeast); err != nil {
 			return err
 		}
 	}
 	if !st.loaded {
-		if err := st.rebuild(ctx, true); err != nil {
+		if err := st.rebuild(ctx, true, 0); err != nil {
 			return err
 		}
 	}
@@ -517,8 +523,7 @@ func (st *folderState) writeSnapshot() error {
 // UIDVALIDITY and the UIDs; a damaged index of ours gets a new UIDVALIDITY
 // instead, because UIDs it had handed out may be lost and must not be
 // reused under the old one.
-func (st *folderState) rebuild(ctx context.Context, fresh bool) error {
-	old := st.validity
+func (st *folderState) rebuild(ctx context.Context, fresh bool, atLeast uint32) error {
 	st.dropIndex()
 	st.resetMsgs()
 	var known map[string]uint32
@@ -529,7 +534,7 @@ func (st *folderState) rebuild(ctx context.Context, fresh bool) error {
 		}
 	}
 	if st.validity == 0 {
-		st.validity = st.store.newUIDValidity(old + 1)
+		st.validity = st.store.newUIDValidity(atLeast)
 	}
 	st.byBase = make(map[string]uint32)
 	st.newMtime, st.curMtime = 0, 0
