@@ -141,7 +141,7 @@ type fakeAgent struct {
 	checked    []string
 	deliveries []delivered
 	deliverAs  map[string]delivery.Status // recipient → forced Deliver status
-	gate       chan struct{}              // when set, Deliver waits on it
+	inspect    func(delivery.Message)     // when set, called with each message
 }
 
 func newFakeAgent(dir *fakeDirectory) *fakeAgent {
@@ -170,11 +170,8 @@ func (a *fakeAgent) CheckRecipient(ctx context.Context, rcpt string) delivery.St
 }
 
 func (a *fakeAgent) Deliver(ctx context.Context, env delivery.Envelope, msg delivery.Message) []delivery.Status {
-	a.mu.Lock()
-	gate := a.gate
-	a.mu.Unlock()
-	if gate != nil {
-		<-gate
+	if a.inspect != nil {
+		a.inspect(msg)
 	}
 	b, err := io.ReadAll(io.NewSectionReader(msg, 0, msg.Size()))
 	out := make([]delivery.Status, len(env.Recipients))
