@@ -18,6 +18,7 @@ import (
 	gosql "database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,6 +45,9 @@ type Config struct {
 	Timeout time.Duration `yaml:"timeout" mapstructure:"timeout"`
 	// Queries overrides the built-in queries, for existing schemas.
 	Queries Queries `yaml:"queries" mapstructure:"queries"`
+	// Logger receives the mysql driver's own complaints (dropped idle
+	// connections and the like); nil means slog.Default().
+	Logger *slog.Logger `yaml:"-" mapstructure:"-"`
 }
 
 // Defaults used for zero Config fields.
@@ -122,6 +126,10 @@ func Open(ctx context.Context, c Config) (*DB, error) {
 		if cfg.Timeout == 0 {
 			cfg.Timeout = c.Timeout
 		}
+		if c.Logger == nil {
+			c.Logger = slog.Default()
+		}
+		cfg.Logger = driverLogger{c.Logger}
 		conn, err := mysql.NewConnector(cfg)
 		if err != nil {
 			return nil, fmt.Errorf("sql: mysql connector: %w", err)
@@ -180,6 +188,14 @@ func sqliteDSN(path string) (string, error) {
 		"&_pragma=foreign_keys(1)" +
 		"&_pragma=synchronous(NORMAL)" +
 		"&_txlock=immediate", nil
+}
+
+// driverLogger hands go-sql-driver/mysql's messages to slog instead of
+// its default unstructured stderr logger.
+type driverLogger struct{ l *slog.Logger }
+
+func (d driverLogger) Print(v ...any) {
+	d.l.Warn("mysql driver", "msg", strings.TrimSpace(fmt.Sprint(v...)))
 }
 
 // Close closes the connection pool.

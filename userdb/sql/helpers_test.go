@@ -5,6 +5,8 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"path/filepath"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,16 +32,17 @@ func (e engine) open(t testing.TB, q Queries) *DB {
 // rows.
 func engines(t testing.TB) []engine {
 	m := testsrv.StartMariaDB(t)
+	var n atomic.Int64 // benchmarks run the same name more than once
 	return []engine{
 		{"sqlite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "vmaild.db") }},
-		{"mysql", func(t testing.TB) string { return m.CreateDatabase(dbName(t)) }},
+		{"mysql", func(t testing.TB) string { return m.CreateDatabase(dbName(t, n.Add(1))) }},
 	}
 }
 
 // dbName derives a short, safe database name from the test name.
-func dbName(t testing.TB) string {
+func dbName(t testing.TB, n int64) string {
 	h := sha1.Sum([]byte(t.Name()))
-	return "t" + hex.EncodeToString(h[:8])
+	return "t" + hex.EncodeToString(h[:8]) + "_" + strconv.FormatInt(n, 10)
 }
 
 func openDB(t testing.TB, c Config) *DB {
