@@ -172,6 +172,7 @@ func (m *MariaDB) Stop() {
 	if m.cmd == nil {
 		return
 	}
+	m.cmd.Process.Signal(syscall.SIGCONT) // a paused server cannot handle SIGTERM
 	m.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-m.done:
@@ -181,6 +182,26 @@ func (m *MariaDB) Stop() {
 		m.t.Errorf("mariadbd did not stop on SIGTERM within %v; killed\n%s", mariadbPatience, m.logTail())
 	}
 	m.cmd, m.done = nil, nil
+}
+
+// Pause freezes mariadbd (SIGSTOP): connections stay open and the port
+// keeps accepting, but nothing answers, as with a hung or overloaded
+// server. Resume lets it continue.
+func (m *MariaDB) Pause() { m.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused mariadbd.
+func (m *MariaDB) Resume() { m.signal(syscall.SIGCONT) }
+
+func (m *MariaDB) signal(sig syscall.Signal) {
+	m.t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd == nil {
+		m.t.Fatalf("mariadbd: %v while stopped", sig)
+	}
+	if err := m.cmd.Process.Signal(sig); err != nil {
+		m.t.Fatalf("mariadbd: %v: %v", sig, err)
+	}
 }
 
 // RootDSN connects as root over the Unix socket, without a database.

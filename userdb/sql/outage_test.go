@@ -3,6 +3,7 @@ package sqldir
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/vmaild/vmaild/internal/testsrv"
 	"github.com/vmaild/vmaild/userdb"
@@ -80,4 +81,37 @@ func ignore(err, expected error) error {
 		return errors.New("unexpected success")
 	}
 	return err
+}
+
+// TestMariaDBHung freezes mariadbd: nothing is refused, nothing answers.
+// The operation timeout must turn that into "try later", and the same *DB
+// must work once the server continues.
+func TestMariaDBHung(t *testing.T) {
+	m := testsrv.StartMariaDB(t)
+	d := openDB(t, Config{Driver: "mysql", DSN: m.DSN, Timeout: time.Second})
+	seed(t, d)
+	c := ctx(t)
+	ops := []struct {
+		name string
+		run  func() error
+	}{
+		{"lookup account", func() error { _, err := d.LookupAccount(c, "alice@example.com"); return err }},
+		{"authenticate", func() error { _, err := d.Authenticate(c, "alice@example.com", "secret"); return err }},
+		{"reserve usage", func() error {
+			_, err := d.ReserveUsage(c, "alice@example.com", 1, 1, userdb.Limit{Bytes: 1 << 20})
+			return err
+		}},
+	}
+	m.Pause()
+	for _, op := range ops {
+		if err := op.run(); !errors.Is(err, userdb.ErrUnavailable) {
+			t.Errorf("hung server: %s: err = %v, want ErrUnavailable", op.name, err)
+		}
+	}
+	m.Resume()
+	for _, op := range ops {
+		if err := op.run(); err != nil {
+			t.Errorf("after resume: %s: %v", op.name, err)
+		}
+	}
 }
