@@ -307,3 +307,12 @@ func TestWatcher(t *testing.T) {
 		t.Fatalf("event %v %v", k, err)
 	}
 }
+
+func openDir(dir string) (*os.File, error) { return os.Open(dir) }
+
+func writeFile(t testing.TB, p string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
