@@ -28,17 +28,15 @@ type Queue interface {
 
 // Config is the agent's policy. Zero values are sensible.
 type Config struct {
-	// Hostname names this MDA in logs.
-	Hostname string
 	// MaxHops is the Received-header count at which a message is taken to
 	// be looping (Postfix's hopcount_limit). Default 50.
-	MaxHops int
+	MaxHops int `yaml:"max_hops" help:"Received headers at which a message is taken to loop"`
 	// OverQuotaTemporary answers a message that does not fit a mailbox
 	// with 452 4.2.2 (the sender retries) instead of 552 5.2.2 (bounce).
-	OverQuotaTemporary bool
+	OverQuotaTemporary bool `yaml:"over_quota_temporary" help:"answer over-quota messages with 452 (retry) instead of 552 (bounce)"`
 	// DetailFolders delivers user+tag@ into the folder named tag when it
 	// exists (otherwise INBOX).
-	DetailFolders bool
+	DetailFolders bool `yaml:"detail_folders" help:"deliver user+tag@ into the folder named tag when it exists"`
 }
 
 // LocalAgent is the vmaild MDA.

@@ -1,0 +1,538 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/vmaild/vmaild/userdb"
+	"github.com/vmaild/vmaild/userdb/password"
+)
+
+// withDirectory runs fn with the configured directory open.
+func (a *app) withDirectory(cmd *cobra.Command, fn func(ctx context.Context, d *directory) error) error {
+	ctx := cmd.Context()
+	d, err := a.openDirectory(ctx)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return fn(ctx, d)
+}
+
+func table(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }
+
+func onOff(b bool) string {
+	if b {
+		return "active"
+	}
+	return "disabled"
+}
+
+// parseSize reads "500M", "2G", "1024", "0" (unlimited).
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(strings.ToUpper(s))
+	mult := int64(1)
+	for suffix, m := range map[string]int64{"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40} {
+		if rest, ok := strings.CutSuffix(s, suffix); ok {
+			s, mult = rest, m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSuffix(s, "B"), 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: want a number of bytes with an optional K, M, G or T suffix", s)
+	}
+	return n * mult, nil
+}
+
+func formatLimit(l *userdb.Limit) string {
+	if l == nil {
+		return "domain default"
+	}
+	if l.Unlimited() {
+		return "unlimited"
+	}
+	var parts []string
+	if l.Bytes > 0 {
+		parts = append(parts, strconv.FormatInt(l.Bytes, 10)+" bytes")
+	}
+	if l.Messages > 0 {
+		parts = append(parts, strconv.FormatInt(l.Messages, 10)+" messages")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// readPassword takes a password from standard input (--password-stdin) or
+// from a prompt without echo; never from the command line, where other
+// users see it in the process list.
+func readPassword(cmd *cobra.Command, fromStdin bool) (string, error) {
+	if fromStdin {
+		line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", err
+		}
+		pw := strings.TrimRight(line, "\r\n")
+		if pw == "" {
+			return "", errors.New("empty password on standard input")
+		}
+		return pw, nil
+	}
+	fd := int(os.Stdin.Fd())
+	if !term.IsTerminal(fd) {
+		return "", errors.New("no terminal to prompt for a password: use --password-stdin")
+	}
+	fmt.Fprint(cmd.ErrOrStderr(), "Password: ")
+	pw1, err := term.ReadPassword(fd)
+	fmt.Fprintln(cmd.ErrOrStderr())
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprint(cmd.ErrOrStderr(), "Again: ")
+	pw2, err := term.ReadPassword(fd)
+	fmt.Fprintln(cmd.ErrOrStderr())
+	if err != nil {
+		return "", err
+	}
+	if string(pw1) != string(pw2) {
+		return "", errors.New("the passwords differ")
+	}
+	if len(pw1) == 0 {
+		return "", errors.New("empty password")
+	}
+	return string(pw1), nil
+}
+
+func (a *app) hashPasswordCommand() *cobra.Command {
+	var stdin bool
+	var scheme string
+	cmd := &cobra.Command{
+		Use:   "hash-password",
+		Short: "Print a password hash in the configured scheme (for LDAP userPassword or SQL)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pw, err := readPassword(cmd, stdin)
+			if err != nil {
+				return err
+			}
+			if scheme == "" {
+				scheme = a.cfg.UserDB.PasswordScheme
+			}
+			h, err := password.Hash(scheme, pw)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), h)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&stdin, "password-stdin", false, "read the password from standard input")
+	cmd.Flags().StringVar(&scheme, "scheme", "", "hash scheme (default: userdb.password_scheme); one of "+strings.Join(password.Schemes(), ", "))
+	return cmd
+}
+
+func (a *app) domainCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "domain", Short: "Add, delete and list mail domains"}
+	var quota, catchAll, aliasFor string
+	var disabled bool
+	add := &cobra.Command{
+		Use:   "add DOMAIN",
+		Short: "Add a domain",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := userdb.CanonicalDomain(args[0])
+			if err != nil {
+				return err
+			}
+			d := userdb.Domain{Name: name, Active: !disabled, AliasFor: aliasFor}
+			if quota != "" {
+				if d.Quota.Bytes, err = parseSize(quota); err != nil {
+					return err
+				}
+			}
+			if catchAll != "" {
+				if d.CatchAll, err = userdb.Canonical(catchAll); err != nil {
+					return fmt.Errorf("--catch-all: %w", err)
+				}
+			}
+			if aliasFor != "" {
+				if d.AliasFor, err = userdb.CanonicalDomain(aliasFor); err != nil {
+					return fmt.Errorf("--alias-for: %w", err)
+				}
+			}
+			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
+				if err := dir.domains.AddDomain(ctx, d); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "domain %s added\n", name)
+				return nil
+			})
+		},
+	}
+	add.Flags().StringVar(&quota, "quota", "", "default quota for its accounts (e.g. 1G; 0 = unlimited)")
+	add.Flags().StringVar(&catchAll, "catch-all", "", "address receiving mail for unknown users")
+	add.Flags().StringVar(&aliasFor, "alias-for", "", "make this an alias of another local domain")
+	add.Flags().BoolVar(&disabled, "disabled", false, "add the domain disabled")
+	del := &cobra.Command{
+		Use:   "del DOMAIN",
+		Short: "Delete a domain (it must have no accounts left)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := userdb.CanonicalDomain(args[0])
+			if err != nil {
+				return err
+			}
+			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
+				if err := dir.domains.DeleteDomain(ctx, name); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "domain %s deleted\n", name)
+				return nil
+			})
+		},
+	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List domains",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
+				ds, err := dir.domains.ListDomains(ctx)
+				if err != nil {
+					return err
+				}
+				w := table(cmd.OutOrStdout())
+				fmt.Fprintln(w, "DOMAIN\tSTATE\tDEFAULT QUOTA\tCATCH-ALL\tALIAS FOR")
+				for _, d := range ds {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", d.Name, onOff(d.Active), formatLimit(&d.Quota), d.CatchAll, d.AliasFor)
+				}
+				return w.Flush()
+			})
+		},
+	}
+	cmd.AddCommand(add, del, list)
+	return cmd
+}
+
+func (a *app) userCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "user", Short: "Add, delete, list and show accounts; set passwords"}
+	var stdin, disabled bool
+	var name, quota string
+	add := &cobra.Command{
+		Use:   "add ADDRESS",
+		Short: "Add an account (password from a prompt or --password-stdin)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			addr, err := userdb.Canonical(args[0])
+			if err != nil {
+				return err
+			}
+			acct := userdb.Account{Address: addr, Name: name, Active: !disabled}
+			if quota != "" {
+				n, err := parseSize(quota)
+				if err != nil {
+					return err
+				}
+				acct.Quota = &userdb.Limit{Bytes: n}
+			}
+			pw, err := readPassword(cmd, stdin)
+			if err != nil {
+				return err
+			}
+			hash, err := password.Hash(a.cfg.UserDB.PasswordScheme, pw)
+			if err != nil {
+				return err
+			}
+			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
+				_, domain, _ := userdb.Split(addr)
+				if ok, err := dir.users.IsLocalDomain(ctx, domain); err != nil {
+					return err
+				} else if !ok {
+					return fmt.Errorf("domain %s is not a local domain: add it first with `vmaild domain add %s`", domain, domain)
+				}
+				if err := dir.accounts.AddAccount(ctx, acct, hash); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "user %s added\n", addr)
+				return nil
+			})
+		},
+	}
+	add.Flags().BoolVar(&stdin, "password-stdin", false, "read the password from standard input")
+	add.Flags().StringVar(&name, "name", "", "display name")
+	add.Flags().StringVar(&quota, "quota", "", "quota (e.g. 500M; default: the domain's)")
+	add.Flags().BoolVar(&disabled, "disabled", false, "add the account disabled")
+
+	del := &cobra.Command{
+		Use:   "del ADDRESS",
+		Short: "Delete an account (its mail stays on disk)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			addr, err := userdb.Canonical(args[0])
+			if err != nil {
+				return err
+			}
+			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
+				if err := dir.accounts.DeleteAccount(ctx, addr); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "user %s deleted\n", addr)
+				return nil
+			})
+		},
+	}
+	var pwStdin bool
+	passwd := &cobra.Command{
+		Use:   "passwd ADDRESS",
+		Short: "Set an account's password",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			addr, err := userdb.Canonical(args[0])
+			if err != nil {
+				return err
+			}
+			pw, err := readPassword(cmd, pwStdin)
+			if err != nil {
+				return err
+			}
+			hash, err := password.Hash(a.cfg.UserDB.PasswordScheme, pw)
+			if err != nil {
+				return err
+			}
+			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
+				if err := dir.accounts.SetPassword(ctx, addr, hash); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "password of %s changed\n", addr)
+				return nil
+			})
+		},
+	}
+	passwd.Flags().BoolVar(&pwStdin, "password-stdin", false, "read the password from standard input")
+	list := &cobra.Command{
+		Use:   "list [DOMAIN]",
+		Short: "List accounts",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			domain := ""
+			if len(args) == 1 {
+				var err error
+				if domain, err = userdb.CanonicalDomain(args[0]); err != nil {
+					return err
+				}
+			}
+			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
+				accts, err := dir.accounts.ListAccounts(ctx, domain)
+				if err != nil {
+					return err
+				}
+				w := table(cmd.OutOrStdout())
+				fmt.Fprintln(w, "ADDRESS\tSTATE\tQUOTA\tNAME")
+				for _, ac := range accts {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", ac.Address, onOff(ac.Active), formatLimit(ac.Quota), ac.Name)
+				}
+				return w.Flush()
+			})
+		},
+	}
+	show := &cobra.Command{
+		Use:   "show ADDRESS",
+		Short: "Show an account, its effective quota and usage",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
+				acct, err := dir.users.Account(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				limit, err := dir.users.QuotaLimit(ctx, acct.Address)
+				if err != nil {
+					return err
+				}
+				usage, err := dir.users.Quotas.Usage(ctx, acct.Address)
+				if err != nil {
+					return err
+				}
+				w := table(cmd.OutOrStdout())
+				fmt.Fprintf(w, "address:\t%s\n", acct.Address)
+				fmt.Fprintf(w, "name:\t%s\n", acct.Name)
+				fmt.Fprintf(w, "state:\t%s\n", onOff(acct.Active))
+				fmt.Fprintf(w, "quota:\t%s (%s)\n", formatLimit(&limit), formatLimit(acct.Quota))
+				fmt.Fprintf(w, "usage:\t%d bytes, %d messages\n", usage.Bytes, usage.Messages)
+				if acct.Maildir != "" {
+					fmt.Fprintf(w, "maildir:\t%s\n", acct.Maildir)
+				}
+				return w.Flush()
+			})
+		},
+	}
+	cmd.AddCommand(add, del, passwd, list, show)
+	return cmd
+}
+
+func (a *app) aliasCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "alias", Short: "Add, delete and list aliases (source @domain is a catch-all)"}
+	aliasSource := func(s string) (string, error) {
+		if rest, ok := strings.CutPrefix(s, "@"); ok {
+			d, err := userdb.CanonicalDomain(rest)
+			return "@" + d, err
+		}
+		return userdb.Canonical(s)
+	}
+	add := &cobra.Command{
+		Use:   "add SOURCE DESTINATION...",
+		Short: "Deliver mail for SOURCE to each DESTINATION",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			src, err := aliasSource(args[0])
+			if err != nil {
+				return err
+			}
+			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
+				for _, d := range args[1:] {
+					dest, err := userdb.Canonical(d)
+					if err != nil {
+						return err
+					}
+					if err := dir.domains.AddAlias(ctx, src, dest); err != nil {
+						return err
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "alias %s → %s added\n", src, dest)
+				}
+				return nil
+			})
+		},
+	}
+	del := &cobra.Command{
+		Use:   "del SOURCE [DESTINATION]",
+		Short: "Delete one destination of an alias, or the whole alias",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			src, err := aliasSource(args[0])
+			if err != nil {
+				return err
+			}
+			dest := ""
+			if len(args) == 2 {
+				if dest, err = userdb.Canonical(args[1]); err != nil {
+					return err
+				}
+			}
+			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
+				if err := dir.domains.DeleteAlias(ctx, src, dest); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "alias %s deleted\n", strings.TrimSpace(src+" → "+dest))
+				return nil
+			})
+		},
+	}
+	list := &cobra.Command{
+		Use:   "list [DOMAIN]",
+		Short: "List aliases",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			domain := ""
+			if len(args) == 1 {
+				var err error
+				if domain, err = userdb.CanonicalDomain(args[0]); err != nil {
+					return err
+				}
+			}
+			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
+				as, err := dir.domains.ListAliases(ctx, domain)
+				if err != nil {
+					return err
+				}
+				w := table(cmd.OutOrStdout())
+				fmt.Fprintln(w, "SOURCE\tDESTINATION")
+				for _, al := range as {
+					fmt.Fprintf(w, "%s\t%s\n", al.Source, al.Destination)
+				}
+				return w.Flush()
+			})
+		},
+	}
+	cmd.AddCommand(add, del, list)
+	return cmd
+}
+
+func (a *app) quotaCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "quota", Short: "Set and show quotas"}
+	var messages int64
+	var inherit bool
+	set := &cobra.Command{
+		Use:   "set ADDRESS SIZE",
+		Short: "Set an account's quota (SIZE like 1G; 0 = unlimited; --inherit = the domain default)",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			addr, err := userdb.Canonical(args[0])
+			if err != nil {
+				return err
+			}
+			var limit *userdb.Limit
+			if !inherit {
+				if len(args) != 2 {
+					return errors.New("quota set: give a SIZE, or --inherit")
+				}
+				n, err := parseSize(args[1])
+				if err != nil {
+					return err
+				}
+				limit = &userdb.Limit{Bytes: n, Messages: messages}
+			}
+			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
+				if err := dir.accounts.SetAccountQuota(ctx, addr, limit); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "quota of %s: %s\n", addr, formatLimit(limit))
+				return nil
+			})
+		},
+	}
+	set.Flags().Int64Var(&messages, "messages", 0, "message count limit (0 = unlimited)")
+	set.Flags().BoolVar(&inherit, "inherit", false, "use the domain's default quota")
+	show := &cobra.Command{
+		Use:   "show ADDRESS",
+		Short: "Show an account's quota limit and usage",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
+				addr, err := userdb.Canonical(args[0])
+				if err != nil {
+					return err
+				}
+				limit, err := dir.users.QuotaLimit(ctx, addr)
+				if err != nil {
+					return err
+				}
+				usage, err := dir.users.Quotas.Usage(ctx, addr)
+				if err != nil {
+					return err
+				}
+				w := table(cmd.OutOrStdout())
+				fmt.Fprintln(w, "ADDRESS\tBYTES USED\tBYTES LIMIT\tMESSAGES\tMESSAGE LIMIT")
+				fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%s\n", addr, usage.Bytes, limitOrDash(limit.Bytes), usage.Messages, limitOrDash(limit.Messages))
+				return w.Flush()
+			})
+		},
+	}
+	cmd.AddCommand(set, show)
+	return cmd
+}
+
+func limitOrDash(n int64) string {
+	if n <= 0 {
+		return "-"
+	}
+	return strconv.FormatInt(n, 10)
+}

@@ -1,0 +1,263 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	goldap "github.com/go-ldap/ldap/v3"
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/vmaild/vmaild/backend/delivery"
+	"github.com/vmaild/vmaild/userdb"
+	"github.com/vmaild/vmaild/userdb/ldap"
+	"github.com/vmaild/vmaild/userdb/password"
+	sqldir "github.com/vmaild/vmaild/userdb/sql"
+)
+
+// Config is the whole configuration: one YAML file, every key overridable
+// by a VMAILD_* variable and a --key flag. Its zero-config default is the
+// embedded one: SQLite and Maildir under the data folder.
+type Config struct {
+	Hostname string        `yaml:"hostname" help:"name used in greetings, Received headers and DSNs (default: the machine's host name)"`
+	DataDir  string        `yaml:"data_dir" help:"folder for the embedded database, mail and queue (also $VMAILD_DATA)"`
+	Log      LogConfig     `yaml:"log"`
+	UserDB   UserDB        `yaml:"userdb"`
+	SQL      sqldir.Config `yaml:"sql"`
+	LDAP     ldap.Config   `yaml:"ldap"`
+
+	Listen   Listeners       `yaml:"listen"`
+	TLS      TLSFiles        `yaml:"tls"`
+	SMTP     SMTPPolicy      `yaml:"smtp"`
+	Store    StoreConfig     `yaml:"store"`
+	Queue    QueueConfig     `yaml:"queue"`
+	Delivery delivery.Config `yaml:"delivery"`
+	RunAs    string          `yaml:"run_as" help:"user to switch to after binding the ports when started as root"`
+	// ShutdownTimeout bounds how long SIGTERM waits for transactions in
+	// flight.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" help:"how long SIGTERM waits for transactions in flight"`
+}
+
+// Listeners are the addresses to listen on; an empty address turns a
+// listener off.
+type Listeners struct {
+	SMTP        Listener `yaml:"smtp"`
+	Submission  Listener `yaml:"submission"`
+	Submissions Listener `yaml:"submissions"`
+	LMTP        Listener `yaml:"lmtp"`
+	IMAP        Listener `yaml:"imap"`
+	IMAPS       Listener `yaml:"imaps"`
+	POP3        Listener `yaml:"pop3"`
+	POP3S       Listener `yaml:"pop3s"`
+}
+
+// Listener is one listening socket.
+type Listener struct {
+	Address string `yaml:"address" help:"host:port (or a unix socket path for lmtp); empty: off"`
+	// InsecureAuth allows passwords without TLS: tests and loopback only.
+	InsecureAuth bool `yaml:"insecure_auth" help:"allow passwords without TLS (tests, loopback only)"`
+}
+
+// TLSFiles is the certificate every TLS listener serves.
+type TLSFiles struct {
+	CertFile string `yaml:"cert_file" help:"PEM certificate chain; empty: a self-signed one in data_dir/tls"`
+	KeyFile  string `yaml:"key_file" help:"PEM private key"`
+}
+
+// SMTPPolicy is the relay and size policy of the SMTP listeners.
+type SMTPPolicy struct {
+	MyNetworks      []string `yaml:"mynetworks" help:"client networks (CIDR) allowed to relay without AUTH"`
+	MaxMessageBytes int64    `yaml:"max_message_bytes" help:"message size limit"`
+	MaxRecipients   int      `yaml:"max_recipients" help:"recipients per message"`
+}
+
+// StoreConfig places the mailboxes.
+type StoreConfig struct {
+	Root         string `yaml:"root" help:"folder holding every Maildir (default data_dir/mail)"`
+	PathTemplate string `yaml:"path_template" help:"Maildir of an account under root: %d domain, %n local part, %u address"`
+}
+
+// QueueConfig is the outbound queue.
+type QueueConfig struct {
+	Dir       string        `yaml:"dir" help:"spool folder (default data_dir/queue)"`
+	Resolver  string        `yaml:"resolver" help:"DNS server host:port for MX lookups (default: resolv.conf)"`
+	Port      int           `yaml:"port" help:"SMTP port of remote MX hosts"`
+	Workers   int           `yaml:"workers" help:"concurrent outbound transactions"`
+	PerDomain int           `yaml:"per_domain" help:"concurrent transactions per destination domain"`
+	MaxAge    time.Duration `yaml:"max_age" help:"how long a message may stay queued before it bounces"`
+	Smarthost Smarthost     `yaml:"smarthost"`
+}
+
+// Smarthost relays all outbound mail through one server.
+type Smarthost struct {
+	Address     string `yaml:"address" help:"relay host:port; empty: deliver by MX"`
+	Username    string `yaml:"username" help:"AUTH PLAIN user for the relay"`
+	Password    string `yaml:"password" help:"AUTH PLAIN password for the relay"`
+	ImplicitTLS bool   `yaml:"implicit_tls" help:"connect with TLS (port 465) instead of STARTTLS"`
+}
+
+// LogConfig sets up log/slog.
+type LogConfig struct {
+	Level  string `yaml:"level" help:"debug, info, warn or error"`
+	Format string `yaml:"format" help:"text or json"`
+}
+
+// UserDB says which backend serves which kind of lookup.
+type UserDB struct {
+	Accounts           string             `yaml:"accounts" help:"backend for accounts and passwords: sql or ldap"`
+	Domains            string             `yaml:"domains" help:"backend for domains, aliases and quota usage: sql"`
+	DefaultDomain      string             `yaml:"default_domain" help:"domain appended to logins given as a bare local part"`
+	RecipientDelimiter string             `yaml:"recipient_delimiter" help:"plus-addressing separator; empty turns it off"`
+	PasswordScheme     string             `yaml:"password_scheme" help:"scheme for new password hashes"`
+	Cache              userdb.CacheConfig `yaml:"cache"`
+}
+
+func defaultConfig() Config {
+	data := os.Getenv("VMAILD_DATA")
+	if data == "" {
+		data = "./data"
+	}
+	host, _ := os.Hostname()
+	return Config{
+		Hostname: host,
+		DataDir:  data,
+		Log:      LogConfig{Level: "info", Format: "text"},
+		UserDB: UserDB{
+			Accounts:           "sql",
+			Domains:            "sql",
+			RecipientDelimiter: "+",
+			PasswordScheme:     password.DefaultScheme,
+			Cache:              userdb.CacheConfig{TTL: 60e9, NegativeTTL: 10e9, MaxEntries: 100000},
+		},
+		SQL:  sqldir.Config{Driver: "sqlite"},
+		LDAP: ldap.Config{},
+		Listen: Listeners{
+			SMTP:        Listener{Address: ":2525"},
+			Submission:  Listener{Address: ":5587"},
+			Submissions: Listener{Address: ":5465"},
+			IMAP:        Listener{Address: ":1143"},
+			IMAPS:       Listener{Address: ":1993"},
+			POP3:        Listener{Address: ":1110"},
+			POP3S:       Listener{Address: ":1995"},
+		},
+		SMTP: SMTPPolicy{
+			MyNetworks:      []string{"127.0.0.0/8", "::1/128"},
+			MaxMessageBytes: 50 << 20,
+			MaxRecipients:   100,
+		},
+		Store:           StoreConfig{PathTemplate: "%d/%n/Maildir"},
+		Queue:           QueueConfig{Port: 25, Workers: 32, PerDomain: 8, MaxAge: 5 * 24 * time.Hour},
+		Delivery:        delivery.Config{MaxHops: 50},
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// validate checks what can be checked without touching the network.
+func (c *Config) validate() error {
+	var problems []string
+	switch c.UserDB.Accounts {
+	case "sql", "ldap":
+	default:
+		problems = append(problems, fmt.Sprintf("userdb.accounts: %q is not sql or ldap", c.UserDB.Accounts))
+	}
+	if c.UserDB.Domains != "sql" {
+		problems = append(problems, fmt.Sprintf("userdb.domains: %q: only sql serves domains, aliases and quotas", c.UserDB.Domains))
+	}
+	if c.UserDB.DefaultDomain != "" {
+		if _, err := userdb.CanonicalDomain(c.UserDB.DefaultDomain); err != nil {
+			problems = append(problems, fmt.Sprintf("userdb.default_domain: %v", err))
+		}
+	}
+	if _, err := password.Hash(c.UserDB.PasswordScheme, "check"); err != nil {
+		problems = append(problems, fmt.Sprintf("userdb.password_scheme: %v", err))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		problems = append(problems, fmt.Sprintf("log.level: %q is not debug, info, warn or error", c.Log.Level))
+	}
+	if c.SQL.Driver == "sqlite" && c.SQL.DSN == "" {
+		c.SQL.DSN = filepath.Join(c.DataDir, "vmaild.db")
+	}
+	problems = append(problems, validateSQL(c.SQL)...)
+	if c.UserDB.Accounts == "ldap" {
+		problems = append(problems, validateLDAP(c.LDAP)...)
+	}
+	for _, n := range c.SMTP.MyNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			problems = append(problems, fmt.Sprintf("smtp.mynetworks: %q is not a CIDR prefix like 192.0.2.0/24", n))
+		}
+	}
+	if c.Store.Root == "" {
+		c.Store.Root = filepath.Join(c.DataDir, "mail")
+	}
+	if c.Queue.Dir == "" {
+		c.Queue.Dir = filepath.Join(c.DataDir, "queue")
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w:\n  %s", errConfig, strings.Join(problems, "\n  "))
+	}
+	return nil
+}
+
+func validateSQL(c sqldir.Config) []string {
+	switch c.Driver {
+	case "sqlite":
+		if c.DSN == "" {
+			return []string{"sql.dsn: empty: give the SQLite database file"}
+		}
+	case "mysql":
+		if c.DSN == "" {
+			return []string{"sql.dsn: empty: give a DSN like vmaild:secret@tcp(db:3306)/vmaild"}
+		}
+		if _, err := mysql.ParseDSN(c.DSN); err != nil {
+			return []string{fmt.Sprintf("sql.dsn: malformed MySQL DSN: %v", err)}
+		}
+	default:
+		return []string{fmt.Sprintf("sql.driver: %q is not sqlite or mysql", c.Driver)}
+	}
+	return nil
+}
+
+func validateLDAP(c ldap.Config) []string {
+	var problems []string
+	if len(c.URLs) == 0 {
+		problems = append(problems, "ldap.urls: empty: give ldap://host or ldaps://host")
+	}
+	for _, raw := range c.URLs {
+		u, err := url.Parse(raw)
+		switch {
+		case err != nil:
+			problems = append(problems, fmt.Sprintf("ldap.urls: malformed URL %q: %v", raw, err))
+		case u.Scheme != "ldap" && u.Scheme != "ldaps":
+			problems = append(problems, fmt.Sprintf("ldap.urls: %q: scheme must be ldap or ldaps", raw))
+		case u.Host == "":
+			problems = append(problems, fmt.Sprintf("ldap.urls: %q: no host", raw))
+		}
+	}
+	if c.BaseDN == "" {
+		problems = append(problems, "ldap.base_dn: empty")
+	}
+	for key, dn := range map[string]string{"ldap.base_dn": c.BaseDN, "ldap.bind_dn": c.BindDN} {
+		if dn == "" {
+			continue
+		}
+		if _, err := goldap.ParseDN(dn); err != nil {
+			problems = append(problems, fmt.Sprintf("%s: malformed DN %q: %v", key, dn, err))
+		}
+	}
+	if f := c.UserFilter; f != "" {
+		if !strings.Contains(f, "%u") && !strings.Contains(f, "%n") {
+			problems = append(problems, "ldap.user_filter: names no %u or %n, so it cannot find one user")
+		}
+		probe := strings.NewReplacer("%u", "a@b", "%n", "a", "%d", "b", "%%", "%").Replace(f)
+		if _, err := goldap.CompileFilter(probe); err != nil {
+			problems = append(problems, fmt.Sprintf("ldap.user_filter: malformed filter: %v", err))
+		}
+	}
+	return problems
+}

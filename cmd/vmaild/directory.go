@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/vmaild/vmaild/userdb"
+	"github.com/vmaild/vmaild/userdb/ldap"
+	sqldir "github.com/vmaild/vmaild/userdb/sql"
+)
+
+// directory is the user directory built from the configuration, with the
+// admin sides of its backends for the CLI.
+type directory struct {
+	users    *userdb.Users
+	cache    *userdb.Cache
+	sql      *sqldir.DB
+	ldap     *ldap.Source // nil unless accounts come from LDAP
+	accounts userdb.AccountAdmin
+	domains  userdb.DomainAdmin
+}
+
+func (d *directory) Close() {
+	if d.ldap != nil {
+		d.ldap.Close()
+	}
+	if d.sql != nil {
+		d.sql.Close()
+	}
+}
+
+// openDirectory connects the configured backends. SQL always serves
+// domains, aliases and quota usage; accounts come from SQL or LDAP.
+func (a *app) openDirectory(ctx context.Context) (*directory, error) {
+	cfg := a.cfg
+	if cfg.SQL.Driver == "sqlite" {
+		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+			return nil, fmt.Errorf("data folder: %w", err)
+		}
+	}
+	db, err := sqldir.Open(ctx, cfg.SQL)
+	if err != nil {
+		return nil, fmt.Errorf("sql (%s): %w", cfg.SQL.Driver, err)
+	}
+	d := &directory{sql: db, accounts: db, domains: db}
+	var accounts userdb.AccountSource = db
+	if cfg.UserDB.Accounts == "ldap" {
+		src, err := ldap.New(cfg.LDAP)
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("ldap: %w", err)
+		}
+		d.ldap, d.accounts, accounts = src, src, src
+	}
+	d.cache = userdb.NewCache(accounts, db, cfg.UserDB.Cache)
+	d.users = &userdb.Users{
+		Accounts:           d.cache.Accounts(),
+		Domains:            d.cache.Domains(),
+		Quotas:             db,
+		DefaultDomain:      cfg.UserDB.DefaultDomain,
+		RecipientDelimiter: cfg.UserDB.RecipientDelimiter,
+	}
+	return d, nil
+}

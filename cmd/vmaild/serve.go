@@ -1,0 +1,352 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"os/user"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vmaild/vmaild/backend/delivery"
+	"github.com/vmaild/vmaild/backend/queue"
+	"github.com/vmaild/vmaild/backend/store"
+	"github.com/vmaild/vmaild/protocols/pop3"
+	"github.com/vmaild/vmaild/protocols/throttle"
+)
+
+func (a *app) serveCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the mail server: every configured listener, the delivery agent and the queue",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.serve(cmd.Context(), cmd.OutOrStdout())
+		},
+	}
+}
+
+func newLogger(cfg LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// stoppable is what every protocol server offers for a graceful stop.
+type stoppable interface {
+	Shutdown(ctx context.Context) error
+}
+
+// server is the running daemon.
+type server struct {
+	cfg     Config
+	log     *slog.Logger
+	dir     *directory
+	store   *store.Store
+	queue   *queue.Queue
+	agent   *delivery.LocalAgent
+	limiter *throttle.Limiter
+	certs   *certificates
+	tls     *tls.Config
+	// pop3Locks is shared by 110 and 995: one maildrop, one session.
+	pop3Locks *pop3.Locks
+
+	mu       sync.Mutex
+	running  []stoppable
+	wg       sync.WaitGroup
+	bound    map[string]net.Listener
+	serveErr chan error
+}
+
+func (a *app) serve(ctx context.Context, out io.Writer) error {
+	cfg := a.cfg
+	log := newLogger(cfg.Log, os.Stderr)
+	s := &server{cfg: cfg, log: log, bound: map[string]net.Listener{}, serveErr: make(chan error, 16), pop3Locks: &pop3.Locks{}}
+
+	// Bind first: privileged ports need root, everything after does not.
+	if err := s.bindAll(); err != nil {
+		s.closeListeners()
+		return err
+	}
+	if err := dropPrivileges(cfg.RunAs, log); err != nil {
+		s.closeListeners()
+		return err
+	}
+	if err := s.open(ctx, a); err != nil {
+		s.closeListeners()
+		return err
+	}
+	defer s.dir.Close()
+	s.startAll()
+	s.printHint(out)
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			if err := s.certs.reload(); err != nil {
+				log.Error("certificate reload failed; keeping the old one", "err", err)
+			} else {
+				log.Info("certificate reloaded", "cert_file", s.certs.certFile)
+			}
+			continue
+		case err := <-s.serveErr:
+			log.Error("listener failed", "err", err)
+			s.shutdown()
+			return err
+		case <-ctx.Done():
+		}
+		break
+	}
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	return s.shutdown()
+}
+
+// open builds the directory, store, queue, agent and TLS.
+func (s *server) open(ctx context.Context, a *app) error {
+	cfg := s.cfg
+	var err error
+	s.certs, err = loadCertificates(cfg.TLS, cfg.DataDir, cfg.Hostname, s.log)
+	if err != nil {
+		return err
+	}
+	s.tls = s.certs.config()
+	s.dir, err = a.openDirectory(ctx)
+	if err != nil {
+		return err
+	}
+	if cfg.SQL.Driver == "sqlite" {
+		// The embedded default creates its own schema; a MySQL schema is
+		// the admin's to apply with `vmaild db migrate`.
+		if _, err := s.dir.sql.Migrate(ctx); err != nil {
+			return err
+		}
+	}
+	s.dir.users.Quotas = s.dir.sql
+	s.store = &store.Store{Root: cfg.Store.Root, PathTemplate: cfg.Store.PathTemplate, Hostname: cfg.Hostname, Logger: s.log.With("component", "store")}
+	s.agent = &delivery.LocalAgent{
+		Directory: s.dir.users, Quotas: s.dir.sql, Store: s.store, Config: cfg.Delivery,
+		Logger: s.log.With("component", "delivery"),
+	}
+	s.queue, err = queue.New(s.queueConfig())
+	if err != nil {
+		return err
+	}
+	s.agent.Queue = s.queue
+	s.limiter = throttle.New(throttle.Config{Logger: s.log.With("component", "throttle")})
+	return s.queue.Start(ctx)
+}
+
+func (s *server) queueConfig() queue.Config {
+	c := s.cfg.Queue
+	qc := queue.Config{
+		Dir: c.Dir, Hostname: s.cfg.Hostname, Resolver: c.Resolver, Port: c.Port,
+		Workers: c.Workers, PerDomain: c.PerDomain, MaxAge: c.MaxAge,
+		Logger: s.log.With("component", "queue"),
+		// Bounces to our own users are delivered locally, not by MX.
+		LocalDomain: func(domain string) bool {
+			ok, err := s.dir.users.IsLocalDomain(context.Background(), domain)
+			return ok || err != nil
+		},
+		Local: s.deliverLocally,
+	}
+	if c.Smarthost.Address != "" {
+		qc.Smarthost = &queue.Smarthost{Addr: c.Smarthost.Address, Username: c.Smarthost.Username,
+			Password: c.Smarthost.Password, ImplicitTLS: c.Smarthost.ImplicitTLS}
+	}
+	return qc
+}
+
+// deliverLocally is the queue's hook for messages (bounces) to local users.
+func (s *server) deliverLocally(ctx context.Context, from string, rcpts []string, msg []byte) error {
+	sts := s.agent.Deliver(ctx, delivery.Envelope{From: from, Recipients: rcpts}, bytesMessage{strings.NewReader(string(msg))})
+	for _, st := range sts {
+		if !st.OK() {
+			return deliveryError{st}
+		}
+	}
+	return nil
+}
+
+type bytesMessage struct{ *strings.Reader }
+
+func (m bytesMessage) Size() int64 { return m.Reader.Size() }
+
+// deliveryError carries a delivery status to the queue's classification.
+type deliveryError struct{ st delivery.Status }
+
+func (e deliveryError) Error() string   { return e.st.String() }
+func (e deliveryError) Temporary() bool { return e.st.Temporary() }
+
+// listenerSpec names one configured listener.
+type listenerSpec struct {
+	name     string
+	l        Listener
+	implicit bool // TLS from the first byte
+}
+
+func (s *server) specs() []listenerSpec {
+	l := s.cfg.Listen
+	return []listenerSpec{
+		{"smtp", l.SMTP, false}, {"submission", l.Submission, false}, {"submissions", l.Submissions, true},
+		{"lmtp", l.LMTP, false}, {"imap", l.IMAP, false}, {"imaps", l.IMAPS, true},
+		{"pop3", l.POP3, false}, {"pop3s", l.POP3S, true},
+	}
+}
+
+func (s *server) bindAll() error {
+	for _, sp := range s.specs() {
+		if sp.l.Address == "" || !s.implemented(sp.name) {
+			continue
+		}
+		network := "tcp"
+		if strings.HasPrefix(sp.l.Address, "/") {
+			network = "unix"
+			os.Remove(sp.l.Address)
+		}
+		ln, err := net.Listen(network, sp.l.Address)
+		if err != nil {
+			return fmt.Errorf("listen %s on %s: %w", sp.name, sp.l.Address, err)
+		}
+		s.bound[sp.name] = ln
+	}
+	return nil
+}
+
+func (s *server) closeListeners() {
+	for _, ln := range s.bound {
+		ln.Close()
+	}
+}
+
+// implemented reports whether this build serves a listener kind.
+func (s *server) implemented(name string) bool {
+	switch name {
+	case "pop3", "pop3s":
+		return true
+	}
+	return false
+}
+
+func (s *server) startAll() {
+	for _, sp := range s.specs() {
+		ln, ok := s.bound[sp.name]
+		if !ok {
+			continue
+		}
+		if sp.implicit {
+			ln = tls.NewListener(ln, s.tls)
+		}
+		var srv stoppable
+		var serve func() error
+		log := s.log.With("listener", sp.name)
+		switch sp.name {
+		case "pop3", "pop3s":
+			p := &pop3.Server{
+				Backend:  &pop3Backend{users: s.dir.users, quotas: s.dir.sql, store: s.store},
+				Hostname: s.cfg.Hostname, TLSConfig: s.tls, AllowInsecureAuth: sp.l.InsecureAuth,
+				Logger: log, Limiter: s.limiter, Locks: s.pop3Locks,
+			}
+			srv, serve = p, func() error { return p.Serve(ln) }
+		}
+		s.running = append(s.running, srv)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := serve(); err != nil && !isClosed(err) {
+				s.serveErr <- fmt.Errorf("%s: %w", sp.name, err)
+			}
+		}()
+		log.Info("listening", "address", ln.Addr().String(), "implicit_tls", sp.implicit)
+	}
+}
+
+func isClosed(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, pop3.ErrServerClosed)
+}
+
+// shutdown stops accepting, lets transactions in flight finish within the
+// configured deadline, then stops the queue (its state stays consistent
+// on disk whatever is cut).
+func (s *server) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, srv := range s.running {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Shutdown(ctx); err != nil && !isClosed(err) {
+				s.log.Warn("listener shutdown", "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	s.wg.Wait()
+	if s.queue != nil {
+		if err := s.queue.Shutdown(ctx); err != nil {
+			s.log.Warn("queue shutdown", "err", err)
+		}
+	}
+	s.log.Info("stopped")
+	return nil
+}
+
+func (s *server) printHint(out io.Writer) {
+	fmt.Fprintf(out, "vmaild is running (data in %s, users from %s, domains from %s).\n", s.cfg.DataDir, s.cfg.UserDB.Accounts, s.cfg.SQL.Driver)
+	for _, sp := range s.specs() {
+		if ln, ok := s.bound[sp.name]; ok {
+			fmt.Fprintf(out, "  %-12s %s\n", sp.name, ln.Addr())
+		}
+	}
+	domains, err := s.dir.domains.ListDomains(context.Background())
+	if err == nil && len(domains) == 0 {
+		fmt.Fprintln(out, "No domains yet. In another terminal:")
+		fmt.Fprintln(out, "  go run ./cmd/vmaild domain add example.com")
+		fmt.Fprintln(out, "  echo 'secret' | go run ./cmd/vmaild user add alice@example.com --password-stdin")
+	}
+}
+
+// dropPrivileges switches to an unprivileged user after the ports are
+// bound, when started as root.
+func dropPrivileges(name string, log *slog.Logger) error {
+	if os.Geteuid() != 0 || name == "" {
+		return nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return fmt.Errorf("run_as: %w", err)
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil {
+		return fmt.Errorf("run_as %s: numeric uid/gid expected", name)
+	}
+	if err := syscall.Setgroups([]int{gid}); err != nil {
+		return fmt.Errorf("run_as: setgroups: %w", err)
+	}
+	if err := syscall.Setgid(gid); err != nil {
+		return fmt.Errorf("run_as: setgid: %w", err)
+	}
+	if err := syscall.Setuid(uid); err != nil {
+		return fmt.Errorf("run_as: setuid: %w", err)
+	}
+	log.Info("dropped privileges", "user", name, "uid", uid, "gid", gid)
+	return nil
+}
