@@ -93,6 +93,8 @@ func classify(op string, err error) error {
 }
 
 func temporary(err error) bool {
+	// A cancelled context is "try later" too: the client went away, and
+	// its half-done lookup must not read as a "no".
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
 		errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) ||
 		errors.Is(err, mysql.ErrPktSync) || errors.Is(err, mysql.ErrPktSyncMul) ||
