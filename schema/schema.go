@@ -22,7 +22,7 @@ import (
 var files embed.FS
 
 // Dialects lists the SQL dialects a schema exists for.
-var Dialects = []string{"mysql", "sqlite"}
+func Dialects() []string { return []string{"mysql", "sqlite"} }
 
 // Migration is one numbered step of the schema.
 type Migration struct {

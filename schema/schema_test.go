@@ -8,7 +8,7 @@ import (
 
 func TestMigrationsMatchAcrossDialects(t *testing.T) {
 	var names [][]string
-	for _, d := range Dialects {
+	for _, d := range Dialects() {
 		ms, err := Migrations(d)
 		if err != nil {
 			t.Fatalf("%s: %v", d, err)
@@ -28,13 +28,13 @@ func TestMigrationsMatchAcrossDialects(t *testing.T) {
 	// A migration number must mean the same change in every dialect.
 	for i := 1; i < len(names); i++ {
 		if !reflect.DeepEqual(names[0], names[i]) {
-			t.Errorf("%s has %v, %s has %v", Dialects[0], names[0], Dialects[i], names[i])
+			t.Errorf("%s has %v, %s has %v", Dialects()[0], names[0], Dialects()[i], names[i])
 		}
 	}
 }
 
 func TestMigrationsTables(t *testing.T) {
-	for _, d := range Dialects {
+	for _, d := range Dialects() {
 		ms, err := Migrations(d)
 		if err != nil {
 			t.Fatal(err)
