@@ -82,7 +82,10 @@ func clientString(tc *trackedConn) string {
 	if tc.ip.IsValid() {
 		return tc.ip.String()
 	}
-	return tc.RemoteAddr().String()
+	if a := tc.RemoteAddr().String(); a != "" && a != "@" {
+		return a
+	}
+	return "local"
 }
 
 // printableHelo refuses greetings that would put control characters (NUL
