@@ -50,9 +50,6 @@ func (ss *session) Auth(mech string) (gosasl.Server, error) {
 	}
 	var authed *userdb.Account
 	check := sasl.Authenticator(func(ctx context.Context, username, password string) error {
-		ss.mu.Lock()
-		ss.login = username
-		ss.mu.Unlock()
 		acct, err := ss.srv.Directory.Authenticate(ctx, username, password)
 		if err == nil && acct == nil {
 			err = userdb.ErrBadCredentials
@@ -62,7 +59,15 @@ func (ss *session) Auth(mech string) (gosasl.Server, error) {
 		}
 		return err
 	}).Throttled(ss.srv.Limiter, ss.tc.ip)
-	srv, err := sasl.NewServer(ss.ctx(), mech, true, check)
+	// The login is noted before the limiter runs, so a lockout is logged
+	// with the account it protects.
+	noted := func(ctx context.Context, username, password string) error {
+		ss.mu.Lock()
+		ss.login = username
+		ss.mu.Unlock()
+		return check(ctx, username, password)
+	}
+	srv, err := sasl.NewServer(ss.ctx(), mech, true, noted)
 	if err != nil {
 		return nil, ss.refuse(errAuthUnknownMec)
 	}

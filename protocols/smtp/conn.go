@@ -47,6 +47,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		}
 		s.conns[tc] = struct{}{}
 		s.mu.Unlock()
+		s.log.Debug("connected", "session", tc.id, "client", raw.RemoteAddr().String())
 		if l.implicitTLS {
 			return tls.Server(tc, s.tlsConf), nil
 		}
@@ -148,6 +149,7 @@ func (c *trackedConn) Close() error {
 			}
 		}
 		s.mu.Unlock()
+		s.log.Debug("disconnected", "session", c.id, "duration", time.Since(c.start))
 	})
 	return err
 }

@@ -190,6 +190,10 @@ func (ss *session) logTx(tx *transaction, size int64, statuses []delivery.Status
 	ss.endTx(tx, result, attrs...)
 }
 
+// maxLoggedRcpts bounds the recipients named in a transaction's log line;
+// the count is always there.
+const maxLoggedRcpts = 10
+
 func (ss *session) endTx(tx *transaction, result string, attrs ...slog.Attr) {
 	ss.mu.Lock()
 	tx.done = true
@@ -198,10 +202,16 @@ func (ss *session) endTx(tx *transaction, result string, attrs ...slog.Attr) {
 		user = ss.account.Address
 	}
 	ss.mu.Unlock()
+	to := make([]string, 0, min(len(tx.rcpts), maxLoggedRcpts))
+	for _, rc := range tx.rcpts[:min(len(tx.rcpts), maxLoggedRcpts)] {
+		to = append(to, rc.addr)
+	}
 	base := []slog.Attr{
 		slog.String("tx", tx.id),
 		slog.String("result", result),
+		slog.String("helo", cleanHelo(ss.conn.Hostname())),
 		slog.String("from", tx.from),
+		slog.Any("to", to),
 		slog.Duration("duration", time.Since(tx.start)),
 	}
 	if user != "" {

@@ -3,7 +3,9 @@ package smtp
 import (
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -220,4 +222,54 @@ func TestSubmissionAuthFailures(t *testing.T) {
 		c = authOn(t, e)
 		c.must("AUTH PLAIN "+plainIR("bob@example.org", "secret-bob"), "235 2.0.0")
 	})
+}
+
+// Passwords never reach the log, whatever the outcome of AUTH.
+func TestPasswordsNotLogged(t *testing.T) {
+	var buf lockedBuffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e := startServer(t, RoleSubmission, false, func(s *Server) { s.Logger = log })
+	c := dialRaw(t, e.addr)
+	c.must("EHLO client.test", "250 ")
+	c.startTLS(e.tls)
+	c.must("EHLO client.test", "250 ")
+	c.must("AUTH PLAIN "+plainIR("alice@example.org", "hunter2-wrong"), "535 ")
+	c.must("AUTH LOGIN", "334 ")
+	c.must(base64.StdEncoding.EncodeToString([]byte("alice@example.org")), "334 ")
+	c.must(base64.StdEncoding.EncodeToString([]byte("hunter3-wrong")), "535 ")
+	e.dir.authDown.Store(true)
+	c = dialRaw(t, e.addr)
+	c.must("EHLO client.test", "250 ")
+	c.startTLS(e.tls)
+	c.must("EHLO client.test", "250 ")
+	c.must("AUTH PLAIN "+plainIR("alice@example.org", "secret-alice"), "454 ")
+	e.dir.authDown.Store(false)
+	c.must("AUTH PLAIN "+plainIR("alice@example.org", "secret-alice"), "235 ")
+	e.srv.Close()
+	logged := buf.String()
+	for _, pw := range []string{"hunter2", "hunter3", "secret-alice", plainIR("alice@example.org", "secret-alice")} {
+		if strings.Contains(logged, pw) {
+			t.Errorf("log contains %q:\n%s", pw, logged)
+		}
+	}
+	if !strings.Contains(logged, "authentication failed") || !strings.Contains(logged, "user=alice@example.org") {
+		t.Errorf("log lacks the AUTH outcomes:\n%s", logged)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
