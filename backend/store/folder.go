@@ -158,7 +158,8 @@ func (f *Folder) UIDValidity() uint32 { return f.validity }
 func (f *Folder) UIDNext() uint32 { return f.next }
 
 // Messages is the snapshot, ascending by UID; position i is sequence
-// number i+1. The caller must not modify it.
+// number i+1. The caller must not modify it, and it is valid only until
+// the next Poll or operation on this Folder (which update it in place).
 func (f *Folder) Messages() []Message { return f.msgs }
 
 // Len is the number of messages in the view (EXISTS).
@@ -313,7 +314,8 @@ func (f *Folder) diff() (Update, error) {
 		u.NumMessages = uint32(len(f.msgs))
 		return u, nil
 	}
-	kept := make([]Message, 0, len(st.msgs))
+	// Compact in place: kept[k] is written only after f.msgs[k] was read.
+	kept := f.msgs[:0]
 	j := 0
 	for i, m := range f.msgs {
 		for j < len(st.msgs) && st.msgs[j].uid < m.UID {
