@@ -36,10 +36,16 @@ type Config struct {
 	Store    StoreConfig     `yaml:"store"`
 	Queue    QueueConfig     `yaml:"queue"`
 	Delivery delivery.Config `yaml:"delivery"`
+	Metrics  MetricsConfig   `yaml:"metrics"`
 	RunAs    string          `yaml:"run_as" help:"user to switch to after binding the ports when started as root"`
 	// ShutdownTimeout bounds how long SIGTERM waits for transactions in
 	// flight.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" help:"how long SIGTERM waits for transactions in flight"`
+}
+
+// MetricsConfig is the Prometheus and health-check listener.
+type MetricsConfig struct {
+	Address string `yaml:"address" help:"host:port serving /metrics and /healthz; empty: off"`
 }
 
 // Listeners are the addresses to listen on; an empty address turns a
@@ -152,6 +158,7 @@ func defaultConfig() Config {
 		Store:           StoreConfig{PathTemplate: "%d/%n/Maildir"},
 		Queue:           QueueConfig{Port: 25, Workers: 32, PerDomain: 8, MaxAge: 5 * 24 * time.Hour},
 		Delivery:        delivery.Config{MaxHops: 50},
+		Metrics:         MetricsConfig{Address: "127.0.0.1:9187"},
 		ShutdownTimeout: 30 * time.Second,
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/vmaild/vmaild/backend/store"
 	"github.com/vmaild/vmaild/protocols/pop3"
 	"github.com/vmaild/vmaild/protocols/throttle"
+	"github.com/vmaild/vmaild/userdb"
 )
 
 func (a *app) serveCommand() *cobra.Command {
@@ -62,6 +63,10 @@ type server struct {
 	limiter *throttle.Limiter
 	certs   *certificates
 	tls     *tls.Config
+	metrics *metrics
+	// directory and agent are what the protocols see: instrumented.
+	directory userdb.Directory
+	agentI    delivery.Agent
 	// pop3Locks is shared by 110 and 995: one maildrop, one session.
 	pop3Locks *pop3.Locks
 
@@ -78,7 +83,11 @@ func (a *app) serve(ctx context.Context, out io.Writer) error {
 	s := &server{cfg: cfg, log: log, bound: map[string]net.Listener{}, serveErr: make(chan error, 16), pop3Locks: &pop3.Locks{}}
 
 	// Bind first: privileged ports need root, everything after does not.
-	if err := s.bindAll(); err != nil {
+	err := s.bindAll()
+	if err == nil {
+		err = s.bindMetrics()
+	}
+	if err != nil {
 		s.closeListeners()
 		return err
 	}
@@ -92,6 +101,11 @@ func (a *app) serve(ctx context.Context, out io.Writer) error {
 	}
 	defer s.dir.Close()
 	s.startAll()
+	if ln, ok := s.bound["metrics"]; ok {
+		hs := s.serveMetrics(ln)
+		defer hs.Close()
+		log.Info("listening", "listener", "metrics", "address", ln.Addr().String())
+	}
 	s.printHint(out)
 
 	hup := make(chan os.Signal, 1)
@@ -150,6 +164,14 @@ func (s *server) open(ctx context.Context, a *app) error {
 	}
 	s.agent.Queue = s.queue
 	s.limiter = throttle.New(throttle.Config{Logger: s.log.With("component", "throttle")})
+	s.metrics = newMetrics(s)
+	s.directory = instrumentedDirectory{s.dir.users, s.metrics}
+	s.agentI = instrumentedAgent{s.agent, s.metrics}
+	for _, d := range []string{cfg.Store.Root, cfg.Queue.Dir} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return err
+		}
+	}
 	return s.queue.Start(ctx)
 }
 
@@ -229,6 +251,18 @@ func (s *server) bindAll() error {
 	return nil
 }
 
+func (s *server) bindMetrics() error {
+	if s.cfg.Metrics.Address == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.Metrics.Address)
+	if err != nil {
+		return fmt.Errorf("listen metrics on %s: %w", s.cfg.Metrics.Address, err)
+	}
+	s.bound["metrics"] = ln
+	return nil
+}
+
 func (s *server) closeListeners() {
 	for _, ln := range s.bound {
 		ln.Close()
@@ -250,6 +284,7 @@ func (s *server) startAll() {
 		if !ok {
 			continue
 		}
+		ln = s.metrics.listener(sp.name, ln)
 		if sp.implicit {
 			ln = tls.NewListener(ln, s.tls)
 		}
@@ -259,7 +294,7 @@ func (s *server) startAll() {
 		switch sp.name {
 		case "pop3", "pop3s":
 			p := &pop3.Server{
-				Backend:  &pop3Backend{users: s.dir.users, quotas: s.dir.sql, store: s.store},
+				Backend:  &pop3Backend{users: s.directory, quotas: s.dir.sql, store: s.store},
 				Hostname: s.cfg.Hostname, TLSConfig: s.tls, AllowInsecureAuth: sp.l.InsecureAuth,
 				Logger: log, Limiter: s.limiter, Locks: s.pop3Locks,
 			}
@@ -314,6 +349,9 @@ func (s *server) printHint(out io.Writer) {
 		if ln, ok := s.bound[sp.name]; ok {
 			fmt.Fprintf(out, "  %-12s %s\n", sp.name, ln.Addr())
 		}
+	}
+	if ln, ok := s.bound["metrics"]; ok {
+		fmt.Fprintf(out, "  %-12s http://%s/metrics /healthz\n", "metrics", ln.Addr())
 	}
 	domains, err := s.dir.domains.ListDomains(context.Background())
 	if err == nil && len(domains) == 0 {
