@@ -8,9 +8,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +24,7 @@ import (
 	"github.com/vmaild/vmaild/backend/queue"
 	"github.com/vmaild/vmaild/backend/store"
 	"github.com/vmaild/vmaild/protocols/pop3"
+	"github.com/vmaild/vmaild/protocols/smtp"
 	"github.com/vmaild/vmaild/protocols/throttle"
 	"github.com/vmaild/vmaild/userdb"
 )
@@ -54,16 +57,17 @@ type stoppable interface {
 
 // server is the running daemon.
 type server struct {
-	cfg     Config
-	log     *slog.Logger
-	dir     *directory
-	store   *store.Store
-	queue   *queue.Queue
-	agent   *delivery.LocalAgent
-	limiter *throttle.Limiter
-	certs   *certificates
-	tls     *tls.Config
-	metrics *metrics
+	cfg        Config
+	log        *slog.Logger
+	dir        *directory
+	store      *store.Store
+	queue      *queue.Queue
+	agent      *delivery.LocalAgent
+	limiter    *throttle.Limiter
+	certs      *certificates
+	tls        *tls.Config
+	metrics    *metrics
+	myNetworks []netip.Prefix
 	// directory and agent are what the protocols see: instrumented.
 	directory userdb.Directory
 	agentI    delivery.Agent
@@ -167,7 +171,14 @@ func (s *server) open(ctx context.Context, a *app) error {
 	s.metrics = newMetrics(s)
 	s.directory = instrumentedDirectory{s.dir.users, s.metrics}
 	s.agentI = instrumentedAgent{s.agent, s.metrics}
-	for _, d := range []string{cfg.Store.Root, cfg.Queue.Dir} {
+	for _, n := range cfg.SMTP.MyNetworks {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			return fmt.Errorf("smtp.mynetworks: %w", err)
+		}
+		s.myNetworks = append(s.myNetworks, p)
+	}
+	for _, d := range []string{cfg.Store.Root, cfg.Queue.Dir, filepath.Join(cfg.DataDir, "spool")} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return err
 		}
@@ -272,7 +283,7 @@ func (s *server) closeListeners() {
 // implemented reports whether this build serves a listener kind.
 func (s *server) implemented(name string) bool {
 	switch name {
-	case "pop3", "pop3s":
+	case "pop3", "pop3s", "smtp", "submission", "submissions", "lmtp":
 		return true
 	}
 	return false
@@ -285,12 +296,42 @@ func (s *server) startAll() {
 			continue
 		}
 		ln = s.metrics.listener(sp.name, ln)
-		if sp.implicit {
-			ln = tls.NewListener(ln, s.tls)
-		}
 		var srv stoppable
 		var serve func() error
 		log := s.log.With("listener", sp.name)
+		switch sp.name {
+		case "smtp", "submission", "submissions", "lmtp":
+			role := smtp.RoleMTA
+			switch sp.name {
+			case "submission", "submissions":
+				role = smtp.RoleSubmission
+			case "lmtp":
+				role = smtp.RoleLMTP
+			}
+			m := &smtp.Server{
+				Role: role, Hostname: s.cfg.Hostname, Directory: s.directory, Agent: s.agentI,
+				TLSConfig: s.tls, AllowInsecureAuth: sp.l.InsecureAuth, MyNetworks: s.myNetworks,
+				MaxMessageBytes: s.cfg.SMTP.MaxMessageBytes, MaxRecipients: s.cfg.SMTP.MaxRecipients,
+				Limiter: s.limiter, Logger: log, SpoolDir: filepath.Join(s.cfg.DataDir, "spool"),
+			}
+			srv, serve = m, func() error { return m.Serve(ln) }
+			if sp.implicit {
+				serve = func() error { return m.ServeTLS(ln) }
+			}
+			s.running = append(s.running, srv)
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				if err := serve(); err != nil && !isClosed(err) {
+					s.serveErr <- fmt.Errorf("%s: %w", sp.name, err)
+				}
+			}()
+			log.Info("listening", "address", ln.Addr().String(), "implicit_tls", sp.implicit)
+			continue
+		}
+		if sp.implicit {
+			ln = tls.NewListener(ln, s.tls)
+		}
 		switch sp.name {
 		case "pop3", "pop3s":
 			p := &pop3.Server{
@@ -313,7 +354,7 @@ func (s *server) startAll() {
 }
 
 func isClosed(err error) bool {
-	return errors.Is(err, net.ErrClosed) || errors.Is(err, pop3.ErrServerClosed)
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, pop3.ErrServerClosed) || errors.Is(err, smtp.ErrServerClosed)
 }
 
 // shutdown stops accepting, lets transactions in flight finish within the
