@@ -33,55 +33,55 @@ import (
 type Config struct {
 	// URLs are tried in order until one connects: ldap://host[:port] or
 	// ldaps://host[:port].
-	URLs []string `yaml:"urls" mapstructure:"urls"`
+	URLs []string `yaml:"urls" mapstructure:"urls" help:"servers tried in order until one connects: ldap://host[:port] or ldaps://host[:port]"`
 	// StartTLS upgrades ldap:// connections before the bind.
-	StartTLS bool      `yaml:"start_tls" mapstructure:"start_tls"`
+	StartTLS bool      `yaml:"start_tls" mapstructure:"start_tls" help:"upgrade ldap:// connections with StartTLS before the bind"`
 	TLS      TLSConfig `yaml:"tls" mapstructure:"tls"`
 
 	// BindDN and BindPassword are the service account every pooled
 	// connection binds as; empty BindDN means anonymous. The service
 	// account needs read access to the user attributes, and to
 	// userPassword unless AuthBind is set.
-	BindDN       string `yaml:"bind_dn" mapstructure:"bind_dn"`
-	BindPassword string `yaml:"bind_password" mapstructure:"bind_password"`
+	BindDN       string `yaml:"bind_dn" mapstructure:"bind_dn" help:"service account every pooled connection binds as; empty: anonymous"`
+	BindPassword string `yaml:"bind_password" mapstructure:"bind_password" help:"password of bind_dn"`
 
 	// BaseDN is where user searches start.
-	BaseDN string `yaml:"base_dn" mapstructure:"base_dn"`
+	BaseDN string `yaml:"base_dn" mapstructure:"base_dn" help:"where user searches start"`
 	// Scope of user searches: "sub" (default), "one" or "base".
-	Scope string `yaml:"scope" mapstructure:"scope"`
+	Scope string `yaml:"scope" mapstructure:"scope" help:"scope of user searches: sub, one or base; empty: sub"`
 	// UserFilter finds one user; %u is the full address, %n the local
 	// part, %d the domain, %% a percent sign. Values are escaped
 	// (RFC 4515) before substitution. Default
 	// (&(objectClass=inetOrgPerson)(mail=%u)).
-	UserFilter string `yaml:"user_filter" mapstructure:"user_filter"`
+	UserFilter string `yaml:"user_filter" mapstructure:"user_filter" help:"filter finding one user: %u address, %n local part, %d domain (values escaped); empty: (&(objectClass=inetOrgPerson)(mail=%u))"`
 	// ListFilter selects all accounts for ListAccounts; the mail
 	// attribute condition is added to it. Default (objectClass=inetOrgPerson).
-	ListFilter string `yaml:"list_filter" mapstructure:"list_filter"`
+	ListFilter string `yaml:"list_filter" mapstructure:"list_filter" help:"filter selecting all accounts for listings; empty: (objectClass=inetOrgPerson)"`
 
 	Attributes Attributes `yaml:"attributes" mapstructure:"attributes"`
 
 	// AuthBind checks passwords by binding as the user's DN instead of
 	// reading the password attribute (Dovecot's auth_bind): the directory
 	// verifies the hash, and the service account never reads it.
-	AuthBind bool `yaml:"auth_bind" mapstructure:"auth_bind"`
+	AuthBind bool `yaml:"auth_bind" mapstructure:"auth_bind" help:"check passwords by binding as the user instead of reading the hash (Dovecot's auth_bind)"`
 
 	// PoolSize bounds the connections kept open (default 8); with
 	// AuthBind a second pool of the same size holds the user binds.
-	PoolSize int `yaml:"pool_size" mapstructure:"pool_size"`
+	PoolSize int `yaml:"pool_size" mapstructure:"pool_size" help:"connections kept open (a second pool as large with auth_bind); 0: 8"`
 	// Timeout bounds connecting and each request (default 5s).
-	Timeout time.Duration `yaml:"timeout" mapstructure:"timeout"`
+	Timeout time.Duration `yaml:"timeout" mapstructure:"timeout" help:"bound on connecting and on each request; 0: 5s"`
 
 	// UserDN is the DN template for accounts AddAccount creates, with the
 	// placeholders of UserFilter (escaped as DN values, RFC 4514).
 	// Default uid=%u,ou=people,<BaseDN>, as in ldif/example.ldif.
-	UserDN string `yaml:"user_dn" mapstructure:"user_dn"`
+	UserDN string `yaml:"user_dn" mapstructure:"user_dn" help:"DN template of accounts vmaild creates, placeholders as in user_filter; empty: uid=%u,ou=people,<base_dn>"`
 	// ObjectClasses of new accounts. Default inetOrgPerson, plus
 	// AccountObjectClass when one of its attributes is configured.
-	ObjectClasses []string `yaml:"object_classes" mapstructure:"object_classes"`
+	ObjectClasses []string `yaml:"object_classes" mapstructure:"object_classes" help:"object classes of new accounts; empty: inetOrgPerson, plus account_object_class when one of its attributes is set"`
 	// AccountObjectClass is the auxiliary class that carries the quota,
 	// active and maildir attributes; it is added to an existing entry that
 	// lacks it when one of them is written. Default vmailAccount.
-	AccountObjectClass string `yaml:"account_object_class" mapstructure:"account_object_class"`
+	AccountObjectClass string `yaml:"account_object_class" mapstructure:"account_object_class" help:"auxiliary class carrying the quota, active and maildir attributes; empty: vmailAccount"`
 
 	// Logger receives connection problems (never passwords). Nil discards.
 	Logger *slog.Logger `yaml:"-" mapstructure:"-"`
@@ -90,28 +90,28 @@ type Config struct {
 // TLSConfig configures ldaps:// and StartTLS.
 type TLSConfig struct {
 	// CAFile is a PEM bundle of the CAs to trust; empty uses the system's.
-	CAFile string `yaml:"ca_file" mapstructure:"ca_file"`
+	CAFile string `yaml:"ca_file" mapstructure:"ca_file" help:"PEM bundle of the CAs to trust; empty: the system's"`
 	// ServerName to verify; empty uses the host of the URL.
-	ServerName string `yaml:"server_name" mapstructure:"server_name"`
+	ServerName string `yaml:"server_name" mapstructure:"server_name" help:"name the server certificate must match; empty: the host of the URL"`
 	// InsecureSkipVerify disables certificate checks; tests only.
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify" mapstructure:"insecure_skip_verify"`
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify" mapstructure:"insecure_skip_verify" help:"skip certificate checks (tests only)"`
 	// CertFile and KeyFile are an optional client certificate.
-	CertFile string `yaml:"cert_file" mapstructure:"cert_file"`
-	KeyFile  string `yaml:"key_file" mapstructure:"key_file"`
+	CertFile string `yaml:"cert_file" mapstructure:"cert_file" help:"client certificate (PEM) for servers that ask for one"`
+	KeyFile  string `yaml:"key_file" mapstructure:"key_file" help:"private key (PEM) of cert_file"`
 }
 
 // Attributes names the LDAP attributes an account is made of. Empty
 // optional names mean the information is not kept in the directory.
 type Attributes struct {
-	Mail     string `yaml:"mail" mapstructure:"mail"`         // default mail
-	Password string `yaml:"password" mapstructure:"password"` // default userPassword
-	Name     string `yaml:"name" mapstructure:"name"`         // default cn
+	Mail     string `yaml:"mail" mapstructure:"mail" help:"attribute holding the address; empty: mail"`                                // default mail
+	Password string `yaml:"password" mapstructure:"password" help:"attribute holding the {SCHEME} password hash; empty: userPassword"` // default userPassword
+	Name     string `yaml:"name" mapstructure:"name" help:"attribute holding the display name; empty: cn"`                             // default cn
 
-	QuotaBytes    string `yaml:"quota_bytes" mapstructure:"quota_bytes"`
-	QuotaMessages string `yaml:"quota_messages" mapstructure:"quota_messages"`
+	QuotaBytes    string `yaml:"quota_bytes" mapstructure:"quota_bytes" help:"attribute holding the quota in bytes (vmailQuotaBytes); empty: not in the directory"`
+	QuotaMessages string `yaml:"quota_messages" mapstructure:"quota_messages" help:"attribute holding the quota in messages (vmailQuotaMessages); empty: not in the directory"`
 	// Active holds a Boolean (TRUE/FALSE); absent means active.
-	Active  string `yaml:"active" mapstructure:"active"`
-	Maildir string `yaml:"maildir" mapstructure:"maildir"`
+	Active  string `yaml:"active" mapstructure:"active" help:"Boolean attribute, FALSE disables the account (vmailActive); empty: not in the directory"`
+	Maildir string `yaml:"maildir" mapstructure:"maildir" help:"attribute overriding the Maildir path (vmailMaildir); empty: not in the directory"`
 }
 
 // SchemaAttributes returns the attribute names of vmaild's own schema

@@ -32,17 +32,17 @@ import (
 // DSN works.
 type Config struct {
 	// Driver is "sqlite" (default) or "mysql" (MySQL and MariaDB).
-	Driver string `yaml:"driver" mapstructure:"driver"`
+	Driver string `yaml:"driver" mapstructure:"driver" help:"sqlite (embedded) or mysql (MySQL and MariaDB)"`
 	// DSN is, for sqlite, the database file path; vmaild adds the pragmas it
 	// needs (WAL, busy_timeout, foreign_keys). For mysql it is a
 	// go-sql-driver DSN: user:password@tcp(host:3306)/vmaild.
-	DSN string `yaml:"dsn" mapstructure:"dsn"`
+	DSN string `yaml:"dsn" mapstructure:"dsn" help:"sqlite: the database file (default data_dir/vmaild.db); mysql: user:password@tcp(host:3306)/vmaild"`
 	// MaxOpenConns caps the connection pool; 0 means 16 for mysql and 4
 	// for sqlite (SQLite serialises writers anyway).
-	MaxOpenConns int `yaml:"max_open_conns" mapstructure:"max_open_conns"`
+	MaxOpenConns int `yaml:"max_open_conns" mapstructure:"max_open_conns" help:"connection pool size; 0: 16 for mysql, 4 for sqlite"`
 	// Timeout bounds every operation (and the mysql dial); 0 means 5s. A
 	// timeout is reported as ErrUnavailable.
-	Timeout time.Duration `yaml:"timeout" mapstructure:"timeout"`
+	Timeout time.Duration `yaml:"timeout" mapstructure:"timeout" help:"bound on every operation and the mysql dial; 0: 5s"`
 	// Queries overrides the built-in queries, for existing schemas.
 	Queries Queries `yaml:"queries" mapstructure:"queries"`
 	// Logger receives the mysql driver's own complaints (dropped idle

@@ -28,15 +28,15 @@ import (
 // otherwise a NULL or 0 limit is unlimited. NULL name, maildir, catchall
 // and alias_for read as empty.
 type Queries struct {
-	Account      string `yaml:"account" mapstructure:"account"`
-	Password     string `yaml:"password" mapstructure:"password"`
-	Domain       string `yaml:"domain" mapstructure:"domain"`
-	Aliases      string `yaml:"aliases" mapstructure:"aliases"`
-	QuotaUsage   string `yaml:"quota_usage" mapstructure:"quota_usage"`
-	QuotaEnsure  string `yaml:"quota_ensure" mapstructure:"quota_ensure"`
-	QuotaAdd     string `yaml:"quota_add" mapstructure:"quota_add"`
-	QuotaReserve string `yaml:"quota_reserve" mapstructure:"quota_reserve"`
-	QuotaSet     string `yaml:"quota_set" mapstructure:"quota_set"`
+	Account      string `yaml:"account" mapstructure:"account" help:"(:address) → address, name, active, quota_bytes, quota_messages, maildir; empty: vmaild's schema"`
+	Password     string `yaml:"password" mapstructure:"password" help:"(:address) → the account columns, then the {SCHEME} hash; empty: vmaild's schema"`
+	Domain       string `yaml:"domain" mapstructure:"domain" help:"(:domain) → name, active, quota_bytes, quota_messages, catchall, alias_for; empty: vmaild's schema"`
+	Aliases      string `yaml:"aliases" mapstructure:"aliases" help:"(:source) → one destination per row; empty: vmaild's schema"`
+	QuotaUsage   string `yaml:"quota_usage" mapstructure:"quota_usage" help:"(:address) → bytes, messages; empty: vmaild's schema"`
+	QuotaEnsure  string `yaml:"quota_ensure" mapstructure:"quota_ensure" help:"(:address) creates the usage row when missing; empty: vmaild's schema"`
+	QuotaAdd     string `yaml:"quota_add" mapstructure:"quota_add" help:"(:address, :bytes, :messages) adds to the usage, clamped at 0; empty: vmaild's schema"`
+	QuotaReserve string `yaml:"quota_reserve" mapstructure:"quota_reserve" help:"(:address, :bytes, :messages, :limit_bytes, :limit_messages) adds only when it fits; empty: vmaild's schema"`
+	QuotaSet     string `yaml:"quota_set" mapstructure:"quota_set" help:"(:address, :bytes, :messages) overwrites the usage; empty: vmaild's schema"`
 }
 
 // params carries every input a query may name.
