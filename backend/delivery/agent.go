@@ -251,13 +251,14 @@ func (a *LocalAgent) Deliver(ctx context.Context, env Envelope, msg Message) []S
 // temporary, so the sender retries and nothing is lost (the mailboxes that
 // already have the message get it twice: a duplicate, never a loss).
 func combine[T any](ts []T, status func(T) Status) Status {
-	var firstTemp, firstPerm *Status
-	ok := false
+	var firstOK, firstTemp, firstPerm *Status
 	for _, t := range ts {
 		s := status(t)
 		switch {
 		case s.OK():
-			ok = true
+			if firstOK == nil {
+				firstOK = &s
+			}
 		case s.Temporary():
 			if firstTemp == nil {
 				firstTemp = &s
@@ -271,8 +272,8 @@ func combine[T any](ts []T, status func(T) Status) Status {
 	switch {
 	case firstTemp != nil:
 		return *firstTemp
-	case ok:
-		return Delivered
+	case firstOK != nil:
+		return *firstOK
 	default:
 		return *firstPerm
 	}

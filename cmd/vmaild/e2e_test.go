@@ -1,0 +1,453 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"net/textproto"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/vmaild/vmaild/backend/queue/queuetest"
+	"github.com/vmaild/vmaild/internal/testsrv"
+)
+
+// These tests build the vmaild binary and drive `vmaild serve` and the
+// admin commands as an admin would, with real clients over real sockets.
+
+var e2eBuild struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+func e2eBinary(t *testing.T) string {
+	t.Helper()
+	e2eBuild.once.Do(func() {
+		dir, err := os.MkdirTemp("", "vmaild-e2e-bin")
+		if err != nil {
+			e2eBuild.err = err
+			return
+		}
+		e2eBuild.path = filepath.Join(dir, "vmaild")
+		out, err := exec.Command("go", "build", "-o", e2eBuild.path, ".").CombinedOutput()
+		if err != nil {
+			e2eBuild.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if e2eBuild.err != nil {
+		t.Fatal(e2eBuild.err)
+	}
+	return e2eBuild.path
+}
+
+// e2eDaemon is one running `vmaild serve`.
+type e2eDaemon struct {
+	t      *testing.T
+	bin    string
+	config string
+	ports  map[string]int
+	cmd    *exec.Cmd
+	out    *lockedBuffer
+	exited chan error
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+var e2eListeners = []string{"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "metrics"}
+
+// newDaemon writes a configuration on free loopback ports plus extra YAML
+// (the directory backends), ready to start.
+func newDaemon(t *testing.T, extra string) *e2eDaemon {
+	dir := t.TempDir()
+	d := &e2eDaemon{t: t, bin: e2eBinary(t), ports: map[string]int{}, out: &lockedBuffer{}}
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "hostname: mx.example.com\ndata_dir: %s\nlog:\n  level: debug\nlisten:\n", filepath.Join(dir, "data"))
+	for _, name := range e2eListeners {
+		d.ports[name] = testsrv.FreePort(t)
+		if name != "metrics" {
+			fmt.Fprintf(&cfg, "  %s:\n    address: 127.0.0.1:%d\n", name, d.ports[name])
+		}
+	}
+	fmt.Fprintf(&cfg, "metrics:\n  address: 127.0.0.1:%d\nshutdown_timeout: 20s\n", d.ports["metrics"])
+	cfg.WriteString(extra)
+	d.config = filepath.Join(dir, "vmaild.yaml")
+	if err := os.WriteFile(d.config, []byte(cfg.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func (d *e2eDaemon) addr(name string) string { return "127.0.0.1:" + strconv.Itoa(d.ports[name]) }
+
+func (d *e2eDaemon) start() {
+	t := d.t
+	t.Helper()
+	d.cmd = exec.Command(d.bin, "-c", d.config, "serve")
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d.exited = make(chan error, 1)
+	go func() { d.exited <- d.cmd.Wait() }()
+	t.Cleanup(func() {
+		if d.cmd.ProcessState == nil {
+			d.cmd.Process.Kill()
+			<-d.exited
+		}
+		if t.Failed() {
+			t.Logf("vmaild output:\n%s", d.out.String())
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for _, name := range []string{"smtp", "metrics"} {
+		for {
+			c, err := net.DialTimeout("tcp", d.addr(name), time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case err := <-d.exited:
+				t.Fatalf("vmaild serve exited: %v\n%s", err, d.out.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("vmaild did not listen on %s\n%s", name, d.out.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (d *e2eDaemon) stop() {
+	d.t.Helper()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-d.exited:
+		if err != nil {
+			d.t.Errorf("vmaild serve exited with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		d.t.Fatal("vmaild serve did not stop on SIGTERM")
+	}
+}
+
+// cli runs an admin command with the daemon's configuration.
+func (d *e2eDaemon) cli(stdin string, args ...string) string {
+	d.t.Helper()
+	cmd := exec.Command(d.bin, append([]string{"-c", d.config}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		d.t.Fatalf("vmaild %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+var insecureTLS = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}
+
+func sendMail(t *testing.T, addr string, login *[2]string, from string, to []string, msg string) error {
+	t.Helper()
+	dial := gosmtp.Dial
+	if login != nil {
+		dial = func(addr string) (*gosmtp.Client, error) { return gosmtp.DialStartTLS(addr, insecureTLS) }
+	}
+	c, err := dial(addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Hello("client.example.net"); err != nil {
+		return err
+	}
+	if login != nil {
+		if err := c.Auth(sasl.NewPlainClient("", login[0], login[1])); err != nil {
+			return err
+		}
+	}
+	if err := c.SendMail(from, to, strings.NewReader(msg)); err != nil {
+		return err
+	}
+	return c.Quit()
+}
+
+// pop3Retrieve logs in over STLS and returns every message.
+func pop3Retrieve(t *testing.T, addr, user, pass string) []string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	tp := textproto.NewConn(conn)
+	expect := func(c *textproto.Conn, cmd string) string {
+		t.Helper()
+		if cmd != "" {
+			c.PrintfLine("%s", cmd)
+		}
+		line, err := c.ReadLine()
+		if err != nil || !strings.HasPrefix(line, "+OK") {
+			t.Fatalf("POP3 %q: %q %v", cmd, line, err)
+		}
+		return line
+	}
+	expect(tp, "")
+	expect(tp, "STLS")
+	tc := tls.Client(conn, insecureTLS)
+	tp = textproto.NewConn(tc)
+	expect(tp, "USER "+user)
+	expect(tp, "PASS "+pass)
+	stat := strings.Fields(expect(tp, "STAT"))
+	n, _ := strconv.Atoi(stat[1])
+	var msgs []string
+	for i := 1; i <= n; i++ {
+		expect(tp, fmt.Sprintf("RETR %d", i))
+		lines, err := tp.ReadDotLines()
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, strings.Join(lines, "\n"))
+	}
+	expect(tp, "QUIT")
+	return msgs
+}
+
+func metricValue(t *testing.T, addr, series string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			v, _ := strconv.ParseFloat(rest, 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// TestServeEndToEnd: the quickstart path an admin takes, on the embedded
+// default and on LDAP + MariaDB.
+func TestServeEndToEnd(t *testing.T) {
+	backends := map[string]func(t *testing.T) string{
+		"embedded": func(t *testing.T) string { return "" },
+		"ldap+mariadb": func(t *testing.T) string {
+			var m *testsrv.MariaDB
+			var sl *testsrv.Slapd
+			var wg sync.WaitGroup
+			wg.Add(2)
+			go func() { defer wg.Done(); m = testsrv.StartMariaDB(t) }()
+			go func() { defer wg.Done(); sl = testsrv.StartSlapd(t) }()
+			wg.Wait()
+			if m == nil || sl == nil {
+				t.FailNow()
+			}
+			return fmt.Sprintf(`userdb:
+  accounts: ldap
+sql:
+  driver: mysql
+  dsn: %q
+ldap:
+  urls: [%q]
+  bind_dn: %q
+  bind_password: %q
+  base_dn: %q
+  attributes:
+    quota_bytes: vmailQuotaBytes
+    quota_messages: vmailQuotaMessages
+    active: vmailActive
+    maildir: vmailMaildir
+`, m.CreateDatabase("vmaild_e2e"), sl.URL, sl.AdminDN, sl.AdminPassword, sl.BaseDN)
+		},
+	}
+	for name, backend := range backends {
+		t.Run(name, func(t *testing.T) {
+			dns := queuetest.NewDNS(t)
+			sink := queuetest.NewSink(t, queuetest.SinkOptions{})
+			dns.MX("remote.test", 10, "mx.remote.test")
+			dns.A("mx.remote.test", "127.0.0.1")
+			extra := backend(t) + fmt.Sprintf("queue:\n  resolver: %s\n  port: %d\n", dns.Addr, sink.Port)
+			d := newDaemon(t, extra)
+			if name != "embedded" {
+				d.cli("", "db", "migrate")
+			}
+			d.start()
+			d.cli("", "domain", "add", "example.com")
+			// The example directory (base entries and users) goes in with
+			// the LDIF importer, then a new user with the CLI.
+			if out := d.cli("", "ldif", "import", "--add-domains", "../../ldif/example.ldif"); !strings.Contains(out, "0 failed") {
+				t.Errorf("ldif import: %s", out)
+			}
+			d.cli("zoe-secret\n", "user", "add", "zoe@example.com", "--password-stdin", "--name", "Zoe")
+			if out := d.cli("", "user", "list"); !strings.Contains(out, "zoe@example.com") || !strings.Contains(out, "bob@example.com") {
+				t.Errorf("user list: %s", out)
+			}
+			if out := d.cli("", "config", "check"); !strings.Contains(out, "reachable") {
+				t.Errorf("config check: %s", out)
+			}
+
+			// Inbound on the MTA port, read back on POP3.
+			msg := "From: someone@remote.test\r\nTo: zoe@example.com\r\nSubject: e2e\r\n\r\nHello Zoe \xc3\xa9\r\n.leading dot\r\n"
+			if err := sendMail(t, d.addr("smtp"), nil, "someone@remote.test", []string{"zoe@example.com"}, msg); err != nil {
+				t.Fatalf("deliver on 25: %v", err)
+			}
+			if err := sendMail(t, d.addr("smtp"), nil, "someone@remote.test", []string{"nobody@example.com"}, msg); err == nil || !strings.Contains(err.Error(), "550") {
+				t.Errorf("unknown local user: %v", err)
+			}
+			got := pop3Retrieve(t, d.addr("pop3"), "zoe@example.com", "zoe-secret")
+			if len(got) != 1 || !strings.Contains(got[0], "Hello Zoe \xc3\xa9") || !strings.Contains(got[0], "\n.leading dot") || !strings.Contains(got[0], "Delivered-To: zoe@example.com") {
+				t.Fatalf("POP3 read: %q", got)
+			}
+			if imapCheck != nil {
+				imapCheck(t, d.addr("imap"), "zoe@example.com", "zoe-secret", "Hello Zoe")
+			}
+			// An imported user logs in too ({SSHA} from the LDIF).
+			if got := pop3Retrieve(t, d.addr("pop3"), "bob@example.com", "bob-secret"); len(got) != 0 {
+				t.Errorf("bob has %d messages", len(got))
+			}
+
+			// Submission with AUTH to a remote domain whose MX is the sink.
+			out := "From: zoe@example.com\r\nTo: bob@remote.test\r\nSubject: out\r\n\r\nHi Bob\r\n"
+			if err := sendMail(t, d.addr("submission"), &[2]string{"zoe@example.com", "zoe-secret"}, "zoe@example.com", []string{"bob@remote.test"}, out); err != nil {
+				t.Fatalf("submit on 587: %v", err)
+			}
+			if err := sendMail(t, d.addr("submission"), &[2]string{"zoe@example.com", "wrong"}, "zoe@example.com", []string{"bob@remote.test"}, out); err == nil {
+				t.Error("submission with a wrong password accepted")
+			}
+			sent := sink.Wait(t, 1)
+			if len(sent[0].Rcpts) != 1 || sent[0].Rcpts[0] != "bob@remote.test" || !bytes.Contains(sent[0].Data, []byte("Hi Bob")) {
+				t.Errorf("sink got %+v", sent[0])
+			}
+			for _, h := range []string{"Message-ID:", "Date:"} {
+				if !bytes.Contains(bytes.ToLower(sent[0].Data), bytes.ToLower([]byte(h))) {
+					t.Errorf("submitted message lacks %s", h)
+				}
+			}
+
+			// The counters moved.
+			for series, min := range map[string]float64{
+				`vmaild_messages_total{outcome="delivered"}`:      1,
+				`vmaild_messages_total{outcome="queued"}`:         1,
+				`vmaild_messages_total{outcome="rejected"}`:       1,
+				`vmaild_authentications_total{result="ok"}`:       2,
+				`vmaild_authentications_total{result="failed"}`:   1,
+				`vmaild_connections_total{listener="smtp"}`:       3,
+				`vmaild_connections_total{listener="submission"}`: 2,
+				`vmaild_connections_total{listener="pop3"}`:       1,
+				`vmaild_queue_delivered_total`:                    1,
+			} {
+				if v := metricValue(t, d.addr("metrics"), series); v < min {
+					t.Errorf("%s = %v, want at least %v", series, v, min)
+				}
+			}
+			resp, err := http.Get("http://" + d.addr("metrics") + "/healthz")
+			if err != nil || resp.StatusCode != 200 {
+				t.Errorf("/healthz: %v %v", resp, err)
+			}
+			d.stop()
+		})
+	}
+}
+
+// imapCheck is filled in by the IMAP end-to-end test file.
+var imapCheck func(t *testing.T, addr, user, pass, want string)
+
+// TestServeSIGTERMLosesNothing: SIGTERM during a stream of deliveries;
+// every message answered 250 is in the mailbox afterwards.
+func TestServeSIGTERMLosesNothing(t *testing.T) {
+	d := newDaemon(t, "")
+	d.start()
+	d.cli("", "domain", "add", "example.com")
+	d.cli("alice-secret\n", "user", "add", "alice@example.com", "--password-stdin")
+
+	var mu sync.Mutex
+	var accepted []string
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil && i < 500; i++ {
+				token := fmt.Sprintf("token-%d-%d", w, i)
+				msg := "From: s@remote.test\r\nSubject: " + token + "\r\n\r\nbody " + token + "\r\n"
+				if err := sendMail(t, d.addr("smtp"), nil, "s@remote.test", []string{"alice@example.com"}, msg); err != nil {
+					return // the daemon is going away
+				}
+				mu.Lock()
+				accepted = append(accepted, token)
+				mu.Unlock()
+			}
+		}()
+	}
+	for {
+		mu.Lock()
+		n := len(accepted)
+		mu.Unlock()
+		if n >= 20 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	d.stop()
+	wg.Wait()
+	if len(accepted) < 20 {
+		t.Fatalf("only %d messages accepted before SIGTERM", len(accepted))
+	}
+
+	// Read the Maildir directly: the daemon is gone.
+	root := filepath.Join(filepath.Dir(d.config), "data", "mail", "example.com", "alice", "Maildir")
+	var all strings.Builder
+	for _, sub := range []string{"new", "cur"} {
+		ents, _ := os.ReadDir(filepath.Join(root, sub))
+		for _, e := range ents {
+			b, err := os.ReadFile(filepath.Join(root, sub, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			all.Write(b)
+		}
+	}
+	for _, tok := range accepted {
+		if n := len(regexp.MustCompile(`body `+tok+`\r\n`).FindAllStringIndex(all.String(), -1)); n != 1 {
+			t.Errorf("%s: answered 250 but found %d times after SIGTERM", tok, n)
+		}
+	}
+	t.Logf("%d messages answered 250 before SIGTERM, all on disk", len(accepted))
+}
