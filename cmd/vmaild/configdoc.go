@@ -1,0 +1,194 @@
+package main
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+)
+
+// configDocRegenerate is how CONFIG.md is rewritten after a key changes;
+// the test that compares the file with configReference says so too.
+const configDocRegenerate = "go test ./cmd/vmaild -run ConfigDoc -update-config-md"
+
+// machineDefaults are defaults that depend on where vmaild runs, so the
+// reference describes them instead of printing this machine's value.
+var machineDefaults = map[string]string{
+	"hostname": "the machine's host name",
+	"data_dir": "`$VMAILD_DATA`, else `./data`",
+}
+
+// untaggedHelp explains keys whose struct fields live in packages that
+// carry no help tags (their doc comments say the same at more length).
+var untaggedHelp = map[string]string{
+	"userdb.cache.ttl":          "how long a found account and a verified password are reused; after a password change the old one works at most this long; 0: 1m",
+	"userdb.cache.negative_ttl": "how long \"no such user\" and \"wrong password\" are remembered; 0: 10s",
+	"userdb.cache.max_entries":  "cached answers kept; the least recently used go first",
+}
+
+// configSections introduces each top-level section of the reference; keys
+// at the top level itself form the "general" section.
+var configSections = map[string]struct{ title, intro string }{
+	"": {"General", ""},
+	"log": {"Logging", "Structured logs (log/slog) on standard error; passwords never appear in them."},
+	"userdb": {"User directory", "Which backend serves which kind of lookup, and the cache in front of them. " +
+		"Accounts and passwords come from `sql` or `ldap`; domains, aliases and quota usage always come from SQL."},
+	"sql": {"SQL database", "The SQL user directory: SQLite (embedded default) or MySQL/MariaDB. " +
+		"Apply the schema with `vmaild db migrate` (SQLite is migrated by `serve`). " +
+		"The `sql.queries.*` keys replace the built-in queries for an existing schema " +
+		"(inputs by name, `:address`, `:domain`, …; columns by position); " +
+		"see [userdb/sql/POSTFIXADMIN.md](userdb/sql/POSTFIXADMIN.md)."},
+	"ldap": {"LDAP accounts", "Used when `userdb.accounts` is `ldap`. Plain `inetOrgPerson` entries with `mail`, " +
+		"`userPassword` and `cn` work as they are; the optional schema in `schema/ldap/` adds the attributes " +
+		"named in `ldap.attributes.*` (`vmailQuotaBytes`, `vmailQuotaMessages`, `vmailActive`, `vmailMaildir`)."},
+	"listen": {"Listeners", "One socket per protocol; an empty address turns the listener off. " +
+		"smtp is the MTA (25), submission uses STARTTLS (587), submissions implicit TLS (465); " +
+		"imap and pop3 offer STARTTLS/STLS, imaps and pop3s are implicit TLS."},
+	"tls":      {"TLS", "The certificate every TLS listener serves. `SIGHUP` reloads it without a restart."},
+	"smtp":     {"SMTP policy", "Relay and size policy of the SMTP listeners. Relaying needs a client in `mynetworks` or an authenticated session."},
+	"store":    {"Mail store", "Maildir++ laid out as Dovecot does it, with a UID index beside the files."},
+	"queue":    {"Outbound queue", "The durable spool for remote recipients: MX lookup, retries, bounces."},
+	"delivery": {"Local delivery", "The delivery agent: aliases, quota, loops, folders."},
+	"metrics":  {"Metrics and health", "Prometheus `/metrics` and `/healthz` (200 when SQL, LDAP and the store answer) on their own listener."},
+}
+
+// configReference renders CONFIG.md from configKeys, so the reference lists
+// exactly the keys the file, the environment and the flags accept.
+func configReference() string {
+	keys := configKeys(defaultConfig())
+	bySection := map[string][]configKey{}
+	for _, k := range keys {
+		section, _, nested := strings.Cut(k.Name, ".")
+		if !nested {
+			section = ""
+		}
+		bySection[section] = append(bySection[section], k)
+	}
+
+	var b strings.Builder
+	b.WriteString("<!-- Generated from the Config struct by configReference in cmd/vmaild/configdoc.go; do not edit.\n")
+	fmt.Fprintf(&b, "     Regenerate: %s -->\n\n", configDocRegenerate)
+	b.WriteString(`# vmaild configuration reference
+
+vmaild reads one YAML file, given with ` + "`-c FILE`" + ` or ` + "`$VMAILD_CONFIG`" + `; without one it
+runs on the defaults below (SQLite and Maildir under the data folder, unprivileged
+ports, a self-signed certificate). Every key can also be set by an environment
+variable and by a flag of the same name (` + "`--sql.dsn`" + `). A flag beats the
+environment, which beats the file, which beats the default.
+
+- A dotted key is a nested YAML mapping: ` + "`listen.smtp.address`" + ` is
+  ` + "`listen: {smtp: {address: \":25\"}}`" + `.
+- Durations are written as Go writes them: ` + "`90s`, `5m`, `120h`" + `.
+- A list is a YAML sequence in the file and comma-separated in the environment
+  (` + "`VMAILD_SMTP_MYNETWORKS=127.0.0.0/8,192.0.2.0/24`" + `).
+- An unknown key in the file is an error that names it: a misspelt key silently
+  ignored is how mail servers end up open relays.
+- Secrets (` + "`sql.dsn`, `ldap.bind_password`, `queue.smarthost.password`" + `) are best
+  kept out of the file, in the environment.
+
+` + "`vmaild config keys`" + ` prints this table; ` + "`vmaild config check`" + ` validates a
+configuration and connects to every configured server.
+
+Two environment variables are not keys: ` + "`VMAILD_CONFIG`" + ` (the file to read) and
+` + "`VMAILD_DATA`" + ` (the default of ` + "`data_dir`" + `).
+`)
+	for _, section := range configSectionOrder() {
+		ks := bySection[section]
+		if len(ks) == 0 {
+			continue
+		}
+		delete(bySection, section)
+		s, ok := configSections[section]
+		if !ok {
+			s.title = section
+		}
+		fmt.Fprintf(&b, "\n## %s\n\n", s.title)
+		if s.intro != "" {
+			fmt.Fprintf(&b, "%s\n\n", s.intro)
+		}
+		b.WriteString("| key | type | default | environment | meaning |\n")
+		b.WriteString("|---|---|---|---|---|\n")
+		for _, k := range ks {
+			fmt.Fprintf(&b, "| `%s` | %s | %s | `%s` | %s |\n",
+				k.Name, keyType(k.Type), keyDefault(k), k.Env, markdownCell(keyHelp(k)))
+		}
+	}
+	return b.String()
+}
+
+// configSectionOrder follows the Config struct, so the reference reads in
+// the order an admin writes a file: general first, then each section.
+func configSectionOrder() []string {
+	order := []string{""}
+	t := reflect.TypeOf(Config{})
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if tag == "" || tag == "-" || !f.IsExported() {
+			continue
+		}
+		if f.Type.Kind() == reflect.Struct && f.Type != durationType {
+			order = append(order, tag)
+		}
+	}
+	return order
+}
+
+// keyHelp is a key's meaning: its help tag, else the table above.
+func keyHelp(k configKey) string {
+	if k.Help != "" {
+		return k.Help
+	}
+	return untaggedHelp[k.Name]
+}
+
+func keyType(t reflect.Type) string {
+	switch {
+	case t == durationType:
+		return "duration"
+	case t.Kind() == reflect.Slice:
+		return "list of " + keyType(t.Elem())
+	case t.Kind() == reflect.Int, t.Kind() == reflect.Int64:
+		return "integer"
+	}
+	return t.Kind().String()
+}
+
+func keyDefault(k configKey) string {
+	if d, ok := machineDefaults[k.Name]; ok {
+		return d
+	}
+	switch d := k.Default.(type) {
+	case string:
+		if d == "" {
+			return "*empty*"
+		}
+		return "`" + d + "`"
+	case time.Duration:
+		return "`" + shortDuration(d) + "`"
+	case []string:
+		return "`[" + strings.Join(d, ", ") + "]`"
+	}
+	return fmt.Sprintf("`%v`", k.Default)
+}
+
+// shortDuration writes 120h for 120h0m0s, as an admin would.
+func shortDuration(d time.Duration) string {
+	if d == 0 {
+		return "0"
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// markdownCell keeps help text from breaking the table or being read as
+// HTML (<base_dn>).
+func markdownCell(s string) string {
+	return strings.NewReplacer("|", `\|`, "<", "&lt;", ">", "&gt;").Replace(s)
+}
