@@ -29,7 +29,7 @@ var untaggedHelp = map[string]string{
 // configSections introduces each top-level section of the reference; keys
 // at the top level itself form the "general" section.
 var configSections = map[string]struct{ title, intro string }{
-	"": {"General", ""},
+	"":    {"General", ""},
 	"log": {"Logging", "Structured logs (log/slog) on standard error; passwords never appear in them."},
 	"userdb": {"User directory", "Which backend serves which kind of lookup, and the cache in front of them. " +
 		"Accounts and passwords come from `sql` or `ldap`; domains, aliases and quota usage always come from SQL."},
