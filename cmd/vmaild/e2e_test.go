@@ -36,7 +36,7 @@ var e2eBuild struct {
 	err  error
 }
 
-func e2eBinary(t *testing.T) string {
+func e2eBinary(t testing.TB) string {
 	t.Helper()
 	e2eBuild.once.Do(func() {
 		dir, err := os.MkdirTemp("", "vmaild-e2e-bin")
@@ -58,7 +58,7 @@ func e2eBinary(t *testing.T) string {
 
 // e2eDaemon is one running `vmaild serve`.
 type e2eDaemon struct {
-	t      *testing.T
+	t      testing.TB
 	bin    string
 	config string
 	ports  map[string]int
@@ -88,7 +88,7 @@ var e2eListeners = []string{"smtp", "submission", "submissions", "imap", "imaps"
 
 // newDaemon writes a configuration on free loopback ports plus extra YAML
 // (the directory backends), ready to start.
-func newDaemon(t *testing.T, extra string) *e2eDaemon {
+func newDaemon(t testing.TB, extra string) *e2eDaemon {
 	dir := t.TempDir()
 	d := &e2eDaemon{t: t, bin: e2eBinary(t), ports: map[string]int{}, out: &lockedBuffer{}}
 	var cfg strings.Builder
@@ -264,20 +264,29 @@ func metricValue(t *testing.T, addr, series string) float64 {
 // TestServeEndToEnd: the quickstart path an admin takes, on the embedded
 // default and on LDAP + MariaDB.
 func TestServeEndToEnd(t *testing.T) {
-	backends := map[string]func(t *testing.T) string{
-		"embedded": func(t *testing.T) string { return "" },
-		"ldap+mariadb": func(t *testing.T) string {
-			var m *testsrv.MariaDB
-			var sl *testsrv.Slapd
-			var wg sync.WaitGroup
-			wg.Add(2)
-			go func() { defer wg.Done(); m = testsrv.StartMariaDB(t) }()
-			go func() { defer wg.Done(); sl = testsrv.StartSlapd(t) }()
-			wg.Wait()
-			if m == nil || sl == nil {
-				t.FailNow()
-			}
-			return fmt.Sprintf(`userdb:
+	for name, backend := range e2eBackends {
+		t.Run(name, func(t *testing.T) {
+			testServe(t, name, backend)
+		})
+	}
+}
+
+// e2eBackends return the configuration of each directory setup, starting
+// the servers they need.
+var e2eBackends = map[string]func(t testing.TB) string{
+	"embedded": func(t testing.TB) string { return "" },
+	"ldap+mariadb": func(t testing.TB) string {
+		var m *testsrv.MariaDB
+		var sl *testsrv.Slapd
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); m = testsrv.StartMariaDB(t) }()
+		go func() { defer wg.Done(); sl = testsrv.StartSlapd(t) }()
+		wg.Wait()
+		if m == nil || sl == nil {
+			t.FailNow()
+		}
+		return fmt.Sprintf(`userdb:
   accounts: ldap
 sql:
   driver: mysql
@@ -293,95 +302,93 @@ ldap:
     active: vmailActive
     maildir: vmailMaildir
 `, m.CreateDatabase("vmaild_e2e"), sl.URL, sl.AdminDN, sl.AdminPassword, sl.BaseDN)
-		},
+	},
+}
+
+func testServe(t *testing.T, name string, backend func(testing.TB) string) {
+	dns := queuetest.NewDNS(t)
+	sink := queuetest.NewSink(t, queuetest.SinkOptions{})
+	dns.MX("remote.test", 10, "mx.remote.test")
+	dns.A("mx.remote.test", "127.0.0.1")
+	extra := backend(t) + fmt.Sprintf("queue:\n  resolver: %s\n  port: %d\n", dns.Addr, sink.Port)
+	d := newDaemon(t, extra)
+	if name != "embedded" {
+		d.cli("", "db", "migrate")
 	}
-	for name, backend := range backends {
-		t.Run(name, func(t *testing.T) {
-			dns := queuetest.NewDNS(t)
-			sink := queuetest.NewSink(t, queuetest.SinkOptions{})
-			dns.MX("remote.test", 10, "mx.remote.test")
-			dns.A("mx.remote.test", "127.0.0.1")
-			extra := backend(t) + fmt.Sprintf("queue:\n  resolver: %s\n  port: %d\n", dns.Addr, sink.Port)
-			d := newDaemon(t, extra)
-			if name != "embedded" {
-				d.cli("", "db", "migrate")
-			}
-			d.start()
-			d.cli("", "domain", "add", "example.com")
-			// The example directory (base entries and users) goes in with
-			// the LDIF importer, then a new user with the CLI.
-			if out := d.cli("", "ldif", "import", "--add-domains", "../../ldif/example.ldif"); !strings.Contains(out, "0 failed") {
-				t.Errorf("ldif import: %s", out)
-			}
-			d.cli("zoe-secret\n", "user", "add", "zoe@example.com", "--password-stdin", "--name", "Zoe")
-			if out := d.cli("", "user", "list"); !strings.Contains(out, "zoe@example.com") || !strings.Contains(out, "bob@example.com") {
-				t.Errorf("user list: %s", out)
-			}
-			if out := d.cli("", "config", "check"); !strings.Contains(out, "reachable") {
-				t.Errorf("config check: %s", out)
-			}
-
-			// Inbound on the MTA port, read back on POP3.
-			msg := "From: someone@remote.test\r\nTo: zoe@example.com\r\nSubject: e2e\r\n\r\nHello Zoe \xc3\xa9\r\n.leading dot\r\n"
-			if err := sendMail(t, d.addr("smtp"), nil, "someone@remote.test", []string{"zoe@example.com"}, msg); err != nil {
-				t.Fatalf("deliver on 25: %v", err)
-			}
-			if err := sendMail(t, d.addr("smtp"), nil, "someone@remote.test", []string{"nobody@example.com"}, msg); err == nil || !strings.Contains(err.Error(), "550") {
-				t.Errorf("unknown local user: %v", err)
-			}
-			got := pop3Retrieve(t, d.addr("pop3"), "zoe@example.com", "zoe-secret")
-			if len(got) != 1 || !strings.Contains(got[0], "Hello Zoe \xc3\xa9") || !strings.Contains(got[0], "\n.leading dot") || !strings.Contains(got[0], "Delivered-To: zoe@example.com") {
-				t.Fatalf("POP3 read: %q", got)
-			}
-			if imapCheck != nil {
-				imapCheck(t, d.addr("imap"), "zoe@example.com", "zoe-secret", "Hello Zoe")
-			}
-			// An imported user logs in too ({SSHA} from the LDIF).
-			if got := pop3Retrieve(t, d.addr("pop3"), "bob@example.com", "bob-secret"); len(got) != 0 {
-				t.Errorf("bob has %d messages", len(got))
-			}
-
-			// Submission with AUTH to a remote domain whose MX is the sink.
-			out := "From: zoe@example.com\r\nTo: bob@remote.test\r\nSubject: out\r\n\r\nHi Bob\r\n"
-			if err := sendMail(t, d.addr("submission"), &[2]string{"zoe@example.com", "zoe-secret"}, "zoe@example.com", []string{"bob@remote.test"}, out); err != nil {
-				t.Fatalf("submit on 587: %v", err)
-			}
-			if err := sendMail(t, d.addr("submission"), &[2]string{"zoe@example.com", "wrong"}, "zoe@example.com", []string{"bob@remote.test"}, out); err == nil {
-				t.Error("submission with a wrong password accepted")
-			}
-			sent := sink.Wait(t, 1)
-			if len(sent[0].Rcpts) != 1 || sent[0].Rcpts[0] != "bob@remote.test" || !bytes.Contains(sent[0].Data, []byte("Hi Bob")) {
-				t.Errorf("sink got %+v", sent[0])
-			}
-			for _, h := range []string{"Message-ID:", "Date:"} {
-				if !bytes.Contains(bytes.ToLower(sent[0].Data), bytes.ToLower([]byte(h))) {
-					t.Errorf("submitted message lacks %s", h)
-				}
-			}
-
-			// The counters moved.
-			for series, min := range map[string]float64{
-				`vmaild_messages_total{outcome="delivered"}`:      1,
-				`vmaild_messages_total{outcome="queued"}`:         1,
-				`vmaild_messages_total{outcome="rejected"}`:       1,
-				`vmaild_authentications_total{result="ok"}`:       2,
-				`vmaild_authentications_total{result="failed"}`:   1,
-				`vmaild_connections_total{listener="smtp"}`:       3,
-				`vmaild_connections_total{listener="submission"}`: 2,
-				`vmaild_connections_total{listener="pop3"}`:       1,
-				`vmaild_queue_delivered_total`:                    1,
-			} {
-				if v := metricValue(t, d.addr("metrics"), series); v < min {
-					t.Errorf("%s = %v, want at least %v", series, v, min)
-				}
-			}
-			resp, err := http.Get("http://" + d.addr("metrics") + "/healthz")
-			if err != nil || resp.StatusCode != 200 {
-				t.Errorf("/healthz: %v %v", resp, err)
-			}
-			d.stop()
-		})
+	d.start()
+	d.cli("", "domain", "add", "example.com")
+	// The example directory (base entries and users) goes in with
+	// the LDIF importer, then a new user with the CLI.
+	if out := d.cli("", "ldif", "import", "--add-domains", "../../ldif/example.ldif"); !strings.Contains(out, "0 failed") {
+		t.Errorf("ldif import: %s", out)
 	}
+	d.cli("zoe-secret\n", "user", "add", "zoe@example.com", "--password-stdin", "--name", "Zoe")
+	if out := d.cli("", "user", "list"); !strings.Contains(out, "zoe@example.com") || !strings.Contains(out, "bob@example.com") {
+		t.Errorf("user list: %s", out)
+	}
+	if out := d.cli("", "config", "check"); !strings.Contains(out, "reachable") {
+		t.Errorf("config check: %s", out)
+	}
+
+	// Inbound on the MTA port, read back on POP3.
+	msg := "From: someone@remote.test\r\nTo: zoe@example.com\r\nSubject: e2e\r\n\r\nHello Zoe \xc3\xa9\r\n.leading dot\r\n"
+	if err := sendMail(t, d.addr("smtp"), nil, "someone@remote.test", []string{"zoe@example.com"}, msg); err != nil {
+		t.Fatalf("deliver on 25: %v", err)
+	}
+	if err := sendMail(t, d.addr("smtp"), nil, "someone@remote.test", []string{"nobody@example.com"}, msg); err == nil || !strings.Contains(err.Error(), "550") {
+		t.Errorf("unknown local user: %v", err)
+	}
+	got := pop3Retrieve(t, d.addr("pop3"), "zoe@example.com", "zoe-secret")
+	if len(got) != 1 || !strings.Contains(got[0], "Hello Zoe \xc3\xa9") || !strings.Contains(got[0], "\n.leading dot") || !strings.Contains(got[0], "Delivered-To: zoe@example.com") {
+		t.Fatalf("POP3 read: %q", got)
+	}
+	if imapCheck != nil {
+		imapCheck(t, d.addr("imap"), "zoe@example.com", "zoe-secret", "Hello Zoe")
+	}
+	// An imported user logs in too ({SSHA} from the LDIF).
+	if got := pop3Retrieve(t, d.addr("pop3"), "bob@example.com", "bob-secret"); len(got) != 0 {
+		t.Errorf("bob has %d messages", len(got))
+	}
+
+	// Submission with AUTH to a remote domain whose MX is the sink.
+	out := "From: zoe@example.com\r\nTo: bob@remote.test\r\nSubject: out\r\n\r\nHi Bob\r\n"
+	if err := sendMail(t, d.addr("submission"), &[2]string{"zoe@example.com", "zoe-secret"}, "zoe@example.com", []string{"bob@remote.test"}, out); err != nil {
+		t.Fatalf("submit on 587: %v", err)
+	}
+	if err := sendMail(t, d.addr("submission"), &[2]string{"zoe@example.com", "wrong"}, "zoe@example.com", []string{"bob@remote.test"}, out); err == nil {
+		t.Error("submission with a wrong password accepted")
+	}
+	sent := sink.Wait(t, 1)
+	if len(sent[0].Rcpts) != 1 || sent[0].Rcpts[0] != "bob@remote.test" || !bytes.Contains(sent[0].Data, []byte("Hi Bob")) {
+		t.Errorf("sink got %+v", sent[0])
+	}
+	for _, h := range []string{"Message-ID:", "Date:"} {
+		if !bytes.Contains(bytes.ToLower(sent[0].Data), bytes.ToLower([]byte(h))) {
+			t.Errorf("submitted message lacks %s", h)
+		}
+	}
+
+	// The counters moved.
+	for series, min := range map[string]float64{
+		`vmaild_messages_total{outcome="delivered"}`:      1,
+		`vmaild_messages_total{outcome="queued"}`:         1,
+		`vmaild_messages_total{outcome="rejected"}`:       1,
+		`vmaild_authentications_total{result="ok"}`:       2,
+		`vmaild_authentications_total{result="failed"}`:   1,
+		`vmaild_connections_total{listener="smtp"}`:       3,
+		`vmaild_connections_total{listener="submission"}`: 2,
+		`vmaild_connections_total{listener="pop3"}`:       1,
+		`vmaild_queue_delivered_total`:                    1,
+	} {
+		if v := metricValue(t, d.addr("metrics"), series); v < min {
+			t.Errorf("%s = %v, want at least %v", series, v, min)
+		}
+	}
+	resp, err := http.Get("http://" + d.addr("metrics") + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Errorf("/healthz: %v %v", resp, err)
+	}
+	d.stop()
 }
 
 // imapCheck is filled in by the IMAP end-to-end test file.

@@ -72,6 +72,7 @@ func newRootCommand() *cobra.Command {
 		a.aliasCommand(),
 		a.quotaCommand(),
 		a.ldifCommand(),
+		a.benchCommand(),
 	)
 	return root
 }
