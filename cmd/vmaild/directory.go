@@ -43,6 +43,16 @@ func (a *app) openDirectory(ctx context.Context) (*directory, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sql (%s): %w", cfg.SQL.Driver, err)
 	}
+	if cfg.SQL.Driver == "sqlite" {
+		// The embedded database is ours to create, for the admin commands
+		// as for serve: `vmaild domain add` on a fresh install must not
+		// fail with "no such table". A MySQL schema stays the admin's
+		// `vmaild db migrate`.
+		if _, err := db.Migrate(ctx); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("sql (sqlite) %s: %w", cfg.SQL.DSN, err)
+		}
+	}
 	d := &directory{sql: db, accounts: db, domains: db}
 	var accounts userdb.AccountSource = db
 	if cfg.UserDB.Accounts == "ldap" {
