@@ -9,11 +9,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/vmaild/vmaild/backend/delivery"
 	"github.com/vmaild/vmaild/backend/queue"
 	"github.com/vmaild/vmaild/backend/store"
+	"github.com/vmaild/vmaild/internal/testsrv"
 	"github.com/vmaild/vmaild/userdb"
 	sqldir "github.com/vmaild/vmaild/userdb/sql"
 )
@@ -31,9 +33,14 @@ type fixture struct {
 // queued messages stay in the spool to be inspected).
 func newFixture(t testing.TB, cfg delivery.Config) *fixture {
 	t.Helper()
+	return newFixtureOn(t, cfg, sqldir.Config{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "vmaild.db")})
+}
+
+func newFixtureOn(t testing.TB, cfg delivery.Config, sqlCfg sqldir.Config) *fixture {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	db, err := sqldir.Open(ctx, sqldir.Config{Driver: "sqlite", DSN: filepath.Join(dir, "vmaild.db")})
+	db, err := sqldir.Open(ctx, sqlCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,21 +248,63 @@ func (downDirectory) Resolve(ctx context.Context, a string) ([]userdb.Destinatio
 	return nil, userdb.Unavailable("test", errors.New("directory down"))
 }
 
-// TestConcurrentQuota: many deliveries racing for one mailbox's last bytes
-// leave usage exactly equal to what is on disk.
+// TestConcurrentQuota: deliveries racing for one mailbox's last bytes, and
+// deletions running beside them, leave usage exactly equal to what is on
+// disk, over SQLite and over a real MariaDB.
 func TestConcurrentQuota(t *testing.T) {
-	f := newFixture(t, delivery.Config{})
+	t.Run("sqlite", func(t *testing.T) { checkConcurrentQuota(t, newFixture(t, delivery.Config{})) })
+	t.Run("mariadb", func(t *testing.T) {
+		m := testsrv.StartMariaDB(t)
+		checkConcurrentQuota(t, newFixtureOn(t, delivery.Config{}, sqldir.Config{Driver: "mysql", DSN: m.CreateDatabase("vmaild_quota")}))
+	})
+}
+
+func checkConcurrentQuota(t *testing.T, f *fixture) {
 	ctx := context.Background()
 	if err := f.db.SetAccountQuota(ctx, "carol@example.com", &userdb.Limit{Bytes: 20000}); err != nil {
 		t.Fatal(err)
 	}
 	m := newMsg(body + strings.Repeat("y", 900) + "\r\n")
 	var wg sync.WaitGroup
+	var delivered atomic.Int64
 	for i := 0; i < 40; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f.agent.Deliver(ctx, delivery.Envelope{Recipients: []string{"carol@example.com"}}, m)
+			if st := f.agent.Deliver(ctx, delivery.Envelope{Recipients: []string{"carol@example.com"}}, m); st[0].OK() {
+				delivered.Add(1)
+			}
+		}()
+	}
+	// Deleters: each takes what it sees and removes half of it, as POP3
+	// sessions and IMAP expunges would.
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 5; j++ {
+				mb, err := f.store.OpenMailbox(ctx, store.Account{Address: "carol@example.com",
+					Quota: store.UserdbQuota{Store: f.db, Address: "carol@example.com", Limit: userdb.Limit{Bytes: 20000}}})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				fo, err := mb.Select(ctx, "INBOX", false)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var uids []uint32
+				for k, msg := range fo.Messages() {
+					if k%2 == 0 {
+						uids = append(uids, msg.UID)
+					}
+				}
+				if _, err := fo.Delete(ctx, uids); err != nil {
+					t.Error(err)
+				}
+				fo.Close()
+			}
 		}()
 	}
 	wg.Wait()
@@ -267,8 +316,8 @@ func TestConcurrentQuota(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.Bytes != bytes || u.Messages != msgs || bytes > 20000 || msgs == 0 {
-		t.Errorf("usage %+v, on disk %d bytes in %d messages (limit 20000)", u, bytes, msgs)
+	if u.Bytes != bytes || u.Messages != msgs || bytes > 20000 || delivered.Load() == 0 {
+		t.Errorf("usage %+v, on disk %d bytes in %d messages (limit 20000, %d delivered)", u, bytes, msgs, delivered.Load())
 	}
 }
 
