@@ -458,3 +458,39 @@ func TestServeSIGTERMLosesNothing(t *testing.T) {
 	}
 	t.Logf("%d messages answered 250 before SIGTERM, all on disk", len(accepted))
 }
+
+// TestServeReloadsCertificateOnSIGHUP: a renewed certificate is served to
+// new connections after SIGHUP, without a restart.
+func TestServeReloadsCertificateOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "mail.crt"), filepath.Join(dir, "mail.key")
+	if err := writeSelfSigned(dir, certFile, keyFile, "old.example.com"); err != nil {
+		t.Fatal(err)
+	}
+	d := newDaemon(t, fmt.Sprintf("tls:\n  cert_file: %s\n  key_file: %s\n", certFile, keyFile))
+	d.start()
+	served := func() string {
+		t.Helper()
+		c, err := tls.Dial("tcp", d.addr("submissions"), insecureTLS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
+	if cn := served(); cn != "old.example.com" {
+		t.Fatalf("served %q", cn)
+	}
+	if err := writeSelfSigned(dir, certFile, keyFile, "new.example.com"); err != nil {
+		t.Fatal(err)
+	}
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for served() != "new.example.com" {
+		if time.Now().After(deadline) {
+			t.Fatalf("still serving the old certificate after SIGHUP\n%s", d.out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	d.stop()
+}
