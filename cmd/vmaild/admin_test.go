@@ -57,6 +57,11 @@ func TestAdminCommands(t *testing.T) {
 		wantLines(t, "first migrate", c.ok("", "db", "migrate"), "applied ")
 		adminScenario(t, c, slapd)
 	})
+	t.Run("ldif import mysql", func(t *testing.T) {
+		c := newCLI(t, mysqlConfig(t.TempDir(), m.CreateDatabase("ldif_mysql")))
+		c.ok("", "db", "migrate")
+		ldifSQLScenario(t, c)
+	})
 }
 
 func adminScenario(t *testing.T, c *cli, slapd *testsrv.Slapd) {
