@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/vmaild/vmaild/backend/store"
 	"github.com/vmaild/vmaild/userdb"
 	"github.com/vmaild/vmaild/userdb/password"
 )
@@ -526,8 +527,86 @@ func (a *app) quotaCommand() *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(set, show)
+	cmd.AddCommand(set, show, a.quotaRecalcCommand())
 	return cmd
+}
+
+// quotaRecalcCommand repairs usage counters from the Maildir files: they
+// drift when a release fails after an expunge, or when mail is changed
+// behind vmaild's back (restored from a backup, moved by hand).
+func (a *app) quotaRecalcCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "recalc [ADDRESS]",
+		Short: "Recompute quota usage from the Maildir files (one account, or every account)",
+		Long: "Measures every folder of the account's Maildir (new/ and cur/) and overwrites the\n" +
+			"usage stored in SQL. An account without a Maildir yet uses nothing. Mail delivered\n" +
+			"while it runs may be counted or not; run it again to settle.",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			root := a.cfg.Store.Root
+			if _, err := os.Stat(root); err != nil {
+				// A wrong store.root would otherwise "measure" every
+				// account as empty and zero its usage.
+				return fmt.Errorf("store.root %s: %w", root, err)
+			}
+			st := &store.Store{Root: root, PathTemplate: a.cfg.Store.PathTemplate, Hostname: a.cfg.Hostname}
+			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
+				var accts []userdb.Account
+				if len(args) == 1 {
+					acct, err := dir.users.Account(ctx, args[0])
+					if err != nil {
+						return err
+					}
+					accts = []userdb.Account{*acct}
+				} else {
+					var err error
+					if accts, err = dir.accounts.ListAccounts(ctx, ""); err != nil {
+						return err
+					}
+				}
+				w := table(cmd.OutOrStdout())
+				fmt.Fprintln(w, "ADDRESS\tBYTES\tMESSAGES\tWAS BYTES\tWAS MESSAGES")
+				failed := 0
+				for _, acct := range accts {
+					u, was, err := recalcAccount(ctx, st, dir.users.Quotas, acct)
+					if err != nil {
+						if userdb.Temporary(err) || ctx.Err() != nil {
+							w.Flush()
+							return err
+						}
+						fmt.Fprintf(w, "%s\tfailed: %v\n", acct.Address, err)
+						failed++
+						continue
+					}
+					fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\n", acct.Address, u.Bytes, u.Messages, was.Bytes, was.Messages)
+				}
+				if err := w.Flush(); err != nil {
+					return err
+				}
+				if failed > 0 {
+					return fmt.Errorf("quota recalc: %d of %d accounts failed", failed, len(accts))
+				}
+				return nil
+			})
+		},
+	}
+}
+
+// recalcAccount measures one account's Maildir and stores the result,
+// returning the new usage and the one it replaced.
+func recalcAccount(ctx context.Context, st *store.Store, quotas userdb.QuotaStore, acct userdb.Account) (now, was userdb.Usage, err error) {
+	b, m, err := st.Recalc(ctx, acct.Address, acct.Maildir)
+	if errors.Is(err, store.ErrNotFound) {
+		b, m, err = 0, 0, nil // never received mail
+	}
+	if err != nil {
+		return now, was, err
+	}
+	if was, err = quotas.Usage(ctx, acct.Address); err != nil {
+		return now, was, err
+	}
+	now = userdb.Usage{Bytes: b, Messages: m}
+	return now, was, quotas.SetUsage(ctx, acct.Address, now)
 }
 
 func limitOrDash(n int64) string {
