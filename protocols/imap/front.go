@@ -56,6 +56,7 @@ type frontConn struct {
 	litLeft   int64 // literal octets still to pass (inLiteral)
 	litComing bool  // the client is sending them (non-sync, or "+" sent)
 	cmdName   string
+	readErr   error
 
 	mu         sync.Mutex
 	raw        net.Conn
@@ -181,8 +182,14 @@ var (
 )
 
 func (f *frontConn) Read(p []byte) (int, error) {
+	if f.readErr != nil {
+		return 0, f.readErr
+	}
 	for len(f.pending) == 0 {
 		if err := f.next(); err != nil {
+			// Sticky: go-imap's bufio.Reader reports an error once
+			// and would read on.
+			f.readErr = err
 			return 0, err
 		}
 	}
@@ -409,10 +416,17 @@ func parseCommandStart(line []byte) (tag, name string, ok bool) {
 		return tag, "", false
 	}
 	name = string(bytes.ToUpper(line[i+1 : j]))
-	if name == "UID" && j < len(line) && line[j] == ' ' {
+	if name == "UID" {
+		// go-imap drops the connection without a word on a bare UID.
+		if j == len(line) || line[j] != ' ' {
+			return tag, "", false
+		}
 		k := j + 1
 		for k < len(line) && isAtomChar(line[k]) {
 			k++
+		}
+		if k == j+1 {
+			return tag, "", false
 		}
 		name = "UID " + string(bytes.ToUpper(line[j+1:k]))
 	}
@@ -446,15 +460,9 @@ func (f *frontConn) readCommand() error {
 	case len(trimmed) == 0:
 		f.writeNow("* BAD [CLIENTBUG] Empty command line\r\n")
 		return nil
-	case !ok && (tag == "" || len(trimmed) == len(tag)) && name == "":
-		if tag == "" || len(trimmed) > len(tag) && trimmed[len(tag)] != ' ' {
-			return f.refuse("", line, "BAD", "[CLIENTBUG] Missing or invalid command tag")
-		}
-		return f.refuse(tag, line, "BAD", "[CLIENTBUG] Missing command name")
+	case !ok && (tag == "" || len(trimmed) > len(tag) && trimmed[len(tag)] != ' '):
+		return f.refuse("", line, "BAD", "[CLIENTBUG] Missing or invalid command tag")
 	case !ok:
-		if tag == "" {
-			return f.refuse("", line, "BAD", "[CLIENTBUG] Missing or invalid command tag")
-		}
 		return f.refuse(tag, line, "BAD", "[CLIENTBUG] Missing or invalid command name")
 	}
 
