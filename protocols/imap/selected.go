@@ -144,6 +144,11 @@ func (s *session) poll(w *imapserver.UpdateWriter) error {
 // Idle pushes changes as the store announces them, and looks now and then
 // for changes of other programs, which announce nothing.
 func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	s.idleMu.Lock()
+	defer s.idleMu.Unlock()
+	if s.closed {
+		return nil
+	}
 	if s.sel == nil {
 		select {
 		case <-stop:

@@ -37,6 +37,11 @@ type session struct {
 	sel    *selection
 
 	closeOnce sync.Once
+	// idleMu is held by Idle for its whole run: go-imap returns from IDLE
+	// on a dropped connection without waiting for Idle to end, so Close
+	// takes it before tearing the selection down.
+	idleMu sync.Mutex
+	closed bool
 }
 
 var (
@@ -62,7 +67,10 @@ func (s *session) loggedIn() bool { return s.authed.Load() }
 
 func (s *session) Close() error {
 	s.closeOnce.Do(func() {
+		s.idleMu.Lock()
+		s.closed = true
 		s.unselect()
+		s.idleMu.Unlock()
 		s.srv.wg.Done()
 	})
 	return nil
