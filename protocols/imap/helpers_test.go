@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
@@ -352,4 +353,21 @@ func (r *raw) login() {
 	if l := r.until("L1 "); !strings.HasPrefix(l[len(l)-1], "L1 OK") {
 		r.t.Fatalf("login: %q", l)
 	}
+}
+
+func limitBytes(n int64) userdb.Limit { return userdb.Limit{Bytes: n} }
+
+// certPEM is the test certificate, for clients that read a CA file.
+func certPEM() []byte {
+	testTLSConfig()
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsCert.Certificate[0]})
+}
+
+func splitHostPort(t testing.TB, addr string) (string, string) {
+	t.Helper()
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, p
 }
