@@ -432,7 +432,11 @@ func (a *app) aliasCommand() *cobra.Command {
 				if err := dir.domains.DeleteAlias(ctx, src, dest); err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "alias %s deleted\n", strings.TrimSpace(src+" → "+dest))
+				if dest == "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "alias %s deleted\n", src)
+				} else {
+					fmt.Fprintf(cmd.OutOrStdout(), "alias %s → %s deleted\n", src, dest)
+				}
 				return nil
 			})
 		},

@@ -179,11 +179,16 @@ func adminScenario(t *testing.T, c *cli, slapd *testsrv.Slapd) {
 	if err != nil || len(dests) != 2 {
 		t.Errorf("resolve postmaster: %+v, %v", dests, err)
 	}
-	wantLines(t, "alias del one", c.ok("", "alias", "del", "postmaster@example.com", "bob@example.com"), "deleted")
+	wantLines(t, "alias del one", c.ok("", "alias", "del", "postmaster@example.com", "bob@example.com"), "alias postmaster@example.com → bob@example.com deleted")
 	aliases = c.ok("", "alias", "list", "example.com")
 	wantLines(t, "alias list after del", aliases, "postmaster@example.com")
 	refuseLines(t, "alias list after del", aliases, "bob@example.com", "@example.net")
-	c.ok("", "alias", "del", "postmaster@example.com")
+	if out := c.ok("", "alias", "del", "postmaster@example.com"); strings.TrimSpace(out) != "alias postmaster@example.com deleted" {
+		t.Errorf("alias del of a whole alias: %q", out)
+	}
+	if msg := c.fails("", "alias", "del", "postmaster@example.com"); !strings.Contains(msg, "not found") {
+		t.Errorf("alias del of a missing alias: %q", msg)
+	}
 	refuseLines(t, "alias list after del all", c.ok("", "alias", "list"), "postmaster@example.com")
 
 	// Deleting.
