@@ -1,0 +1,682 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/go-sql-driver/mysql"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/vmaild/vmaild/schema"
+	"github.com/vmaild/vmaild/userdb/ldif"
+)
+
+// No Docker engine runs where the tests do, so `docker compose up` cannot
+// prove the deployment files work together. These tests check what can be
+// checked without it: that docker-compose.yml, the configuration it mounts,
+// the Dockerfile, the OpenLDAP and MySQL initialisation files and the
+// systemd unit name the same services, ports, paths, secrets and keys.
+
+const repoRoot = "../.."
+
+type composeFile struct {
+	Services map[string]composeService `yaml:"services"`
+	Volumes  map[string]any            `yaml:"volumes"`
+}
+
+type composeService struct {
+	Image       string            `yaml:"image"`
+	Build       any               `yaml:"build"`
+	Hostname    string            `yaml:"hostname"`
+	Environment map[string]string `yaml:"environment"`
+	Volumes     []string          `yaml:"volumes"`
+	Ports       []string          `yaml:"ports"`
+	DependsOn   map[string]struct {
+		Condition string `yaml:"condition"`
+	} `yaml:"depends_on"`
+	Healthcheck struct {
+		Test []string `yaml:"test"`
+	} `yaml:"healthcheck"`
+}
+
+// mount is one short-syntax volume: a bind mount when Source is a path, a
+// named volume otherwise.
+type mount struct{ Source, Target string }
+
+func (s composeService) mounts() []mount {
+	var ms []mount
+	for _, v := range s.Volumes {
+		parts := strings.Split(v, ":")
+		ms = append(ms, mount{Source: parts[0], Target: parts[1]})
+	}
+	return ms
+}
+
+func (s composeService) mountAt(target string) (mount, bool) {
+	for _, m := range s.mounts() {
+		if m.Target == target {
+			return m, true
+		}
+	}
+	return mount{}, false
+}
+
+func (m mount) isBind() bool {
+	return strings.HasPrefix(m.Source, ".") || strings.HasPrefix(m.Source, "/")
+}
+
+// published is one entry of ports: [ip:]host:container.
+type published struct{ Host, Container int }
+
+func (s composeService) published(t *testing.T) []published {
+	t.Helper()
+	var ps []published
+	for _, p := range s.Ports {
+		spec, _, _ := strings.Cut(p, "/")
+		parts := strings.Split(spec, ":")
+		if len(parts) < 2 {
+			t.Errorf("port %q: publish as host:container so the standard port leads to vmaild's", p)
+			continue
+		}
+		host, err1 := strconv.Atoi(parts[len(parts)-2])
+		ctr, err2 := strconv.Atoi(parts[len(parts)-1])
+		if err1 != nil || err2 != nil {
+			t.Errorf("port %q: not host:container numbers", p)
+			continue
+		}
+		ps = append(ps, published{host, ctr})
+	}
+	return ps
+}
+
+// composeVar is ${NAME:-default}; every variable needs a default so that a
+// plain `docker compose up` works without an .env file.
+var composeVar = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:?-([^}]*))?\}`)
+
+// interpolate resolves variables as docker compose would with none set.
+func interpolate(t *testing.T, s string) string {
+	t.Helper()
+	s = strings.ReplaceAll(s, "$$", "\x00")
+	s = composeVar.ReplaceAllStringFunc(s, func(v string) string {
+		m := composeVar.FindStringSubmatch(v)
+		if m[2] == "" {
+			t.Errorf("%s has no default: docker compose up would fail without an .env file", v)
+		}
+		return m[3]
+	})
+	if strings.Contains(s, "$") {
+		t.Errorf("%q: unresolved $ (write $$ for a literal dollar)", s)
+	}
+	return strings.ReplaceAll(s, "\x00", "$")
+}
+
+func readCompose(t *testing.T) composeFile {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c composeFile
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	for name, s := range c.Services {
+		for k, v := range s.Environment {
+			s.Environment[k] = interpolate(t, v)
+		}
+		c.Services[name] = s
+	}
+	for _, name := range []string{"openldap", "mysql", "vmaild"} {
+		if _, ok := c.Services[name]; !ok {
+			t.Fatalf("docker-compose.yml: no service %s", name)
+		}
+	}
+	return c
+}
+
+// composeConfig loads the vmaild.yaml the vmaild service mounts, with the
+// service's environment, as vmaild in the container would.
+func composeConfig(t *testing.T, c composeFile) Config {
+	t.Helper()
+	svc := c.Services["vmaild"]
+	target := svc.Environment["VMAILD_CONFIG"]
+	if target == "" {
+		t.Fatal("vmaild service: VMAILD_CONFIG not set, so `docker compose exec vmaild vmaild …` would not read the configuration")
+	}
+	m, ok := svc.mountAt(target)
+	if !ok || !m.isBind() {
+		t.Fatalf("vmaild service: nothing mounted at VMAILD_CONFIG=%s", target)
+	}
+	for k, v := range svc.Environment {
+		if strings.HasPrefix(k, envPrefix+"_") {
+			t.Setenv(k, v)
+		}
+	}
+	cfg, err := loadConfig(filepath.Join(repoRoot, m.Source), nil)
+	if err != nil {
+		t.Fatalf("%s: %v", m.Source, err)
+	}
+	return cfg
+}
+
+func TestComposeEnvironmentKeys(t *testing.T) {
+	c := readCompose(t)
+	keys := map[string]bool{"VMAILD_CONFIG": true, "VMAILD_DATA": true}
+	for _, k := range configKeys(defaultConfig()) {
+		keys[k.Env] = true
+	}
+	for k := range c.Services["vmaild"].Environment {
+		if !keys[k] {
+			t.Errorf("vmaild service sets %s, which is no configuration key (see CONFIG.md)", k)
+		}
+	}
+}
+
+func TestComposeConfigLoads(t *testing.T) {
+	c := readCompose(t)
+	cfg := composeConfig(t, c)
+	if cfg.UserDB.Accounts != "ldap" || cfg.SQL.Driver != "mysql" {
+		t.Errorf("compose runs accounts=%s, sql.driver=%s; want ldap and mysql", cfg.UserDB.Accounts, cfg.SQL.Driver)
+	}
+	if h := c.Services["vmaild"].Hostname; h != "" && h != cfg.Hostname {
+		t.Errorf("container hostname %s, vmaild hostname %s", h, cfg.Hostname)
+	}
+	a := cfg.LDAP.Attributes
+	for key, got := range map[string]string{
+		"quota_bytes": a.QuotaBytes, "quota_messages": a.QuotaMessages, "active": a.Active, "maildir": a.Maildir,
+	} {
+		if got == "" {
+			t.Errorf("ldap.attributes.%s unset: the openldap service loads the vmaild schema", key)
+		}
+		if !schemaDefines(t, got) {
+			t.Errorf("ldap.attributes.%s: %s is not in schema/ldap/vmaild.ldif", key, got)
+		}
+	}
+}
+
+func schemaDefines(t *testing.T, attr string) bool {
+	b, err := os.ReadFile(filepath.Join(repoRoot, "schema", "ldap", "vmaild.ldif"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Contains(string(b), "NAME '"+attr+"'")
+}
+
+// TestComposeServices: the servers the configuration names are services
+// of the compose file, reached with the credentials those services create.
+func TestComposeServices(t *testing.T) {
+	c := readCompose(t)
+	cfg := composeConfig(t, c)
+	svc := c.Services["vmaild"]
+
+	for _, dep := range []string{"openldap", "mysql"} {
+		if svc.DependsOn[dep].Condition != "service_healthy" {
+			t.Errorf("vmaild must depend on %s being healthy", dep)
+		}
+		if len(c.Services[dep].Healthcheck.Test) == 0 {
+			t.Errorf("%s has no healthcheck to wait for", dep)
+		}
+	}
+
+	ldapEnv := c.Services["openldap"].Environment
+	if len(cfg.LDAP.URLs) == 0 {
+		t.Fatal("ldap.urls empty")
+	}
+	for _, raw := range cfg.LDAP.URLs {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := c.Services[u.Hostname()]; !ok || u.Hostname() != "openldap" {
+			t.Errorf("ldap.urls %s: host %q is not the openldap service", raw, u.Hostname())
+		}
+		if u.Scheme != "ldap" || (u.Port() != "" && u.Port() != "389") {
+			t.Errorf("ldap.urls %s: the openldap service serves ldap:// on 389", raw)
+		}
+	}
+	suffix := ldapEnv["LDAP_SUFFIX"]
+	if cfg.LDAP.BindDN != "cn=vmaild,"+suffix {
+		t.Errorf("ldap.bind_dn %s: the openldap service creates cn=vmaild,%s for vmaild", cfg.LDAP.BindDN, suffix)
+	}
+	if cfg.LDAP.BindPassword == "" || cfg.LDAP.BindPassword != ldapEnv["LDAP_VMAILD_PASSWORD"] {
+		t.Errorf("ldap.bind_password (VMAILD_LDAP_BIND_PASSWORD) differs from the openldap service's LDAP_VMAILD_PASSWORD")
+	}
+	if cfg.LDAP.BaseDN != "ou=people,"+suffix {
+		t.Errorf("ldap.base_dn %s: the openldap service grants vmaild ou=people,%s", cfg.LDAP.BaseDN, suffix)
+	}
+
+	dsn, err := mysql.ParseDSN(cfg.SQL.DSN)
+	if err != nil {
+		t.Fatalf("sql.dsn: %v", err)
+	}
+	host, port, err := net.SplitHostPort(dsn.Addr)
+	if err != nil {
+		t.Fatalf("sql.dsn address %q: %v", dsn.Addr, err)
+	}
+	if _, ok := c.Services[host]; !ok || host != "mysql" || port != "3306" || dsn.Net != "tcp" {
+		t.Errorf("sql.dsn reaches %s %s, not the mysql service on tcp 3306", dsn.Net, dsn.Addr)
+	}
+	myEnv := c.Services["mysql"].Environment
+	for what, pair := range map[string][2]string{
+		"database": {dsn.DBName, myEnv["MYSQL_DATABASE"]},
+		"user":     {dsn.User, myEnv["MYSQL_USER"]},
+		"password": {dsn.Passwd, myEnv["MYSQL_PASSWORD"]},
+	} {
+		if pair[0] == "" || pair[0] != pair[1] {
+			t.Errorf("sql.dsn %s %q differs from what the mysql service creates (%q)", what, pair[0], pair[1])
+		}
+	}
+}
+
+// standardPorts are the ports each main listener is published on.
+var standardPorts = map[string]int{
+	"smtp": 25, "submission": 587, "submissions": 465,
+	"imap": 143, "imaps": 993, "pop3": 110, "pop3s": 995,
+}
+
+// listenPorts returns the listener name of every TCP port vmaild listens
+// on, metrics included.
+func listenPorts(t *testing.T, cfg Config, requireWildcard bool) map[int]string {
+	t.Helper()
+	addrs := map[string]string{
+		"smtp": cfg.Listen.SMTP.Address, "submission": cfg.Listen.Submission.Address,
+		"submissions": cfg.Listen.Submissions.Address, "lmtp": cfg.Listen.LMTP.Address,
+		"imap": cfg.Listen.IMAP.Address, "imaps": cfg.Listen.IMAPS.Address,
+		"pop3": cfg.Listen.POP3.Address, "pop3s": cfg.Listen.POP3S.Address,
+		"metrics": cfg.Metrics.Address,
+	}
+	ports := map[int]string{}
+	for name, addr := range addrs {
+		if addr == "" || strings.HasPrefix(addr, "/") {
+			continue
+		}
+		host, p, err := net.SplitHostPort(addr)
+		if err != nil {
+			t.Errorf("%s address %q: %v", name, addr, err)
+			continue
+		}
+		if requireWildcard && host != "" && host != "0.0.0.0" && host != "::" {
+			t.Errorf("%s listens on %s: a published port reaches the container's own interface, so listen on all (\":%s\")", name, addr, p)
+		}
+		n, _ := strconv.Atoi(p)
+		ports[n] = name
+	}
+	return ports
+}
+
+func TestComposePorts(t *testing.T) {
+	c := readCompose(t)
+	cfg := composeConfig(t, c)
+	listening := listenPorts(t, cfg, true)
+
+	publishedBy := map[string]published{}
+	for _, p := range c.Services["vmaild"].published(t) {
+		name, ok := listening[p.Container]
+		if !ok {
+			t.Errorf("port %d:%d: vmaild listens on no port %d", p.Host, p.Container, p.Container)
+			continue
+		}
+		publishedBy[name] = p
+	}
+	for name, std := range standardPorts {
+		p, ok := publishedBy[name]
+		switch {
+		case !ok:
+			t.Errorf("listener %s is not published", name)
+		case p.Host != std:
+			t.Errorf("listener %s is published on %d, want %d", name, p.Host, std)
+		}
+	}
+
+	_, metricsPort, _ := net.SplitHostPort(cfg.Metrics.Address)
+	test := strings.Join(c.Services["vmaild"].Healthcheck.Test, " ")
+	if want := "127.0.0.1:" + metricsPort + "/healthz"; !strings.Contains(test, want) {
+		t.Errorf("vmaild healthcheck %q does not ask %s (metrics.address %s)", test, want, cfg.Metrics.Address)
+	}
+}
+
+func TestComposeMounts(t *testing.T) {
+	c := readCompose(t)
+	for name, svc := range c.Services {
+		if ctx, ok := svc.Build.(string); ok {
+			if _, err := os.Stat(filepath.Join(repoRoot, ctx, "Dockerfile")); err != nil {
+				t.Errorf("%s: build context %s has no Dockerfile", name, ctx)
+			}
+		}
+		for _, m := range svc.mounts() {
+			if !m.isBind() {
+				if _, ok := c.Volumes[m.Source]; !ok {
+					t.Errorf("%s: volume %s is not declared under volumes:", name, m.Source)
+				}
+				continue
+			}
+			if strings.HasPrefix(m.Source, "/") {
+				t.Errorf("%s: %s is a host path outside the repository", name, m.Source)
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(repoRoot, m.Source)); err != nil {
+				t.Errorf("%s: mounted %s does not exist in the repository", name, m.Source)
+			}
+		}
+	}
+}
+
+// TestComposeMySQLInit: every migration is mounted for the image to run,
+// and recorded in schema_version by the file that runs after them, so
+// `vmaild db migrate` neither misses nor repeats one.
+func TestComposeMySQLInit(t *testing.T) {
+	const initdb = "/docker-entrypoint-initdb.d/"
+	c := readCompose(t)
+	migrations, err := schema.Migrations("mysql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var initFiles []string
+	var seed mount
+	for _, m := range c.Services["mysql"].mounts() {
+		if !strings.HasPrefix(m.Target, initdb) {
+			continue
+		}
+		initFiles = append(initFiles, path.Base(m.Target))
+		if !strings.HasPrefix(m.Source, "./schema/mysql/") {
+			seed = m
+		}
+	}
+	sort.Strings(initFiles)
+	if seed.Source == "" || len(initFiles) == 0 || initFiles[len(initFiles)-1] != path.Base(seed.Target) {
+		t.Fatalf("mysql: the compose seed file must be mounted into %s and sort after the schema files: %v", initdb, initFiles)
+	}
+	b, err := os.ReadFile(filepath.Join(repoRoot, seed.Source))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedSQL := string(b)
+	for _, mig := range migrations {
+		m, ok := c.Services["mysql"].mountAt(initdb + mig.Name)
+		if !ok || m.Source != "./schema/mysql/"+mig.Name {
+			t.Errorf("mysql: schema/mysql/%s is not mounted at %s%s", mig.Name, initdb, mig.Name)
+		}
+		if rec := fmt.Sprintf("(%d, '%s')", mig.Version, mig.Name); !strings.Contains(seedSQL, rec) {
+			t.Errorf("%s does not record %s in schema_version", seed.Source, rec)
+		}
+	}
+
+	// Accounts come from LDAP, but mail is local only for domains in SQL.
+	for _, e := range seedEntries(t, c) {
+		for _, addr := range e.Values("mail") {
+			_, domain, _ := strings.Cut(addr, "@")
+			if !strings.Contains(seedSQL, "('"+domain+"')") {
+				t.Errorf("%s has mail %s, but %s does not add the domain %s", e.DN, addr, seed.Source, domain)
+			}
+		}
+	}
+}
+
+// seedEntries are the entries the openldap service loads, in order.
+func seedEntries(t *testing.T, c composeFile) []ldif.Entry {
+	t.Helper()
+	svc := c.Services["openldap"]
+	dir, ok := svc.mountAt("/vmaild/ldif")
+	if !ok {
+		t.Fatal("openldap: ldif/ is not mounted at /vmaild/ldif")
+	}
+	var entries []ldif.Entry
+	for _, name := range strings.Fields(svc.Environment["LDAP_SEED_FILES"]) {
+		f, err := os.Open(filepath.Join(repoRoot, dir.Source, name))
+		if err != nil {
+			t.Fatalf("openldap: LDAP_SEED_FILES: %v", err)
+		}
+		es, err := ldif.Parse(f)
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		entries = append(entries, es...)
+	}
+	return entries
+}
+
+// TestComposeOpenLDAPInit: the image creates no entries but the service
+// account, so the seed files must bring the base entry first, every parent
+// before its children, and nothing twice.
+func TestComposeOpenLDAPInit(t *testing.T) {
+	c := readCompose(t)
+	svc := c.Services["openldap"]
+	suffix := svc.Environment["LDAP_SUFFIX"]
+	if m, ok := svc.mountAt("/vmaild/schema"); !ok {
+		t.Error("openldap: schema/ldap is not mounted at /vmaild/schema")
+	} else if _, err := os.Stat(filepath.Join(repoRoot, m.Source, "vmaild.ldif")); err != nil {
+		t.Errorf("openldap: %v", err)
+	}
+
+	entries := seedEntries(t, c)
+	if len(entries) == 0 || !strings.EqualFold(entries[0].DN, suffix) {
+		t.Fatalf("the first seed entry must be the base %s", suffix)
+	}
+	seen := map[string]bool{strings.ToLower("cn=vmaild," + suffix): true}
+	for i, e := range entries {
+		dn := strings.ToLower(e.DN)
+		if seen[dn] {
+			t.Errorf("%s is created twice (the entrypoint adds cn=vmaild,%s itself)", e.DN, suffix)
+		}
+		seen[dn] = true
+		if i == 0 {
+			continue
+		}
+		if _, parent, _ := strings.Cut(dn, ","); !seen[parent] {
+			t.Errorf("%s is loaded before its parent", e.DN)
+		}
+	}
+
+	// The entrypoint reads every variable the service sets.
+	script, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "compose", "openldap", "entrypoint.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range svc.Environment {
+		if !strings.Contains(string(script), "${"+k+":") {
+			t.Errorf("openldap service sets %s, which entrypoint.sh does not read", k)
+		}
+	}
+}
+
+// dockerfile is the instructions of the Dockerfile, continuation lines
+// joined, comments dropped.
+func dockerfile(t *testing.T) [][]string {
+	t.Helper()
+	f, err := os.Open(filepath.Join(repoRoot, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out [][]string
+	var cur strings.Builder
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(line, "#") || (line == "" && cur.Len() == 0) {
+			continue
+		}
+		if strings.HasSuffix(line, `\`) {
+			cur.WriteString(strings.TrimSuffix(line, `\`) + " ")
+			continue
+		}
+		cur.WriteString(line)
+		if fields := strings.Fields(cur.String()); len(fields) > 0 {
+			fields[0] = strings.ToUpper(fields[0])
+			out = append(out, fields)
+		}
+		cur.Reset()
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func instructionArgs(df [][]string, name string) [][]string {
+	var out [][]string
+	for _, ins := range df {
+		if ins[0] == name {
+			out = append(out, ins[1:])
+		}
+	}
+	return out
+}
+
+// TestComposeDockerfile: the image exposes the ports of both the compose
+// configuration and the zero-configuration default (it serves either), is
+// built with the Go of go.mod, and runs unprivileged with the paths the
+// compose file mounts.
+func TestComposeDockerfile(t *testing.T) {
+	c := readCompose(t)
+	df := dockerfile(t)
+
+	var exposed []int
+	for _, args := range instructionArgs(df, "EXPOSE") {
+		for _, a := range args {
+			p, _, _ := strings.Cut(a, "/")
+			n, err := strconv.Atoi(p)
+			if err != nil {
+				t.Errorf("EXPOSE %s: not a port", a)
+			}
+			exposed = append(exposed, n)
+		}
+	}
+	sort.Ints(exposed)
+	portsOf := func(ports map[int]string) []int {
+		var ps []int
+		for p := range ports {
+			ps = append(ps, p)
+		}
+		sort.Ints(ps)
+		return ps
+	}
+	if want := portsOf(listenPorts(t, composeConfig(t, c), true)); !slices.Equal(exposed, want) {
+		t.Errorf("Dockerfile EXPOSE %v, deploy/compose/vmaild.yaml listens on %v", exposed, want)
+	}
+	if want := portsOf(listenPorts(t, defaultConfig(), false)); !slices.Equal(exposed, want) {
+		t.Errorf("Dockerfile EXPOSE %v, vmaild's defaults listen on %v", exposed, want)
+	}
+
+	gomod, err := os.ReadFile(filepath.Join(repoRoot, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	goVersion := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindSubmatch(gomod)
+	froms := instructionArgs(df, "FROM")
+	if len(froms) < 2 || goVersion == nil || !strings.HasPrefix(froms[0][0], "golang:"+string(goVersion[1])) {
+		t.Errorf("the build stage must be golang:%s (go.mod), have %v", goVersion[1], froms)
+	}
+
+	env := map[string]string{}
+	for _, args := range instructionArgs(df, "ENV") {
+		for _, a := range args {
+			if k, v, ok := strings.Cut(a, "="); ok {
+				env[k] = v
+			}
+		}
+	}
+	vm := c.Services["vmaild"]
+	if _, ok := vm.mountAt(env["VMAILD_CONFIG"]); !ok || env["VMAILD_CONFIG"] != vm.Environment["VMAILD_CONFIG"] {
+		t.Errorf("image VMAILD_CONFIG=%s, compose mounts the configuration at %s", env["VMAILD_CONFIG"], vm.Environment["VMAILD_CONFIG"])
+	}
+	if m, ok := vm.mountAt(env["VMAILD_DATA"]); !ok || m.isBind() {
+		t.Errorf("image VMAILD_DATA=%s: compose mounts no volume there", env["VMAILD_DATA"])
+	}
+	if !slices.ContainsFunc(instructionArgs(df, "VOLUME"), func(a []string) bool { return slices.Contains(a, env["VMAILD_DATA"]) }) {
+		t.Errorf("image declares no VOLUME %s", env["VMAILD_DATA"])
+	}
+	users := instructionArgs(df, "USER")
+	if len(users) == 0 || users[len(users)-1][0] == "root" || users[len(users)-1][0] == "0" {
+		t.Errorf("the image must run as an unprivileged user, USER %v", users)
+	}
+	for _, args := range instructionArgs(df, "COPY") {
+		if strings.HasPrefix(args[0], "--from") {
+			continue
+		}
+		for _, src := range args[:len(args)-1] {
+			if _, err := os.Stat(filepath.Join(repoRoot, src)); err != nil {
+				t.Errorf("COPY %s: %v", src, err)
+			}
+		}
+	}
+	// The image's own configuration must keep the zero-config default.
+	if _, err := loadConfig(filepath.Join(repoRoot, "deploy", "vmaild.yaml"), nil); err != nil {
+		t.Errorf("deploy/vmaild.yaml: %v", err)
+	}
+
+	_, metricsPort, _ := net.SplitHostPort(defaultConfig().Metrics.Address)
+	hc := strings.Join(instructionArgs(df, "HEALTHCHECK")[0], " ")
+	if !strings.Contains(hc, "127.0.0.1:"+metricsPort+"/healthz") {
+		t.Errorf("HEALTHCHECK %s does not ask the default metrics listener", hc)
+	}
+}
+
+// TestComposeSystemdUnitAgrees: the unit uses the image's paths and user,
+// and may write where vmaild keeps its data.
+func TestComposeSystemdUnitAgrees(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "vmaild.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := map[string][]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "[") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			t.Errorf("vmaild.service: %q is no key=value", line)
+			continue
+		}
+		unit[k] = append(unit[k], v)
+	}
+	env := map[string]string{}
+	for _, e := range unit["Environment"] {
+		k, v, _ := strings.Cut(e, "=")
+		env[k] = v
+	}
+	df := dockerfile(t)
+	imageEnv := map[string]string{}
+	for _, args := range instructionArgs(df, "ENV") {
+		for _, a := range args {
+			if k, v, ok := strings.Cut(a, "="); ok {
+				imageEnv[k] = v
+			}
+		}
+	}
+	for _, k := range []string{"VMAILD_CONFIG", "VMAILD_DATA"} {
+		if env[k] == "" || env[k] != imageEnv[k] {
+			t.Errorf("vmaild.service %s=%s, image %s", k, env[k], imageEnv[k])
+		}
+	}
+	if !slices.Contains(unit["ReadWritePaths"], env["VMAILD_DATA"]) {
+		t.Errorf("vmaild.service: VMAILD_DATA %s is not in ReadWritePaths %v", env["VMAILD_DATA"], unit["ReadWritePaths"])
+	}
+	if unit["StateDirectory"] == nil || "/var/lib/"+unit["StateDirectory"][0] != env["VMAILD_DATA"] {
+		t.Errorf("vmaild.service: StateDirectory %v does not create %s", unit["StateDirectory"], env["VMAILD_DATA"])
+	}
+	users := instructionArgs(df, "USER")
+	if len(unit["User"]) != 1 || len(users) == 0 || unit["User"][0] != users[len(users)-1][0] {
+		t.Errorf("vmaild.service User %v, image USER %v", unit["User"], users)
+	}
+	for _, want := range []string{"AmbientCapabilities=CAP_NET_BIND_SERVICE", "ExecReload=/bin/kill -HUP $MAINPID", "ProtectSystem=strict", "NoNewPrivileges=yes"} {
+		k, v, _ := strings.Cut(want, "=")
+		if !slices.Contains(unit[k], v) {
+			t.Errorf("vmaild.service lacks %s", want)
+		}
+	}
+}
