@@ -73,6 +73,7 @@ func newRootCommand() *cobra.Command {
 		a.quotaCommand(),
 		a.ldifCommand(),
 		a.benchCommand(),
+		a.queueCommand(),
 	)
 	return root
 }
