@@ -106,7 +106,9 @@ func newFrontConn(s *Server, nc net.Conn, ip netip.Addr) *frontConn {
 	f := &frontConn{srv: s, ip: ip, raw: nc}
 	_, f.isTLS = nc.(*tls.Conn)
 	f.ctx, f.cancel = context.WithCancel(s.ctx)
-	f.br = bufio.NewReaderSize(nc, 4096)
+	// Small: an idle connection holds it while it waits; long lines are
+	// assembled from pieces and literals bypass it.
+	f.br = bufio.NewReaderSize(nc, 1024)
 	return f
 }
 
