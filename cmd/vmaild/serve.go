@@ -86,6 +86,12 @@ func (a *app) serve(ctx context.Context, out io.Writer) error {
 	log := newLogger(cfg.Log, os.Stderr)
 	s := &server{cfg: cfg, log: log, bound: map[string]net.Listener{}, serveErr: make(chan error, 16), pop3Locks: &pop3.Locks{}}
 
+	// SIGHUP reloads the certificate; caught from the start, so a reload
+	// sent while starting never falls to the default action (exit).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	// Bind first: privileged ports need root, everything after does not.
 	err := s.bindAll()
 	if err == nil {
@@ -112,9 +118,6 @@ func (a *app) serve(ctx context.Context, out io.Writer) error {
 	}
 	s.printHint(out)
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-hup:
