@@ -61,7 +61,18 @@ func (a *app) configCommand() *cobra.Command {
 			return w.Flush()
 		},
 	}
-	cmd.AddCommand(check, keys)
+	reference := &cobra.Command{
+		Use:         "reference",
+		Short:       "Print the configuration reference (CONFIG.md)",
+		Args:        cobra.NoArgs,
+		Hidden:      true,
+		Annotations: map[string]string{"noconfig": "yes"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, err := fmt.Fprint(cmd.OutOrStdout(), configReference())
+			return err
+		},
+	}
+	cmd.AddCommand(check, keys, reference)
 	return cmd
 }
 
