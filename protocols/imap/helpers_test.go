@@ -196,7 +196,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := e.srv.Shutdown(ctx); err != nil {
+		if err := e.srv.Shutdown(ctx); err != nil && !errors.Is(err, ErrServerClosed) {
 			t.Errorf("Shutdown: %v", err)
 		}
 		for i := 0; i < n; i++ {
@@ -371,3 +371,5 @@ func splitHostPort(t testing.TB, addr string) (string, string) {
 	}
 	return h, p
 }
+
+func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
