@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
@@ -342,9 +344,7 @@ func testServe(t *testing.T, name string, backend func(testing.TB) string) {
 	if len(got) != 1 || !strings.Contains(got[0], "Hello Zoe \xc3\xa9") || !strings.Contains(got[0], "\n.leading dot") || !strings.Contains(got[0], "Delivered-To: zoe@example.com") {
 		t.Fatalf("POP3 read: %q", got)
 	}
-	if imapCheck != nil {
-		imapCheck(t, d.addr("imap"), "zoe@example.com", "zoe-secret", "Hello Zoe")
-	}
+	imapRead(t, d.addr("imap"), "zoe@example.com", "zoe-secret", "Hello Zoe \xc3\xa9\r\n.leading dot\r\n")
 	// An imported user logs in too ({SSHA} from the LDIF).
 	if got := pop3Retrieve(t, d.addr("pop3"), "bob@example.com", "bob-secret"); len(got) != 0 {
 		t.Errorf("bob has %d messages", len(got))
@@ -391,8 +391,37 @@ func testServe(t *testing.T, name string, backend func(testing.TB) string) {
 	d.stop()
 }
 
-// imapCheck is filled in by the IMAP end-to-end test file.
-var imapCheck func(t *testing.T, addr, user, pass, want string)
+// imapRead logs in over STARTTLS, reads the first INBOX message and the
+// quota root, as a mail client would.
+func imapRead(t *testing.T, addr, user, pass, want string) {
+	t.Helper()
+	c, err := imapclient.DialStartTLS(addr, &imapclient.Options{TLSConfig: insecureTLS})
+	if err != nil {
+		t.Fatalf("IMAP dial: %v", err)
+	}
+	defer c.Close()
+	if err := c.Login(user, pass).Wait(); err != nil {
+		t.Fatalf("IMAP login: %v", err)
+	}
+	sel, err := c.Select("INBOX", nil).Wait()
+	if err != nil || sel.NumMessages != 1 {
+		t.Fatalf("IMAP select: %+v, %v", sel, err)
+	}
+	section := &imap.FetchItemBodySection{}
+	msgs, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{section}}).Collect()
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("IMAP fetch: %v", err)
+	}
+	if body := string(msgs[0].FindBodySection(section)); !strings.Contains(body, want) {
+		t.Errorf("IMAP body %q lacks %q", body, want)
+	}
+	if _, err := c.GetQuotaRoot("INBOX").Wait(); err != nil {
+		t.Errorf("GETQUOTAROOT: %v", err)
+	}
+	if err := c.Logout().Wait(); err != nil {
+		t.Errorf("IMAP logout: %v", err)
+	}
+}
 
 // TestServeSIGTERMLosesNothing: SIGTERM during a stream of deliveries;
 // every message answered 250 is in the mailbox afterwards.

@@ -23,6 +23,7 @@ import (
 	"github.com/vmaild/vmaild/backend/delivery"
 	"github.com/vmaild/vmaild/backend/queue"
 	"github.com/vmaild/vmaild/backend/store"
+	"github.com/vmaild/vmaild/protocols/imap"
 	"github.com/vmaild/vmaild/protocols/pop3"
 	"github.com/vmaild/vmaild/protocols/smtp"
 	"github.com/vmaild/vmaild/protocols/throttle"
@@ -286,7 +287,7 @@ func (s *server) closeListeners() {
 // implemented reports whether this build serves a listener kind.
 func (s *server) implemented(name string) bool {
 	switch name {
-	case "pop3", "pop3s", "smtp", "submission", "submissions", "lmtp":
+	case "pop3", "pop3s", "smtp", "submission", "submissions", "lmtp", "imap", "imaps":
 		return true
 	}
 	return false
@@ -336,6 +337,13 @@ func (s *server) startAll() {
 			ln = tls.NewListener(ln, s.tls)
 		}
 		switch sp.name {
+		case "imap", "imaps":
+			i := &imap.Server{
+				Directory: s.directory, Store: s.store, Quotas: s.dir.sql,
+				TLSConfig: s.tls, AllowInsecureAuth: sp.l.InsecureAuth,
+				Limiter: s.limiter, Logger: log,
+			}
+			srv, serve = i, func() error { return i.Serve(ln) }
 		case "pop3", "pop3s":
 			p := &pop3.Server{
 				Backend:  &pop3Backend{users: s.directory, quotas: s.dir.sql, store: s.store},
@@ -357,7 +365,7 @@ func (s *server) startAll() {
 }
 
 func isClosed(err error) bool {
-	return errors.Is(err, net.ErrClosed) || errors.Is(err, pop3.ErrServerClosed) || errors.Is(err, smtp.ErrServerClosed)
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, pop3.ErrServerClosed) || errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, imap.ErrServerClosed)
 }
 
 // shutdown stops accepting, lets transactions in flight finish within the
