@@ -11,6 +11,7 @@ import (
 	"net/textproto"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -94,7 +95,10 @@ func newDaemon(t testing.TB, extra string) *e2eDaemon {
 	dir := t.TempDir()
 	d := &e2eDaemon{t: t, bin: e2eBinary(t), ports: map[string]int{}, out: &lockedBuffer{}}
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "hostname: mx.example.com\ndata_dir: %s\nlog:\n  level: debug\nlisten:\n", filepath.Join(dir, "data"))
+	cfg.WriteString("hostname: mx.example.com\nlog:\n  level: debug\nlisten:\n")
+	if !strings.Contains(extra, "data_dir:") {
+		extra += "data_dir: " + filepath.Join(dir, "data") + "\n"
+	}
 	for _, name := range e2eListeners {
 		d.ports[name] = testsrv.FreePort(t)
 		if name != "metrics" {
@@ -520,6 +524,46 @@ func TestServeReloadsCertificateOnSIGHUP(t *testing.T) {
 			t.Fatalf("still serving the old certificate after SIGHUP\n%s", d.out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	d.stop()
+}
+
+// TestServeDropsPrivileges: started as root with run_as, vmaild binds and
+// then runs as that user, and still delivers.
+func TestServeDropsPrivileges(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch users")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody")
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	// The data folder must be reachable by the unprivileged user.
+	base, err := os.MkdirTemp("", "vmaild-runas")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	data := filepath.Join(base, "data")
+	if err := os.Mkdir(data, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(data, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	d := newDaemon(t, "run_as: nobody\ndata_dir: "+data+"\n")
+	d.start()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^Uid:\s+` + nobody.Uid + `\s+` + nobody.Uid).Match(status) {
+		t.Fatalf("vmaild runs as %s, want uid %s", regexp.MustCompile(`(?m)^Uid:.*$`).Find(status), nobody.Uid)
 	}
 	d.stop()
 }
