@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -758,7 +759,10 @@ func (st *folderState) scan(ctx context.Context, doNew, doCur bool, known map[st
 }
 
 // cleanTmp removes tmp/ leftovers of crashed writers: files older than
-// TmpMaxAge, which no live writer can still own.
+// TmpMaxAge, which no live writer can still own. Age is the later of mtime
+// and ctime: an APPEND with an old internal date (chtimes) or a COPY (a hard
+// link to an old message) leaves a file whose mtime is in the past while its
+// writer is still at work, but whose ctime is now.
 func (st *folderState) cleanTmp() {
 	dir := st.path("tmp")
 	ents, err := os.ReadDir(dir)
@@ -768,7 +772,7 @@ func (st *folderState) cleanTmp() {
 	limit := time.Now().Add(-st.store.tmpMaxAge())
 	for _, de := range ents {
 		fi, err := de.Info()
-		if err != nil || fi.IsDir() || !fi.ModTime().Before(limit) {
+		if err != nil || fi.IsDir() || !changedAt(fi).Before(limit) {
 			continue
 		}
 		if os.Remove(filepath.Join(dir, de.Name())) == nil {
@@ -895,4 +899,16 @@ func readUIDList(path string) (validity, next uint32, m map[string]uint32, ok bo
 		next = 1
 	}
 	return validity, next, m, true
+}
+
+// changedAt is when a file last changed in any way: its mtime, or its
+// inode change time when that is later (link, chtimes, rename).
+func changedAt(fi fs.FileInfo) time.Time {
+	t := fi.ModTime()
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		if c := time.Unix(st.Ctim.Sec, st.Ctim.Nsec); c.After(t) {
+			t = c
+		}
+	}
+	return t
 }
