@@ -274,7 +274,6 @@ func (s *session) Copy(numSet goimap.NumSet, dest string) (*goimap.CopyData, err
 	if len(idx) == 0 {
 		return nil, nil
 	}
-	defer s.holdFolder(dest)()
 	res, err := sel.folder.Copy(s.ctx, sel.uids(idx), dest)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -477,9 +476,6 @@ func (s *session) Append(mailbox string, r goimap.LiteralReader, options *goimap
 		opts.Flags = flagNames(options.Flags)
 		opts.InternalDate = options.Time
 	}
-	if !opts.InternalDate.IsZero() && time.Since(opts.InternalDate) > time.Hour {
-		defer s.holdFolder(mailbox)()
-	}
 	res, err := s.mb.Append(s.ctx, mailbox, r, opts)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -488,24 +484,6 @@ func (s *session) Append(mailbox string, r goimap.LiteralReader, options *goimap
 		return nil, s.storeError("append", err)
 	}
 	return &goimap.AppendData{UID: goimap.UID(res.UID), UIDValidity: res.UIDValidity}, nil
-}
-
-// holdFolder keeps a folder's shared state open until the returned func is
-// called. It works around backend/store's tmp/ cleanup, which runs when a
-// folder's state is first loaded and judges files by mtime: a message
-// staged in tmp/ with an old mtime (APPEND with an old internal date, COPY
-// by hard link of an old file) would be removed as a crashed writer's
-// leftover before the store renames it into cur/. With the state already
-// loaded, the cleanup does not run during the operation.
-func (s *session) holdFolder(name string) func() {
-	if s.sel != nil && s.sel.folder.Name() == name {
-		return func() {}
-	}
-	f, err := s.mb.Select(s.ctx, name, true)
-	if err != nil {
-		return func() {}
-	}
-	return func() { f.Close() }
 }
 
 // flagNames converts IMAP flags for the store, dropping \Recent, which
