@@ -73,10 +73,17 @@ func StartMariaDB(t testing.TB) *MariaDB {
 		User:     "vmaild",
 		Password: randomHex(t, 12),
 	}
+	if err := os.Mkdir(m.tmpdir(), 0o700); err != nil {
+		t.Fatalf("mariadb tmpdir: %v", err)
+	}
 
 	out, err := exec.Command(install,
 		"--no-defaults",
 		"--datadir="+m.datadir,
+		// Each server its own tmpdir: mariadbd removes "#sql" temporary
+		// files it finds in its tmpdir at start, including another
+		// instance's that is being installed at the same moment.
+		"--tmpdir="+m.tmpdir(),
 		"--user=root",
 		"--auth-root-authentication-method=normal",
 		"--skip-test-db",
@@ -106,6 +113,7 @@ func (m *MariaDB) Start() {
 	cmd := exec.Command(m.bin,
 		"--no-defaults",
 		"--datadir="+m.datadir,
+		"--tmpdir="+m.tmpdir(),
 		"--socket="+m.socket,
 		"--port="+itoa(m.Port),
 		"--bind-address=127.0.0.1",
@@ -268,3 +276,6 @@ func randomHex(t testing.TB, n int) string {
 	}
 	return hex.EncodeToString(b)
 }
+
+// tmpdir is the server's own temporary directory, beside its datadir.
+func (m *MariaDB) tmpdir() string { return filepath.Join(filepath.Dir(m.datadir), "tmp") }

@@ -95,9 +95,24 @@ func StartSlapd(t testing.TB) *Slapd {
 		t.Fatalf("slapadd -n0: %v\n%s", err, out)
 	}
 	t.Cleanup(s.Stop)
-	s.Start()
-	return s
+	// A free port can be taken by another test process between FreePort
+	// and slapd's bind; then slapd exits at once, and a new pair of ports
+	// is tried.
+	for attempt := 1; ; attempt++ {
+		err := s.start()
+		if err == nil {
+			return s
+		}
+		if !errors.Is(err, errExitedDuringStart) || attempt == 3 {
+			t.Fatal(err)
+		}
+		s.port, s.tlsPort = FreePort(t), FreePort(t)
+		s.URL = "ldap://127.0.0.1:" + itoa(s.port)
+		s.TLSURL = "ldaps://127.0.0.1:" + itoa(s.tlsPort)
+	}
 }
+
+var errExitedDuringStart = errors.New("slapd exited during start")
 
 // configLDIF is the cn=config tree slapadd -n0 turns into the config
 // directory: modules, schemas, and the mdb database with relaxed durability
@@ -190,12 +205,17 @@ func vmaildSchemaPath() (string, error) {
 // Start runs slapd (again) on the same port and data, and returns once a
 // bind as the admin works. Outage tests call Stop then Start.
 func (s *Slapd) Start() {
-	t := s.t
-	t.Helper()
+	s.t.Helper()
+	if err := s.start(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *Slapd) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd != nil {
-		return
+		return nil
 	}
 	// -d 0 keeps slapd in the foreground, so the process is ours to stop
 	// and reap; running as root needs no -u: the files are ours either way.
@@ -205,7 +225,7 @@ func (s *Slapd) Start() {
 	cmd.Stderr = &logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start slapd: %v", err)
+		return fmt.Errorf("start slapd: %w", err)
 	}
 	exited := make(chan struct{})
 	go func() {
@@ -218,16 +238,16 @@ func (s *Slapd) Start() {
 	for {
 		err := s.bindOnce()
 		if err == nil {
-			return
+			return nil
 		}
 		select {
 		case <-exited:
 			s.cmd = nil
-			t.Fatalf("slapd exited during start: %v\n%s", cmd.ProcessState, logs.String())
+			return fmt.Errorf("%w: %v\n%s", errExitedDuringStart, cmd.ProcessState, logs.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("slapd not answering on %s: %v\n%s", s.URL, err, logs.String())
+			return fmt.Errorf("slapd not answering on %s: %v\n%s", s.URL, err, logs.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
