@@ -17,12 +17,12 @@ import (
 type CacheConfig struct {
 	// TTL bounds how long a positive answer (and a verified password) is
 	// reused: after a password change the old one stops working within it.
-	TTL time.Duration `yaml:"ttl"`
+	TTL time.Duration `yaml:"ttl" help:"how long a found account and a verified password are reused; after a password change the old one works at most this long; 0: 1m"`
 	// NegativeTTL bounds how long "no such user" and "wrong password" are
 	// remembered.
-	NegativeTTL time.Duration `yaml:"negative_ttl"`
+	NegativeTTL time.Duration `yaml:"negative_ttl" help:"how long \"no such user\" and \"wrong password\" are remembered; 0: 10s"`
 	// MaxEntries bounds memory; the least recently used entries go first.
-	MaxEntries int `yaml:"max_entries"`
+	MaxEntries int `yaml:"max_entries" help:"cached answers kept; the least recently used go first"`
 	// Now is the clock; tests inject one.
 	Now func() time.Time `yaml:"-"`
 }

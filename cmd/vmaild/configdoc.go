@@ -18,14 +18,6 @@ var machineDefaults = map[string]string{
 	"data_dir": "`$VMAILD_DATA`, else `./data`",
 }
 
-// untaggedHelp explains keys whose struct fields live in packages that
-// carry no help tags (their doc comments say the same at more length).
-var untaggedHelp = map[string]string{
-	"userdb.cache.ttl":          "how long a found account and a verified password are reused; after a password change the old one works at most this long; 0: 1m",
-	"userdb.cache.negative_ttl": "how long \"no such user\" and \"wrong password\" are remembered; 0: 10s",
-	"userdb.cache.max_entries":  "cached answers kept; the least recently used go first",
-}
-
 // configSections introduces each top-level section of the reference; keys
 // at the top level itself form the "general" section.
 var configSections = map[string]struct{ title, intro string }{
@@ -134,13 +126,8 @@ func configSectionOrder() []string {
 	return order
 }
 
-// keyHelp is a key's meaning: its help tag, else the table above.
-func keyHelp(k configKey) string {
-	if k.Help != "" {
-		return k.Help
-	}
-	return untaggedHelp[k.Name]
-}
+// keyHelp is a key's meaning: its help tag.
+func keyHelp(k configKey) string { return k.Help }
 
 func keyType(t reflect.Type) string {
 	switch {
