@@ -46,8 +46,8 @@ func TestConfigDocUpToDate(t *testing.T) {
 	}
 }
 
-// TestConfigDocEveryKeyExplained makes a key without a help tag (or an
-// help tag) a failure rather than a blank cell.
+// TestConfigDocEveryKeyExplained makes a key without a help tag a failure
+// rather than a blank cell.
 func TestConfigDocEveryKeyExplained(t *testing.T) {
 	for _, k := range configKeys(defaultConfig()) {
 		if keyHelp(k) == "" {
