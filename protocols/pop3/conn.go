@@ -213,7 +213,7 @@ func (c *conn) authAllowed() bool { return c.tls != nil || c.srv.AllowInsecureAu
 func (c *conn) close() {
 	if c.md != nil {
 		if err := c.md.Close(); err != nil {
-			c.log.Warn("pop3 maildrop close", "account", c.account, "err", err)
+			c.log.Warn("pop3 maildrop close", "err", err)
 		}
 		c.md = nil
 	}

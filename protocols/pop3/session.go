@@ -239,7 +239,7 @@ func (c *conn) retr(i, bodyLines int) {
 	})
 	if err != nil {
 		if c.ctx.Err() == nil {
-			c.log.Error("pop3 open message", "account", c.account, "uid", c.msgs[i].uid, "err", err)
+			c.log.Error("pop3 open message", "uid", c.msgs[i].uid, "err", err)
 		}
 		c.reply("-ERR [SYS/TEMP] cannot read message " + strconv.Itoa(i+1))
 		return
@@ -254,14 +254,14 @@ func (c *conn) retr(i, bodyLines int) {
 	if err != nil {
 		// Part of the message is on the wire; the only honest way out is
 		// to drop the connection, which deletes nothing.
-		c.log.Warn("pop3 send message", "account", c.account, "uid", c.msgs[i].uid, "err", err)
+		c.log.Warn("pop3 send message", "uid", c.msgs[i].uid, "err", err)
 		c.quit = true
 		c.nc().Close()
 		return
 	}
 	c.reply(".")
 	if bodyLines < 0 && n != c.msgs[i].size {
-		c.log.Warn("pop3 message size differs from the maildrop's", "account", c.account,
+		c.log.Warn("pop3 message size differs from the maildrop's",
 			"uid", c.msgs[i].uid, "listed", c.msgs[i].size, "sent", n)
 	}
 }
@@ -291,11 +291,11 @@ func (c *conn) quitCommand(args []string) {
 		err := c.md.Delete(ctx, uids)
 		cancel()
 		if err != nil {
-			c.log.Error("pop3 update", "account", c.account, "deleted", len(uids), "err", err)
+			c.log.Error("pop3 update", "deleted", len(uids), "err", err)
 			c.reply("-ERR [SYS/TEMP] some deleted messages not removed")
 			return
 		}
 	}
-	c.log.Info("pop3 logout", "account", c.account, "deleted", len(uids))
+	c.log.Info("pop3 logout", "deleted", len(uids))
 	c.reply(bye + " (" + strconv.Itoa(len(c.msgs)-len(uids)) + " messages left)")
 }
