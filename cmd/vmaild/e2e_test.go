@@ -136,6 +136,19 @@ func (d *e2eDaemon) start() {
 		}
 	})
 	deadline := time.Now().Add(20 * time.Second)
+	// Ports are bound before the directory and store are opened: wait for
+	// the line saying everything is up.
+	for !strings.Contains(d.out.String(), "vmaild is running") {
+		select {
+		case err := <-d.exited:
+			t.Fatalf("vmaild serve exited: %v\n%s", err, d.out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("vmaild did not start\n%s", d.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	for _, name := range []string{"smtp", "metrics"} {
 		for {
 			c, err := net.DialTimeout("tcp", d.addr(name), time.Second)

@@ -108,6 +108,11 @@ func (a *app) serve(ctx context.Context, out io.Writer) error {
 	}
 	if err := s.open(ctx, a); err != nil {
 		s.closeListeners()
+		if ctx.Err() != nil {
+			// SIGTERM while starting: nothing was accepted yet, a clean stop.
+			log.Info("stopped during start-up")
+			return nil
+		}
 		return err
 	}
 	defer s.dir.Close()
