@@ -339,11 +339,14 @@ func TestExpiry(t *testing.T) {
 	waitEmpty(t, q)
 	dsn := parseDSN(t, local.messages()[0].Data)
 	r := dsn.perRcpt[0]
-	if r.Get("Action") != "failed" || r.Get("Status") != "4.3.0" || r.Get("Diagnostic-Code") != "smtp; 451 4.3.0 try again later" {
-		t.Errorf("per-recipient fields = %v", r)
-	}
-	if !strings.Contains(dsn.human, "gave up after") {
-		t.Errorf("human part does not say the message expired:\n%s", dsn.human)
+	// Two ways to expire, both right: an attempt whose next retry would
+	// fall past MaxAge gives up with the last reply; an attempt that only
+	// starts after MaxAge (a loaded machine runs it late) is not made.
+	gaveUp := r.Get("Status") == "4.3.0" && r.Get("Diagnostic-Code") == "smtp; 451 4.3.0 try again later" &&
+		strings.Contains(dsn.human, "gave up after")
+	expired := r.Get("Status") == "4.4.7" && strings.Contains(dsn.human, "expired in queue")
+	if r.Get("Action") != "failed" || !gaveUp && !expired {
+		t.Errorf("per-recipient fields = %v\nhuman part:\n%s", r, dsn.human)
 	}
 }
 
