@@ -319,17 +319,29 @@ func (d *DB) SetAccountQuota(ctx context.Context, address string, limit *userdb.
 
 // ListAccounts implements userdb.AccountAdmin.
 func (d *DB) ListAccounts(ctx context.Context, domain string) ([]userdb.Account, error) {
-	const op = "sql list accounts"
 	if d.foreignAccounts {
-		return nil, fmt.Errorf("%s: %w", op, ErrForeignSchema)
+		return nil, fmt.Errorf("sql list accounts: %w", ErrForeignSchema)
 	}
-	q, p := d.q.listAllAccounts, params{}
+	return listByDomain(ctx, d, "sql list accounts", d.q.listAllAccounts, d.q.listAccounts, domain,
+		func(r rowScanner) (userdb.Account, error) {
+			a, err := scanAccount(r)
+			if err != nil {
+				return userdb.Account{}, err
+			}
+			return *a, nil
+		})
+}
+
+// listByDomain runs the "all" query, or the per-domain one when domain is
+// set, and scans every row.
+func listByDomain[T any](ctx context.Context, d *DB, op string, all, byDomain *query, domain string, scan func(rowScanner) (T, error)) ([]T, error) {
+	q, p := all, params{}
 	if domain != "" {
 		dom, err := userdb.CanonicalDomain(domain)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
-		q, p = d.q.listAccounts, params{domain: dom}
+		q, p = byDomain, params{domain: dom}
 	}
 	ctx, cancel := d.opContext(ctx)
 	defer cancel()
@@ -338,13 +350,13 @@ func (d *DB) ListAccounts(ctx context.Context, domain string) ([]userdb.Account,
 		return nil, classify(op, err)
 	}
 	defer rows.Close()
-	var out []userdb.Account
+	var out []T
 	for rows.Next() {
-		a, err := scanAccount(rows)
+		v, err := scan(rows)
 		if err != nil {
 			return nil, classify(op, err)
 		}
-		out = append(out, *a)
+		out = append(out, v)
 	}
 	return out, classify(op, rows.Err())
 }

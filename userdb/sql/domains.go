@@ -259,32 +259,13 @@ func (d *DB) DeleteAlias(ctx context.Context, source, destination string) error 
 
 // ListAliases implements userdb.DomainAdmin.
 func (d *DB) ListAliases(ctx context.Context, domain string) ([]userdb.Alias, error) {
-	const op = "sql list aliases"
 	if d.foreignDomains {
-		return nil, fmt.Errorf("%s: %w", op, ErrForeignSchema)
+		return nil, fmt.Errorf("sql list aliases: %w", ErrForeignSchema)
 	}
-	q, p := d.q.listAllAliases, params{}
-	if domain != "" {
-		dom, err := userdb.CanonicalDomain(domain)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
-		}
-		q, p = d.q.listAliases, params{domain: dom}
-	}
-	ctx, cancel := d.opContext(ctx)
-	defer cancel()
-	rows, err := d.db.QueryContext(ctx, q.sql, q.args(p)...)
-	if err != nil {
-		return nil, classify(op, err)
-	}
-	defer rows.Close()
-	var out []userdb.Alias
-	for rows.Next() {
-		var a userdb.Alias
-		if err := rows.Scan(&a.Source, &a.Destination); err != nil {
-			return nil, classify(op, err)
-		}
-		out = append(out, a)
-	}
-	return out, classify(op, rows.Err())
+	return listByDomain(ctx, d, "sql list aliases", d.q.listAllAliases, d.q.listAliases, domain,
+		func(r rowScanner) (userdb.Alias, error) {
+			var a userdb.Alias
+			err := r.Scan(&a.Source, &a.Destination)
+			return a, err
+		})
 }
