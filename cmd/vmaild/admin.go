@@ -30,6 +30,15 @@ func (a *app) withDirectory(cmd *cobra.Command, fn func(ctx context.Context, d *
 	return fn(ctx, d)
 }
 
+// domainArg is the optional DOMAIN argument of the list commands; "" lists
+// every domain.
+func domainArg(args []string) (string, error) {
+	if len(args) == 0 {
+		return "", nil
+	}
+	return userdb.CanonicalDomain(args[0])
+}
+
 func table(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }
 
 func onOff(b bool) string {
@@ -324,12 +333,9 @@ func (a *app) userCommand() *cobra.Command {
 		Short: "List accounts",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			domain := ""
-			if len(args) == 1 {
-				var err error
-				if domain, err = userdb.CanonicalDomain(args[0]); err != nil {
-					return err
-				}
+			domain, err := domainArg(args)
+			if err != nil {
+				return err
 			}
 			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
 				accts, err := dir.accounts.ListAccounts(ctx, domain)
@@ -446,12 +452,9 @@ func (a *app) aliasCommand() *cobra.Command {
 		Short: "List aliases",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			domain := ""
-			if len(args) == 1 {
-				var err error
-				if domain, err = userdb.CanonicalDomain(args[0]); err != nil {
-					return err
-				}
+			domain, err := domainArg(args)
+			if err != nil {
+				return err
 			}
 			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
 				as, err := dir.domains.ListAliases(ctx, domain)
