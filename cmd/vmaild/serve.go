@@ -298,6 +298,13 @@ func (s *server) implemented(name string) bool {
 	return false
 }
 
+// protocolServer is what the SMTP, IMAP and POP3 servers all offer.
+type protocolServer interface {
+	Serve(l net.Listener) error
+	ServeTLS(l net.Listener) error // implicit TLS (465, 993, 995)
+	stoppable
+}
+
 func (s *server) startAll() {
 	for _, sp := range s.specs() {
 		ln, ok := s.bound[sp.name]
@@ -305,67 +312,52 @@ func (s *server) startAll() {
 			continue
 		}
 		ln = s.metrics.listener(sp.name, ln)
-		var srv stoppable
-		var serve func() error
 		log := s.log.With("listener", sp.name)
-		switch sp.name {
-		case "smtp", "submission", "submissions", "lmtp":
-			role := smtp.RoleMTA
-			switch sp.name {
-			case "submission", "submissions":
-				role = smtp.RoleSubmission
-			case "lmtp":
-				role = smtp.RoleLMTP
-			}
-			m := &smtp.Server{
-				Role: role, Hostname: s.cfg.Hostname, Directory: s.directory, Agent: s.agentI,
-				TLSConfig: s.tls, AllowInsecureAuth: sp.l.InsecureAuth, MyNetworks: s.myNetworks,
-				MaxMessageBytes: s.cfg.SMTP.MaxMessageBytes, MaxRecipients: s.cfg.SMTP.MaxRecipients,
-				Limiter: s.limiter, Logger: log, SpoolDir: filepath.Join(s.cfg.DataDir, "spool"),
-			}
-			srv, serve = m, func() error { return m.Serve(ln) }
-			if sp.implicit {
-				serve = func() error { return m.ServeTLS(ln) }
-			}
-			s.running = append(s.running, srv)
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				if err := serve(); err != nil && !isClosed(err) {
-					s.serveErr <- fmt.Errorf("%s: %w", sp.name, err)
-				}
-			}()
-			log.Info("listening", "address", ln.Addr().String(), "implicit_tls", sp.implicit)
-			continue
-		}
+		srv := s.newProtocolServer(sp, log)
+		serve := srv.Serve
 		if sp.implicit {
-			ln = tls.NewListener(ln, s.tls)
-		}
-		switch sp.name {
-		case "imap", "imaps":
-			i := &imap.Server{
-				Directory: s.directory, Store: s.store, Quotas: s.dir.sql,
-				TLSConfig: s.tls, AllowInsecureAuth: sp.l.InsecureAuth,
-				Limiter: s.limiter, Logger: log,
-			}
-			srv, serve = i, func() error { return i.Serve(ln) }
-		case "pop3", "pop3s":
-			p := &pop3.Server{
-				Backend:  &pop3Backend{users: s.directory, quotas: s.dir.sql, store: s.store},
-				Hostname: s.cfg.Hostname, TLSConfig: s.tls, AllowInsecureAuth: sp.l.InsecureAuth,
-				Logger: log, Limiter: s.limiter, Locks: s.pop3Locks,
-			}
-			srv, serve = p, func() error { return p.Serve(ln) }
+			serve = srv.ServeTLS
 		}
 		s.running = append(s.running, srv)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			if err := serve(); err != nil && !isClosed(err) {
+			if err := serve(ln); err != nil && !isClosed(err) {
 				s.serveErr <- fmt.Errorf("%s: %w", sp.name, err)
 			}
 		}()
 		log.Info("listening", "address", ln.Addr().String(), "implicit_tls", sp.implicit)
+	}
+}
+
+// newProtocolServer configures the server for one listener kind.
+func (s *server) newProtocolServer(sp listenerSpec, log *slog.Logger) protocolServer {
+	switch sp.name {
+	case "imap", "imaps":
+		return &imap.Server{
+			Directory: s.directory, Store: s.store, Quotas: s.dir.sql,
+			TLSConfig: s.tls, AllowInsecureAuth: sp.l.InsecureAuth,
+			Limiter: s.limiter, Logger: log,
+		}
+	case "pop3", "pop3s":
+		return &pop3.Server{
+			Backend:  &pop3Backend{users: s.directory, quotas: s.dir.sql, store: s.store},
+			Hostname: s.cfg.Hostname, TLSConfig: s.tls, AllowInsecureAuth: sp.l.InsecureAuth,
+			Logger: log, Limiter: s.limiter, Locks: s.pop3Locks,
+		}
+	}
+	role := smtp.RoleMTA
+	switch sp.name {
+	case "submission", "submissions":
+		role = smtp.RoleSubmission
+	case "lmtp":
+		role = smtp.RoleLMTP
+	}
+	return &smtp.Server{
+		Role: role, Hostname: s.cfg.Hostname, Directory: s.directory, Agent: s.agentI,
+		TLSConfig: s.tls, AllowInsecureAuth: sp.l.InsecureAuth, MyNetworks: s.myNetworks,
+		MaxMessageBytes: s.cfg.SMTP.MaxMessageBytes, MaxRecipients: s.cfg.SMTP.MaxRecipients,
+		Limiter: s.limiter, Logger: log, SpoolDir: filepath.Join(s.cfg.DataDir, "spool"),
 	}
 }
 
