@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -211,7 +212,7 @@ func (a *app) flushQueue(ctx context.Context, out, logTo io.Writer, id string) e
 			return ok || err != nil
 		}
 		c.Local = func(ctx context.Context, from string, rcpts []string, msg []byte) error {
-			for _, st := range agent.Deliver(ctx, delivery.Envelope{From: from, Recipients: rcpts}, bytesMessage{strings.NewReader(string(msg))}) {
+			for _, st := range agent.Deliver(ctx, delivery.Envelope{From: from, Recipients: rcpts}, bytesMessage{bytes.NewReader(msg)}) {
 				if !st.OK() {
 					return deliveryError{st}
 				}

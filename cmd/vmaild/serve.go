@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -217,7 +218,7 @@ func (s *server) queueConfig() queue.Config {
 
 // deliverLocally is the queue's hook for messages (bounces) to local users.
 func (s *server) deliverLocally(ctx context.Context, from string, rcpts []string, msg []byte) error {
-	sts := s.agent.Deliver(ctx, delivery.Envelope{From: from, Recipients: rcpts}, bytesMessage{strings.NewReader(string(msg))})
+	sts := s.agent.Deliver(ctx, delivery.Envelope{From: from, Recipients: rcpts}, bytesMessage{bytes.NewReader(msg)})
 	for _, st := range sts {
 		if !st.OK() {
 			return deliveryError{st}
@@ -226,7 +227,7 @@ func (s *server) deliverLocally(ctx context.Context, from string, rcpts []string
 	return nil
 }
 
-type bytesMessage struct{ *strings.Reader }
+type bytesMessage struct{ *bytes.Reader }
 
 func (m bytesMessage) Size() int64 { return m.Reader.Size() }
 
