@@ -388,19 +388,12 @@ func (a *app) userCommand() *cobra.Command {
 
 func (a *app) aliasCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "alias", Short: "Add, delete and list aliases (source @domain is a catch-all)"}
-	aliasSource := func(s string) (string, error) {
-		if rest, ok := strings.CutPrefix(s, "@"); ok {
-			d, err := userdb.CanonicalDomain(rest)
-			return "@" + d, err
-		}
-		return userdb.Canonical(s)
-	}
 	add := &cobra.Command{
 		Use:   "add SOURCE DESTINATION...",
 		Short: "Deliver mail for SOURCE to each DESTINATION",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src, err := aliasSource(args[0])
+			src, _, err := userdb.MapKey(args[0])
 			if err != nil {
 				return err
 			}
@@ -424,7 +417,7 @@ func (a *app) aliasCommand() *cobra.Command {
 		Short: "Delete one destination of an alias, or the whole alias",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src, err := aliasSource(args[0])
+			src, _, err := userdb.MapKey(args[0])
 			if err != nil {
 				return err
 			}
