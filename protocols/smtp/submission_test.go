@@ -55,7 +55,7 @@ func TestSubmissionSenderOwnership(t *testing.T) {
 	}{
 		{"alice@example.org", "250 "},
 		{"ALICE@Example.Org", "250 "},
-		{"press@example.org", "250 "},       // granted by the directory
+		{"press@example.org", "250 "},      // granted by the directory
 		{"sales@example.org", "553 5.7.1"}, // an alias that includes alice grants nothing
 		{"bob@example.org", "553 5.7.1 <bob@example.org>: Sender address rejected: not owned by user alice@example.org"},
 		{"info@example.net", "553 5.7.1"}, // an alias of someone else
