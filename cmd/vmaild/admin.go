@@ -296,6 +296,13 @@ func (a *app) userCommand() *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "user %s deleted\n", addr)
+				if dir.ldap != nil {
+					// SQL accounts take their sender grants with them;
+					// an LDAP account's grants in the SQL map must go
+					// too, or a later account of the same name would
+					// inherit them.
+					return dropSenderGrants(ctx, cmd.OutOrStdout(), dir.senders, addr)
+				}
 				return nil
 			})
 		},
