@@ -3,9 +3,10 @@
 // is right, whether a domain is ours and where an address delivers to.
 //
 // Backends implement small source interfaces (AccountSource, DomainSource,
-// QuotaStore); the Users type composes them, adds alias resolution, catch-all,
-// alias domains and plus-addressing once for all backends, and is what the
-// protocols see through the Directory interface. Errors are classified once
+// SenderMap, QuotaStore); the Users type composes them, adds alias
+// resolution, catch-all, alias domains and plus-addressing once for all
+// backends, decides who may send as which address (MaySendAs), and is what
+// the protocols see through the Directory interface. Errors are classified once
 // here: ErrNotFound / ErrBadCredentials / ErrDisabled mean "no" (5xx, NO),
 // ErrUnavailable means "try later" (4xx, NO [UNAVAILABLE]).
 package userdb

@@ -1,6 +1,6 @@
-// Package sqldir is vmaild's SQL user directory: accounts, domains, aliases
-// and quota usage in MySQL/MariaDB (production) or SQLite (the embedded
-// default), in the schema of package schema.
+// Package sqldir is vmaild's SQL user directory: accounts, domains, aliases,
+// the sender map and quota usage in MySQL/MariaDB (production) or SQLite
+// (the embedded default), in the schema of package schema.
 //
 // An admin with an existing database (PostfixAdmin's domain/mailbox/alias
 // tables, say) can point vmaild at it by overriding the read queries in
