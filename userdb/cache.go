@@ -87,6 +87,11 @@ func (c *Cache) Accounts() AccountSource { return cachedAccounts{c} }
 // Domains is the cached DomainSource.
 func (c *Cache) Domains() DomainSource { return cachedDomains{c} }
 
+// Senders returns m answering through this cache. The sender map is not
+// one of the sources NewCache takes because it is optional and may live
+// apart from the domains.
+func (c *Cache) Senders(m SenderMap) SenderMap { return cachedSenders{c, m} }
+
 // Stats returns hit and miss counts (for metrics).
 func (c *Cache) Stats() (hits, misses uint64) { return c.hits.load(), c.misses.load() }
 
@@ -168,6 +173,22 @@ func (d cachedDomains) LookupAliases(ctx context.Context, source string) ([]stri
 	v, err := d.c.lookup(ctx, "l\x00"+source, func(ctx context.Context) (any, error) {
 		dests, err := d.c.domains.LookupAliases(ctx, source)
 		return dests, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return append([]string(nil), v.([]string)...), nil
+}
+
+type cachedSenders struct {
+	c *Cache
+	m SenderMap
+}
+
+func (s cachedSenders) SenderLogins(ctx context.Context, key string) ([]string, error) {
+	v, err := s.c.lookup(ctx, "s\x00"+key, func(ctx context.Context) (any, error) {
+		logins, err := s.m.SenderLogins(ctx, key)
+		return logins, err
 	})
 	if err != nil {
 		return nil, err

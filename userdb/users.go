@@ -25,6 +25,9 @@ type Users struct {
 	Domains  DomainSource
 	// Quotas keeps usage; nil when quotas are not accounted.
 	Quotas QuotaStore
+	// Senders is the explicit sender-login map; nil grants nothing beyond
+	// what MaySendAs allows by itself.
+	Senders SenderMap
 	// DefaultDomain lets users log in with a bare local part.
 	DefaultDomain string
 	// RecipientDelimiter separates a plus-address tag ("+"); empty turns
@@ -210,7 +213,7 @@ func (r *resolver) expand(ctx context.Context, addr, detail string, path []strin
 	if found || err != nil {
 		return err
 	}
-	if base, tag, ok := r.splitDetail(local); ok {
+	if base, tag, ok := r.u.splitDetail(local); ok {
 		found, err = r.expandLocal(ctx, base+"@"+domain, tag, path)
 		if found || err != nil {
 			return err
@@ -276,8 +279,10 @@ func (r *resolver) expandAll(ctx context.Context, addr, detail string, dests, pa
 	return nil
 }
 
-func (r *resolver) splitDetail(local string) (base, tag string, ok bool) {
-	delim := r.u.RecipientDelimiter
+// splitDetail splits a plus-address local part ("user+tag") into the user
+// and the tag.
+func (u *Users) splitDetail(local string) (base, tag string, ok bool) {
+	delim := u.RecipientDelimiter
 	if delim == "" {
 		return "", "", false
 	}

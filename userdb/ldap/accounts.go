@@ -125,7 +125,7 @@ func (s *Source) verify(e *goldap.Entry, plain string) error {
 func (s *Source) accountAttrs() []string {
 	a := s.cfg.Attributes
 	attrs := []string{a.Mail, a.Name}
-	for _, n := range []string{a.QuotaBytes, a.QuotaMessages, a.Active, a.Maildir} {
+	for _, n := range []string{a.QuotaBytes, a.QuotaMessages, a.Active, a.Maildir, a.SenderAddress} {
 		if n != "" {
 			attrs = append(attrs, n)
 		}
@@ -224,6 +224,14 @@ func (s *Source) account(e *goldap.Entry, address string) (*userdb.Account, erro
 	}
 	if a.Maildir != "" {
 		acct.Maildir = e.GetEqualFoldAttributeValue(a.Maildir)
+	}
+	if a.SenderAddress != "" {
+		// Kept as stored: userdb.Users.MaySendAs checks each value and
+		// ignores the malformed ones, so one typo does not lock the
+		// account out of the others.
+		if vs := e.GetEqualFoldAttributeValues(a.SenderAddress); len(vs) > 0 {
+			acct.SenderAddresses = vs
+		}
 	}
 	return acct, nil
 }

@@ -3,7 +3,8 @@
 // against userPassword hashes or by binding as the user (Dovecot's
 // auth_bind). Plain inetOrgPerson entries with mail and userPassword work
 // out of the box; the optional vmailAccount schema (schema/ldap) adds
-// quota, an active flag, a maildir override and aliases.
+// quota, an active flag, a maildir override, aliases and the addresses an
+// account may send as besides its own.
 //
 // A Source keeps a bounded pool of connections, each bound once as the
 // service account. Network failures are classified as userdb.ErrUnavailable
@@ -112,6 +113,9 @@ type Attributes struct {
 	// Active holds a Boolean (TRUE/FALSE); absent means active.
 	Active  string `yaml:"active" mapstructure:"active" help:"Boolean attribute, FALSE disables the account (vmailActive); empty: not in the directory"`
 	Maildir string `yaml:"maildir" mapstructure:"maildir" help:"attribute overriding the Maildir path (vmailMaildir); empty: not in the directory"`
+	// SenderAddress lists, on the account's entry, further addresses it
+	// may send as ("@domain": every address of the domain); multi-valued.
+	SenderAddress string `yaml:"sender_address" mapstructure:"sender_address" help:"multi-valued attribute listing further addresses the account may send as, @domain for a whole domain (vmailSenderAddress); empty: not in the directory"`
 }
 
 // SchemaAttributes returns the attribute names of vmaild's own schema
@@ -125,6 +129,7 @@ func SchemaAttributes() Attributes {
 		QuotaMessages: "vmailQuotaMessages",
 		Active:        "vmailActive",
 		Maildir:       "vmailMaildir",
+		SenderAddress: "vmailSenderAddress",
 	}
 }
 

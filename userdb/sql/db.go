@@ -1,6 +1,6 @@
-// Package sqldir is vmaild's SQL user directory: accounts, domains, aliases
-// and quota usage in MySQL/MariaDB (production) or SQLite (the embedded
-// default), in the schema of package schema.
+// Package sqldir is vmaild's SQL user directory: accounts, domains, aliases,
+// the sender map and quota usage in MySQL/MariaDB (production) or SQLite
+// (the embedded default), in the schema of package schema.
 //
 // An admin with an existing database (PostfixAdmin's domain/mailbox/alias
 // tables, say) can point vmaild at it by overriding the read queries in
@@ -84,6 +84,8 @@ type DB struct {
 	// reads, so they are refused.
 	foreignAccounts bool
 	foreignDomains  bool
+	// foreignSenders is set when the sender_logins query is overridden.
+	foreignSenders bool
 
 	mu    sync.Mutex
 	stmts map[*query]*gosql.Stmt
@@ -108,6 +110,7 @@ func Open(ctx context.Context, c Config) (*DB, error) {
 	d.q = q
 	d.foreignAccounts = c.Queries.Account != "" || c.Queries.Password != ""
 	d.foreignDomains = c.Queries.Domain != "" || c.Queries.Aliases != ""
+	d.foreignSenders = c.Queries.SenderLogins != ""
 
 	switch c.Driver {
 	case driverMySQL:
