@@ -60,6 +60,10 @@ func (s *Source) Authenticate(ctx context.Context, address, plain string) (*user
 	if plain == "" {
 		return nil, fmt.Errorf("ldap authenticate: %w: empty password", userdb.ErrBadCredentials)
 	}
+	// One deadline for the search and the user bind together: a login
+	// answers within the timeout, not within twice it.
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	attrs := s.accountAttrs()
 	if !s.cfg.AuthBind {
 		attrs = append(attrs, s.cfg.Attributes.Password)

@@ -237,12 +237,12 @@ func New(cfg Config) (*Source, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s := &Source{cfg: cfg, scope: scope, log: log}
-	d := &dialer{urls: cfg.URLs, startTLS: cfg.StartTLS, tls: tlsConfig, timeout: cfg.Timeout}
-	s.search = newPool(cfg.PoolSize, d, cfg.BindDN, cfg.BindPassword, log.With("pool", "search"))
+	d := &dialer{urls: cfg.URLs, startTLS: cfg.StartTLS, tls: tlsConfig, bindDN: cfg.BindDN, bindPW: cfg.BindPassword, timeout: cfg.Timeout}
+	s.search = newPool(cfg.PoolSize, d, log.With("pool", "search"))
 	if cfg.AuthBind {
 		// User binds change a connection's identity, so they get their own
 		// connections and the service-bound ones stay as they are.
-		s.auth = newPool(cfg.PoolSize, d, "", "", log.With("pool", "auth"))
+		s.auth = newPool(cfg.PoolSize, &dialer{urls: cfg.URLs, startTLS: cfg.StartTLS, tls: tlsConfig, timeout: cfg.Timeout}, log.With("pool", "auth"))
 	}
 	return s, nil
 }
