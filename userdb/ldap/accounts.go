@@ -16,6 +16,7 @@ import (
 var (
 	_ userdb.AccountSource = (*Source)(nil)
 	_ userdb.AccountAdmin  = (*Source)(nil)
+	_ userdb.Bounded       = (*Source)(nil)
 )
 
 // maxKey bounds the address a request may carry. Canonical addresses are

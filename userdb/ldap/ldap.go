@@ -247,6 +247,9 @@ func New(cfg Config) (*Source, error) {
 	return s, nil
 }
 
+// Timeout is the bound on one operation (userdb.Bounded).
+func (s *Source) Timeout() time.Duration { return s.cfg.Timeout }
+
 // Close closes all connections. Requests after Close fail with
 // ErrUnavailable, so a server shutting down answers "try later".
 func (s *Source) Close() error {

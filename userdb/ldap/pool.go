@@ -137,7 +137,7 @@ type pool struct {
 	d   *dialer
 	log *slog.Logger
 
-	slots chan struct{} // one token per connection that may exist
+	slots *slots // one per connection that may exist, in use or idle
 
 	mu     sync.Mutex
 	idle   []*conn
@@ -145,22 +145,20 @@ type pool struct {
 }
 
 func newPool(size int, d *dialer, log *slog.Logger) *pool {
-	return &pool{d: d, log: log, slots: make(chan struct{}, size)}
+	return &pool{d: d, log: log, slots: newSlots(size)}
 }
 
 // get returns a connection: an idle one unless fresh is set, else a newly
 // dialed and bound one. Waiting for a free slot and dialing both end with
 // ctx. The caller must hand the connection back with put.
 func (p *pool) get(ctx context.Context, fresh bool) (*conn, error) {
-	select {
-	case p.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("waiting for a free connection: %w", context.Cause(ctx))
+	if err := p.slots.acquire(ctx); err != nil {
+		return nil, err
 	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		<-p.slots
+		p.slots.release()
 		return nil, errClosed
 	}
 	for !fresh && len(p.idle) > 0 {
@@ -179,7 +177,7 @@ func (p *pool) get(ctx context.Context, fresh bool) (*conn, error) {
 
 	c, err := p.d.dial(ctx)
 	if err != nil {
-		<-p.slots
+		p.slots.release()
 		return nil, err
 	}
 	return c, nil
@@ -201,7 +199,7 @@ func (p *pool) put(c *conn, broken bool) {
 		p.idle = append(p.idle, c)
 	}
 	p.mu.Unlock()
-	<-p.slots
+	p.slots.release()
 	for _, c := range drop {
 		c.discard()
 	}

@@ -216,6 +216,9 @@ func (d *DB) Ping(ctx context.Context) error {
 	return classify("sql ping", d.db.PingContext(ctx))
 }
 
+// Timeout is the bound on one operation (userdb.Bounded).
+func (d *DB) Timeout() time.Duration { return d.timeout }
+
 // opContext bounds one operation by the configured timeout.
 func (d *DB) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, d.timeout)

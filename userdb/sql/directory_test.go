@@ -15,6 +15,7 @@ var (
 	_ userdb.QuotaStore    = (*DB)(nil)
 	_ userdb.AccountAdmin  = (*DB)(nil)
 	_ userdb.DomainAdmin   = (*DB)(nil)
+	_ userdb.Bounded       = (*DB)(nil)
 )
 
 // TestDirectory runs the same cases against SQLite and a real MariaDB.
