@@ -302,6 +302,9 @@ type flightCall struct {
 	done  chan struct{}
 	value any
 	err   error
+	// panicked holds what fn panicked with; it is raised again in each
+	// caller, as if the caller had made the call itself.
+	panicked any
 }
 
 // loadContext is the context of a shared load started by the caller of
@@ -342,12 +345,17 @@ func (g *flightGroup) do(ctx context.Context, key string, wait time.Duration, fn
 		g.calls[key] = call
 		lctx, cancel := loadContext(ctx, wait)
 		go func() {
-			defer cancel()
+			defer func() {
+				if r := recover(); r != nil {
+					call.panicked = r
+				}
+				cancel()
+				g.mu.Lock()
+				delete(g.calls, key)
+				g.mu.Unlock()
+				close(call.done)
+			}()
 			call.value, call.err = fn(lctx)
-			g.mu.Lock()
-			delete(g.calls, key)
-			g.mu.Unlock()
-			close(call.done)
 		}()
 	}
 	g.mu.Unlock()
@@ -360,6 +368,9 @@ func (g *flightGroup) do(ctx context.Context, key string, wait time.Duration, fn
 	}
 	select {
 	case <-call.done:
+		if call.panicked != nil {
+			panic(call.panicked)
+		}
 		return call.value, call.err
 	case <-ctx.Done():
 		return nil, Unavailable("directory lookup", context.Cause(ctx))
