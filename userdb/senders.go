@@ -34,6 +34,8 @@ import (
 // failing, classified as the backend classified it (ErrUnavailable: try
 // later).
 func (u *Users) MaySendAs(ctx context.Context, account, address string) (bool, error) {
+	ctx, cancel := u.bound(ctx)
+	defer cancel()
 	acct, err := Canonical(account)
 	if err != nil {
 		return false, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // MaxAliasDepth bounds alias expansion; deeper chains are treated as loops,
@@ -35,7 +36,27 @@ type Users struct {
 	RecipientDelimiter string
 }
 
-var _ Directory = (*Users)(nil)
+var (
+	_ Directory = (*Users)(nil)
+	_ Bounded   = (*Users)(nil)
+)
+
+// Timeout bounds one call (a login, an address resolution) as a whole,
+// however many lookups it makes: the longest timeout its sources declare
+// (Bounded), or 0 (no bound of its own) when neither does. A resolution
+// through a chain of aliases against a slow directory thus ends as "try
+// later" in time, instead of adding up one timeout per lookup.
+func (u *Users) Timeout() time.Duration {
+	return max(sourceTimeout(u.Accounts), sourceTimeout(u.Domains))
+}
+
+// bound applies Timeout to one call.
+func (u *Users) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d := u.Timeout(); d > 0 {
+		return context.WithTimeout(ctx, d)
+	}
+	return ctx, func() {}
+}
 
 // loginAddress turns what a client typed into a canonical address.
 func (u *Users) loginAddress(login string) (string, error) {
@@ -56,6 +77,8 @@ func (u *Users) Authenticate(ctx context.Context, login, password string) (*Acco
 	if password == "" || strings.IndexByte(password, 0) >= 0 {
 		return nil, fmt.Errorf("authenticate %s: %w", addr, ErrBadCredentials)
 	}
+	ctx, cancel := u.bound(ctx)
+	defer cancel()
 	acct, err := u.Accounts.Authenticate(ctx, addr, password)
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -99,6 +122,8 @@ func (u *Users) Account(ctx context.Context, address string) (*Account, error) {
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := u.bound(ctx)
+	defer cancel()
 	acct, err := u.Accounts.LookupAccount(ctx, addr)
 	if err != nil {
 		return nil, fmt.Errorf("account %s: %w", addr, err)
@@ -113,6 +138,8 @@ func (u *Users) IsLocalDomain(ctx context.Context, domain string) (bool, error) 
 	if err != nil {
 		return false, nil
 	}
+	ctx, cancel := u.bound(ctx)
+	defer cancel()
 	d, err := u.Domains.LookupDomain(ctx, name)
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -125,6 +152,8 @@ func (u *Users) IsLocalDomain(ctx context.Context, domain string) (bool, error) 
 
 // QuotaLimit is the account's own limit, or its domain's default.
 func (u *Users) QuotaLimit(ctx context.Context, address string) (Limit, error) {
+	ctx, cancel := u.bound(ctx)
+	defer cancel()
 	acct, err := u.Account(ctx, address)
 	if err != nil {
 		return Limit{}, err
@@ -153,6 +182,8 @@ func (u *Users) Resolve(ctx context.Context, address string) ([]Destination, err
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := u.bound(ctx)
+	defer cancel()
 	r := resolver{u: u, seen: map[string]bool{}}
 	if err := r.expand(ctx, addr, "", nil); err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 var (
 	_ userdb.AccountSource = (*Source)(nil)
 	_ userdb.AccountAdmin  = (*Source)(nil)
+	_ userdb.Bounded       = (*Source)(nil)
 )
 
 // maxKey bounds the address a request may carry. Canonical addresses are
@@ -60,6 +61,10 @@ func (s *Source) Authenticate(ctx context.Context, address, plain string) (*user
 	if plain == "" {
 		return nil, fmt.Errorf("ldap authenticate: %w: empty password", userdb.ErrBadCredentials)
 	}
+	// One deadline for the search and the user bind together: a login
+	// answers within the timeout, not within twice it.
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	attrs := s.accountAttrs()
 	if !s.cfg.AuthBind {
 		attrs = append(attrs, s.cfg.Attributes.Password)

@@ -11,7 +11,9 @@
 // (try later), never as "no such user" or "wrong password", so a directory
 // outage cannot bounce mail or lock users out for good; a dead connection
 // is replaced and the operation retried once, so the Source heals by itself
-// after slapd restarts.
+// after slapd restarts. Every operation has one deadline (Config.Timeout)
+// that covers all of it, the wait for a connection included, so callers
+// hear back in time however many wait and however the server fails.
 package ldap
 
 import (
@@ -69,8 +71,11 @@ type Config struct {
 	// PoolSize bounds the connections kept open (default 8); with
 	// AuthBind a second pool of the same size holds the user binds.
 	PoolSize int `yaml:"pool_size" mapstructure:"pool_size" help:"connections kept open (a second pool as large with auth_bind); 0: 8"`
-	// Timeout bounds connecting and each request (default 5s).
-	Timeout time.Duration `yaml:"timeout" mapstructure:"timeout" help:"bound on connecting and on each request; 0: 5s"`
+	// Timeout bounds each operation as a whole (default 5s): a lookup, or
+	// a login's search and user bind together, including the wait for a
+	// pooled connection, connecting, the service bind and a retry. A
+	// directory that does not answer in time is ErrUnavailable.
+	Timeout time.Duration `yaml:"timeout" mapstructure:"timeout" help:"bound on each lookup or login as a whole: waiting for a pooled connection, connecting, the service bind, the requests and a retry; past it the answer is try later; 0: 5s"`
 
 	// UserDN is the DN template for accounts AddAccount creates, with the
 	// placeholders of UserFilter (escaped as DN values, RFC 4514).
@@ -242,15 +247,18 @@ func New(cfg Config) (*Source, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s := &Source{cfg: cfg, scope: scope, log: log}
-	d := &dialer{urls: cfg.URLs, startTLS: cfg.StartTLS, tls: tlsConfig, timeout: cfg.Timeout}
-	s.search = newPool(cfg.PoolSize, d, cfg.BindDN, cfg.BindPassword, log.With("pool", "search"))
+	d := &dialer{urls: cfg.URLs, startTLS: cfg.StartTLS, tls: tlsConfig, bindDN: cfg.BindDN, bindPW: cfg.BindPassword, timeout: cfg.Timeout}
+	s.search = newPool(cfg.PoolSize, d, log.With("pool", "search"))
 	if cfg.AuthBind {
 		// User binds change a connection's identity, so they get their own
 		// connections and the service-bound ones stay as they are.
-		s.auth = newPool(cfg.PoolSize, d, "", "", log.With("pool", "auth"))
+		s.auth = newPool(cfg.PoolSize, &dialer{urls: cfg.URLs, startTLS: cfg.StartTLS, tls: tlsConfig, timeout: cfg.Timeout}, log.With("pool", "auth"))
 	}
 	return s, nil
 }
+
+// Timeout is the bound on one operation (userdb.Bounded).
+func (s *Source) Timeout() time.Duration { return s.cfg.Timeout }
 
 // Close closes all connections. Requests after Close fail with
 // ErrUnavailable, so a server shutting down answers "try later".

@@ -18,6 +18,7 @@ var (
 	_ userdb.DomainAdmin   = (*DB)(nil)
 	_ userdb.SenderMap     = (*DB)(nil)
 	_ userdb.SenderAdmin   = (*DB)(nil)
+	_ userdb.Bounded       = (*DB)(nil)
 )
 
 // TestDirectory runs the same cases against SQLite and a real MariaDB.
