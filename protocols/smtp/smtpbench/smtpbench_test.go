@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/vmaild/vmaild/backend/delivery"
+	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/smtp"
 	"github.com/vmaild/vmaild/protocols/smtp/smtpbench"
 	"github.com/vmaild/vmaild/userdb"
@@ -52,7 +53,7 @@ func startServer(tb testing.TB) string {
 		Hostname:      "bench.example.org",
 		Directory:     oneDomain{},
 		Agent:         noopAgent{},
-		MaxConnsPerIP: -1,
+		Gate:          &gate.Gate{Limits: gate.Config{MaxPerNetwork: -1, MaxUnauthenticated: -1}},
 		SpoolDir:      tb.TempDir(),
 		Logger:        slog.New(slog.DiscardHandler),
 	}
