@@ -361,7 +361,7 @@ func (s *server) newProtocolServer(sp listenerSpec, log *slog.Logger) protocolSe
 }
 
 func isClosed(err error) bool {
-	return errors.Is(err, net.ErrClosed) || errors.Is(err, pop3.ErrServerClosed) || errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, imap.ErrServerClosed)
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, gate.ErrClosed)
 }
 
 // shutdown stops every listener through the one gate, ends idle

@@ -21,8 +21,9 @@ import (
 	"github.com/vmaild/vmaild/userdb"
 )
 
-// ErrServerClosed is returned by Serve after Close or Shutdown.
-var ErrServerClosed = errors.New("imap: server closed")
+// ErrServerClosed is returned by Serve after Shutdown or Close, and by a
+// second Shutdown; it is the gate's ErrClosed, the same for every protocol.
+var ErrServerClosed = gate.ErrClosed
 
 // MailStore opens an account's mailbox; *store.Store is the implementation.
 type MailStore interface {
@@ -230,7 +231,7 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 	}
 	gl, err := s.gate.Listen(l, svc)
 	if err != nil {
-		return ErrServerClosed
+		return err
 	}
 	var inner net.Listener = gl
 	if implicitTLS {
@@ -261,14 +262,19 @@ func (l *listener) Accept() (net.Conn, error) {
 	return newFrontConn(l.srv, nc, gate.ConnOf(nc)), nil
 }
 
+// connGate is the gate the server passes through.
+func (s *Server) connGate() *gate.Gate {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.init()
+	return s.gate
+}
+
 // Close stops the gate the server passes through (every listener of a
 // shared Gate) at once: listeners and connections are closed and directory
 // and store calls cancelled.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	s.init()
-	s.mu.Unlock()
-	return serverErr(s.gate.Close())
+	return s.connGate().Close()
 }
 
 // Shutdown stops the gate the server passes through (every listener of a
@@ -277,17 +283,7 @@ func (s *Server) Close() error {
 // connections to end. When ctx ends first, the remaining connections are
 // closed as by Close and ctx's error is returned.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.init()
-	s.mu.Unlock()
-	return serverErr(s.gate.Shutdown(ctx))
-}
-
-func serverErr(err error) error {
-	if errors.Is(err, gate.ErrClosed) {
-		return ErrServerClosed
-	}
-	return err
+	return s.connGate().Shutdown(ctx)
 }
 
 // libLogger sends go-imap's printf-style messages to slog. A client that

@@ -14,8 +14,9 @@ import (
 	"github.com/vmaild/vmaild/protocols/throttle"
 )
 
-// ErrServerClosed is returned by Serve after Close or Shutdown.
-var ErrServerClosed = errors.New("pop3: server closed")
+// ErrServerClosed is returned by Serve after Shutdown or Close, and by a
+// second Shutdown; it is the gate's ErrClosed, the same for every protocol.
+var ErrServerClosed = gate.ErrClosed
 
 // Timeouts bound how long the server waits for a client.
 type Timeouts struct {
@@ -162,7 +163,7 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 	}
 	gl, err := s.gate.Listen(l, svc)
 	if err != nil {
-		return ErrServerClosed
+		return err
 	}
 	var ln net.Listener = gl
 	if implicitTLS {
@@ -197,14 +198,19 @@ func isTemporaryAccept(err error) bool {
 	return strings.Contains(msg, "too many open files") || strings.Contains(msg, "resource temporarily unavailable")
 }
 
+// connGate is the gate the server passes through.
+func (s *Server) connGate() *gate.Gate {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.init()
+	return s.gate
+}
+
 // Close stops the gate the server passes through (every listener of a
 // shared Gate) at once: listeners and connections are closed and backend
 // calls cancelled. Interrupted sessions delete nothing.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	s.init()
-	s.mu.Unlock()
-	return serverErr(s.gate.Close())
+	return s.connGate().Close()
 }
 
 // Shutdown stops the gate the server passes through (every listener of a
@@ -214,17 +220,7 @@ func (s *Server) Close() error {
 // remaining connections are closed as by Close and ctx's error is returned
 // after their sessions have let go of them.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.init()
-	s.mu.Unlock()
-	return serverErr(s.gate.Shutdown(ctx))
-}
-
-func serverErr(err error) error {
-	if errors.Is(err, gate.ErrClosed) {
-		return ErrServerClosed
-	}
-	return err
+	return s.connGate().Shutdown(ctx)
 }
 
 // Locks is a table of locked maildrops, keyed by account. The zero value is

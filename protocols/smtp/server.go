@@ -56,8 +56,9 @@ const (
 	DefaultMemorySpoolBytes = 256 << 10
 )
 
-// ErrServerClosed is returned by Serve and ServeTLS after Shutdown or Close.
-var ErrServerClosed = errors.New("smtp: server closed")
+// ErrServerClosed is returned by Serve after Shutdown or Close, and by a
+// second Shutdown; it is the gate's ErrClosed, the same for every protocol.
+var ErrServerClosed = gate.ErrClosed
 
 // Server is one SMTP, submission or LMTP listener configuration. Fields are
 // read when the first Serve starts and must not change afterwards. The zero
@@ -222,7 +223,7 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 	}
 	gl, err := s.gate.Listen(l, s.service(implicitTLS))
 	if err != nil {
-		return ErrServerClosed
+		return err
 	}
 	s.log.Info("listening", "addr", l.Addr().String(), "tls", implicitTLS)
 	err = s.gs.Serve(&listener{Listener: gl, srv: s, implicitTLS: implicitTLS})
@@ -262,7 +263,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if err := s.init(); err != nil {
 		return err
 	}
-	return serverErr(s.gate.Shutdown(ctx))
+	return s.gate.Shutdown(ctx)
 }
 
 // Close closes the gate's listeners and every connection at once,
@@ -271,14 +272,7 @@ func (s *Server) Close() error {
 	if err := s.init(); err != nil {
 		return err
 	}
-	return serverErr(s.gate.Close())
-}
-
-func serverErr(err error) error {
-	if errors.Is(err, gate.ErrClosed) {
-		return ErrServerClosed
-	}
-	return err
+	return s.gate.Close()
 }
 
 // trusted reports whether ip is inside MyNetworks.
