@@ -42,7 +42,7 @@ type Conn struct {
 	authed   bool
 	busy     bool
 	stopping bool      // the gate is shutting down
-	stopAt   time.Time // when it started to
+	stopAt   time.Time // since when that ends the connection, once idle
 	dataEnd  time.Time // end of the message transfer in progress
 	readDL   time.Time // as the protocol set them
 	writeDL  time.Time
@@ -150,6 +150,9 @@ func (c *Conn) Idle() {
 	if c.busy {
 		c.busy = false
 		if c.stopping {
+			// Shutdown ends the connection from now, with the grace
+			// for its goodbye counted from now too.
+			c.stopAt = time.Now()
 			c.applyLocked()
 		}
 	}

@@ -365,7 +365,9 @@ func TestOverdueClose(t *testing.T) {
 // Shutdown ends idle connections at once, waits for work in flight to go
 // idle, refuses new work, and closes the rest when its context ends.
 func TestShutdown(t *testing.T) {
-	g := &Gate{}
+	// A short grace for goodbyes: the work in flight outlasts it, and
+	// its connection still gets one once idle.
+	g := &Gate{grace: 100 * time.Millisecond}
 	s := startLineServer(t, g, Service{})
 	idle, _ := s.admitted(t, "192.0.2.1")
 	busy, _ := s.admitted(t, "192.0.2.2")
@@ -380,7 +382,7 @@ func TestShutdown(t *testing.T) {
 	select {
 	case err := <-done:
 		t.Fatalf("Shutdown returned %v with work in flight", err)
-	case <-time.After(200 * time.Millisecond):
+	case <-time.After(300 * time.Millisecond):
 	}
 	// The work goes on, no new one starts, and once idle it ends.
 	if got := busy.send("more work"); got != "OK" {
