@@ -203,6 +203,11 @@ func (c *Config) validate() error {
 	if p := c.Limits.Networks.IPv6Prefix; p < 0 || p > 128 {
 		problems = append(problems, fmt.Sprintf("limits.networks.ipv6_prefix: %d is not a prefix length from 1 to 128", p))
 	}
+	for _, n := range c.Limits.ExemptNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			problems = append(problems, fmt.Sprintf("limits.exempt_networks: %q is not a CIDR prefix like 192.0.2.0/24", n))
+		}
+	}
 	for _, n := range c.SMTP.MyNetworks {
 		if _, err := netip.ParsePrefix(n); err != nil {
 			problems = append(problems, fmt.Sprintf("smtp.mynetworks: %q is not a CIDR prefix like 192.0.2.0/24", n))

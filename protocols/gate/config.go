@@ -1,14 +1,23 @@
 package gate
 
-import "time"
+import (
+	"net/netip"
+	"time"
+)
 
-// Config is the gate's limits. A zero field takes its value from
-// DefaultConfig; a negative count or duration turns that limit off.
+// Config is the gate's limits. A zero count or duration takes its value
+// from DefaultConfig, a negative one turns that limit off; an empty
+// ExemptNetworks exempts nothing.
 type Config struct {
 	Networks Networks `yaml:"networks"`
 	// MaxPerNetwork caps the connections of one client network over every
 	// listener together.
 	MaxPerNetwork int `yaml:"max_per_network" help:"simultaneous connections from one client network (see networks.*), all listeners together; 0: the default, negative: no limit"`
+	// ExemptNetworks are client networks the per-network cap does not
+	// apply to: a webmail or an IMAP proxy connects from one address for
+	// many users. Unparseable entries are ignored (configuration
+	// validation names them).
+	ExemptNetworks []string `yaml:"exempt_networks" help:"client networks (CIDR) that max_per_network does not apply to, such as a webmail or proxy connecting for many users (like Postfix's smtpd_client_event_limit_exceptions); the other limits still do"`
 	// MaxConnections caps all connections of the process.
 	MaxConnections int `yaml:"max_connections" help:"simultaneous connections in total, all listeners together; 0: the default, negative: no limit"`
 	// MaxUnauthenticated caps the connections that have not logged in
@@ -35,7 +44,8 @@ type Config struct {
 //   - 50 connections per client network: every listener shares the cap,
 //     and a household or office behind one IPv4 address runs several mail
 //     clients that each keep a few IMAP connections open (Postfix's
-//     smtpd_client_connection_count_limit is 50 too);
+//     smtpd_client_connection_count_limit is 50 too); loopback, where a
+//     webmail runs, is exempt (the zero Config exempts nothing);
 //   - 10000 connections in total, of which at most 2000 not logged in:
 //     logged-in users and the MTA keep room when clients that cannot or do
 //     not log in pile up;
@@ -50,6 +60,7 @@ func DefaultConfig() Config {
 	return Config{
 		Networks:           Networks{IPv4Prefix: DefaultIPv4Prefix, IPv6Prefix: DefaultIPv6Prefix},
 		MaxPerNetwork:      50,
+		ExemptNetworks:     []string{"127.0.0.0/8", "::1/128"},
 		MaxConnections:     10000,
 		MaxUnauthenticated: 2000,
 		PreAuthLifetime:    time.Minute,
@@ -84,6 +95,7 @@ func (c Config) effective() Config {
 	return Config{
 		Networks:           c.Networks,
 		MaxPerNetwork:      count(c.MaxPerNetwork, d.MaxPerNetwork),
+		ExemptNetworks:     c.ExemptNetworks,
 		MaxConnections:     count(c.MaxConnections, d.MaxConnections),
 		MaxUnauthenticated: count(c.MaxUnauthenticated, d.MaxUnauthenticated),
 		PreAuthLifetime:    dur(c.PreAuthLifetime, d.PreAuthLifetime),
@@ -91,6 +103,17 @@ func (c Config) effective() Config {
 		MaxData:            dur(c.MaxData, d.MaxData),
 		CommandDeadline:    dur(c.CommandDeadline, d.CommandDeadline),
 	}
+}
+
+// exempt parses ExemptNetworks, skipping what does not parse.
+func (c Config) exempt() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range c.ExemptNetworks {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
 }
 
 // Reason names the limit that refused or ended a connection, as its

@@ -34,6 +34,7 @@ type Gate struct {
 
 	initOnce sync.Once
 	cfg      Config // Limits, effective
+	exempt   []netip.Prefix
 	grace    time.Duration
 	log      *slog.Logger
 	ctx      context.Context // parent of every connection's context
@@ -51,6 +52,7 @@ type Gate struct {
 func (g *Gate) init() {
 	g.initOnce.Do(func() {
 		g.cfg = g.Limits.effective()
+		g.exempt = g.cfg.exempt()
 		if g.grace == 0 {
 			g.grace = goodbyeGrace
 		}
@@ -152,7 +154,7 @@ func (g *Gate) admit(raw net.Conn, svc *Service) (*Conn, Reason) {
 	switch {
 	case g.closing:
 		return nil, ""
-	case network.IsValid() && g.cfg.MaxPerNetwork > 0 && g.perNet[network] >= g.cfg.MaxPerNetwork:
+	case network.IsValid() && g.cfg.MaxPerNetwork > 0 && g.perNet[network] >= g.cfg.MaxPerNetwork && !g.exempted(client):
 		return nil, LimitNetwork
 	case !svc.NoLogin && g.cfg.MaxUnauthenticated > 0 && g.unauth >= g.cfg.MaxUnauthenticated:
 		return nil, LimitUnauthenticated
@@ -168,6 +170,15 @@ func (g *Gate) admit(raw net.Conn, svc *Service) (*Conn, Reason) {
 		g.unauth++
 	}
 	return c, ""
+}
+
+func (g *Gate) exempted(client netip.Addr) bool {
+	for _, p := range g.exempt {
+		if p.Contains(client) {
+			return true
+		}
+	}
+	return false
 }
 
 // refuse tells a refused client why, briefly, and closes it.

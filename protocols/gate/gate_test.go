@@ -185,6 +185,20 @@ func TestPerNetworkCap(t *testing.T) {
 	})
 }
 
+// Exempt networks (a webmail, a proxy) are not capped per network.
+func TestExemptNetworks(t *testing.T) {
+	g := &Gate{Limits: Config{MaxPerNetwork: 1, ExemptNetworks: []string{"192.0.2.0/24", "2001:db8:5::/48", "not a prefix"}}}
+	s := startLineServer(t, g, Service{})
+	for _, from := range []string{"192.0.2.1", "192.0.2.1", "192.0.2.7", "2001:db8:5:1::1", "2001:db8:5:1::1", "198.51.100.1"} {
+		if _, ok := s.admitted(t, from); !ok {
+			t.Errorf("connection from %s refused", from)
+		}
+	}
+	if _, ok := s.admitted(t, "198.51.100.1"); ok {
+		t.Error("second connection from a network that is not exempt admitted")
+	}
+}
+
 func TestNetworksPrefixes(t *testing.T) {
 	g := &Gate{Limits: Config{MaxPerNetwork: 1, Networks: Networks{IPv4Prefix: 24, IPv6Prefix: 48}}}
 	s := startLineServer(t, g, Service{})
