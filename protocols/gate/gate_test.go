@@ -287,6 +287,7 @@ func TestPreAuthLifetime(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	took := time.Since(start)
+	t.Logf("disconnected after %v (lifetime %v)", took.Round(time.Millisecond), lifetime)
 	if last != "BYE "+string(LimitPreAuth) {
 		t.Fatalf("after %v: %q, want the protocol's goodbye for %s", took, last, LimitPreAuth)
 	}

@@ -43,6 +43,7 @@ func TestPreAuthEmptyLines(t *testing.T) {
 		answered++
 	}
 	took := time.Since(start)
+	t.Logf("disconnected after %v (lifetime %v) and %d answered empty lines", took.Round(time.Millisecond), lifetime, answered)
 	if !strings.HasPrefix(last, "* BYE Login time exceeded") {
 		t.Fatalf("after %v and %d answered empty lines: %q", took, answered, last)
 	}

@@ -43,6 +43,7 @@ func TestPreAuthLifetime(t *testing.T) {
 		c.lines()
 	}
 	took := time.Since(start)
+	t.Logf("disconnected after %v (lifetime %v)", took.Round(time.Millisecond), lifetime)
 	if last != "-ERR "+gate.LimitPreAuth.Text() {
 		t.Fatalf("after %v: %q", took, last)
 	}

@@ -47,6 +47,7 @@ func cutWithin(t *testing.T, c *rawClient, start time.Time, limit time.Duration)
 		}
 	}
 	took := time.Since(start)
+	t.Logf("disconnected after %v (limit %v)", took.Round(time.Millisecond), limit)
 	// Generous: the bound must hold on a loaded machine.
 	if took < limit/2 || took > limit+5*time.Second {
 		t.Errorf("disconnected after %v, limit %v", took, limit)
