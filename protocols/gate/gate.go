@@ -314,11 +314,12 @@ func (g *Gate) Shutdown(ctx context.Context) error {
 }
 
 // Close stops every listener and closes every connection at once,
-// cancelling their contexts; it does not wait for the protocols to finish
-// with them.
+// cancelling their contexts, and returns when the protocols have let go of
+// them (which they do as soon as their reads fail).
 func (g *Gate) Close() error {
 	_, _, err := g.stopListening()
 	g.closeConns()
+	<-g.empty
 	return err
 }
 

@@ -132,12 +132,13 @@ func (c *trackedConn) SetWriteDeadline(time.Time) error { return nil }
 
 func (c *trackedConn) SetDeadline(t time.Time) error { return c.SetReadDeadline(t) }
 
+// Close logs the end of the session, then lets the gate release it: the
+// gate's Shutdown and Close return only after every log line of it.
 func (c *trackedConn) Close() error {
-	err := c.Conn.Close()
 	c.once.Do(func() {
 		c.srv.log.Debug("disconnected", "session", c.id, "duration", time.Since(c.start))
 	})
-	return err
+	return c.Conn.Close()
 }
 
 // beginTx marks a transaction in flight, so Shutdown waits for it; it fails
