@@ -13,6 +13,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/vmaild/vmaild/backend/delivery"
+	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/userdb"
 	"github.com/vmaild/vmaild/userdb/ldap"
 	"github.com/vmaild/vmaild/userdb/password"
@@ -31,6 +32,7 @@ type Config struct {
 	LDAP     ldap.Config   `yaml:"ldap"`
 
 	Listen   Listeners       `yaml:"listen"`
+	Limits   gate.Config     `yaml:"limits"`
 	TLS      TLSFiles        `yaml:"tls"`
 	SMTP     SMTPPolicy      `yaml:"smtp"`
 	Store    StoreConfig     `yaml:"store"`
@@ -153,6 +155,7 @@ func defaultConfig() Config {
 			POP3:        Listener{Address: ":1110"},
 			POP3S:       Listener{Address: ":1995"},
 		},
+		Limits: gate.DefaultConfig(),
 		SMTP: SMTPPolicy{
 			MyNetworks:      []string{"127.0.0.0/8", "::1/128"},
 			MaxMessageBytes: 50 << 20,
@@ -197,6 +200,17 @@ func (c *Config) validate() error {
 	problems = append(problems, validateSQL(c.SQL)...)
 	if c.UserDB.Accounts == "ldap" {
 		problems = append(problems, validateLDAP(c.LDAP)...)
+	}
+	if p := c.Limits.Networks.IPv4Prefix; p < 0 || p > 32 {
+		problems = append(problems, fmt.Sprintf("limits.networks.ipv4_prefix: %d is not a prefix length from 1 to 32", p))
+	}
+	if p := c.Limits.Networks.IPv6Prefix; p < 0 || p > 128 {
+		problems = append(problems, fmt.Sprintf("limits.networks.ipv6_prefix: %d is not a prefix length from 1 to 128", p))
+	}
+	for _, n := range c.Limits.ExemptNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			problems = append(problems, fmt.Sprintf("limits.exempt_networks: %q is not a CIDR prefix like 192.0.2.0/24", n))
+		}
 	}
 	for _, n := range c.SMTP.MyNetworks {
 		if _, err := netip.ParsePrefix(n); err != nil {

@@ -56,6 +56,8 @@ func TestConfigCheck(t *testing.T) {
 			[]string{`ldap.urls: "ldap://": no host`}},
 		{"bad mynetworks", good + "smtp:\n  mynetworks: [127.0.0.0/8, 10.0.0.0/33, example.com]\n",
 			[]string{`smtp.mynetworks: "10.0.0.0/33" is not a CIDR prefix`, `smtp.mynetworks: "example.com" is not a CIDR prefix`}},
+		{"bad limits", good + "limits:\n  exempt_networks: [webmail]\n  networks:\n    ipv6_prefix: 129\n",
+			[]string{`limits.exempt_networks: "webmail" is not a CIDR prefix`, "limits.networks.ipv6_prefix: 129 is not a prefix length"}},
 		{"unknown password scheme", strings.Replace(good, "password_scheme: SSHA", "password_scheme: ROT13", 1),
 			[]string{"userdb.password_scheme:", "ROT13"}},
 		{"several problems at once", strings.Replace(strings.Replace(good, dsn, badDSN, 1), "password_scheme: SSHA", "password_scheme: ROT13", 1) +

@@ -36,6 +36,11 @@ var configSections = map[string]struct{ title, intro string }{
 	"listen": {"Listeners", "One socket per protocol; an empty address turns the listener off. " +
 		"smtp is the MTA (25), submission uses STARTTLS (587), submissions implicit TLS (465); " +
 		"imap and pop3 offer STARTTLS/STLS, imaps and pop3s are implicit TLS."},
+	"limits": {"Connection limits", "One connection gate in front of every listener: the counts are shared by all of them, " +
+		"so a client network's connections to SMTP, IMAP and POP3 add up. A refused client is told so in its protocol " +
+		"(SMTP `421 4.7.0`, IMAP `* BYE [UNAVAILABLE]`, POP3 `-ERR [SYS/TEMP]`; implicit TLS ports just close). " +
+		"The time limits are absolute: no command, byte or library timeout restarts them. " +
+		"Refusals and limits reached are logged with the client network and counted in `vmaild_connections_refused_total`."},
 	"tls": {"TLS", "The certificate every TLS listener serves. `SIGHUP` reloads it without a restart."},
 	"smtp": {"SMTP policy", "Relay, size and sender policy of the SMTP listeners. Relaying needs a client in `mynetworks` or an authenticated session. " +
 		"An authenticated user sends only as its own address, its plus forms, the same local part in an alias domain, " +

@@ -580,3 +580,73 @@ func TestServeDropsPrivileges(t *testing.T) {
 	}
 	d.stop()
 }
+
+// TestServeSharedGate: one gate counts a client network over every
+// listener of the daemon; each protocol refuses in its own words, the
+// refusals are counted in the metrics, and SIGTERM ends idle clients with
+// a goodbye.
+func TestServeSharedGate(t *testing.T) {
+	// The test's clients come from loopback, which is exempt by default.
+	d := newDaemon(t, "limits:\n  max_per_network: 3\n  exempt_networks: []\n")
+	d.start()
+	// start's probe of the smtp port must have left the gate.
+	for deadline := time.Now().Add(10 * time.Second); metricValue(t, d.addr("metrics"), `vmaild_connections_open{listener="smtp"}`) != 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("probe connection still open")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	type conn struct {
+		c  net.Conn
+		tp *textproto.Reader
+	}
+	dial := func(listener string) conn {
+		c, err := net.Dial("tcp", d.addr(listener))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		return conn{c, textproto.NewReader(bufio.NewReader(c))}
+	}
+	line := func(c conn) string {
+		l, err := c.tp.ReadLine()
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		return l
+	}
+	var open []conn
+	for _, l := range []struct{ listener, greeting string }{{"imap", "* OK"}, {"pop3", "+OK"}, {"smtp", "220 "}} {
+		c := dial(l.listener)
+		if got := line(c); !strings.HasPrefix(got, l.greeting) {
+			t.Fatalf("%s greeting: %q", l.listener, got)
+		}
+		open = append(open, c)
+	}
+	for _, l := range []struct{ listener, refusal string }{
+		{"pop3", "-ERR [SYS/TEMP] Too many connections from your network"},
+		{"smtp", "421 4.7.0 mx.example.com Too many connections from your network"},
+		{"submission", "421 4.7.0 mx.example.com Too many connections from your network"},
+		{"imap", "* BYE [UNAVAILABLE] Too many connections from your network"},
+	} {
+		if got := line(dial(l.listener)); !strings.HasPrefix(got, l.refusal) {
+			t.Errorf("%s over the network's limit: %q, want %q", l.listener, got, l.refusal)
+		}
+	}
+	for _, listener := range []string{"pop3", "smtp", "submission", "imap"} {
+		series := `vmaild_connections_refused_total{listener="` + listener + `",reason="max_per_network"}`
+		if v := metricValue(t, d.addr("metrics"), series); v != 1 {
+			t.Errorf("%s = %v, want 1", series, v)
+		}
+	}
+	if !strings.Contains(d.out.String(), "network=127.0.0.1/32 limit=max_per_network") {
+		t.Error("refusal not logged with the client network and the limit")
+	}
+	d.stop()
+	for i, want := range []string{"* BYE Server shutting down", "-ERR [SYS/TEMP] Server shutting down", "421 "} {
+		if got := line(open[i]); !strings.HasPrefix(got, want) {
+			t.Errorf("idle client at SIGTERM: %q, want %q", got, want)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vmaild/vmaild/backend/delivery"
+	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/userdb"
 )
 
@@ -24,6 +25,7 @@ type metrics struct {
 	reg         *prometheus.Registry
 	connections *prometheus.CounterVec
 	open        *prometheus.GaugeVec
+	refusals    *prometheus.CounterVec
 	auths       *prometheus.CounterVec
 	messages    *prometheus.CounterVec
 	dirLatency  *prometheus.HistogramVec
@@ -35,6 +37,10 @@ func newMetrics(s *server) *metrics {
 		Name: "vmaild_connections_total", Help: "Connections accepted, by listener."}, []string{"listener"})
 	m.open = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "vmaild_connections_open", Help: "Connections open now, by listener."}, []string{"listener"})
+	m.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vmaild_connections_refused_total",
+		Help: "Connections refused by the gate or ended by one of its limits, by listener and limit (max_per_network, max_connections, max_unauthenticated, pre_auth_lifetime, max_session, max_data)."},
+		[]string{"listener", "reason"})
 	m.auths = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vmaild_authentications_total", Help: "Authentication attempts by result (ok, failed, unavailable)."}, []string{"result"})
 	m.messages = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -42,7 +48,7 @@ func newMetrics(s *server) *metrics {
 	m.dirLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "vmaild_directory_seconds", Help: "User directory call latency, by operation (cache included).",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9)}, []string{"op"})
-	m.reg.MustRegister(m.connections, m.open, m.auths, m.messages, m.dirLatency,
+	m.reg.MustRegister(m.connections, m.open, m.refusals, m.auths, m.messages, m.dirLatency,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "vmaild_queue_messages", Help: "Messages in the outbound queue."},
@@ -68,6 +74,12 @@ func newMetrics(s *server) *metrics {
 // listener counts connections of one listener.
 func (m *metrics) listener(name string, l net.Listener) net.Listener {
 	return countingListener{Listener: l, total: m.connections.WithLabelValues(name), open: m.open.WithLabelValues(name)}
+}
+
+// refused counts a refusal of the gate; the gate calls it for every
+// listener.
+func (m *metrics) refused(listener string, r gate.Reason) {
+	m.refusals.WithLabelValues(listener, string(r)).Inc()
 }
 
 type countingListener struct {

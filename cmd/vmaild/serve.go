@@ -24,6 +24,7 @@ import (
 	"github.com/vmaild/vmaild/backend/delivery"
 	"github.com/vmaild/vmaild/backend/queue"
 	"github.com/vmaild/vmaild/backend/store"
+	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/imap"
 	"github.com/vmaild/vmaild/protocols/pop3"
 	"github.com/vmaild/vmaild/protocols/smtp"
@@ -52,11 +53,6 @@ func newLogger(cfg LogConfig, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// stoppable is what every protocol server offers for a graceful stop.
-type stoppable interface {
-	Shutdown(ctx context.Context) error
-}
-
 // server is the running daemon.
 type server struct {
 	cfg        Config
@@ -70,14 +66,13 @@ type server struct {
 	tls        *tls.Config
 	metrics    *metrics
 	myNetworks []netip.Prefix
+	gate       *gate.Gate // every listener's: one count of each client, one Shutdown
 	// directory and agent are what the protocols see: instrumented.
 	directory userdb.Directory
 	agentI    delivery.Agent
 	// pop3Locks is shared by 110 and 995: one maildrop, one session.
 	pop3Locks *pop3.Locks
 
-	mu       sync.Mutex
-	running  []stoppable
 	wg       sync.WaitGroup
 	bound    map[string]net.Listener
 	serveErr chan error
@@ -179,6 +174,7 @@ func (s *server) open(ctx context.Context, a *app) error {
 	s.agent.Queue = s.queue
 	s.limiter = throttle.New(throttle.Config{Logger: s.log.With("component", "throttle")})
 	s.metrics = newMetrics(s)
+	s.gate = &gate.Gate{Limits: cfg.Limits, Logger: s.log.With("component", "gate"), Refused: s.metrics.refused}
 	s.directory = instrumentedDirectory{s.dir.users, s.metrics}
 	s.agentI = instrumentedAgent{s.agent, s.metrics}
 	for _, n := range cfg.SMTP.MyNetworks {
@@ -299,11 +295,11 @@ func (s *server) implemented(name string) bool {
 	return false
 }
 
-// protocolServer is what the SMTP, IMAP and POP3 servers all offer.
+// protocolServer is what the SMTP, IMAP and POP3 servers all offer; they
+// are stopped through their shared gate.
 type protocolServer interface {
 	Serve(l net.Listener) error
 	ServeTLS(l net.Listener) error // implicit TLS (465, 993, 995)
-	stoppable
 }
 
 func (s *server) startAll() {
@@ -319,7 +315,6 @@ func (s *server) startAll() {
 		if sp.implicit {
 			serve = srv.ServeTLS
 		}
-		s.running = append(s.running, srv)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -339,12 +334,14 @@ func (s *server) newProtocolServer(sp listenerSpec, log *slog.Logger) protocolSe
 			Directory: s.directory, Store: s.store, Quotas: s.dir.sql,
 			TLSConfig: s.tls, AllowInsecureAuth: sp.l.InsecureAuth,
 			Limiter: s.limiter, Logger: log,
+			Gate: s.gate,
 		}
 	case "pop3", "pop3s":
 		return &pop3.Server{
 			Backend:  &pop3Backend{users: s.directory, quotas: s.dir.sql, store: s.store},
 			Hostname: s.cfg.Hostname, TLSConfig: s.tls, AllowInsecureAuth: sp.l.InsecureAuth,
 			Logger: log, Limiter: s.limiter, Locks: s.pop3Locks,
+			Gate: s.gate,
 		}
 	}
 	role := smtp.RoleMTA
@@ -360,30 +357,24 @@ func (s *server) newProtocolServer(sp listenerSpec, log *slog.Logger) protocolSe
 		MaxMessageBytes: s.cfg.SMTP.MaxMessageBytes, MaxRecipients: s.cfg.SMTP.MaxRecipients,
 		SkipHeaderSenderCheck: !s.cfg.SMTP.CheckHeaderFrom,
 		Limiter:               s.limiter, Logger: log, SpoolDir: filepath.Join(s.cfg.DataDir, "spool"),
+		Gate: s.gate,
 	}
 }
 
 func isClosed(err error) bool {
-	return errors.Is(err, net.ErrClosed) || errors.Is(err, pop3.ErrServerClosed) || errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, imap.ErrServerClosed)
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, gate.ErrClosed)
 }
 
-// shutdown stops accepting, lets transactions in flight finish within the
-// configured deadline, then stops the queue (its state stays consistent
-// on disk whatever is cut).
+// shutdown stops every listener through the one gate, ends idle
+// connections and lets work in flight finish within the configured
+// deadline, then stops the queue (its state stays consistent on disk
+// whatever is cut).
 func (s *server) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	var wg sync.WaitGroup
-	for _, srv := range s.running {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := srv.Shutdown(ctx); err != nil && !isClosed(err) {
-				s.log.Warn("listener shutdown", "err", err)
-			}
-		}()
+	if err := s.gate.Shutdown(ctx); err != nil && !errors.Is(err, gate.ErrClosed) {
+		s.log.Warn("listener shutdown", "err", err)
 	}
-	wg.Wait()
 	s.wg.Wait()
 	if s.queue != nil {
 		if err := s.queue.Shutdown(ctx); err != nil {

@@ -4,6 +4,10 @@
 //
 // A Server is started like net/http's: set its fields, call Serve (plain,
 // with STARTTLS) or ServeTLS (implicit TLS), stop it with Shutdown or Close.
+// Connections pass through the connection gate (package gate), which caps
+// them per client network, in total and before login (refused with
+// * BYE [UNAVAILABLE]), ends a client that has not logged in within the
+// pre-auth lifetime however much it sends, and owns the graceful shutdown.
 //
 // The session (session.go, selected.go, fetch.go, search.go) implements
 // go-imap's Session interfaces over a store.Mailbox and the selected
@@ -41,8 +45,8 @@
 //     long, carry NUL octets or have no tag with a precise BAD while the
 //     connection goes on.
 //   - Timeouts and output: the front owns every read and write deadline
-//     (Server.Timeouts) and coalesces the library's one-write-per-response
-//     output while a command runs.
+//     (Server.Timeouts, clamped by the gate's limits) and coalesces the
+//     library's one-write-per-response output while a command runs.
 //
 // Authentication (LOGIN, AUTHENTICATE PLAIN and LOGIN) goes through
 // protocols/sasl and the shared protocols/throttle limiter; a directory

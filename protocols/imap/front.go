@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/vmaild/vmaild/protocols/gate"
 )
 
 // frontConn is the net.Conn go-imap's imapserver reads and writes. It sits
@@ -34,7 +36,10 @@ import (
 //     its size, and hand the library non-synchronizing literals only, so
 //     the front always knows whether literal data follows;
 //   - coalesce the library's one-write-per-response output while a command
-//     runs, and own all read and write deadlines.
+//     runs, and own all read and write deadlines (which the gate clamps to
+//     its absolute limits);
+//   - tell the gate when a client has logged in, and when it waits between
+//     commands, which is when Shutdown may end it.
 //
 // A command is recognised only at a command boundary, never inside a
 // literal, so message data is never parsed as commands. Commands other than
@@ -42,6 +47,7 @@ import (
 // library sees a byte of them; APPEND's message literal is streamed.
 type frontConn struct {
 	srv    *Server
+	gc     *gate.Conn
 	ip     netip.Addr
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -66,7 +72,6 @@ type frontConn struct {
 	completed  bool   // its tagged response was written
 	cont       bool   // a "+" was written since the reader last looked
 	atRest     bool   // the reader waits for a command or for IDLE's DONE
-	stopping   bool   // Shutdown wants this connection gone
 	closed     bool
 	out        []byte // output not yet written to raw
 	os         outState
@@ -102,10 +107,11 @@ const (
 	capLineMax = 8 << 10
 )
 
-func newFrontConn(s *Server, nc net.Conn, ip netip.Addr) *frontConn {
-	f := &frontConn{srv: s, ip: ip, raw: nc}
+// newFrontConn fronts nc, which is gc or TLS over it.
+func newFrontConn(s *Server, nc net.Conn, gc *gate.Conn) *frontConn {
+	f := &frontConn{srv: s, gc: gc, ip: gc.Client(), raw: nc}
 	_, f.isTLS = nc.(*tls.Conn)
-	f.ctx, f.cancel = context.WithCancel(s.ctx)
+	f.ctx, f.cancel = context.WithCancel(gc.Context())
 	// Small: an idle connection holds it while it waits; long lines are
 	// assembled from pieces and literals bypass it.
 	f.br = bufio.NewReaderSize(nc, 1024)
@@ -155,25 +161,25 @@ func (f *frontConn) Close() error {
 		f.raw.Close()
 		f.mu.Unlock()
 		f.cancel()
-		f.srv.forget(f)
 	})
 	return nil
 }
 
-// shutdown says BYE now if the client is between commands or in IDLE,
-// else when its command has completed.
-func (f *frontConn) shutdown() {
+// bye says goodbye for a wait at rest cut short by a timeout, a gate limit
+// or Shutdown, unless a response is half written (IDLE updates come from
+// another goroutine): then the client just sees the connection close.
+func (f *frontConn) bye() {
+	text := "Autologout; idle for too long"
+	if r := f.gc.Expired(); r != "" {
+		text = r.Text()
+	}
 	f.mu.Lock()
-	f.stopping = true
-	rest := f.atRest && f.os == outHead && len(f.head) == 0
-	if rest {
-		f.out = append(f.out, "* BYE Server shutting down\r\n"...)
-		f.flushLocked()
+	defer f.mu.Unlock()
+	if f.closed || f.os != outHead || len(f.head) != 0 {
+		return
 	}
-	f.mu.Unlock()
-	if rest {
-		f.Close()
-	}
+	f.out = append(f.out, "* BYE "+text+"\r\n"...)
+	f.flushLocked()
 }
 
 // ---- reading: client → library ----
@@ -205,7 +211,7 @@ func (f *frontConn) Read(p []byte) (int, error) {
 // next command.
 func (f *frontConn) next() error {
 	f.mu.Lock()
-	completed, cont, stopping := f.completed, f.cont, f.stopping
+	completed, cont := f.completed, f.cont
 	f.cont = false
 	f.mu.Unlock()
 
@@ -258,10 +264,6 @@ func (f *frontConn) next() error {
 		}
 	}
 	f.state = inNew
-	if stopping {
-		f.writeNow("* BYE Server shutting down\r\n")
-		return io.EOF
-	}
 	return f.readCommand()
 }
 
@@ -271,23 +273,30 @@ func (f *frontConn) setReadDeadline(d time.Duration) {
 }
 
 // readLine reads one line (with its LF) of at most limit octets. rest marks
-// the wait as one the server may interrupt with BYE. Buffered output is
-// written first: the client may be waiting for it.
-func (f *frontConn) readLine(timeout time.Duration, limit int, rest bool) ([]byte, error) {
+// the wait as one between commands (or IDLE's), which the gate's Shutdown
+// may cut short, and which ends with BYE when it times out. Buffered output
+// is written first: the client may be waiting for it.
+func (f *frontConn) readLine(timeout time.Duration, limit int, rest bool) (line []byte, err error) {
 	f.mu.Lock()
-	err := f.flushLocked()
+	err = f.flushLocked()
 	f.atRest = rest
 	f.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
+	if rest {
+		f.gc.Idle()
+	}
 	defer func() {
 		f.mu.Lock()
 		f.atRest = false
 		f.mu.Unlock()
+		var ne net.Error
+		if rest && errors.As(err, &ne) && ne.Timeout() {
+			f.bye()
+		}
 	}()
 	f.setReadDeadline(timeout)
-	var line []byte
 	for {
 		chunk, err := f.br.ReadSlice('\n')
 		if len(line)+len(chunk) > limit {
@@ -442,15 +451,18 @@ func (f *frontConn) readCommand() error {
 	timeout := f.srv.loginTimeout()
 	if f.sess != nil && f.sess.loggedIn() {
 		timeout = f.srv.idleTimeout()
+		f.gc.Authenticated()
 	}
 	maxLine := f.srv.maxLine()
 	line, err := f.readLine(timeout, maxLine, true)
 	if err != nil && !errors.Is(err, errLineTooLong) {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			f.writeNow("* BYE Autologout; idle for too long\r\n")
-		}
 		return err
+	}
+	if !f.gc.Busy() {
+		// Shutting down: a command the client sent meanwhile is not
+		// started.
+		f.writeNow("* BYE " + gate.Shutdown.Text() + "\r\n")
+		return io.EOF
 	}
 	tag, name, ok := parseCommandStart(line)
 	f.cmdName = name

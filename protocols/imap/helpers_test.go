@@ -22,6 +22,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/vmaild/vmaild/backend/store"
+	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/userdb"
 )
 
@@ -176,7 +177,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		Store:             e.store,
 		Quotas:            e.quotas,
 		AllowInsecureAuth: true,
-		MaxConnsPerIP:     -1,
+		Gate:              &gate.Gate{Limits: gate.Config{MaxPerNetwork: -1, MaxUnauthenticated: -1}},
 	}
 	for _, o := range opts {
 		o(e.srv)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
+
+	"github.com/vmaild/vmaild/protocols/gate"
 )
 
 func TestExamineUnselectClose(t *testing.T) {
@@ -86,7 +88,7 @@ func TestShutdown(t *testing.T) {
 
 func TestConnectionLimitAndTimeout(t *testing.T) {
 	e := newEnv(t, func(s *Server) {
-		s.MaxConnsPerIP = 2
+		s.Gate = &gate.Gate{Limits: gate.Config{MaxPerNetwork: 2}}
 		s.Timeouts.Login = 200 * time.Millisecond
 	})
 	a, b := e.raw(t), e.raw(t)

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math"
 	"net"
-	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -17,12 +16,14 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/vmaild/vmaild/backend/store"
+	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/throttle"
 	"github.com/vmaild/vmaild/userdb"
 )
 
-// ErrServerClosed is returned by Serve after Close or Shutdown.
-var ErrServerClosed = errors.New("imap: server closed")
+// ErrServerClosed is returned by Serve after Shutdown or Close, and by a
+// second Shutdown; it is the gate's ErrClosed, the same for every protocol.
+var ErrServerClosed = gate.ErrClosed
 
 // MailStore opens an account's mailbox; *store.Store is the implementation.
 type MailStore interface {
@@ -30,10 +31,12 @@ type MailStore interface {
 }
 
 // Timeouts bound how long the server waits for a client. Zero fields take
-// the defaults.
+// the defaults. The gate's absolute limits (pre-auth lifetime, session)
+// come on top.
 type Timeouts struct {
 	// Login is how long a client that has not logged in may take to send
-	// its next command (default 1 minute).
+	// its next command (default 1 minute); the gate's pre-auth lifetime
+	// bounds all of them together.
 	Login time.Duration
 	// Idle is the autologout timer of a logged-in client and the longest
 	// IDLE (default 30 minutes, the minimum RFC 9051 allows).
@@ -94,9 +97,10 @@ type Server struct {
 	// Logger receives structured logs; nil discards them. Passwords are
 	// never logged.
 	Logger *slog.Logger
-	// MaxConnsPerIP limits simultaneous connections from one address
-	// (default 20: mail clients open several; negative: unlimited).
-	MaxConnsPerIP int
+	// Gate admits connections and bounds how long they last; share one
+	// between every listener of the process. Nil: a gate of this Server's
+	// own with the default limits.
+	Gate *gate.Gate
 	// AppendLimit is the largest message APPEND accepts, in octets
 	// (default DefaultAppendLimit); it is advertised as APPENDLIMIT.
 	AppendLimit int64
@@ -107,15 +111,8 @@ type Server struct {
 
 	mu        sync.Mutex
 	started   bool
-	closed    bool
-	done      chan struct{}
-	ctx       context.Context // parent of every connection; cancelled by Close
-	cancel    context.CancelFunc
 	lib       *imapserver.Server
-	listeners map[net.Listener]struct{}
-	conns     map[*frontConn]struct{}
-	perIP     map[netip.Addr]int
-	wg        sync.WaitGroup
+	gate      *gate.Gate
 	tlsConfig *tls.Config
 }
 
@@ -125,11 +122,10 @@ func (s *Server) init() {
 		return
 	}
 	s.started = true
-	s.done = make(chan struct{})
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.listeners = make(map[net.Listener]struct{})
-	s.conns = make(map[*frontConn]struct{})
-	s.perIP = make(map[netip.Addr]int)
+	s.gate = s.Gate
+	if s.gate == nil {
+		s.gate = &gate.Gate{Logger: s.logger()}
+	}
 	if s.TLSConfig != nil {
 		s.tlsConfig = s.TLSConfig.Clone()
 		if s.tlsConfig.MinVersion < tls.VersionTLS12 {
@@ -209,45 +205,41 @@ func (s *Server) handshakeTimeout() time.Duration {
 }
 func (s *Server) idlePoll() time.Duration { return durationOr(s.Timeouts.IdlePoll, 30*time.Second) }
 
-// ServeTLS serves implicit TLS (port 993) on l with TLSConfig. Serving a
-// tls.Listener with Serve does the same.
-func (s *Server) ServeTLS(l net.Listener) error {
-	s.mu.Lock()
-	s.init()
-	cfg := s.tlsConfig
-	s.mu.Unlock()
-	if cfg == nil {
-		return errors.New("imap: ServeTLS needs TLSConfig")
-	}
-	return s.Serve(tls.NewListener(l, cfg))
-}
+// ServeTLS serves implicit TLS (port 993) on l with TLSConfig.
+func (s *Server) ServeTLS(l net.Listener) error { return s.serve(l, true) }
 
 // Serve accepts connections on l until Close or Shutdown, then returns
-// ErrServerClosed. Connections from a tls.Listener are implicit TLS.
-func (s *Server) Serve(l net.Listener) error {
+// ErrServerClosed.
+func (s *Server) Serve(l net.Listener) error { return s.serve(l, false) }
+
+func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 	if s.Directory == nil || s.Store == nil {
 		return errors.New("imap: Server.Directory and Server.Store are required")
 	}
 	s.mu.Lock()
 	s.init()
-	if s.closed {
-		s.mu.Unlock()
-		l.Close()
-		return ErrServerClosed
-	}
-	s.listeners[l] = struct{}{}
-	lib := s.lib
+	lib, cfg := s.lib, s.tlsConfig
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, l)
-		s.mu.Unlock()
-	}()
-	err := lib.Serve(&listener{Listener: l, srv: s})
-	select {
-	case <-s.done:
+	if implicitTLS && cfg == nil {
+		return errors.New("imap: ServeTLS needs TLSConfig")
+	}
+	svc := gate.Service{Name: "imap"}
+	if implicitTLS {
+		svc.Name = "imaps"
+	} else {
+		svc.Refusal = func(text string) string { return "* BYE [UNAVAILABLE] " + text + "\r\n" }
+	}
+	gl, err := s.gate.Listen(l, svc)
+	if err != nil {
+		return err
+	}
+	var inner net.Listener = gl
+	if implicitTLS {
+		inner = tls.NewListener(gl, cfg)
+	}
+	err = lib.Serve(&listener{Listener: inner, srv: s})
+	if s.gate.Closing() {
 		return ErrServerClosed
-	default:
 	}
 	if err == nil {
 		// go-imap returns nil when the listener was closed under it.
@@ -256,158 +248,42 @@ func (s *Server) Serve(l net.Listener) error {
 	return err
 }
 
-// listener hands go-imap a front for every accepted connection, after the
-// per-address limit.
+// listener hands go-imap a front for every connection the gate admits.
 type listener struct {
 	net.Listener
 	srv *Server
 }
 
 func (l *listener) Accept() (net.Conn, error) {
-	for {
-		nc, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		if f := l.srv.newFront(nc); f != nil {
-			return f, nil
-		}
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
 	}
+	return newFrontConn(l.srv, nc, gate.ConnOf(nc)), nil
 }
 
-// newFront registers nc, or refuses it over the per-address limit.
-func (s *Server) newFront(nc net.Conn) *frontConn {
-	ip := addrIP(nc.RemoteAddr())
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		nc.Close()
-		return nil
-	}
-	limit := s.MaxConnsPerIP
-	if limit == 0 {
-		limit = 20
-	}
-	if ip.IsValid() && limit > 0 && s.perIP[ip] >= limit {
-		s.mu.Unlock()
-		s.logger().Warn("imap connection limit", "remote", nc.RemoteAddr().String(), "limit", limit)
-		go func() {
-			// A TLS client is answered inside TLS; the handshake is
-			// bounded like the write.
-			nc.SetDeadline(time.Now().Add(s.handshakeTimeout()))
-			nc.Write([]byte("* BYE [UNAVAILABLE] Too many connections from your address\r\n"))
-			nc.Close()
-		}()
-		return nil
-	}
-	if ip.IsValid() {
-		s.perIP[ip]++
-	}
-	f := newFrontConn(s, nc, ip)
-	s.conns[f] = struct{}{}
-	// Added under s.mu, before Shutdown can see closed and Wait; done by
-	// the session's Close, which go-imap always calls.
-	s.wg.Add(1)
-	s.mu.Unlock()
-	return f
-}
-
-func (s *Server) forget(f *frontConn) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.conns[f]; !ok {
-		return
-	}
-	delete(s.conns, f)
-	if f.ip.IsValid() {
-		if s.perIP[f.ip]--; s.perIP[f.ip] <= 0 {
-			delete(s.perIP, f.ip)
-		}
-	}
-}
-
-func addrIP(a net.Addr) netip.Addr {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		ip, _ := netip.AddrFromSlice(ta.IP)
-		return ip.Unmap()
-	}
-	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
-		return ap.Addr().Unmap()
-	}
-	return netip.Addr{}
-}
-
-// stopAccepting closes the listeners; it reports false if the server was
-// already closed.
-func (s *Server) stopAccepting() bool {
+// connGate is the gate the server passes through.
+func (s *Server) connGate() *gate.Gate {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.init()
-	if s.closed {
-		return false
-	}
-	s.closed = true
-	close(s.done)
-	for l := range s.listeners {
-		l.Close()
-	}
-	return true
+	return s.gate
 }
 
-// Close stops the server at once: listeners and connections are closed and
-// directory and store calls cancelled.
+// Close stops the gate the server passes through (every listener of a
+// shared Gate) at once: listeners and connections are closed and directory
+// and store calls cancelled.
 func (s *Server) Close() error {
-	if !s.stopAccepting() {
-		return ErrServerClosed
-	}
-	s.closeConns()
-	s.wg.Wait()
-	return nil
+	return s.connGate().Close()
 }
 
-func (s *Server) closeConns() {
-	s.mu.Lock()
-	s.cancel()
-	conns := make([]*frontConn, 0, len(s.conns))
-	for f := range s.conns {
-		conns = append(conns, f)
-	}
-	s.mu.Unlock()
-	for _, f := range conns {
-		f.Close()
-	}
-}
-
-// Shutdown stops accepting, says BYE to every client that is between
-// commands or in IDLE (the others get it when their command completes) and
-// waits for the connections to end. When ctx ends first, the remaining
-// connections are closed as by Close and ctx's error is returned.
+// Shutdown stops the gate the server passes through (every listener of a
+// shared Gate): it says BYE to every client that is between commands or in
+// IDLE (the others get it when their command completes) and waits for the
+// connections to end. When ctx ends first, the remaining connections are
+// closed as by Close and ctx's error is returned.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if !s.stopAccepting() {
-		return ErrServerClosed
-	}
-	s.mu.Lock()
-	conns := make([]*frontConn, 0, len(s.conns))
-	for f := range s.conns {
-		conns = append(conns, f)
-	}
-	s.mu.Unlock()
-	for _, f := range conns {
-		f.shutdown()
-	}
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		s.closeConns()
-		<-done
-		return ctx.Err()
-	}
+	return s.connGate().Shutdown(ctx)
 }
 
 // libLogger sends go-imap's printf-style messages to slog. A client that

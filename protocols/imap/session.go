@@ -70,7 +70,6 @@ func (s *session) Close() error {
 		s.closed = true
 		s.unselect()
 		s.idleMu.Unlock()
-		s.srv.wg.Done()
 	})
 	return nil
 }

@@ -14,6 +14,11 @@
 // and 995 exclude each other). A second login gets -ERR [IN-USE]. A Backend
 // may also refuse with ErrInUse itself, for locks that must hold beyond one
 // process.
+//
+// Connections pass through the connection gate (package gate), which caps
+// them per client network, in total and before login (refused with
+// -ERR [SYS/TEMP]), bounds the time to log in and the session, and owns the
+// graceful shutdown.
 package pop3
 
 import (

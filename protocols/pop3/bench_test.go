@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/vmaild/vmaild/protocols/gate"
 )
 
 // BenchmarkLogin measures full sessions per second against an instant
@@ -12,7 +14,7 @@ import (
 func BenchmarkLogin(b *testing.B) {
 	be := newMemBackend()
 	be.add("bob", "pw", msg1, msg2)
-	addr := testServer(b, &Server{Backend: be, AllowInsecureAuth: true, MaxConnsPerIP: -1}, false)
+	addr := testServer(b, &Server{Backend: be, AllowInsecureAuth: true, Gate: &gate.Gate{Limits: gate.Config{MaxPerNetwork: -1, MaxUnauthenticated: -1}}}, false)
 	for b.Loop() {
 		c := dial(b, addr)
 		c.login("bob", "pw")

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/vmaild/vmaild/protocols/gate"
 )
 
 const (
@@ -37,6 +39,7 @@ var (
 // conn is one client connection and its POP3 session.
 type conn struct {
 	srv *Server
+	gc  *gate.Conn
 	ip  netip.Addr
 	log *slog.Logger
 
@@ -78,9 +81,11 @@ type msgState struct {
 	deleted bool
 }
 
-func newConn(s *Server, nc net.Conn, ip netip.Addr) *conn {
-	c := &conn{srv: s, ip: ip, netConn: nc}
-	c.ctx, c.cancel = context.WithCancel(s.ctx)
+// newConn serves nc, which is the gate's connection or TLS over it.
+func newConn(s *Server, nc net.Conn) *conn {
+	gc := gate.ConnOf(nc)
+	c := &conn{srv: s, gc: gc, ip: gc.Client(), netConn: nc}
+	c.ctx, c.cancel = context.WithCancel(gc.Context())
 	c.log = s.logger().With("proto", "pop3", "remote", nc.RemoteAddr().String())
 	c.br = bufio.NewReaderSize(connReader{c}, 4096)
 	c.bw = bufio.NewWriterSize(connWriter{c}, 32*1024)
@@ -223,7 +228,6 @@ func (c *conn) close() {
 	}
 	c.nc().Close()
 	c.cancel()
-	c.srv.forget(c)
 }
 
 // serve runs the session until QUIT, a fatal error or the server closes.
@@ -244,6 +248,7 @@ func (c *conn) serve() {
 				return
 			}
 		}
+		c.gc.Idle() // Shutdown may end the wait
 		line, err := c.readLine(maxCommandLine)
 		if err != nil {
 			if !c.lineError(err) {
@@ -251,7 +256,16 @@ func (c *conn) serve() {
 			}
 			continue
 		}
+		if !c.gc.Busy() {
+			// Shutting down: a command sent meanwhile is not started.
+			c.reply("-ERR [SYS/TEMP] " + gate.Shutdown.Text())
+			c.bw.Flush()
+			return
+		}
 		c.command(line)
+		if c.state == transaction {
+			c.gc.Authenticated()
+		}
 	}
 	c.bw.Flush()
 }
@@ -272,9 +286,17 @@ func (c *conn) lineError(err error) bool {
 	case errors.Is(err, errCR):
 		c.bad("-ERR CR inside command line")
 	case errors.As(err, &ne) && ne.Timeout():
-		// RFC 1939's autologout: close without entering UPDATE.
-		c.log.Debug("pop3 idle timeout")
-		c.reply("-ERR idle timeout, closing connection")
+		// RFC 1939's autologout, a gate limit or Shutdown: close
+		// without entering UPDATE.
+		switch r := c.gc.Expired(); r {
+		case "":
+			c.log.Debug("pop3 idle timeout")
+			c.reply("-ERR idle timeout, closing connection")
+		case gate.Shutdown:
+			c.reply("-ERR [SYS/TEMP] " + r.Text())
+		default:
+			c.reply("-ERR " + r.Text())
+		}
 		c.bw.Flush()
 		return false
 	default:

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/throttle"
 )
 
@@ -516,8 +517,8 @@ func TestTooManyBadCommands(t *testing.T) {
 	c.expectClosed()
 }
 
-func TestMaxConnsPerIP(t *testing.T) {
-	addr := testServer(t, &Server{Backend: newMemBackend(), MaxConnsPerIP: 2}, false)
+func TestMaxConnsPerNetwork(t *testing.T) {
+	addr := testServer(t, &Server{Backend: newMemBackend(), Gate: &gate.Gate{Limits: gate.Config{MaxPerNetwork: 2}}}, false)
 	dial(t, addr)
 	dial(t, addr)
 	nc, err := net.Dial("tcp", addr)
@@ -526,7 +527,7 @@ func TestMaxConnsPerIP(t *testing.T) {
 	}
 	defer nc.Close()
 	tp := textproto.NewConn(nc)
-	if l, _ := tp.ReadLine(); l != "-ERR [SYS/TEMP] too many connections from your address" {
+	if l, _ := tp.ReadLine(); l != "-ERR [SYS/TEMP] "+gate.LimitNetwork.Text() {
 		t.Fatalf("got %q", l)
 	}
 }
@@ -546,37 +547,44 @@ func TestIdleTimeout(t *testing.T) {
 	}
 }
 
+// Shutdown ends a session waiting for a command at once, without UPDATE,
+// and waits for a command in progress, after which that session ends too.
 func TestShutdown(t *testing.T) {
 	b := newMemBackend()
 	b.add("bob", "pw", msg1)
 	b.add("alice", "pw", msg1)
 	s := &Server{Backend: b, AllowInsecureAuth: true}
 	addr := testServer(t, s, false)
-	c := dial(t, addr)
-	c.login("bob", "pw")
-	c.must("DELE 1", "+OK")
-	c2 := dial(t, addr)
-	c2.login("alice", "pw")
-	c2.must("DELE 1", "+OK")
+	idle := dial(t, addr)
+	idle.login("bob", "pw")
+	idle.must("DELE 1", "+OK")
+	busy := dial(t, addr)
+	b.block = make(chan struct{})
+	b.loginCtx = make(chan context.Context, 1)
+	busy.must("USER alice", "+OK")
+	fmt.Fprintf(busy.conn, "PASS pw\r\n")
+	<-b.loginCtx
 
-	// A session that quits during Shutdown ends normally, deletions and all.
 	errc := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		defer cancel()
-		errc <- s.Shutdown(ctx)
-	}()
-	c2.must("QUIT", "+OK")
-	// bob's session does not quit: it is closed at the deadline.
-	if err := <-errc; !errors.Is(err, context.DeadlineExceeded) {
+	go func() { errc <- s.Shutdown(context.Background()) }()
+	idle.expect("-ERR [SYS/TEMP] " + gate.Shutdown.Text())
+	idle.expectClosed()
+	select {
+	case err := <-errc:
+		t.Fatalf("Shutdown returned %v with a login in progress", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(b.block)
+	if l := busy.line(); !strings.HasPrefix(l, "+OK maildrop has") {
+		t.Fatalf("login in progress during Shutdown: %q", l)
+	}
+	busy.expect("-ERR [SYS/TEMP] " + gate.Shutdown.Text())
+	busy.expectClosed()
+	if err := <-errc; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	c.expectClosed()
 	if len(b.uids("bob")) != 1 {
 		t.Fatal("an interrupted session's deletion was applied")
-	}
-	if len(b.uids("alice")) != 0 {
-		t.Fatal("a quitting session's deletion was lost")
 	}
 	if n := b.closeCount(); n != 2 {
 		t.Fatalf("%d maildrops closed", n)
@@ -584,4 +592,28 @@ func TestShutdown(t *testing.T) {
 	if _, err := net.Dial("tcp", addr); err == nil {
 		t.Fatal("still accepting after Shutdown")
 	}
+}
+
+// When Shutdown's context ends first, the sessions are closed and their
+// backend calls cancelled.
+func TestShutdownDeadline(t *testing.T) {
+	b := newMemBackend()
+	b.add("alice", "pw", msg1)
+	b.block = make(chan struct{})
+	b.loginCtx = make(chan context.Context, 1)
+	s := &Server{Backend: b, AllowInsecureAuth: true}
+	addr := testServer(t, s, false)
+	c := dial(t, addr)
+	c.must("USER alice", "+OK")
+	fmt.Fprintf(c.conn, "PASS pw\r\n")
+	loginCtx := <-b.loginCtx
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if loginCtx.Err() == nil {
+		t.Error("login context not cancelled")
+	}
+	c.expectClosed()
 }

@@ -6,21 +6,23 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/netip"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/throttle"
 )
 
-// ErrServerClosed is returned by Serve after Close or Shutdown.
-var ErrServerClosed = errors.New("pop3: server closed")
+// ErrServerClosed is returned by Serve after Shutdown or Close, and by a
+// second Shutdown; it is the gate's ErrClosed, the same for every protocol.
+var ErrServerClosed = gate.ErrClosed
 
 // Timeouts bound how long the server waits for a client.
 type Timeouts struct {
 	// Idle is how long to wait for the next command (default 10 minutes,
-	// the minimum RFC 1939 allows for the autologout timer).
+	// the minimum RFC 1939 allows for the autologout timer). The gate's
+	// pre-auth lifetime and session limit come on top.
 	Idle time.Duration
 	// Write bounds each write to the client (default 1 minute); a RETR
 	// keeps going as long as the client keeps reading.
@@ -52,9 +54,10 @@ type Server struct {
 	// Limiter throttles authentication failures; share one between SMTP,
 	// IMAP and POP3. Nil disables throttling.
 	Limiter *throttle.Limiter
-	// MaxConnsPerIP limits simultaneous connections from one address
-	// (default 10; negative: unlimited).
-	MaxConnsPerIP int
+	// Gate admits connections and bounds how long they last; share one
+	// between every listener of the process. Nil: a gate of this Server's
+	// own with the default limits.
+	Gate *gate.Gate
 	// MaxBadCommands closes a connection after this many unknown, malformed
 	// or refused commands and failed logins (default 10).
 	MaxBadCommands int
@@ -64,14 +67,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	started   bool
-	closed    bool
-	done      chan struct{}
-	ctx       context.Context // parent of every session; cancelled by Close
-	cancel    context.CancelFunc
-	listeners map[net.Listener]struct{}
-	conns     map[*conn]struct{}
-	perIP     map[netip.Addr]int
-	wg        sync.WaitGroup
+	gate      *gate.Gate
 	tlsConfig *tls.Config
 	locks     *Locks
 }
@@ -82,11 +78,10 @@ func (s *Server) init() {
 		return
 	}
 	s.started = true
-	s.done = make(chan struct{})
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.listeners = make(map[net.Listener]struct{})
-	s.conns = make(map[*conn]struct{})
-	s.perIP = make(map[netip.Addr]int)
+	s.gate = s.Gate
+	if s.gate == nil {
+		s.gate = &gate.Gate{Logger: s.logger()}
+	}
 	if s.TLSConfig != nil {
 		s.tlsConfig = s.TLSConfig.Clone()
 		if s.tlsConfig.MinVersion < tls.VersionTLS12 {
@@ -141,48 +136,46 @@ func (s *Server) maxBadCommands() int {
 	return 10
 }
 
-// ServeTLS serves implicit TLS (port 995) on l with TLSConfig. Serving a
-// tls.Listener with Serve does the same.
-func (s *Server) ServeTLS(l net.Listener) error {
+// ServeTLS serves implicit TLS (port 995) on l with TLSConfig.
+func (s *Server) ServeTLS(l net.Listener) error { return s.serve(l, true) }
+
+// Serve accepts connections on l until Close or Shutdown, then returns
+// ErrServerClosed.
+func (s *Server) Serve(l net.Listener) error { return s.serve(l, false) }
+
+func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 	s.mu.Lock()
 	s.init()
 	cfg := s.tlsConfig
 	s.mu.Unlock()
-	if cfg == nil {
-		return errors.New("pop3: ServeTLS needs TLSConfig")
-	}
-	return s.Serve(tls.NewListener(l, cfg))
-}
-
-// Serve accepts connections on l until Close or Shutdown, then returns
-// ErrServerClosed. Connections from a tls.Listener are implicit TLS.
-func (s *Server) Serve(l net.Listener) error {
-	s.mu.Lock()
-	s.init()
-	if s.closed {
-		s.mu.Unlock()
-		l.Close()
-		return ErrServerClosed
-	}
-	s.listeners[l] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, l)
-		s.mu.Unlock()
-	}()
 	if s.Backend == nil {
 		return errors.New("pop3: Server.Backend is nil")
+	}
+	if implicitTLS && cfg == nil {
+		return errors.New("pop3: ServeTLS needs TLSConfig")
+	}
+	svc := gate.Service{Name: "pop3"}
+	if implicitTLS {
+		svc.Name = "pop3s"
+	} else {
+		// RFC 3206's SYS/TEMP: the client should try again later.
+		svc.Refusal = func(text string) string { return "-ERR [SYS/TEMP] " + text + "\r\n" }
+	}
+	gl, err := s.gate.Listen(l, svc)
+	if err != nil {
+		return err
+	}
+	var ln net.Listener = gl
+	if implicitTLS {
+		ln = tls.NewListener(gl, cfg)
 	}
 
 	var backoff time.Duration
 	for {
-		nc, err := l.Accept()
+		nc, err := ln.Accept()
 		if err != nil {
-			select {
-			case <-s.done:
+			if s.gate.Closing() {
 				return ErrServerClosed
-			default:
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || isTemporaryAccept(err) {
@@ -190,24 +183,13 @@ func (s *Server) Serve(l net.Listener) error {
 				// of spinning, as net/http does.
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				s.logger().Warn("pop3 accept", "err", err, "retry_in", backoff)
-				select {
-				case <-time.After(backoff):
-				case <-s.done:
-					return ErrServerClosed
-				}
+				time.Sleep(backoff)
 				continue
 			}
 			return err
 		}
 		backoff = 0
-		c := s.newConn(nc)
-		if c == nil {
-			continue
-		}
-		go func() {
-			defer s.wg.Done()
-			c.serve()
-		}()
+		go newConn(s, nc).serve()
 	}
 }
 
@@ -216,120 +198,29 @@ func isTemporaryAccept(err error) bool {
 	return strings.Contains(msg, "too many open files") || strings.Contains(msg, "resource temporarily unavailable")
 }
 
-// newConn registers nc, or refuses it over the per-address limit.
-func (s *Server) newConn(nc net.Conn) *conn {
-	ip := addrIP(nc.RemoteAddr())
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		nc.Close()
-		return nil
-	}
-	limit := s.MaxConnsPerIP
-	if limit == 0 {
-		limit = 10
-	}
-	if ip.IsValid() && limit > 0 && s.perIP[ip] >= limit {
-		s.mu.Unlock()
-		s.logger().Warn("pop3 connection limit", "remote", nc.RemoteAddr().String(), "limit", limit)
-		if _, isTLS := nc.(*tls.Conn); !isTLS {
-			// A TLS client could not read a plaintext answer.
-			nc.SetWriteDeadline(time.Now().Add(time.Second))
-			nc.Write([]byte("-ERR [SYS/TEMP] too many connections from your address\r\n"))
-		}
-		nc.Close()
-		return nil
-	}
-	if ip.IsValid() {
-		s.perIP[ip]++
-	}
-	c := newConn(s, nc, ip)
-	s.conns[c] = struct{}{}
-	// Added under s.mu, before Shutdown can see closed and Wait.
-	s.wg.Add(1)
-	s.mu.Unlock()
-	return c
-}
-
-func (s *Server) forget(c *conn) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.conns, c)
-	if c.ip.IsValid() {
-		if s.perIP[c.ip]--; s.perIP[c.ip] <= 0 {
-			delete(s.perIP, c.ip)
-		}
-	}
-}
-
-func addrIP(a net.Addr) netip.Addr {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		ip, _ := netip.AddrFromSlice(ta.IP)
-		return ip.Unmap()
-	}
-	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
-		return ap.Addr().Unmap()
-	}
-	return netip.Addr{}
-}
-
-// stopAccepting closes the listeners; it reports false if the server was
-// already closed.
-func (s *Server) stopAccepting() bool {
+// connGate is the gate the server passes through.
+func (s *Server) connGate() *gate.Gate {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.init()
-	if s.closed {
-		return false
-	}
-	s.closed = true
-	close(s.done)
-	for l := range s.listeners {
-		l.Close()
-	}
-	return true
+	return s.gate
 }
 
-// Close stops the server at once: listeners and connections are closed and
-// backend calls cancelled. Interrupted sessions delete nothing.
+// Close stops the gate the server passes through (every listener of a
+// shared Gate) at once: listeners and connections are closed and backend
+// calls cancelled. Interrupted sessions delete nothing.
 func (s *Server) Close() error {
-	if !s.stopAccepting() {
-		return ErrServerClosed
-	}
-	s.closeConns()
-	return nil
+	return s.connGate().Close()
 }
 
-func (s *Server) closeConns() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.cancel()
-	for c := range s.conns {
-		c.nc().Close()
-	}
-}
-
-// Shutdown stops accepting and waits for the sessions to end by themselves.
-// When ctx ends first, the remaining connections are closed as by Close —
-// their deletions are not applied — and ctx's error is returned after their
-// goroutines have finished.
+// Shutdown stops the gate the server passes through (every listener of a
+// shared Gate): sessions waiting for a command are ended with -ERR
+// [SYS/TEMP] (without UPDATE: their deletions are not applied), a command
+// in progress finishes first, QUIT included. When ctx ends first, the
+// remaining connections are closed as by Close and ctx's error is returned
+// after their sessions have let go of them.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if !s.stopAccepting() {
-		return ErrServerClosed
-	}
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		s.closeConns()
-		<-done
-		return ctx.Err()
-	}
+	return s.connGate().Shutdown(ctx)
 }
 
 // Locks is a table of locked maildrops, keyed by account. The zero value is

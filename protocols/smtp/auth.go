@@ -91,6 +91,7 @@ func (a *authExchange) Next(response []byte) ([]byte, bool, error) {
 			ss.mu.Lock()
 			ss.account = acct
 			ss.mu.Unlock()
+			ss.tc.Authenticated()
 			ss.log.Info("authenticated", "user", acct.Address)
 		}
 		return challenge, done, nil

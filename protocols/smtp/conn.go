@@ -5,100 +5,67 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/vmaild/vmaild/protocols/gate"
 )
 
-// listener hands go-smtp connections that are counted per client address,
-// carry their own deadlines and context, and for implicit TLS are already
-// wrapped in a TLS server (go-smtp does the handshake with its deadlines).
+// listener hands go-smtp the gate's connections wrapped with their own
+// deadlines and context, and for implicit TLS already wrapped in a TLS
+// server (go-smtp does the handshake with its deadlines).
 type listener struct {
-	net.Listener
-	srv         *Server
-	implicitTLS bool
+	net.Listener // the gate's
+	srv          *Server
+	implicitTLS  bool
 }
 
 func (l *listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
 	s := l.srv
-	for {
-		raw, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		ip := remoteIP(raw)
-		s.mu.Lock()
-		if s.closing {
-			s.mu.Unlock()
-			raw.Close()
-			continue
-		}
-		if ip.IsValid() && s.MaxConnsPerIP > 0 && s.perIP[ip] >= s.MaxConnsPerIP {
-			s.mu.Unlock()
-			s.log.Warn("too many connections", "client", ip.String(), "limit", s.MaxConnsPerIP)
-			go l.refuse(raw)
-			continue
-		}
-		tc := newTrackedConn(s, raw, ip)
-		if ip.IsValid() {
-			s.perIP[ip]++
-		}
-		s.conns[tc] = struct{}{}
-		s.mu.Unlock()
-		s.log.Debug("connected", "session", tc.id, "client", raw.RemoteAddr().String())
-		if l.implicitTLS {
-			return tls.Server(tc, s.tlsConf), nil
-		}
-		return tc, nil
-	}
-}
-
-// refuse answers a connection over the per-address limit. On an implicit TLS
-// port it just closes: a handshake per refused connection is what a flood
-// would want us to spend.
-func (l *listener) refuse(c net.Conn) {
-	defer c.Close()
+	tc := newTrackedConn(s, c.(*gate.Conn))
+	s.log.Debug("connected", "session", tc.id, "client", c.RemoteAddr().String())
 	if l.implicitTLS {
-		return
+		return tls.Server(tc, s.tlsConf), nil
 	}
-	c.SetWriteDeadline(time.Now().Add(min(l.srv.WriteTimeout, 10*time.Second)))
-	c.Write([]byte("421 4.7.0 " + l.srv.Hostname + " Too many connections from your address, try again later\r\n"))
+	return tc, nil
 }
 
-func remoteIP(c net.Conn) netip.Addr {
-	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		return a.AddrPort().Addr().Unmap()
-	}
-	return netip.Addr{}
-}
-
-// trackedConn is the server's view of one client connection, below TLS. Its
-// deadlines restart on every read and write, so ReadTimeout bounds each
-// stall rather than the whole session or a whole message.
+// trackedConn is the server's view of one client connection, below TLS.
+// Between messages go-smtp's own read deadline stands: it sets one before
+// every command line, so the whole line must arrive in time, however it
+// is dripped. Within a message the deadline restarts on every read, so
+// ReadTimeout bounds each stall and the gate's max_data the whole transfer.
+// Writes restart theirs on every write. The gate clamps all of them to its
+// absolute limits.
 type trackedConn struct {
-	net.Conn
-	srv    *Server
-	ip     netip.Addr
-	id     string
-	ctx    context.Context
-	cancel context.CancelFunc
-	start  time.Time
+	*gate.Conn
+	srv   *Server
+	ip    netip.Addr
+	id    string
+	ctx   context.Context
+	start time.Time
 
 	// closeAfterWrite makes the next write (a final reply) close the
 	// connection once it is on the wire.
 	closeAfterWrite atomic.Bool
 
-	mu      sync.Mutex
-	inTx    bool // a transaction is between MAIL and its final reply
-	closing bool
-	once    sync.Once
+	mu           sync.Mutex
+	inData       bool  // a message is being received
+	dataReturned bool  // its Data call returned; go-smtp may still drain it
+	timeout      error // the first read timeout, returned by every later read
+	once         sync.Once
 }
 
-func newTrackedConn(s *Server, c net.Conn, ip netip.Addr) *trackedConn {
-	ctx, cancel := context.WithCancel(s.baseCtx)
-	return &trackedConn{Conn: c, srv: s, ip: ip, id: newID(), ctx: ctx, cancel: cancel, start: time.Now()}
+func newTrackedConn(s *Server, c *gate.Conn) *trackedConn {
+	return &trackedConn{Conn: c, srv: s, ip: c.Client(), id: newID(), ctx: c.Context(), start: time.Now()}
 }
 
 // newID returns a session id for logs and Received headers: 12 hex digits,
@@ -109,9 +76,30 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// Read reads from the client. A timeout is final: go-smtp reads lines
+// through bufio and textproto, which hand over a partial line as a whole
+// one when the read under it fails, and go-smtp would then restart its
+// deadline and read on, so a client dripping bytes would see each
+// deadline turn its fragment into a command. With the timeout sticky, the
+// fragment is answered and the next read ends the session with 421.
 func (c *trackedConn) Read(b []byte) (int, error) {
-	c.Conn.SetReadDeadline(time.Now().Add(c.srv.ReadTimeout))
-	return c.Conn.Read(b)
+	c.mu.Lock()
+	if c.timeout != nil {
+		c.mu.Unlock()
+		return 0, c.timeout
+	}
+	if c.inData {
+		c.Conn.SetReadDeadline(time.Now().Add(c.srv.ReadTimeout))
+	}
+	c.mu.Unlock()
+	n, err := c.Conn.Read(b)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		c.mu.Lock()
+		c.timeout = err
+		c.mu.Unlock()
+	}
+	return n, err
 }
 
 func (c *trackedConn) Write(b []byte) (int, error) {
@@ -123,63 +111,68 @@ func (c *trackedConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// SetReadDeadline and SetWriteDeadline are no-ops: Read and Write set their
-// own, and go-smtp's fixed per-command deadlines would otherwise cut off a
-// message that is still arriving.
-func (c *trackedConn) SetReadDeadline(time.Time) error  { return nil }
-func (c *trackedConn) SetWriteDeadline(time.Time) error { return nil }
-func (c *trackedConn) SetDeadline(time.Time) error      { return nil }
-
-func (c *trackedConn) Close() error {
-	var err error
-	c.once.Do(func() {
-		c.mu.Lock()
-		c.closing = true
-		c.mu.Unlock()
-		c.cancel()
-		err = c.Conn.Close()
-		s := c.srv
-		s.mu.Lock()
-		delete(s.conns, c)
-		if c.ip.IsValid() {
-			if s.perIP[c.ip] <= 1 {
-				delete(s.perIP, c.ip)
-			} else {
-				s.perIP[c.ip]--
-			}
+// SetReadDeadline takes go-smtp's deadline for the next command line. Within
+// a message it is ignored (go-smtp's would cut off a message still
+// arriving); the first one after the message's Data call returned, which
+// comes with the next command, ends the message.
+func (c *trackedConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inData {
+		if !c.dataReturned {
+			return nil
 		}
-		s.mu.Unlock()
-		s.log.Debug("disconnected", "session", c.id, "duration", time.Since(c.start))
+		c.endDataLocked()
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+// SetWriteDeadline is a no-op: Write sets its own.
+func (c *trackedConn) SetWriteDeadline(time.Time) error { return nil }
+
+func (c *trackedConn) SetDeadline(t time.Time) error { return c.SetReadDeadline(t) }
+
+// Close logs the end of the session, then lets the gate release it: the
+// gate's Shutdown and Close return only after every log line of it.
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.srv.log.Debug("disconnected", "session", c.id, "duration", time.Since(c.start))
 	})
-	return err
+	return c.Conn.Close()
 }
 
 // beginTx marks a transaction in flight, so Shutdown waits for it; it fails
 // when the server is shutting down.
-func (c *trackedConn) beginTx() bool {
+func (c *trackedConn) beginTx() bool { return c.Conn.Busy() }
+
+func (c *trackedConn) endTx() { c.Conn.Idle() }
+
+// beginData starts receiving a message.
+func (c *trackedConn) beginData() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closing || c.srv.shuttingDown() {
-		return false
-	}
-	c.inTx = true
-	return true
+	c.inData, c.dataReturned = true, false
+	c.Conn.BeginData()
 }
 
-func (c *trackedConn) endTx() {
+// endData ends it once the message has been read whole.
+func (c *trackedConn) endData() {
 	c.mu.Lock()
-	c.inTx = false
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	c.endDataLocked()
 }
 
-func (c *trackedConn) closeIfIdle() {
+func (c *trackedConn) endDataLocked() {
+	if c.inData {
+		c.inData = false
+		c.Conn.EndData()
+	}
+}
+
+// dataDone notes that Data returned; when it did so before reading the
+// whole message, go-smtp drains the rest still within the message's limits.
+func (c *trackedConn) dataDone() {
 	c.mu.Lock()
-	idle := !c.inTx
-	if idle {
-		c.closing = true
-	}
+	c.dataReturned = true
 	c.mu.Unlock()
-	if idle {
-		c.Close()
-	}
 }

@@ -21,6 +21,7 @@ var (
 // Data receives a message over SMTP (DATA or BDAT) and answers once for all
 // recipients; see the package comment for how mixed outcomes are answered.
 func (ss *session) Data(r io.Reader) error {
+	defer ss.tc.dataDone()
 	tx, sp, msg, e := ss.receive(r)
 	if e != nil {
 		return e
@@ -34,6 +35,7 @@ func (ss *session) Data(r io.Reader) error {
 
 // LMTPData receives a message over LMTP and answers per recipient.
 func (ss *session) LMTPData(r io.Reader, sc gosmtp.StatusCollector) error {
+	defer ss.tc.dataDone()
 	tx, sp, msg, e := ss.receive(r)
 	if e != nil {
 		return e
@@ -59,8 +61,11 @@ func (ss *session) receive(r io.Reader) (*transaction, *spool, *message, error) 
 	}
 	s := ss.srv
 	sp := newSpool(s.MaxMessageBytes, s.MemorySpoolBytes, s.SpoolDir)
+	// The transfer is bounded by the gate's max_data; delivery is not.
+	ss.tc.beginData()
 	_, err := io.Copy(sp, r)
 	if err == nil {
+		ss.tc.endData()
 		err = sp.finish()
 	}
 	if err != nil {

@@ -77,9 +77,14 @@
 //
 // # Limits
 //
-// Every listener has per-IP connection limits (421 4.7.0), a read timeout
-// that restarts with every read (so it bounds idle time between commands and
-// stalls inside a message), a write timeout, a line-length limit (go-smtp
+// Every listener passes through the connection gate (package gate): caps
+// per client network, in total and before login refuse with 421 4.7.0, and
+// absolute limits end a session, a login that takes too long (submission)
+// and a message transfer. A whole command line must arrive within the read
+// timeout or the gate's command deadline, however slowly it is dripped;
+// inside a message the read timeout bounds each stall. Timeouts and limits
+// are answered with go-smtp's 421 4.4.2. There is also a write timeout, a
+// line-length limit (go-smtp
 // closes the connection with 500 5.4.0 on a longer line), the message size
 // limit, a cap on recipients (452 4.5.3), and a cap on refused commands
 // after which the connection is closed with 421 4.7.0. go-smtp itself closes

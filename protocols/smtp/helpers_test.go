@@ -255,6 +255,16 @@ type serverOpt func(*Server)
 // it.
 func startServer(t testing.TB, role Role, implicit bool, opts ...serverOpt) *env {
 	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startServerOn(t, l, role, implicit, opts...)
+}
+
+// startServerOn is startServer on a listener of the test's.
+func startServerOn(t testing.TB, l net.Listener, role Role, implicit bool, opts ...serverOpt) *env {
+	t.Helper()
 	dir := newFakeDirectory()
 	agent := newFakeAgent(dir)
 	serverTLS, clientTLS := testTLS(t)
@@ -269,10 +279,6 @@ func startServer(t testing.TB, role Role, implicit bool, opts ...serverOpt) *env
 	}
 	for _, o := range opts {
 		o(s)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() {

@@ -3,6 +3,8 @@ package smtp
 import (
 	"strings"
 	"testing"
+
+	"github.com/vmaild/vmaild/protocols/gate"
 )
 
 // Each case runs on a fresh, greeted connection: send the lines, the last
@@ -168,7 +170,7 @@ func TestIdleTimeout(t *testing.T) {
 }
 
 func TestConnectionsPerIP(t *testing.T) {
-	e := startServer(t, RoleMTA, false, func(s *Server) { s.MaxConnsPerIP = 2 })
+	e := startServer(t, RoleMTA, false, func(s *Server) { s.Gate = &gate.Gate{Limits: gate.Config{MaxPerNetwork: 2}} })
 	a := dialRaw(t, e.addr)
 	dialRaw(t, e.addr)
 	c := dialRawNoGreeting(t, e.addr)

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -16,6 +15,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/vmaild/vmaild/backend/delivery"
+	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/throttle"
 	"github.com/vmaild/vmaild/userdb"
 )
@@ -51,14 +51,14 @@ const (
 	DefaultMaxLineLength    = 8192
 	DefaultReadTimeout      = 5 * time.Minute // RFC 5321 4.5.3.2.7
 	DefaultWriteTimeout     = time.Minute
-	DefaultMaxConnsPerIP    = 20
 	DefaultMaxErrors        = 20 // like Postfix's smtpd_hard_error_limit
 	DefaultMaxAuthFailures  = 3
 	DefaultMemorySpoolBytes = 256 << 10
 )
 
-// ErrServerClosed is returned by Serve and ServeTLS after Shutdown or Close.
-var ErrServerClosed = errors.New("smtp: server closed")
+// ErrServerClosed is returned by Serve after Shutdown or Close, and by a
+// second Shutdown; it is the gate's ErrClosed, the same for every protocol.
+var ErrServerClosed = gate.ErrClosed
 
 // Server is one SMTP, submission or LMTP listener configuration. Fields are
 // read when the first Serve starts and must not change afterwards. The zero
@@ -89,14 +89,16 @@ type Server struct {
 	// MaxLineLength limits command and message lines, CRLF included
 	// (default 8192). A longer line closes the connection.
 	MaxLineLength int
-	// ReadTimeout bounds the wait for every read from the client: idle time
-	// between commands and stalls within a message (default 5m).
+	// ReadTimeout bounds each stall within a message, and the wait for a
+	// whole command line when the gate's command deadline is longer
+	// (default 5m).
 	ReadTimeout time.Duration
 	// WriteTimeout bounds every write to the client (default 1m).
 	WriteTimeout time.Duration
-	// MaxConnsPerIP limits simultaneous connections from one client address
-	// (default 20; negative: unlimited). Unix-socket clients are not limited.
-	MaxConnsPerIP int
+	// Gate admits connections and bounds how long they last; share one
+	// between every listener of the process. Nil: a gate of this Server's
+	// own with the default limits.
+	Gate *gate.Gate
 	// MaxErrors is how many refused commands a connection may cause before
 	// it is closed with 421 (default 20).
 	MaxErrors int
@@ -121,15 +123,7 @@ type Server struct {
 	gs       *gosmtp.Server
 	log      *slog.Logger
 	tlsConf  *tls.Config
-	baseCtx  context.Context
-	cancel   context.CancelFunc
-
-	mu        sync.Mutex
-	closing   bool
-	listeners map[net.Listener]struct{}
-	conns     map[*trackedConn]struct{}
-	perIP     map[netip.Addr]int
-	connsDone chan struct{} // closed when conns becomes empty while closing
+	gate     *gate.Gate
 }
 
 func (s *Server) init() error {
@@ -168,9 +162,6 @@ func (s *Server) setup() error {
 	if s.WriteTimeout <= 0 {
 		s.WriteTimeout = DefaultWriteTimeout
 	}
-	if s.MaxConnsPerIP == 0 {
-		s.MaxConnsPerIP = DefaultMaxConnsPerIP
-	}
 	if s.MaxErrors <= 0 {
 		s.MaxErrors = DefaultMaxErrors
 	}
@@ -189,10 +180,10 @@ func (s *Server) setup() error {
 			s.tlsConf.MinVersion = tls.VersionTLS12
 		}
 	}
-	s.baseCtx, s.cancel = context.WithCancel(context.Background())
-	s.listeners = make(map[net.Listener]struct{})
-	s.conns = make(map[*trackedConn]struct{})
-	s.perIP = make(map[netip.Addr]int)
+	s.gate = s.Gate
+	if s.gate == nil {
+		s.gate = &gate.Gate{Logger: s.log}
+	}
 
 	gs := gosmtp.NewServer(backend{s})
 	gs.Domain = s.Hostname
@@ -204,9 +195,13 @@ func (s *Server) setup() error {
 	// go-smtp's own TLS rule answers 523; the session decides instead, so
 	// that AUTH before TLS gets RFC 4954's 538 5.7.11 and LMTP none at all.
 	gs.AllowInsecureAuth = true
-	// The connection wrapper restarts these deadlines on every read and
-	// write; go-smtp needs ReadTimeout set to answer a timeout with 421.
+	// go-smtp sets ReadTimeout before every command line, which makes it
+	// the time for a whole line to arrive (the connection wrapper lets it
+	// stand, except within a message); a timeout is answered with 421.
 	gs.ReadTimeout = s.ReadTimeout
+	if d := s.gate.CommandDeadline(); d > 0 && d < gs.ReadTimeout {
+		gs.ReadTimeout = d
+	}
 	gs.WriteTimeout = s.WriteTimeout
 	gs.EnableSMTPUTF8 = true
 	gs.ErrorLog = errorLog{s.log}
@@ -230,111 +225,58 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 	if implicitTLS && s.tlsConf == nil {
 		return errors.New("smtp: ServeTLS needs a TLSConfig")
 	}
-	tl := &listener{Listener: l, srv: s, implicitTLS: implicitTLS}
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		return ErrServerClosed
+	gl, err := s.gate.Listen(l, s.service(implicitTLS))
+	if err != nil {
+		return err
 	}
-	s.listeners[tl] = struct{}{}
-	s.mu.Unlock()
 	s.log.Info("listening", "addr", l.Addr().String(), "tls", implicitTLS)
-
-	err := s.gs.Serve(tl)
-
-	s.mu.Lock()
-	delete(s.listeners, tl)
-	closing := s.closing
-	s.mu.Unlock()
-	if closing {
+	err = s.gs.Serve(&listener{Listener: gl, srv: s, implicitTLS: implicitTLS})
+	if s.gate.Closing() {
 		return ErrServerClosed
 	}
 	return err
 }
 
-// shutdownPoll is how often Shutdown looks for connections that finished
-// their transaction and can be closed.
-const shutdownPoll = 20 * time.Millisecond
+// service describes a listener to the gate: named as in the
+// configuration, refusing with 421 (RFC 5321, 3.8), and without logins on
+// the MTA and LMTP.
+func (s *Server) service(implicitTLS bool) gate.Service {
+	svc := gate.Service{Name: "smtp", NoLogin: s.Role != RoleSubmission}
+	switch {
+	case s.Role == RoleSubmission && implicitTLS:
+		svc.Name = "submissions"
+	case s.Role == RoleSubmission:
+		svc.Name = "submission"
+	case s.Role == RoleLMTP:
+		svc.Name = "lmtp"
+	case implicitTLS:
+		svc.Name = "smtps"
+	}
+	if !implicitTLS {
+		svc.Refusal = func(text string) string { return "421 4.7.0 " + s.Hostname + " " + text + "\r\n" }
+	}
+	return svc
+}
 
-// Shutdown stops accepting connections, closes idle ones, lets every
-// transaction in flight finish (its final reply is written before its
-// connection is closed) and returns when all connections are gone. When ctx
-// ends first, it closes everything as Close does and returns ctx's error.
+// Shutdown stops the gate the server passes through (every listener of a
+// shared Gate): idle connections are closed with 421, every transaction in
+// flight finishes (its final reply is written before its connection is
+// closed), and it returns when all connections are gone. When ctx ends
+// first, it closes everything as Close does and returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
 	if err := s.init(); err != nil {
 		return err
 	}
-	err := s.stopListening()
-	ticker := time.NewTicker(shutdownPoll)
-	defer ticker.Stop()
-	for {
-		if s.closeIdle() {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			s.Close()
-			return ctx.Err()
-		case <-ticker.C:
-		}
-	}
+	return s.gate.Shutdown(ctx)
 }
 
-// Close closes the listeners and every connection at once, cancelling the
-// context of directory and delivery calls in flight.
+// Close closes the gate's listeners and every connection at once,
+// cancelling the context of directory and delivery calls in flight.
 func (s *Server) Close() error {
 	if err := s.init(); err != nil {
 		return err
 	}
-	err := s.stopListening()
-	s.cancel()
-	s.mu.Lock()
-	conns := make([]*trackedConn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
-	}
-	return err
-}
-
-func (s *Server) stopListening() error {
-	s.mu.Lock()
-	s.closing = true
-	var err error
-	for l := range s.listeners {
-		if cerr := l.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
-			err = cerr
-		}
-	}
-	s.mu.Unlock()
-	return err
-}
-
-// closeIdle closes the connections without a transaction in flight and
-// reports whether none is left.
-func (s *Server) closeIdle() bool {
-	s.mu.Lock()
-	conns := make([]*trackedConn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	for _, c := range conns {
-		c.closeIfIdle()
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns) == 0
-}
-
-// shuttingDown reports whether Shutdown or Close has been called.
-func (s *Server) shuttingDown() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
+	return s.gate.Close()
 }
 
 // trusted reports whether ip is inside MyNetworks.
@@ -368,5 +310,3 @@ type backend struct{ s *Server }
 func (b backend) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
 	return b.s.newSession(c)
 }
-
-var _ io.Closer = (*trackedConn)(nil)

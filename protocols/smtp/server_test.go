@@ -12,8 +12,8 @@ import (
 	"github.com/vmaild/vmaild/backend/delivery"
 )
 
-// Shutdown closes idle connections at once, lets a transaction in flight
-// finish with its reply, and refuses new connections.
+// Shutdown closes idle connections at once with 421, lets a transaction in
+// flight finish with its reply, and refuses new connections.
 func TestShutdownFinishesTransactions(t *testing.T) {
 	e := startServer(t, RoleMTA, false)
 	idle := dialRaw(t, e.addr)
@@ -31,6 +31,7 @@ func TestShutdownFinishesTransactions(t *testing.T) {
 		defer cancel()
 		done <- e.srv.Shutdown(ctx)
 	}()
+	idle.expect("421 4.4.2")
 	if !idle.closed() {
 		t.Fatal("idle connection kept open")
 	}
@@ -40,6 +41,7 @@ func TestShutdownFinishesTransactions(t *testing.T) {
 	}
 	busy.send("second half\r\n.\r\n")
 	busy.expect("250 2.0.0")
+	busy.expect("421 4.4.2")
 	if !busy.closed() {
 		t.Fatal("connection kept open after its transaction")
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/vmaild/vmaild/backend/delivery"
+	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/smtp"
 	"github.com/vmaild/vmaild/protocols/smtp/smtpbench"
 	"github.com/vmaild/vmaild/userdb"
@@ -51,13 +52,13 @@ func (noopAgent) Deliver(_ context.Context, env delivery.Envelope, _ delivery.Me
 func startServer(tb testing.TB) string {
 	tb.Helper()
 	s := &smtp.Server{
-		Role:          smtp.RoleMTA,
-		Hostname:      "bench.example.org",
-		Directory:     oneDomain{},
-		Agent:         noopAgent{},
-		MaxConnsPerIP: -1,
-		SpoolDir:      tb.TempDir(),
-		Logger:        slog.New(slog.DiscardHandler),
+		Role:      smtp.RoleMTA,
+		Hostname:  "bench.example.org",
+		Directory: oneDomain{},
+		Agent:     noopAgent{},
+		Gate:      &gate.Gate{Limits: gate.Config{MaxPerNetwork: -1, MaxUnauthenticated: -1}},
+		SpoolDir:  tb.TempDir(),
+		Logger:    slog.New(slog.DiscardHandler),
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
