@@ -195,7 +195,16 @@ func (m *MariaDB) Stop() {
 // Pause freezes mariadbd (SIGSTOP): connections stay open and the port
 // keeps accepting, but nothing answers, as with a hung or overloaded
 // server. Resume lets it continue.
-func (m *MariaDB) Pause() { m.signal(syscall.SIGSTOP) }
+// Like Slapd.Pause, it returns once every thread is seen stopped.
+func (m *MariaDB) Pause() {
+	m.signal(syscall.SIGSTOP)
+	m.mu.Lock()
+	pid := m.cmd.Process.Pid
+	m.mu.Unlock()
+	if err := waitStopped(pid, 10*time.Second); err != nil {
+		m.t.Fatalf("mariadbd: SIGSTOP: %v", err)
+	}
+}
 
 // Resume continues a paused mariadbd.
 func (m *MariaDB) Resume() { m.signal(syscall.SIGCONT) }
