@@ -51,8 +51,9 @@ type Config struct {
 //     not log in pile up;
 //   - 60 s to log in: a client logs in within a second or two, a slow
 //     mobile one within a few;
-//   - 1 hour per connection: an SMTP session is minutes at most, and IMAP
-//     clients reconnect transparently;
+//   - 24 hours per connection: an SMTP session is minutes at most, but an
+//     IMAP client in IDLE legitimately stays for hours, and the other
+//     limits already end a client that merely holds a slot;
 //   - 10 minutes per message transfer, RFC 5321's DATA timeout;
 //   - 5 minutes per SMTP command line, RFC 5321's command timeout, now
 //     for the whole line rather than for each byte.
@@ -64,7 +65,7 @@ func DefaultConfig() Config {
 		MaxConnections:     10000,
 		MaxUnauthenticated: 2000,
 		PreAuthLifetime:    time.Minute,
-		MaxSession:         time.Hour,
+		MaxSession:         24 * time.Hour,
 		MaxData:            10 * time.Minute,
 		CommandDeadline:    5 * time.Minute,
 	}
