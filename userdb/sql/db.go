@@ -26,6 +26,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/vmaild/vmaild/userdb/password"
 )
 
 // Config selects and tunes the database. The zero value of every field but
@@ -84,6 +86,8 @@ type DB struct {
 	// reads, so they are refused.
 	foreignAccounts bool
 	foreignDomains  bool
+	// hashCaps bounds the stored password hashes Authenticate verifies.
+	hashCaps password.Caps
 
 	mu    sync.Mutex
 	stmts map[*query]*gosql.Stmt
