@@ -25,9 +25,9 @@ import (
 	"github.com/vmaild/vmaild/backend/queue"
 	"github.com/vmaild/vmaild/backend/store"
 	"github.com/vmaild/vmaild/protocols/imap"
+	"github.com/vmaild/vmaild/protocols/login"
 	"github.com/vmaild/vmaild/protocols/pop3"
 	"github.com/vmaild/vmaild/protocols/smtp"
-	"github.com/vmaild/vmaild/protocols/throttle"
 	"github.com/vmaild/vmaild/userdb"
 )
 
@@ -65,7 +65,7 @@ type server struct {
 	store      *store.Store
 	queue      *queue.Queue
 	agent      *delivery.LocalAgent
-	limiter    *throttle.Limiter
+	logins     *login.Service // shared by every listener
 	certs      *certificates
 	tls        *tls.Config
 	metrics    *metrics
@@ -177,7 +177,9 @@ func (s *server) open(ctx context.Context, a *app) error {
 		return err
 	}
 	s.agent.Queue = s.queue
-	s.limiter = throttle.New(throttle.Config{Logger: s.log.With("component", "throttle")})
+	if s.logins, err = login.New(s.loginConfig()); err != nil {
+		return err
+	}
 	s.metrics = newMetrics(s)
 	s.directory = instrumentedDirectory{s.dir.users, s.metrics}
 	s.agentI = instrumentedAgent{s.agent, s.metrics}
@@ -194,6 +196,18 @@ func (s *server) open(ctx context.Context, a *app) error {
 		}
 	}
 	return s.queue.Start(ctx)
+}
+
+// loginConfig is the login service of every listener: the login section,
+// the client networks, and the directory's idea of a login's address and
+// of how new passwords are hashed (the dummy verification's cost).
+func (s *server) loginConfig() login.Config {
+	c := s.cfg.Login
+	c.Networks = s.cfg.ClientNetworks
+	c.Canonical = s.dir.users.LoginAddress
+	c.DummyScheme = s.cfg.UserDB.PasswordScheme
+	c.Logger = s.log.With("component", "login")
+	return c
 }
 
 func (s *server) queueConfig() queue.Config {
@@ -338,13 +352,13 @@ func (s *server) newProtocolServer(sp listenerSpec, log *slog.Logger) protocolSe
 		return &imap.Server{
 			Directory: s.directory, Store: s.store, Quotas: s.dir.sql,
 			TLSConfig: s.tls, AllowInsecureAuth: sp.l.InsecureAuth,
-			Limiter: s.limiter, Logger: log,
+			Logins: s.logins, Logger: log,
 		}
 	case "pop3", "pop3s":
 		return &pop3.Server{
 			Backend:  &pop3Backend{users: s.directory, quotas: s.dir.sql, store: s.store},
 			Hostname: s.cfg.Hostname, TLSConfig: s.tls, AllowInsecureAuth: sp.l.InsecureAuth,
-			Logger: log, Limiter: s.limiter, Locks: s.pop3Locks,
+			Logger: log, Logins: s.logins, Locks: s.pop3Locks,
 		}
 	}
 	role := smtp.RoleMTA
@@ -358,7 +372,7 @@ func (s *server) newProtocolServer(sp listenerSpec, log *slog.Logger) protocolSe
 		Role: role, Hostname: s.cfg.Hostname, Directory: s.directory, Agent: s.agentI,
 		TLSConfig: s.tls, AllowInsecureAuth: sp.l.InsecureAuth, MyNetworks: s.myNetworks,
 		MaxMessageBytes: s.cfg.SMTP.MaxMessageBytes, MaxRecipients: s.cfg.SMTP.MaxRecipients,
-		Limiter: s.limiter, Logger: log, SpoolDir: filepath.Join(s.cfg.DataDir, "spool"),
+		Logins: s.logins, Logger: log, SpoolDir: filepath.Join(s.cfg.DataDir, "spool"),
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vmaild/vmaild/protocols/throttle"
+	"github.com/vmaild/vmaild/protocols/login"
 )
 
 // ErrServerClosed is returned by Serve after Close or Shutdown.
@@ -49,9 +49,9 @@ type Server struct {
 	// Logger receives structured logs; nil discards them. Passwords are
 	// never logged.
 	Logger *slog.Logger
-	// Limiter throttles authentication failures; share one between SMTP,
-	// IMAP and POP3. Nil disables throttling.
-	Limiter *throttle.Limiter
+	// Logins is the login service every USER/PASS and AUTH goes through
+	// (one shared with SMTP and IMAP); nil guards nothing, for tests.
+	Logins login.Guard
 	// MaxConnsPerIP limits simultaneous connections from one address
 	// (default 10; negative: unlimited).
 	MaxConnsPerIP int
