@@ -86,9 +86,11 @@ func (d *DB) Authenticate(ctx context.Context, address, plain string) (*userdb.A
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := d.opContext(ctx)
+	// The timeout bounds the query only: the verification below may wait
+	// for the login service's slot, a wait the caller's context bounds.
+	qctx, cancel := d.opContext(ctx)
 	defer cancel()
-	row, err := d.queryRow(ctx, d.q.password, params{address: key})
+	row, err := d.queryRow(qctx, d.q.password, params{address: key})
 	if err != nil {
 		return nil, err
 	}
