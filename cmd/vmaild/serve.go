@@ -180,6 +180,9 @@ func (s *server) open(ctx context.Context, a *app) error {
 	if s.logins, err = login.New(s.loginConfig()); err != nil {
 		return err
 	}
+	slots, waiting, perNetwork := s.logins.Limits()
+	s.log.Info("login service", "max_concurrent_verifications", slots, "max_waiting", waiting,
+		"max_waiting_per_network", perNetwork)
 	s.metrics = newMetrics(s)
 	s.directory = instrumentedDirectory{s.dir.users, s.metrics}
 	s.agentI = instrumentedAgent{s.agent, s.metrics}

@@ -8,59 +8,16 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
-	"runtime/metrics"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/vmaild/vmaild/internal/heapwatch"
 	"github.com/vmaild/vmaild/userdb"
 	"github.com/vmaild/vmaild/userdb/password"
 )
-
-// heapSampler records the peak of the Go heap (live and not yet swept
-// objects) while it runs.
-type heapSampler struct {
-	peak atomic.Uint64
-	stop chan struct{}
-	done chan struct{}
-}
-
-const heapMetric = "/memory/classes/heap/objects:bytes"
-
-func heapNow() uint64 {
-	s := []metrics.Sample{{Name: heapMetric}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
-}
-
-func sampleHeap() *heapSampler {
-	h := &heapSampler{stop: make(chan struct{}), done: make(chan struct{})}
-	h.peak.Store(heapNow())
-	go func() {
-		defer close(h.done)
-		tick := time.NewTicker(500 * time.Microsecond)
-		defer tick.Stop()
-		for {
-			if n := heapNow(); n > h.peak.Load() {
-				h.peak.Store(n)
-			}
-			select {
-			case <-h.stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return h
-}
-
-func (h *heapSampler) Stop() uint64 {
-	close(h.stop)
-	<-h.done
-	return h.peak.Load()
-}
 
 // argon2Memory reads m= (KiB) from an Argon2 hash.
 func argon2Memory(t *testing.T, stored string) uint64 {
@@ -117,8 +74,8 @@ func TestBurstOfWrongPasswords(t *testing.T) {
 	// login during the burst has to queue for a verification like the rest.
 	dir.cache.Flush()
 	runtime.GC()
-	baseline := heapNow()
-	heap := sampleHeap()
+	baseline := heapwatch.Now()
+	heap := heapwatch.Start()
 
 	const attackers = 200
 	networks := []string{"198.51.100.66", "2001:db8:bad:1::%x"}

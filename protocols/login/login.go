@@ -199,6 +199,12 @@ func New(cfg Config) (*Service, error) {
 	}, nil
 }
 
+// Limits reports the bounds in force after defaults: verifications at
+// once, logins queued, and logins queued from one client network.
+func (s *Service) Limits() (verifications, waiting, perNetwork int) {
+	return s.cfg.MaxConcurrentVerifications, s.cfg.MaxWaiting, s.cfg.MaxWaitingPerNetwork
+}
+
 // Attempt runs one login attempt of client (the connection's address;
 // invalid for a unix socket peer, which is then throttled per account
 // only). It waits out the delay the account's and the client network's
