@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -70,7 +72,9 @@ func (d hashDirectory) check(ctx context.Context, username, secret string) error
 	switch {
 	case errors.Is(err, password.ErrNotAdmitted):
 		return userdb.Unavailable("verify", err)
-	case err != nil || !match:
+	case err != nil:
+		return fmt.Errorf("%s: %w: stored hash: %w", username, userdb.ErrBadCredentials, err)
+	case !match:
 		return fmt.Errorf("%s: %w", username, userdb.ErrBadCredentials)
 	}
 	return nil
@@ -261,6 +265,31 @@ func TestTemporaryNotCounted(t *testing.T) {
 		t.Fatalf("outages were counted as failures: waited %v", d)
 	}
 	if st := s.Stats(); st.Unavailable != 5 || st.Failed != 0 || st.Dummies != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// A stored hash over the caps is the admin's to fix: it is logged once
+// however often it is tried, and each try is a failure that costs one
+// (dummy) verification, like any refusal.
+func TestCostlyHashLoggedOnce(t *testing.T) {
+	var log strings.Builder
+	clock := newFakeClock()
+	s := newService(t, Config{Now: clock.Now, Sleep: clock.Sleep, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	dir := hashDirectory{"greedy@example.org": "{ARGON2ID}$argon2id$v=19$m=4194304,t=3,p=1$9PzGTFlpFkYQDS9ckYRdVA$bgj7OFaxd6S+eXW9HREO5xbCmO8I3EzunFgZal6CNGs"}
+	for range 4 {
+		err := s.Attempt(context.Background(), addr("192.0.2.1"), "greedy@example.org", "secret", dir.check)
+		if !errors.Is(err, password.ErrTooCostly) || !errors.Is(err, userdb.ErrBadCredentials) {
+			t.Fatalf("Attempt: %v", err)
+		}
+	}
+	if n := strings.Count(log.String(), "stored password hash refused"); n != 1 {
+		t.Fatalf("logged %d times:\n%s", n, log.String())
+	}
+	if !strings.Contains(log.String(), "account=greedy@example.org") {
+		t.Fatalf("log does not name the account:\n%s", log.String())
+	}
+	if st := s.Stats(); st.Failed != 4 || st.Verifications != 4 || st.Dummies != 4 || st.Penalties == 0 {
 		t.Fatalf("stats %+v", st)
 	}
 }
