@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -198,8 +199,11 @@ func (c *Config) validate() error {
 			problems = append(problems, fmt.Sprintf("userdb.default_domain: %v", err))
 		}
 	}
-	if _, err := password.Hash(c.UserDB.PasswordScheme, "check"); err != nil {
+	if h, err := password.Hash(c.UserDB.PasswordScheme, "check"); err != nil {
 		problems = append(problems, fmt.Sprintf("userdb.password_scheme: %v", err))
+	} else if _, err := c.Login.Hashes.Verify(context.Background(), h, ""); err != nil {
+		// An empty password checks the caps without doing the work.
+		problems = append(problems, fmt.Sprintf("login.hashes: the caps refuse the hashes userdb.password_scheme writes: %v", err))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

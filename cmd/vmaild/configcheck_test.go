@@ -58,6 +58,10 @@ func TestConfigCheck(t *testing.T) {
 			[]string{`smtp.mynetworks: "10.0.0.0/33" is not a CIDR prefix`, `smtp.mynetworks: "example.com" is not a CIDR prefix`}},
 		{"unknown password scheme", strings.Replace(good, "password_scheme: SSHA", "password_scheme: ROT13", 1),
 			[]string{"userdb.password_scheme:", "ROT13"}},
+		{"login service", strings.Replace(good, "password_scheme: SSHA", "password_scheme: ARGON2ID", 1) +
+			"login:\n  hashes:\n    max_argon2_memory: 8192\n    max_bcrypt_cost: 40\n  penalty_cap: 2m\nclient_networks:\n  ipv6_prefix: 129\n",
+			[]string{"login.hashes: the caps refuse the hashes userdb.password_scheme writes", "login.hashes.max_bcrypt_cost 40",
+				"login.penalty_cap: 2m0s is longer than a client waits", "client_networks.ipv6_prefix: 129"}},
 		{"several problems at once", strings.Replace(strings.Replace(good, dsn, badDSN, 1), "password_scheme: SSHA", "password_scheme: ROT13", 1) +
 			"smtp:\n  mynetworks: [10.0.0.0/33]\n",
 			[]string{"sql.dsn: malformed MySQL DSN", "ROT13", `"10.0.0.0/33"`}},

@@ -110,3 +110,12 @@ func TestDummyFollowsScheme(t *testing.T) {
 		}
 	}
 }
+
+// Caps that refuse the scheme new passwords are written in would refuse
+// every new account and make the dummy free: New says so.
+func TestCapsBelowScheme(t *testing.T) {
+	_, err := New(Config{DummyScheme: "ARGON2ID", Hashes: password.Caps{Argon2Memory: 8192}})
+	if !errors.Is(err, password.ErrTooCostly) {
+		t.Fatalf("New: %v, want ErrTooCostly", err)
+	}
+}

@@ -187,6 +187,10 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("login dummy hash: %w", err)
 	}
+	// An empty password makes Verify check the caps without the work.
+	if _, err := cfg.Hashes.Verify(context.Background(), dummy, ""); err != nil {
+		return nil, fmt.Errorf("login hashes: the caps refuse what the password scheme writes: %w", err)
+	}
 	return &Service{
 		cfg:      cfg,
 		log:      cfg.Logger,
