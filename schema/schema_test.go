@@ -39,11 +39,14 @@ func TestMigrationsTables(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		all := strings.Join(ms[0].Statements(), "\n")
+		first := strings.Join(ms[0].Statements(), "\n")
 		for _, table := range []string{"schema_version", "domains", "accounts", "aliases", "quota_usage"} {
-			if !strings.Contains(all, "CREATE TABLE IF NOT EXISTS "+table+" (") {
+			if !strings.Contains(first, "CREATE TABLE IF NOT EXISTS "+table+" (") {
 				t.Errorf("%s: table %s missing from 0001", d, table)
 			}
+		}
+		if len(ms) < 2 || !strings.Contains(strings.Join(ms[1].Statements(), "\n"), "CREATE TABLE IF NOT EXISTS sender_logins (") {
+			t.Errorf("%s: table sender_logins missing from 0002", d)
 		}
 	}
 }

@@ -48,7 +48,9 @@ func (c CacheConfig) withDefaults() CacheConfig {
 // Cache sits in front of any sources, so a burst of logins or RCPTs does
 // not become a burst of directory round trips. Only answers are cached;
 // "temporarily unavailable" never is, so an outage ends as soon as the
-// backend is back. Concurrent identical lookups share one round trip.
+// backend is back. Concurrent identical lookups share one round trip, and
+// each caller waits for it no longer than its own context allows and than
+// the source's timeout (see Bounded).
 //
 // Passwords are never stored: a verified login is remembered as an HMAC of
 // the password under a key that lives only in this process.
@@ -60,13 +62,42 @@ type Cache struct {
 	seed     maphash.Seed
 	shards   [cacheShards]cacheShard
 	flight   flightGroup
+	// accountWait and domainWait bound waiting for a shared lookup: the
+	// sources' timeouts, or 0 for a source that does not say.
+	accountWait, domainWait time.Duration
 
 	hits, misses counter
 }
 
+// Bounded is implemented by a source that bounds each of its operations
+// (ldap.timeout, sql.timeout). The cache bounds by it the wait for a
+// lookup that another caller started, so a waiter answers in time even if
+// that lookup is stuck.
+type Bounded interface {
+	Timeout() time.Duration
+}
+
+// flightGrace is how much longer than the source's timeout a caller waits
+// for a shared lookup: enough for a source that gives up at its deadline
+// to deliver its answer.
+const flightGrace = 250 * time.Millisecond
+
+// errLookupStuck is what a caller gets when a shared lookup outlives its
+// source's timeout.
+var errLookupStuck = errors.New("shared lookup did not finish within the directory timeout")
+
+// sourceTimeout is src's timeout, or 0 when it does not say.
+func sourceTimeout(src any) time.Duration {
+	if b, ok := src.(Bounded); ok {
+		return b.Timeout()
+	}
+	return 0
+}
+
 // NewCache wraps the sources; either may be nil when not used.
 func NewCache(accounts AccountSource, domains DomainSource, cfg CacheConfig) *Cache {
-	c := &Cache{accounts: accounts, domains: domains, cfg: cfg.withDefaults(), seed: maphash.MakeSeed()}
+	c := &Cache{accounts: accounts, domains: domains, cfg: cfg.withDefaults(), seed: maphash.MakeSeed(),
+		accountWait: sourceTimeout(accounts), domainWait: sourceTimeout(domains)}
 	c.key = make([]byte, 32)
 	if _, err := rand.Read(c.key); err != nil {
 		panic("userdb: no randomness for the cache key: " + err.Error())
@@ -87,6 +118,11 @@ func (c *Cache) Accounts() AccountSource { return cachedAccounts{c} }
 // Domains is the cached DomainSource.
 func (c *Cache) Domains() DomainSource { return cachedDomains{c} }
 
+// Senders returns m answering through this cache. The sender map is not
+// one of the sources NewCache takes because it is optional and may live
+// apart from the domains.
+func (c *Cache) Senders(m SenderMap) SenderMap { return cachedSenders{c, m} }
+
 // Stats returns hit and miss counts (for metrics).
 func (c *Cache) Stats() (hits, misses uint64) { return c.hits.load(), c.misses.load() }
 
@@ -103,8 +139,12 @@ func (c *Cache) Flush() {
 
 type cachedAccounts struct{ c *Cache }
 
+// Timeout is the account source's (Bounded), so that Users bounds a call
+// through the cache as it would one without.
+func (a cachedAccounts) Timeout() time.Duration { return a.c.accountWait }
+
 func (a cachedAccounts) LookupAccount(ctx context.Context, address string) (*Account, error) {
-	v, err := a.c.lookup(ctx, "a\x00"+address, func(ctx context.Context) (any, error) {
+	v, err := a.c.lookup(ctx, "a\x00"+address, a.c.accountWait, func(ctx context.Context) (any, error) {
 		return a.c.accounts.LookupAccount(ctx, address)
 	})
 	if err != nil {
@@ -153,8 +193,11 @@ func (a cachedAccounts) Authenticate(ctx context.Context, address, password stri
 
 type cachedDomains struct{ c *Cache }
 
+// Timeout is the domain source's (Bounded).
+func (d cachedDomains) Timeout() time.Duration { return d.c.domainWait }
+
 func (d cachedDomains) LookupDomain(ctx context.Context, name string) (*Domain, error) {
-	v, err := d.c.lookup(ctx, "d\x00"+name, func(ctx context.Context) (any, error) {
+	v, err := d.c.lookup(ctx, "d\x00"+name, d.c.domainWait, func(ctx context.Context) (any, error) {
 		return d.c.domains.LookupDomain(ctx, name)
 	})
 	if err != nil {
@@ -165,7 +208,7 @@ func (d cachedDomains) LookupDomain(ctx context.Context, name string) (*Domain, 
 }
 
 func (d cachedDomains) LookupAliases(ctx context.Context, source string) ([]string, error) {
-	v, err := d.c.lookup(ctx, "l\x00"+source, func(ctx context.Context) (any, error) {
+	v, err := d.c.lookup(ctx, "l\x00"+source, d.c.domainWait, func(ctx context.Context) (any, error) {
 		dests, err := d.c.domains.LookupAliases(ctx, source)
 		return dests, err
 	})
@@ -175,15 +218,36 @@ func (d cachedDomains) LookupAliases(ctx context.Context, source string) ([]stri
 	return append([]string(nil), v.([]string)...), nil
 }
 
+type cachedSenders struct {
+	c *Cache
+	m SenderMap
+}
+
+func (s cachedSenders) SenderLogins(ctx context.Context, key string) ([]string, error) {
+	wait := s.c.domainWait
+	if b, ok := s.m.(Bounded); ok {
+		wait = b.Timeout()
+	}
+	v, err := s.c.lookup(ctx, "s\x00"+key, wait, func(ctx context.Context) (any, error) {
+		logins, err := s.m.SenderLogins(ctx, key)
+		return logins, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return append([]string(nil), v.([]string)...), nil
+}
+
 // lookup serves key from the cache, or loads it once however many callers
-// ask at the same moment. Not-found answers are cached as negatives.
-func (c *Cache) lookup(ctx context.Context, key string, load func(context.Context) (any, error)) (any, error) {
+// ask at the same moment. Not-found answers are cached as negatives. wait
+// is the source's timeout (0: unknown), which bounds waiting for the load.
+func (c *Cache) lookup(ctx context.Context, key string, wait time.Duration, load func(context.Context) (any, error)) (any, error) {
 	if e, ok := c.get(key); ok {
 		c.hits.add()
 		return e.value, e.err
 	}
 	c.misses.add()
-	return c.flight.do(ctx, key, func() (any, error) {
+	return c.flight.do(ctx, key, wait, func(ctx context.Context) (any, error) {
 		v, err := load(ctx)
 		switch {
 		case err == nil:
@@ -263,32 +327,81 @@ type flightCall struct {
 	done  chan struct{}
 	value any
 	err   error
+	// panicked holds what fn panicked with; it is raised again in each
+	// caller, as if the caller had made the call itself.
+	panicked any
 }
 
-func (g *flightGroup) do(ctx context.Context, key string, fn func() (any, error)) (any, error) {
+// loadContext is the context of a shared load started by the caller of
+// ctx: not cancelled with it, but ending at its deadline, or after wait
+// when that comes first. Keeping the deadline keeps the load's place in
+// the source's queue (the LDAP pool serves the earliest deadline first).
+func loadContext(ctx context.Context, wait time.Duration) (context.Context, context.CancelFunc) {
+	lctx, cancel := context.WithoutCancel(ctx), context.CancelFunc(func() {})
+	if wait > 0 {
+		lctx, cancel = context.WithTimeout(lctx, wait)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		inner, cancelInner := context.WithDeadline(lctx, dl)
+		outer := cancel
+		lctx, cancel = inner, func() { cancelInner(); outer() }
+	}
+	return lctx, cancel
+}
+
+// do returns the result of fn for key, starting fn unless a call for key
+// is already under way. The call belongs to every caller, not to the one
+// that started it: it runs detached from that caller's cancellation (a
+// client that hangs up must not fail the others waiting), within that
+// caller's deadline and wait (loadContext). Each caller waits until the result, its own ctx, or
+// wait plus a grace, whichever comes first, so no caller is held by a call
+// that is stuck.
+func (g *flightGroup) do(ctx context.Context, key string, wait time.Duration, fn func(context.Context) (any, error)) (any, error) {
+	if ctx.Err() != nil {
+		return nil, Unavailable("directory lookup", context.Cause(ctx))
+	}
 	g.mu.Lock()
 	if g.calls == nil {
 		g.calls = map[string]*flightCall{}
 	}
-	if call, ok := g.calls[key]; ok {
-		g.mu.Unlock()
-		select {
-		case <-call.done:
-			return call.value, call.err
-		case <-ctx.Done():
-			return nil, Unavailable("directory lookup", ctx.Err())
-		}
+	call, ok := g.calls[key]
+	if !ok {
+		call = &flightCall{done: make(chan struct{})}
+		g.calls[key] = call
+		lctx, cancel := loadContext(ctx, wait)
+		go func() {
+			defer func() {
+				if r := recover(); r != nil {
+					call.panicked = r
+				}
+				cancel()
+				g.mu.Lock()
+				delete(g.calls, key)
+				g.mu.Unlock()
+				close(call.done)
+			}()
+			call.value, call.err = fn(lctx)
+		}()
 	}
-	call := &flightCall{done: make(chan struct{})}
-	g.calls[key] = call
 	g.mu.Unlock()
 
-	call.value, call.err = fn()
-	g.mu.Lock()
-	delete(g.calls, key)
-	g.mu.Unlock()
-	close(call.done)
-	return call.value, call.err
+	var expired <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait + flightGrace)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case <-call.done:
+		if call.panicked != nil {
+			panic(call.panicked)
+		}
+		return call.value, call.err
+	case <-ctx.Done():
+		return nil, Unavailable("directory lookup", context.Cause(ctx))
+	case <-expired:
+		return nil, Unavailable("directory lookup", errLookupStuck)
+	}
 }
 
 type counter struct{ n atomic.Uint64 }

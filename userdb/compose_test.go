@@ -72,6 +72,16 @@ func seedDomains(t testing.TB, db *sqldir.DB) {
 			t.Fatalf("add alias %v: %v", a, err)
 		}
 	}
+	// The sender map: bob may send as an alias he does not receive, carol
+	// as any address of her domain.
+	for _, g := range [][2]string{
+		{"sales@example.com", "bob@example.com"},
+		{"@example.org", "carol@example.org"},
+	} {
+		if err := db.AddSender(ctx, g[0], g[1]); err != nil {
+			t.Fatalf("add sender %v: %v", g, err)
+		}
+	}
 }
 
 var passwords = map[string]string{
@@ -99,19 +109,25 @@ func seedSQLAccounts(t testing.TB, db *sqldir.DB) {
 			t.Fatalf("add account %s: %v", addr, err)
 		}
 	}
+	// What frank's vmailSenderAddress values grant in LDAP.
+	for _, a := range []string{"postmaster@example.org", "@news.example.org"} {
+		if err := db.AddSender(context.Background(), a, "frank@example.org"); err != nil {
+			t.Fatalf("add sender %s: %v", a, err)
+		}
+	}
 }
 
 func sqliteSetup(t testing.TB) *setup {
 	db := openSQL(t, sqldir.Config{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "vmaild.db")})
 	seedDomains(t, db)
 	seedSQLAccounts(t, db)
-	return &setup{users: &userdb.Users{Accounts: db, Domains: db, Quotas: db, RecipientDelimiter: "+", DefaultDomain: "example.com"}, sql: db}
+	return &setup{users: &userdb.Users{Accounts: db, Domains: db, Quotas: db, Senders: db, RecipientDelimiter: "+", DefaultDomain: "example.com"}, sql: db}
 }
 
 func mariaSetup(t testing.TB, m *testsrv.MariaDB, name string) *setup {
 	db := openSQL(t, sqldir.Config{Driver: "mysql", DSN: m.CreateDatabase(name), Timeout: 2 * time.Second})
 	seedDomains(t, db)
-	return &setup{users: &userdb.Users{Accounts: db, Domains: db, Quotas: db, RecipientDelimiter: "+", DefaultDomain: "example.com"}, sql: db,
+	return &setup{users: &userdb.Users{Accounts: db, Domains: db, Quotas: db, Senders: db, RecipientDelimiter: "+", DefaultDomain: "example.com"}, sql: db,
 		stopAccounts: m.Stop, startAccounts: m.Start, stopDomains: m.Stop, startDomains: m.Start}
 }
 
@@ -173,10 +189,12 @@ func TestDirectoryBackends(t *testing.T) {
 			t.Run("cached", func(t *testing.T) {
 				c := userdb.NewCache(s.users.Accounts, s.users.Domains, userdb.CacheConfig{})
 				u := *s.users
-				u.Accounts, u.Domains = c.Accounts(), c.Domains()
+				u.Accounts, u.Domains, u.Senders = c.Accounts(), c.Domains(), c.Senders(s.users.Senders)
 				checkOperations(t, &u)
 				checkHostile(t, &u)
+				checkSenderRights(t, &u)
 			})
+			t.Run("sender rights", func(t *testing.T) { checkSenderRights(t, s.users) })
 			t.Run("quota", func(t *testing.T) { checkQuota(t, s.users) })
 			if s.stopAccounts != nil {
 				t.Run("outage", func(t *testing.T) { checkOutage(t, s) })
@@ -333,6 +351,7 @@ func checkOutage(t *testing.T, s *setup) {
 	if _, err := u.Resolve(ctx, "alice@example.com"); !userdb.Temporary(err) {
 		t.Errorf("accounts down: Resolve = %v, want temporary", err)
 	}
+	checkSenderOutage(t, u, "accounts")
 	s.startAccounts()
 	if _, err := u.Authenticate(ctx, "alice@example.com", "alice-secret"); err != nil {
 		t.Errorf("after restart: %v", err)
@@ -347,6 +366,7 @@ func checkOutage(t *testing.T, s *setup) {
 	if _, err := u.Quotas.ReserveUsage(ctx, "alice@example.com", 1, 1, userdb.Limit{}); !userdb.Temporary(err) {
 		t.Errorf("domains down: ReserveUsage = %v, want temporary", err)
 	}
+	checkSenderOutage(t, u, "domains")
 	s.startDomains()
 	if _, err := u.Resolve(ctx, "sales@example.com"); err != nil {
 		t.Errorf("after restart: %v", err)

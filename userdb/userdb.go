@@ -3,9 +3,10 @@
 // is right, whether a domain is ours and where an address delivers to.
 //
 // Backends implement small source interfaces (AccountSource, DomainSource,
-// QuotaStore); the Users type composes them, adds alias resolution, catch-all,
-// alias domains and plus-addressing once for all backends, and is what the
-// protocols see through the Directory interface. Errors are classified once
+// SenderMap, QuotaStore); the Users type composes them, adds alias
+// resolution, catch-all, alias domains and plus-addressing once for all
+// backends, decides who may send as which address (MaySendAs), and is what
+// the protocols see through the Directory interface. Errors are classified once
 // here: ErrNotFound / ErrBadCredentials / ErrDisabled mean "no" (5xx, NO),
 // ErrUnavailable means "try later" (4xx, NO [UNAVAILABLE]).
 package userdb
@@ -26,6 +27,11 @@ type Account struct {
 	// Maildir optionally overrides the store's path template for this
 	// account (LDAP mailMessageStore, SQL maildir column).
 	Maildir string
+	// SenderAddresses are further addresses the account may send as, kept
+	// on the account's own entry (LDAP's sender_address attribute); an
+	// "@domain" value grants the whole domain. Users.MaySendAs reads them;
+	// SQL keeps its grants in the sender map instead.
+	SenderAddresses []string
 }
 
 // Limit is a quota limit. A zero field means unlimited.
@@ -83,6 +89,35 @@ type DomainSource interface {
 	LookupAliases(ctx context.Context, source string) ([]string, error)
 }
 
+// SenderMap is the explicit sender-login map, Postfix's
+// smtpd_sender_login_maps: the logins that may send as an address that is
+// not their own.
+type SenderMap interface {
+	// SenderLogins returns the logins allowed to send as exactly key
+	// ("local@domain", or "@domain" for every address of a domain); none
+	// is (nil, nil), not an error.
+	SenderLogins(ctx context.Context, key string) ([]string, error)
+}
+
+// SenderGrant is one row of the sender map: Login may send as Address
+// ("local@domain" or "@domain").
+type SenderGrant struct {
+	Address string
+	Login   string
+}
+
+// SenderAdmin changes the sender map; the admin CLI uses it.
+type SenderAdmin interface {
+	// AddSender lets login send as address; ErrExists when it already may.
+	AddSender(ctx context.Context, address, login string) error
+	// DeleteSender removes one grant, or every grant of address when login
+	// is "".
+	DeleteSender(ctx context.Context, address, login string) error
+	// ListSenders lists the grants of a domain's addresses, or all when
+	// domain is "".
+	ListSenders(ctx context.Context, domain string) ([]SenderGrant, error)
+}
+
 // QuotaStore keeps quota usage. Every change is an atomic increment in the
 // database, never a read-modify-write in Go.
 type QuotaStore interface {
@@ -134,6 +169,10 @@ type Directory interface {
 	// Resolve expands an address to its final destinations.
 	Resolve(ctx context.Context, address string) ([]Destination, error)
 	QuotaLimit(ctx context.Context, address string) (Limit, error)
+	// MaySendAs reports whether the authenticated account may use address
+	// as its sender (MAIL FROM, header From and Sender). An error is the
+	// directory failing (ErrUnavailable: try later), never a "no".
+	MaySendAs(ctx context.Context, account, address string) (bool, error)
 }
 
 // Destination is one final target of an address.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // MaxAliasDepth bounds alias expansion; deeper chains are treated as loops,
@@ -25,6 +26,9 @@ type Users struct {
 	Domains  DomainSource
 	// Quotas keeps usage; nil when quotas are not accounted.
 	Quotas QuotaStore
+	// Senders is the explicit sender-login map; nil grants nothing beyond
+	// what MaySendAs allows by itself.
+	Senders SenderMap
 	// DefaultDomain lets users log in with a bare local part.
 	DefaultDomain string
 	// RecipientDelimiter separates a plus-address tag ("+"); empty turns
@@ -32,7 +36,27 @@ type Users struct {
 	RecipientDelimiter string
 }
 
-var _ Directory = (*Users)(nil)
+var (
+	_ Directory = (*Users)(nil)
+	_ Bounded   = (*Users)(nil)
+)
+
+// Timeout bounds one call (a login, an address resolution) as a whole,
+// however many lookups it makes: the longest timeout its sources declare
+// (Bounded), or 0 (no bound of its own) when neither does. A resolution
+// through a chain of aliases against a slow directory thus ends as "try
+// later" in time, instead of adding up one timeout per lookup.
+func (u *Users) Timeout() time.Duration {
+	return max(sourceTimeout(u.Accounts), sourceTimeout(u.Domains))
+}
+
+// bound applies Timeout to one call.
+func (u *Users) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d := u.Timeout(); d > 0 {
+		return context.WithTimeout(ctx, d)
+	}
+	return ctx, func() {}
+}
 
 // LoginAddress turns what a client typed into the canonical address it
 // logs in as; the login service keys its throttling by it, so that
@@ -55,6 +79,8 @@ func (u *Users) Authenticate(ctx context.Context, login, password string) (*Acco
 	if password == "" || strings.IndexByte(password, 0) >= 0 {
 		return nil, fmt.Errorf("authenticate %s: %w", addr, ErrBadCredentials)
 	}
+	ctx, cancel := u.bound(ctx)
+	defer cancel()
 	acct, err := u.Accounts.Authenticate(ctx, addr, password)
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -98,6 +124,8 @@ func (u *Users) Account(ctx context.Context, address string) (*Account, error) {
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := u.bound(ctx)
+	defer cancel()
 	acct, err := u.Accounts.LookupAccount(ctx, addr)
 	if err != nil {
 		return nil, fmt.Errorf("account %s: %w", addr, err)
@@ -112,6 +140,8 @@ func (u *Users) IsLocalDomain(ctx context.Context, domain string) (bool, error) 
 	if err != nil {
 		return false, nil
 	}
+	ctx, cancel := u.bound(ctx)
+	defer cancel()
 	d, err := u.Domains.LookupDomain(ctx, name)
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -124,6 +154,8 @@ func (u *Users) IsLocalDomain(ctx context.Context, domain string) (bool, error) 
 
 // QuotaLimit is the account's own limit, or its domain's default.
 func (u *Users) QuotaLimit(ctx context.Context, address string) (Limit, error) {
+	ctx, cancel := u.bound(ctx)
+	defer cancel()
 	acct, err := u.Account(ctx, address)
 	if err != nil {
 		return Limit{}, err
@@ -152,6 +184,8 @@ func (u *Users) Resolve(ctx context.Context, address string) ([]Destination, err
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := u.bound(ctx)
+	defer cancel()
 	r := resolver{u: u, seen: map[string]bool{}}
 	if err := r.expand(ctx, addr, "", nil); err != nil {
 		return nil, err
@@ -212,7 +246,7 @@ func (r *resolver) expand(ctx context.Context, addr, detail string, path []strin
 	if found || err != nil {
 		return err
 	}
-	if base, tag, ok := r.splitDetail(local); ok {
+	if base, tag, ok := r.u.splitDetail(local); ok {
 		found, err = r.expandLocal(ctx, base+"@"+domain, tag, path)
 		if found || err != nil {
 			return err
@@ -278,8 +312,10 @@ func (r *resolver) expandAll(ctx context.Context, addr, detail string, dests, pa
 	return nil
 }
 
-func (r *resolver) splitDetail(local string) (base, tag string, ok bool) {
-	delim := r.u.RecipientDelimiter
+// splitDetail splits a plus-address local part ("user+tag") into the user
+// and the tag.
+func (u *Users) splitDetail(local string) (base, tag string, ok bool) {
+	delim := u.RecipientDelimiter
 	if delim == "" {
 		return "", "", false
 	}

@@ -21,12 +21,13 @@ type memSource struct {
 	passwords map[string]string
 	domains   map[string]*Domain
 	aliases   map[string][]string
+	senders   map[string][]string // sender map key → logins
 	down      bool
 	calls     atomic.Int64
 }
 
 func newMem() *memSource {
-	return &memSource{accounts: map[string]*Account{}, passwords: map[string]string{}, domains: map[string]*Domain{}, aliases: map[string][]string{}}
+	return &memSource{accounts: map[string]*Account{}, passwords: map[string]string{}, domains: map[string]*Domain{}, aliases: map[string][]string{}, senders: map[string][]string{}}
 }
 
 func (m *memSource) LookupAccount(ctx context.Context, a string) (*Account, error) {
@@ -80,6 +81,16 @@ func (m *memSource) LookupAliases(ctx context.Context, s string) ([]string, erro
 		return nil, Unavailable("mem", errors.New("down"))
 	}
 	return m.aliases[s], nil
+}
+
+func (m *memSource) SenderLogins(ctx context.Context, key string) ([]string, error) {
+	m.calls.Add(1)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.down {
+		return nil, Unavailable("mem", errors.New("down"))
+	}
+	return m.senders[key], nil
 }
 
 func testUsers() (*Users, *memSource) {
@@ -361,4 +372,57 @@ func (s *slowSource) LookupAccount(ctx context.Context, a string) (*Account, err
 	s.n.Add(1)
 	<-s.gate
 	return s.memSource.LookupAccount(ctx, a)
+}
+
+// TestMaySendAsCache: sender rights are answered from the cache after the
+// first lookup, a new grant shows within the TTL, and an outage is never
+// remembered.
+func TestMaySendAsCache(t *testing.T) {
+	u, m := testUsers()
+	m.senders["press@example.com"] = []string{"alice@example.com"}
+	now := time.Unix(1e9, 0)
+	c := NewCache(m, m, CacheConfig{TTL: time.Minute, Now: func() time.Time { return now }})
+	u.Accounts, u.Domains, u.Senders = c.Accounts(), c.Domains(), c.Senders(m)
+	ctx := context.Background()
+	may := func(account, address string) bool {
+		t.Helper()
+		ok, err := u.MaySendAs(ctx, account, address)
+		if err != nil {
+			t.Fatalf("MaySendAs(%s, %s): %v", account, address, err)
+		}
+		return ok
+	}
+	if !may("alice@example.com", "press@example.com") || may("bob@example.com", "press@example.com") {
+		t.Fatal("wrong answer from the map")
+	}
+	before := m.calls.Load()
+	for i := 0; i < 10; i++ {
+		may("alice@example.com", "press@example.com")
+		may("alice@example.com", "alice+x@example.net")
+	}
+	if got := m.calls.Load() - before; got > 1 {
+		t.Errorf("cached sender checks made %d backend calls", got)
+	}
+	// Catch-alls and aliases are delivery, not sender rights.
+	if may("bob@example.com", "anyone@catch.org") || may("alice@example.com", "sales@example.com") {
+		t.Error("catch-all owner or alias member may send as the address it receives")
+	}
+
+	m.mu.Lock()
+	m.senders["press@example.com"] = append(m.senders["press@example.com"], "bob@example.com")
+	m.down = true
+	m.mu.Unlock()
+	if ok, err := u.MaySendAs(ctx, "bob@example.com", "press@example.com"); ok || err != nil {
+		t.Errorf("cached answer during an outage: %v, %v", ok, err)
+	}
+	now = now.Add(time.Minute + time.Second)
+	if ok, err := u.MaySendAs(ctx, "bob@example.com", "press@example.com"); ok || !Temporary(err) {
+		t.Errorf("outage after the TTL: %v, %v; want a temporary error", ok, err)
+	}
+	m.mu.Lock()
+	m.down = false
+	m.mu.Unlock()
+	if !may("bob@example.com", "press@example.com") {
+		t.Error("new grant not seen once the directory is back")
+	}
 }

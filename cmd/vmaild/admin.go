@@ -296,6 +296,13 @@ func (a *app) userCommand() *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "user %s deleted\n", addr)
+				if dir.ldap != nil {
+					// SQL accounts take their sender grants with them;
+					// an LDAP account's grants in the SQL map must go
+					// too, or a later account of the same name would
+					// inherit them.
+					return dropSenderGrants(ctx, cmd.OutOrStdout(), dir.senders, addr)
+				}
 				return nil
 			})
 		},
@@ -388,19 +395,12 @@ func (a *app) userCommand() *cobra.Command {
 
 func (a *app) aliasCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "alias", Short: "Add, delete and list aliases (source @domain is a catch-all)"}
-	aliasSource := func(s string) (string, error) {
-		if rest, ok := strings.CutPrefix(s, "@"); ok {
-			d, err := userdb.CanonicalDomain(rest)
-			return "@" + d, err
-		}
-		return userdb.Canonical(s)
-	}
 	add := &cobra.Command{
 		Use:   "add SOURCE DESTINATION...",
 		Short: "Deliver mail for SOURCE to each DESTINATION",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src, err := aliasSource(args[0])
+			src, _, err := userdb.MapKey(args[0])
 			if err != nil {
 				return err
 			}
@@ -424,7 +424,7 @@ func (a *app) aliasCommand() *cobra.Command {
 		Short: "Delete one destination of an alias, or the whole alias",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src, err := aliasSource(args[0])
+			src, _, err := userdb.MapKey(args[0])
 			if err != nil {
 				return err
 			}

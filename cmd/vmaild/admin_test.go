@@ -191,9 +191,57 @@ func adminScenario(t *testing.T, c *cli, slapd *testsrv.Slapd) {
 	}
 	refuseLines(t, "alias list after del all", c.ok("", "alias", "list"), "postmaster@example.com")
 
+	// The sender map: receiving postmaster@ gives no right to send as it,
+	// a grant does; "@domain" grants a whole domain.
+	c.ok("", "alias", "add", "postmaster@example.com", "alice@example.com")
+	if msg := c.fails("", "sender", "check", "alice@example.com", "postmaster@example.com"); !strings.Contains(msg, "alice@example.com may not send as postmaster@example.com") {
+		t.Errorf("sender check before a grant: %q", msg)
+	}
+	wantLines(t, "sender add", c.ok("", "sender", "add", "Postmaster@Example.com", "alice@example.com", "bob@example.com"),
+		"alice@example.com may send as postmaster@example.com", "bob@example.com may send as postmaster@example.com")
+	c.ok("", "sender", "add", "@example.net", "alice@example.com")
+	c.ok("", "sender", "add", "news@elsewhere.example", "bob@example.com")
+	if msg := c.fails("", "sender", "add", "postmaster@example.com", "alice@example.com"); !strings.Contains(msg, "exist") {
+		t.Errorf("second sender add: %q, want an already-exists error", msg)
+	}
+	if msg := c.fails("", "sender", "add", "postmaster@example.com", "nobody@example.com"); !strings.Contains(msg, "no account nobody@example.com") {
+		t.Errorf("sender add for an unknown login: %q", msg)
+	}
+	if msg := c.fails("", "sender", "add", "postmaster@", "alice@example.com"); !strings.Contains(msg, "invalid") {
+		t.Errorf("sender add of a malformed address: %q", msg)
+	}
+	wantLines(t, "sender list", c.ok("", "sender", "list"), "ADDRESS", "@example.net", "news@elsewhere.example", "postmaster@example.com")
+	senders := c.ok("", "sender", "list", "example.com")
+	wantLines(t, "sender list example.com", senders, "postmaster@example.com  alice@example.com", "postmaster@example.com  bob@example.com")
+	refuseLines(t, "sender list example.com", senders, "@example.net", "elsewhere")
+	for _, tt := range []struct {
+		account, address string
+		want             bool
+	}{
+		{"alice@example.com", "postmaster@example.com", true},
+		{"alice@example.com", "anyone@example.net", true},
+		{"alice@example.com", "alice+x@alias.example", true},
+		{"bob@example.com", "anyone@example.net", false},
+		{"bob@example.com", "news@elsewhere.example", true},
+	} {
+		_, _, err := c.run("", "sender", "check", tt.account, tt.address)
+		if (err == nil) != tt.want {
+			t.Errorf("sender check %s %s: %v, want allowed = %v", tt.account, tt.address, err, tt.want)
+		}
+	}
+	wantLines(t, "sender del one", c.ok("", "sender", "del", "postmaster@example.com", "bob@example.com"), "bob@example.com may no longer send as postmaster@example.com")
+	if msg := c.fails("", "sender", "del", "postmaster@example.com", "bob@example.com"); !strings.Contains(msg, "not found") {
+		t.Errorf("second sender del: %q", msg)
+	}
+	wantLines(t, "sender del all", c.ok("", "sender", "del", "@example.net"), "every grant for @example.net deleted")
+	refuseLines(t, "sender list after del", c.ok("", "sender", "list"), "@example.net", "postmaster@example.com  bob@")
+	c.ok("", "alias", "del", "postmaster@example.com")
+
 	// Deleting.
 	wantLines(t, "user del", c.ok("", "user", "del", "bob@example.com"), "user bob@example.com deleted")
 	refuseLines(t, "user list after del", c.ok("", "user", "list"), "bob@example.com")
+	// A deleted account's grants go with it, wherever the account lived.
+	refuseLines(t, "sender list after user del", c.ok("", "sender", "list"), "bob@example.com")
 	d.cache.Flush()
 	if _, err := d.users.Authenticate(ctx, "bob@example.com", "bob-pw-1"); !errors.Is(err, userdb.ErrBadCredentials) {
 		t.Errorf("deleted bob logs in: %v", err)

@@ -173,6 +173,7 @@ ldap:
     quota_messages: vmailQuotaMessages
     active: vmailActive
     maildir: vmailMaildir
+    sender_address: vmailSenderAddress
 `, dataDir, sqlYAML, s.URL, s.AdminDN, s.AdminPassword, s.BaseDN)
 }
 

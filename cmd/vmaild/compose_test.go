@@ -195,6 +195,7 @@ func TestComposeConfigLoads(t *testing.T) {
 	a := cfg.LDAP.Attributes
 	for key, got := range map[string]string{
 		"quota_bytes": a.QuotaBytes, "quota_messages": a.QuotaMessages, "active": a.Active, "maildir": a.Maildir,
+		"sender_address": a.SenderAddress,
 	} {
 		if got == "" {
 			t.Errorf("ldap.attributes.%s unset: the openldap service loads the vmaild schema", key)

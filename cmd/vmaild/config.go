@@ -88,6 +88,9 @@ type SMTPPolicy struct {
 	MyNetworks      []string `yaml:"mynetworks" help:"client networks (CIDR) allowed to relay without AUTH"`
 	MaxMessageBytes int64    `yaml:"max_message_bytes" help:"message size limit"`
 	MaxRecipients   int      `yaml:"max_recipients" help:"recipients per message"`
+	// CheckHeaderFrom holds authenticated mail to the sender rights at the
+	// end of DATA too; MAIL FROM is always checked.
+	CheckHeaderFrom bool `yaml:"check_header_from" help:"refuse authenticated mail (submission, AUTH on smtp) whose From or Sender header names an address the user may not send as (MAIL FROM is always checked)"`
 }
 
 // StoreConfig places the mailboxes.
@@ -174,6 +177,7 @@ func defaultConfig() Config {
 			MyNetworks:      []string{"127.0.0.0/8", "::1/128"},
 			MaxMessageBytes: 50 << 20,
 			MaxRecipients:   100,
+			CheckHeaderFrom: true,
 		},
 		Store:           StoreConfig{PathTemplate: "%d/%n/Maildir"},
 		Queue:           QueueConfig{Port: 25, Workers: 32, PerDomain: 8, MaxAge: 5 * 24 * time.Hour},

@@ -27,7 +27,7 @@ var configSections = map[string]struct{ title, intro string }{
 	"":    {"General", ""},
 	"log": {"Logging", "Structured logs (log/slog) on standard error; passwords never appear in them."},
 	"userdb": {"User directory", "Which backend serves which kind of lookup, and the cache in front of them. " +
-		"Accounts and passwords come from `sql` or `ldap`; domains, aliases and quota usage always come from SQL."},
+		"Accounts and passwords come from `sql` or `ldap`; domains, aliases, the sender map and quota usage always come from SQL."},
 	"sql": {"SQL database", "The SQL user directory: SQLite (embedded default) or MySQL/MariaDB. " +
 		"Apply the schema with `vmaild db migrate` (SQLite is migrated by `serve`). " +
 		"The `sql.queries.*` keys replace the built-in queries for an existing schema " +
@@ -35,12 +35,14 @@ var configSections = map[string]struct{ title, intro string }{
 		"see [userdb/sql/POSTFIXADMIN.md](userdb/sql/POSTFIXADMIN.md)."},
 	"ldap": {"LDAP accounts", "Used when `userdb.accounts` is `ldap`. Plain `inetOrgPerson` entries with `mail`, " +
 		"`userPassword` and `cn` work as they are; the optional schema in `schema/ldap/` adds the attributes " +
-		"named in `ldap.attributes.*` (`vmailQuotaBytes`, `vmailQuotaMessages`, `vmailActive`, `vmailMaildir`)."},
+		"named in `ldap.attributes.*` (`vmailQuotaBytes`, `vmailQuotaMessages`, `vmailActive`, `vmailMaildir`, `vmailSenderAddress`)."},
 	"listen": {"Listeners", "One socket per protocol; an empty address turns the listener off. " +
 		"smtp is the MTA (25), submission uses STARTTLS (587), submissions implicit TLS (465); " +
 		"imap and pop3 offer STARTTLS/STLS, imaps and pop3s are implicit TLS."},
-	"tls":      {"TLS", "The certificate every TLS listener serves. `SIGHUP` reloads it without a restart."},
-	"smtp":     {"SMTP policy", "Relay and size policy of the SMTP listeners. Relaying needs a client in `mynetworks` or an authenticated session."},
+	"tls": {"TLS", "The certificate every TLS listener serves. `SIGHUP` reloads it without a restart."},
+	"smtp": {"SMTP policy", "Relay, size and sender policy of the SMTP listeners. Relaying needs a client in `mynetworks` or an authenticated session. " +
+		"An authenticated user sends only as its own address, its plus forms, the same local part in an alias domain, " +
+		"and what `vmaild sender` (or `ldap.attributes.sender_address`) grants; aliases and catch-alls grant nothing."},
 	"store":    {"Mail store", "Maildir++ laid out as Dovecot does it, with a UID index beside the files."},
 	"queue":    {"Outbound queue", "The durable spool for remote recipients: MX lookup, retries, bounces."},
 	"delivery": {"Local delivery", "The delivery agent: aliases, quota, loops, folders."},

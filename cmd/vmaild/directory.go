@@ -19,6 +19,7 @@ type directory struct {
 	ldap     *ldap.Source // nil unless accounts come from LDAP
 	accounts userdb.AccountAdmin
 	domains  userdb.DomainAdmin
+	senders  userdb.SenderAdmin
 }
 
 func (d *directory) Close() {
@@ -31,7 +32,8 @@ func (d *directory) Close() {
 }
 
 // openDirectory connects the configured backends. SQL always serves
-// domains, aliases and quota usage; accounts come from SQL or LDAP.
+// domains, aliases, the sender map and quota usage; accounts come from SQL
+// or LDAP.
 func (a *app) openDirectory(ctx context.Context) (*directory, error) {
 	cfg := a.cfg
 	if cfg.SQL.Driver == "sqlite" {
@@ -54,7 +56,7 @@ func (a *app) openDirectory(ctx context.Context) (*directory, error) {
 		}
 	}
 	db.SetHashCaps(cfg.Login.Hashes)
-	d := &directory{sql: db, accounts: db, domains: db}
+	d := &directory{sql: db, accounts: db, domains: db, senders: db}
 	var accounts userdb.AccountSource = db
 	if cfg.UserDB.Accounts == "ldap" {
 		src, err := ldap.New(cfg.LDAP)
@@ -70,6 +72,7 @@ func (a *app) openDirectory(ctx context.Context) (*directory, error) {
 		Accounts:           d.cache.Accounts(),
 		Domains:            d.cache.Domains(),
 		Quotas:             db,
+		Senders:            d.cache.Senders(db),
 		DefaultDomain:      cfg.UserDB.DefaultDomain,
 		RecipientDelimiter: cfg.UserDB.RecipientDelimiter,
 	}

@@ -76,6 +76,9 @@ func (a *app) importLDIF(ctx context.Context, out io.Writer, r io.Reader, d *dir
 			if err == nil {
 				created, err = d.accounts.PutAccount(ctx, acct, hash)
 			}
+			if err == nil {
+				err = importSenders(ctx, d, acct.Address, e.Values(attrs.SenderAddress))
+			}
 		}
 		switch {
 		case err != nil:
@@ -113,7 +116,7 @@ func (a *app) importAttributes() ldap.Attributes {
 	}{
 		{&at.Mail, c.Mail}, {&at.Password, c.Password}, {&at.Name, c.Name},
 		{&at.QuotaBytes, c.QuotaBytes}, {&at.QuotaMessages, c.QuotaMessages},
-		{&at.Active, c.Active}, {&at.Maildir, c.Maildir},
+		{&at.Active, c.Active}, {&at.Maildir, c.Maildir}, {&at.SenderAddress, c.SenderAddress},
 	} {
 		if p.src != "" {
 			*p.dst = p.src
@@ -177,6 +180,18 @@ func accountFromEntry(e ldif.Entry, at ldap.Attributes) (userdb.Account, string,
 		}
 	}
 	return acct, hash, nil
+}
+
+// importSenders turns an entry's sender addresses into sender map grants,
+// so an LDIF moved from LDAP to SQL keeps what its accounts may send as.
+func importSenders(ctx context.Context, d *directory, login string, addresses []string) error {
+	for _, a := range addresses {
+		err := d.senders.AddSender(ctx, a, login)
+		if err != nil && !errors.Is(err, userdb.ErrExists) {
+			return fmt.Errorf("sender address %q: %w", a, err)
+		}
+	}
+	return nil
 }
 
 func ensureDomain(ctx context.Context, d *directory, addr string, add bool) error {

@@ -92,6 +92,13 @@ func checkImported(t *testing.T, c *cli) {
 	if frank.Quota == nil || *frank.Quota != (userdb.Limit{Bytes: 1 << 30, Messages: 50000}) || frank.Maildir != "/var/vmail/example.org/frank/Maildir" || frank.Name != "Frank Quota" {
 		t.Errorf("frank after the import: %+v (quota %+v)", frank, frank.Quota)
 	}
+	// frank's vmailSenderAddress values: on his LDAP entry, or imported
+	// into the SQL sender map.
+	for addr, want := range map[string]bool{"postmaster@example.org": true, "desk@news.example.org": true, "f.quota@example.org": false} {
+		if ok, err := d.users.MaySendAs(ctx, "frank@example.org", addr); ok != want || err != nil {
+			t.Errorf("frank as %s after the import: %v, %v; want %v", addr, ok, err, want)
+		}
+	}
 	wantLines(t, "user list after the import", c.ok("", "user", "list"),
 		"alice@example.com", "bob@example.com", "carol@example.org", "dave@example.org", "erin@example.com", "frank@example.org")
 }

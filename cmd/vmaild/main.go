@@ -70,6 +70,7 @@ func newRootCommand() *cobra.Command {
 		a.domainCommand(),
 		a.userCommand(),
 		a.aliasCommand(),
+		a.senderCommand(),
 		a.quotaCommand(),
 		a.ldifCommand(),
 		a.benchCommand(),

@@ -167,6 +167,11 @@ func (d instrumentedDirectory) IsLocalDomain(ctx context.Context, domain string)
 	return d.Directory.IsLocalDomain(ctx, domain)
 }
 
+func (d instrumentedDirectory) MaySendAs(ctx context.Context, account, address string) (bool, error) {
+	defer d.observe("may_send_as", time.Now())
+	return d.Directory.MaySendAs(ctx, account, address)
+}
+
 func (d instrumentedDirectory) Resolve(ctx context.Context, address string) ([]userdb.Destination, error) {
 	defer d.observe("resolve", time.Now())
 	return d.Directory.Resolve(ctx, address)

@@ -375,7 +375,8 @@ func (s *server) newProtocolServer(sp listenerSpec, log *slog.Logger) protocolSe
 		Role: role, Hostname: s.cfg.Hostname, Directory: s.directory, Agent: s.agentI,
 		TLSConfig: s.tls, AllowInsecureAuth: sp.l.InsecureAuth, MyNetworks: s.myNetworks,
 		MaxMessageBytes: s.cfg.SMTP.MaxMessageBytes, MaxRecipients: s.cfg.SMTP.MaxRecipients,
-		Logins: s.logins, Logger: log, SpoolDir: filepath.Join(s.cfg.DataDir, "spool"),
+		SkipHeaderSenderCheck: !s.cfg.SMTP.CheckHeaderFrom,
+		Logins:                s.logins, Logger: log, SpoolDir: filepath.Join(s.cfg.DataDir, "spool"),
 	}
 }
 

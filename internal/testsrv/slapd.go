@@ -270,6 +270,7 @@ func (s *Slapd) Stop() {
 	if s.cmd == nil {
 		return
 	}
+	_ = s.cmd.Process.Signal(syscall.SIGCONT) // a paused server cannot handle SIGTERM
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-s.exited:
@@ -278,6 +279,27 @@ func (s *Slapd) Stop() {
 		<-s.exited
 	}
 	s.cmd = nil
+}
+
+// Pause freezes slapd (SIGSTOP): the port keeps accepting connections into
+// the kernel's backlog and open connections stay up, but nothing answers,
+// as with a hung or overloaded server. Resume lets it continue; Stop works
+// on a paused server too.
+func (s *Slapd) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused slapd.
+func (s *Slapd) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Slapd) signal(sig syscall.Signal) {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		s.t.Fatalf("slapd: %v while stopped", sig)
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("slapd: %v: %v", sig, err)
+	}
 }
 
 // Load adds the entries of an LDIF text as the admin. Entries are added in

@@ -89,6 +89,11 @@ func (d *memDirectory) Resolve(ctx context.Context, address string) ([]userdb.De
 	return []userdb.Destination{{Address: address, Local: true}}, nil
 }
 
+// MaySendAs is never asked by IMAP; only the account itself is granted.
+func (d *memDirectory) MaySendAs(ctx context.Context, account, address string) (bool, error) {
+	return account == address, nil
+}
+
 func (d *memDirectory) QuotaLimit(ctx context.Context, address string) (userdb.Limit, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -71,13 +71,19 @@ func (ss *session) receive(r io.Reader) (*transaction, *spool, *message, error) 
 	}
 	var head []byte
 	head = ss.received(head, tx, account != nil)
-	if s.Role == RoleSubmission {
-		var e *gosmtp.SMTPError
-		head, e = ss.submissionHeaders(head, sp)
+	checkSenders := account != nil && !s.SkipHeaderSenderCheck
+	if s.Role == RoleSubmission || checkSenders {
+		h, e := ss.readHeader(sp)
+		if e == nil && checkSenders {
+			e = ss.checkHeaderSenders(h, account)
+		}
 		if e != nil {
 			sp.Close()
 			ss.endTx(tx, "refused", slog.Int64("size", sp.Size()), slog.Int("code", e.Code))
 			return nil, nil, nil, e
+		}
+		if s.Role == RoleSubmission {
+			head = ss.submissionHeaders(head, h)
 		}
 	}
 	return tx, sp, &message{head: head, body: sp}, nil

@@ -18,6 +18,18 @@
 //   - RoleLMTP is RFC 2033 for a trusted MTA: no AUTH, local recipients
 //     only, one reply per recipient after the message.
 //
+// # Sender rights
+//
+// An authenticated session, on any role, may use only the sender addresses
+// userdb.Directory.MaySendAs grants its account: MAIL FROM is refused with
+// 553 5.7.1, and the null sender too. At the end of DATA every address of
+// the From header field and the Sender field's, when present, are checked
+// the same way (550 5.7.1, naming the address), unless
+// SkipHeaderSenderCheck; a message with no From, more than one From or
+// Sender field, or one that net/mail cannot read as an address list is
+// refused likewise. A directory that cannot answer is 451 4.3.0. Mail from
+// unauthenticated clients is not checked: it comes from the world.
+//
 // # Addresses and relay tricks
 //
 // Every address goes through userdb.Split, the one address parser. Before

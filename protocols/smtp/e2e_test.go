@@ -63,10 +63,13 @@ func newStack(t *testing.T) *stack {
 	must(db.AddAccount(ctx, userdb.Account{Address: "tiny@example.com", Active: true, Quota: &userdb.Limit{Bytes: 100}}, hash))
 	must(db.AddAlias(ctx, "team@example.com", "alice@example.com"))
 	must(db.AddAlias(ctx, "team@example.com", "bob@example.com"))
+	// Receiving team@ gives neither the right to send as it; alice has it
+	// because the sender map says so.
+	must(db.AddSender(ctx, "team@example.com", "alice@example.com"))
 	q, err := queue.New(queue.Config{Dir: filepath.Join(dir, "queue"), Hostname: "mx.example.com"})
 	must(err)
 	st := &store.Store{Root: filepath.Join(dir, "mail")}
-	users := &userdb.Users{Accounts: db, Domains: db, Quotas: db, RecipientDelimiter: "+"}
+	users := &userdb.Users{Accounts: db, Domains: db, Quotas: db, Senders: db, RecipientDelimiter: "+"}
 	agent := &delivery.LocalAgent{Directory: users, Quotas: db, Store: st, Queue: q}
 	return &stack{db: db, users: users, agent: agent, store: st, queue: q}
 }

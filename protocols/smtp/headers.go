@@ -122,16 +122,23 @@ func cleanHelo(h string) string {
 	return sb.String()
 }
 
-// submissionHeaders appends Date and Message-ID when the message has none
-// (RFC 6409 8.2, 8.3). The header is parsed once with go-message; a header
-// it cannot parse is refused rather than guessed at, since adding fields
-// above a broken header would turn part of it into body.
-func (ss *session) submissionHeaders(b []byte, sp *spool) ([]byte, *gosmtp.SMTPError) {
+// readHeader parses the message header once, with go-message, for the
+// checks and additions that need it. A header it cannot parse is refused
+// rather than guessed at: adding fields above a broken header would turn
+// part of it into body, and a sender check could read it differently from
+// the recipient's client.
+func (ss *session) readHeader(sp *spool) (*textproto.Header, *gosmtp.SMTPError) {
 	h, err := textproto.ReadHeader(bufio.NewReader(io.NewSectionReader(sp, 0, sp.Size())))
 	if err != nil {
 		ss.log.Info("malformed message header", "err", err)
 		return nil, errBadHeader
 	}
+	return &h, nil
+}
+
+// submissionHeaders appends Date and Message-ID when the message has none
+// (RFC 6409 8.2, 8.3).
+func (ss *session) submissionHeaders(b []byte, h *textproto.Header) []byte {
 	if !h.Has("Date") {
 		b = append(b, "Date: "...)
 		b = append(b, time.Now().Format(rfc5322Date)...)
@@ -146,5 +153,5 @@ func (ss *session) submissionHeaders(b []byte, sp *spool) ([]byte, *gosmtp.SMTPE
 		b = append(b, ss.srv.Hostname...)
 		b = append(b, ">\r\n"...)
 	}
-	return b, nil
+	return b
 }

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,6 +45,7 @@ type fakeDirectory struct {
 	domains  map[string]bool
 	accounts map[string]fakeAccount
 	aliases  map[string][]string // source → account addresses
+	senders  map[string][]string // sender address → accounts that may use it
 	down     atomic.Bool         // every lookup fails with ErrUnavailable
 	authDown atomic.Bool         // only Authenticate fails with ErrUnavailable
 }
@@ -53,12 +55,14 @@ func newFakeDirectory() *fakeDirectory {
 		domains:  map[string]bool{"example.org": true, "example.net": true},
 		accounts: map[string]fakeAccount{},
 		aliases:  map[string][]string{},
+		senders:  map[string][]string{},
 	}
 	for _, a := range []string{"alice@example.org", "bob@example.org", "carol@example.net", "full@example.org", "tiny@example.org", "tempfail@example.org"} {
 		d.accounts[a] = fakeAccount{password: "secret-" + strings.Split(a, "@")[0], acct: userdb.Account{Address: a, Active: true}}
 	}
 	d.aliases["sales@example.org"] = []string{"alice@example.org", "bob@example.org"}
 	d.aliases["info@example.net"] = []string{"carol@example.net"}
+	d.senders["press@example.org"] = []string{"alice@example.org"}
 	return d
 }
 
@@ -120,6 +124,22 @@ func (d *fakeDirectory) Resolve(ctx context.Context, address string) ([]userdb.D
 		return out, nil
 	}
 	return nil, fmt.Errorf("resolve %s: %w", address, userdb.ErrNotFound)
+}
+
+// MaySendAs grants an account its own address and the explicit grants in
+// senders; the real rules are userdb's, tested over real backends there
+// and through this server in TestSubmissionSenderRights.
+func (d *fakeDirectory) MaySendAs(ctx context.Context, account, address string) (bool, error) {
+	if d.down.Load() {
+		return false, userdb.Unavailable("may send as", errors.New("connection refused"))
+	}
+	addr, err := userdb.Canonical(address)
+	if err != nil {
+		return false, nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return addr == account || slices.Contains(d.senders[addr], account), nil
 }
 
 func (d *fakeDirectory) QuotaLimit(ctx context.Context, address string) (userdb.Limit, error) {

@@ -78,6 +78,10 @@ type Server struct {
 	// MyNetworks are the client networks the MTA relays for without AUTH
 	// (Postfix's mynetworks).
 	MyNetworks []netip.Prefix
+	// SkipHeaderSenderCheck lets authenticated sessions put addresses
+	// their account may not send as into the From and Sender header
+	// fields. MAIL FROM is checked whatever it says.
+	SkipHeaderSenderCheck bool
 	// MaxMessageBytes limits a message (default DefaultMaxMessageBytes).
 	MaxMessageBytes int64
 	// MaxRecipients limits recipients per message (default 100).

@@ -155,7 +155,6 @@ var (
 	errNestedMail    = smtpErr(503, "5.5.1", "Nested MAIL command; RSET first")
 	errAuthRequired  = smtpErr(530, "5.7.0", "Authentication required")
 	errNullSender    = smtpErr(553, "5.7.1", "The null sender is not accepted from authenticated users")
-	errNotOwner      = smtpErr(553, "5.7.1", "Sender address not owned by the authenticated user")
 	errNeedUTF8      = smtpErr(553, "5.6.7", "Non-ASCII address needs the SMTPUTF8 parameter")
 	errRelayDenied   = smtpErr(554, "5.7.1", "Relay access denied")
 	errNotLocalLMTP  = smtpErr(550, "5.1.2", "Not a local domain")
@@ -212,7 +211,7 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 		addr = a.canonical()
 	}
 	if account != nil {
-		if e := ss.checkOwner(addr, account); e != nil {
+		if e := ss.checkEnvelopeSender(addr, account); e != nil {
 			if e.Code/100 == 4 {
 				return e
 			}
@@ -235,34 +234,6 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 	}
 	ss.mu.Unlock()
 	return nil
-}
-
-// checkOwner enforces that an authenticated user sends only as an address
-// that is theirs: their own, or one the directory resolves to them (an
-// alias, a plus-address, a catch-all of theirs).
-func (ss *session) checkOwner(from string, account *userdb.Account) *gosmtp.SMTPError {
-	if from == "" {
-		return errNullSender
-	}
-	if from == account.Address {
-		return nil
-	}
-	dests, err := ss.srv.Directory.Resolve(ss.ctx(), from)
-	switch {
-	case userdb.Temporary(err):
-		ss.log.Warn("directory unavailable at MAIL", "from", from, "err", err)
-		return errDirectoryDown
-	case err != nil:
-		ss.log.Info("sender not owned", "from", from, "user", account.Address, "err", err)
-		return errNotOwner
-	}
-	for _, d := range dests {
-		if d.Local && d.Address == account.Address {
-			return nil
-		}
-	}
-	ss.log.Info("sender not owned", "from", from, "user", account.Address)
-	return errNotOwner
 }
 
 func (ss *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {

@@ -16,6 +16,7 @@ import (
 var (
 	_ userdb.AccountSource = (*Source)(nil)
 	_ userdb.AccountAdmin  = (*Source)(nil)
+	_ userdb.Bounded       = (*Source)(nil)
 )
 
 // maxKey bounds the address a request may carry. Canonical addresses are
@@ -65,6 +66,10 @@ func (s *Source) Authenticate(ctx context.Context, address, plain string) (*user
 	if plain == "" {
 		return nil, fmt.Errorf("ldap authenticate: %w: empty password", userdb.ErrBadCredentials)
 	}
+	// One deadline for the search and the user bind together: a login
+	// answers within the timeout, not within twice it.
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	attrs := s.accountAttrs()
 	if !s.cfg.AuthBind {
 		attrs = append(attrs, s.cfg.Attributes.Password)
@@ -134,7 +139,7 @@ func (s *Source) verify(ctx context.Context, e *goldap.Entry, plain string) erro
 func (s *Source) accountAttrs() []string {
 	a := s.cfg.Attributes
 	attrs := []string{a.Mail, a.Name}
-	for _, n := range []string{a.QuotaBytes, a.QuotaMessages, a.Active, a.Maildir} {
+	for _, n := range []string{a.QuotaBytes, a.QuotaMessages, a.Active, a.Maildir, a.SenderAddress} {
 		if n != "" {
 			attrs = append(attrs, n)
 		}
@@ -233,6 +238,14 @@ func (s *Source) account(e *goldap.Entry, address string) (*userdb.Account, erro
 	}
 	if a.Maildir != "" {
 		acct.Maildir = e.GetEqualFoldAttributeValue(a.Maildir)
+	}
+	if a.SenderAddress != "" {
+		// Kept as stored: userdb.Users.MaySendAs checks each value and
+		// ignores the malformed ones, so one typo does not lock the
+		// account out of the others.
+		if vs := e.GetEqualFoldAttributeValues(a.SenderAddress); len(vs) > 0 {
+			acct.SenderAddresses = vs
+		}
 	}
 	return acct, nil
 }

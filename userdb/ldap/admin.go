@@ -319,7 +319,9 @@ func (s *Source) ListAccounts(ctx context.Context, domain string) ([]userdb.Acco
 	req := goldap.NewSearchRequest(s.cfg.BaseDN, s.scope, goldap.NeverDerefAliases,
 		0, s.timeLimit(), false, filter, s.accountAttrs(), nil)
 	var res *goldap.SearchResult
-	err := s.do(ctx, s.search, "ldap list accounts", func(c *goldap.Conn) error {
+	// A listing takes as long as the directory is large: each page is
+	// bounded by the timeout, the whole only by ctx.
+	err := s.attempt(ctx, s.search, "ldap list accounts", func(c *goldap.Conn) error {
 		// The paging control is part of the request; a retry starts over.
 		req.Controls = nil
 		var err error

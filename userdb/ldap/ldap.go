@@ -3,14 +3,17 @@
 // against userPassword hashes or by binding as the user (Dovecot's
 // auth_bind). Plain inetOrgPerson entries with mail and userPassword work
 // out of the box; the optional vmailAccount schema (schema/ldap) adds
-// quota, an active flag, a maildir override and aliases.
+// quota, an active flag, a maildir override, aliases and the addresses an
+// account may send as besides its own.
 //
 // A Source keeps a bounded pool of connections, each bound once as the
 // service account. Network failures are classified as userdb.ErrUnavailable
 // (try later), never as "no such user" or "wrong password", so a directory
 // outage cannot bounce mail or lock users out for good; a dead connection
 // is replaced and the operation retried once, so the Source heals by itself
-// after slapd restarts.
+// after slapd restarts. Every operation has one deadline (Config.Timeout)
+// that covers all of it, the wait for a connection included, so callers
+// hear back in time however many wait and however the server fails.
 package ldap
 
 import (
@@ -70,8 +73,11 @@ type Config struct {
 	// PoolSize bounds the connections kept open (default 8); with
 	// AuthBind a second pool of the same size holds the user binds.
 	PoolSize int `yaml:"pool_size" mapstructure:"pool_size" help:"connections kept open (a second pool as large with auth_bind); 0: 8"`
-	// Timeout bounds connecting and each request (default 5s).
-	Timeout time.Duration `yaml:"timeout" mapstructure:"timeout" help:"bound on connecting and on each request; 0: 5s"`
+	// Timeout bounds each operation as a whole (default 5s): a lookup, or
+	// a login's search and user bind together, including the wait for a
+	// pooled connection, connecting, the service bind and a retry. A
+	// directory that does not answer in time is ErrUnavailable.
+	Timeout time.Duration `yaml:"timeout" mapstructure:"timeout" help:"bound on each lookup or login as a whole: waiting for a pooled connection, connecting, the service bind, the requests and a retry; past it the answer is try later; 0: 5s"`
 
 	// UserDN is the DN template for accounts AddAccount creates, with the
 	// placeholders of UserFilter (escaped as DN values, RFC 4514).
@@ -114,6 +120,9 @@ type Attributes struct {
 	// Active holds a Boolean (TRUE/FALSE); absent means active.
 	Active  string `yaml:"active" mapstructure:"active" help:"Boolean attribute, FALSE disables the account (vmailActive); empty: not in the directory"`
 	Maildir string `yaml:"maildir" mapstructure:"maildir" help:"attribute overriding the Maildir path (vmailMaildir); empty: not in the directory"`
+	// SenderAddress lists, on the account's entry, further addresses it
+	// may send as ("@domain": every address of the domain); multi-valued.
+	SenderAddress string `yaml:"sender_address" mapstructure:"sender_address" help:"multi-valued attribute listing further addresses the account may send as, @domain for a whole domain (vmailSenderAddress); empty: not in the directory"`
 }
 
 // SchemaAttributes returns the attribute names of vmaild's own schema
@@ -127,6 +136,7 @@ func SchemaAttributes() Attributes {
 		QuotaMessages: "vmailQuotaMessages",
 		Active:        "vmailActive",
 		Maildir:       "vmailMaildir",
+		SenderAddress: "vmailSenderAddress",
 	}
 }
 
@@ -241,15 +251,18 @@ func New(cfg Config) (*Source, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s := &Source{cfg: cfg, scope: scope, log: log}
-	d := &dialer{urls: cfg.URLs, startTLS: cfg.StartTLS, tls: tlsConfig, timeout: cfg.Timeout}
-	s.search = newPool(cfg.PoolSize, d, cfg.BindDN, cfg.BindPassword, log.With("pool", "search"))
+	d := &dialer{urls: cfg.URLs, startTLS: cfg.StartTLS, tls: tlsConfig, bindDN: cfg.BindDN, bindPW: cfg.BindPassword, timeout: cfg.Timeout}
+	s.search = newPool(cfg.PoolSize, d, log.With("pool", "search"))
 	if cfg.AuthBind {
 		// User binds change a connection's identity, so they get their own
 		// connections and the service-bound ones stay as they are.
-		s.auth = newPool(cfg.PoolSize, d, "", "", log.With("pool", "auth"))
+		s.auth = newPool(cfg.PoolSize, &dialer{urls: cfg.URLs, startTLS: cfg.StartTLS, tls: tlsConfig, timeout: cfg.Timeout}, log.With("pool", "auth"))
 	}
 	return s, nil
 }
+
+// Timeout is the bound on one operation (userdb.Bounded).
+func (s *Source) Timeout() time.Duration { return s.cfg.Timeout }
 
 // Close closes all connections. Requests after Close fail with
 // ErrUnavailable, so a server shutting down answers "try later".

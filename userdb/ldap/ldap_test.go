@@ -97,8 +97,9 @@ func TestLookupAccount(t *testing.T) {
 		{"carol@example.org", &userdb.Account{Address: "carol@example.org", Name: "Carol Danvers", Active: true}, nil},
 		{"erin@example.com", &userdb.Account{Address: "erin@example.com", Name: "Erin Disabled", Active: false}, nil},
 		{"frank@example.org", &userdb.Account{Address: "frank@example.org", Name: "Frank Quota", Active: true,
-			Quota:   &userdb.Limit{Bytes: 1 << 30, Messages: 50000},
-			Maildir: "/var/vmail/example.org/frank/Maildir"}, nil},
+			Quota:           &userdb.Limit{Bytes: 1 << 30, Messages: 50000},
+			Maildir:         "/var/vmail/example.org/frank/Maildir",
+			SenderAddresses: []string{"postmaster@example.org", "@news.example.org"}}, nil},
 		{"nobody@example.com", nil, userdb.ErrNotFound},
 		{"alice@example.org", nil, userdb.ErrNotFound},
 	}
@@ -129,8 +130,8 @@ func TestLookupPlainInetOrgPerson(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !got.Active || got.Quota != nil || got.Maildir != "" {
-		t.Errorf("without schema attributes: %+v, want active, no quota, no maildir", got)
+	if !got.Active || got.Quota != nil || got.Maildir != "" || got.SenderAddresses != nil {
+		t.Errorf("without schema attributes: %+v, want active, no quota, no maildir, no sender addresses", got)
 	}
 }
 

@@ -18,18 +18,47 @@ import (
 // errClosed is what requests get after Source.Close.
 var errClosed = errors.New("ldap source closed")
 
-// dialer opens connections to the first configured server that answers.
+// dialer opens connections to the first configured server that answers,
+// bound as the service account.
 type dialer struct {
-	urls     []string
-	startTLS bool
-	tls      *tls.Config
-	timeout  time.Duration
+	urls           []string
+	startTLS       bool
+	tls            *tls.Config
+	bindDN, bindPW string // service bind for each new connection; "" = none
+	// timeout bounds one connection attempt, also for a caller without
+	// a deadline of its own.
+	timeout time.Duration
 }
 
-func (d *dialer) dial(ctx context.Context) (*goldap.Conn, error) {
+// conn is one pooled connection: go-ldap's client and the socket under
+// it. Giving up on a connection closes the socket: that ends every read
+// and write at once, where go-ldap's own Close first waits for the server
+// to take an unbind, which a hung server never does.
+type conn struct {
+	*goldap.Conn
+	nc net.Conn
+}
+
+// discard closes c without waiting for the server.
+func (c *conn) discard() {
+	c.nc.Close()
+	go c.Conn.Close() // reaps go-ldap's goroutines; the socket is gone already
+}
+
+// dial tries the servers in order, within the timeout or ctx, whichever
+// ends first. Each server gets an equal share of the time left, so a hung
+// first server (one that accepts but never answers) cannot use up the time
+// the next one needs.
+func (d *dialer) dial(ctx context.Context) (*conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	dl, _ := ctx.Deadline()
 	var errs []error
-	for _, raw := range d.urls {
-		c, err := d.dialOne(ctx, raw)
+	for i, raw := range d.urls {
+		share := time.Until(dl) / time.Duration(len(d.urls)-i)
+		dctx, cancel := context.WithTimeout(ctx, share)
+		c, err := d.dialOne(dctx, raw)
+		cancel()
 		if err == nil {
 			return c, nil
 		}
@@ -41,13 +70,13 @@ func (d *dialer) dial(ctx context.Context) (*goldap.Conn, error) {
 	return nil, errors.Join(errs...)
 }
 
-func (d *dialer) dialOne(ctx context.Context, raw string) (*goldap.Conn, error) {
+// dialOne connects, upgrades with StartTLS if configured and binds as the
+// service account, all within ctx.
+func (d *dialer) dialOne(ctx context.Context, raw string) (*conn, error) {
 	addr, ldaps, err := parseURL(raw)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, d.timeout)
-	defer cancel()
 	tc := d.tls.Clone()
 	if tc.ServerName == "" {
 		tc.ServerName, _, _ = net.SplitHostPort(addr)
@@ -61,51 +90,75 @@ func (d *dialer) dialOne(ctx context.Context, raw string) (*goldap.Conn, error) 
 	if err != nil {
 		return nil, err
 	}
-	c := goldap.NewConn(nc, ldaps)
+	c := &conn{Conn: goldap.NewConn(nc, ldaps), nc: nc}
 	c.Start()
-	c.SetTimeout(d.timeout)
 	if d.startTLS && !ldaps {
-		stop := context.AfterFunc(ctx, func() { c.Close() })
-		err := c.StartTLS(tc)
-		stop()
-		if err != nil {
-			c.Close()
+		if err := guard(ctx, c, d.timeout, func(l *goldap.Conn) error { return l.StartTLS(tc) }); err != nil {
+			c.discard()
 			return nil, fmt.Errorf("starttls: %w", err)
+		}
+	}
+	if d.bindDN != "" {
+		err := guard(ctx, c, d.timeout, func(l *goldap.Conn) error { return l.Bind(d.bindDN, d.bindPW) })
+		if err != nil {
+			c.discard()
+			return nil, fmt.Errorf("service bind as %q: %w", d.bindDN, err)
 		}
 	}
 	return c, nil
 }
 
-// pool is a bounded set of connections. At most size are in use or idle at
-// any time; a caller beyond that waits (or gives up with its context).
-type pool struct {
-	d              *dialer
-	bindDN, bindPW string // service bind for each new connection; "" = none
-	log            *slog.Logger
+// guard runs f on c within ctx, each request f makes bounded by limit and
+// by ctx's deadline: go-ldap has no context support, so the time left
+// becomes its request timeout, and cancellation closes the socket under
+// f. A connection that saw either is broken (connectionError), and is
+// discarded, never pooled again: a late answer to the abandoned request
+// may still be on its way.
+func guard(ctx context.Context, c *conn, limit time.Duration, f func(*goldap.Conn) error) error {
+	if dl, ok := ctx.Deadline(); ok {
+		limit = min(limit, time.Until(dl))
+	}
+	if limit <= 0 {
+		return goldap.NewError(goldap.ErrorNetwork, context.DeadlineExceeded)
+	}
+	c.SetTimeout(limit)
+	stop := context.AfterFunc(ctx, func() { c.nc.Close() })
+	err := f(c.Conn)
+	if !stop() {
+		// ctx ended while f ran; the socket is closed.
+		return goldap.NewError(goldap.ErrorNetwork, context.Cause(ctx))
+	}
+	return err
+}
 
-	slots chan struct{} // one token per connection that may exist
+// pool is a bounded set of connections. At most size are in use or idle at
+// any time; a caller beyond that waits, within its context.
+type pool struct {
+	d   *dialer
+	log *slog.Logger
+
+	slots *slots // one per connection that may exist, in use or idle
 
 	mu     sync.Mutex
-	idle   []*goldap.Conn
+	idle   []*conn
 	closed bool
 }
 
-func newPool(size int, d *dialer, bindDN, bindPW string, log *slog.Logger) *pool {
-	return &pool{d: d, bindDN: bindDN, bindPW: bindPW, log: log, slots: make(chan struct{}, size)}
+func newPool(size int, d *dialer, log *slog.Logger) *pool {
+	return &pool{d: d, log: log, slots: newSlots(size)}
 }
 
 // get returns a connection: an idle one unless fresh is set, else a newly
-// dialed and bound one. The caller must hand it back with put.
-func (p *pool) get(ctx context.Context, fresh bool) (*goldap.Conn, error) {
-	select {
-	case p.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("waiting for a free connection: %w", ctx.Err())
+// dialed and bound one. Waiting for a free slot and dialing both end with
+// ctx. The caller must hand the connection back with put.
+func (p *pool) get(ctx context.Context, fresh bool) (*conn, error) {
+	if err := p.slots.acquire(ctx); err != nil {
+		return nil, err
 	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		<-p.slots
+		p.slots.release()
 		return nil, errClosed
 	}
 	for !fresh && len(p.idle) > 0 {
@@ -114,7 +167,7 @@ func (p *pool) get(ctx context.Context, fresh bool) (*goldap.Conn, error) {
 		// The server closed it (restart, idle timeout): the reader
 		// noticed EOF and marked it closing.
 		if c.IsClosing() {
-			go c.Close()
+			c.discard()
 			continue
 		}
 		p.mu.Unlock()
@@ -123,24 +176,19 @@ func (p *pool) get(ctx context.Context, fresh bool) (*goldap.Conn, error) {
 	p.mu.Unlock()
 
 	c, err := p.d.dial(ctx)
-	if err == nil && p.bindDN != "" {
-		if err = c.Bind(p.bindDN, p.bindPW); err != nil {
-			c.Close()
-			err = fmt.Errorf("service bind as %q: %w", p.bindDN, err)
-		}
-	}
 	if err != nil {
-		<-p.slots
+		p.slots.release()
 		return nil, err
 	}
 	return c, nil
 }
 
-// put returns a connection; a broken one is closed, and so are the idle
-// ones, which most likely broke the same way (the server went away).
-func (p *pool) put(c *goldap.Conn, broken bool) {
+// put returns a connection; a broken one is discarded, and so are the idle
+// ones, which most likely broke the same way (the server went away or
+// hangs).
+func (p *pool) put(c *conn, broken bool) {
 	p.mu.Lock()
-	var drop []*goldap.Conn
+	var drop []*conn
 	if broken || p.closed {
 		drop = append(drop, c)
 		if broken {
@@ -151,9 +199,9 @@ func (p *pool) put(c *goldap.Conn, broken bool) {
 		p.idle = append(p.idle, c)
 	}
 	p.mu.Unlock()
-	<-p.slots
+	p.slots.release()
 	for _, c := range drop {
-		c.Close()
+		c.discard()
 	}
 }
 
@@ -164,28 +212,48 @@ func (p *pool) close() {
 	p.idle = nil
 	p.mu.Unlock()
 	for _, c := range idle {
-		c.Close()
+		c.discard()
 	}
 }
 
-// do runs op on a pooled connection. When the connection fails at the
-// network level (slapd restarted, a firewall cut an idle connection) it is
-// discarded and op is retried once on a freshly dialed one. Only when that
-// fails too, or no server can be reached, the result is ErrUnavailable.
+// bound gives one directory operation its deadline: Timeout from now, or
+// the caller's deadline if that comes first. Everything the operation
+// does (waiting for a pooled connection, dialing, the service bind, the
+// request, a retry) happens within it, so a caller hears back within
+// Timeout however many others are waiting and however the server fails.
+func (s *Source) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, s.cfg.Timeout,
+		fmt.Errorf("ldap: no answer within the timeout (%v): %w", s.cfg.Timeout, context.DeadlineExceeded))
+}
+
+// do runs op on a pooled connection within the operation's deadline. When
+// the connection fails at the network level (slapd restarted, a firewall
+// cut an idle connection) it is discarded and op is retried once on a
+// freshly dialed one, if time is left. Only when that fails too, or no
+// server can be reached in time, the result is ErrUnavailable.
 //
 // A retried write may have reached the server the first time; the callers'
 // writes are replaces or report "exists"/"not found" precisely enough for
 // an admin to see what happened.
 func (s *Source) do(ctx context.Context, p *pool, op string, f func(*goldap.Conn) error) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	return s.attempt(ctx, p, op, f)
+}
+
+// attempt is do without the operation's deadline, for listings whose
+// length depends on the directory's size: each request of f is still
+// bounded by the timeout, the whole only by ctx.
+func (s *Source) attempt(ctx context.Context, p *pool, op string, f func(*goldap.Conn) error) error {
 	for attempt := 0; ; attempt++ {
-		if err := ctx.Err(); err != nil {
-			return userdb.Unavailable(op, err)
+		if ctx.Err() != nil {
+			return userdb.Unavailable(op, context.Cause(ctx))
 		}
 		c, err := p.get(ctx, attempt > 0)
 		if err != nil {
 			return userdb.Unavailable(op, err)
 		}
-		err = s.run(ctx, c, f)
+		err = guard(ctx, c, s.cfg.Timeout, f)
 		broken := err != nil && connectionError(err)
 		p.put(c, broken)
 		if !broken {
@@ -196,28 +264,6 @@ func (s *Source) do(ctx context.Context, p *pool, op string, f func(*goldap.Conn
 		}
 		p.log.Warn("ldap connection failed, retrying on a new one", "op", op, "err", err)
 	}
-}
-
-// run bounds f by the configured timeout and by ctx: go-ldap has no
-// context support, so cancellation closes the connection under f.
-func (s *Source) run(ctx context.Context, c *goldap.Conn, f func(*goldap.Conn) error) error {
-	timeout := s.cfg.Timeout
-	if dl, ok := ctx.Deadline(); ok {
-		if left := time.Until(dl); left < timeout {
-			timeout = left
-		}
-	}
-	if timeout <= 0 {
-		return goldap.NewError(goldap.ErrorNetwork, context.DeadlineExceeded)
-	}
-	c.SetTimeout(timeout)
-	stop := context.AfterFunc(ctx, func() { c.Close() })
-	err := f(c)
-	if !stop() {
-		// ctx ended while f ran; the connection is closed.
-		return goldap.NewError(goldap.ErrorNetwork, ctx.Err())
-	}
-	return err
 }
 
 // connectionError reports whether err means the connection is unusable:

@@ -235,7 +235,7 @@ func (d *DB) affected(ctx context.Context, op string, q *query, p params) (int64
 }
 
 // DeleteAccount implements userdb.AccountAdmin; the account's quota usage
-// goes with it.
+// and its sender grants go with it.
 func (d *DB) DeleteAccount(ctx context.Context, address string) error {
 	const op = "sql delete account"
 	if d.foreignAccounts {
@@ -257,7 +257,15 @@ func (d *DB) DeleteAccount(ctx context.Context, address string) error {
 		} else if n == 0 {
 			return fmt.Errorf("%q: %w", key, userdb.ErrNotFound)
 		}
-		_, err = tx.ExecContext(ctx, d.q.deleteUsage.sql, d.q.deleteUsage.args(params{address: key})...)
+		if _, err = tx.ExecContext(ctx, d.q.deleteUsage.sql, d.q.deleteUsage.args(params{address: key})...); err != nil {
+			return err
+		}
+		if d.foreignSenders {
+			return nil
+		}
+		// An account created again later under the same address, for
+		// someone else, must not inherit what this one could send as.
+		_, err = tx.ExecContext(ctx, d.q.deleteLoginSenders.sql, d.q.deleteLoginSenders.args(params{login: key})...)
 		return err
 	})
 }

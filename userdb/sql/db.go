@@ -1,6 +1,6 @@
-// Package sqldir is vmaild's SQL user directory: accounts, domains, aliases
-// and quota usage in MySQL/MariaDB (production) or SQLite (the embedded
-// default), in the schema of package schema.
+// Package sqldir is vmaild's SQL user directory: accounts, domains, aliases,
+// the sender map and quota usage in MySQL/MariaDB (production) or SQLite
+// (the embedded default), in the schema of package schema.
 //
 // An admin with an existing database (PostfixAdmin's domain/mailbox/alias
 // tables, say) can point vmaild at it by overriding the read queries in
@@ -16,6 +16,7 @@ package sqldir
 import (
 	"context"
 	gosql "database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,9 +43,10 @@ type Config struct {
 	// MaxOpenConns caps the connection pool; 0 means 16 for mysql and 4
 	// for sqlite (SQLite serialises writers anyway).
 	MaxOpenConns int `yaml:"max_open_conns" mapstructure:"max_open_conns" help:"connection pool size; 0: 16 for mysql, 4 for sqlite"`
-	// Timeout bounds every operation (and the mysql dial); 0 means 5s. A
-	// timeout is reported as ErrUnavailable.
-	Timeout time.Duration `yaml:"timeout" mapstructure:"timeout" help:"bound on every operation and the mysql dial; 0: 5s"`
+	// Timeout bounds every operation as a whole: waiting for a pooled
+	// connection, the mysql dial, the statements, and SQLite's wait for a
+	// lock; 0 means 5s. A timeout is reported as ErrUnavailable.
+	Timeout time.Duration `yaml:"timeout" mapstructure:"timeout" help:"bound on every operation as a whole (waiting for a pooled connection, the mysql dial, the statements, SQLite's wait for a lock); a lookup that also asks LDAP is bounded by the longer of this and ldap.timeout; 0: 5s"`
 	// Queries overrides the built-in queries, for existing schemas.
 	Queries Queries `yaml:"queries" mapstructure:"queries"`
 	// Logger receives the mysql driver's own complaints (dropped idle
@@ -57,7 +59,6 @@ const (
 	DefaultTimeout       = 5 * time.Second
 	defaultMySQLConns    = 16
 	defaultSQLiteConns   = 4
-	sqliteBusyTimeoutMS  = 5000
 	driverMySQL          = "mysql"
 	driverSQLite         = "sqlite"
 	maxStatementAttempts = 3
@@ -86,6 +87,8 @@ type DB struct {
 	// reads, so they are refused.
 	foreignAccounts bool
 	foreignDomains  bool
+	// foreignSenders is set when the sender_logins query is overridden.
+	foreignSenders bool
 	// hashCaps bounds the stored password hashes Authenticate verifies.
 	hashCaps password.Caps
 
@@ -112,6 +115,7 @@ func Open(ctx context.Context, c Config) (*DB, error) {
 	d.q = q
 	d.foreignAccounts = c.Queries.Account != "" || c.Queries.Password != ""
 	d.foreignDomains = c.Queries.Domain != "" || c.Queries.Aliases != ""
+	d.foreignSenders = c.Queries.SenderLogins != ""
 
 	switch c.Driver {
 	case driverMySQL:
@@ -138,12 +142,12 @@ func Open(ctx context.Context, c Config) (*DB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sql: mysql connector: %w", err)
 		}
-		d.db = gosql.OpenDB(conn)
+		d.db = gosql.OpenDB(boundedConnector{conn, c.Timeout})
 		if c.MaxOpenConns <= 0 {
 			c.MaxOpenConns = defaultMySQLConns
 		}
 	case driverSQLite:
-		dsn, err := sqliteDSN(c.DSN)
+		dsn, err := sqliteDSN(c.DSN, c.Timeout)
 		if err != nil {
 			return nil, err
 		}
@@ -177,7 +181,9 @@ func Open(ctx context.Context, c Config) (*DB, error) {
 // writer waits for another instead of failing, foreign keys on (SQLite
 // ignores them by default), and IMMEDIATE transactions so a transaction
 // that will write takes the lock up front instead of failing on upgrade.
-func sqliteDSN(path string) (string, error) {
+// The busy timeout is the operation timeout: a writer waits for a lock as
+// long as the operation may take, and no longer.
+func sqliteDSN(path string, timeout time.Duration) (string, error) {
 	switch {
 	case path == "":
 		return "", errors.New("sql: sqlite dsn: a database file path is required")
@@ -187,11 +193,28 @@ func sqliteDSN(path string) (string, error) {
 	case strings.ContainsAny(path, "?\x00"):
 		return "", fmt.Errorf("sql: sqlite dsn %q: a file path may not contain '?' or NUL", path)
 	}
-	return path + "?_pragma=busy_timeout(" + strconv.Itoa(sqliteBusyTimeoutMS) + ")" +
+	return path + "?_pragma=busy_timeout(" + strconv.FormatInt(timeout.Milliseconds(), 10) + ")" +
 		"&_pragma=journal_mode(WAL)" +
 		"&_pragma=foreign_keys(1)" +
 		"&_pragma=synchronous(NORMAL)" +
 		"&_txlock=immediate", nil
+}
+
+// boundedConnector bounds every new connection, handshake included, by
+// the operation timeout. An operation's own connections are bounded by its
+// context already, but database/sql also opens connections in the
+// background for callers waiting on a full pool, with no deadline: a
+// server that accepts and never greets would hold those pool slots until
+// it wakes up, and every later operation would wait for them in vain.
+type boundedConnector struct {
+	driver.Connector
+	timeout time.Duration
+}
+
+func (c boundedConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	return c.Connector.Connect(ctx)
 }
 
 // driverLogger hands go-sql-driver/mysql's messages to slog instead of
@@ -219,6 +242,9 @@ func (d *DB) Ping(ctx context.Context) error {
 	defer cancel()
 	return classify("sql ping", d.db.PingContext(ctx))
 }
+
+// Timeout is the bound on one operation (userdb.Bounded).
+func (d *DB) Timeout() time.Duration { return d.timeout }
 
 // opContext bounds one operation by the configured timeout.
 func (d *DB) opContext(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/vmaild/vmaild/schema"
 	"github.com/vmaild/vmaild/userdb"
 )
 
@@ -15,6 +16,9 @@ var (
 	_ userdb.QuotaStore    = (*DB)(nil)
 	_ userdb.AccountAdmin  = (*DB)(nil)
 	_ userdb.DomainAdmin   = (*DB)(nil)
+	_ userdb.SenderMap     = (*DB)(nil)
+	_ userdb.SenderAdmin   = (*DB)(nil)
+	_ userdb.Bounded       = (*DB)(nil)
 )
 
 // TestDirectory runs the same cases against SQLite and a real MariaDB.
@@ -28,6 +32,7 @@ func TestDirectory(t *testing.T) {
 			t.Run("lookup aliases", func(t *testing.T) { testLookupAliases(t, e) })
 			t.Run("account admin", func(t *testing.T) { testAccountAdmin(t, e) })
 			t.Run("domain admin", func(t *testing.T) { testDomainAdmin(t, e) })
+			t.Run("sender map", func(t *testing.T) { testSenderMap(t, e) })
 			t.Run("quota", func(t *testing.T) { testQuota(t, e) })
 			t.Run("quota concurrent", func(t *testing.T) { testQuotaConcurrent(t, e) })
 			t.Run("hostile input", func(t *testing.T) { testHostile(t, e) })
@@ -45,7 +50,7 @@ func testMigrate(t *testing.T, e engine) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	for i, want := range [][]string{{"0001_init.sql"}, nil, nil} {
+	for i, want := range [][]string{{"0001_init.sql", "0002_sender_logins.sql"}, nil, nil} {
 		got, err := d.Migrate(ctx(t))
 		if err != nil {
 			t.Fatalf("run %d: %v", i+1, err)
@@ -57,6 +62,26 @@ func testMigrate(t *testing.T, e engine) {
 	// The schema works after migrating twice.
 	if err := d.AddDomain(ctx(t), userdb.Domain{Name: "example.com", Active: true}); err != nil {
 		t.Fatal(err)
+	}
+
+	// A database of the first version is brought up to date.
+	old, err := Open(ctx(t), Config{Driver: e.name, DSN: e.dsn(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	ms, err := schema.Migrations(e.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := applyMigrations(ctx(t), old.db, ms[:1]); err != nil || len(got) != 1 {
+		t.Fatalf("version 1: %q, %v", got, err)
+	}
+	if got, err := old.Migrate(ctx(t)); err != nil || !reflect.DeepEqual(got, []string{"0002_sender_logins.sql"}) {
+		t.Fatalf("upgrade applied %q, %v", got, err)
+	}
+	if err := old.AddSender(ctx(t), "ceo@example.com", "alice@example.com"); err != nil {
+		t.Fatalf("sender map after the upgrade: %v", err)
 	}
 }
 
@@ -374,6 +399,17 @@ func testForeignSchema(t *testing.T, e engine) {
 		"add domain":     d.AddDomain(c, userdb.Domain{Name: "example.com"}),
 		"delete domain":  d.DeleteDomain(c, "example.com"),
 		"add alias":      d.AddAlias(c, "a@example.com", "b@example.com"),
+	} {
+		if !errors.Is(err, ErrForeignSchema) {
+			t.Errorf("%s: err = %v, want ErrForeignSchema", what, err)
+		}
+	}
+	senders := e.open(t, Queries{SenderLogins: "SELECT login FROM sender_logins WHERE address = :address"})
+	_, listErr := senders.ListSenders(c, "")
+	for what, err := range map[string]error{
+		"add sender":    senders.AddSender(c, "a@example.com", "b@example.com"),
+		"delete sender": senders.DeleteSender(c, "a@example.com", ""),
+		"list senders":  listErr,
 	} {
 		if !errors.Is(err, ErrForeignSchema) {
 			t.Errorf("%s: err = %v, want ErrForeignSchema", what, err)

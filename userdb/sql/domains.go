@@ -54,23 +54,12 @@ func scanDomain(s rowScanner) (*userdb.Domain, error) {
 	}, nil
 }
 
-// aliasSource checks an alias source: "local@domain", or "@domain" for a
-// catch-all. It returns the canonical source and its domain.
-func aliasSource(s string) (source, domain string, err error) {
-	if rest, ok := strings.CutPrefix(s, "@"); ok {
-		domain, err = userdb.CanonicalDomain(rest)
-		return "@" + domain, domain, err
-	}
-	local, domain, err := userdb.Split(s)
-	return local + "@" + domain, domain, err
-}
-
 // LookupAliases implements userdb.DomainSource. A row may hold a
 // comma-separated list (PostfixAdmin's alias.goto); it is split here so
 // every backend returns one address per element.
 func (d *DB) LookupAliases(ctx context.Context, source string) ([]string, error) {
 	const op = "sql lookup aliases"
-	key, _, err := aliasSource(source)
+	key, _, err := userdb.MapKey(source)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -91,16 +80,23 @@ func (d *DB) LookupAliases(ctx context.Context, source string) ([]string, error)
 		if err := rows.Scan(&dest); err != nil {
 			return nil, classify(fmt.Sprintf("%s %q", op, key), err)
 		}
-		for _, a := range strings.Split(dest.String, ",") {
-			if a = strings.TrimSpace(a); a != "" {
-				out = append(out, a)
-			}
-		}
+		out = appendList(out, dest.String)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, classify(fmt.Sprintf("%s %q", op, key), err)
 	}
 	return out, nil
+}
+
+// appendList appends the elements of a comma-separated list, the form
+// PostfixAdmin keeps alias.goto in.
+func appendList(out []string, list string) []string {
+	for _, a := range strings.Split(list, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // AddDomain implements userdb.DomainAdmin. An alias domain's target must
@@ -137,7 +133,7 @@ func (d *DB) AddDomain(ctx context.Context, dom userdb.Domain) error {
 // DeleteDomain implements userdb.DomainAdmin. It refuses with
 // ErrDomainInUse while accounts or alias domains depend on the domain, so
 // deleting a domain never orphans mailboxes; the domain's aliases go with
-// it.
+// it, and so do the sender grants for its addresses.
 func (d *DB) DeleteDomain(ctx context.Context, name string) error {
 	const op = "sql delete domain"
 	if d.foreignDomains || d.foreignAccounts {
@@ -165,6 +161,13 @@ func (d *DB) DeleteDomain(ctx context.Context, name string) error {
 		}
 		if _, err := tx.ExecContext(ctx, d.q.deleteDomainAliases.sql, d.q.deleteDomainAliases.args(p)...); err != nil {
 			return err
+		}
+		if !d.foreignSenders {
+			// A domain added again later, for someone else, must not
+			// inherit who could send as its addresses.
+			if _, err := tx.ExecContext(ctx, d.q.deleteDomainSenders.sql, d.q.deleteDomainSenders.args(p)...); err != nil {
+				return err
+			}
 		}
 		res, err := tx.ExecContext(ctx, d.q.deleteDomain.sql, d.q.deleteDomain.args(p)...)
 		if isForeignKey(err) {
@@ -214,7 +217,7 @@ func (d *DB) AddAlias(ctx context.Context, source, destination string) error {
 	if d.foreignDomains {
 		return fmt.Errorf("%s: %w", op, ErrForeignSchema)
 	}
-	src, domain, err := aliasSource(source)
+	src, domain, err := userdb.MapKey(source)
 	if err != nil {
 		return fmt.Errorf("%s: source: %w", op, err)
 	}
@@ -237,7 +240,7 @@ func (d *DB) DeleteAlias(ctx context.Context, source, destination string) error 
 	if d.foreignDomains {
 		return fmt.Errorf("%s: %w", op, ErrForeignSchema)
 	}
-	src, _, err := aliasSource(source)
+	src, _, err := userdb.MapKey(source)
 	if err != nil {
 		return fmt.Errorf("%s: %w: %w", op, userdb.ErrNotFound, err)
 	}

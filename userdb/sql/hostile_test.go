@@ -61,6 +61,9 @@ func testHostile(t *testing.T, e engine) {
 			if got, err := d.LookupAliases(c, h); len(got) != 0 || userdb.Temporary(err) {
 				t.Errorf("lookup aliases: %q, %v", got, err)
 			}
+			if got, err := d.SenderLogins(c, h); len(got) != 0 || userdb.Temporary(err) {
+				t.Errorf("sender logins: %q, %v", got, err)
+			}
 			if u, err := d.Usage(c, h); u != (userdb.Usage{}) || userdb.Temporary(err) {
 				t.Errorf("usage: %+v, %v", u, err)
 			}

@@ -142,6 +142,37 @@ func testPostfixAdmin(t *testing.T, e engine) {
 		}
 	})
 
+	t.Run("sender logins", func(t *testing.T) {
+		tests := []struct {
+			key  string
+			want []string
+		}{
+			{"sales@example.com", []string{"alice@example.com", "bob@example.com", "friend@elsewhere.example"}},
+			{"@example.com", nil},    // a catch-all grants nothing
+			{"old@example.com", nil}, // inactive
+			{"nobody@example.com", nil},
+		}
+		for _, tt := range tests {
+			got, err := d.SenderLogins(cx, tt.key)
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("%s: got %q, %v; want %q", tt.key, got, err, tt.want)
+			}
+		}
+		u := &userdb.Users{Accounts: d, Domains: d, Senders: d}
+		for _, tt := range []struct {
+			account, address string
+			want             bool
+		}{
+			{"alice@example.com", "sales@example.com", true},
+			{"alice@example.com", "ceo@example.com", false},  // alice owns the catch-all
+			{"alice@example.com", "alice@example.net", true}, // alias domain
+		} {
+			if got, err := u.MaySendAs(cx, tt.account, tt.address); err != nil || got != tt.want {
+				t.Errorf("MaySendAs(%s, %s) = %v, %v; want %v", tt.account, tt.address, got, err, tt.want)
+			}
+		}
+	})
+
 	t.Run("quota in quota2", func(t *testing.T) {
 		if err := d.AddUsage(cx, "bob@example.com", 1000, 2); err != nil {
 			t.Fatal(err)
@@ -170,6 +201,9 @@ func testPostfixAdmin(t *testing.T, e engine) {
 		}
 		if _, err := d.ListDomains(cx); !errors.Is(err, ErrForeignSchema) {
 			t.Errorf("list domains: %v", err)
+		}
+		if err := d.AddSender(cx, "ceo@example.com", "alice@example.com"); !errors.Is(err, ErrForeignSchema) {
+			t.Errorf("add sender: %v", err)
 		}
 	})
 }

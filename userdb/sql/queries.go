@@ -17,6 +17,8 @@ import (
 //	password      (:address) → the account columns, then the {SCHEME} password hash
 //	domain        (:domain)  → name, active, quota_bytes, quota_messages, catchall, alias_for
 //	aliases       (:source)  → one destination per row (a comma-separated list is split)
+//	sender_logins (:address) → one login per row that may send as :address (an
+//	              address or "@domain"); a comma-separated list is split
 //	quota_usage   (:address) → bytes, messages
 //	quota_ensure  (:address) makes the usage row exist, doing nothing when it does
 //	quota_add     (:address, :bytes, :messages) adds atomically, clamped at 0
@@ -32,6 +34,7 @@ type Queries struct {
 	Password     string `yaml:"password" mapstructure:"password" help:"(:address) → the account columns, then the {SCHEME} hash; empty: vmaild's schema"`
 	Domain       string `yaml:"domain" mapstructure:"domain" help:"(:domain) → name, active, quota_bytes, quota_messages, catchall, alias_for; empty: vmaild's schema"`
 	Aliases      string `yaml:"aliases" mapstructure:"aliases" help:"(:source) → one destination per row; empty: vmaild's schema"`
+	SenderLogins string `yaml:"sender_logins" mapstructure:"sender_logins" help:"(:address, an address or @domain) → one login per row that may send as it; empty: vmaild's schema"`
 	QuotaUsage   string `yaml:"quota_usage" mapstructure:"quota_usage" help:"(:address) → bytes, messages; empty: vmaild's schema"`
 	QuotaEnsure  string `yaml:"quota_ensure" mapstructure:"quota_ensure" help:"(:address) creates the usage row when missing; empty: vmaild's schema"`
 	QuotaAdd     string `yaml:"quota_add" mapstructure:"quota_add" help:"(:address, :bytes, :messages) adds to the usage, clamped at 0; empty: vmaild's schema"`
@@ -42,6 +45,7 @@ type Queries struct {
 // params carries every input a query may name.
 type params struct {
 	address, domain, source, destination string
+	login                                string
 	name, password, maildir, catchall    string
 	aliasFor                             string
 	active                               bool
@@ -57,6 +61,7 @@ var paramValue = map[string]func(p *params) any{
 	"domain":         func(p *params) any { return p.domain },
 	"source":         func(p *params) any { return p.source },
 	"destination":    func(p *params) any { return p.destination },
+	"login":          func(p *params) any { return p.login },
 	"name":           func(p *params) any { return p.name },
 	"password":       func(p *params) any { return p.password },
 	"maildir":        func(p *params) any { return nullString(p.maildir) },
@@ -170,7 +175,7 @@ func isNameByte(c byte) bool {
 // compiledQueries holds every statement the directory runs.
 type compiledQueries struct {
 	// Overridable reads and quota statements.
-	account, password, domain, aliases                        *query
+	account, password, domain, aliases, senderLogins          *query
 	quotaUsage, quotaEnsure, quotaAdd, quotaReserve, quotaSet *query
 
 	// Admin statements on vmaild's own schema.
@@ -181,6 +186,9 @@ type compiledQueries struct {
 	countAliasDomains, deleteDomainAliases, listDomains   *query
 	addAlias, deleteAlias, deleteAliasSource              *query
 	listAliases, listAllAliases                           *query
+	addSender, deleteSender, deleteSenderAddress          *query
+	deleteLoginSenders, deleteDomainSenders               *query
+	listSenders, listAllSenders                           *query
 }
 
 const (
@@ -196,6 +204,8 @@ func builtin(driver string) Queries {
 		Password: "SELECT " + accountColumns + ", password FROM accounts WHERE address = :address",
 		Domain:   "SELECT " + domainColumns + " FROM domains WHERE name = :domain",
 		Aliases:  "SELECT destination FROM aliases WHERE source = :source ORDER BY destination",
+
+		SenderLogins: "SELECT login FROM sender_logins WHERE address = :address ORDER BY login",
 
 		QuotaUsage: "SELECT bytes, messages FROM quota_usage WHERE address = :address",
 		// The limit test and the increment are one statement: the row
@@ -248,6 +258,7 @@ func compileQueries(driver string, over Queries) (compiledQueries, error) {
 	must(&c.password, "password", pick(over.Password, def.Password), "address")
 	must(&c.domain, "domain", pick(over.Domain, def.Domain), "domain")
 	must(&c.aliases, "aliases", pick(over.Aliases, def.Aliases), "source")
+	must(&c.senderLogins, "sender_logins", pick(over.SenderLogins, def.SenderLogins), "address")
 	must(&c.quotaUsage, "quota_usage", pick(over.QuotaUsage, def.QuotaUsage), "address")
 	must(&c.quotaEnsure, "quota_ensure", pick(over.QuotaEnsure, def.QuotaEnsure), "address")
 	must(&c.quotaAdd, "quota_add", pick(over.QuotaAdd, def.QuotaAdd), "address", "bytes", "messages")
@@ -291,6 +302,17 @@ func compileQueries(driver string, over Queries) (compiledQueries, error) {
 		"SELECT source, destination FROM aliases WHERE domain = :domain ORDER BY source, destination")
 	all(&c.listAllAliases, "list all aliases",
 		"SELECT source, destination FROM aliases ORDER BY source, destination")
+	all(&c.addSender, "add sender",
+		"INSERT INTO sender_logins (address, login, domain) VALUES (:address, :login, :domain)")
+	all(&c.deleteSender, "delete sender",
+		"DELETE FROM sender_logins WHERE address = :address AND login = :login")
+	all(&c.deleteSenderAddress, "delete sender address", "DELETE FROM sender_logins WHERE address = :address")
+	all(&c.deleteLoginSenders, "delete login senders", "DELETE FROM sender_logins WHERE login = :login")
+	all(&c.deleteDomainSenders, "delete domain senders", "DELETE FROM sender_logins WHERE domain = :domain")
+	all(&c.listSenders, "list senders",
+		"SELECT address, login FROM sender_logins WHERE domain = :domain ORDER BY address, login")
+	all(&c.listAllSenders, "list all senders",
+		"SELECT address, login FROM sender_logins ORDER BY address, login")
 	return c, err
 }
 

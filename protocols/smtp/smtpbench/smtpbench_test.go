@@ -32,6 +32,9 @@ func (oneDomain) Resolve(_ context.Context, a string) ([]userdb.Destination, err
 func (oneDomain) QuotaLimit(context.Context, string) (userdb.Limit, error) {
 	return userdb.Limit{}, nil
 }
+func (oneDomain) MaySendAs(_ context.Context, account, address string) (bool, error) {
+	return account == address, nil
+}
 
 // noopAgent accepts everything and stores nothing.
 type noopAgent struct{}
