@@ -58,8 +58,10 @@ func (u *Users) bound(ctx context.Context) (context.Context, context.CancelFunc)
 	return ctx, func() {}
 }
 
-// loginAddress turns what a client typed into a canonical address.
-func (u *Users) loginAddress(login string) (string, error) {
+// LoginAddress turns what a client typed into the canonical address it
+// logs in as; the login service keys its throttling by it, so that
+// "Alice", "alice@Example.ORG" and "alice@example.org" share one record.
+func (u *Users) LoginAddress(login string) (string, error) {
 	if !strings.Contains(login, "@") && u.DefaultDomain != "" {
 		login += "@" + u.DefaultDomain
 	}
@@ -70,7 +72,7 @@ func (u *Users) loginAddress(login string) (string, error) {
 // refused (unknown user, wrong password, malformed name), the caller sees
 // ErrBadCredentials or ErrDisabled; only ErrUnavailable means "try later".
 func (u *Users) Authenticate(ctx context.Context, login, password string) (*Account, error) {
-	addr, err := u.loginAddress(login)
+	addr, err := u.LoginAddress(login)
 	if err != nil {
 		return nil, fmt.Errorf("authenticate: %w: %w", ErrBadCredentials, err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/vmaild/vmaild/backend/delivery"
 	"github.com/vmaild/vmaild/protocols/gate"
+	"github.com/vmaild/vmaild/protocols/login"
 	"github.com/vmaild/vmaild/userdb"
 	"github.com/vmaild/vmaild/userdb/ldap"
 	"github.com/vmaild/vmaild/userdb/password"
@@ -43,6 +45,12 @@ type Config struct {
 	// ShutdownTimeout bounds how long SIGTERM waits for transactions in
 	// flight.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" help:"how long SIGTERM waits for transactions in flight"`
+
+	// ClientNetworks is how client addresses are grouped wherever vmaild
+	// counts or limits clients (the login service, the connection gate).
+	ClientNetworks gate.Networks `yaml:"client_networks"`
+	// Login is the login service shared by every listener.
+	Login login.Config `yaml:"login"`
 }
 
 // MetricsConfig is the Prometheus and health-check listener.
@@ -156,6 +164,17 @@ func defaultConfig() Config {
 			POP3S:       Listener{Address: ":1995"},
 		},
 		Limits: gate.DefaultConfig(),
+		ClientNetworks: gate.Networks{IPv4Prefix: gate.DefaultIPv4Prefix, IPv6Prefix: gate.DefaultIPv6Prefix},
+		// Zero slots and queue sizes follow the CPU count (see their help).
+		Login: login.Config{
+			PenaltyFreeFailures: 2,
+			PenaltyBase:         time.Second,
+			PenaltyCap:          15 * time.Second,
+			PenaltyWindow:       15 * time.Minute,
+			TrustFor:            24 * time.Hour,
+			MaxEntries:          100000,
+			Hashes:              password.DefaultCaps(),
+		},
 		SMTP: SMTPPolicy{
 			MyNetworks:      []string{"127.0.0.0/8", "::1/128"},
 			MaxMessageBytes: 50 << 20,
@@ -186,8 +205,11 @@ func (c *Config) validate() error {
 			problems = append(problems, fmt.Sprintf("userdb.default_domain: %v", err))
 		}
 	}
-	if _, err := password.Hash(c.UserDB.PasswordScheme, "check"); err != nil {
+	if h, err := password.Hash(c.UserDB.PasswordScheme, "check"); err != nil {
 		problems = append(problems, fmt.Sprintf("userdb.password_scheme: %v", err))
+	} else if _, err := c.Login.Hashes.Verify(context.Background(), h, ""); err != nil {
+		// An empty password checks the caps without doing the work.
+		problems = append(problems, fmt.Sprintf("login.hashes: the caps refuse the hashes userdb.password_scheme writes: %v", err))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -201,12 +223,6 @@ func (c *Config) validate() error {
 	if c.UserDB.Accounts == "ldap" {
 		problems = append(problems, validateLDAP(c.LDAP)...)
 	}
-	if p := c.Limits.Networks.IPv4Prefix; p < 0 || p > 32 {
-		problems = append(problems, fmt.Sprintf("limits.networks.ipv4_prefix: %d is not a prefix length from 1 to 32", p))
-	}
-	if p := c.Limits.Networks.IPv6Prefix; p < 0 || p > 128 {
-		problems = append(problems, fmt.Sprintf("limits.networks.ipv6_prefix: %d is not a prefix length from 1 to 128", p))
-	}
 	for _, n := range c.Limits.ExemptNetworks {
 		if _, err := netip.ParsePrefix(n); err != nil {
 			problems = append(problems, fmt.Sprintf("limits.exempt_networks: %q is not a CIDR prefix like 192.0.2.0/24", n))
@@ -217,6 +233,7 @@ func (c *Config) validate() error {
 			problems = append(problems, fmt.Sprintf("smtp.mynetworks: %q is not a CIDR prefix like 192.0.2.0/24", n))
 		}
 	}
+	problems = append(problems, validateLogin(c.Login, c.ClientNetworks)...)
 	if c.Store.Root == "" {
 		c.Store.Root = filepath.Join(c.DataDir, "mail")
 	}
@@ -227,6 +244,28 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w:\n  %s", errConfig, strings.Join(problems, "\n  "))
 	}
 	return nil
+}
+
+func validateLogin(c login.Config, n gate.Networks) []string {
+	var problems []string
+	if n.IPv4Prefix < 0 || n.IPv4Prefix > 32 {
+		problems = append(problems, fmt.Sprintf("client_networks.ipv4_prefix: %d is not a prefix length from 1 to 32", n.IPv4Prefix))
+	}
+	if n.IPv6Prefix < 0 || n.IPv6Prefix > 128 {
+		problems = append(problems, fmt.Sprintf("client_networks.ipv6_prefix: %d is not a prefix length from 1 to 128", n.IPv6Prefix))
+	}
+	if err := c.Hashes.Check(); err != nil {
+		problems = append(problems, "login.hashes."+err.Error())
+	}
+	if c.PenaltyCap > 0 && c.PenaltyBase > c.PenaltyCap {
+		problems = append(problems, fmt.Sprintf("login.penalty_base: %v is above login.penalty_cap %v", c.PenaltyBase, c.PenaltyCap))
+	}
+	if c.PenaltyCap > time.Minute {
+		// Clients give up on a login after about 30 s to a minute, and a
+		// longer delay is a lockout under another name.
+		problems = append(problems, fmt.Sprintf("login.penalty_cap: %v is longer than a client waits for a login reply (at most 1m)", c.PenaltyCap))
+	}
+	return problems
 }
 
 func validateSQL(c sqldir.Config) []string {

@@ -56,10 +56,14 @@ func TestConfigCheck(t *testing.T) {
 			[]string{`ldap.urls: "ldap://": no host`}},
 		{"bad mynetworks", good + "smtp:\n  mynetworks: [127.0.0.0/8, 10.0.0.0/33, example.com]\n",
 			[]string{`smtp.mynetworks: "10.0.0.0/33" is not a CIDR prefix`, `smtp.mynetworks: "example.com" is not a CIDR prefix`}},
-		{"bad limits", good + "limits:\n  exempt_networks: [webmail]\n  networks:\n    ipv6_prefix: 129\n",
-			[]string{`limits.exempt_networks: "webmail" is not a CIDR prefix`, "limits.networks.ipv6_prefix: 129 is not a prefix length"}},
+		{"bad limits", good + "limits:\n  exempt_networks: [webmail]\n",
+			[]string{`limits.exempt_networks: "webmail" is not a CIDR prefix`}},
 		{"unknown password scheme", strings.Replace(good, "password_scheme: SSHA", "password_scheme: ROT13", 1),
 			[]string{"userdb.password_scheme:", "ROT13"}},
+		{"login service", strings.Replace(good, "password_scheme: SSHA", "password_scheme: ARGON2ID", 1) +
+			"login:\n  hashes:\n    max_argon2_memory: 8192\n    max_bcrypt_cost: 40\n  penalty_cap: 2m\nclient_networks:\n  ipv6_prefix: 129\n",
+			[]string{"login.hashes: the caps refuse the hashes userdb.password_scheme writes", "login.hashes.max_bcrypt_cost 40",
+				"login.penalty_cap: 2m0s is longer than a client waits", "client_networks.ipv6_prefix: 129"}},
 		{"several problems at once", strings.Replace(strings.Replace(good, dsn, badDSN, 1), "password_scheme: SSHA", "password_scheme: ROT13", 1) +
 			"smtp:\n  mynetworks: [10.0.0.0/33]\n",
 			[]string{"sql.dsn: malformed MySQL DSN", "ROT13", `"10.0.0.0/33"`}},

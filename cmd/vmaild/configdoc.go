@@ -14,8 +14,11 @@ const configDocRegenerate = "go test ./cmd/vmaild -run ConfigDoc -update-config-
 // machineDefaults are defaults that depend on where vmaild runs, so the
 // reference describes them instead of printing this machine's value.
 var machineDefaults = map[string]string{
-	"hostname": "the machine's host name",
-	"data_dir": "`$VMAILD_DATA`, else `./data`",
+	"hostname":                           "the machine's host name",
+	"data_dir":                           "`$VMAILD_DATA`, else `./data`",
+	"login.max_concurrent_verifications": "the number of CPUs",
+	"login.max_waiting":                  "16 × `max_concurrent_verifications`",
+	"login.max_waiting_per_network":      "`max_waiting` ÷ 4",
 }
 
 // configSections introduces each top-level section of the reference; keys
@@ -49,6 +52,15 @@ var configSections = map[string]struct{ title, intro string }{
 	"queue":    {"Outbound queue", "The durable spool for remote recipients: MX lookup, retries, bounces."},
 	"delivery": {"Local delivery", "The delivery agent: aliases, quota, loops, folders."},
 	"metrics":  {"Metrics and health", "Prometheus `/metrics` and `/healthz` (200 when SQL, LDAP and the store answer) on their own listener."},
+	"client_networks": {"Client networks", "How client addresses are grouped wherever clients are counted or limited: " +
+		"one IPv4 address, and one IPv6 /64, since a host or a customer line is usually handed a whole /64."},
+	"login": {"Login service", "One login service checks every password (SMTP AUTH, IMAP, POP3). " +
+		"Failures per account and per client network delay the next attempt, doubling up to `penalty_cap`, never locking anyone out; " +
+		"a client network that logged in to an account skips the delays for it. " +
+		"At most `max_concurrent_verifications` password hashes are verified at once (each Argon2 one holds its memory), " +
+		"`max_waiting` logins queue for a slot and the rest get a temporary failure. " +
+		"A refused login without a verification (an unknown user) pays for a dummy one in `userdb.password_scheme`, so timing does not tell. " +
+		"`login.hashes.*` caps the cost a stored hash may ask for: a costlier hash is refused, logged once, and never allocated."},
 }
 
 // configReference renders CONFIG.md from configKeys, so the reference lists

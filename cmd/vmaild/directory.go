@@ -55,6 +55,7 @@ func (a *app) openDirectory(ctx context.Context) (*directory, error) {
 			return nil, fmt.Errorf("sql (sqlite) %s: %w", cfg.SQL.DSN, err)
 		}
 	}
+	db.SetHashCaps(cfg.Login.Hashes)
 	d := &directory{sql: db, accounts: db, domains: db, senders: db}
 	var accounts userdb.AccountSource = db
 	if cfg.UserDB.Accounts == "ldap" {
@@ -63,6 +64,7 @@ func (a *app) openDirectory(ctx context.Context) (*directory, error) {
 			db.Close()
 			return nil, fmt.Errorf("ldap: %w", err)
 		}
+		src.SetHashCaps(cfg.Login.Hashes)
 		d.ldap, d.accounts, accounts = src, src, src
 	}
 	d.cache = userdb.NewCache(accounts, db, cfg.UserDB.Cache)

@@ -392,6 +392,7 @@ func testServe(t *testing.T, name string, backend func(testing.TB) string) {
 		`vmaild_messages_total{outcome="rejected"}`:       1,
 		`vmaild_authentications_total{result="ok"}`:       2,
 		`vmaild_authentications_total{result="failed"}`:   1,
+		`vmaild_login_verifications_total`:                2,
 		`vmaild_connections_total{listener="smtp"}`:       3,
 		`vmaild_connections_total{listener="submission"}`: 2,
 		`vmaild_connections_total{listener="pop3"}`:       1,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vmaild/vmaild/backend/delivery"
 	"github.com/vmaild/vmaild/protocols/gate"
+	"github.com/vmaild/vmaild/protocols/login"
 	"github.com/vmaild/vmaild/userdb"
 )
 
@@ -26,7 +27,6 @@ type metrics struct {
 	connections *prometheus.CounterVec
 	open        *prometheus.GaugeVec
 	refusals    *prometheus.CounterVec
-	auths       *prometheus.CounterVec
 	messages    *prometheus.CounterVec
 	dirLatency  *prometheus.HistogramVec
 }
@@ -41,14 +41,12 @@ func newMetrics(s *server) *metrics {
 		Name: "vmaild_connections_refused_total",
 		Help: "Connections refused by the gate or ended by one of its limits, by listener and limit (max_per_network, max_connections, max_unauthenticated, pre_auth_lifetime, max_session, max_data)."},
 		[]string{"listener", "reason"})
-	m.auths = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "vmaild_authentications_total", Help: "Authentication attempts by result (ok, failed, unavailable)."}, []string{"result"})
 	m.messages = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vmaild_messages_total", Help: "Recipients of messages by outcome (delivered, queued, rejected, deferred, bounced)."}, []string{"outcome"})
 	m.dirLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "vmaild_directory_seconds", Help: "User directory call latency, by operation (cache included).",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9)}, []string{"op"})
-	m.reg.MustRegister(m.connections, m.open, m.refusals, m.auths, m.messages, m.dirLatency,
+	m.reg.MustRegister(m.connections, m.open, m.refusals, m.messages, m.dirLatency,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "vmaild_queue_messages", Help: "Messages in the outbound queue."},
@@ -68,7 +66,51 @@ func newMetrics(s *server) *metrics {
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "vmaild_directory_cache_misses_total", Help: "Directory lookups that went to the backend."},
 		func() float64 { _, mi := s.dir.cache.Stats(); return float64(mi) }))
+	m.registerLogin(s)
 	return m
+}
+
+// registerLogin exposes the login service's counters, read from its
+// Stats at scrape time like the queue's.
+func (m *metrics) registerLogin(s *server) {
+	stats := func() login.Stats { return s.logins.Stats() }
+	const attemptsHelp = "Login attempts (SMTP AUTH, IMAP LOGIN/AUTHENTICATE, POP3) by result: ok, failed (wrong password, unknown user, disabled), busy (no room to verify), unavailable (directory down), cancelled (client left while delayed or queued)."
+	for result, get := range map[string]func(login.Stats) uint64{
+		"ok":          func(st login.Stats) uint64 { return st.OK },
+		"failed":      func(st login.Stats) uint64 { return st.Failed },
+		"busy":        func(st login.Stats) uint64 { return st.Busy },
+		"unavailable": func(st login.Stats) uint64 { return st.Unavailable },
+		"cancelled":   func(st login.Stats) uint64 { return st.Cancelled },
+	} {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "vmaild_authentications_total", Help: attemptsHelp, ConstLabels: prometheus.Labels{"result": result}},
+			func() float64 { return float64(get(stats())) }))
+	}
+	counters := []struct {
+		name, help string
+		get        func(login.Stats) float64
+	}{
+		{"vmaild_login_verifications_total", "Password hash verifications run, dummy ones included.",
+			func(st login.Stats) float64 { return float64(st.Verifications) }},
+		{"vmaild_login_dummy_verifications_total", "Dummy verifications run for refusals that verified nothing (unknown users), so timing does not tell.",
+			func(st login.Stats) float64 { return float64(st.Dummies) }},
+		{"vmaild_login_refused_busy_total", "Verifications refused for want of a slot or a queue place (login.max_concurrent_verifications, login.max_waiting).",
+			func(st login.Stats) float64 { return float64(st.Refused) }},
+		{"vmaild_login_penalties_total", "Login attempts delayed for recent failures of their account or client network.",
+			func(st login.Stats) float64 { return float64(st.Penalties) }},
+		{"vmaild_login_penalty_seconds_total", "Time login attempts were delayed for, in all.",
+			func(st login.Stats) float64 { return st.PenaltyTime.Seconds() }},
+	}
+	for _, c := range counters {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help},
+			func() float64 { return c.get(stats()) }))
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vmaild_login_verifying", Help: "Password verifications running now."},
+		func() float64 { return float64(stats().Verifying) }))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vmaild_login_waiting", Help: "Logins queued for a verification slot now."},
+		func() float64 { return float64(stats().Waiting) }))
 }
 
 // listener counts connections of one listener.
@@ -112,7 +154,7 @@ func (c *countingConn) Close() error {
 	return c.Conn.Close()
 }
 
-// instrumentedDirectory times every directory call and counts logins.
+// instrumentedDirectory times every directory call.
 type instrumentedDirectory struct {
 	userdb.Directory
 	m *metrics
@@ -124,16 +166,7 @@ func (d instrumentedDirectory) observe(op string, start time.Time) {
 
 func (d instrumentedDirectory) Authenticate(ctx context.Context, login, password string) (*userdb.Account, error) {
 	defer d.observe("authenticate", time.Now())
-	acct, err := d.Directory.Authenticate(ctx, login, password)
-	switch {
-	case err == nil:
-		d.m.auths.WithLabelValues("ok").Inc()
-	case userdb.Temporary(err):
-		d.m.auths.WithLabelValues("unavailable").Inc()
-	default:
-		d.m.auths.WithLabelValues("failed").Inc()
-	}
-	return acct, err
+	return d.Directory.Authenticate(ctx, login, password)
 }
 
 func (d instrumentedDirectory) Account(ctx context.Context, address string) (*userdb.Account, error) {

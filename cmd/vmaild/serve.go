@@ -26,9 +26,9 @@ import (
 	"github.com/vmaild/vmaild/backend/store"
 	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/imap"
+	"github.com/vmaild/vmaild/protocols/login"
 	"github.com/vmaild/vmaild/protocols/pop3"
 	"github.com/vmaild/vmaild/protocols/smtp"
-	"github.com/vmaild/vmaild/protocols/throttle"
 	"github.com/vmaild/vmaild/userdb"
 )
 
@@ -61,7 +61,7 @@ type server struct {
 	store      *store.Store
 	queue      *queue.Queue
 	agent      *delivery.LocalAgent
-	limiter    *throttle.Limiter
+	logins     *login.Service // shared by every listener
 	certs      *certificates
 	tls        *tls.Config
 	metrics    *metrics
@@ -172,9 +172,16 @@ func (s *server) open(ctx context.Context, a *app) error {
 		return err
 	}
 	s.agent.Queue = s.queue
-	s.limiter = throttle.New(throttle.Config{Logger: s.log.With("component", "throttle")})
+	if s.logins, err = login.New(s.loginConfig()); err != nil {
+		return err
+	}
+	slots, waiting, perNetwork := s.logins.Limits()
+	s.log.Info("login service", "max_concurrent_verifications", slots, "max_waiting", waiting,
+		"max_waiting_per_network", perNetwork)
 	s.metrics = newMetrics(s)
-	s.gate = &gate.Gate{Limits: cfg.Limits, Logger: s.log.With("component", "gate"), Refused: s.metrics.refused}
+	limits := cfg.Limits
+	limits.Networks = cfg.ClientNetworks // one grouping for the gate and the login service
+	s.gate = &gate.Gate{Limits: limits, Logger: s.log.With("component", "gate"), Refused: s.metrics.refused}
 	s.directory = instrumentedDirectory{s.dir.users, s.metrics}
 	s.agentI = instrumentedAgent{s.agent, s.metrics}
 	for _, n := range cfg.SMTP.MyNetworks {
@@ -190,6 +197,18 @@ func (s *server) open(ctx context.Context, a *app) error {
 		}
 	}
 	return s.queue.Start(ctx)
+}
+
+// loginConfig is the login service of every listener: the login section,
+// the client networks, and the directory's idea of a login's address and
+// of how new passwords are hashed (the dummy verification's cost).
+func (s *server) loginConfig() login.Config {
+	c := s.cfg.Login
+	c.Networks = s.cfg.ClientNetworks
+	c.Canonical = s.dir.users.LoginAddress
+	c.DummyScheme = s.cfg.UserDB.PasswordScheme
+	c.Logger = s.log.With("component", "login")
+	return c
 }
 
 func (s *server) queueConfig() queue.Config {
@@ -333,14 +352,14 @@ func (s *server) newProtocolServer(sp listenerSpec, log *slog.Logger) protocolSe
 		return &imap.Server{
 			Directory: s.directory, Store: s.store, Quotas: s.dir.sql,
 			TLSConfig: s.tls, AllowInsecureAuth: sp.l.InsecureAuth,
-			Limiter: s.limiter, Logger: log,
-			Gate: s.gate,
+			Logins: s.logins, Logger: log,
+		Gate: s.gate,
 		}
 	case "pop3", "pop3s":
 		return &pop3.Server{
 			Backend:  &pop3Backend{users: s.directory, quotas: s.dir.sql, store: s.store},
 			Hostname: s.cfg.Hostname, TLSConfig: s.tls, AllowInsecureAuth: sp.l.InsecureAuth,
-			Logger: log, Limiter: s.limiter, Locks: s.pop3Locks,
+			Logger: log, Logins: s.logins, Locks: s.pop3Locks,
 			Gate: s.gate,
 		}
 	}
@@ -356,7 +375,7 @@ func (s *server) newProtocolServer(sp listenerSpec, log *slog.Logger) protocolSe
 		TLSConfig: s.tls, AllowInsecureAuth: sp.l.InsecureAuth, MyNetworks: s.myNetworks,
 		MaxMessageBytes: s.cfg.SMTP.MaxMessageBytes, MaxRecipients: s.cfg.SMTP.MaxRecipients,
 		SkipHeaderSenderCheck: !s.cfg.SMTP.CheckHeaderFrom,
-		Limiter:               s.limiter, Logger: log, SpoolDir: filepath.Join(s.cfg.DataDir, "spool"),
+		Logins:                s.logins, Logger: log, SpoolDir: filepath.Join(s.cfg.DataDir, "spool"),
 		Gate: s.gate,
 	}
 }

@@ -9,10 +9,12 @@ import (
 // from DefaultConfig, a negative one turns that limit off; an empty
 // ExemptNetworks exempts nothing.
 type Config struct {
-	Networks Networks `yaml:"networks"`
+	// Networks groups client addresses; vmaild sets it from the top-level
+	// client_networks key, which the login service shares.
+	Networks Networks `yaml:"-"`
 	// MaxPerNetwork caps the connections of one client network over every
 	// listener together.
-	MaxPerNetwork int `yaml:"max_per_network" help:"simultaneous connections from one client network (see networks.*), all listeners together; 0: the default, negative: no limit"`
+	MaxPerNetwork int `yaml:"max_per_network" help:"simultaneous connections from one client network (see client_networks.*), all listeners together; 0: the default, negative: no limit"`
 	// ExemptNetworks are client networks the per-network cap does not
 	// apply to: a webmail or an IMAP proxy connects from one address for
 	// many users. Unparseable entries are ignored (configuration

@@ -4,12 +4,14 @@ import (
 	"crypto/tls"
 	"strings"
 	"testing"
+	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	gosasl "github.com/emersion/go-sasl"
 
-	"github.com/vmaild/vmaild/protocols/throttle"
+	"github.com/vmaild/vmaild/protocols/login"
+	"github.com/vmaild/vmaild/protocols/login/logintest"
 )
 
 func TestTLS(t *testing.T) {
@@ -139,24 +141,48 @@ func TestAuthenticate(t *testing.T) {
 	})
 }
 
-func TestThrottle(t *testing.T) {
-	lim := throttle.New(throttle.Config{PerAccount: throttle.Policy{FreeFailures: 100, LockoutAfter: 3}, PerIP: throttle.Policy{FreeFailures: 100, LockoutAfter: -1}})
-	e := newEnv(t, func(s *Server) { s.Limiter = lim })
-	for i := 0; i < 3; i++ {
-		c := e.dial(t, nil)
-		if err := c.Login(testUser, "wrong").Wait(); imapCode(err) != goimap.ResponseCodeAuthenticationFailed {
-			t.Fatalf("attempt %d: %v", i, err)
+// TestLoginService: failures slow the account down but never lock it, a
+// directory outage is not counted against it, and no room to verify is
+// NO [UNAVAILABLE], for LOGIN and AUTHENTICATE alike.
+func TestLoginService(t *testing.T) {
+	t.Run("no lockout", func(t *testing.T) {
+		logins, err := login.New(login.Config{DummyScheme: "SSHA", PenaltyBase: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	// Locked: even the right password is not checked.
-	c := e.dial(t, nil)
-	if err := c.Login(testUser, testPass).Wait(); imapCode(err) != goimap.ResponseCodeUnavailable {
-		t.Fatalf("during lockout: %v", err)
-	}
-	// A directory outage is not counted against the account.
-	e.dir.setDown(true)
-	c = e.dial(t, nil)
-	if err := c.Login("bob@example.org", "x").Wait(); imapCode(err) != goimap.ResponseCodeUnavailable {
-		t.Fatalf("directory down: %v", err)
-	}
+		e := newEnv(t, func(s *Server) { s.Logins = logins })
+		for i := range 10 {
+			c := e.dial(t, nil)
+			if err := c.Login(testUser, "wrong").Wait(); imapCode(err) != goimap.ResponseCodeAuthenticationFailed {
+				t.Fatalf("attempt %d: %v", i, err)
+			}
+		}
+		// Slowed, never locked: the right password still works.
+		c := e.dial(t, nil)
+		if err := c.Login(testUser, testPass).Wait(); err != nil {
+			t.Fatalf("after ten failures: %v", err)
+		}
+		// A directory outage is temporary, and not the client's failure.
+		e.dir.setDown(true)
+		c = e.dial(t, nil)
+		if err := c.Login("bob@example.org", "x").Wait(); imapCode(err) != goimap.ResponseCodeUnavailable {
+			t.Fatalf("directory down: %v", err)
+		}
+		if st := logins.Stats(); st.Failed != 10 || st.OK != 1 || st.Unavailable != 1 || st.Penalties == 0 {
+			t.Fatalf("login service saw %+v", st)
+		}
+	})
+	t.Run("no room to verify", func(t *testing.T) {
+		e := newEnv(t, func(s *Server) { s.Logins = logintest.Saturated(t) })
+		c := e.dial(t, nil)
+		err := c.Login(testUser, "wrong").Wait()
+		if imapCode(err) != goimap.ResponseCodeUnavailable {
+			t.Fatalf("LOGIN: %v, want NO [UNAVAILABLE]", err)
+		}
+		c = e.dial(t, nil)
+		err = c.Authenticate(gosasl.NewPlainClient("", "nobody@example.org", "wrong"))
+		if imapCode(err) != goimap.ResponseCodeUnavailable {
+			t.Fatalf("AUTHENTICATE PLAIN: %v, want NO [UNAVAILABLE]", err)
+		}
+	})
 }

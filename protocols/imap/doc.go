@@ -49,6 +49,7 @@
 //     library's one-write-per-response output while a command runs.
 //
 // Authentication (LOGIN, AUTHENTICATE PLAIN and LOGIN) goes through
-// protocols/sasl and the shared protocols/throttle limiter; a directory
-// that is down gives NO [UNAVAILABLE], never NO [AUTHENTICATIONFAILED].
+// protocols/sasl and the shared login service (protocols/login); a
+// directory that is down, or no room to verify the password, gives
+// NO [UNAVAILABLE], never NO [AUTHENTICATIONFAILED].
 package imap

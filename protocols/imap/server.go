@@ -17,7 +17,7 @@ import (
 
 	"github.com/vmaild/vmaild/backend/store"
 	"github.com/vmaild/vmaild/protocols/gate"
-	"github.com/vmaild/vmaild/protocols/throttle"
+	"github.com/vmaild/vmaild/protocols/login"
 	"github.com/vmaild/vmaild/userdb"
 )
 
@@ -91,9 +91,10 @@ type Server struct {
 	// AllowInsecureAuth allows LOGIN and AUTHENTICATE without TLS: for
 	// tests and loopback listeners only.
 	AllowInsecureAuth bool
-	// Limiter throttles authentication failures; share one between SMTP,
-	// IMAP and POP3. Nil disables throttling.
-	Limiter *throttle.Limiter
+	// Logins is the login service every LOGIN and AUTHENTICATE goes
+	// through (one shared with SMTP and POP3); nil guards nothing, for
+	// tests.
+	Logins login.Guard
 	// Logger receives structured logs; nil discards them. Passwords are
 	// never logged.
 	Logger *slog.Logger

@@ -14,8 +14,8 @@ import (
 	gosasl "github.com/emersion/go-sasl"
 
 	"github.com/vmaild/vmaild/backend/store"
+	"github.com/vmaild/vmaild/protocols/login"
 	"github.com/vmaild/vmaild/protocols/sasl"
-	"github.com/vmaild/vmaild/protocols/throttle"
 	"github.com/vmaild/vmaild/userdb"
 )
 
@@ -90,7 +90,7 @@ var (
 	errPrivacy     = no(goimap.ResponseCodePrivacyRequired, "TLS is required to log in")
 	errAuthFailed  = no(goimap.ResponseCodeAuthenticationFailed, "Authentication failed")
 	errDirectory   = no(goimap.ResponseCodeUnavailable, "User directory unavailable, try again later")
-	errLocked      = no(goimap.ResponseCodeUnavailable, "Too many authentication failures, try again later")
+	errBusy        = no(goimap.ResponseCodeUnavailable, "Too many logins at once, try again later")
 	errMailboxDown = no(goimap.ResponseCodeUnavailable, "Mailbox unavailable, try again later")
 	errNoSelection = bad("No mailbox selected")
 )
@@ -105,7 +105,7 @@ func (s *session) Login(username, password string) error {
 }
 
 // authenticate checks a password through the directory under the shared
-// limiter and opens the account's mailbox.
+// login service and opens the account's mailbox.
 func (s *session) authenticate(username, password string) error {
 	var acct *userdb.Account
 	check := sasl.Authenticator(func(ctx context.Context, u, p string) error {
@@ -116,12 +116,12 @@ func (s *session) authenticate(username, password string) error {
 		acct = a
 		return err
 	})
-	err := check.Throttled(s.srv.Limiter, s.front.ip)(s.ctx, username, password)
+	err := check.Guarded(s.srv.Logins, s.front.ip)(s.ctx, username, password)
 	switch {
 	case err == nil:
-	case errors.Is(err, throttle.ErrLocked):
-		s.log.Warn("imap login locked out", "user", username)
-		return errLocked
+	case errors.Is(err, login.ErrBusy):
+		s.log.Warn("imap login refused: too many logins being verified", "user", username)
+		return errBusy
 	case userdb.Temporary(err) || s.ctx.Err() != nil:
 		s.log.Warn("imap login: directory unavailable", "user", username, "err", err)
 		return errDirectory

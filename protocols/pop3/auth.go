@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vmaild/vmaild/protocols/login"
 	"github.com/vmaild/vmaild/protocols/sasl"
-	"github.com/vmaild/vmaild/protocols/throttle"
 	"github.com/vmaild/vmaild/userdb"
 )
 
@@ -49,9 +49,10 @@ func (c *conn) passCommand(password string) {
 	}
 }
 
-// authenticator checks credentials through the Backend under the limiter
-// and keeps the maildrop of a successful login in c.md. The maildrop being
-// locked means the password was right, so the limiter sees a success.
+// authenticator checks credentials through the Backend under the login
+// service and keeps the maildrop of a successful login in c.md. The
+// maildrop being locked means the password was right, so the login
+// service sees a success.
 func (c *conn) authenticator() sasl.Authenticator {
 	var inUse error
 	check := func(ctx context.Context, username, password string) error {
@@ -65,10 +66,10 @@ func (c *conn) authenticator() sasl.Authenticator {
 		}
 		return err
 	}
-	throttled := sasl.Authenticator(check).Throttled(c.srv.Limiter, c.ip)
+	guarded := sasl.Authenticator(check).Guarded(c.srv.Logins, c.ip)
 	return func(ctx context.Context, username, password string) error {
 		c.user = username // for the log only
-		if err := throttled(ctx, username, password); err != nil {
+		if err := guarded(ctx, username, password); err != nil {
 			return err
 		}
 		return inUse
@@ -89,9 +90,9 @@ func (c *conn) finishLogin(user string, err error) {
 	case errors.Is(err, ErrInUse):
 		log.Info("pop3 login refused: maildrop in use")
 		c.reply("-ERR [IN-USE] maildrop is locked by another session")
-	case errors.Is(err, throttle.ErrLocked):
-		log.Info("pop3 login refused: locked out")
-		c.reply("-ERR [SYS/TEMP] too many authentication failures, try again later")
+	case errors.Is(err, login.ErrBusy):
+		log.Warn("pop3 login refused: too many logins being verified")
+		c.reply("-ERR [SYS/TEMP] too many logins at once, try again later")
 	case userdb.Temporary(err):
 		log.Warn("pop3 login: directory unavailable", "err", err)
 		c.reply("-ERR [SYS/TEMP] user directory unavailable, try again later")

@@ -14,7 +14,8 @@ import (
 	"time"
 
 	"github.com/vmaild/vmaild/protocols/gate"
-	"github.com/vmaild/vmaild/protocols/throttle"
+	"github.com/vmaild/vmaild/protocols/login"
+	"github.com/vmaild/vmaild/protocols/login/logintest"
 )
 
 const (
@@ -436,34 +437,58 @@ func TestDirectoryUnavailable(t *testing.T) {
 	b := newMemBackend()
 	b.add("bob", "pw", msg1)
 	b.down = true
-	l := throttle.New(throttle.Config{PerAccount: throttle.Policy{LockoutAfter: 1}})
-	addr := testServer(t, &Server{Backend: b, AllowInsecureAuth: true, Limiter: l}, false)
+	// Outages are not the client's fault: a delay after them fails the test.
+	l, err := login.New(login.Config{DummyScheme: "SSHA", PenaltyFreeFailures: -1,
+		Sleep: func(_ context.Context, d time.Duration) error { t.Errorf("delayed %v after outages", d); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := testServer(t, &Server{Backend: b, AllowInsecureAuth: true, Logins: l}, false)
 	c := dial(t, addr)
 	for range 3 {
 		c.must("USER bob", "+OK")
 		c.must("PASS pw", "-ERR [SYS/TEMP] user directory unavailable, try again later")
 	}
 	c.must("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00bob\x00pw")), "-ERR [SYS/TEMP] user directory unavailable")
-	// Outages are not the client's fault: no lockout followed.
 	b.mu.Lock()
 	b.down = false
 	b.mu.Unlock()
 	c.login("bob", "pw")
 }
 
-func TestLockout(t *testing.T) {
+// TestNoLockout: failures slow an account down, never lock it.
+func TestNoLockout(t *testing.T) {
 	b := newMemBackend()
 	b.add("bob", "pw", msg1)
-	l := throttle.New(throttle.Config{PerAccount: throttle.Policy{LockoutAfter: 2, FreeFailures: 5}, PerIP: throttle.Policy{LockoutAfter: -1, FreeFailures: 5}})
-	addr := testServer(t, &Server{Backend: b, AllowInsecureAuth: true, Limiter: l}, false)
+	l, err := login.New(login.Config{DummyScheme: "SSHA", PenaltyBase: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := testServer(t, &Server{Backend: b, AllowInsecureAuth: true, Logins: l, MaxBadCommands: 100}, false)
 	c := dial(t, addr)
-	for range 2 {
+	for range 10 {
 		c.must("USER bob", "+OK")
 		c.must("PASS bad", "-ERR [AUTH] authentication failed")
 	}
 	c.must("USER bob", "+OK")
-	c.must("PASS pw", "-ERR [SYS/TEMP] too many authentication failures, try again later")
-	c.must("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00bob\x00pw")), "-ERR [SYS/TEMP] too many authentication failures")
+	c.must("PASS pw", "+OK")
+	if st := l.Stats(); st.Failed != 10 || st.OK != 1 || st.Penalties == 0 {
+		t.Fatalf("login service saw %+v", st)
+	}
+}
+
+// TestLoginBusy: no room to verify a password is -ERR [SYS/TEMP], for
+// USER/PASS and AUTH alike, and the session lives on.
+func TestLoginBusy(t *testing.T) {
+	b := newMemBackend()
+	b.add("bob", "pw", msg1)
+	addr := testServer(t, &Server{Backend: b, AllowInsecureAuth: true, Logins: logintest.Saturated(t)}, false)
+	c := dial(t, addr)
+	c.must("USER bob", "+OK")
+	c.must("PASS bad", "-ERR [SYS/TEMP] too many logins at once, try again later")
+	c.must("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00nobody\x00bad")), "-ERR [SYS/TEMP] ")
+	c.must("NOOP", "-ERR")
+	c.must("QUIT", "+OK")
 }
 
 // TestClientDropCancelsLogin: a backend call in progress sees its context

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/vmaild/vmaild/protocols/gate"
-	"github.com/vmaild/vmaild/protocols/throttle"
+	"github.com/vmaild/vmaild/protocols/login"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close, and by a
@@ -51,9 +51,9 @@ type Server struct {
 	// Logger receives structured logs; nil discards them. Passwords are
 	// never logged.
 	Logger *slog.Logger
-	// Limiter throttles authentication failures; share one between SMTP,
-	// IMAP and POP3. Nil disables throttling.
-	Limiter *throttle.Limiter
+	// Logins is the login service every USER/PASS and AUTH goes through
+	// (one shared with SMTP and IMAP); nil guards nothing, for tests.
+	Logins login.Guard
 	// Gate admits connections and bounds how long they last; share one
 	// between every listener of the process. Nil: a gate of this Server's
 	// own with the default limits.

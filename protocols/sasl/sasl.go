@@ -23,7 +23,7 @@ import (
 
 	gosasl "github.com/emersion/go-sasl"
 
-	"github.com/vmaild/vmaild/protocols/throttle"
+	"github.com/vmaild/vmaild/protocols/login"
 )
 
 // Mechanism names.
@@ -43,17 +43,16 @@ const MaxField = 1024
 // try later, anything else means no. ctx is the connection's context.
 type Authenticator func(ctx context.Context, username, password string) error
 
-// Throttled returns an Authenticator that runs a under the limiter l for a
-// client at ip (see throttle.Limiter.Do); during a lockout it fails with
-// throttle.ErrLocked without checking the password.
-func (a Authenticator) Throttled(l *throttle.Limiter, ip netip.Addr) Authenticator {
-	if l == nil {
+// Guarded returns an Authenticator that runs a as one attempt of a client
+// at ip through the login service g (throttling, the bound on concurrent
+// verifications, dummy verifications; see protocols/login). A nil g
+// guards nothing, for tests of the protocols alone.
+func (a Authenticator) Guarded(g login.Guard, ip netip.Addr) Authenticator {
+	if g == nil {
 		return a
 	}
 	return func(ctx context.Context, username, password string) error {
-		return l.Do(ctx, ip, username, func(ctx context.Context) error {
-			return a(ctx, username, password)
-		})
+		return g.Attempt(ctx, ip, username, password, a)
 	}
 }
 

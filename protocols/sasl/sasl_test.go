@@ -11,7 +11,7 @@ import (
 
 	gosasl "github.com/emersion/go-sasl"
 
-	"github.com/vmaild/vmaild/protocols/throttle"
+	"github.com/vmaild/vmaild/protocols/login"
 	"github.com/vmaild/vmaild/userdb"
 )
 
@@ -174,24 +174,28 @@ func TestLogin(t *testing.T) {
 	}
 }
 
-// TestThrottledSharesTheLimiter proves the wrapper counts failures and
-// refuses during a lockout without consulting the directory.
-func TestThrottled(t *testing.T) {
-	l := throttle.New(throttle.Config{PerAccount: throttle.Policy{LockoutAfter: 2, FreeFailures: 5}})
+// TestGuarded proves the wrapper runs every exchange through the login
+// service, which counts the attempts.
+func TestGuarded(t *testing.T) {
+	g, err := login.New(login.Config{DummyScheme: "SSHA"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var r recorder
 	ip := netip.MustParseAddr("198.51.100.7")
-	a := Authenticator(r.auth).Throttled(l, ip)
-	for range 2 {
-		s, _ := NewServer(context.Background(), Plain, true, a)
-		s.Next([]byte("\x00bob@example.org\x00wrong"))
-	}
+	a := Authenticator(r.auth).Guarded(g, ip)
 	s, _ := NewServer(context.Background(), Plain, true, a)
-	_, _, err := s.Next([]byte("\x00bob@example.org\x00secret"))
-	if !errors.Is(err, throttle.ErrLocked) {
-		t.Fatalf("err %v", err)
+	if _, _, err := s.Next([]byte("\x00bob@example.org\x00wrong")); err == nil {
+		t.Fatal("wrong password accepted")
 	}
-	if len(r.calls) != 2 {
-		t.Fatalf("directory consulted %d times", len(r.calls))
+	s, _ = NewServer(context.Background(), Login, true, a)
+	s.Next(nil)
+	s.Next([]byte("bob@example.org"))
+	if _, _, err := s.Next([]byte("secret")); err != nil {
+		t.Fatalf("right password: %v", err)
+	}
+	if st := g.Stats(); st.OK != 1 || st.Failed != 1 || len(r.calls) != 2 {
+		t.Fatalf("login service saw %+v, directory %d calls", st, len(r.calls))
 	}
 	var _ gosasl.Server = s
 }

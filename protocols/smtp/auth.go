@@ -7,8 +7,8 @@ import (
 	gosasl "github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/vmaild/vmaild/protocols/login"
 	"github.com/vmaild/vmaild/protocols/sasl"
-	"github.com/vmaild/vmaild/protocols/throttle"
 	"github.com/vmaild/vmaild/userdb"
 )
 
@@ -19,7 +19,6 @@ var (
 	errAuthFailed     = smtpErr(535, "5.7.8", "Authentication credentials invalid")
 	errAuthMalformed  = smtpErr(501, "5.5.2", "Malformed authentication response")
 	errAuthTemporary  = smtpErr(454, "4.7.0", "Temporary authentication failure, try again later")
-	errAuthLocked     = smtpErr(421, "4.7.0", "Too many authentication failures, try again later")
 	errAuthTooMany    = smtpErr(421, "4.7.0", "Too many authentication failures, closing connection")
 	errAuthUnknownMec = smtpErr(504, "5.5.4", "Unsupported authentication mechanism")
 )
@@ -58,9 +57,9 @@ func (ss *session) Auth(mech string) (gosasl.Server, error) {
 			authed = acct
 		}
 		return err
-	}).Throttled(ss.srv.Limiter, ss.tc.ip)
-	// The login is noted before the limiter runs, so a lockout is logged
-	// with the account it protects.
+	}).Guarded(ss.srv.Logins, ss.tc.ip)
+	// The login is noted before the login service runs, so a delayed or
+	// refused attempt is logged with the account it concerns.
 	noted := func(ctx context.Context, username, password string) error {
 		ss.mu.Lock()
 		ss.login = username
@@ -97,21 +96,21 @@ func (a *authExchange) Next(response []byte) ([]byte, bool, error) {
 		return challenge, done, nil
 	}
 	ss.mu.Lock()
-	login := ss.login
+	name := ss.login
 	ss.mu.Unlock()
 	switch {
-	case errors.Is(err, throttle.ErrLocked):
-		ss.log.Warn("authentication locked out", "login", login)
-		return nil, true, ss.hangUp(errAuthLocked)
+	case errors.Is(err, login.ErrBusy):
+		ss.log.Warn("authentication refused: too many logins being verified", "login", name)
+		return nil, true, errAuthTemporary
 	case userdb.Temporary(err), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		ss.log.Warn("authentication unavailable", "login", login, "err", err)
+		ss.log.Warn("authentication unavailable", "login", name, "err", err)
 		return nil, true, errAuthTemporary
 	case errors.Is(err, sasl.ErrMalformed), errors.Is(err, gosasl.ErrUnexpectedClientResponse):
 		ss.log.Info("malformed authentication", "err", err)
 		return nil, true, ss.authFailure(errAuthMalformed)
 	}
 	// The directory's error names the address but never the password.
-	ss.log.Info("authentication failed", "login", login, "err", err)
+	ss.log.Info("authentication failed", "login", name, "err", err)
 	return nil, true, ss.authFailure(errAuthFailed)
 }
 

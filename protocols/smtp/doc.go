@@ -88,10 +88,10 @@
 // closes the connection with 500 5.4.0 on a longer line), the message size
 // limit, a cap on recipients (452 4.5.3), and a cap on refused commands
 // after which the connection is closed with 421 4.7.0. go-smtp itself closes
-// a connection after its fourth unparseable or unknown command. AUTH
-// failures are throttled per client address and account by a shared
-// throttle.Limiter; a lockout closes the connection with 421 4.7.0, a
-// directory outage during AUTH is 454 4.7.0 and never 535.
+// a connection after its fourth unparseable or unknown command. AUTH goes
+// through the shared login service (protocols/login), which delays
+// repeated failures; a directory outage, or no room to verify the
+// password, is 454 4.7.0 and never 535.
 //
 // Replies that go-smtp writes itself keep its codes: commands out of order
 // (RCPT before MAIL, DATA before RCPT, MAIL before EHLO, DATA during BDAT)

@@ -16,7 +16,7 @@ import (
 
 	"github.com/vmaild/vmaild/backend/delivery"
 	"github.com/vmaild/vmaild/protocols/gate"
-	"github.com/vmaild/vmaild/protocols/throttle"
+	"github.com/vmaild/vmaild/protocols/login"
 	"github.com/vmaild/vmaild/userdb"
 )
 
@@ -105,9 +105,9 @@ type Server struct {
 	// MaxAuthFailures is how many failed AUTH a connection may try before it
 	// is closed with 421 (default 3).
 	MaxAuthFailures int
-	// Limiter throttles authentication failures; nil throttles nothing.
-	// Share one Limiter with IMAP and POP3.
-	Limiter *throttle.Limiter
+	// Logins is the login service every AUTH goes through (one shared
+	// with IMAP and POP3); nil guards nothing, for tests.
+	Logins login.Guard
 	// Logger receives one line per transaction and per notable event; nil
 	// discards.
 	Logger *slog.Logger

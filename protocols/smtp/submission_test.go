@@ -15,7 +15,8 @@ import (
 	gosasl "github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
-	"github.com/vmaild/vmaild/protocols/throttle"
+	"github.com/vmaild/vmaild/protocols/login"
+	"github.com/vmaild/vmaild/protocols/login/logintest"
 	"github.com/vmaild/vmaild/userdb"
 	sqldir "github.com/vmaild/vmaild/userdb/sql"
 )
@@ -209,24 +210,31 @@ func TestSubmissionAuthFailures(t *testing.T) {
 		e.dir.authDown.Store(false)
 		c.must("AUTH PLAIN "+plainIR("alice@example.org", "secret-alice"), "235 2.0.0")
 	})
-	t.Run("lockout", func(t *testing.T) {
-		now := time.Unix(1700000000, 0)
-		lim := throttle.New(throttle.Config{
-			PerAccount: throttle.Policy{FreeFailures: 10, LockoutAfter: 2},
-			PerIP:      throttle.Policy{FreeFailures: 10, LockoutAfter: 100},
-			Now:        func() time.Time { return now },
-		})
-		e := startServer(t, RoleSubmission, false, func(s *Server) { s.Limiter = lim; s.MaxAuthFailures = 10 })
-		c := authOn(t, e)
-		c.must("AUTH PLAIN "+plainIR("alice@example.org", "wrong"), "535 5.7.8")
-		c.must("AUTH PLAIN "+plainIR("alice@example.org", "wrong"), "535 5.7.8")
-		// Locked: even the right password is not checked.
-		c.must("AUTH PLAIN "+plainIR("alice@example.org", "secret-alice"), "421 4.7.0")
-		if !c.closed() {
-			t.Fatal("connection open during lockout")
+	t.Run("no lockout", func(t *testing.T) {
+		logins, err := login.New(login.Config{DummyScheme: "SSHA", PenaltyBase: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
 		}
-		c = authOn(t, e)
-		c.must("AUTH PLAIN "+plainIR("bob@example.org", "secret-bob"), "235 2.0.0")
+		e := startServer(t, RoleSubmission, false, func(s *Server) { s.Logins = logins; s.MaxAuthFailures = 100 })
+		c := authOn(t, e)
+		for range 10 {
+			c.must("AUTH PLAIN "+plainIR("alice@example.org", "wrong"), "535 5.7.8")
+		}
+		// Slowed, never locked: the right password still works.
+		c.must("AUTH PLAIN "+plainIR("alice@example.org", "secret-alice"), "235 2.0.0")
+		if st := logins.Stats(); st.Failed != 10 || st.OK != 1 || st.Penalties == 0 {
+			t.Fatalf("login service saw %+v", st)
+		}
+	})
+	t.Run("no room to verify is temporary", func(t *testing.T) {
+		e := startServer(t, RoleSubmission, false, func(s *Server) { s.Logins = logintest.Saturated(t) })
+		c := authOn(t, e)
+		for range 5 {
+			c.must("AUTH PLAIN "+plainIR("alice@example.org", "wrong"), "454 4.7.0")
+		}
+		c.must("AUTH LOGIN", "334 VXNlcm5hbWU6")
+		c.must(base64.StdEncoding.EncodeToString([]byte("nobody@example.org")), "334 UGFzc3dvcmQ6")
+		c.must(base64.StdEncoding.EncodeToString([]byte("wrong")), "454 4.7.0")
 	})
 }
 

@@ -53,8 +53,13 @@ func (s *Source) LookupAccount(ctx context.Context, address string) (*userdb.Acc
 	return s.account(e, address)
 }
 
+// SetHashCaps bounds the cost parameters of the stored hashes Authenticate
+// verifies (password.Caps; the zero value is the defaults). Call it before
+// serving.
+func (s *Source) SetHashCaps(c password.Caps) { s.hashCaps = c }
+
 // Authenticate checks password for address: against the password
-// attribute with password.Verify, or with AuthBind by binding as the
+// attribute with password.Caps.Verify, or with AuthBind by binding as the
 // entry's DN. An empty password never authenticates: to LDAP a simple bind
 // with an empty password is an anonymous bind that "succeeds".
 func (s *Source) Authenticate(ctx context.Context, address, plain string) (*userdb.Account, error) {
@@ -77,7 +82,7 @@ func (s *Source) Authenticate(ctx context.Context, address, plain string) (*user
 		if err := s.userBind(ctx, e.DN, plain); err != nil {
 			return nil, err
 		}
-	} else if err := s.verify(e, plain); err != nil {
+	} else if err := s.verify(ctx, e, plain); err != nil {
 		return nil, err
 	}
 	return s.account(e, address)
@@ -103,7 +108,7 @@ func (s *Source) userBind(ctx context.Context, dn, plain string) error {
 
 // verify checks plain against every stored value of the password
 // attribute (an entry may carry several hashes during a scheme migration).
-func (s *Source) verify(e *goldap.Entry, plain string) error {
+func (s *Source) verify(ctx context.Context, e *goldap.Entry, plain string) error {
 	stored := e.GetEqualFoldAttributeValues(s.cfg.Attributes.Password)
 	if len(stored) == 0 {
 		return fmt.Errorf("ldap authenticate %q: %w: no %s readable (does the service account have read access?)",
@@ -111,7 +116,11 @@ func (s *Source) verify(e *goldap.Entry, plain string) error {
 	}
 	var verifyErr error
 	for _, h := range stored {
-		ok, err := password.Verify(h, plain)
+		ok, err := s.hashCaps.Verify(ctx, h, plain)
+		if errors.Is(err, password.ErrNotAdmitted) {
+			// The login service had no room to verify: not the user's fault.
+			return userdb.Unavailable(fmt.Sprintf("ldap authenticate %q", e.DN), err)
+		}
 		if ok && err == nil {
 			return nil
 		}

@@ -29,6 +29,8 @@ import (
 	"time"
 
 	goldap "github.com/go-ldap/ldap/v3"
+
+	"github.com/vmaild/vmaild/userdb/password"
 )
 
 // Config configures a Source. The zero value of every field except URLs
@@ -166,6 +168,8 @@ type Source struct {
 
 	search *pool // bound as the service account: searches and writes
 	auth   *pool // for user binds (AuthBind); nil otherwise
+	// hashCaps bounds the stored password hashes Authenticate verifies.
+	hashCaps password.Caps
 }
 
 // New checks cfg, fills in defaults and returns a Source. It does not

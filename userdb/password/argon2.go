@@ -30,8 +30,8 @@ const (
 // 2 passes, 1 lane) rather than Dovecot's 64 MiB × 3: every concurrent
 // login holds the full memory while it verifies, and a burst of a hundred
 // logins at 64 MiB each would take 6 GiB from a mail server. 19 MiB keeps
-// that at about 2 GiB, and the protocols' auth-failure throttling bounds
-// the burst. Existing hashes keep whatever parameters they were made with.
+// that at about 2 GiB, and the login service bounds how many run at once.
+// Existing hashes keep whatever parameters they were made with, up to Caps.
 const (
 	argon2DefaultMemory  = 19456 // KiB
 	argon2DefaultTime    = 2

@@ -20,11 +20,14 @@
 //
 // Verify is exposed to whatever a remote client types, so it refuses absurd
 // work before doing any: passwords longer than MaxPasswordLen never match,
-// and the cost parameters a stored hash asks for are capped (see ErrTooCostly).
-// Every comparison of secret material is constant-time.
+// and the cost parameters a stored hash asks for are capped (see Caps and
+// ErrTooCostly). Caps.Verify also asks the context's Admission before the
+// expensive part, which is how the login service bounds and counts
+// verifications. Every comparison of secret material is constant-time.
 package password
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -72,8 +75,8 @@ var (
 	ErrEmptyPassword = errors.New("empty password")
 )
 
-// limits caps the work a stored hash may ask for. Verify uses
-// defaultLimits; tests and fuzzing use smaller ones.
+// limits caps the work a stored hash may ask for. Caps makes one from the
+// configuration; tests and fuzzing use smaller ones.
 type limits struct {
 	shaCryptRounds int    // SHA-crypt rounds=N
 	bcryptCost     int    // bcrypt log2 rounds
@@ -83,53 +86,52 @@ type limits struct {
 	argonThreads   uint32 // lanes
 }
 
-// defaultLimits are generous to every hash a real tool writes (glibc's
-// default SHA-crypt is 5000 rounds, Dovecot's bcrypt cost 5, its argon2id
-// 64 MiB × 3) while keeping one verification under a few seconds and one
-// GiB of memory.
-var defaultLimits = limits{
-	shaCryptRounds: 10_000_000,
-	bcryptCost:     16,
-	argonMemory:    1 << 20, // 1 GiB
-	argonTime:      64,
-	argonWork:      4 << 20, // e.g. 4 passes over 1 GiB
-	argonThreads:   255,     // x/crypto/argon2 takes a uint8
-}
-
-// Verify reports whether plain matches the stored hash. A malformed hash,
-// an unknown scheme or a hash that asks for too much work is an error and
-// never a match. An empty password or one longer than MaxPasswordLen never
-// matches and costs nothing.
+// Verify reports whether plain matches the stored hash, under the default
+// Caps and without any Admission. A malformed hash, an unknown scheme or a
+// hash that asks for too much work is an error and never a match. An
+// empty password or one longer than MaxPasswordLen never matches and
+// costs nothing.
 func Verify(stored, plain string) (bool, error) {
-	return defaultLimits.verify(stored, plain)
+	return Caps{}.Verify(context.Background(), stored, plain)
 }
 
+// verify is Verify under l, without an Admission; tests and fuzzing use it.
 func (l *limits) verify(stored, plain string) (bool, error) {
+	match, err := l.prepare(stored, plain)
+	if err != nil || match == nil {
+		return false, err
+	}
+	return match(plain), nil
+}
+
+// prepare parses stored under l and returns the matcher to run, or nil
+// when plain cannot match whatever the hash (empty or overlong).
+func (l *limits) prepare(stored, plain string) (matcher, error) {
 	if len(stored) > maxStoredLen {
-		return false, fmt.Errorf("%w: stored value longer than %d bytes", ErrMalformed, maxStoredLen)
+		return nil, fmt.Errorf("%w: stored value longer than %d bytes", ErrMalformed, maxStoredLen)
 	}
 	name, enc, body, err := split(stored)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	s, ok := lookup(name)
 	if !ok {
-		return false, fmt.Errorf("%w: %q", ErrUnknownScheme, "{"+name+"}")
+		return nil, fmt.Errorf("%w: %q", ErrUnknownScheme, "{"+name+"}")
 	}
 	if enc != "" && !s.encodings {
-		return false, fmt.Errorf("%w: %q: scheme takes no encoding suffix", ErrUnknownScheme, "{"+name+"."+enc+"}")
+		return nil, fmt.Errorf("%w: %q: scheme takes no encoding suffix", ErrUnknownScheme, "{"+name+"."+enc+"}")
 	}
 	// The stored hash is parsed and its cost checked before the password
 	// is looked at, so a broken directory entry is reported whatever the
-	// client typed.
+	// client typed, and a hash over the caps costs nothing.
 	match, err := s.parse(l, body, enc)
 	if err != nil {
-		return false, fmt.Errorf("{%s}: %w", name, err)
+		return nil, fmt.Errorf("{%s}: %w", name, err)
 	}
 	if plain == "" || len(plain) > MaxPasswordLen {
-		return false, nil
+		return nil, nil
 	}
-	return match(plain), nil
+	return match, nil
 }
 
 // Hash returns plain hashed with scheme ("" means DefaultScheme), with its

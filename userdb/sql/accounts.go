@@ -73,6 +73,11 @@ func (d *DB) LookupAccount(ctx context.Context, address string) (*userdb.Account
 	return a, nil
 }
 
+// SetHashCaps bounds the cost parameters of the stored hashes Authenticate
+// verifies (password.Caps; the zero value is the defaults). Call it before
+// serving.
+func (d *DB) SetHashCaps(c password.Caps) { d.hashCaps = c }
+
 // Authenticate implements userdb.AccountSource. The password is compared
 // with the stored {SCHEME} hash in Go, never sent to the database.
 func (d *DB) Authenticate(ctx context.Context, address, plain string) (*userdb.Account, error) {
@@ -81,9 +86,11 @@ func (d *DB) Authenticate(ctx context.Context, address, plain string) (*userdb.A
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := d.opContext(ctx)
+	// The timeout bounds the query only: the verification below may wait
+	// for the login service's slot, a wait the caller's context bounds.
+	qctx, cancel := d.opContext(ctx)
 	defer cancel()
-	row, err := d.queryRow(ctx, d.q.password, params{address: key})
+	row, err := d.queryRow(qctx, d.q.password, params{address: key})
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +106,11 @@ func (d *DB) Authenticate(ctx context.Context, address, plain string) (*userdb.A
 	if plain == "" || hash.String == "" {
 		return nil, fmt.Errorf("%s %q: %w", op, key, userdb.ErrBadCredentials)
 	}
-	ok, err := password.Verify(hash.String, plain)
+	ok, err := d.hashCaps.Verify(ctx, hash.String, plain)
+	if errors.Is(err, password.ErrNotAdmitted) {
+		// The login service had no room to verify: not the user's fault.
+		return nil, userdb.Unavailable(fmt.Sprintf("%s %q", op, key), err)
+	}
 	if err != nil {
 		// A hash we cannot read is a "no" for the user and a finding for
 		// the admin; the cause names the scheme problem, not the hash.

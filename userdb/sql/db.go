@@ -27,6 +27,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/vmaild/vmaild/userdb/password"
 )
 
 // Config selects and tunes the database. The zero value of every field but
@@ -87,6 +89,8 @@ type DB struct {
 	foreignDomains  bool
 	// foreignSenders is set when the sender_logins query is overridden.
 	foreignSenders bool
+	// hashCaps bounds the stored password hashes Authenticate verifies.
+	hashCaps password.Caps
 
 	mu    sync.Mutex
 	stmts map[*query]*gosql.Stmt
