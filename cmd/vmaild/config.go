@@ -163,7 +163,7 @@ func defaultConfig() Config {
 			POP3:        Listener{Address: ":1110"},
 			POP3S:       Listener{Address: ":1995"},
 		},
-		Limits: gate.DefaultConfig(),
+		Limits:         gate.DefaultConfig(),
 		ClientNetworks: gate.Networks{IPv4Prefix: gate.DefaultIPv4Prefix, IPv6Prefix: gate.DefaultIPv6Prefix},
 		// Zero slots and queue sizes follow the CPU count (see their help).
 		Login: login.Config{

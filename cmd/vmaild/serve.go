@@ -353,7 +353,7 @@ func (s *server) newProtocolServer(sp listenerSpec, log *slog.Logger) protocolSe
 			Directory: s.directory, Store: s.store, Quotas: s.dir.sql,
 			TLSConfig: s.tls, AllowInsecureAuth: sp.l.InsecureAuth,
 			Logins: s.logins, Logger: log,
-		Gate: s.gate,
+			Gate: s.gate,
 		}
 	case "pop3", "pop3s":
 		return &pop3.Server{
