@@ -88,6 +88,10 @@ func StartMariaDB(t testing.TB) *MariaDB {
 		"--auth-root-authentication-method=normal",
 		"--skip-test-db",
 		"--skip-name-resolve",
+		// Without it the script refuses to run when neither the machine's
+		// host name nor "localhost" resolves (a container or chroot without
+		// /etc/hosts); this server never resolves names anyway.
+		"--force",
 		"--innodb-buffer-pool-size=16M",
 		"--innodb-log-file-size=8M",
 	).CombinedOutput()
