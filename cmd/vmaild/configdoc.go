@@ -41,7 +41,9 @@ var configSections = map[string]struct{ title, intro string }{
 	"store":    {"Mail store", "Maildir++ laid out as Dovecot does it, with a UID index beside the files."},
 	"queue":    {"Outbound queue", "The durable spool for remote recipients: MX lookup, retries, bounces."},
 	"delivery": {"Local delivery", "The delivery agent: aliases, quota, loops, folders."},
-	"metrics":  {"Metrics and health", "Prometheus `/metrics` and `/healthz` (200 when SQL, LDAP and the store answer) on their own listener."},
+	"metrics": {"Metrics and health", "Prometheus `/metrics` and `/healthz` on their own listener. `/healthz` is 200 when SQL and LDAP answer, " +
+		"the store and queue folders are writable and their file systems have `min_free_bytes` free; " +
+		"otherwise 503 with one line per failed check."},
 }
 
 // configReference renders CONFIG.md from configKeys, so the reference lists
