@@ -198,21 +198,30 @@ func (m *MariaDB) Stop() {
 
 // Pause freezes mariadbd (SIGSTOP): connections stay open and the port
 // keeps accepting, but nothing answers, as with a hung or overloaded
-// server. Resume lets it continue.
-func (m *MariaDB) Pause() { m.signal(syscall.SIGSTOP) }
-
-// Resume continues a paused mariadbd.
-func (m *MariaDB) Resume() { m.signal(syscall.SIGCONT) }
-
-func (m *MariaDB) signal(sig syscall.Signal) {
+// server. It returns once every thread has stopped. Resume lets it
+// continue.
+func (m *MariaDB) Pause() {
 	m.t.Helper()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.cmd == nil {
-		m.t.Fatalf("mariadbd: %v while stopped", sig)
+		m.t.Fatal("mariadbd: Pause while stopped")
 	}
-	if err := m.cmd.Process.Signal(sig); err != nil {
-		m.t.Fatalf("mariadbd: %v: %v", sig, err)
+	if err := Freeze(m.cmd.Process, mariadbPatience); err != nil {
+		m.t.Fatalf("mariadbd: %v", err)
+	}
+}
+
+// Resume continues a paused mariadbd.
+func (m *MariaDB) Resume() {
+	m.t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd == nil {
+		m.t.Fatal("mariadbd: Resume while stopped")
+	}
+	if err := Thaw(m.cmd.Process); err != nil {
+		m.t.Fatalf("mariadbd: %v", err)
 	}
 }
 
