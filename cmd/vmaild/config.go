@@ -56,6 +56,11 @@ type Config struct {
 // MetricsConfig is the Prometheus and health-check listener.
 type MetricsConfig struct {
 	Address string `yaml:"address" help:"host:port serving /metrics and /healthz; empty: off"`
+	// MinFreeBytes is the disk floor of /healthz. Below it a delivery may
+	// already fail (451) and the next message surely will; 1 GiB leaves
+	// room for the messages in flight (20 at the default 50 MiB limit) and
+	// time to act.
+	MinFreeBytes int64 `yaml:"min_free_bytes" help:"/healthz fails when the file system of the data folder, mail store or queue has less space free (for vmaild's user) than this many bytes; 0: no disk check"`
 }
 
 // Listeners are the addresses to listen on; an empty address turns a
@@ -184,7 +189,7 @@ func defaultConfig() Config {
 		Store:           StoreConfig{PathTemplate: "%d/%n/Maildir"},
 		Queue:           QueueConfig{Port: 25, Workers: 32, PerDomain: 8, MaxAge: 5 * 24 * time.Hour},
 		Delivery:        delivery.Config{MaxHops: 50},
-		Metrics:         MetricsConfig{Address: "127.0.0.1:9187"},
+		Metrics:         MetricsConfig{Address: "127.0.0.1:9187", MinFreeBytes: 1 << 30},
 		ShutdownTimeout: 30 * time.Second,
 	}
 }
@@ -234,6 +239,9 @@ func (c *Config) validate() error {
 		}
 	}
 	problems = append(problems, validateLogin(c.Login, c.ClientNetworks)...)
+	if c.Metrics.MinFreeBytes < 0 {
+		problems = append(problems, fmt.Sprintf("metrics.min_free_bytes: %d is negative (0 turns the disk check off)", c.Metrics.MinFreeBytes))
+	}
 	if c.Store.Root == "" {
 		c.Store.Root = filepath.Join(c.DataDir, "mail")
 	}

@@ -51,7 +51,9 @@ var configSections = map[string]struct{ title, intro string }{
 	"store":    {"Mail store", "Maildir++ laid out as Dovecot does it, with a UID index beside the files."},
 	"queue":    {"Outbound queue", "The durable spool for remote recipients: MX lookup, retries, bounces."},
 	"delivery": {"Local delivery", "The delivery agent: aliases, quota, loops, folders."},
-	"metrics":  {"Metrics and health", "Prometheus `/metrics` and `/healthz` (200 when SQL, LDAP and the store answer) on their own listener."},
+	"metrics": {"Metrics and health", "Prometheus `/metrics` and `/healthz` on their own listener. `/healthz` is 200 when SQL and LDAP answer, " +
+		"the store and queue folders are writable and their file systems have `min_free_bytes` free; " +
+		"otherwise 503 with one line per failed check."},
 	"client_networks": {"Client networks", "How client addresses are grouped wherever clients are counted or limited: " +
 		"one IPv4 address, and one IPv6 /64, since a host or a customer line is usually handed a whole /64."},
 	"login": {"Login service", "One login service checks every password (SMTP AUTH, IMAP, POP3). " +

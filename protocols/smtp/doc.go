@@ -95,5 +95,12 @@
 //
 // Replies that go-smtp writes itself keep its codes: commands out of order
 // (RCPT before MAIL, DATA before RCPT, MAIL before EHLO, DATA during BDAT)
-// get 502 5.5.1 where RFC 5321 would prefer 503.
+// get 502 5.5.1 where RFC 5321 would prefer 503, and an unknown command
+// gets 500 5.5.2 when its verb has four letters but 501 5.5.2 otherwise
+// (XYZZY: go-smtp's parseCmd takes it for a malformed command) where RFC
+// 5321 asks 500 5.5.1. go-smtp answers before any Session method runs and
+// has no hook for it, and after STARTTLS only go-smtp sees the commands in
+// clear, so this package cannot override these replies; a fix belongs in
+// go-smtp. Known but unimplemented commands (EXPN, HELP, TURN, SEND, SOML,
+// SAML) get 502 5.5.1 and bad arguments 501, as RFC 5321 asks.
 package smtp
