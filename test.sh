@@ -1,13 +1,15 @@
 #!/bin/sh
 # The whole vmaild test suite: installs the real servers the tests start
-# privately (OpenLDAP slapd, MariaDB) and the real clients they drive, when
+# privately (OpenLDAP slapd, MariaDB, postsrsd) and the real clients they
+# drive (swaks, curl, python3, Mail::SRS's srs), when
 # missing (Debian), then vets and tests every package.
 set -eu
 cd "$(dirname "$0")"
 
 missing=""
 for need in slapd:/usr/sbin/slapd ldap-utils:/usr/bin/ldapadd mariadb-server:/usr/sbin/mariadbd \
-	swaks:/usr/bin/swaks curl:/usr/bin/curl python3:python3; do
+	swaks:/usr/bin/swaks curl:/usr/bin/curl python3:python3 \
+	postsrsd:/usr/sbin/postsrsd srs:/usr/bin/srs; do
 	pkg=${need%%:*} bin=${need#*:}
 	command -v "$bin" >/dev/null 2>&1 || missing="$missing $pkg"
 done

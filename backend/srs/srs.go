@@ -162,8 +162,19 @@ func (r *Rewriter) Domain() string { return r.domain }
 
 // Forward returns the envelope sender to use when forwarding a message from
 // sender to a remote destination. The null sender ("" or "<>") and senders
-// in the SRS domain are returned as they are.
+// in the SRS domain are returned as they are. A sender that is not a
+// mailbox, or whose rewritten form would be longer than MaxAddressLength,
+// is an ErrMalformed error.
 func (r *Rewriter) Forward(sender string) (string, error) {
+	out, err := r.forward(sender)
+	if err == nil && len(out) > MaxAddressLength {
+		// Reverse would refuse it, and so would many next hops.
+		return "", fmt.Errorf("srs forward: %w: sender %q would be longer than %d octets rewritten", ErrMalformed, sender, MaxAddressLength)
+	}
+	return out, err
+}
+
+func (r *Rewriter) forward(sender string) (string, error) {
 	if sender == "" || sender == "<>" {
 		return sender, nil
 	}
@@ -178,13 +189,17 @@ func (r *Rewriter) Forward(sender string) (string, error) {
 	if strings.EqualFold(strings.TrimSuffix(host, "."), r.domain) {
 		return sender, nil
 	}
+	if !mailbox(user, host) {
+		// Reverse would read such a domain differently, or refuse it.
+		return "", fmt.Errorf("srs forward: %w: sender %q is not a mailbox", ErrMalformed, sender)
+	}
 	if tag, ok := srsTag(user); ok {
 		rest := user[5:]
 		switch tag {
 		case '1':
 			// Keep the first forwarder and its SRS0 part; only the hash
 			// is ours, so the bounce goes straight back to that forwarder.
-			if _, first, srs0, ok := split3(rest); ok {
+			if _, first, srs0, err := parseSRS1(rest); err == nil {
 				return r.srs1(first, srs0), nil
 			}
 		case '0':
@@ -245,12 +260,9 @@ func (r *Rewriter) Reverse(addr string) (string, error) {
 	}
 	rest := local[5:]
 	if tag == '1' {
-		hash, first, srs0, ok := split3(rest)
-		if !ok {
-			return "", fmt.Errorf("%w: SRS1 needs hash=forwarder=SRS0-part", ErrMalformed)
-		}
-		if srs0[0] != '=' && srs0[0] != '+' && srs0[0] != '-' {
-			return "", fmt.Errorf("%w: SRS1 part after the forwarder does not start with a separator", ErrMalformed)
+		hash, first, srs0, err := parseSRS1(rest)
+		if err != nil {
+			return "", err
 		}
 		if err := r.verify(hash, first, srs0); err != nil {
 			return "", err
@@ -281,6 +293,16 @@ func (r *Rewriter) Reverse(addr string) (string, error) {
 // sender: a verified hash only proves we wrote it, and an old secret or a
 // buggy writer must still not make us relay to something odd.
 func checkResult(user, host string) (string, error) {
+	if !mailbox(user, host) {
+		return "", fmt.Errorf("%w: the original address %q@%q is not a mailbox", ErrMalformed, user, host)
+	}
+	return user + "@" + host, nil
+}
+
+// mailbox is the little Forward and Reverse need of an address: both parts
+// there, no spaces, controls or second "@", and a domain that is neither an
+// address literal nor holding the "=" that separates the SRS fields.
+func mailbox(user, host string) bool {
 	bad := func(s string) bool {
 		for i := 0; i < len(s); i++ {
 			if c := s[i]; c <= ' ' || c == 0x7f || c == '@' {
@@ -289,10 +311,7 @@ func checkResult(user, host string) (string, error) {
 		}
 		return false
 	}
-	if user == "" || host == "" || bad(user) || bad(host) || strings.ContainsAny(host, "=[]") {
-		return "", fmt.Errorf("%w: the original address %q@%q is not a mailbox", ErrMalformed, user, host)
-	}
-	return user + "@" + host, nil
+	return user != "" && host != "" && !bad(user) && !bad(host) && !strings.ContainsAny(host, "=[]")
 }
 
 // srsTag reads "SRS0" or "SRS1" (any case) and a separator at the start of
@@ -305,6 +324,22 @@ func srsTag(local string) (byte, bool) {
 		return 0, false
 	}
 	return local[3], true
+}
+
+// parseSRS1 reads what follows "SRS1=": the hash, the first forwarder's
+// domain and its SRS0 local part without "SRS0" (so starting with that
+// forwarder's separator).
+func parseSRS1(rest string) (hash, first, srs0 string, err error) {
+	hash, first, srs0, ok := split3(rest)
+	switch {
+	case !ok:
+		return "", "", "", fmt.Errorf("%w: SRS1 needs hash=forwarder=SRS0-part", ErrMalformed)
+	case srs0[0] != '=' && srs0[0] != '+' && srs0[0] != '-':
+		return "", "", "", fmt.Errorf("%w: SRS1 part after the forwarder does not start with a separator", ErrMalformed)
+	case !mailbox("SRS0"+srs0, first):
+		return "", "", "", fmt.Errorf("%w: SRS1 forwarder %q or its address is not a mailbox", ErrMalformed, first)
+	}
+	return hash, first, srs0, nil
 }
 
 // split3 cuts a=b=rest into its three non-empty fields; rest may hold "=".

@@ -65,7 +65,10 @@ func TestForwardNotRewritten(t *testing.T) {
 			t.Errorf("Forward(%q) = %q, %v; want it unchanged", sender, got, err)
 		}
 	}
-	for _, sender := range []string{"nodomain", "@example.org", "user@", strings.Repeat("a", MaxAddressLength) + "@x.org"} {
+	for _, sender := range []string{"nodomain", "@example.org", "user@", "user@a=b.example", "user@[192.0.2.1]",
+		"a b@example.org", strings.Repeat("a", MaxAddressLength) + "@x.org",
+		strings.Repeat("a", MaxAddressLength-30) + "@x.org", // fits, but not once rewritten
+	} {
 		if got, err := r.Forward(sender); !errors.Is(err, ErrMalformed) {
 			t.Errorf("Forward(%q) = %q, %v; want ErrMalformed", sender, got, err)
 		}
