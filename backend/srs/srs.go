@@ -35,7 +35,13 @@
 // domains either (we may send as them already, and their bounces reach
 // them). A Forward error means the sender could not be rewritten (a malformed
 // or oversized address): forward with the original sender and log it,
-// rather than lose the message. Local deliveries never need Forward.
+// rather than lose the message. Local deliveries never need Forward; a
+// message with local and remote destinations keeps its sender for the
+// local copies. cmd/vmaild builds the one Rewriter from the srs.* keys
+// (server.srs, nil when srs.enabled is off) and gives it to the SMTP
+// listeners; the agent is to get the same one. A DSN that our own queue
+// writes for a forwarded message is addressed to the SRS sender: passing
+// it through Reverse first saves a trip through our own MX.
 //
 // The SMTP front end asks Owns(rcpt) at RCPT and Reverse(rcpt) for the
 // address to deliver the bounce to; errors.Is tells ErrForged, ErrExpired and
