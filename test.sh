@@ -16,6 +16,8 @@ swaks              the SMTP, submission and LMTP client of protocols/smtp tests
 libnet-ssleay-perl swaks's TLS (--tls, --tlsc): a Recommends of swaks
 curl               IMAP and POP3 client tests
 python3            imaplib and poplib client tests
+postsrsd           backend/srs interoperates with a private postsrsd
+srs                Mail::SRS's srs command, the second SRS oracle
 gcc                go test -race needs cgo
 libc6-dev          cgo's C headers and startup files (a Recommends of gcc)
 ca-certificates    go downloads modules over HTTPS

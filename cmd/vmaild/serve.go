@@ -23,6 +23,7 @@ import (
 
 	"github.com/vmaild/vmaild/backend/delivery"
 	"github.com/vmaild/vmaild/backend/queue"
+	"github.com/vmaild/vmaild/backend/srs"
 	"github.com/vmaild/vmaild/backend/store"
 	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/imap"
@@ -61,6 +62,7 @@ type server struct {
 	store      *store.Store
 	queue      *queue.Queue
 	agent      *delivery.LocalAgent
+	srs        *srs.Rewriter  // forwarded senders and their bounces; nil: srs.enabled off
 	logins     *login.Service // shared by every listener
 	certs      *certificates
 	tls        *tls.Config
@@ -166,6 +168,9 @@ func (s *server) open(ctx context.Context, a *app) error {
 	s.agent = &delivery.LocalAgent{
 		Directory: s.dir.users, Quotas: s.dir.sql, Store: s.store, Config: cfg.Delivery,
 		Logger: s.log.With("component", "delivery"),
+	}
+	if s.srs, err = openSRS(cfg.SRS); err != nil {
+		return err
 	}
 	s.queue, err = queue.New(s.queueConfig())
 	if err != nil {
@@ -376,8 +381,28 @@ func (s *server) newProtocolServer(sp listenerSpec, log *slog.Logger) protocolSe
 		MaxMessageBytes: s.cfg.SMTP.MaxMessageBytes, MaxRecipients: s.cfg.SMTP.MaxRecipients,
 		SkipHeaderSenderCheck: !s.cfg.SMTP.CheckHeaderFrom,
 		Logins:                s.logins, Logger: log, SpoolDir: filepath.Join(s.cfg.DataDir, "spool"),
-		Gate: s.gate,
+		Gate: s.gate, SRS: s.srs,
 	}
+}
+
+// openSRS reads the secrets (creating the secret file on the first start)
+// and builds the Rewriter. The delivery agent is to call its Forward when it
+// forwards to a remote destination; the SMTP listeners reverse bounces.
+func openSRS(c SRSConfig) (*srs.Rewriter, error) {
+	if !c.Enabled {
+		return nil, nil
+	}
+	secrets := c.Secrets
+	if len(secrets) == 0 {
+		if err := os.MkdirAll(filepath.Dir(c.SecretFile), 0o750); err != nil {
+			return nil, fmt.Errorf("srs.secret_file: %w", err)
+		}
+		var err error
+		if secrets, err = srs.ReadSecretFile(c.SecretFile); err != nil {
+			return nil, fmt.Errorf("srs.secret_file: %w", err)
+		}
+	}
+	return c.rewriter(secrets)
 }
 
 func isClosed(err error) bool {

@@ -40,6 +40,16 @@
 // domains (553 5.1.3). A source route (<@a:user@b>) is ignored as RFC 5321
 // appendix C asks: the mailbox after the colon is what is checked.
 //
+// # SRS bounces
+//
+// With Server.SRS set, a recipient that is an SRS address in its domain (see
+// package srs: a bounce of mail the delivery agent forwarded with a
+// rewritten sender) is reversed before anything else: a valid one is
+// routed to the original sender, locally or relayed through the queue
+// whoever the client, since only our secret could have made it; a forged,
+// expired or malformed one is refused with 550 5.7.1 and the reason
+// ("forged SRS address: …"), so it is neither relayed nor bounced.
+//
 // # Message data and smuggling
 //
 // go-smtp ends DATA only at <CRLF>.<CRLF>, so a bare LF or CR can never end a
