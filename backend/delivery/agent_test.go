@@ -368,3 +368,45 @@ func BenchmarkDeliver10K(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	})
 }
+
+// BenchmarkFanout is one 10 KB message to one mailbox, to an alias of ten
+// mailboxes and to ten recipients of one transaction.
+func BenchmarkFanout(b *testing.B) {
+	payload := body + strings.Repeat(strings.Repeat("z", 78)+"\r\n", 128)
+	ten := make([]string, 10)
+	for i := range ten {
+		ten[i] = fmt.Sprintf("f%d@example.com", i)
+	}
+	for _, tt := range []struct {
+		name  string
+		rcpts []string
+	}{
+		{"1 recipient", []string{"f0@example.com"}},
+		{"alias of 10", []string{"ten@example.com"}},
+		{"10 recipients", ten},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
+			f := newFixture(b, delivery.Config{})
+			ctx := context.Background()
+			for _, a := range ten {
+				if err := f.db.AddAccount(ctx, userdb.Account{Address: a, Active: true}, "{PLAIN}x"); err != nil {
+					b.Fatal(err)
+				}
+				if err := f.db.AddAlias(ctx, "ten@example.com", a); err != nil {
+					b.Fatal(err)
+				}
+			}
+			m := newMsg(payload)
+			env := delivery.Envelope{From: "s@remote.test", Recipients: tt.rcpts}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				for _, s := range f.agent.Deliver(ctx, env, m) {
+					if !s.OK() {
+						b.Fatal(s)
+					}
+				}
+			}
+		})
+	}
+}
