@@ -83,6 +83,21 @@ func (m msg) Size() int64 { return m.Reader.Size() }
 
 func newMsg(s string) delivery.Message { return msg{bytes.NewReader([]byte(s))} }
 
+// rcpts are recipients not resolved at RCPT: Deliver resolves them.
+func rcpts(addrs ...string) []delivery.Recipient {
+	out := make([]delivery.Recipient, len(addrs))
+	for i, a := range addrs {
+		out[i] = delivery.Recipient{Address: a, ORCPT: a}
+	}
+	return out
+}
+
+var (
+	delivered = delivery.Outcome{Kind: delivery.Delivered}
+	queued    = delivery.Outcome{Kind: delivery.Queued}
+	accepted  = delivery.Outcome{Kind: delivery.Accepted}
+)
+
 const body = "From: sender@remote.test\r\nTo: team@example.com\r\nSubject: hi\r\n\r\nHello \xc3\xa9t\xc3\xa9\r\n.dot line\r\n"
 
 // inbox returns the contents of every message in new/ of an account.
@@ -110,14 +125,14 @@ func (f *fixture) inbox(t testing.TB, addr string) []string {
 func TestDeliver(t *testing.T) {
 	f := newFixture(t, delivery.Config{})
 	ctx := context.Background()
-	env := delivery.Envelope{From: "sender@remote.test", Recipients: []string{
+	env := delivery.Envelope{From: "sender@remote.test", Recipients: rcpts(
 		"alice@example.com", "team@example.com", "nobody@example.com", "both@example.com", "alice+news@example.com",
-	}}
+	)}
 	got := f.agent.Deliver(ctx, env, newMsg(body))
-	want := []int{250, 250, 550, 250, 250}
+	want := []delivery.Outcome{delivered, delivered, delivery.Perm(delivery.NoSuchUser), delivered, delivered}
 	for i, s := range got {
-		if s.Code != want[i] {
-			t.Errorf("%s: %v, want %d", env.Recipients[i], s, want[i])
+		if s != want[i] {
+			t.Errorf("%s: %v, want %v", env.Recipients[i].Address, s, want[i])
 		}
 	}
 	// alice is reached four ways but gets one copy; bob one.
@@ -147,11 +162,11 @@ func TestDeliverLoops(t *testing.T) {
 	f := newFixture(t, delivery.Config{MaxHops: 10})
 	ctx := context.Background()
 	hops := strings.Repeat("Received: from a by b; Thu, 1 Jan 2026 00:00:00 +0000\r\n", 10)
-	s := f.agent.Deliver(ctx, delivery.Envelope{Recipients: []string{"alice@example.com"}}, newMsg(hops+body))
-	if s[0] != delivery.LoopDetected {
+	s := f.agent.Deliver(ctx, delivery.Envelope{Recipients: rcpts("alice@example.com")}, newMsg(hops+body))
+	if s[0] != delivery.Perm(delivery.Loop) {
 		t.Errorf("10 Received headers: %v", s[0])
 	}
-	s = f.agent.Deliver(ctx, delivery.Envelope{Recipients: []string{"team@example.com", "carol@example.com"}},
+	s = f.agent.Deliver(ctx, delivery.Envelope{Recipients: rcpts("team@example.com", "carol@example.com")},
 		newMsg("Delivered-To: alice@example.com\r\n"+body))
 	// team reaches alice (a loop) and bob (fine): permanent loop failure
 	// for one destination does not fail the recipient; carol is fine.
@@ -161,13 +176,13 @@ func TestDeliverLoops(t *testing.T) {
 	if n := len(f.inbox(t, "alice@example.com")); n != 0 {
 		t.Errorf("alice got %d copies of a message already delivered to her", n)
 	}
-	s = f.agent.Deliver(ctx, delivery.Envelope{Recipients: []string{"alice@example.com"}},
+	s = f.agent.Deliver(ctx, delivery.Envelope{Recipients: rcpts("alice@example.com")},
 		newMsg("Delivered-To: Alice@Example.com\r\n"+body))
-	if s[0] != delivery.LoopDetected {
+	if s[0] != delivery.Perm(delivery.Loop) {
 		t.Errorf("Delivered-To naming the recipient: %v", s[0])
 	}
 	// A header that never ends and an overlong line do not trip the scan.
-	s = f.agent.Deliver(ctx, delivery.Envelope{Recipients: []string{"bob@example.com"}},
+	s = f.agent.Deliver(ctx, delivery.Envelope{Recipients: rcpts("bob@example.com")},
 		newMsg("X-Long: "+strings.Repeat("x", 100000)+"\r\n"+body))
 	if !s[0].OK() {
 		t.Errorf("overlong header line: %v", s[0])
@@ -180,10 +195,10 @@ func TestDeliverOverQuota(t *testing.T) {
 			f := newFixture(t, delivery.Config{OverQuotaTemporary: temp})
 			ctx := context.Background()
 			big := newMsg(body + strings.Repeat("x", 2000) + "\r\n")
-			s := f.agent.Deliver(ctx, delivery.Envelope{Recipients: []string{"tiny@example.com"}}, big)
-			want := delivery.TooBigForQuota
+			s := f.agent.Deliver(ctx, delivery.Envelope{Recipients: rcpts("tiny@example.com")}, big)
+			want := delivery.Perm(delivery.OverQuota)
 			if temp {
-				want = delivery.MailboxFull
+				want = delivery.Temp(delivery.MailboxFull)
 			}
 			if s[0] != want {
 				t.Errorf("over quota: %v, want %v", s[0], want)
@@ -194,50 +209,55 @@ func TestDeliverOverQuota(t *testing.T) {
 			if u, _ := f.db.Usage(ctx, "tiny@example.com"); u != (userdb.Usage{}) {
 				t.Errorf("usage changed: %+v", u)
 			}
-			// An alias to a full and a roomy mailbox delivers to the roomy one.
-			s = f.agent.Deliver(ctx, delivery.Envelope{Recipients: []string{"fwd@example.com"}}, big)
-			if temp && s[0] != delivery.MailboxFull || !temp && !s[0].OK() {
-				t.Errorf("alias to full + roomy: %v", s[0])
+			// An alias to a full and a roomy mailbox delivers to the roomy
+			// one and queues the full one, to retry or bounce on its own.
+			s = f.agent.Deliver(ctx, delivery.Envelope{Recipients: rcpts("fwd@example.com")}, big)
+			if s[0] != queued || len(f.inbox(t, "carol@example.com")) != 1 {
+				t.Errorf("alias to full + roomy: %v, carol has %d", s[0], len(f.inbox(t, "carol@example.com")))
+			}
+			if items, _ := f.queue.List(ctx); len(items) != 1 || len(items[0].Recipients) != 1 || items[0].Recipients[0].Addr != "tiny@example.com" {
+				t.Errorf("queued for retry: %+v", items)
 			}
 			// Fill tiny completely: RCPT-time check says 452 4.2.2.
 			if err := f.db.SetUsage(ctx, "tiny@example.com", userdb.Usage{Bytes: 1000, Messages: 1}); err != nil {
 				t.Fatal(err)
 			}
-			if st := f.agent.CheckRecipient(ctx, "tiny@example.com"); st != delivery.MailboxFull {
+			if _, st := f.agent.Resolve(ctx, "tiny@example.com"); st != delivery.Temp(delivery.MailboxFull) {
 				t.Errorf("full mailbox at RCPT: %v", st)
 			}
-			if st := f.agent.CheckRecipient(ctx, "alice@example.com"); st != delivery.Accepted {
+			if _, st := f.agent.Resolve(ctx, "alice@example.com"); st != accepted {
 				t.Errorf("roomy mailbox at RCPT: %v", st)
 			}
 		})
 	}
 }
 
-func TestCheckRecipient(t *testing.T) {
+func TestResolve(t *testing.T) {
 	f := newFixture(t, delivery.Config{})
 	ctx := context.Background()
-	for rcpt, want := range map[string]delivery.Status{
-		"alice@example.com":      delivery.Accepted,
-		"alice+tag@example.com":  delivery.Accepted,
-		"team@example.com":       delivery.Accepted,
-		"nobody@example.com":     delivery.NoSuchUser,
-		"a%b@example.com":        delivery.BadAddress,
-		"\"a@b\"@example.com":    delivery.BadAddress,
-		"alice@example.com\x00":  delivery.BadAddress,
-		"alice@@example.com":     delivery.BadAddress,
-		"alice@[127.0.0.1]":      delivery.BadAddress,
-		"other.test!u@example.c": delivery.BadAddress,
+	bad := delivery.Perm(delivery.BadAddress)
+	for rcpt, want := range map[string]delivery.Outcome{
+		"alice@example.com":      accepted,
+		"alice+tag@example.com":  accepted,
+		"team@example.com":       accepted,
+		"nobody@example.com":     delivery.Perm(delivery.NoSuchUser),
+		"a%b@example.com":        bad,
+		"\"a@b\"@example.com":    bad,
+		"alice@example.com\x00":  bad,
+		"alice@@example.com":     bad,
+		"alice@[127.0.0.1]":      bad,
+		"other.test!u@example.c": bad,
 	} {
-		if got := f.agent.CheckRecipient(ctx, rcpt); got != want {
-			t.Errorf("CheckRecipient(%q) = %v, want %v", rcpt, got, want)
+		if _, got := f.agent.Resolve(ctx, rcpt); got != want {
+			t.Errorf("Resolve(%q) = %v, want %v", rcpt, got, want)
 		}
 	}
 	// The directory going away is "try later", at RCPT and at delivery.
 	f.agent.Directory = downDirectory{f.users}
-	if got := f.agent.CheckRecipient(ctx, "alice@example.com"); got != delivery.DirectoryDown {
+	if _, got := f.agent.Resolve(ctx, "alice@example.com"); got != delivery.Temp(delivery.DirectoryDown) {
 		t.Errorf("directory down at RCPT: %v", got)
 	}
-	if got := f.agent.Deliver(ctx, delivery.Envelope{Recipients: []string{"alice@example.com"}}, newMsg(body)); got[0] != delivery.DirectoryDown {
+	if got := f.agent.Deliver(ctx, delivery.Envelope{Recipients: rcpts("alice@example.com")}, newMsg(body)); got[0] != delivery.Temp(delivery.DirectoryDown) {
 		t.Errorf("directory down at DATA: %v", got[0])
 	}
 }
@@ -271,7 +291,7 @@ func checkConcurrentQuota(t *testing.T, f *fixture) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if st := f.agent.Deliver(ctx, delivery.Envelope{Recipients: []string{"carol@example.com"}}, m); st[0].OK() {
+			if st := f.agent.Deliver(ctx, delivery.Envelope{Recipients: rcpts("carol@example.com")}, m); st[0].OK() {
 				delivered.Add(1)
 			}
 		}()
@@ -326,7 +346,7 @@ func BenchmarkDeliver10K(b *testing.B) {
 	b.Run("one user", func(b *testing.B) {
 		f := newFixture(b, delivery.Config{})
 		m := newMsg(payload)
-		env := delivery.Envelope{From: "s@remote.test", Recipients: []string{"alice@example.com"}}
+		env := delivery.Envelope{From: "s@remote.test", Recipients: rcpts("alice@example.com")}
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
@@ -358,7 +378,7 @@ func BenchmarkDeliver10K(b *testing.B) {
 				i := next % 1000
 				next++
 				n.Unlock()
-				env := delivery.Envelope{Recipients: []string{fmt.Sprintf("u%d@example.com", i)}}
+				env := delivery.Envelope{Recipients: rcpts(fmt.Sprintf("u%d@example.com", i))}
 				if s := f.agent.Deliver(ctx, env, m); !s[0].OK() {
 					b.Error(s[0])
 					return
@@ -397,7 +417,7 @@ func BenchmarkFanout(b *testing.B) {
 				}
 			}
 			m := newMsg(payload)
-			env := delivery.Envelope{From: "s@remote.test", Recipients: tt.rcpts}
+			env := delivery.Envelope{From: "s@remote.test", Recipients: rcpts(tt.rcpts...)}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {

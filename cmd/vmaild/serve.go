@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -222,7 +221,7 @@ func (s *server) queueConfig() queue.Config {
 			ok, err := s.dir.users.IsLocalDomain(context.Background(), domain)
 			return ok || err != nil
 		},
-		Local: s.deliverLocally,
+		Local: queueLocal(s.agent),
 	}
 	if c.Smarthost.Address != "" {
 		qc.Smarthost = &queue.Smarthost{Addr: c.Smarthost.Address, Username: c.Smarthost.Username,
@@ -231,26 +230,25 @@ func (s *server) queueConfig() queue.Config {
 	return qc
 }
 
-// deliverLocally is the queue's hook for messages (bounces) to local users.
-func (s *server) deliverLocally(ctx context.Context, from string, rcpts []string, msg []byte) error {
-	sts := s.agent.Deliver(ctx, delivery.Envelope{From: from, Recipients: rcpts}, bytesMessage{bytes.NewReader(msg)})
-	for _, st := range sts {
-		if !st.OK() {
-			return deliveryError{st}
+// queueLocal is the queue's hook for local recipients (bounces to our
+// users, destinations retried after a temporary failure): each recipient's
+// outcome reaches the queue on its own, as the reply the SMTP layer would
+// give, so it is retried, bounced or done by itself.
+func queueLocal(agent *delivery.LocalAgent) func(ctx context.Context, from string, rcpts []string, msg []byte) error {
+	return func(ctx context.Context, from string, rcpts []string, msg []byte) error {
+		outs := agent.Redeliver(ctx, from, rcpts, msg)
+		errs := make(queue.RecipientErrors, len(rcpts))
+		for i, r := range rcpts {
+			errs[r] = nil
+			if i >= len(outs) {
+				errs[r] = smtp.Reply(delivery.Temp(delivery.StoreFailed))
+			} else if outs[i].Failed() {
+				errs[r] = smtp.Reply(outs[i])
+			}
 		}
+		return errs
 	}
-	return nil
 }
-
-type bytesMessage struct{ *bytes.Reader }
-
-func (m bytesMessage) Size() int64 { return m.Reader.Size() }
-
-// deliveryError carries a delivery status to the queue's classification.
-type deliveryError struct{ st delivery.Status }
-
-func (e deliveryError) Error() string   { return e.st.String() }
-func (e deliveryError) Temporary() bool { return e.st.Temporary() }
 
 // listenerSpec names one configured listener.
 type listenerSpec struct {

@@ -1,0 +1,352 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/vmaild/vmaild/backend/store"
+)
+
+// job is one distinct destination of a delivery and what became of it.
+type job struct {
+	rcpt    *Recipient // the first recipient that reached it
+	dest    Destination
+	plan    Decision
+	outcome Outcome
+}
+
+// ownTimeout bounds spooling failed destinations after the delivery's own
+// deadline may have passed: they must still reach the queue.
+const ownTimeout = 30 * time.Second
+
+// Deliver runs the three stages (package comment) under one deadline.
+func (a *LocalAgent) Deliver(ctx context.Context, env Envelope, msg Message) []Outcome {
+	ctx, cancel := context.WithTimeout(ctx, a.timeout())
+	defer cancel()
+	out := make([]Outcome, len(env.Recipients))
+	tr := readTrace(msg)
+	maxHops := a.Config.MaxHops
+	if maxHops <= 0 {
+		maxHops = 50
+	}
+	if tr.hops >= maxHops {
+		a.log().Warn("mail loop: too many Received headers", "id", env.ID, "hops", tr.hops)
+		for i := range out {
+			out[i] = Perm(Loop)
+		}
+		return out
+	}
+
+	// resolve: what RCPT did not resolve already.
+	perRcpt := make([][]*job, len(env.Recipients))
+	byDest := map[string]*job{} // one copy per final mailbox
+	var locals, remotes []*job
+	for i := range env.Recipients {
+		rc := &env.Recipients[i]
+		if rc.Destinations == nil {
+			r, o := a.resolve(ctx, rc.Address)
+			if o.Failed() {
+				out[i] = o
+				continue
+			}
+			rc.Destinations = r.Destinations
+		}
+		for _, d := range rc.Destinations {
+			key := d.Address
+			if !d.Local {
+				key = "remote\x00" + key
+			}
+			j, ok := byDest[key]
+			if !ok {
+				j = &job{rcpt: rc, dest: d}
+				byDest[key] = j
+				if d.Local {
+					locals = append(locals, j)
+				} else {
+					remotes = append(remotes, j)
+				}
+			}
+			perRcpt[i] = append(perRcpt[i], j)
+		}
+	}
+
+	a.plan(ctx, &env, msg, tr, locals)
+	a.execute(ctx, &env, msg, locals, remotes)
+
+	for i, js := range perRcpt {
+		if len(js) > 0 {
+			out[i] = a.settle(&env, msg, js)
+		}
+	}
+	if env.OneReply {
+		a.ownAcross(&env, msg, out, perRcpt)
+	}
+	return out
+}
+
+// plan runs the filters for each local destination.
+func (a *LocalAgent) plan(ctx context.Context, env *Envelope, msg Message, tr trace, locals []*job) {
+	filters := a.filters()
+	var header map[string][]string
+	for _, j := range locals {
+		if tr.deliveredTo[j.dest.Address] || tr.deliveredTo[j.rcpt.Address] {
+			j.outcome = Perm(Loop)
+			a.log().Warn("mail loop: Delivered-To names the recipient", "id", env.ID, "rcpt", j.dest.Address)
+			continue
+		}
+		if len(filters) == 0 {
+			continue
+		}
+		if header == nil {
+			header = readHeader(msg)
+		}
+		m := &Mail{Envelope: env, Recipient: j.rcpt, Destination: &j.dest, Header: header, Message: msg}
+		for _, f := range filters {
+			if err := f.Filter(ctx, m, &j.plan); err != nil {
+				a.log().Warn("filter failed", "id", env.ID, "rcpt", j.dest.Address, "err", err)
+				j.outcome = Temp(Rejected)
+				j.outcome.Text = "filter failed, try again later"
+				break
+			}
+		}
+		if j.plan.Refuse.Failed() && j.outcome.Kind == Accepted {
+			j.outcome = j.plan.Refuse
+		}
+	}
+}
+
+// execute writes the local copies, one file per distinct header prefix
+// hard-linked into every mailbox, and queues remote destinations,
+// redirects and replies.
+func (a *LocalAgent) execute(ctx context.Context, env *Envelope, msg Message, locals, remotes []*job) {
+	groups := map[string][]*job{}
+	var order []string
+	var redirects []string
+	for _, j := range locals {
+		if j.outcome.Kind != Accepted {
+			continue
+		}
+		redirects = append(redirects, j.plan.Redirect...)
+		for _, r := range j.plan.Replies {
+			if _, err := a.enqueue(ctx, "", []string{r.To}, bytesMessage{bytes.NewReader(r.Message)}); err != nil {
+				a.log().Error("queue reply", "id", env.ID, "to", r.To, "err", err)
+			}
+		}
+		if j.plan.Discard {
+			j.outcome = Outcome{Kind: Delivered}
+			a.log().Info("discarded by filter", "id", env.ID, "rcpt", j.dest.Address)
+			continue
+		}
+		p := prefix(env, j)
+		if _, ok := groups[p]; !ok {
+			order = append(order, p)
+		}
+		groups[p] = append(groups[p], j)
+	}
+	for _, p := range order {
+		a.writeLocal(ctx, env, msg, p, groups[p])
+	}
+
+	// Remote destinations of forwarding aliases keep the original sender
+	// for now; SRS (backend/srs) rewrites it here.
+	var addrs []string
+	for _, j := range remotes {
+		addrs = append(addrs, j.dest.Address)
+	}
+	if len(addrs) > 0 {
+		o := Outcome{Kind: Queued}
+		if a.Queue == nil {
+			o = Perm(RelayDenied)
+		} else if id, err := a.enqueue(ctx, env.From, addrs, msg); err != nil {
+			a.log().Error("queue remote destinations", "id", env.ID, "err", err)
+			o = Temp(QueueFailed)
+		} else {
+			a.log().Info("queued", "id", env.ID, "queue_id", id, "rcpts", len(addrs))
+		}
+		for _, j := range remotes {
+			j.outcome = o
+		}
+	}
+	if len(redirects) > 0 {
+		if _, err := a.enqueue(ctx, env.From, redirects, msg); err != nil {
+			a.log().Error("queue redirects", "id", env.ID, "err", err)
+		}
+	}
+}
+
+func (a *LocalAgent) enqueue(ctx context.Context, from string, rcpts []string, msg Message) (string, error) {
+	if a.Queue == nil {
+		return "", errors.New("no queue")
+	}
+	return a.Queue.EnqueueReaderAt(ctx, from, rcpts, msg, msg.Size())
+}
+
+// prefix is the header put on top of one local copy. Delivered-To names
+// the address accepted at RCPT (Dovecot's lmtp_hdr_delivery_address =
+// original): the copies of one alias are then the same file, and a copy
+// names no other recipient of the message.
+func prefix(env *Envelope, j *job) string {
+	var b strings.Builder
+	b.WriteString("Return-Path: <" + env.From + ">\r\nDelivered-To: " + j.rcpt.Address + "\r\n")
+	for _, h := range j.plan.AddHeader {
+		b.WriteString(h.Name + ": " + h.Value + "\r\n")
+	}
+	return b.String()
+}
+
+// writeLocal writes one copy and links it to every mailbox of the group;
+// the store charges each quota on its own.
+func (a *LocalAgent) writeLocal(ctx context.Context, env *Envelope, msg Message, p string, js []*job) {
+	body := func() io.Reader {
+		return io.MultiReader(strings.NewReader(p), io.NewSectionReader(msg, 0, msg.Size()))
+	}
+	rcs := make([]store.Recipient, len(js))
+	for i, j := range js {
+		rcs[i] = a.storeRecipient(j)
+	}
+	var res []store.Delivery
+	if len(js) == 1 {
+		d, err := a.Store.Deliver(ctx, rcs[0], body())
+		d.Err = err
+		res = []store.Delivery{d}
+	} else {
+		res = a.Store.DeliverMany(ctx, rcs, body())
+	}
+	for i, j := range js {
+		d := res[i]
+		if rcs[i].Folder != "" && errors.Is(d.Err, store.ErrNotFound) {
+			rcs[i].Folder = "" // no such folder: INBOX
+			d, d.Err = a.Store.Deliver(ctx, rcs[i], body())
+		}
+		if d.Err != nil {
+			j.outcome = a.storeOutcome(d.Err)
+			a.log().Warn("local delivery failed", "id", env.ID, "rcpt", j.dest.Address, "outcome", j.outcome.String(), "err", d.Err)
+			continue
+		}
+		j.outcome = Outcome{Kind: Delivered}
+		a.log().Info("delivered", "id", env.ID, "rcpt", j.dest.Address, "size", d.Size, "folder", rcs[i].Folder, "file", d.Name)
+	}
+}
+
+func (a *LocalAgent) storeRecipient(j *job) store.Recipient {
+	rc := store.Recipient{Address: j.dest.Address, Maildir: j.dest.Maildir, Folder: j.plan.Folder}
+	if a.Quotas != nil && j.dest.limitKnown {
+		rc.Quota = store.UserdbQuota{Store: a.Quotas, Address: j.dest.Address, Limit: j.dest.Limit}
+	}
+	return rc
+}
+
+// settle decides one recipient's outcome from its destinations'. When
+// some succeeded and others failed, the failed ones are queued for retry
+// (or a bounce) on their own, so the sender is not asked to send again and
+// nobody gets the message twice.
+func (a *LocalAgent) settle(env *Envelope, msg Message, js []*job) Outcome {
+	var firstTemp, firstPerm *Outcome
+	var failed []*job
+	delivered, queued := 0, 0
+	for _, j := range js {
+		switch o := &j.outcome; o.Kind {
+		case Delivered:
+			delivered++
+		case Queued:
+			queued++
+		case Temporary:
+			failed = append(failed, j)
+			if firstTemp == nil {
+				firstTemp = o
+			}
+		default:
+			failed = append(failed, j)
+			if firstPerm == nil {
+				firstPerm = o
+			}
+		}
+	}
+	switch {
+	case len(failed) == 0 && delivered > 0:
+		return Outcome{Kind: Delivered}
+	case len(failed) == 0:
+		return Outcome{Kind: Queued}
+	case delivered+queued == 0 && firstTemp != nil:
+		return *firstTemp
+	case delivered+queued == 0:
+		return *firstPerm
+	}
+	addrs := make([]string, len(failed))
+	for i, j := range failed {
+		addrs[i] = j.dest.Address
+	}
+	if a.own(env, msg, addrs) {
+		return Outcome{Kind: Queued}
+	}
+	// Not owned: the sender must retry, a duplicate rather than a loss.
+	if firstTemp != nil {
+		return *firstTemp
+	}
+	return Temp(QueueFailed)
+}
+
+// ownAcross applies settle's rule across the recipients of one reply:
+// when one succeeded, the failed ones are queued.
+func (a *LocalAgent) ownAcross(env *Envelope, msg Message, out []Outcome, perRcpt [][]*job) {
+	var addrs []string
+	var idx []int
+	anyOK := false
+	for i, o := range out {
+		if o.OK() {
+			anyOK = true
+			continue
+		}
+		idx = append(idx, i)
+		if len(perRcpt[i]) == 0 {
+			addrs = append(addrs, env.Recipients[i].Address) // failed to resolve
+			continue
+		}
+		for _, j := range perRcpt[i] {
+			if j.outcome.Failed() {
+				addrs = append(addrs, j.dest.Address)
+			}
+		}
+	}
+	if !anyOK || len(idx) == 0 {
+		return
+	}
+	if a.own(env, msg, addrs) {
+		for _, i := range idx {
+			out[i] = Outcome{Kind: Queued}
+		}
+	}
+}
+
+// own spools failed destinations into the queue, which retries each until
+// delivered or bounces it (never to the null sender).
+func (a *LocalAgent) own(env *Envelope, msg Message, addrs []string) bool {
+	if a.Queue == nil || len(addrs) == 0 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ownTimeout)
+	defer cancel()
+	id, err := a.enqueue(ctx, env.From, dedupe(addrs), msg)
+	if err != nil {
+		a.log().Error("cannot queue failed destinations", "id", env.ID, "rcpts", addrs, "err", err)
+		return false
+	}
+	a.log().Info("failed destinations queued for retry", "id", env.ID, "queue_id", id, "rcpts", addrs)
+	return true
+}
+
+func dedupe(ss []string) []string {
+	seen := map[string]bool{}
+	out := ss[:0:0]
+	for _, s := range ss {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
