@@ -108,6 +108,8 @@ type QueueConfig struct {
 	Workers   int           `yaml:"workers" help:"concurrent outbound transactions"`
 	PerDomain int           `yaml:"per_domain" help:"concurrent transactions per destination domain"`
 	MaxAge    time.Duration `yaml:"max_age" help:"how long a message may stay queued before it bounces"`
+	RetryMin  time.Duration `yaml:"retry_min" help:"first retry delay, doubling up to retry_max (Postfix's minimal_backoff_time; default 5m)"`
+	RetryMax  time.Duration `yaml:"retry_max" help:"longest retry delay (Postfix's maximal_backoff_time; default 4h)"`
 	Smarthost Smarthost     `yaml:"smarthost"`
 }
 

@@ -214,7 +214,7 @@ func (s *server) queueConfig() queue.Config {
 	c := s.cfg.Queue
 	qc := queue.Config{
 		Dir: c.Dir, Hostname: s.cfg.Hostname, Resolver: c.Resolver, Port: c.Port,
-		Workers: c.Workers, PerDomain: c.PerDomain, MaxAge: c.MaxAge,
+		Workers: c.Workers, PerDomain: c.PerDomain, MaxAge: c.MaxAge, RetryMin: c.RetryMin, RetryMax: c.RetryMax,
 		Logger: s.log.With("component", "queue"),
 		// Bounces to our own users are delivered locally, not by MX.
 		LocalDomain: func(domain string) bool {
