@@ -30,6 +30,11 @@ type Mailstore interface {
 // backend/queue implements it.
 type Queue interface {
 	EnqueueReaderAt(ctx context.Context, from string, rcpts []string, msg io.ReaderAt, size int64) (string, error)
+	// EnqueueHeld spools a fan-out before the agent writes it, so a crash
+	// half way leaves the rest queued; Release then keeps only the
+	// destinations still to do.
+	EnqueueHeld(ctx context.Context, from string, rcpts []string, msg io.ReaderAt, size int64) (string, error)
+	Release(id string, keep []string) error
 }
 
 // Config is the agent's policy. Zero values are sensible.
@@ -231,16 +236,18 @@ func (a *LocalAgent) timeout() time.Duration {
 	return DefaultTimeout
 }
 
-// Redeliver is the queue's hook for local recipients: bounces to our users
-// and destinations that failed temporarily at first. It returns one outcome
-// per address; a partial failure of an alias is owned again, so an address
-// that succeeded here is never retried.
-func (a *LocalAgent) Redeliver(ctx context.Context, from string, rcpts []string, msg []byte) []Outcome {
-	env := Envelope{From: from, Role: RoleQueue, Received: time.Now()}
+// Redeliver is the queue's hook for local recipients: bounces to our users,
+// destinations that failed at first and fan-outs cut short by a crash. key
+// is the queue item's id: a mailbox that already holds the copy written
+// under that key is not written again. It returns one outcome per address;
+// a partial failure of an alias is owned again, so an address that
+// succeeded here is never retried.
+func (a *LocalAgent) Redeliver(ctx context.Context, key, from string, rcpts []string, msg []byte) []Outcome {
+	env := Envelope{ID: key, From: from, Role: RoleQueue, Received: time.Now()}
 	for _, r := range rcpts {
 		env.Recipients = append(env.Recipients, Recipient{Address: r, ORCPT: r})
 	}
-	return a.Deliver(ctx, env, bytesMessage{bytes.NewReader(msg)})
+	return a.deliver(ctx, env, bytesMessage{bytes.NewReader(msg)}, key)
 }
 
 type bytesMessage struct{ *bytes.Reader }

@@ -122,6 +122,24 @@ func (f *fixture) inbox(t testing.TB, addr string) []string {
 	return out
 }
 
+// pending lists the recipients the queue has still to deliver.
+func (f *fixture) pending(t testing.TB) []string {
+	t.Helper()
+	items, err := f.queue.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, it := range items {
+		for _, r := range it.Recipients {
+			if r.State == queue.Pending {
+				out = append(out, r.Addr)
+			}
+		}
+	}
+	return out
+}
+
 func TestDeliver(t *testing.T) {
 	f := newFixture(t, delivery.Config{})
 	ctx := context.Background()
@@ -215,8 +233,8 @@ func TestDeliverOverQuota(t *testing.T) {
 			if s[0] != queued || len(f.inbox(t, "carol@example.com")) != 1 {
 				t.Errorf("alias to full + roomy: %v, carol has %d", s[0], len(f.inbox(t, "carol@example.com")))
 			}
-			if items, _ := f.queue.List(ctx); len(items) != 1 || len(items[0].Recipients) != 1 || items[0].Recipients[0].Addr != "tiny@example.com" {
-				t.Errorf("queued for retry: %+v", items)
+			if got := f.pending(t); len(got) != 1 || got[0] != "tiny@example.com" {
+				t.Errorf("queued for retry: %v", got)
 			}
 			// Fill tiny completely: RCPT-time check says 452 4.2.2.
 			if err := f.db.SetUsage(ctx, "tiny@example.com", userdb.Usage{Bytes: 1000, Messages: 1}); err != nil {

@@ -23,10 +23,31 @@ type job struct {
 // deadline may have passed: they must still reach the queue.
 const ownTimeout = 30 * time.Second
 
+// run is one delivery in progress.
+type run struct {
+	env *Envelope
+	msg Message
+	// key names the copies written (store.Recipient.Key); once says a
+	// copy under that key may already be there (a retry).
+	key  string
+	once bool
+	// held is the queue item spooled before a fan-out; heldAddrs its
+	// destinations and keep those it must go on delivering.
+	held      string
+	heldAddrs map[string]bool
+	keep      []string
+}
+
 // Deliver runs the three stages (package comment) under one deadline.
 func (a *LocalAgent) Deliver(ctx context.Context, env Envelope, msg Message) []Outcome {
+	return a.deliver(ctx, env, msg, "")
+}
+
+// deliver is Deliver; retryKey is the queue item being retried, if any.
+func (a *LocalAgent) deliver(ctx context.Context, env Envelope, msg Message, retryKey string) []Outcome {
 	ctx, cancel := context.WithTimeout(ctx, a.timeout())
 	defer cancel()
+	r := &run{env: &env, msg: msg, key: retryKey, once: retryKey != ""}
 	out := make([]Outcome, len(env.Recipients))
 	tr := readTrace(msg)
 	maxHops := a.Config.MaxHops
@@ -75,17 +96,53 @@ func (a *LocalAgent) Deliver(ctx context.Context, env Envelope, msg Message) []O
 	}
 
 	a.plan(ctx, &env, msg, tr, locals)
-	a.execute(ctx, &env, msg, locals, remotes)
+	a.hold(ctx, r, locals)
+	a.execute(ctx, r, locals, remotes)
 
 	for i, js := range perRcpt {
 		if len(js) > 0 {
-			out[i] = a.settle(&env, msg, js)
+			out[i] = a.settle(r, js)
 		}
 	}
 	if env.OneReply {
-		a.ownAcross(&env, msg, out, perRcpt)
+		a.ownAcross(r, out, perRcpt)
+	}
+	if r.held != "" {
+		if err := a.Queue.Release(r.held, r.keep); err != nil {
+			a.log().Error("release the fan-out's queue item", "id", env.ID, "queue_id", r.held, "err", err)
+		}
 	}
 	return out
+}
+
+// hold spools a fan-out to several mailboxes into the queue before any is
+// written, under a key the copies carry: killed half way, the queue
+// delivers the rest after a restart and skips the mailboxes that already
+// have theirs.
+func (a *LocalAgent) hold(ctx context.Context, r *run, locals []*job) {
+	if a.Queue == nil || r.key != "" {
+		return
+	}
+	var addrs []string
+	for _, j := range locals {
+		if j.outcome.Kind == Accepted && !j.plan.Discard {
+			addrs = append(addrs, j.dest.Address)
+		}
+	}
+	if len(addrs) < 2 {
+		return
+	}
+	id, err := a.Queue.EnqueueHeld(ctx, r.env.From, addrs, r.msg, r.msg.Size())
+	if err != nil {
+		// Delivered all the same, without the crash guard.
+		a.log().Warn("cannot spool the fan-out before writing it", "id", r.env.ID, "err", err)
+		return
+	}
+	r.held, r.key = id, id
+	r.heldAddrs = make(map[string]bool, len(addrs))
+	for _, ad := range addrs {
+		r.heldAddrs[ad] = true
+	}
 }
 
 // plan runs the filters for each local destination.
@@ -122,7 +179,8 @@ func (a *LocalAgent) plan(ctx context.Context, env *Envelope, msg Message, tr tr
 // execute writes the local copies, one file per distinct header prefix
 // hard-linked into every mailbox, and queues remote destinations,
 // redirects and replies.
-func (a *LocalAgent) execute(ctx context.Context, env *Envelope, msg Message, locals, remotes []*job) {
+func (a *LocalAgent) execute(ctx context.Context, r *run, locals, remotes []*job) {
+	env, msg := r.env, r.msg
 	groups := map[string][]*job{}
 	var order []string
 	var redirects []string
@@ -148,7 +206,7 @@ func (a *LocalAgent) execute(ctx context.Context, env *Envelope, msg Message, lo
 		groups[p] = append(groups[p], j)
 	}
 	for _, p := range order {
-		a.writeLocal(ctx, env, msg, p, groups[p])
+		a.writeLocal(ctx, r, p, groups[p])
 	}
 
 	// Remote destinations of forwarding aliases keep the original sender
@@ -200,13 +258,15 @@ func prefix(env *Envelope, j *job) string {
 
 // writeLocal writes one copy and links it to every mailbox of the group;
 // the store charges each quota on its own.
-func (a *LocalAgent) writeLocal(ctx context.Context, env *Envelope, msg Message, p string, js []*job) {
+func (a *LocalAgent) writeLocal(ctx context.Context, r *run, p string, js []*job) {
+	env, msg := r.env, r.msg
 	body := func() io.Reader {
 		return io.MultiReader(strings.NewReader(p), io.NewSectionReader(msg, 0, msg.Size()))
 	}
 	rcs := make([]store.Recipient, len(js))
 	for i, j := range js {
 		rcs[i] = a.storeRecipient(j)
+		rcs[i].Key, rcs[i].Once = r.key, r.once
 	}
 	var res []store.Delivery
 	if len(js) == 1 {
@@ -244,7 +304,7 @@ func (a *LocalAgent) storeRecipient(j *job) store.Recipient {
 // some succeeded and others failed, the failed ones are queued for retry
 // (or a bounce) on their own, so the sender is not asked to send again and
 // nobody gets the message twice.
-func (a *LocalAgent) settle(env *Envelope, msg Message, js []*job) Outcome {
+func (a *LocalAgent) settle(r *run, js []*job) Outcome {
 	var firstTemp, firstPerm *Outcome
 	var failed []*job
 	delivered, queued := 0, 0
@@ -280,7 +340,7 @@ func (a *LocalAgent) settle(env *Envelope, msg Message, js []*job) Outcome {
 	for i, j := range failed {
 		addrs[i] = j.dest.Address
 	}
-	if a.own(env, msg, addrs) {
+	if a.own(r, addrs) {
 		return Outcome{Kind: Queued}
 	}
 	// Not owned: the sender must retry, a duplicate rather than a loss.
@@ -292,7 +352,8 @@ func (a *LocalAgent) settle(env *Envelope, msg Message, js []*job) Outcome {
 
 // ownAcross applies settle's rule across the recipients of one reply:
 // when one succeeded, the failed ones are queued.
-func (a *LocalAgent) ownAcross(env *Envelope, msg Message, out []Outcome, perRcpt [][]*job) {
+func (a *LocalAgent) ownAcross(r *run, out []Outcome, perRcpt [][]*job) {
+	env := r.env
 	var addrs []string
 	var idx []int
 	anyOK := false
@@ -315,27 +376,42 @@ func (a *LocalAgent) ownAcross(env *Envelope, msg Message, out []Outcome, perRcp
 	if !anyOK || len(idx) == 0 {
 		return
 	}
-	if a.own(env, msg, addrs) {
+	if a.own(r, addrs) {
 		for _, i := range idx {
 			out[i] = Outcome{Kind: Queued}
 		}
 	}
 }
 
-// own spools failed destinations into the queue, which retries each until
-// delivered or bounces it (never to the null sender).
-func (a *LocalAgent) own(env *Envelope, msg Message, addrs []string) bool {
+// own makes the queue retry failed destinations until delivered, or
+// bounce them (never to the null sender): those of a held fan-out stay in
+// its item, the others are spooled (fsynced) as a new one.
+func (a *LocalAgent) own(r *run, addrs []string) bool {
 	if a.Queue == nil || len(addrs) == 0 {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), ownTimeout)
-	defer cancel()
-	id, err := a.enqueue(ctx, env.From, dedupe(addrs), msg)
-	if err != nil {
-		a.log().Error("cannot queue failed destinations", "id", env.ID, "rcpts", addrs, "err", err)
-		return false
+	var kept, rest []string
+	for _, ad := range dedupe(addrs) {
+		if r.heldAddrs[ad] {
+			kept = append(kept, ad)
+		} else {
+			rest = append(rest, ad)
+		}
 	}
-	a.log().Info("failed destinations queued for retry", "id", env.ID, "queue_id", id, "rcpts", addrs)
+	if len(rest) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), ownTimeout)
+		defer cancel()
+		id, err := a.enqueue(ctx, r.env.From, rest, r.msg)
+		if err != nil {
+			a.log().Error("cannot queue failed destinations", "id", r.env.ID, "rcpts", rest, "err", err)
+			return false
+		}
+		a.log().Info("failed destinations queued for retry", "id", r.env.ID, "queue_id", id, "rcpts", rest)
+	}
+	if len(kept) > 0 {
+		r.keep = append(r.keep, kept...)
+		a.log().Info("failed destinations kept queued for retry", "id", r.env.ID, "queue_id", r.held, "rcpts", kept)
+	}
 	return true
 }
 

@@ -179,7 +179,7 @@ func (q *Queue) deliverLocal(ctx context.Context, it *item, rcpts []string) atte
 	r := reply{OK: true, Status: "2.0.0", Text: "delivered locally", Host: "local"}
 	msg, err := q.readMessage(it)
 	if err == nil {
-		err = q.cfg.Local(ctx, it.From, rcpts, msg)
+		err = q.cfg.Local(context.WithValue(ctx, itemIDKey{}, it.ID), it.From, rcpts, msg)
 	}
 	var each RecipientErrors
 	if errors.As(err, &each) {

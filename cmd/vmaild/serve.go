@@ -236,7 +236,7 @@ func (s *server) queueConfig() queue.Config {
 // give, so it is retried, bounced or done by itself.
 func queueLocal(agent *delivery.LocalAgent) func(ctx context.Context, from string, rcpts []string, msg []byte) error {
 	return func(ctx context.Context, from string, rcpts []string, msg []byte) error {
-		outs := agent.Redeliver(ctx, from, rcpts, msg)
+		outs := agent.Redeliver(ctx, queue.ItemID(ctx), from, rcpts, msg)
 		errs := make(queue.RecipientErrors, len(rcpts))
 		for i, r := range rcpts {
 			errs[r] = nil
