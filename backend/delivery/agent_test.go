@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/vmaild/vmaild/backend/delivery"
 	"github.com/vmaild/vmaild/backend/queue"
@@ -446,5 +447,50 @@ func BenchmarkFanout(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestOneDeadline: with the quota database frozen, a delivery to an alias of
+// ten mailboxes gives up after the one delivery deadline, not after ten SQL
+// timeouts, and nothing of it is written.
+func TestOneDeadline(t *testing.T) {
+	m := testsrv.StartMariaDB(t)
+	f := newFixtureOn(t, delivery.Config{Timeout: 2 * time.Second},
+		sqldir.Config{Driver: "mysql", DSN: m.CreateDatabase("vmaild_deadline"), Timeout: 3 * time.Second})
+	ctx := context.Background()
+	var members []string
+	for i := 0; i < 10; i++ {
+		a := fmt.Sprintf("d%d@example.com", i)
+		members = append(members, a)
+		if err := f.db.AddAccount(ctx, userdb.Account{Address: a, Active: true}, "{PLAIN}x"); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.db.AddAlias(ctx, "ten@example.com", a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc, o := f.agent.Resolve(ctx, "ten@example.com") // at RCPT, before the freeze
+	if o.Failed() || len(rc.Destinations) != 10 {
+		t.Fatalf("resolve: %v %+v", o, rc)
+	}
+	m.Pause()
+	defer m.Resume()
+	start := time.Now()
+	got := f.agent.Deliver(ctx, delivery.Envelope{From: "s@remote.test", Recipients: []delivery.Recipient{rc}, OneReply: true}, newMsg(body))
+	took := time.Since(start)
+	m.Resume()
+	t.Logf("frozen database: %v after %v", got[0], took.Round(time.Millisecond))
+	if got[0].Kind != delivery.Temporary {
+		t.Errorf("outcome %v, want temporary", got[0])
+	}
+	// Ten SQL timeouts would be 30s; one deadline is 2s. The margin is for
+	// a busy machine.
+	if took > 15*time.Second {
+		t.Errorf("delivery took %v with a 2s deadline", took)
+	}
+	for _, a := range members {
+		if n := len(f.inbox(t, a)); n != 0 {
+			t.Errorf("%s has %d copies of a message answered with a temporary failure", a, n)
+		}
 	}
 }
