@@ -48,6 +48,13 @@ type Config struct {
 	// DetailFolders runs the DetailFolders filter: user+tag@ into the
 	// folder named tag when it exists (otherwise INBOX).
 	DetailFolders bool `yaml:"detail_folders" help:"deliver user+tag@ into the folder named tag when it exists"`
+	// DeliveredTo is what the Delivered-To field of a local copy names:
+	// "recipient" (default), the address accepted at RCPT, so copies
+	// reached through one alias are one file; "none" writes no such field,
+	// so every local copy of a message is one file hard-linked into each
+	// mailbox (Dovecot's lmtp_hdr_delivery_address = none). Loops through
+	// outside forwarders are then caught by max_hops alone.
+	DeliveredTo string `yaml:"delivered_to" help:"Delivered-To of local copies: recipient (the RCPT address) or none (one file for all recipients of a message)"`
 	// Timeout bounds one delivery, all its destinations together.
 	// Default 2m.
 	Timeout time.Duration `yaml:"timeout" help:"deadline of one delivery across all its destinations (a frozen directory or store makes it tempfail, not hang)"`

@@ -419,13 +419,15 @@ func BenchmarkFanout(b *testing.B) {
 	for _, tt := range []struct {
 		name  string
 		rcpts []string
+		cfg   delivery.Config
 	}{
-		{"1 recipient", []string{"f0@example.com"}},
-		{"alias of 10", []string{"ten@example.com"}},
-		{"10 recipients", ten},
+		{"1 recipient", []string{"f0@example.com"}, delivery.Config{}},
+		{"alias of 10", []string{"ten@example.com"}, delivery.Config{}},
+		{"10 recipients", ten, delivery.Config{}},
+		{"10 recipients, delivered_to none", ten, delivery.Config{DeliveredTo: "none"}},
 	} {
 		b.Run(tt.name, func(b *testing.B) {
-			f := newFixture(b, delivery.Config{})
+			f := newFixture(b, tt.cfg)
 			ctx := context.Background()
 			for _, a := range ten {
 				if err := f.db.AddAccount(ctx, userdb.Account{Address: a, Active: true}, "{PLAIN}x"); err != nil {
@@ -492,5 +494,103 @@ func TestOneDeadline(t *testing.T) {
 		if n := len(f.inbox(t, a)); n != 0 {
 			t.Errorf("%s has %d copies of a message answered with a temporary failure", a, n)
 		}
+	}
+}
+
+// TestFilters: the plan stage. DetailFolders files user+tag@ into an
+// existing folder "tag" (INBOX otherwise); a filter of the test's adds a
+// header field, refuses, discards and tempfails per destination, and sees
+// the envelope's facts.
+func TestFilters(t *testing.T) {
+	f := newFixture(t, delivery.Config{DetailFolders: true})
+	ctx := context.Background()
+	mb, err := f.store.OpenMailbox(ctx, store.Account{Address: "alice@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mb.CreateFolder(ctx, "news"); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	f.agent.Filters = []delivery.Filter{delivery.FilterFunc(func(_ context.Context, m *delivery.Mail, d *delivery.Decision) error {
+		seen = append(seen, m.Destination.Address+" "+m.Envelope.Helo+" "+m.Header.Get("Subject")+" "+m.Recipient.ORCPT)
+		d.AddHeader = append(d.AddHeader, delivery.HeaderField{Name: "X-Filtered", Value: "yes"})
+		switch m.Destination.Address {
+		case "bob@example.com":
+			d.Refuse = delivery.Perm(delivery.Rejected)
+			d.Refuse.Text = "Bob does not want it"
+		case "carol@example.com":
+			d.Discard = true
+		case "tiny@example.com":
+			return errors.New("scanner down")
+		}
+		return nil
+	})}
+	for _, tt := range []struct {
+		rcpt string
+		want delivery.Outcome
+	}{
+		{"alice+news@example.com", delivered},
+		{"alice+nofolder@example.com", delivered},
+		{"bob@example.com", delivery.Outcome{Kind: delivery.Permanent, Cause: delivery.Rejected, Text: "Bob does not want it"}},
+		{"carol@example.com", delivered},
+		{"tiny@example.com", delivery.Outcome{Kind: delivery.Temporary, Cause: delivery.Rejected, Text: "filter failed, try again later"}},
+	} {
+		env := delivery.Envelope{From: "s@remote.test", Helo: "client.test", Recipients: []delivery.Recipient{{Address: tt.rcpt, ORCPT: "<" + tt.rcpt + ">"}}}
+		if got := f.agent.Deliver(ctx, env, newMsg(body)); got[0] != tt.want {
+			t.Errorf("%s: %v, want %v", tt.rcpt, got[0], tt.want)
+		}
+	}
+	if n := len(f.inbox(t, "alice@example.com")); n != 1 {
+		t.Errorf("alice's INBOX has %d messages, want 1 (the other is in news)", n)
+	}
+	p, _ := f.store.MaildirPath("alice@example.com", "")
+	news, _ := os.ReadDir(filepath.Join(p, ".news", "new"))
+	if len(news) != 1 {
+		t.Errorf("news has %d messages, want 1", len(news))
+	}
+	if in := f.inbox(t, "alice@example.com"); len(in) == 1 && !strings.Contains(in[0], "\r\nX-Filtered: yes\r\nFrom: sender@remote.test") {
+		t.Errorf("added header field missing: %q", in[0][:min(200, len(in[0]))])
+	}
+	for _, a := range []string{"bob@example.com", "carol@example.com", "tiny@example.com"} {
+		if n := len(f.inbox(t, a)); n != 0 {
+			t.Errorf("%s got %d copies", a, n)
+		}
+	}
+	if len(seen) != 5 || seen[0] != "alice@example.com client.test hi <alice+news@example.com>" {
+		t.Errorf("filters saw %q", seen)
+	}
+}
+
+// TestDeliveredToNone: without Delivered-To every local copy of a message is
+// one file, hard-linked into each mailbox and charged to each quota.
+func TestDeliveredToNone(t *testing.T) {
+	f := newFixture(t, delivery.Config{DeliveredTo: "none"})
+	ctx := context.Background()
+	got := f.agent.Deliver(ctx, delivery.Envelope{From: "s@remote.test", Recipients: rcpts("alice@example.com", "bob@example.com")}, newMsg(body))
+	if got[0] != delivered || got[1] != delivered {
+		t.Fatalf("outcomes %v", got)
+	}
+	var files []os.FileInfo
+	for _, a := range []string{"alice@example.com", "bob@example.com"} {
+		p, _ := f.store.MaildirPath(a, "")
+		ents, _ := os.ReadDir(filepath.Join(p, "new"))
+		if len(ents) != 1 {
+			t.Fatalf("%s has %d messages", a, len(ents))
+		}
+		fi, err := os.Stat(filepath.Join(p, "new", ents[0].Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, fi)
+		if u, _ := f.db.Usage(ctx, a); u.Messages != 1 || u.Bytes != fi.Size() {
+			t.Errorf("%s usage %+v, file %d bytes", a, u, fi.Size())
+		}
+	}
+	if !os.SameFile(files[0], files[1]) {
+		t.Error("the two copies are not one file")
+	}
+	if c := f.inbox(t, "bob@example.com"); strings.Contains(c[0], "Delivered-To") {
+		t.Errorf("copy names a recipient: %q", c[0][:80])
 	}
 }

@@ -199,7 +199,7 @@ func (a *LocalAgent) execute(ctx context.Context, r *run, locals, remotes []*job
 			a.log().Info("discarded by filter", "id", env.ID, "rcpt", j.dest.Address)
 			continue
 		}
-		p := prefix(env, j)
+		p := prefix(env, j, a.Config.DeliveredTo != "none")
 		if _, ok := groups[p]; !ok {
 			order = append(order, p)
 		}
@@ -247,9 +247,12 @@ func (a *LocalAgent) enqueue(ctx context.Context, from string, rcpts []string, m
 // the address accepted at RCPT (Dovecot's lmtp_hdr_delivery_address =
 // original): the copies of one alias are then the same file, and a copy
 // names no other recipient of the message.
-func prefix(env *Envelope, j *job) string {
+func prefix(env *Envelope, j *job, deliveredTo bool) string {
 	var b strings.Builder
-	b.WriteString("Return-Path: <" + env.From + ">\r\nDelivered-To: " + j.rcpt.Address + "\r\n")
+	b.WriteString("Return-Path: <" + env.From + ">\r\n")
+	if deliveredTo {
+		b.WriteString("Delivered-To: " + j.rcpt.Address + "\r\n")
+	}
 	for _, h := range j.plan.AddHeader {
 		b.WriteString(h.Name + ": " + h.Value + "\r\n")
 	}

@@ -236,6 +236,11 @@ func (c *Config) validate() error {
 		}
 	}
 	problems = append(problems, validateLogin(c.Login, c.ClientNetworks)...)
+	switch c.Delivery.DeliveredTo {
+	case "", "recipient", "none":
+	default:
+		problems = append(problems, fmt.Sprintf("delivery.delivered_to: %q is not recipient or none", c.Delivery.DeliveredTo))
+	}
 	if c.Store.Root == "" {
 		c.Store.Root = filepath.Join(c.DataDir, "mail")
 	}
