@@ -76,7 +76,12 @@ type LocalAgent struct {
 	// Filters run in order for every local destination, after
 	// DetailFolders when Config.DetailFolders is set.
 	Filters []Filter
-	Logger  *slog.Logger
+	// ForwardSender, when set, is the envelope sender of mail that an
+	// alias or a filter forwards to a remote address, given the original
+	// one: the place for SRS (package backend/srs), so remote rejections
+	// come back to us and not to a forged sender. Nil keeps the sender.
+	ForwardSender func(ctx context.Context, from string) (string, error)
+	Logger        *slog.Logger
 }
 
 var _ Agent = (*LocalAgent)(nil)

@@ -15,7 +15,8 @@
 //  3. execute: local copies are written once per header variant and
 //     hard-linked into every mailbox (store.DeliverMany), each charged to
 //     its own quota; remote destinations, redirects and replies go to the
-//     durable queue.
+//     durable queue (what an alias forwards with LocalAgent.ForwardSender's
+//     sender: the place for SRS).
 //
 // Every destination ends with a typed Outcome: Delivered, Queued,
 // Temporary(cause) or Permanent(cause). The backend never speaks SMTP;
@@ -30,8 +31,11 @@
 // Queued. With Envelope.OneReply (SMTP DATA, one reply for everybody) the
 // same holds across recipients: when some succeed the others are queued, and
 // only when all fail in the same class does the failure reach the client.
-// A destination already written is never written again by our retries.
-// Deliver runs under one deadline (Config.Timeout) for all destinations.
+// A fan-out to several mailboxes is spooled (held) before the first copy is
+// written and the copies carry its queue id, so after a crash the queue
+// delivers the rest and skips the mailboxes that have theirs: a destination
+// already written is never written again by our retries. Deliver runs under
+// one deadline (Config.Timeout) for all destinations.
 //
 // # Filters
 //
@@ -113,7 +117,7 @@ type Destination struct {
 	userdb.Destination
 	// Maildir overrides the store's path template (local only).
 	Maildir string
-	// Limit is the quota limit; checked is false when quotas are off.
+	// Limit is the quota limit, looked up when quotas are on.
 	Limit      userdb.Limit
 	limitKnown bool
 }

@@ -209,30 +209,58 @@ func (a *LocalAgent) execute(ctx context.Context, r *run, locals, remotes []*job
 		a.writeLocal(ctx, r, p, groups[p])
 	}
 
-	// Remote destinations of forwarding aliases keep the original sender
-	// for now; SRS (backend/srs) rewrites it here.
-	var addrs []string
+	// Recipients outside our domains keep their sender; what an alias or
+	// a filter forwards gets the forwarding sender (SRS).
+	var relayed, forwarded []*job
 	for _, j := range remotes {
-		addrs = append(addrs, j.dest.Address)
-	}
-	if len(addrs) > 0 {
-		o := Outcome{Kind: Queued}
-		if a.Queue == nil {
-			o = Perm(RelayDenied)
-		} else if id, err := a.enqueue(ctx, env.From, addrs, msg); err != nil {
-			a.log().Error("queue remote destinations", "id", env.ID, "err", err)
-			o = Temp(QueueFailed)
+		if j.rcpt.Address == j.dest.Address {
+			relayed = append(relayed, j)
 		} else {
-			a.log().Info("queued", "id", env.ID, "queue_id", id, "rcpts", len(addrs))
-		}
-		for _, j := range remotes {
-			j.outcome = o
+			forwarded = append(forwarded, j)
 		}
 	}
+	a.queueRemote(ctx, env, msg, env.From, relayed)
+	fwdFrom := env.From
+	if a.ForwardSender != nil && (len(forwarded) > 0 || len(redirects) > 0) {
+		f, err := a.ForwardSender(ctx, env.From)
+		if err != nil {
+			a.log().Error("forwarding sender", "id", env.ID, "err", err)
+			for _, j := range forwarded {
+				j.outcome = Temp(QueueFailed)
+			}
+			forwarded, redirects = nil, nil
+		} else {
+			fwdFrom = f
+		}
+	}
+	a.queueRemote(ctx, env, msg, fwdFrom, forwarded)
 	if len(redirects) > 0 {
-		if _, err := a.enqueue(ctx, env.From, redirects, msg); err != nil {
+		if _, err := a.enqueue(ctx, fwdFrom, redirects, msg); err != nil {
 			a.log().Error("queue redirects", "id", env.ID, "err", err)
 		}
+	}
+}
+
+// queueRemote puts remote destinations into the queue as one item.
+func (a *LocalAgent) queueRemote(ctx context.Context, env *Envelope, msg Message, from string, js []*job) {
+	if len(js) == 0 {
+		return
+	}
+	addrs := make([]string, len(js))
+	for i, j := range js {
+		addrs[i] = j.dest.Address
+	}
+	o := Outcome{Kind: Queued}
+	if a.Queue == nil {
+		o = Perm(RelayDenied)
+	} else if id, err := a.enqueue(ctx, from, addrs, msg); err != nil {
+		a.log().Error("queue remote destinations", "id", env.ID, "err", err)
+		o = Temp(QueueFailed)
+	} else {
+		a.log().Info("queued", "id", env.ID, "queue_id", id, "rcpts", len(addrs), "from", from)
+	}
+	for _, j := range js {
+		j.outcome = o
 	}
 }
 
