@@ -22,7 +22,8 @@ type Mail struct {
 	// Recipient is the RCPT that reached Destination.
 	Recipient   *Recipient
 	Destination *Destination
-	// Header is the message's header as received (keys canonical).
+	// Header is the message's header as received (keys canonical),
+	// shared by every destination: read it, change Decision.AddHeader.
 	Header textproto.MIMEHeader
 	// Message is the whole message, header included.
 	Message Message
