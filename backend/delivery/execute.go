@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -36,6 +37,8 @@ type run struct {
 	held      string
 	heldAddrs map[string]bool
 	keep      []string
+	// log names the delivery and the envelope's facts on every line.
+	log *slog.Logger
 }
 
 // Deliver runs the three stages (package comment) under one deadline.
@@ -47,7 +50,7 @@ func (a *LocalAgent) Deliver(ctx context.Context, env Envelope, msg Message) []O
 func (a *LocalAgent) deliver(ctx context.Context, env Envelope, msg Message, retryKey string) []Outcome {
 	ctx, cancel := context.WithTimeout(ctx, a.timeout())
 	defer cancel()
-	r := &run{env: &env, msg: msg, key: retryKey, once: retryKey != ""}
+	r := &run{env: &env, msg: msg, key: retryKey, once: retryKey != "", log: a.envLog(&env)}
 	out := make([]Outcome, len(env.Recipients))
 	tr := readTrace(msg)
 	maxHops := a.Config.MaxHops
@@ -55,7 +58,7 @@ func (a *LocalAgent) deliver(ctx context.Context, env Envelope, msg Message, ret
 		maxHops = 50
 	}
 	if tr.hops >= maxHops {
-		a.log().Warn("mail loop: too many Received headers", "id", env.ID, "hops", tr.hops)
+		r.log.Warn("mail loop: too many Received headers", "hops", tr.hops)
 		for i := range out {
 			out[i] = Perm(Loop)
 		}
@@ -95,7 +98,7 @@ func (a *LocalAgent) deliver(ctx context.Context, env Envelope, msg Message, ret
 		}
 	}
 
-	a.plan(ctx, &env, msg, tr, locals)
+	a.plan(ctx, r, tr, locals)
 	a.hold(ctx, r, locals)
 	a.execute(ctx, r, locals, remotes)
 
@@ -109,7 +112,7 @@ func (a *LocalAgent) deliver(ctx context.Context, env Envelope, msg Message, ret
 	}
 	if r.held != "" {
 		if err := a.Queue.Release(r.held, r.keep); err != nil {
-			a.log().Error("release the fan-out's queue item", "id", env.ID, "queue_id", r.held, "err", err)
+			r.log.Error("release the fan-out's queue item", "queue_id", r.held, "err", err)
 		}
 	}
 	return out
@@ -135,7 +138,7 @@ func (a *LocalAgent) hold(ctx context.Context, r *run, locals []*job) {
 	id, err := a.Queue.EnqueueHeld(ctx, r.env.From, addrs, r.msg, r.msg.Size())
 	if err != nil {
 		// Delivered all the same, without the crash guard.
-		a.log().Warn("cannot spool the fan-out before writing it", "id", r.env.ID, "err", err)
+		r.log.Warn("cannot spool the fan-out before writing it", "err", err)
 		return
 	}
 	r.held, r.key = id, id
@@ -146,13 +149,14 @@ func (a *LocalAgent) hold(ctx context.Context, r *run, locals []*job) {
 }
 
 // plan runs the filters for each local destination.
-func (a *LocalAgent) plan(ctx context.Context, env *Envelope, msg Message, tr trace, locals []*job) {
+func (a *LocalAgent) plan(ctx context.Context, r *run, tr trace, locals []*job) {
+	env, msg := r.env, r.msg
 	filters := a.filters()
 	var header map[string][]string
 	for _, j := range locals {
 		if tr.deliveredTo[j.dest.Address] || tr.deliveredTo[j.rcpt.Address] {
 			j.outcome = Perm(Loop)
-			a.log().Warn("mail loop: Delivered-To names the recipient", "id", env.ID, "rcpt", j.dest.Address)
+			r.log.Warn("mail loop: Delivered-To names the recipient", "rcpt", j.dest.Address)
 			continue
 		}
 		if len(filters) == 0 {
@@ -164,7 +168,7 @@ func (a *LocalAgent) plan(ctx context.Context, env *Envelope, msg Message, tr tr
 		m := &Mail{Envelope: env, Recipient: j.rcpt, Destination: &j.dest, Header: header, Message: msg}
 		for _, f := range filters {
 			if err := f.Filter(ctx, m, &j.plan); err != nil {
-				a.log().Warn("filter failed", "id", env.ID, "rcpt", j.dest.Address, "err", err)
+				r.log.Warn("filter failed", "rcpt", j.dest.Address, "err", err)
 				j.outcome = Temp(Rejected)
 				j.outcome.Text = "filter failed, try again later"
 				break
@@ -189,14 +193,14 @@ func (a *LocalAgent) execute(ctx context.Context, r *run, locals, remotes []*job
 			continue
 		}
 		redirects = append(redirects, j.plan.Redirect...)
-		for _, r := range j.plan.Replies {
-			if _, err := a.enqueue(ctx, "", []string{r.To}, bytesMessage{bytes.NewReader(r.Message)}); err != nil {
-				a.log().Error("queue reply", "id", env.ID, "to", r.To, "err", err)
+		for _, rp := range j.plan.Replies {
+			if _, err := a.enqueue(ctx, "", []string{rp.To}, bytesMessage{bytes.NewReader(rp.Message)}); err != nil {
+				r.log.Error("queue reply", "to", rp.To, "err", err)
 			}
 		}
 		if j.plan.Discard {
 			j.outcome = Outcome{Kind: Delivered}
-			a.log().Info("discarded by filter", "id", env.ID, "rcpt", j.dest.Address)
+			r.log.Info("discarded by filter", "rcpt", j.dest.Address)
 			continue
 		}
 		p := prefix(env, j, a.Config.DeliveredTo != "none")
@@ -219,12 +223,12 @@ func (a *LocalAgent) execute(ctx context.Context, r *run, locals, remotes []*job
 			forwarded = append(forwarded, j)
 		}
 	}
-	a.queueRemote(ctx, env, msg, env.From, relayed)
+	a.queueRemote(ctx, r, env.From, relayed)
 	fwdFrom := env.From
 	if a.ForwardSender != nil && (len(forwarded) > 0 || len(redirects) > 0) {
 		f, err := a.ForwardSender(ctx, env.From)
 		if err != nil {
-			a.log().Error("forwarding sender", "id", env.ID, "err", err)
+			r.log.Error("forwarding sender", "err", err)
 			for _, j := range forwarded {
 				j.outcome = Temp(QueueFailed)
 			}
@@ -233,16 +237,17 @@ func (a *LocalAgent) execute(ctx context.Context, r *run, locals, remotes []*job
 			fwdFrom = f
 		}
 	}
-	a.queueRemote(ctx, env, msg, fwdFrom, forwarded)
+	a.queueRemote(ctx, r, fwdFrom, forwarded)
 	if len(redirects) > 0 {
 		if _, err := a.enqueue(ctx, fwdFrom, redirects, msg); err != nil {
-			a.log().Error("queue redirects", "id", env.ID, "err", err)
+			r.log.Error("queue redirects", "err", err)
 		}
 	}
 }
 
 // queueRemote puts remote destinations into the queue as one item.
-func (a *LocalAgent) queueRemote(ctx context.Context, env *Envelope, msg Message, from string, js []*job) {
+func (a *LocalAgent) queueRemote(ctx context.Context, r *run, from string, js []*job) {
+	msg := r.msg
 	if len(js) == 0 {
 		return
 	}
@@ -254,10 +259,10 @@ func (a *LocalAgent) queueRemote(ctx context.Context, env *Envelope, msg Message
 	if a.Queue == nil {
 		o = Perm(RelayDenied)
 	} else if id, err := a.enqueue(ctx, from, addrs, msg); err != nil {
-		a.log().Error("queue remote destinations", "id", env.ID, "err", err)
+		r.log.Error("queue remote destinations", "err", err)
 		o = Temp(QueueFailed)
 	} else {
-		a.log().Info("queued", "id", env.ID, "queue_id", id, "rcpts", len(addrs), "from", from)
+		r.log.Info("queued", "queue_id", id, "rcpts", len(addrs), "from", from)
 	}
 	for _, j := range js {
 		j.outcome = o
@@ -290,7 +295,7 @@ func prefix(env *Envelope, j *job, deliveredTo bool) string {
 // writeLocal writes one copy and links it to every mailbox of the group;
 // the store charges each quota on its own.
 func (a *LocalAgent) writeLocal(ctx context.Context, r *run, p string, js []*job) {
-	env, msg := r.env, r.msg
+	msg := r.msg
 	body := func() io.Reader {
 		return io.MultiReader(strings.NewReader(p), io.NewSectionReader(msg, 0, msg.Size()))
 	}
@@ -315,11 +320,11 @@ func (a *LocalAgent) writeLocal(ctx context.Context, r *run, p string, js []*job
 		}
 		if d.Err != nil {
 			j.outcome = a.storeOutcome(d.Err)
-			a.log().Warn("local delivery failed", "id", env.ID, "rcpt", j.dest.Address, "outcome", j.outcome.String(), "err", d.Err)
+			r.log.Warn("local delivery failed", "rcpt", j.dest.Address, "outcome", j.outcome.String(), "err", d.Err)
 			continue
 		}
 		j.outcome = Outcome{Kind: Delivered}
-		a.log().Info("delivered", "id", env.ID, "rcpt", j.dest.Address, "size", d.Size, "folder", rcs[i].Folder, "file", d.Name)
+		r.log.Info("delivered", "rcpt", j.dest.Address, "size", d.Size, "folder", rcs[i].Folder, "file", d.Name)
 	}
 }
 
@@ -434,14 +439,14 @@ func (a *LocalAgent) own(r *run, addrs []string) bool {
 		defer cancel()
 		id, err := a.enqueue(ctx, r.env.From, rest, r.msg)
 		if err != nil {
-			a.log().Error("cannot queue failed destinations", "id", r.env.ID, "rcpts", rest, "err", err)
+			r.log.Error("cannot queue failed destinations", "rcpts", rest, "err", err)
 			return false
 		}
-		a.log().Info("failed destinations queued for retry", "id", r.env.ID, "queue_id", id, "rcpts", rest)
+		r.log.Info("failed destinations queued for retry", "queue_id", id, "rcpts", rest)
 	}
 	if len(kept) > 0 {
 		r.keep = append(r.keep, kept...)
-		a.log().Info("failed destinations kept queued for retry", "id", r.env.ID, "queue_id", r.held, "rcpts", kept)
+		r.log.Info("failed destinations kept queued for retry", "queue_id", r.held, "rcpts", kept)
 	}
 	return true
 }
@@ -456,4 +461,17 @@ func dedupe(ss []string) []string {
 		}
 	}
 	return out
+}
+
+// envLog is the agent's logger with the delivery's id and the envelope's
+// facts.
+func (a *LocalAgent) envLog(env *Envelope) *slog.Logger {
+	attrs := []any{"id", env.ID, "role", env.Role}
+	if env.ClientIP.IsValid() {
+		attrs = append(attrs, "client", env.ClientIP.String())
+	}
+	if env.User != "" {
+		attrs = append(attrs, "user", env.User)
+	}
+	return a.log().With(attrs...)
 }
