@@ -1,25 +1,50 @@
 #!/bin/sh
-# The whole vmaild test suite: installs the real servers the tests start
-# privately (OpenLDAP slapd, MariaDB) and the real clients they drive, when
-# missing (Debian), then vets and tests every package.
+# The whole vmaild test suite. On Debian it first installs, when missing, the
+# real servers the tests start privately, the real clients they drive, and
+# what those need to work; then it vets and tests every package.
 set -eu
 cd "$(dirname "$0")"
 
-missing=""
-for need in slapd:/usr/sbin/slapd ldap-utils:/usr/bin/ldapadd mariadb-server:/usr/sbin/mariadbd \
-	swaks:/usr/bin/swaks curl:/usr/bin/curl python3:python3; do
-	pkg=${need%%:*} bin=${need#*:}
-	command -v "$bin" >/dev/null 2>&1 || missing="$missing $pkg"
-done
-if [ -n "$missing" ]; then
-	echo "installing:$missing"
-	sudo=""
-	[ "$(id -u)" -eq 0 ] || sudo=sudo
-	$sudo apt-get update -qq
-	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# Debian packages, each with the reason it is here. Installed with
+# --no-install-recommends, so anything a tool needs only as a Recommends
+# is named explicitly.
+packages="
+slapd              internal/testsrv starts a private slapd; slapadd, slappasswd
+ldap-utils         ldapadd, ldapwhoami drive the private slapd
+mariadb-server     internal/testsrv starts a private mariadbd (mariadb-install-db)
+swaks              the SMTP, submission and LMTP client of protocols/smtp tests
+libnet-ssleay-perl swaks's TLS (--tls, --tlsc): a Recommends of swaks
+curl               IMAP and POP3 client tests
+python3            imaplib and poplib client tests
+postsrsd           backend/srs interoperates with a private postsrsd
+srs                Mail::SRS's srs command, the second SRS oracle
+gcc                go test -race needs cgo
+libc6-dev          cgo's C headers and startup files (a Recommends of gcc)
+ca-certificates    go downloads modules over HTTPS
+"
+names=$(printf '%s\n' "$packages" | awk 'NF { print $1 }')
+
+if command -v dpkg-query >/dev/null 2>&1; then
+	missing=""
+	for pkg in $names; do
+		[ "$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)" = installed ] ||
+			missing="$missing $pkg"
+	done
+	if [ -n "$missing" ]; then
+		echo "test.sh: installing:$missing"
+		sudo=""
+		[ "$(id -u)" -eq 0 ] || sudo=sudo
+		$sudo apt-get update -qq
+		$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+		echo "test.sh: installed"
+	fi
+else
+	echo "test.sh: not Debian; install the equivalents of:" $names >&2
 fi
 
+echo "test.sh: go vet ./..."
 go vet ./...
 # -race everywhere: the protocol servers, store, queue and directory are
 # concurrent, and the whole suite stays within a few minutes on 2 cores.
+echo "test.sh: go test -race ./..."
 go test -race -count=1 -timeout 15m ./...

@@ -14,6 +14,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/vmaild/vmaild/backend/delivery"
+	"github.com/vmaild/vmaild/backend/srs"
 	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/login"
 	"github.com/vmaild/vmaild/userdb"
@@ -40,6 +41,7 @@ type Config struct {
 	Store    StoreConfig     `yaml:"store"`
 	Queue    QueueConfig     `yaml:"queue"`
 	Delivery delivery.Config `yaml:"delivery"`
+	SRS      SRSConfig       `yaml:"srs"`
 	Metrics  MetricsConfig   `yaml:"metrics"`
 	RunAs    string          `yaml:"run_as" help:"user to switch to after binding the ports when started as root"`
 	// ShutdownTimeout bounds how long SIGTERM waits for transactions in
@@ -56,6 +58,11 @@ type Config struct {
 // MetricsConfig is the Prometheus and health-check listener.
 type MetricsConfig struct {
 	Address string `yaml:"address" help:"host:port serving /metrics and /healthz; empty: off"`
+	// MinFreeBytes is the disk floor of /healthz. Below it a delivery may
+	// already fail (451) and the next message surely will; 1 GiB leaves
+	// room for the messages in flight (20 at the default 50 MiB limit) and
+	// time to act.
+	MinFreeBytes int64 `yaml:"min_free_bytes" help:"/healthz fails when the file system of the data folder, mail store or queue has less space free (for vmaild's user) than this many bytes; 0: no disk check"`
 }
 
 // Listeners are the addresses to listen on; an empty address turns a
@@ -119,6 +126,19 @@ type Smarthost struct {
 	Username    string `yaml:"username" help:"AUTH PLAIN user for the relay"`
 	Password    string `yaml:"password" help:"AUTH PLAIN password for the relay"`
 	ImplicitTLS bool   `yaml:"implicit_tls" help:"connect with TLS (port 465) instead of STARTTLS"`
+}
+
+// SRSConfig is the Sender Rewriting Scheme (package srs): the envelope
+// sender of mail forwarded to a remote destination is rewritten into the
+// SRS domain, and bounces to those addresses are reversed at RCPT.
+type SRSConfig struct {
+	Enabled    bool     `yaml:"enabled" help:"rewrite the envelope sender of mail forwarded to remote destinations, and accept bounces to the rewritten addresses (refusing forged or expired ones)"`
+	Domain     string   `yaml:"domain" help:"domain of the rewritten senders; its MX must be this server (default: hostname)"`
+	Secrets    []string `yaml:"secrets" help:"SRS secrets: the first signs, every one verifies (rotate by putting a new one first); empty: secret_file"`
+	SecretFile string   `yaml:"secret_file" help:"file of secrets, one a line as postsrsd has them, used when secrets is empty; created 0600 with a random secret on first start (default data_dir/srs.secret)"`
+	Separator  string   `yaml:"separator" help:"character after SRS0 and SRS1: =, + or -"`
+	MaxAgeDays int      `yaml:"max_age_days" help:"days a rewritten sender accepts bounces"`
+	HashLength int      `yaml:"hash_length" help:"base64 characters of the hash in a rewritten sender (postsrsd's -n)"`
 }
 
 // LogConfig sets up log/slog.
@@ -186,7 +206,8 @@ func defaultConfig() Config {
 		Store:           StoreConfig{PathTemplate: "%d/%n/Maildir"},
 		Queue:           QueueConfig{Port: 25, Workers: 32, PerDomain: 8, MaxAge: 5 * 24 * time.Hour},
 		Delivery:        delivery.Config{MaxHops: 50},
-		Metrics:         MetricsConfig{Address: "127.0.0.1:9187"},
+		Metrics:         MetricsConfig{Address: "127.0.0.1:9187", MinFreeBytes: 1 << 30},
+		SRS:             SRSConfig{Enabled: true, Separator: srs.DefaultSeparator, MaxAgeDays: srs.DefaultMaxAgeDays, HashLength: srs.DefaultHashLength},
 		ShutdownTimeout: 30 * time.Second,
 	}
 }
@@ -241,12 +262,16 @@ func (c *Config) validate() error {
 	default:
 		problems = append(problems, fmt.Sprintf("delivery.delivered_to: %q is not recipient or none", c.Delivery.DeliveredTo))
 	}
+	if c.Metrics.MinFreeBytes < 0 {
+		problems = append(problems, fmt.Sprintf("metrics.min_free_bytes: %d is negative (0 turns the disk check off)", c.Metrics.MinFreeBytes))
+	}
 	if c.Store.Root == "" {
 		c.Store.Root = filepath.Join(c.DataDir, "mail")
 	}
 	if c.Queue.Dir == "" {
 		c.Queue.Dir = filepath.Join(c.DataDir, "queue")
 	}
+	problems = append(problems, c.SRS.resolve(c.Hostname, c.DataDir)...)
 	if len(problems) > 0 {
 		return fmt.Errorf("%w:\n  %s", errConfig, strings.Join(problems, "\n  "))
 	}
@@ -331,4 +356,36 @@ func validateLDAP(c ldap.Config) []string {
 		}
 	}
 	return problems
+}
+
+// resolve fills the SRS defaults that depend on other keys and checks the
+// rest the way srs.New will, so a bad key is reported with the others.
+func (c *SRSConfig) resolve(hostname, dataDir string) []string {
+	if !c.Enabled {
+		return nil
+	}
+	if c.Domain == "" {
+		c.Domain = hostname
+	}
+	if c.SecretFile == "" {
+		c.SecretFile = filepath.Join(dataDir, "srs.secret")
+	}
+	if _, err := userdb.CanonicalDomain(c.Domain); err != nil {
+		return []string{fmt.Sprintf("srs.domain: %q: %v (set srs.domain, or hostname, to a domain whose MX is this server)", c.Domain, err)}
+	}
+	secrets := c.Secrets
+	if len(secrets) == 0 {
+		secrets = []string{"the secret file's, read at start"}
+	}
+	if _, err := c.rewriter(secrets); err != nil {
+		return []string{err.Error()} // "srs: …" already
+	}
+	return nil
+}
+
+// rewriter is the one place the keys become an srs.Rewriter; srs.New is
+// the one check of their values.
+func (c SRSConfig) rewriter(secrets []string) (*srs.Rewriter, error) {
+	return srs.New(srs.Config{Domain: c.Domain, Secrets: secrets, Separator: c.Separator,
+		MaxAgeDays: c.MaxAgeDays, HashLength: c.HashLength})
 }

@@ -64,6 +64,10 @@ func TestConfigCheck(t *testing.T) {
 			"login:\n  hashes:\n    max_argon2_memory: 8192\n    max_bcrypt_cost: 40\n  penalty_cap: 2m\nclient_networks:\n  ipv6_prefix: 129\n",
 			[]string{"login.hashes: the caps refuse the hashes userdb.password_scheme writes", "login.hashes.max_bcrypt_cost 40",
 				"login.penalty_cap: 2m0s is longer than a client waits", "client_networks.ipv6_prefix: 129"}},
+		{"bad srs keys", good + "srs:\n  separator: \"#\"\n  domain: \"not a domain\"\n",
+			[]string{`srs.domain: "not a domain"`}},
+		{"bad srs separator", good + "srs:\n  separator: \"#\"\n  max_age_days: 2000\n",
+			[]string{`srs: separator "#" is not =, + or -`}},
 		{"several problems at once", strings.Replace(strings.Replace(good, dsn, badDSN, 1), "password_scheme: SSHA", "password_scheme: ROT13", 1) +
 			"smtp:\n  mynetworks: [10.0.0.0/33]\n",
 			[]string{"sql.dsn: malformed MySQL DSN", "ROT13", `"10.0.0.0/33"`}},

@@ -51,7 +51,13 @@ var configSections = map[string]struct{ title, intro string }{
 	"store":    {"Mail store", "Maildir++ laid out as Dovecot does it, with a UID index beside the files."},
 	"queue":    {"Outbound queue", "The durable spool for remote recipients: MX lookup, retries, bounces."},
 	"delivery": {"Local delivery", "The delivery agent: aliases, quota, loops, folders."},
-	"metrics":  {"Metrics and health", "Prometheus `/metrics` and `/healthz` (200 when SQL, LDAP and the store answer) on their own listener."},
+	"metrics": {"Metrics and health", "Prometheus `/metrics` and `/healthz` on their own listener. `/healthz` is 200 when SQL and LDAP answer, " +
+		"the store and queue folders are writable and their file systems have `min_free_bytes` free; " +
+		"otherwise 503 with one line per failed check."},
+	"srs": {"Sender Rewriting Scheme", "Mail forwarded to a remote destination leaves with an SRS0/SRS1 envelope sender in `srs.domain` " +
+		"(the format of postsrsd and Mail::SRS; postsrsd's secret file works as it is), so SPF passes at the next hop and bounces come back here. " +
+		"A bounce to such an address is delivered to the original sender after its hash and age are checked; " +
+		"a forged or expired one is refused at RCPT with `550 5.7.1`. The MX of `srs.domain` must be this server."},
 	"client_networks": {"Client networks", "How client addresses are grouped wherever clients are counted or limited: " +
 		"one IPv4 address, and one IPv6 /64, since a host or a customer line is usually handed a whole /64."},
 	"login": {"Login service", "One login service checks every password (SMTP AUTH, IMAP, POP3). " +
@@ -94,7 +100,7 @@ environment, which beats the file, which beats the default.
   (` + "`VMAILD_SMTP_MYNETWORKS=127.0.0.0/8,192.0.2.0/24`" + `).
 - An unknown key in the file is an error that names it: a misspelt key silently
   ignored is how mail servers end up open relays.
-- Secrets (` + "`sql.dsn`, `ldap.bind_password`, `queue.smarthost.password`" + `) are best
+- Secrets (` + "`sql.dsn`, `ldap.bind_password`, `queue.smarthost.password`, `srs.secrets`" + `) are best
   kept out of the file, in the environment.
 
 ` + "`vmaild config keys`" + ` prints this table; ` + "`vmaild config check`" + ` validates a

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/textproto"
@@ -105,7 +106,9 @@ func newDaemon(t testing.TB, extra string) *e2eDaemon {
 			fmt.Fprintf(&cfg, "  %s:\n    address: 127.0.0.1:%d\n", name, d.ports[name])
 		}
 	}
-	fmt.Fprintf(&cfg, "metrics:\n  address: 127.0.0.1:%d\nshutdown_timeout: 20s\n", d.ports["metrics"])
+	// A disk floor of one byte: /healthz runs the disk check without the
+	// tests depending on how much space the machine has.
+	fmt.Fprintf(&cfg, "metrics:\n  address: 127.0.0.1:%d\n  min_free_bytes: 1\nshutdown_timeout: 20s\n", d.ports["metrics"])
 	cfg.WriteString(extra)
 	d.config = filepath.Join(dir, "vmaild.yaml")
 	if err := os.WriteFile(d.config, []byte(cfg.String()), 0o600); err != nil {
@@ -439,6 +442,31 @@ func imapRead(t *testing.T, addr, user, pass, want string) {
 	if err := c.Logout().Wait(); err != nil {
 		t.Errorf("IMAP logout: %v", err)
 	}
+}
+
+// TestServeHealthDiskFloor: with less space free than metrics.min_free_bytes
+// (a floor no disk reaches), /healthz is 503 and says it is the disk, where,
+// and the floor; the other checks still pass and are not named.
+func TestServeHealthDiskFloor(t *testing.T) {
+	t.Setenv("VMAILD_METRICS_MIN_FREE_BYTES", strconv.FormatInt(1<<62, 10))
+	d := newDaemon(t, "")
+	d.start()
+	resp, err := http.Get("http://" + d.addr("metrics") + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/healthz status %d, want 503\n%s", resp.StatusCode, body)
+	}
+	data := filepath.Join(filepath.Dir(d.config), "data")
+	lines := strings.Split(strings.TrimSpace(string(body)), "\n")
+	want := []string{"unhealthy:", "disk: ", " free on " + data + ", below the 4 EiB floor (metrics.min_free_bytes)"}
+	if len(lines) != 2 || lines[0] != want[0] || !strings.HasPrefix(lines[1], want[1]) || !strings.HasSuffix(lines[1], want[2]) {
+		t.Errorf("/healthz body %q, want %q then one line %q…%q", body, want[0], want[1], want[2])
+	}
+	d.stop()
 }
 
 // TestServeSIGTERMLosesNothing: SIGTERM during a stream of deliveries;

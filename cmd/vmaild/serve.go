@@ -22,6 +22,7 @@ import (
 
 	"github.com/vmaild/vmaild/backend/delivery"
 	"github.com/vmaild/vmaild/backend/queue"
+	"github.com/vmaild/vmaild/backend/srs"
 	"github.com/vmaild/vmaild/backend/store"
 	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/imap"
@@ -60,6 +61,7 @@ type server struct {
 	store      *store.Store
 	queue      *queue.Queue
 	agent      *delivery.LocalAgent
+	srs        *srs.Rewriter  // forwarded senders and their bounces; nil: srs.enabled off
 	logins     *login.Service // shared by every listener
 	certs      *certificates
 	tls        *tls.Config
@@ -165,6 +167,12 @@ func (s *server) open(ctx context.Context, a *app) error {
 	s.agent = &delivery.LocalAgent{
 		Directory: s.dir.users, Quotas: s.dir.sql, Store: s.store, Config: cfg.Delivery,
 		Logger: s.log.With("component", "delivery"),
+	}
+	if s.srs, err = openSRS(cfg.SRS); err != nil {
+		return err
+	}
+	if s.srs != nil {
+		s.agent.ForwardSender = s.forwardSender
 	}
 	s.queue, err = queue.New(s.queueConfig())
 	if err != nil {
@@ -374,8 +382,49 @@ func (s *server) newProtocolServer(sp listenerSpec, log *slog.Logger) protocolSe
 		MaxMessageBytes: s.cfg.SMTP.MaxMessageBytes, MaxRecipients: s.cfg.SMTP.MaxRecipients,
 		SkipHeaderSenderCheck: !s.cfg.SMTP.CheckHeaderFrom,
 		Logins:                s.logins, Logger: log, SpoolDir: filepath.Join(s.cfg.DataDir, "spool"),
-		Gate: s.gate,
+		Gate: s.gate, SRS: s.srs,
 	}
+}
+
+// forwardSender is the sender of mail an alias or a filter forwards to a
+// remote address: SRS, except for the null sender and senders in our own
+// domains (we may send as them, and their bounces reach them). A sender SRS
+// cannot read is kept, logged, rather than hold the mail.
+func (s *server) forwardSender(ctx context.Context, from string) (string, error) {
+	if from == "" {
+		return "", nil
+	}
+	if _, domain, err := userdb.Split(from); err == nil {
+		if local, err := s.dir.users.IsLocalDomain(ctx, domain); err == nil && local {
+			return from, nil
+		}
+	}
+	f, err := s.srs.Forward(from)
+	if err != nil {
+		s.log.Warn("srs: forwarding with the original sender", "from", from, "err", err)
+		return from, nil
+	}
+	return f, nil
+}
+
+// openSRS reads the secrets (creating the secret file on the first start)
+// and builds the Rewriter. The delivery agent is to call its Forward when it
+// forwards to a remote destination; the SMTP listeners reverse bounces.
+func openSRS(c SRSConfig) (*srs.Rewriter, error) {
+	if !c.Enabled {
+		return nil, nil
+	}
+	secrets := c.Secrets
+	if len(secrets) == 0 {
+		if err := os.MkdirAll(filepath.Dir(c.SecretFile), 0o750); err != nil {
+			return nil, fmt.Errorf("srs.secret_file: %w", err)
+		}
+		var err error
+		if secrets, err = srs.ReadSecretFile(c.SecretFile); err != nil {
+			return nil, fmt.Errorf("srs.secret_file: %w", err)
+		}
+	}
+	return c.rewriter(secrets)
 }
 
 func isClosed(err error) bool {

@@ -88,6 +88,10 @@ func StartMariaDB(t testing.TB) *MariaDB {
 		"--auth-root-authentication-method=normal",
 		"--skip-test-db",
 		"--skip-name-resolve",
+		// Without it the script refuses to run when neither the machine's
+		// host name nor "localhost" resolves (a container or chroot without
+		// /etc/hosts); this server never resolves names anyway.
+		"--force",
 		"--innodb-buffer-pool-size=16M",
 		"--innodb-log-file-size=8M",
 	).CombinedOutput()
@@ -194,30 +198,30 @@ func (m *MariaDB) Stop() {
 
 // Pause freezes mariadbd (SIGSTOP): connections stay open and the port
 // keeps accepting, but nothing answers, as with a hung or overloaded
-// server. Resume lets it continue.
-// Like Slapd.Pause, it returns once every thread is seen stopped.
+// server. It returns once every thread has stopped. Resume lets it
+// continue.
 func (m *MariaDB) Pause() {
-	m.signal(syscall.SIGSTOP)
-	m.mu.Lock()
-	pid := m.cmd.Process.Pid
-	m.mu.Unlock()
-	if err := waitStopped(pid, 10*time.Second); err != nil {
-		m.t.Fatalf("mariadbd: SIGSTOP: %v", err)
-	}
-}
-
-// Resume continues a paused mariadbd.
-func (m *MariaDB) Resume() { m.signal(syscall.SIGCONT) }
-
-func (m *MariaDB) signal(sig syscall.Signal) {
 	m.t.Helper()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.cmd == nil {
-		m.t.Fatalf("mariadbd: %v while stopped", sig)
+		m.t.Fatal("mariadbd: Pause while stopped")
 	}
-	if err := m.cmd.Process.Signal(sig); err != nil {
-		m.t.Fatalf("mariadbd: %v: %v", sig, err)
+	if err := Freeze(m.cmd.Process, mariadbPatience); err != nil {
+		m.t.Fatalf("mariadbd: %v", err)
+	}
+}
+
+// Resume continues a paused mariadbd.
+func (m *MariaDB) Resume() {
+	m.t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd == nil {
+		m.t.Fatal("mariadbd: Resume while stopped")
+	}
+	if err := Thaw(m.cmd.Process); err != nil {
+		m.t.Fatalf("mariadbd: %v", err)
 	}
 }
 

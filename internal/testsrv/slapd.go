@@ -282,66 +282,31 @@ func (s *Slapd) Stop() {
 }
 
 // Pause freezes slapd (SIGSTOP): the port keeps accepting connections into
-// the kernel's backlog and open connections stay up, but nothing answers,
-// as with a hung or overloaded server. Resume lets it continue; Stop works
-// on a paused server too.
-//
-// SIGSTOP reaches a busy process's threads only when each is next
-// scheduled, so Pause waits until every thread is seen stopped: a test that
-// sends requests right after Pause must not have them answered.
+// its backlog, but nothing answers, as with a hung server. It returns once
+// every thread has stopped (see Freeze), so requests sent right after it
+// are never answered. Resume lets it continue.
 func (s *Slapd) Pause() {
-	s.signal(syscall.SIGSTOP)
-	s.mu.Lock()
-	pid := s.cmd.Process.Pid
-	s.mu.Unlock()
-	if err := waitStopped(pid, 10*time.Second); err != nil {
-		s.t.Fatalf("slapd: SIGSTOP: %v", err)
-	}
-}
-
-// waitStopped waits until every thread of pid is in the stopped state (T in
-// /proc/PID/task/TID/stat).
-func waitStopped(pid int, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for {
-		running := ""
-		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
-		if err != nil || len(tasks) == 0 {
-			return fmt.Errorf("no threads of process %d: %v", pid, err)
-		}
-		for _, f := range tasks {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				continue // a thread that ended
-			}
-			// The state follows the parenthesised command name.
-			if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && b[i+2] != 'T' && b[i+2] != 't' {
-				running = f
-				break
-			}
-		}
-		if running == "" {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s still not stopped after %v", running, limit)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// Resume continues a paused slapd.
-func (s *Slapd) Resume() { s.signal(syscall.SIGCONT) }
-
-func (s *Slapd) signal(sig syscall.Signal) {
 	s.t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd == nil {
-		s.t.Fatalf("slapd: %v while stopped", sig)
+		s.t.Fatal("slapd: Pause while stopped")
 	}
-	if err := s.cmd.Process.Signal(sig); err != nil {
-		s.t.Fatalf("slapd: %v: %v", sig, err)
+	if err := Freeze(s.cmd.Process, 10*time.Second); err != nil {
+		s.t.Fatalf("slapd: %v", err)
+	}
+}
+
+// Resume continues a paused slapd.
+func (s *Slapd) Resume() {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		s.t.Fatal("slapd: Resume while stopped")
+	}
+	if err := Thaw(s.cmd.Process); err != nil {
+		s.t.Fatalf("slapd: %v", err)
 	}
 }
 

@@ -40,6 +40,16 @@
 // domains (553 5.1.3). A source route (<@a:user@b>) is ignored as RFC 5321
 // appendix C asks: the mailbox after the colon is what is checked.
 //
+// # SRS bounces
+//
+// With Server.SRS set, a recipient that is an SRS address in its domain (see
+// package srs: a bounce of mail the delivery agent forwarded with a
+// rewritten sender) is reversed before anything else: a valid one is
+// routed to the original sender, locally or relayed through the queue
+// whoever the client, since only our secret could have made it; a forged,
+// expired or malformed one is refused with 550 5.7.1 and the reason
+// ("forged SRS address: …"), so it is neither relayed nor bounced.
+//
 // # Message data and smuggling
 //
 // go-smtp ends DATA only at <CRLF>.<CRLF>, so a bare LF or CR can never end a
@@ -95,5 +105,12 @@
 //
 // Replies that go-smtp writes itself keep its codes: commands out of order
 // (RCPT before MAIL, DATA before RCPT, MAIL before EHLO, DATA during BDAT)
-// get 502 5.5.1 where RFC 5321 would prefer 503.
+// get 502 5.5.1 where RFC 5321 would prefer 503, and an unknown command
+// gets 500 5.5.2 when its verb has four letters but 501 5.5.2 otherwise
+// (XYZZY: go-smtp's parseCmd takes it for a malformed command) where RFC
+// 5321 asks 500 5.5.1. go-smtp answers before any Session method runs and
+// has no hook for it, and after STARTTLS only go-smtp sees the commands in
+// clear, so this package cannot override these replies; a fix belongs in
+// go-smtp. Known but unimplemented commands (EXPN, HELP, TURN, SEND, SOML,
+// SAML) get 502 5.5.1 and bad arguments 501, as RFC 5321 asks.
 package smtp

@@ -15,6 +15,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/vmaild/vmaild/backend/delivery"
+	"github.com/vmaild/vmaild/backend/srs"
 	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/login"
 	"github.com/vmaild/vmaild/userdb"
@@ -75,6 +76,12 @@ type Server struct {
 	TLSConfig *tls.Config
 	// AllowInsecureAuth offers AUTH without TLS; for tests and loopback.
 	AllowInsecureAuth bool
+	// SRS, when set, reverses recipients that are SRS addresses in its
+	// domain (bounces of mail the delivery agent forwarded): a valid one
+	// is delivered to the original sender, relayed if that is remote,
+	// whoever the client; a forged, expired or malformed one is refused
+	// with 550 5.7.1 and the reason. Nil: such addresses are ordinary.
+	SRS *srs.Rewriter
 	// MyNetworks are the client networks the MTA relays for without AUTH
 	// (Postfix's mynetworks).
 	MyNetworks []netip.Prefix

@@ -266,6 +266,14 @@ func (ss *session) checkRecipient(to string, utf8 bool) (recipient, *gosmtp.SMTP
 	if !utf8 && !isASCII(to) {
 		return recipient{}, errNeedUTF8
 	}
+	srsBounce := false
+	if r := ss.srv.SRS; r != nil && r.Owns(a.remote()) {
+		orig, e := ss.reverseSRS(a)
+		if e != nil {
+			return recipient{}, e
+		}
+		a, srsBounce = orig, true
+	}
 	ctx := ss.ctx()
 	local, err := ss.srv.Directory.IsLocalDomain(ctx, a.domain)
 	if err != nil {
@@ -294,7 +302,7 @@ func (ss *session) checkRecipient(to string, utf8 bool) (recipient, *gosmtp.SMTP
 		ss.mu.Lock()
 		authed := ss.account != nil
 		ss.mu.Unlock()
-		if !authed && !ss.srv.trusted(ss.tc.ip) {
+		if !authed && !srsBounce && !ss.srv.trusted(ss.tc.ip) {
 			ss.log.Info("relay denied", "rcpt", to)
 			return recipient{}, errRelayDenied
 		}

@@ -161,8 +161,6 @@ type Sink struct {
 	opts SinkOptions
 	mu   sync.Mutex
 	msgs []Message
-	cur  int
-	peak int
 	sess int
 	got  chan struct{}
 }
@@ -177,9 +175,7 @@ func NewSink(t testing.TB, opts SinkOptions) *Sink {
 	s := &Sink{Addr: l.Addr().String(), Port: l.Addr().(*net.TCPAddr).Port, opts: opts, got: make(chan struct{}, 1)}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		s.mu.Lock()
-		s.cur++
 		s.sess++
-		s.peak = max(s.peak, s.cur)
 		s.mu.Unlock()
 		return &session{s: s, c: c}, nil
 	}))
@@ -206,13 +202,6 @@ func (s *Sink) Messages() []Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Message(nil), s.msgs...)
-}
-
-// Peak is the largest number of simultaneous sessions seen.
-func (s *Sink) Peak() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.peak
 }
 
 // Sessions is how many sessions were opened.
@@ -247,7 +236,7 @@ type session struct {
 }
 
 func (ss *session) Reset()        { ss.from, ss.rcpts = "", nil }
-func (ss *session) Logout() error { ss.s.mu.Lock(); ss.s.cur--; ss.s.mu.Unlock(); return nil }
+func (ss *session) Logout() error { return nil }
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	ss.from = from
 	return nil
@@ -346,6 +335,8 @@ type Router struct {
 	mu     sync.Mutex
 	routes map[string]string
 	dials  []string
+	open   map[string]int
+	peak   map[string]int
 }
 
 // Route sends connections for from (host:port) to to (host:port).
@@ -365,6 +356,18 @@ func (r *Router) Dials() []string {
 	return append([]string(nil), r.dials...)
 }
 
+// Peak is the largest number of connections to addr (as dialled) that
+// were open at the same time, counted on the dialling side: from a
+// successful Dial to the connection's Close. That is the window a client's
+// concurrency cap governs. The server's own count of a session ends later,
+// when its goroutine has finished tearing down after the 221 reply, which
+// a loaded machine delays past the client's next connection.
+func (r *Router) Peak(addr string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.peak[addr]
+}
+
 // Dial connects to the route for addr.
 func (r *Router) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	r.mu.Lock()
@@ -375,7 +378,36 @@ func (r *Router) Dial(ctx context.Context, network, addr string) (net.Conn, erro
 		return nil, &net.OpError{Op: "dial", Net: network, Err: errRefused}
 	}
 	var d net.Dialer
-	return d.DialContext(ctx, network, to)
+	c, err := d.DialContext(ctx, network, to)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	if r.open == nil {
+		r.open, r.peak = make(map[string]int), make(map[string]int)
+	}
+	r.open[addr]++
+	r.peak[addr] = max(r.peak[addr], r.open[addr])
+	r.mu.Unlock()
+	return &routedConn{Conn: c, r: r, addr: addr}, nil
+}
+
+// routedConn counts itself open until its first Close.
+type routedConn struct {
+	net.Conn
+	r     *Router
+	addr  string
+	close sync.Once
+}
+
+func (c *routedConn) Close() error {
+	err := c.Conn.Close()
+	c.close.Do(func() {
+		c.r.mu.Lock()
+		c.r.open[c.addr]--
+		c.r.mu.Unlock()
+	})
+	return err
 }
 
 type refused struct{}
