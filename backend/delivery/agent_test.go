@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -592,5 +594,47 @@ func TestDeliveredToNone(t *testing.T) {
 	}
 	if c := f.inbox(t, "bob@example.com"); strings.Contains(c[0], "Delivered-To") {
 		t.Errorf("copy names a recipient: %q", c[0][:80])
+	}
+}
+
+// diskFull is a store whose file system is full for some addresses.
+type diskFull struct {
+	delivery.Mailstore
+	full map[string]bool
+}
+
+func (s diskFull) Deliver(ctx context.Context, rc store.Recipient, r io.Reader) (store.Delivery, error) {
+	if s.full[rc.Address] {
+		return store.Delivery{}, fmt.Errorf("write: %w: %w", store.ErrTemporary, syscall.ENOSPC)
+	}
+	return s.Mailstore.Deliver(ctx, rc, r)
+}
+
+func (s diskFull) DeliverMany(ctx context.Context, rcs []store.Recipient, r io.Reader) []store.Delivery {
+	b, _ := io.ReadAll(r)
+	out := make([]store.Delivery, len(rcs))
+	for i, rc := range rcs {
+		out[i], out[i].Err = s.Deliver(ctx, rc, bytes.NewReader(b))
+	}
+	return out
+}
+
+// TestDiskFull: a full file system is a temporary failure of its own
+// cause (452 4.3.1 at the front end); beside a success in one reply it is
+// queued for retry, alone it reaches the client.
+func TestDiskFull(t *testing.T) {
+	f := newFixture(t, delivery.Config{})
+	ctx := context.Background()
+	f.agent.Store = diskFull{f.agent.Store, map[string]bool{"bob@example.com": true}}
+	got := f.agent.Deliver(ctx, delivery.Envelope{Recipients: rcpts("bob@example.com")}, newMsg(body))
+	if got[0] != delivery.Temp(delivery.DiskFull) {
+		t.Errorf("bob alone: %v", got[0])
+	}
+	got = f.agent.Deliver(ctx, delivery.Envelope{From: "s@remote.test", OneReply: true, Recipients: rcpts("alice@example.com", "bob@example.com")}, newMsg(body))
+	if got[0] != delivered || got[1] != queued {
+		t.Errorf("alice + bob in one reply: %v", got)
+	}
+	if p := f.pending(t); len(p) != 1 || p[0] != "bob@example.com" {
+		t.Errorf("queued for retry: %v", p)
 	}
 }
