@@ -7,23 +7,34 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/textproto"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/vmaild/vmaild/backend/store"
 	"github.com/vmaild/vmaild/userdb"
 )
 
-// Mailstore writes one local copy durably: nil means the copy is on disk,
+// Mailstore writes local copies durably: nil means the copy is on disk,
 // and the recipient's quota was charged atomically before it became
 // visible. *store.Store implements it.
 type Mailstore interface {
 	Deliver(ctx context.Context, rc store.Recipient, r io.Reader) (store.Delivery, error)
+	// DeliverMany writes r once and hard-links it to every recipient.
+	DeliverMany(ctx context.Context, rcpts []store.Recipient, r io.Reader) []store.Delivery
 }
 
-// Queue takes remote destinations durably: nil means the message is in the
-// spool. backend/queue implements it.
+// Queue takes remote destinations, redirects, replies and local
+// destinations to retry durably: nil means the message is in the spool.
+// backend/queue implements it.
 type Queue interface {
 	EnqueueReaderAt(ctx context.Context, from string, rcpts []string, msg io.ReaderAt, size int64) (string, error)
+	// EnqueueHeld spools a fan-out before the agent writes it, so a crash
+	// half way leaves the rest queued; Release then keeps only the
+	// destinations still to do.
+	EnqueueHeld(ctx context.Context, from string, rcpts []string, msg io.ReaderAt, size int64) (string, error)
+	Release(id string, keep []string) error
 }
 
 // Config is the agent's policy. Zero values are sensible.
@@ -34,10 +45,23 @@ type Config struct {
 	// OverQuotaTemporary answers a message that does not fit a mailbox
 	// with 452 4.2.2 (the sender retries) instead of 552 5.2.2 (bounce).
 	OverQuotaTemporary bool `yaml:"over_quota_temporary" help:"answer over-quota messages with 452 (retry) instead of 552 (bounce)"`
-	// DetailFolders delivers user+tag@ into the folder named tag when it
-	// exists (otherwise INBOX).
+	// DetailFolders runs the DetailFolders filter: user+tag@ into the
+	// folder named tag when it exists (otherwise INBOX).
 	DetailFolders bool `yaml:"detail_folders" help:"deliver user+tag@ into the folder named tag when it exists"`
+	// DeliveredTo is what the Delivered-To field of a local copy names:
+	// "recipient" (default), the address accepted at RCPT, so copies
+	// reached through one alias are one file; "none" writes no such field,
+	// so every local copy of a message is one file hard-linked into each
+	// mailbox (Dovecot's lmtp_hdr_delivery_address = none). Loops through
+	// outside forwarders are then caught by max_hops alone.
+	DeliveredTo string `yaml:"delivered_to" help:"Delivered-To of local copies: recipient (the RCPT address) or none (one file for all recipients of a message)"`
+	// Timeout bounds one delivery, all its destinations together.
+	// Default 2m.
+	Timeout time.Duration `yaml:"timeout" help:"deadline of one delivery across all its destinations (a frozen directory or store makes it tempfail, not hang)"`
 }
+
+// DefaultTimeout is Config.Timeout's default.
+const DefaultTimeout = 2 * time.Minute
 
 // LocalAgent is the vmaild MDA.
 type LocalAgent struct {
@@ -45,10 +69,19 @@ type LocalAgent struct {
 	// Quotas keeps usage; nil: nothing is accounted or enforced.
 	Quotas userdb.QuotaStore
 	Store  Mailstore
-	// Queue receives remote destinations; nil refuses them temporarily.
+	// Queue receives remote destinations and the local ones to retry; nil
+	// refuses remote destinations and leaves failures to the sender.
 	Queue  Queue
 	Config Config
-	Logger *slog.Logger
+	// Filters run in order for every local destination, after
+	// DetailFolders when Config.DetailFolders is set.
+	Filters []Filter
+	// ForwardSender, when set, is the envelope sender of mail that an
+	// alias or a filter forwards to a remote address, given the original
+	// one: the place for SRS (package backend/srs), so remote rejections
+	// come back to us and not to a forged sender. Nil keeps the sender.
+	ForwardSender func(ctx context.Context, from string) (string, error)
+	Logger        *slog.Logger
 }
 
 var _ Agent = (*LocalAgent)(nil)
@@ -60,70 +93,94 @@ func (a *LocalAgent) log() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// statusOf maps a directory error to the reply a front end gives.
-func statusOf(err error) Status {
+// outcomeOf classifies a directory error once.
+func outcomeOf(err error) Outcome {
 	switch {
-	case err == nil:
-		return Accepted
 	case userdb.Temporary(err):
-		return DirectoryDown
+		return Temp(DirectoryDown)
+	case errors.Is(err, context.DeadlineExceeded):
+		return Temp(TimedOut)
 	case errors.Is(err, userdb.ErrAliasLoop):
-		return AliasLoop
+		return Perm(AliasLoop)
 	case errors.Is(err, userdb.ErrDisabled):
-		return Disabled
+		return Perm(Disabled)
 	case errors.Is(err, userdb.ErrInvalid):
-		return BadAddress
+		return Perm(BadAddress)
 	case errors.Is(err, userdb.ErrNotFound):
-		return NoSuchUser
+		return Perm(NoSuchUser)
 	}
 	// An error of unknown class is an internal failure: never bounce on it.
-	return DirectoryDown
+	return Temp(DirectoryDown)
 }
 
-// CheckRecipient resolves rcpt and refuses it when every local mailbox it
+// Resolve is the resolve stage at RCPT: it expands address, looks up each
+// local mailbox once and refuses the recipient when every mailbox it
 // reaches is already full.
-func (a *LocalAgent) CheckRecipient(ctx context.Context, rcpt string) Status {
-	dests, err := a.Directory.Resolve(ctx, rcpt)
-	if err != nil {
-		return statusOf(err)
+func (a *LocalAgent) Resolve(ctx context.Context, address string) (Recipient, Outcome) {
+	rc, o := a.resolve(ctx, address)
+	if o.Failed() {
+		return rc, o
 	}
 	if a.Quotas == nil {
-		return Accepted
+		return rc, o
 	}
 	full := 0
-	locals := 0
-	for _, d := range dests {
+	for _, d := range rc.Destinations {
 		if !d.Local {
-			continue
+			return rc, o
 		}
-		locals++
-		isFull, err := a.isFull(ctx, d.Address)
+		isFull, err := a.isFull(ctx, d)
 		if err != nil {
-			return DirectoryDown
+			return rc, outcomeOf(err)
 		}
 		if isFull {
 			full++
 		}
 	}
-	if locals > 0 && full == locals && locals == len(dests) {
-		return MailboxFull
+	if full > 0 && full == len(rc.Destinations) {
+		return rc, Temp(MailboxFull)
 	}
-	return Accepted
+	return rc, o
 }
 
-func (a *LocalAgent) isFull(ctx context.Context, address string) (bool, error) {
-	limit, err := a.Directory.QuotaLimit(ctx, address)
+// resolve expands an address into destinations, with each local one's
+// account and quota limit.
+func (a *LocalAgent) resolve(ctx context.Context, address string) (Recipient, Outcome) {
+	rc := Recipient{Address: address, ORCPT: address}
+	dests, err := a.Directory.Resolve(ctx, address)
 	if err != nil {
-		return false, err
+		return rc, outcomeOf(err)
 	}
-	if limit.Unlimited() {
+	for _, ud := range dests {
+		d := Destination{Destination: ud}
+		if ud.Local {
+			acct, err := a.Directory.Account(ctx, ud.Address)
+			if err != nil {
+				return rc, outcomeOf(err)
+			}
+			d.Maildir = acct.Maildir
+			if a.Quotas != nil {
+				if d.Limit, err = a.Directory.QuotaLimit(ctx, ud.Address); err != nil {
+					return rc, outcomeOf(err)
+				}
+				d.limitKnown = true
+			}
+		}
+		rc.Destinations = append(rc.Destinations, d)
+	}
+	return rc, Outcome{Kind: Accepted}
+}
+
+func (a *LocalAgent) isFull(ctx context.Context, d Destination) (bool, error) {
+	if d.Limit.Unlimited() {
 		return false, nil
 	}
-	u, err := a.Quotas.Usage(ctx, address)
+	u, err := a.Quotas.Usage(ctx, d.Address)
 	if err != nil {
 		return false, err
 	}
-	return (limit.Bytes > 0 && u.Bytes >= limit.Bytes) || (limit.Messages > 0 && u.Messages >= limit.Messages), nil
+	l := d.Limit
+	return (l.Bytes > 0 && u.Bytes >= l.Bytes) || (l.Messages > 0 && u.Messages >= l.Messages), nil
 }
 
 // trace is what the agent needs from the message header, read once.
@@ -165,162 +222,62 @@ func readTrace(msg Message) trace {
 	}
 }
 
-// Deliver resolves every recipient, then writes each distinct local mailbox
-// once and queues all remote destinations in one spool entry.
-func (a *LocalAgent) Deliver(ctx context.Context, env Envelope, msg Message) []Status {
-	out := make([]Status, len(env.Recipients))
-	tr := readTrace(msg)
-	maxHops := a.Config.MaxHops
-	if maxHops <= 0 {
-		maxHops = 50
+// readHeader parses the header for filters; a header it cannot read is
+// given to them empty rather than failing the delivery.
+func readHeader(msg Message) textproto.MIMEHeader {
+	r := textproto.NewReader(bufio.NewReader(io.NewSectionReader(msg, 0, min(msg.Size(), maxHeaderScan))))
+	h, _ := r.ReadMIMEHeader()
+	if h == nil {
+		h = textproto.MIMEHeader{}
 	}
-	if tr.hops >= maxHops {
-		a.log().Warn("mail loop: too many Received headers", "id", env.ID, "hops", tr.hops)
-		for i := range out {
-			out[i] = LoopDetected
-		}
-		return out
-	}
-
-	type target struct {
-		dest   userdb.Destination
-		status Status
-	}
-	perRcpt := make([][]*target, len(env.Recipients))
-	mailboxes := map[string]*target{} // one copy per final mailbox
-	var remote []*target
-	var remoteAddrs []string
-	for i, rcpt := range env.Recipients {
-		dests, err := a.Directory.Resolve(ctx, rcpt)
-		if err != nil {
-			out[i] = statusOf(err)
-			continue
-		}
-		for _, d := range dests {
-			if !d.Local {
-				t, ok := mailboxes["remote\x00"+d.Address]
-				if !ok {
-					t = &target{dest: d}
-					mailboxes["remote\x00"+d.Address] = t
-					remote = append(remote, t)
-					remoteAddrs = append(remoteAddrs, d.Address)
-				}
-				perRcpt[i] = append(perRcpt[i], t)
-				continue
-			}
-			t, ok := mailboxes[d.Address]
-			if !ok {
-				t = &target{dest: d}
-				mailboxes[d.Address] = t
-				if tr.deliveredTo[d.Address] {
-					t.status = LoopDetected
-					a.log().Warn("mail loop: Delivered-To names the recipient", "id", env.ID, "rcpt", d.Address)
-				} else {
-					t.status = a.deliverLocal(ctx, env, msg, d)
-				}
-			}
-			perRcpt[i] = append(perRcpt[i], t)
-		}
-	}
-	if len(remote) > 0 {
-		st := Queued
-		if a.Queue == nil {
-			st = RelayNotAllowed
-		} else if id, err := a.Queue.EnqueueReaderAt(ctx, env.From, remoteAddrs, msg, msg.Size()); err != nil {
-			a.log().Error("queue remote destinations", "id", env.ID, "err", err)
-			st = QueueFailed
-		} else {
-			a.log().Info("queued", "id", env.ID, "queue_id", id, "rcpts", len(remoteAddrs))
-		}
-		for _, t := range remote {
-			t.status = st
-		}
-	}
-	for i, ts := range perRcpt {
-		if len(ts) == 0 {
-			continue
-		}
-		out[i] = combine(ts, func(t *target) Status { return t.status })
-	}
-	return out
+	return h
 }
 
-// combine decides one recipient's status from its destinations'. Any
-// success makes the recipient a success only when nothing failed
-// temporarily: a temporary failure beside successes is answered as
-// temporary, so the sender retries and nothing is lost (the mailboxes that
-// already have the message get it twice: a duplicate, never a loss).
-func combine[T any](ts []T, status func(T) Status) Status {
-	var firstOK, firstTemp, firstPerm *Status
-	for _, t := range ts {
-		s := status(t)
-		switch {
-		case s.OK():
-			if firstOK == nil {
-				firstOK = &s
-			}
-		case s.Temporary():
-			if firstTemp == nil {
-				firstTemp = &s
-			}
-		default:
-			if firstPerm == nil {
-				firstPerm = &s
-			}
-		}
+func (a *LocalAgent) filters() []Filter {
+	if !a.Config.DetailFolders {
+		return a.Filters
 	}
-	switch {
-	case firstTemp != nil:
-		return *firstTemp
-	case firstOK != nil:
-		return *firstOK
-	default:
-		return *firstPerm
-	}
+	return append([]Filter{DetailFolders{}}, a.Filters...)
 }
 
-// deliverLocal writes the copy with its Return-Path and Delivered-To
-// headers; the store charges the quota in the same step, so an over-quota
-// message leaves nothing behind.
-func (a *LocalAgent) deliverLocal(ctx context.Context, env Envelope, msg Message, d userdb.Destination) Status {
-	acct, err := a.Directory.Account(ctx, d.Address)
-	if err != nil {
-		return statusOf(err)
+// timeout is the one deadline of a delivery.
+func (a *LocalAgent) timeout() time.Duration {
+	if a.Config.Timeout > 0 {
+		return a.Config.Timeout
 	}
-	rc := store.Recipient{Address: d.Address, Maildir: acct.Maildir}
-	if a.Quotas != nil {
-		limit, err := a.Directory.QuotaLimit(ctx, d.Address)
-		if err != nil {
-			return statusOf(err)
-		}
-		rc.Quota = store.UserdbQuota{Store: a.Quotas, Address: d.Address, Limit: limit}
+	return DefaultTimeout
+}
+
+// Redeliver is the queue's hook for local recipients: bounces to our users,
+// destinations that failed at first and fan-outs cut short by a crash. key
+// is the queue item's id: a mailbox that already holds the copy written
+// under that key is not written again. It returns one outcome per address;
+// a partial failure of an alias is owned again, so an address that
+// succeeded here is never retried.
+func (a *LocalAgent) Redeliver(ctx context.Context, key, from string, rcpts []string, msg []byte) []Outcome {
+	env := Envelope{ID: key, From: from, Role: RoleQueue, Received: time.Now()}
+	for _, r := range rcpts {
+		env.Recipients = append(env.Recipients, Recipient{Address: r, ORCPT: r})
 	}
-	prefix := "Return-Path: <" + env.From + ">\r\nDelivered-To: " + d.Address + "\r\n"
-	body := func() io.Reader {
-		return io.MultiReader(strings.NewReader(prefix), io.NewSectionReader(msg, 0, msg.Size()))
-	}
-	if a.Config.DetailFolders && d.Detail != "" {
-		rc.Folder = d.Detail
-	}
-	dl, err := a.Store.Deliver(ctx, rc, body())
-	if rc.Folder != "" && errors.Is(err, store.ErrNotFound) {
-		rc.Folder = "" // no folder named by the tag: INBOX
-		dl, err = a.Store.Deliver(ctx, rc, body())
-	}
+	return a.deliver(ctx, env, bytesMessage{bytes.NewReader(msg)}, key)
+}
+
+type bytesMessage struct{ *bytes.Reader }
+
+func (m bytesMessage) Size() int64 { return m.Reader.Size() }
+
+// storeOutcome classifies a store error once.
+func (a *LocalAgent) storeOutcome(err error) Outcome {
 	switch {
 	case errors.Is(err, store.ErrOverQuota):
-		a.log().Info("over quota", "id", env.ID, "rcpt", d.Address, "size", msg.Size())
 		if a.Config.OverQuotaTemporary {
-			return MailboxFull
+			return Temp(MailboxFull)
 		}
-		return TooBigForQuota
-	case errors.Is(err, store.ErrInvalid):
-		a.log().Error("local delivery refused by the store", "id", env.ID, "rcpt", d.Address, "err", err)
-		return StoreFailed
-	case err != nil:
-		a.log().Error("local delivery", "id", env.ID, "rcpt", d.Address, "err", err)
-		return StoreFailed
+		return Perm(OverQuota)
+	case errors.Is(err, syscall.ENOSPC):
+		return Temp(DiskFull)
+	case errors.Is(err, context.DeadlineExceeded):
+		return Temp(TimedOut)
 	}
-	a.log().Info("delivered", "id", env.ID, "rcpt", d.Address, "size", dl.Size, "folder", rc.Folder, "file", dl.Name)
-	return Delivered
+	return Temp(StoreFailed)
 }

@@ -5,12 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/vmaild/vmaild/backend/delivery"
 	"github.com/vmaild/vmaild/backend/queue"
@@ -83,6 +86,21 @@ func (m msg) Size() int64 { return m.Reader.Size() }
 
 func newMsg(s string) delivery.Message { return msg{bytes.NewReader([]byte(s))} }
 
+// rcpts are recipients not resolved at RCPT: Deliver resolves them.
+func rcpts(addrs ...string) []delivery.Recipient {
+	out := make([]delivery.Recipient, len(addrs))
+	for i, a := range addrs {
+		out[i] = delivery.Recipient{Address: a, ORCPT: a}
+	}
+	return out
+}
+
+var (
+	delivered = delivery.Outcome{Kind: delivery.Delivered}
+	queued    = delivery.Outcome{Kind: delivery.Queued}
+	accepted  = delivery.Outcome{Kind: delivery.Accepted}
+)
+
 const body = "From: sender@remote.test\r\nTo: team@example.com\r\nSubject: hi\r\n\r\nHello \xc3\xa9t\xc3\xa9\r\n.dot line\r\n"
 
 // inbox returns the contents of every message in new/ of an account.
@@ -107,17 +125,35 @@ func (f *fixture) inbox(t testing.TB, addr string) []string {
 	return out
 }
 
+// pending lists the recipients the queue has still to deliver.
+func (f *fixture) pending(t testing.TB) []string {
+	t.Helper()
+	items, err := f.queue.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, it := range items {
+		for _, r := range it.Recipients {
+			if r.State == queue.Pending {
+				out = append(out, r.Addr)
+			}
+		}
+	}
+	return out
+}
+
 func TestDeliver(t *testing.T) {
 	f := newFixture(t, delivery.Config{})
 	ctx := context.Background()
-	env := delivery.Envelope{From: "sender@remote.test", Recipients: []string{
+	env := delivery.Envelope{From: "sender@remote.test", Recipients: rcpts(
 		"alice@example.com", "team@example.com", "nobody@example.com", "both@example.com", "alice+news@example.com",
-	}}
+	)}
 	got := f.agent.Deliver(ctx, env, newMsg(body))
-	want := []int{250, 250, 550, 250, 250}
+	want := []delivery.Outcome{delivered, delivered, delivery.Perm(delivery.NoSuchUser), delivered, delivered}
 	for i, s := range got {
-		if s.Code != want[i] {
-			t.Errorf("%s: %v, want %d", env.Recipients[i], s, want[i])
+		if s != want[i] {
+			t.Errorf("%s: %v, want %v", env.Recipients[i].Address, s, want[i])
 		}
 	}
 	// alice is reached four ways but gets one copy; bob one.
@@ -147,11 +183,11 @@ func TestDeliverLoops(t *testing.T) {
 	f := newFixture(t, delivery.Config{MaxHops: 10})
 	ctx := context.Background()
 	hops := strings.Repeat("Received: from a by b; Thu, 1 Jan 2026 00:00:00 +0000\r\n", 10)
-	s := f.agent.Deliver(ctx, delivery.Envelope{Recipients: []string{"alice@example.com"}}, newMsg(hops+body))
-	if s[0] != delivery.LoopDetected {
+	s := f.agent.Deliver(ctx, delivery.Envelope{Recipients: rcpts("alice@example.com")}, newMsg(hops+body))
+	if s[0] != delivery.Perm(delivery.Loop) {
 		t.Errorf("10 Received headers: %v", s[0])
 	}
-	s = f.agent.Deliver(ctx, delivery.Envelope{Recipients: []string{"team@example.com", "carol@example.com"}},
+	s = f.agent.Deliver(ctx, delivery.Envelope{Recipients: rcpts("team@example.com", "carol@example.com")},
 		newMsg("Delivered-To: alice@example.com\r\n"+body))
 	// team reaches alice (a loop) and bob (fine): permanent loop failure
 	// for one destination does not fail the recipient; carol is fine.
@@ -161,13 +197,13 @@ func TestDeliverLoops(t *testing.T) {
 	if n := len(f.inbox(t, "alice@example.com")); n != 0 {
 		t.Errorf("alice got %d copies of a message already delivered to her", n)
 	}
-	s = f.agent.Deliver(ctx, delivery.Envelope{Recipients: []string{"alice@example.com"}},
+	s = f.agent.Deliver(ctx, delivery.Envelope{Recipients: rcpts("alice@example.com")},
 		newMsg("Delivered-To: Alice@Example.com\r\n"+body))
-	if s[0] != delivery.LoopDetected {
+	if s[0] != delivery.Perm(delivery.Loop) {
 		t.Errorf("Delivered-To naming the recipient: %v", s[0])
 	}
 	// A header that never ends and an overlong line do not trip the scan.
-	s = f.agent.Deliver(ctx, delivery.Envelope{Recipients: []string{"bob@example.com"}},
+	s = f.agent.Deliver(ctx, delivery.Envelope{Recipients: rcpts("bob@example.com")},
 		newMsg("X-Long: "+strings.Repeat("x", 100000)+"\r\n"+body))
 	if !s[0].OK() {
 		t.Errorf("overlong header line: %v", s[0])
@@ -180,10 +216,10 @@ func TestDeliverOverQuota(t *testing.T) {
 			f := newFixture(t, delivery.Config{OverQuotaTemporary: temp})
 			ctx := context.Background()
 			big := newMsg(body + strings.Repeat("x", 2000) + "\r\n")
-			s := f.agent.Deliver(ctx, delivery.Envelope{Recipients: []string{"tiny@example.com"}}, big)
-			want := delivery.TooBigForQuota
+			s := f.agent.Deliver(ctx, delivery.Envelope{Recipients: rcpts("tiny@example.com")}, big)
+			want := delivery.Perm(delivery.OverQuota)
 			if temp {
-				want = delivery.MailboxFull
+				want = delivery.Temp(delivery.MailboxFull)
 			}
 			if s[0] != want {
 				t.Errorf("over quota: %v, want %v", s[0], want)
@@ -194,50 +230,55 @@ func TestDeliverOverQuota(t *testing.T) {
 			if u, _ := f.db.Usage(ctx, "tiny@example.com"); u != (userdb.Usage{}) {
 				t.Errorf("usage changed: %+v", u)
 			}
-			// An alias to a full and a roomy mailbox delivers to the roomy one.
-			s = f.agent.Deliver(ctx, delivery.Envelope{Recipients: []string{"fwd@example.com"}}, big)
-			if temp && s[0] != delivery.MailboxFull || !temp && !s[0].OK() {
-				t.Errorf("alias to full + roomy: %v", s[0])
+			// An alias to a full and a roomy mailbox delivers to the roomy
+			// one and queues the full one, to retry or bounce on its own.
+			s = f.agent.Deliver(ctx, delivery.Envelope{Recipients: rcpts("fwd@example.com")}, big)
+			if s[0] != queued || len(f.inbox(t, "carol@example.com")) != 1 {
+				t.Errorf("alias to full + roomy: %v, carol has %d", s[0], len(f.inbox(t, "carol@example.com")))
+			}
+			if got := f.pending(t); len(got) != 1 || got[0] != "tiny@example.com" {
+				t.Errorf("queued for retry: %v", got)
 			}
 			// Fill tiny completely: RCPT-time check says 452 4.2.2.
 			if err := f.db.SetUsage(ctx, "tiny@example.com", userdb.Usage{Bytes: 1000, Messages: 1}); err != nil {
 				t.Fatal(err)
 			}
-			if st := f.agent.CheckRecipient(ctx, "tiny@example.com"); st != delivery.MailboxFull {
+			if _, st := f.agent.Resolve(ctx, "tiny@example.com"); st != delivery.Temp(delivery.MailboxFull) {
 				t.Errorf("full mailbox at RCPT: %v", st)
 			}
-			if st := f.agent.CheckRecipient(ctx, "alice@example.com"); st != delivery.Accepted {
+			if _, st := f.agent.Resolve(ctx, "alice@example.com"); st != accepted {
 				t.Errorf("roomy mailbox at RCPT: %v", st)
 			}
 		})
 	}
 }
 
-func TestCheckRecipient(t *testing.T) {
+func TestResolve(t *testing.T) {
 	f := newFixture(t, delivery.Config{})
 	ctx := context.Background()
-	for rcpt, want := range map[string]delivery.Status{
-		"alice@example.com":      delivery.Accepted,
-		"alice+tag@example.com":  delivery.Accepted,
-		"team@example.com":       delivery.Accepted,
-		"nobody@example.com":     delivery.NoSuchUser,
-		"a%b@example.com":        delivery.BadAddress,
-		"\"a@b\"@example.com":    delivery.BadAddress,
-		"alice@example.com\x00":  delivery.BadAddress,
-		"alice@@example.com":     delivery.BadAddress,
-		"alice@[127.0.0.1]":      delivery.BadAddress,
-		"other.test!u@example.c": delivery.BadAddress,
+	bad := delivery.Perm(delivery.BadAddress)
+	for rcpt, want := range map[string]delivery.Outcome{
+		"alice@example.com":      accepted,
+		"alice+tag@example.com":  accepted,
+		"team@example.com":       accepted,
+		"nobody@example.com":     delivery.Perm(delivery.NoSuchUser),
+		"a%b@example.com":        bad,
+		"\"a@b\"@example.com":    bad,
+		"alice@example.com\x00":  bad,
+		"alice@@example.com":     bad,
+		"alice@[127.0.0.1]":      bad,
+		"other.test!u@example.c": bad,
 	} {
-		if got := f.agent.CheckRecipient(ctx, rcpt); got != want {
-			t.Errorf("CheckRecipient(%q) = %v, want %v", rcpt, got, want)
+		if _, got := f.agent.Resolve(ctx, rcpt); got != want {
+			t.Errorf("Resolve(%q) = %v, want %v", rcpt, got, want)
 		}
 	}
 	// The directory going away is "try later", at RCPT and at delivery.
 	f.agent.Directory = downDirectory{f.users}
-	if got := f.agent.CheckRecipient(ctx, "alice@example.com"); got != delivery.DirectoryDown {
+	if _, got := f.agent.Resolve(ctx, "alice@example.com"); got != delivery.Temp(delivery.DirectoryDown) {
 		t.Errorf("directory down at RCPT: %v", got)
 	}
-	if got := f.agent.Deliver(ctx, delivery.Envelope{Recipients: []string{"alice@example.com"}}, newMsg(body)); got[0] != delivery.DirectoryDown {
+	if got := f.agent.Deliver(ctx, delivery.Envelope{Recipients: rcpts("alice@example.com")}, newMsg(body)); got[0] != delivery.Temp(delivery.DirectoryDown) {
 		t.Errorf("directory down at DATA: %v", got[0])
 	}
 }
@@ -271,7 +312,7 @@ func checkConcurrentQuota(t *testing.T, f *fixture) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if st := f.agent.Deliver(ctx, delivery.Envelope{Recipients: []string{"carol@example.com"}}, m); st[0].OK() {
+			if st := f.agent.Deliver(ctx, delivery.Envelope{Recipients: rcpts("carol@example.com")}, m); st[0].OK() {
 				delivered.Add(1)
 			}
 		}()
@@ -326,7 +367,7 @@ func BenchmarkDeliver10K(b *testing.B) {
 	b.Run("one user", func(b *testing.B) {
 		f := newFixture(b, delivery.Config{})
 		m := newMsg(payload)
-		env := delivery.Envelope{From: "s@remote.test", Recipients: []string{"alice@example.com"}}
+		env := delivery.Envelope{From: "s@remote.test", Recipients: rcpts("alice@example.com")}
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
@@ -358,7 +399,7 @@ func BenchmarkDeliver10K(b *testing.B) {
 				i := next % 1000
 				next++
 				n.Unlock()
-				env := delivery.Envelope{Recipients: []string{fmt.Sprintf("u%d@example.com", i)}}
+				env := delivery.Envelope{Recipients: rcpts(fmt.Sprintf("u%d@example.com", i))}
 				if s := f.agent.Deliver(ctx, env, m); !s[0].OK() {
 					b.Error(s[0])
 					return
@@ -367,4 +408,233 @@ func BenchmarkDeliver10K(b *testing.B) {
 		})
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	})
+}
+
+// BenchmarkFanout is one 10 KB message to one mailbox, to an alias of ten
+// mailboxes and to ten recipients of one transaction.
+func BenchmarkFanout(b *testing.B) {
+	payload := body + strings.Repeat(strings.Repeat("z", 78)+"\r\n", 128)
+	ten := make([]string, 10)
+	for i := range ten {
+		ten[i] = fmt.Sprintf("f%d@example.com", i)
+	}
+	for _, tt := range []struct {
+		name  string
+		rcpts []string
+		cfg   delivery.Config
+	}{
+		{"1 recipient", []string{"f0@example.com"}, delivery.Config{}},
+		{"alias of 10", []string{"ten@example.com"}, delivery.Config{}},
+		{"10 recipients", ten, delivery.Config{}},
+		{"10 recipients, delivered_to none", ten, delivery.Config{DeliveredTo: "none"}},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
+			f := newFixture(b, tt.cfg)
+			ctx := context.Background()
+			for _, a := range ten {
+				if err := f.db.AddAccount(ctx, userdb.Account{Address: a, Active: true}, "{PLAIN}x"); err != nil {
+					b.Fatal(err)
+				}
+				if err := f.db.AddAlias(ctx, "ten@example.com", a); err != nil {
+					b.Fatal(err)
+				}
+			}
+			m := newMsg(payload)
+			env := delivery.Envelope{From: "s@remote.test", Recipients: rcpts(tt.rcpts...)}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				for _, s := range f.agent.Deliver(ctx, env, m) {
+					if !s.OK() {
+						b.Fatal(s)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestOneDeadline: with the quota database frozen, a delivery to an alias of
+// ten mailboxes gives up after the one delivery deadline, not after ten SQL
+// timeouts, and nothing of it is written.
+func TestOneDeadline(t *testing.T) {
+	m := testsrv.StartMariaDB(t)
+	f := newFixtureOn(t, delivery.Config{Timeout: 2 * time.Second},
+		sqldir.Config{Driver: "mysql", DSN: m.CreateDatabase("vmaild_deadline"), Timeout: 3 * time.Second})
+	ctx := context.Background()
+	var members []string
+	for i := 0; i < 10; i++ {
+		a := fmt.Sprintf("d%d@example.com", i)
+		members = append(members, a)
+		if err := f.db.AddAccount(ctx, userdb.Account{Address: a, Active: true}, "{PLAIN}x"); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.db.AddAlias(ctx, "ten@example.com", a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc, o := f.agent.Resolve(ctx, "ten@example.com") // at RCPT, before the freeze
+	if o.Failed() || len(rc.Destinations) != 10 {
+		t.Fatalf("resolve: %v %+v", o, rc)
+	}
+	m.Pause()
+	defer m.Resume()
+	start := time.Now()
+	got := f.agent.Deliver(ctx, delivery.Envelope{From: "s@remote.test", Recipients: []delivery.Recipient{rc}, OneReply: true}, newMsg(body))
+	took := time.Since(start)
+	m.Resume()
+	t.Logf("frozen database: %v after %v", got[0], took.Round(time.Millisecond))
+	if got[0].Kind != delivery.Temporary {
+		t.Errorf("outcome %v, want temporary", got[0])
+	}
+	// Ten SQL timeouts would be 30s; one deadline is 2s. The margin is for
+	// a busy machine.
+	if took > 15*time.Second {
+		t.Errorf("delivery took %v with a 2s deadline", took)
+	}
+	for _, a := range members {
+		if n := len(f.inbox(t, a)); n != 0 {
+			t.Errorf("%s has %d copies of a message answered with a temporary failure", a, n)
+		}
+	}
+}
+
+// TestFilters: the plan stage. DetailFolders files user+tag@ into an
+// existing folder "tag" (INBOX otherwise); a filter of the test's adds a
+// header field, refuses, discards and tempfails per destination, and sees
+// the envelope's facts.
+func TestFilters(t *testing.T) {
+	f := newFixture(t, delivery.Config{DetailFolders: true})
+	ctx := context.Background()
+	mb, err := f.store.OpenMailbox(ctx, store.Account{Address: "alice@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mb.CreateFolder(ctx, "news"); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	f.agent.Filters = []delivery.Filter{delivery.FilterFunc(func(_ context.Context, m *delivery.Mail, d *delivery.Decision) error {
+		seen = append(seen, m.Destination.Address+" "+m.Envelope.Helo+" "+m.Header.Get("Subject")+" "+m.Recipient.ORCPT)
+		d.AddHeader = append(d.AddHeader, delivery.HeaderField{Name: "X-Filtered", Value: "yes"})
+		switch m.Destination.Address {
+		case "bob@example.com":
+			d.Refuse = delivery.Perm(delivery.Rejected)
+			d.Refuse.Text = "Bob does not want it"
+		case "carol@example.com":
+			d.Discard = true
+		case "tiny@example.com":
+			return errors.New("scanner down")
+		}
+		return nil
+	})}
+	for _, tt := range []struct {
+		rcpt string
+		want delivery.Outcome
+	}{
+		{"alice+news@example.com", delivered},
+		{"alice+nofolder@example.com", delivered},
+		{"bob@example.com", delivery.Outcome{Kind: delivery.Permanent, Cause: delivery.Rejected, Text: "Bob does not want it"}},
+		{"carol@example.com", delivered},
+		{"tiny@example.com", delivery.Outcome{Kind: delivery.Temporary, Cause: delivery.Rejected, Text: "filter failed, try again later"}},
+	} {
+		env := delivery.Envelope{From: "s@remote.test", Helo: "client.test", Recipients: []delivery.Recipient{{Address: tt.rcpt, ORCPT: "<" + tt.rcpt + ">"}}}
+		if got := f.agent.Deliver(ctx, env, newMsg(body)); got[0] != tt.want {
+			t.Errorf("%s: %v, want %v", tt.rcpt, got[0], tt.want)
+		}
+	}
+	if n := len(f.inbox(t, "alice@example.com")); n != 1 {
+		t.Errorf("alice's INBOX has %d messages, want 1 (the other is in news)", n)
+	}
+	p, _ := f.store.MaildirPath("alice@example.com", "")
+	news, _ := os.ReadDir(filepath.Join(p, ".news", "new"))
+	if len(news) != 1 {
+		t.Errorf("news has %d messages, want 1", len(news))
+	}
+	if in := f.inbox(t, "alice@example.com"); len(in) == 1 && !strings.Contains(in[0], "\r\nX-Filtered: yes\r\nFrom: sender@remote.test") {
+		t.Errorf("added header field missing: %q", in[0][:min(200, len(in[0]))])
+	}
+	for _, a := range []string{"bob@example.com", "carol@example.com", "tiny@example.com"} {
+		if n := len(f.inbox(t, a)); n != 0 {
+			t.Errorf("%s got %d copies", a, n)
+		}
+	}
+	if len(seen) != 5 || seen[0] != "alice@example.com client.test hi <alice+news@example.com>" {
+		t.Errorf("filters saw %q", seen)
+	}
+}
+
+// TestDeliveredToNone: without Delivered-To every local copy of a message is
+// one file, hard-linked into each mailbox and charged to each quota.
+func TestDeliveredToNone(t *testing.T) {
+	f := newFixture(t, delivery.Config{DeliveredTo: "none"})
+	ctx := context.Background()
+	got := f.agent.Deliver(ctx, delivery.Envelope{From: "s@remote.test", Recipients: rcpts("alice@example.com", "bob@example.com")}, newMsg(body))
+	if got[0] != delivered || got[1] != delivered {
+		t.Fatalf("outcomes %v", got)
+	}
+	var files []os.FileInfo
+	for _, a := range []string{"alice@example.com", "bob@example.com"} {
+		p, _ := f.store.MaildirPath(a, "")
+		ents, _ := os.ReadDir(filepath.Join(p, "new"))
+		if len(ents) != 1 {
+			t.Fatalf("%s has %d messages", a, len(ents))
+		}
+		fi, err := os.Stat(filepath.Join(p, "new", ents[0].Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, fi)
+		if u, _ := f.db.Usage(ctx, a); u.Messages != 1 || u.Bytes != fi.Size() {
+			t.Errorf("%s usage %+v, file %d bytes", a, u, fi.Size())
+		}
+	}
+	if !os.SameFile(files[0], files[1]) {
+		t.Error("the two copies are not one file")
+	}
+	if c := f.inbox(t, "bob@example.com"); strings.Contains(c[0], "Delivered-To") {
+		t.Errorf("copy names a recipient: %q", c[0][:80])
+	}
+}
+
+// diskFull is a store whose file system is full for some addresses.
+type diskFull struct {
+	delivery.Mailstore
+	full map[string]bool
+}
+
+func (s diskFull) Deliver(ctx context.Context, rc store.Recipient, r io.Reader) (store.Delivery, error) {
+	if s.full[rc.Address] {
+		return store.Delivery{}, fmt.Errorf("write: %w: %w", store.ErrTemporary, syscall.ENOSPC)
+	}
+	return s.Mailstore.Deliver(ctx, rc, r)
+}
+
+func (s diskFull) DeliverMany(ctx context.Context, rcs []store.Recipient, r io.Reader) []store.Delivery {
+	b, _ := io.ReadAll(r)
+	out := make([]store.Delivery, len(rcs))
+	for i, rc := range rcs {
+		out[i], out[i].Err = s.Deliver(ctx, rc, bytes.NewReader(b))
+	}
+	return out
+}
+
+// TestDiskFull: a full file system is a temporary failure of its own
+// cause (452 4.3.1 at the front end); beside a success in one reply it is
+// queued for retry, alone it reaches the client.
+func TestDiskFull(t *testing.T) {
+	f := newFixture(t, delivery.Config{})
+	ctx := context.Background()
+	f.agent.Store = diskFull{f.agent.Store, map[string]bool{"bob@example.com": true}}
+	got := f.agent.Deliver(ctx, delivery.Envelope{Recipients: rcpts("bob@example.com")}, newMsg(body))
+	if got[0] != delivery.Temp(delivery.DiskFull) {
+		t.Errorf("bob alone: %v", got[0])
+	}
+	got = f.agent.Deliver(ctx, delivery.Envelope{From: "s@remote.test", OneReply: true, Recipients: rcpts("alice@example.com", "bob@example.com")}, newMsg(body))
+	if got[0] != delivered || got[1] != queued {
+		t.Errorf("alice + bob in one reply: %v", got)
+	}
+	if p := f.pending(t); len(p) != 1 || p[0] != "bob@example.com" {
+		t.Errorf("queued for retry: %v", p)
+	}
 }

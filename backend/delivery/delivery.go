@@ -1,78 +1,142 @@
-// Package delivery is the mail delivery agent (MDA): given an envelope and
-// a message spooled once, it resolves every recipient through the user
-// directory, checks quotas, detects loops, writes local copies to the store
-// and hands remote destinations to the outbound queue, returning one status
-// per recipient.
+// Package delivery is the mail delivery agent (MDA). A message spooled once
+// by a front end (SMTP, submission, LMTP) or by the queue passes three
+// stages:
 //
-// The front ends (SMTP, submission, LMTP) see only the Agent interface and
-// the Status it returns; they map a Status to a reply and nothing else.
+//  1. resolve: each recipient becomes its final destinations (aliases
+//     expanded, account, maildir and quota limit looked up). The SMTP
+//     session does this at RCPT with Agent.Resolve and hands the result to
+//     Deliver, so nothing is looked up twice.
+//  2. plan: for every local destination the configured Filters run in
+//     order. Each sees the Envelope (client, HELO, TLS, user, role, time,
+//     the recipient as given), the header and the message, and fills in a
+//     Decision: file into a folder, add header fields, discard, redirect,
+//     send a reply, reject or tempfail that destination. With no filters
+//     the plan is "INBOX, unchanged".
+//  3. execute: local copies are written once per header variant and
+//     hard-linked into every mailbox (store.DeliverMany), each charged to
+//     its own quota; remote destinations, redirects and replies go to the
+//     durable queue (what an alias forwards with LocalAgent.ForwardSender's
+//     sender: the place for SRS).
+//
+// Every destination ends with a typed Outcome: Delivered, Queued,
+// Temporary(cause) or Permanent(cause). The backend never speaks SMTP;
+// protocols/smtp maps outcomes to replies in one place.
+//
+// # Ownership
+//
+// A recipient whose destinations partly failed is owned by the agent: the
+// failed destinations are spooled (fsynced) into the queue, which retries
+// each on its own through Redeliver and sends an RFC 3464 bounce when one
+// fails for good (never to the null sender). The recipient's outcome is then
+// Queued. With Envelope.OneReply (SMTP DATA, one reply for everybody) the
+// same holds across recipients: when some succeed the others are queued, and
+// only when all fail in the same class does the failure reach the client.
+// A fan-out to several mailboxes is spooled (held) before the first copy is
+// written and the copies carry its queue id, so after a crash the queue
+// delivers the rest and skips the mailboxes that have theirs: a destination
+// already written is never written again by our retries. Deliver runs under
+// one deadline (Config.Timeout) for all destinations.
+//
+// # Filters
+//
+// A filter is one small interface, in the manner of go-smtp's Backend:
+//
+//	type Filter interface {
+//		Filter(ctx context.Context, m *Mail, d *Decision) error
+//	}
+//
+// Filter is called once per local destination, in configuration order; a
+// later filter sees what earlier ones decided and may change it. An error
+// tempfails that destination only. DetailFolders (user+tag@ into folder
+// "tag") is the filter shipped here; Sieve, scanners and signing plug in the
+// same way.
 package delivery
 
 import (
 	"context"
-	"fmt"
 	"io"
+	"net/netip"
+	"time"
+
+	"github.com/vmaild/vmaild/userdb"
 )
 
-// Envelope is the SMTP envelope of one message.
+// Roles of the listener a message came in on.
+const (
+	RoleMTA        = "mta"
+	RoleSubmission = "submission"
+	RoleLMTP       = "lmtp"
+	RoleQueue      = "queue" // a retry by the queue
+)
+
+// Envelope is the SMTP envelope of one message and the facts about its
+// arrival that filters, Received headers and logs read.
 type Envelope struct {
+	// ID is the session's or queue's id, for logs.
+	ID string
 	// From is the reverse path; "" is the null sender (bounces).
 	From string
 	// Recipients are the forward paths accepted at RCPT, in order.
-	Recipients []string
-	// ID is the session's or queue's id, for logs.
-	ID string
+	Recipients []Recipient
+	// ClientIP is the client's address; invalid for a local socket.
+	ClientIP netip.Addr
+	// Helo is the client's HELO/EHLO name.
+	Helo string
+	// TLS is the TLS version ("TLS1.3"), "" without TLS.
+	TLS string
+	// User is the authenticated account, "" for none.
+	User string
+	// Role is the listener's role (RoleMTA, …).
+	Role string
+	// Received is when the message arrived.
+	Received time.Time
+	// OneReply says that the client hears one reply for all recipients
+	// (SMTP DATA): the agent owns partial failures across recipients.
+	OneReply bool
+}
+
+// Recipient is one accepted RCPT.
+type Recipient struct {
+	// Address is the canonical address accepted at RCPT.
+	Address string
+	// ORCPT is the address as the client gave it (or its ORCPT=).
+	ORCPT string
+	// Destinations are the final targets; nil: Deliver resolves Address.
+	Destinations []Destination
+}
+
+// Relay is a recipient outside our domains, sent on by the queue.
+func Relay(address, orcpt string) Recipient {
+	return Recipient{Address: address, ORCPT: orcpt,
+		Destinations: []Destination{{Destination: userdb.Destination{Address: address}}}}
+}
+
+// Destination is one final target, with what delivery needs to know about
+// a local mailbox looked up once.
+type Destination struct {
+	userdb.Destination
+	// Maildir overrides the store's path template (local only).
+	Maildir string
+	// Limit is the quota limit, looked up when quotas are on.
+	Limit      userdb.Limit
+	limitKnown bool
 }
 
 // Message is a message spooled once by the front end: read it as often as
-// there are recipients without copying it.
+// there are destinations without copying it.
 type Message interface {
 	io.ReaderAt
 	Size() int64
 }
 
-// Status is the outcome for one recipient, carried to the client as an
-// SMTP reply (code, enhanced code, text).
-type Status struct {
-	Code     int    // 250, 4xx, 5xx
-	Enhanced string // "2.0.0", "4.2.2", "5.1.1" …
-	Text     string
-}
-
-// OK reports success.
-func (s Status) OK() bool { return s.Code >= 200 && s.Code < 300 }
-
-// Temporary reports a 4xx status: the sender should try again.
-func (s Status) Temporary() bool { return s.Code >= 400 && s.Code < 500 }
-
-func (s Status) String() string { return fmt.Sprintf("%d %s %s", s.Code, s.Enhanced, s.Text) }
-
-// Statuses that more than one place returns.
-var (
-	Delivered       = Status{250, "2.0.0", "Delivered"}
-	Queued          = Status{250, "2.0.0", "Queued for delivery"}
-	Accepted        = Status{250, "2.1.5", "Recipient OK"}
-	NoSuchUser      = Status{550, "5.1.1", "No such user here"}
-	Disabled        = Status{550, "5.2.1", "Mailbox disabled"}
-	BadAddress      = Status{553, "5.1.3", "Bad recipient address syntax"}
-	MailboxFull     = Status{452, "4.2.2", "Mailbox full"}
-	TooBigForQuota  = Status{552, "5.2.2", "Message would exceed the mailbox quota"}
-	DirectoryDown   = Status{451, "4.3.0", "Directory temporarily unavailable, try again later"}
-	StoreFailed     = Status{451, "4.3.0", "Local delivery failed temporarily, try again later"}
-	QueueFailed     = Status{451, "4.3.0", "Could not queue the message, try again later"}
-	LoopDetected    = Status{554, "5.4.6", "Mail loop detected"}
-	AliasLoop       = Status{554, "5.4.6", "Alias expansion loop"}
-	RelayNotAllowed = Status{554, "5.7.1", "Relay access denied"}
-)
-
 // Agent is what the SMTP, submission and LMTP front ends deliver through.
 type Agent interface {
-	// CheckRecipient is the RCPT-time check of a recipient in a local
-	// domain: Accepted, NoSuchUser, MailboxFull (452 4.2.2 when the
-	// mailbox is already full), DirectoryDown, ….
-	CheckRecipient(ctx context.Context, rcpt string) Status
-	// Deliver delivers msg to every recipient of env and returns one status
-	// per recipient, in env.Recipients order. A 250 status means the local
-	// copy is on disk (fsynced) or the remote copy is in the durable queue.
-	Deliver(ctx context.Context, env Envelope, msg Message) []Status
+	// Resolve is the RCPT-time stage for a recipient in a local domain: its
+	// destinations, or the outcome refusing it (NoSuchUser, MailboxFull
+	// when every mailbox it reaches is already full, DirectoryDown …).
+	Resolve(ctx context.Context, address string) (Recipient, Outcome)
+	// Deliver plans and executes the delivery of msg and returns one
+	// outcome per recipient, in env.Recipients order. Delivered means on
+	// disk (fsynced), Queued means in the durable queue.
+	Deliver(ctx context.Context, env Envelope, msg Message) []Outcome
 }

@@ -179,7 +179,20 @@ func (q *Queue) deliverLocal(ctx context.Context, it *item, rcpts []string) atte
 	r := reply{OK: true, Status: "2.0.0", Text: "delivered locally", Host: "local"}
 	msg, err := q.readMessage(it)
 	if err == nil {
-		err = q.cfg.Local(ctx, it.From, rcpts, msg)
+		err = q.cfg.Local(context.WithValue(ctx, itemIDKey{}, it.ID), it.From, rcpts, msg)
+	}
+	var each RecipientErrors
+	if errors.As(err, &each) {
+		for _, rc := range rcpts {
+			a.results[rc] = r
+			if e, ok := each[rc]; !ok || e != nil {
+				if !ok {
+					e = err // not answered: retried, never taken as delivered
+				}
+				a.results[rc] = localReply(e)
+			}
+		}
+		return a
 	}
 	if err != nil {
 		r = localReply(err)
@@ -188,6 +201,21 @@ func (q *Queue) deliverLocal(ctx context.Context, it *item, rcpts []string) atte
 		a.results[rc] = r
 	}
 	return a
+}
+
+// RecipientErrors is what Config.Local returns when its recipients fared
+// differently: an entry per recipient, nil for delivered. Each is then
+// retried or bounced on its own, so none is delivered twice.
+type RecipientErrors map[string]error
+
+func (e RecipientErrors) Error() string {
+	n := 0
+	for _, err := range e {
+		if err != nil {
+			n++
+		}
+	}
+	return fmt.Sprintf("%d of %d local recipients failed", n, len(e))
 }
 
 // localReply classifies an error from Config.Local. Unknown errors are

@@ -359,7 +359,71 @@ func (q *Queue) EnqueueReaderAt(ctx context.Context, from string, rcpts []string
 	return q.enqueue(ctx, from, rcpts, io.NewSectionReader(msg, 0, size), size, false)
 }
 
+// EnqueueHeld spools a message whose recipients the caller is delivering
+// itself (the delivery agent's fan-out to local mailboxes): nothing is
+// attempted until Release says which recipients are still to do. After a
+// crash the item is an ordinary one and every recipient is delivered by
+// the local hook, which recognises the copies already written by the
+// item's id (ItemID).
+func (q *Queue) EnqueueHeld(ctx context.Context, from string, rcpts []string, msg io.ReaderAt, size int64) (string, error) {
+	return q.enqueueItem(ctx, from, rcpts, io.NewSectionReader(msg, 0, size), size, false, true)
+}
+
+// Release ends the hold on an item from EnqueueHeld: the recipients in
+// keep are queued as usual (retried, bounced), the others are done. With
+// nothing to keep the item is removed.
+func (q *Queue) Release(id string, keep []string) error {
+	want := make(map[string]bool, len(keep))
+	for _, k := range keep {
+		want[k] = true
+	}
+	q.mu.Lock()
+	it := q.items[id]
+	if it == nil || !it.held {
+		q.mu.Unlock()
+		return fmt.Errorf("release %s: %w", id, ErrNotFound)
+	}
+	it.held = false
+	kept := 0
+	for i := range it.rcpts {
+		r := &it.rcpts[i]
+		if want[r.Addr] && r.State == Pending {
+			kept++
+			continue
+		}
+		if r.State == Pending {
+			r.State, r.LastReply, r.Status, r.RemoteMTA = Delivered, "delivered by the agent", "2.0.0", "local"
+		}
+	}
+	q.mu.Unlock()
+	if kept == 0 {
+		q.settle(it) // nothing pending: removes the item
+		return nil
+	}
+	q.persist(it)
+	q.mu.Lock()
+	if q.started && !q.closing {
+		q.scheduleLocked(it)
+		q.poke()
+	}
+	q.mu.Unlock()
+	return nil
+}
+
+type itemIDKey struct{}
+
+// ItemID is the id of the queued item whose local delivery Config.Local
+// was called for, read from its context; "" elsewhere.
+func ItemID(ctx context.Context) string {
+	id, _ := ctx.Value(itemIDKey{}).(string)
+	return id
+}
+
 func (q *Queue) enqueue(ctx context.Context, from string, rcpts []string, msg io.Reader, size int64, bounce bool) (string, error) {
+	return q.enqueueItem(ctx, from, rcpts, msg, size, bounce, false)
+}
+
+func (q *Queue) enqueueItem(ctx context.Context, from string, rcpts []string, msg io.Reader, size int64, bounce, held bool) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("enqueue: %w", err)
 	}
@@ -381,10 +445,11 @@ func (q *Queue) enqueue(ctx context.Context, from string, rcpts []string, msg io
 	defer q.mu.Unlock()
 	q.items[it.ID] = it
 	q.stats.Enqueued++
+	it.held = held
 	if q.started && !q.closing {
 		q.scheduleLocked(it)
 		q.poke()
 	}
-	q.log.Info("queued", "queue_id", it.ID, "from", from, "nrcpt", len(rcpts), "size", it.Size, "bounce", bounce)
+	q.log.Info("queued", "queue_id", it.ID, "from", from, "nrcpt", len(rcpts), "size", it.Size, "bounce", bounce, "held", held)
 	return it.ID, nil
 }

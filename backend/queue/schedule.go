@@ -42,6 +42,9 @@ func (h *timerHeap) Pop() any {
 // scheduleLocked adds a timer for each domain of the item with pending
 // recipients. Caller holds q.mu.
 func (q *Queue) scheduleLocked(it *item) {
+	if it.held {
+		return // the delivery agent is on it until Release
+	}
 	next := make(map[string]time.Time)
 	for _, r := range it.rcpts {
 		if r.State != Pending {

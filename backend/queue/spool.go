@@ -101,6 +101,7 @@ type item struct {
 	Bounce  bool
 	rcpts   []Recipient
 
+	held     bool            // spooled by EnqueueHeld, not scheduled until Release
 	busy     map[string]bool // destination domain → job queued or running
 	inflight int             // jobs running
 	deleted  bool

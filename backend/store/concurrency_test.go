@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -354,5 +355,42 @@ func TestDeliverManyAndFile(t *testing.T) {
 	st2, _ := mustOpen(t, s, "m2@example.org").Status(ctx, "Junk")
 	if st.Messages != 2 || st2.Messages != 1 {
 		t.Fatalf("m1 %+v m2 %+v", st, st2)
+	}
+}
+
+// TestDeliverOnce: a delivery with a key, retried with Once (after a crash
+// or a partial failure), finds the copy already there and writes none,
+// whether the reader has moved it to cur/ or not.
+func TestDeliverOnce(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	first := []Recipient{{Address: "o1@example.org", Key: "q-1"}, {Address: "o2@example.org", Key: "q-1"}}
+	for _, d := range s.DeliverMany(ctx, first, bytes.NewReader(msg(1))) {
+		if d.Err != nil || !strings.Contains(d.Name, "Kq1.") {
+			t.Fatalf("first delivery %+v", d)
+		}
+	}
+	// o1's reader sees it (new/ → cur/); o3 never had it.
+	if _, err := mustOpen(t, s, "o1@example.org").Status(ctx, "INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	retry := []Recipient{
+		{Address: "o1@example.org", Key: "q-1", Once: true},
+		{Address: "o2@example.org", Key: "q-1", Once: true},
+		{Address: "o3@example.org", Key: "q-1", Once: true},
+	}
+	for i, d := range s.DeliverMany(ctx, retry, bytes.NewReader(msg(1))) {
+		if d.Err != nil {
+			t.Fatalf("retry %d: %v", i, d.Err)
+		}
+	}
+	if d, err := s.Deliver(ctx, retry[1], bytes.NewReader(msg(1))); err != nil || !strings.Contains(d.Name, "Kq1") {
+		t.Fatalf("single retry %+v %v", d, err)
+	}
+	for _, a := range []string{"o1@example.org", "o2@example.org", "o3@example.org"} {
+		st, err := mustOpen(t, s, a).Status(ctx, "INBOX")
+		if err != nil || st.Messages != 1 {
+			t.Errorf("%s: %+v %v, want one message", a, st, err)
+		}
 	}
 }

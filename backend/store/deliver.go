@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -25,6 +26,56 @@ type Recipient struct {
 	// behind. Nil means no quota. (The MDA's early "already full" check at
 	// RCPT time is its own business.)
 	Quota Quota
+	// Key, when set, is written into the file's unique name (letters and
+	// digits only; others are dropped), so a later delivery can tell the
+	// message is already there. The MDA uses the queue id of a delivery
+	// that may be retried after a crash.
+	Key string
+	// Once makes a delivery with a Key look for a message with that key in
+	// the folder (new/ and cur/) first, and return it instead of writing a
+	// second copy: retries after a crash deliver each message once.
+	Once bool
+}
+
+// keyTag is how a Key appears in a unique name.
+func keyTag(key string) string {
+	var b strings.Builder
+	for _, c := range key {
+		if (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') {
+			b.WriteRune(c)
+		}
+		if b.Len() >= 64 {
+			break
+		}
+	}
+	if b.Len() == 0 {
+		return ""
+	}
+	return "K" + b.String()
+}
+
+// findKey looks for a message delivered with key into the maildir dir.
+func findKey(dir, key string) (Delivery, bool) {
+	tag := keyTag(key)
+	if tag == "" {
+		return Delivery{}, false
+	}
+	for _, sub := range []string{"new", "cur"} {
+		ents, err := os.ReadDir(filepath.Join(dir, sub))
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if base, _, _ := strings.Cut(e.Name(), ":"); strings.Contains(base, tag+".") {
+				d := Delivery{Name: e.Name(), Path: filepath.Join(dir, sub, e.Name())}
+				if fi, err := e.Info(); err == nil {
+					d.Size = fi.Size()
+				}
+				return d, true
+			}
+		}
+	}
+	return Delivery{}, false
 }
 
 // Delivery is the outcome for one recipient.
@@ -112,6 +163,11 @@ func (s *Store) Deliver(ctx context.Context, rc Recipient, r io.Reader) (Deliver
 	if err != nil {
 		return Delivery{}, err
 	}
+	if rc.Once {
+		if d, ok := findKey(dir, rc.Key); ok {
+			return d, nil
+		}
+	}
 	f, tmp, err := s.createTmp(dir, inbox)
 	if err != nil {
 		return Delivery{}, err
@@ -130,6 +186,13 @@ func (s *Store) commit(ctx context.Context, rc Recipient, dir, tmp string, size 
 		return Delivery{}, fmt.Errorf("deliver to %s: %w", rc.Address, err)
 	}
 	name := s.uniqueBase(time.Now(), size)
+	if tag := keyTag(rc.Key); tag != "" {
+		// After the random part: "…R0a1b2c3dK<key>.host,S=n".
+		if i := strings.IndexByte(name[strings.Index(name, ".")+1:], '.'); i >= 0 {
+			i += strings.Index(name, ".") + 1
+			name = name[:i] + tag + name[i:]
+		}
+	}
 	final := filepath.Join(dir, "new", name)
 	err := os.Rename(tmp, final)
 	if err != nil {
@@ -156,8 +219,15 @@ func (s *Store) DeliverMany(ctx context.Context, rcpts []Recipient, r io.Reader)
 	out := make([]Delivery, len(rcpts))
 	spool := ""
 	var size int64
+	found := make([]bool, len(rcpts))
 	for i, rc := range rcpts {
 		dir, inbox, err := s.deliveryDir(rc)
+		if err == nil && rc.Once {
+			if d, ok := findKey(dir, rc.Key); ok {
+				out[i], found[i] = d, true
+				continue
+			}
+		}
 		if err == nil && spool != "" {
 			var f *os.File
 			var tmp string
@@ -188,7 +258,7 @@ func (s *Store) DeliverMany(ctx context.Context, rcpts []Recipient, r io.Reader)
 		}
 		out[i].Name = dir // remembered for commit below
 	}
-	return s.commitAll(ctx, rcpts, out, size)
+	return s.commitAll(ctx, rcpts, out, size, found)
 }
 
 // DeliverFile stores an already spooled, fsynced file (the queue's copy of
@@ -220,13 +290,17 @@ func (s *Store) DeliverFile(ctx context.Context, rcpts []Recipient, path string)
 		out[i].Err = err
 		out[i].Name = dir
 	}
-	return s.commitAll(ctx, rcpts, out, fi.Size())
+	return s.commitAll(ctx, rcpts, out, fi.Size(), nil)
 }
 
 // commitAll finishes the staged deliveries (Path = tmp file, Name = the
 // maildir directory) of DeliverMany and DeliverFile.
-func (s *Store) commitAll(ctx context.Context, rcpts []Recipient, out []Delivery, size int64) []Delivery {
+// Entries marked found are already delivered and left as they are.
+func (s *Store) commitAll(ctx context.Context, rcpts []Recipient, out []Delivery, size int64, found []bool) []Delivery {
 	for i := range out {
+		if found != nil && found[i] {
+			continue
+		}
 		dir, tmp := out[i].Name, out[i].Path
 		if out[i].Err != nil {
 			if tmp != "" {

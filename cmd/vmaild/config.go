@@ -115,6 +115,8 @@ type QueueConfig struct {
 	Workers   int           `yaml:"workers" help:"concurrent outbound transactions"`
 	PerDomain int           `yaml:"per_domain" help:"concurrent transactions per destination domain"`
 	MaxAge    time.Duration `yaml:"max_age" help:"how long a message may stay queued before it bounces"`
+	RetryMin  time.Duration `yaml:"retry_min" help:"first retry delay, doubling up to retry_max (Postfix's minimal_backoff_time; default 5m)"`
+	RetryMax  time.Duration `yaml:"retry_max" help:"longest retry delay (Postfix's maximal_backoff_time; default 4h)"`
 	Smarthost Smarthost     `yaml:"smarthost"`
 }
 
@@ -255,6 +257,11 @@ func (c *Config) validate() error {
 		}
 	}
 	problems = append(problems, validateLogin(c.Login, c.ClientNetworks)...)
+	switch c.Delivery.DeliveredTo {
+	case "", "recipient", "none":
+	default:
+		problems = append(problems, fmt.Sprintf("delivery.delivered_to: %q is not recipient or none", c.Delivery.DeliveredTo))
+	}
 	if c.Metrics.MinFreeBytes < 0 {
 		problems = append(problems, fmt.Sprintf("metrics.min_free_bytes: %d is negative (0 turns the disk check off)", c.Metrics.MinFreeBytes))
 	}

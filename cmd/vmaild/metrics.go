@@ -199,29 +199,29 @@ type instrumentedAgent struct {
 	m *metrics
 }
 
-func (a instrumentedAgent) CheckRecipient(ctx context.Context, rcpt string) delivery.Status {
-	st := a.Agent.CheckRecipient(ctx, rcpt)
-	if !st.OK() {
-		a.m.messages.WithLabelValues(outcome(st)).Inc()
+func (a instrumentedAgent) Resolve(ctx context.Context, rcpt string) (delivery.Recipient, delivery.Outcome) {
+	rc, o := a.Agent.Resolve(ctx, rcpt)
+	if o.Failed() {
+		a.m.messages.WithLabelValues(outcome(o)).Inc()
 	}
-	return st
+	return rc, o
 }
 
-func (a instrumentedAgent) Deliver(ctx context.Context, env delivery.Envelope, msg delivery.Message) []delivery.Status {
-	sts := a.Agent.Deliver(ctx, env, msg)
-	for _, st := range sts {
-		a.m.messages.WithLabelValues(outcome(st)).Inc()
+func (a instrumentedAgent) Deliver(ctx context.Context, env delivery.Envelope, msg delivery.Message) []delivery.Outcome {
+	outs := a.Agent.Deliver(ctx, env, msg)
+	for _, o := range outs {
+		a.m.messages.WithLabelValues(outcome(o)).Inc()
 	}
-	return sts
+	return outs
 }
 
-func outcome(st delivery.Status) string {
-	switch {
-	case st == delivery.Queued:
+func outcome(o delivery.Outcome) string {
+	switch o.Kind {
+	case delivery.Queued:
 		return "queued"
-	case st.OK():
+	case delivery.Accepted, delivery.Delivered:
 		return "delivered"
-	case st.Temporary():
+	case delivery.Temporary:
 		return "deferred"
 	}
 	return "rejected"

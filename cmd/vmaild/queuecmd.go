@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -211,14 +210,7 @@ func (a *app) flushQueue(ctx context.Context, out, logTo io.Writer, id string) e
 			ok, err := dir.users.IsLocalDomain(context.Background(), domain)
 			return ok || err != nil
 		}
-		c.Local = func(ctx context.Context, from string, rcpts []string, msg []byte) error {
-			for _, st := range agent.Deliver(ctx, delivery.Envelope{From: from, Recipients: rcpts}, bytesMessage{bytes.NewReader(msg)}) {
-				if !st.OK() {
-					return deliveryError{st}
-				}
-			}
-			return nil
-		}
+		c.Local = queueLocal(agent)
 	})
 	if err != nil {
 		return err

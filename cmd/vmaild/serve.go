@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -172,6 +171,9 @@ func (s *server) open(ctx context.Context, a *app) error {
 	if s.srs, err = openSRS(cfg.SRS); err != nil {
 		return err
 	}
+	if s.srs != nil {
+		s.agent.ForwardSender = s.forwardSender
+	}
 	s.queue, err = queue.New(s.queueConfig())
 	if err != nil {
 		return err
@@ -220,14 +222,14 @@ func (s *server) queueConfig() queue.Config {
 	c := s.cfg.Queue
 	qc := queue.Config{
 		Dir: c.Dir, Hostname: s.cfg.Hostname, Resolver: c.Resolver, Port: c.Port,
-		Workers: c.Workers, PerDomain: c.PerDomain, MaxAge: c.MaxAge,
+		Workers: c.Workers, PerDomain: c.PerDomain, MaxAge: c.MaxAge, RetryMin: c.RetryMin, RetryMax: c.RetryMax,
 		Logger: s.log.With("component", "queue"),
 		// Bounces to our own users are delivered locally, not by MX.
 		LocalDomain: func(domain string) bool {
 			ok, err := s.dir.users.IsLocalDomain(context.Background(), domain)
 			return ok || err != nil
 		},
-		Local: s.deliverLocally,
+		Local: queueLocal(s.agent),
 	}
 	if c.Smarthost.Address != "" {
 		qc.Smarthost = &queue.Smarthost{Addr: c.Smarthost.Address, Username: c.Smarthost.Username,
@@ -236,26 +238,25 @@ func (s *server) queueConfig() queue.Config {
 	return qc
 }
 
-// deliverLocally is the queue's hook for messages (bounces) to local users.
-func (s *server) deliverLocally(ctx context.Context, from string, rcpts []string, msg []byte) error {
-	sts := s.agent.Deliver(ctx, delivery.Envelope{From: from, Recipients: rcpts}, bytesMessage{bytes.NewReader(msg)})
-	for _, st := range sts {
-		if !st.OK() {
-			return deliveryError{st}
+// queueLocal is the queue's hook for local recipients (bounces to our
+// users, destinations retried after a temporary failure): each recipient's
+// outcome reaches the queue on its own, as the reply the SMTP layer would
+// give, so it is retried, bounced or done by itself.
+func queueLocal(agent *delivery.LocalAgent) func(ctx context.Context, from string, rcpts []string, msg []byte) error {
+	return func(ctx context.Context, from string, rcpts []string, msg []byte) error {
+		outs := agent.Redeliver(ctx, queue.ItemID(ctx), from, rcpts, msg)
+		errs := make(queue.RecipientErrors, len(rcpts))
+		for i, r := range rcpts {
+			errs[r] = nil
+			if i >= len(outs) {
+				errs[r] = smtp.Reply(delivery.Temp(delivery.StoreFailed))
+			} else if outs[i].Failed() {
+				errs[r] = smtp.Reply(outs[i])
+			}
 		}
+		return errs
 	}
-	return nil
 }
-
-type bytesMessage struct{ *bytes.Reader }
-
-func (m bytesMessage) Size() int64 { return m.Reader.Size() }
-
-// deliveryError carries a delivery status to the queue's classification.
-type deliveryError struct{ st delivery.Status }
-
-func (e deliveryError) Error() string   { return e.st.String() }
-func (e deliveryError) Temporary() bool { return e.st.Temporary() }
 
 // listenerSpec names one configured listener.
 type listenerSpec struct {
@@ -383,6 +384,27 @@ func (s *server) newProtocolServer(sp listenerSpec, log *slog.Logger) protocolSe
 		Logins:                s.logins, Logger: log, SpoolDir: filepath.Join(s.cfg.DataDir, "spool"),
 		Gate: s.gate, SRS: s.srs,
 	}
+}
+
+// forwardSender is the sender of mail an alias or a filter forwards to a
+// remote address: SRS, except for the null sender and senders in our own
+// domains (we may send as them, and their bounces reach them). A sender SRS
+// cannot read is kept, logged, rather than hold the mail.
+func (s *server) forwardSender(ctx context.Context, from string) (string, error) {
+	if from == "" {
+		return "", nil
+	}
+	if _, domain, err := userdb.Split(from); err == nil {
+		if local, err := s.dir.users.IsLocalDomain(ctx, domain); err == nil && local {
+			return from, nil
+		}
+	}
+	f, err := s.srs.Forward(from)
+	if err != nil {
+		s.log.Warn("srs: forwarding with the original sender", "from", from, "err", err)
+		return from, nil
+	}
+	return f, nil
 }
 
 // openSRS reads the secrets (creating the secret file on the first start)

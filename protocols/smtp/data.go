@@ -27,9 +27,9 @@ func (ss *session) Data(r io.Reader) error {
 		return e
 	}
 	defer sp.Close()
-	statuses := ss.deliver(tx, msg)
-	reply := summarize(tx, statuses)
-	ss.logTx(tx, msg.Size(), statuses, reply)
+	outcomes := ss.deliver(tx, msg, true)
+	reply := summarize(tx, outcomes)
+	ss.logTx(tx, msg.Size(), outcomes, reply)
 	return reply
 }
 
@@ -41,11 +41,11 @@ func (ss *session) LMTPData(r io.Reader, sc gosmtp.StatusCollector) error {
 		return e
 	}
 	defer sp.Close()
-	statuses := ss.deliver(tx, msg)
+	outcomes := ss.deliver(tx, msg, false)
 	for i, rc := range tx.rcpts {
-		sc.SetStatus(rc.raw, statusErr(statuses[i]))
+		sc.SetStatus(rc.raw, Reply(outcomes[i]))
 	}
-	ss.logTx(tx, msg.Size(), statuses, nil)
+	ss.logTx(tx, msg.Size(), outcomes, nil)
 	return nil
 }
 
@@ -75,7 +75,8 @@ func (ss *session) receive(r io.Reader) (*transaction, *spool, *message, error) 
 		return nil, nil, nil, e
 	}
 	var head []byte
-	head = ss.received(head, tx, account != nil)
+	env := ss.envelope(tx)
+	head = ss.received(head, &env, tx)
 	checkSenders := account != nil && !s.SkipHeaderSenderCheck
 	if s.Role == RoleSubmission || checkSenders {
 		h, e := ss.readHeader(sp)
@@ -111,49 +112,69 @@ func (ss *session) readError(err error) *gosmtp.SMTPError {
 	return errSpoolFailed
 }
 
-// deliver hands the message to the agent once per distinct recipient and
-// returns one status per accepted RCPT, in order.
-func (ss *session) deliver(tx *transaction, msg *message) []delivery.Status {
-	env := delivery.Envelope{From: tx.from, ID: tx.id}
+// deliver hands the message and what RCPT resolved to the agent, once per
+// distinct recipient, and returns one outcome per accepted RCPT, in order.
+func (ss *session) deliver(tx *transaction, msg *message, oneReply bool) []delivery.Outcome {
+	env := ss.envelope(tx)
+	env.OneReply = oneReply
 	index := make(map[string]int, len(tx.rcpts))
 	for _, rc := range tx.rcpts {
 		if _, dup := index[rc.addr]; !dup {
 			index[rc.addr] = len(env.Recipients)
-			env.Recipients = append(env.Recipients, rc.addr)
+			env.Recipients = append(env.Recipients, rc.resolved)
 		}
 	}
 	got := ss.srv.Agent.Deliver(ss.ctx(), env, msg)
-	statuses := make([]delivery.Status, len(tx.rcpts))
+	outcomes := make([]delivery.Outcome, len(tx.rcpts))
 	for i, rc := range tx.rcpts {
 		j := index[rc.addr]
 		if j < len(got) {
-			statuses[i] = got[j]
+			outcomes[i] = got[j]
 		} else {
-			// An agent that returned too few statuses has not confirmed
+			// An agent that returned too few outcomes has not confirmed
 			// this recipient: never claim it was delivered.
-			statuses[i] = delivery.StoreFailed
+			outcomes[i] = delivery.Temp(delivery.StoreFailed)
 		}
 	}
-	return statuses
+	return outcomes
+}
+
+// envelope is the transaction with the facts of its arrival.
+func (ss *session) envelope(tx *transaction) delivery.Envelope {
+	env := delivery.Envelope{
+		ID: tx.id, From: tx.from, ClientIP: ss.tc.ip, Helo: cleanHelo(ss.conn.Hostname()),
+		Role: ss.srv.Role.String(), Received: tx.start,
+	}
+	ss.mu.Lock()
+	if ss.account != nil {
+		env.User = ss.account.Address
+	}
+	ss.mu.Unlock()
+	if st, ok := ss.tlsState(); ok {
+		env.TLS = tlsVersion(st.Version)
+	}
+	return env
 }
 
 // summarize is the one SMTP reply for a message delivered to several
-// recipients (rules in the package comment).
-func summarize(tx *transaction, statuses []delivery.Status) *gosmtp.SMTPError {
-	var firstTemp, firstPerm *delivery.Status
+// recipients (rules in the package comment). The agent has already queued
+// the failures of a partly successful message, so a failure here means
+// nobody got it.
+func summarize(tx *transaction, outcomes []delivery.Outcome) *gosmtp.SMTPError {
+	var firstTemp, firstPerm *delivery.Outcome
 	ok := 0
-	for i := range statuses {
-		st := &statuses[i]
+	for i := range outcomes {
+		o := &outcomes[i]
 		switch {
-		case st.OK():
+		case o.OK():
 			ok++
-		case st.Temporary():
+		case o.Kind == delivery.Temporary:
 			if firstTemp == nil {
-				firstTemp = st
+				firstTemp = o
 			}
 		default:
 			if firstPerm == nil {
-				firstPerm = st
+				firstPerm = o
 			}
 		}
 	}
@@ -161,28 +182,34 @@ func summarize(tx *transaction, statuses []delivery.Status) *gosmtp.SMTPError {
 	case ok > 0:
 		return smtpErr(250, "2.0.0", "Message accepted, id "+tx.id)
 	case firstTemp != nil:
-		return statusErr(*firstTemp)
+		return Reply(*firstTemp)
 	case firstPerm != nil:
-		return statusErr(*firstPerm)
+		return Reply(*firstPerm)
 	}
 	return smtpErr(451, "4.3.0", "No recipient was delivered, try again later")
 }
 
 // logTx writes the one line per transaction.
-func (ss *session) logTx(tx *transaction, size int64, statuses []delivery.Status, reply *gosmtp.SMTPError) {
+func (ss *session) logTx(tx *transaction, size int64, outcomes []delivery.Outcome, reply *gosmtp.SMTPError) {
 	attrs := []slog.Attr{
 		slog.Int64("size", size),
 		slog.Int("rcpts", len(tx.rcpts)),
 		slog.Int("refused", tx.refused),
 	}
 	var failed []string
-	for i, st := range statuses {
-		if !st.OK() {
-			failed = append(failed, tx.rcpts[i].addr+": "+st.String())
+	queued := 0
+	for i, o := range outcomes {
+		if o.Failed() {
+			failed = append(failed, tx.rcpts[i].addr+": "+o.String())
+		} else if o.Kind == delivery.Queued {
+			queued++
 		}
 	}
 	if len(failed) > 0 {
 		attrs = append(attrs, slog.Any("failed", failed))
+	}
+	if queued > 0 {
+		attrs = append(attrs, slog.Int("queued", queued))
 	}
 	result := "delivered"
 	if reply != nil {
@@ -194,7 +221,7 @@ func (ss *session) logTx(tx *transaction, size int64, statuses []delivery.Status
 		}
 	} else if len(failed) > 0 {
 		result = "partial"
-		if len(failed) == len(statuses) {
+		if len(failed) == len(outcomes) {
 			result = "refused"
 		}
 	}

@@ -66,22 +66,22 @@
 //
 // # Replies after the message
 //
-// LMTP answers once per recipient with the agent's status for it.
+// The agent returns a typed outcome per recipient (delivery.Outcome); Reply
+// is the one mapping to SMTP and LMTP replies and enhanced codes (a full
+// disk is 452 4.3.1, a full mailbox 452 4.2.2, a message over quota 552
+// 5.2.2, a directory outage 451 4.3.0). What RCPT resolved (aliases,
+// mailboxes, quota limits) is handed to Agent.Deliver with the envelope's
+// facts (client address, HELO, TLS version, user, role, arrival time,
+// ORCPT), which the Received header is written from too.
 //
-// SMTP has one reply for the whole message, and the agent has already acted
-// on every recipient by then. The rule:
+// LMTP answers once per recipient with its outcome.
 //
-//   - every recipient 2xx: 250;
-//   - no recipient 2xx, at least one 4xx: that 4xx (451 4.3.0 when the agent
-//     gave none better), so the sender retries the whole message later and
-//     a directory outage never bounces mail;
-//   - no recipient 2xx, all 5xx: the first 5xx;
-//   - some 2xx, some failed: 250. A 4xx or 5xx reply would make the sender
-//     retry or bounce the whole message and the recipients that already have
-//     it would get it twice or be told it failed. The failed recipients are
-//     logged with their statuses; telling the sender about them (a DSN) is
-//     the agent's job, not the front end's. Clients that need per-recipient
-//     results use LMTP.
+// SMTP has one reply for the whole message. Deliver is told so
+// (Envelope.OneReply) and owns partial failures: when some recipients got
+// the message, every failed destination is in the agent's durable queue,
+// retried on its own or bounced to the sender, and the reply is 250. When
+// nobody got it, the reply is the first temporary failure (so a directory
+// outage never bounces mail), else the first permanent one.
 //
 // Recipients named twice in one transaction are delivered once.
 //

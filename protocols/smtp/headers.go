@@ -11,6 +11,8 @@ import (
 
 	"github.com/emersion/go-message/textproto"
 	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/vmaild/vmaild/backend/delivery"
 )
 
 // rfc5322Date is the date-time format of RFC 5322 3.3.
@@ -18,20 +20,20 @@ const rfc5322Date = "Mon, 02 Jan 2006 15:04:05 -0700"
 
 var errBadHeader = smtpErr(554, "5.6.0", "Message header is malformed")
 
-// received appends this hop's Received header (RFC 5321 4.4) to b. It names
-// the client's greeting and address, the protocol in RFC 3848 / RFC 6531
-// terms, the TLS parameters, the session id and, for a single recipient,
-// that recipient. The authenticated user is not named: it is nobody's
-// business downstream.
-func (ss *session) received(b []byte, tx *transaction, authed bool) []byte {
+// received appends this hop's Received header (RFC 5321 4.4) to b, from
+// the envelope's facts. It names the client's greeting and address, the
+// protocol in RFC 3848 / RFC 6531 terms, the TLS parameters, the session id
+// and, for a single recipient, that recipient. The authenticated user is
+// not named: it is nobody's business downstream.
+func (ss *session) received(b []byte, env *delivery.Envelope, tx *transaction) []byte {
 	b = append(b, "Received: from "...)
-	b = append(b, cleanHelo(ss.conn.Hostname())...)
-	if ss.tc.ip.IsValid() {
+	b = append(b, env.Helo...)
+	if env.ClientIP.IsValid() {
 		b = append(b, " (["...)
-		if ss.tc.ip.Is6() {
+		if env.ClientIP.Is6() {
 			b = append(b, "IPv6:"...)
 		}
-		b = append(b, ss.tc.ip.String()...)
+		b = append(b, env.ClientIP.String()...)
 		b = append(b, "])"...)
 	} else {
 		b = append(b, " (local socket)"...)
@@ -39,15 +41,16 @@ func (ss *session) received(b []byte, tx *transaction, authed bool) []byte {
 	b = append(b, "\r\n\tby "...)
 	b = append(b, ss.srv.Hostname...)
 	b = append(b, " (vmaild) with "...)
-	st, isTLS := ss.tlsState()
-	b = append(b, protocolName(ss.srv.Role == RoleLMTP, tx.utf8, isTLS, authed)...)
+	b = append(b, protocolName(env.Role == delivery.RoleLMTP, tx.utf8, env.TLS != "", env.User != "")...)
 	b = append(b, " id "...)
-	b = append(b, tx.id...)
-	if isTLS {
+	b = append(b, env.ID...)
+	if env.TLS != "" {
 		b = append(b, "\r\n\t(using "...)
-		b = append(b, tlsVersion(st.Version)...)
-		b = append(b, " with cipher "...)
-		b = append(b, tls.CipherSuiteName(st.CipherSuite)...)
+		b = append(b, env.TLS...)
+		if st, ok := ss.tlsState(); ok {
+			b = append(b, " with cipher "...)
+			b = append(b, tls.CipherSuiteName(st.CipherSuite)...)
+		}
 		b = append(b, ')')
 	}
 	if one := singleRecipient(tx); one != "" {
@@ -56,7 +59,7 @@ func (ss *session) received(b []byte, tx *transaction, authed bool) []byte {
 		b = append(b, '>')
 	}
 	b = append(b, ";\r\n\t"...)
-	b = append(b, time.Now().Format(rfc5322Date)...)
+	b = append(b, env.Received.Format(rfc5322Date)...)
 	b = append(b, "\r\n"...)
 	return b
 }

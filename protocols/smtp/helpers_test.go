@@ -148,8 +148,9 @@ func (d *fakeDirectory) QuotaLimit(ctx context.Context, address string) (userdb.
 
 // delivered is one message as the agent saw it.
 type delivered struct {
-	env  delivery.Envelope
-	data string
+	env   delivery.Envelope
+	rcpts []string // env.Recipients' addresses
+	data  string
 }
 
 // fakeAgent checks recipients against the fake directory and records
@@ -160,56 +161,60 @@ type fakeAgent struct {
 	mu         sync.Mutex
 	checked    []string
 	deliveries []delivered
-	deliverAs  map[string]delivery.Status // recipient → forced Deliver status
-	inspect    func(delivery.Message)     // when set, called with each message
+	deliverAs  map[string]delivery.Outcome // recipient → forced Deliver outcome
+	inspect    func(delivery.Message)      // when set, called with each message
 }
 
 func newFakeAgent(dir *fakeDirectory) *fakeAgent {
-	return &fakeAgent{dir: dir, deliverAs: map[string]delivery.Status{}}
+	return &fakeAgent{dir: dir, deliverAs: map[string]delivery.Outcome{}}
 }
 
-func (a *fakeAgent) CheckRecipient(ctx context.Context, rcpt string) delivery.Status {
+func (a *fakeAgent) Resolve(ctx context.Context, rcpt string) (delivery.Recipient, delivery.Outcome) {
 	a.mu.Lock()
 	a.checked = append(a.checked, rcpt)
 	a.mu.Unlock()
+	rc := delivery.Recipient{Address: rcpt}
 	if rcpt == "full@example.org" {
-		return delivery.MailboxFull
+		return rc, delivery.Temp(delivery.MailboxFull)
 	}
 	dests, err := a.dir.Resolve(ctx, rcpt)
 	switch {
 	case userdb.Temporary(err):
-		return delivery.DirectoryDown
+		return rc, delivery.Temp(delivery.DirectoryDown)
 	case errors.Is(err, userdb.ErrNotFound):
-		return delivery.NoSuchUser
+		return rc, delivery.Perm(delivery.NoSuchUser)
 	case err != nil:
-		return delivery.StoreFailed
+		return rc, delivery.Temp(delivery.StoreFailed)
 	case len(dests) == 0:
-		return delivery.NoSuchUser
+		return rc, delivery.Perm(delivery.NoSuchUser)
 	}
-	return delivery.Accepted
+	return rc, delivery.Outcome{Kind: delivery.Accepted}
 }
 
-func (a *fakeAgent) Deliver(ctx context.Context, env delivery.Envelope, msg delivery.Message) []delivery.Status {
+func (a *fakeAgent) Deliver(ctx context.Context, env delivery.Envelope, msg delivery.Message) []delivery.Outcome {
 	if a.inspect != nil {
 		a.inspect(msg)
 	}
 	b, err := io.ReadAll(io.NewSectionReader(msg, 0, msg.Size()))
-	out := make([]delivery.Status, len(env.Recipients))
+	out := make([]delivery.Outcome, len(env.Recipients))
+	rcpts := make([]string, len(env.Recipients))
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for i, r := range env.Recipients {
+	for i, rc := range env.Recipients {
+		r := rc.Address
+		rcpts[i] = r
 		switch st, forced := a.deliverAs[r]; {
 		case err != nil:
-			out[i] = delivery.StoreFailed
+			out[i] = delivery.Temp(delivery.StoreFailed)
 		case forced:
 			out[i] = st
 		case strings.HasSuffix(r, "@example.org") || strings.HasSuffix(r, "@example.net"):
-			out[i] = delivery.Delivered
+			out[i] = delivery.Outcome{Kind: delivery.Delivered}
 		default:
-			out[i] = delivery.Queued
+			out[i] = delivery.Outcome{Kind: delivery.Queued}
 		}
 	}
-	a.deliveries = append(a.deliveries, delivered{env: env, data: string(b)})
+	a.deliveries = append(a.deliveries, delivered{env: env, rcpts: rcpts, data: string(b)})
 	return out
 }
 

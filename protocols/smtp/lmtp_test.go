@@ -43,8 +43,8 @@ func startLMTP(t *testing.T) (*env, string) {
 
 func TestLMTPPerRecipientStatus(t *testing.T) {
 	e, path := startLMTP(t)
-	e.agent.deliverAs["bob@example.org"] = delivery.TooBigForQuota
-	e.agent.deliverAs["carol@example.net"] = delivery.StoreFailed
+	e.agent.deliverAs["bob@example.org"] = delivery.Perm(delivery.OverQuota)
+	e.agent.deliverAs["carol@example.net"] = delivery.Temp(delivery.StoreFailed)
 	conn, err := net.Dial("unix", path)
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func TestLMTPPerRecipientStatus(t *testing.T) {
 		t.Errorf("carol: %v", lerr["carol@example.net"])
 	}
 	got := e.agent.all()
-	if len(got) != 1 || len(got[0].env.Recipients) != 3 {
+	if len(got) != 1 || len(got[0].rcpts) != 3 {
 		t.Fatalf("deliveries %+v", got)
 	}
 	if !strings.Contains(got[0].data, "from postfix.example.org (local socket)\r\n\tby mx.example.org (vmaild) with LMTP id ") {
@@ -105,7 +105,7 @@ func TestLMTPPerRecipientStatus(t *testing.T) {
 
 func TestLMTPRawReplies(t *testing.T) {
 	e, path := startLMTP(t)
-	e.agent.deliverAs["bob@example.org"] = delivery.MailboxFull
+	e.agent.deliverAs["bob@example.org"] = delivery.Temp(delivery.MailboxFull)
 	conn, err := net.Dial("unix", path)
 	if err != nil {
 		t.Fatal(err)

@@ -54,7 +54,7 @@ func TestMTADeliversLocalMail(t *testing.T) {
 		t.Fatalf("%d deliveries, want 1", len(got))
 	}
 	d := got[0]
-	if d.env.From != "someone@remote.test" || len(d.env.Recipients) != 1 || d.env.Recipients[0] != "alice@example.org" {
+	if d.env.From != "someone@remote.test" || len(d.rcpts) != 1 || d.rcpts[0] != "alice@example.org" {
 		t.Errorf("envelope %+v", d.env)
 	}
 	head, body, _ := strings.Cut(d.data, "\r\n\r\n")
@@ -128,9 +128,9 @@ func TestRelayPolicy(t *testing.T) {
 			if len(got) != 1 {
 				t.Fatalf("%d deliveries", len(got))
 			}
-			relayed := strings.Contains(strings.Join(got[0].env.Recipients, ","), "friend@other.test")
+			relayed := strings.Contains(strings.Join(got[0].rcpts, ","), "friend@other.test")
 			if relayed != strings.HasPrefix(tt.want, "250") {
-				t.Errorf("recipients %v", got[0].env.Recipients)
+				t.Errorf("recipients %v", got[0].rcpts)
 			}
 		})
 	}
@@ -184,7 +184,7 @@ func TestRelayTricks(t *testing.T) {
 			c.send(testMessage("someone@remote.test", "alice@example.org", "tricks", "x") + ".\r\n")
 			c.expect("250 2.0.0")
 			for _, d := range e.agent.all() {
-				for _, r := range d.env.Recipients {
+				for _, r := range d.rcpts {
 					if r != "alice@example.org" && !(trusted && r == "user@other.test") {
 						t.Errorf("delivered to %q", r)
 					}
@@ -218,7 +218,7 @@ func TestRecipientChecks(t *testing.T) {
 		t.Fatalf("%d deliveries", len(got))
 	}
 	// Alice was named twice and gets one copy.
-	if r := got[0].env.Recipients; len(r) != 2 || r[0] != "alice@example.org" || r[1] != "sales@example.org" {
+	if r := got[0].rcpts; len(r) != 2 || r[0] != "alice@example.org" || r[1] != "sales@example.org" {
 		t.Errorf("recipients %v", r)
 	}
 	if got[0].env.From != "" {
@@ -271,12 +271,12 @@ func TestDirectoryDown(t *testing.T) {
 	c.must("DATA", "354")
 	c.send(testMessage("someone@remote.test", "alice@example.org", "outage", "x") + ".\r\n")
 	c.expect("250 2.0.0")
-	if got := e.agent.all(); len(got) != 1 || len(got[0].env.Recipients) != 1 {
+	if got := e.agent.all(); len(got) != 1 || len(got[0].rcpts) != 1 {
 		t.Fatalf("deliveries %+v", got)
 	}
 	// An outage at delivery time defers the whole message.
 	e.agent.mu.Lock()
-	e.agent.deliverAs["alice@example.org"] = delivery.DirectoryDown
+	e.agent.deliverAs["alice@example.org"] = delivery.Temp(delivery.DirectoryDown)
 	e.agent.mu.Unlock()
 	c.must("MAIL FROM:<someone@remote.test>", "250 ")
 	c.must("RCPT TO:<alice@example.org>", "250 ")
@@ -287,20 +287,20 @@ func TestDirectoryDown(t *testing.T) {
 
 // The one SMTP reply for a message follows the package comment's rule.
 func TestSummarize(t *testing.T) {
-	ok, temp, perm := delivery.Delivered, delivery.MailboxFull, delivery.NoSuchUser
-	quota := delivery.TooBigForQuota
+	ok, temp, perm := delivery.Outcome{Kind: delivery.Delivered}, delivery.Temp(delivery.MailboxFull), delivery.Perm(delivery.NoSuchUser)
+	quota := delivery.Perm(delivery.OverQuota)
 	tests := []struct {
 		name     string
-		statuses []delivery.Status
+		statuses []delivery.Outcome
 		want     int
 	}{
-		{"all delivered", []delivery.Status{ok, delivery.Queued}, 250},
-		{"some delivered, some temporary", []delivery.Status{ok, temp}, 250},
-		{"some delivered, some permanent", []delivery.Status{perm, ok}, 250},
-		{"all temporary", []delivery.Status{temp, delivery.StoreFailed}, 452},
-		{"temporary and permanent", []delivery.Status{perm, temp}, 452},
-		{"all permanent", []delivery.Status{quota, perm}, 552},
-		{"nonsense status", []delivery.Status{{Code: 0}}, 451},
+		{"all delivered", []delivery.Outcome{ok, delivery.Outcome{Kind: delivery.Queued}}, 250},
+		{"some delivered, some temporary", []delivery.Outcome{ok, temp}, 250},
+		{"some delivered, some permanent", []delivery.Outcome{perm, ok}, 250},
+		{"all temporary", []delivery.Outcome{temp, delivery.Temp(delivery.StoreFailed)}, 452},
+		{"temporary and permanent", []delivery.Outcome{perm, temp}, 452},
+		{"all permanent", []delivery.Outcome{quota, perm}, 552},
+		{"nonsense status", []delivery.Outcome{{Kind: 99}}, 451},
 		{"none", nil, 451},
 	}
 	for _, tt := range tests {
@@ -315,13 +315,13 @@ func TestSummarize(t *testing.T) {
 func TestMixedOutcomesOverTheWire(t *testing.T) {
 	tests := []struct {
 		name string
-		as   map[string]delivery.Status
+		as   map[string]delivery.Outcome
 		want string
 	}{
-		{"one fails temporarily", map[string]delivery.Status{"bob@example.org": delivery.StoreFailed}, "250 2.0.0"},
-		{"all fail temporarily", map[string]delivery.Status{"bob@example.org": delivery.StoreFailed, "alice@example.org": delivery.DirectoryDown}, "451 4.3.0"},
-		{"all fail permanently", map[string]delivery.Status{"bob@example.org": delivery.TooBigForQuota, "alice@example.org": delivery.TooBigForQuota}, "552 5.2.2"},
-		{"permanent and temporary", map[string]delivery.Status{"bob@example.org": delivery.TooBigForQuota, "alice@example.org": delivery.StoreFailed}, "451 4.3.0"},
+		{"one fails temporarily", map[string]delivery.Outcome{"bob@example.org": delivery.Temp(delivery.StoreFailed)}, "250 2.0.0"},
+		{"all fail temporarily", map[string]delivery.Outcome{"bob@example.org": delivery.Temp(delivery.StoreFailed), "alice@example.org": delivery.Temp(delivery.DirectoryDown)}, "451 4.3.0"},
+		{"all fail permanently", map[string]delivery.Outcome{"bob@example.org": delivery.Perm(delivery.OverQuota), "alice@example.org": delivery.Perm(delivery.OverQuota)}, "552 5.2.2"},
+		{"permanent and temporary", map[string]delivery.Outcome{"bob@example.org": delivery.Perm(delivery.OverQuota), "alice@example.org": delivery.Temp(delivery.StoreFailed)}, "451 4.3.0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -53,6 +53,8 @@ type recipient struct {
 	raw   string
 	addr  string
 	local bool
+	// resolved is what the agent resolved at RCPT, handed on to Deliver.
+	resolved delivery.Recipient
 }
 
 func (s *Server) newSession(c *gosmtp.Conn) (gosmtp.Session, error) {
@@ -132,20 +134,6 @@ func parseEnhanced(s string) gosmtp.EnhancedCode {
 		ec[i] = n
 	}
 	return ec
-}
-
-// statusErr turns an agent Status into the error go-smtp writes as reply;
-// a 2xx becomes an "error" with code 250 too, so its text reaches the
-// client. A Status outside 2xx–5xx is treated as a temporary failure.
-func statusErr(st delivery.Status) *gosmtp.SMTPError {
-	if st.Code < 200 || st.Code > 599 || (st.Code >= 300 && st.Code < 400) {
-		return smtpErr(451, "4.3.0", "Temporary local problem, try again later")
-	}
-	text := st.Text
-	if text == "" {
-		text = "OK"
-	}
-	return smtpErr(st.Code, st.Enhanced, text)
 }
 
 var (
@@ -236,7 +224,7 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 	return nil
 }
 
-func (ss *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
+func (ss *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	ss.mu.Lock()
 	tx := ss.tx
 	ss.mu.Unlock()
@@ -246,6 +234,12 @@ func (ss *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 		return ss.refuse(smtpErr(503, "5.5.1", "Need MAIL before RCPT"))
 	}
 	rc, e := ss.checkRecipient(to, tx.utf8)
+	if e == nil {
+		rc.resolved.ORCPT = to
+		if opts != nil && opts.OriginalRecipient != "" {
+			rc.resolved.ORCPT = opts.OriginalRecipient
+		}
+	}
 	ss.mu.Lock()
 	if e != nil {
 		tx.refused++
@@ -294,12 +288,12 @@ func (ss *session) checkRecipient(to string, utf8 bool) (recipient, *gosmtp.SMTP
 	}
 	if local {
 		addr := a.canonical()
-		st := ss.srv.Agent.CheckRecipient(ctx, addr)
-		if !st.OK() {
-			ss.log.Info("recipient refused", "rcpt", addr, "status", st.String())
-			return recipient{}, statusErr(st)
+		resolved, o := ss.srv.Agent.Resolve(ctx, addr)
+		if o.Failed() {
+			ss.log.Info("recipient refused", "rcpt", addr, "outcome", o.String())
+			return recipient{}, Reply(o)
 		}
-		return recipient{raw: to, addr: addr, local: true}, nil
+		return recipient{raw: to, addr: addr, local: true, resolved: resolved}, nil
 	}
 	switch ss.srv.Role {
 	case RoleLMTP:
@@ -314,7 +308,7 @@ func (ss *session) checkRecipient(to string, utf8 bool) (recipient, *gosmtp.SMTP
 		}
 	}
 	// Remote local parts keep their case: only the remote host may fold it.
-	return recipient{raw: to, addr: a.remote()}, nil
+	return recipient{raw: to, addr: a.remote(), resolved: delivery.Relay(a.remote(), to)}, nil
 }
 
 func (ss *session) Reset() {

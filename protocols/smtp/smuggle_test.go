@@ -39,7 +39,7 @@ func TestSmuggling(t *testing.T) {
 				c.expect("250 2.0.0")
 				c.must("NOOP", "250 2.0.0")
 				got := e.agent.all()
-				if len(got) != 1 || len(got[0].env.Recipients) != 1 || !strings.Contains(got[0].data, "hello\r\nMAIL FROM:<admin@") {
+				if len(got) != 1 || len(got[0].rcpts) != 1 || !strings.Contains(got[0].data, "hello\r\nMAIL FROM:<admin@") {
 					t.Fatalf("deliveries %+v", got)
 				}
 				return
@@ -83,8 +83,8 @@ func TestSmuggling(t *testing.T) {
 		if len(got) != 1 {
 			t.Fatalf("%d messages delivered", len(got))
 		}
-		if !strings.Contains(got[0].data, "hello\r\n.\r\nMAIL FROM:") || len(got[0].env.Recipients) != 1 {
-			t.Errorf("message %q to %v", got[0].data, got[0].env.Recipients)
+		if !strings.Contains(got[0].data, "hello\r\n.\r\nMAIL FROM:") || len(got[0].rcpts) != 1 {
+			t.Errorf("message %q to %v", got[0].data, got[0].rcpts)
 		}
 	})
 	// A BDAT message split so that a chunk ends in CR and the next starts

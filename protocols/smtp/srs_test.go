@@ -63,7 +63,7 @@ func TestSRSRecipients(t *testing.T) {
 			c.send(testMessage("MAILER-DAEMON@origin.test", tt.rcpt, "Undelivered Mail", "bounce") + ".\r\n")
 			c.expect("250 2.0.0")
 			got := e.agent.all()
-			if len(got) != 1 || got[0].env.From != "" || len(got[0].env.Recipients) != 1 || got[0].env.Recipients[0] != tt.deliverTo {
+			if len(got) != 1 || got[0].env.From != "" || len(got[0].env.Recipients) != 1 || got[0].rcpts[0] != tt.deliverTo {
 				t.Fatalf("deliveries %+v, want one from <> to %s", got, tt.deliverTo)
 			}
 		})

@@ -114,7 +114,7 @@ func TestSubmissionRelaysAndFixesHeaders(t *testing.T) {
 		t.Fatalf("%d deliveries", len(got))
 	}
 	first := got[0]
-	if r := first.env.Recipients; len(r) != 2 || r[0] != "Friend@other.test" || r[1] != "bob@example.org" {
+	if r := first.rcpts; len(r) != 2 || r[0] != "Friend@other.test" || r[1] != "bob@example.org" {
 		t.Errorf("recipients %v (remote local parts keep their case)", r)
 	}
 	head, _, _ := strings.Cut(first.data, "\r\n\r\n")

@@ -126,7 +126,7 @@ func TestSwaks(t *testing.T) {
 				}
 				return
 			}
-			if len(got) != 1 || strings.Join(got[0].env.Recipients, ",") != strings.Join(tt.rcpts, ",") {
+			if len(got) != 1 || strings.Join(got[0].rcpts, ",") != strings.Join(tt.rcpts, ",") {
 				t.Fatalf("deliveries %+v, want to %v", got, tt.rcpts)
 			}
 			for _, h := range tt.header {

@@ -40,11 +40,13 @@ func (oneDomain) MaySendAs(_ context.Context, account, address string) (bool, er
 // noopAgent accepts everything and stores nothing.
 type noopAgent struct{}
 
-func (noopAgent) CheckRecipient(context.Context, string) delivery.Status { return delivery.Accepted }
-func (noopAgent) Deliver(_ context.Context, env delivery.Envelope, _ delivery.Message) []delivery.Status {
-	out := make([]delivery.Status, len(env.Recipients))
+func (noopAgent) Resolve(_ context.Context, a string) (delivery.Recipient, delivery.Outcome) {
+	return delivery.Recipient{Address: a}, delivery.Outcome{Kind: delivery.Accepted}
+}
+func (noopAgent) Deliver(_ context.Context, env delivery.Envelope, _ delivery.Message) []delivery.Outcome {
+	out := make([]delivery.Outcome, len(env.Recipients))
 	for i := range out {
-		out[i] = delivery.Delivered
+		out[i] = delivery.Outcome{Kind: delivery.Delivered}
 	}
 	return out
 }

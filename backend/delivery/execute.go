@@ -1,0 +1,477 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/vmaild/vmaild/backend/store"
+)
+
+// job is one distinct destination of a delivery and what became of it.
+type job struct {
+	rcpt    *Recipient // the first recipient that reached it
+	dest    Destination
+	plan    Decision
+	outcome Outcome
+}
+
+// ownTimeout bounds spooling failed destinations after the delivery's own
+// deadline may have passed: they must still reach the queue.
+const ownTimeout = 30 * time.Second
+
+// run is one delivery in progress.
+type run struct {
+	env *Envelope
+	msg Message
+	// key names the copies written (store.Recipient.Key); once says a
+	// copy under that key may already be there (a retry).
+	key  string
+	once bool
+	// held is the queue item spooled before a fan-out; heldAddrs its
+	// destinations and keep those it must go on delivering.
+	held      string
+	heldAddrs map[string]bool
+	keep      []string
+	// log names the delivery and the envelope's facts on every line.
+	log *slog.Logger
+}
+
+// Deliver runs the three stages (package comment) under one deadline.
+func (a *LocalAgent) Deliver(ctx context.Context, env Envelope, msg Message) []Outcome {
+	return a.deliver(ctx, env, msg, "")
+}
+
+// deliver is Deliver; retryKey is the queue item being retried, if any.
+func (a *LocalAgent) deliver(ctx context.Context, env Envelope, msg Message, retryKey string) []Outcome {
+	ctx, cancel := context.WithTimeout(ctx, a.timeout())
+	defer cancel()
+	r := &run{env: &env, msg: msg, key: retryKey, once: retryKey != "", log: a.envLog(&env)}
+	out := make([]Outcome, len(env.Recipients))
+	tr := readTrace(msg)
+	maxHops := a.Config.MaxHops
+	if maxHops <= 0 {
+		maxHops = 50
+	}
+	if tr.hops >= maxHops {
+		r.log.Warn("mail loop: too many Received headers", "hops", tr.hops)
+		for i := range out {
+			out[i] = Perm(Loop)
+		}
+		return out
+	}
+
+	// resolve: what RCPT did not resolve already.
+	perRcpt := make([][]*job, len(env.Recipients))
+	byDest := map[string]*job{} // one copy per final mailbox
+	var locals, remotes []*job
+	for i := range env.Recipients {
+		rc := &env.Recipients[i]
+		if rc.Destinations == nil {
+			r, o := a.resolve(ctx, rc.Address)
+			if o.Failed() {
+				out[i] = o
+				continue
+			}
+			rc.Destinations = r.Destinations
+		}
+		for _, d := range rc.Destinations {
+			key := d.Address
+			if !d.Local {
+				key = "remote\x00" + key
+			}
+			j, ok := byDest[key]
+			if !ok {
+				j = &job{rcpt: rc, dest: d}
+				byDest[key] = j
+				if d.Local {
+					locals = append(locals, j)
+				} else {
+					remotes = append(remotes, j)
+				}
+			}
+			perRcpt[i] = append(perRcpt[i], j)
+		}
+	}
+
+	a.plan(ctx, r, tr, locals)
+	a.hold(ctx, r, locals)
+	a.execute(ctx, r, locals, remotes)
+
+	for i, js := range perRcpt {
+		if len(js) > 0 {
+			out[i] = a.settle(r, js)
+		}
+	}
+	if env.OneReply {
+		a.ownAcross(r, out, perRcpt)
+	}
+	if r.held != "" {
+		if err := a.Queue.Release(r.held, r.keep); err != nil {
+			r.log.Error("release the fan-out's queue item", "queue_id", r.held, "err", err)
+		}
+	}
+	return out
+}
+
+// hold spools a fan-out to several mailboxes into the queue before any is
+// written, under a key the copies carry: killed half way, the queue
+// delivers the rest after a restart and skips the mailboxes that already
+// have theirs.
+func (a *LocalAgent) hold(ctx context.Context, r *run, locals []*job) {
+	if a.Queue == nil || r.key != "" {
+		return
+	}
+	var addrs []string
+	for _, j := range locals {
+		if j.outcome.Kind == Accepted && !j.plan.Discard {
+			addrs = append(addrs, j.dest.Address)
+		}
+	}
+	if len(addrs) < 2 {
+		return
+	}
+	id, err := a.Queue.EnqueueHeld(ctx, r.env.From, addrs, r.msg, r.msg.Size())
+	if err != nil {
+		// Delivered all the same, without the crash guard.
+		r.log.Warn("cannot spool the fan-out before writing it", "err", err)
+		return
+	}
+	r.held, r.key = id, id
+	r.heldAddrs = make(map[string]bool, len(addrs))
+	for _, ad := range addrs {
+		r.heldAddrs[ad] = true
+	}
+}
+
+// plan runs the filters for each local destination.
+func (a *LocalAgent) plan(ctx context.Context, r *run, tr trace, locals []*job) {
+	env, msg := r.env, r.msg
+	filters := a.filters()
+	var header map[string][]string
+	for _, j := range locals {
+		if tr.deliveredTo[j.dest.Address] || tr.deliveredTo[j.rcpt.Address] {
+			j.outcome = Perm(Loop)
+			r.log.Warn("mail loop: Delivered-To names the recipient", "rcpt", j.dest.Address)
+			continue
+		}
+		if len(filters) == 0 {
+			continue
+		}
+		if header == nil {
+			header = readHeader(msg)
+		}
+		m := &Mail{Envelope: env, Recipient: j.rcpt, Destination: &j.dest, Header: header, Message: msg}
+		for _, f := range filters {
+			if err := f.Filter(ctx, m, &j.plan); err != nil {
+				r.log.Warn("filter failed", "rcpt", j.dest.Address, "err", err)
+				j.outcome = Temp(Rejected)
+				j.outcome.Text = "filter failed, try again later"
+				break
+			}
+		}
+		if j.plan.Refuse.Failed() && j.outcome.Kind == Accepted {
+			j.outcome = j.plan.Refuse
+		}
+	}
+}
+
+// execute writes the local copies, one file per distinct header prefix
+// hard-linked into every mailbox, and queues remote destinations,
+// redirects and replies.
+func (a *LocalAgent) execute(ctx context.Context, r *run, locals, remotes []*job) {
+	env, msg := r.env, r.msg
+	groups := map[string][]*job{}
+	var order []string
+	var redirects []string
+	for _, j := range locals {
+		if j.outcome.Kind != Accepted {
+			continue
+		}
+		redirects = append(redirects, j.plan.Redirect...)
+		for _, rp := range j.plan.Replies {
+			if _, err := a.enqueue(ctx, "", []string{rp.To}, bytesMessage{bytes.NewReader(rp.Message)}); err != nil {
+				r.log.Error("queue reply", "to", rp.To, "err", err)
+			}
+		}
+		if j.plan.Discard {
+			j.outcome = Outcome{Kind: Delivered}
+			r.log.Info("discarded by filter", "rcpt", j.dest.Address)
+			continue
+		}
+		p := prefix(env, j, a.Config.DeliveredTo != "none")
+		if _, ok := groups[p]; !ok {
+			order = append(order, p)
+		}
+		groups[p] = append(groups[p], j)
+	}
+	for _, p := range order {
+		a.writeLocal(ctx, r, p, groups[p])
+	}
+
+	// Recipients outside our domains keep their sender; what an alias or
+	// a filter forwards gets the forwarding sender (SRS).
+	var relayed, forwarded []*job
+	for _, j := range remotes {
+		if j.rcpt.Address == j.dest.Address {
+			relayed = append(relayed, j)
+		} else {
+			forwarded = append(forwarded, j)
+		}
+	}
+	a.queueRemote(ctx, r, env.From, relayed)
+	fwdFrom := env.From
+	if a.ForwardSender != nil && (len(forwarded) > 0 || len(redirects) > 0) {
+		f, err := a.ForwardSender(ctx, env.From)
+		if err != nil {
+			r.log.Error("forwarding sender", "err", err)
+			for _, j := range forwarded {
+				j.outcome = Temp(QueueFailed)
+			}
+			forwarded, redirects = nil, nil
+		} else {
+			fwdFrom = f
+		}
+	}
+	a.queueRemote(ctx, r, fwdFrom, forwarded)
+	if len(redirects) > 0 {
+		if _, err := a.enqueue(ctx, fwdFrom, redirects, msg); err != nil {
+			r.log.Error("queue redirects", "err", err)
+		}
+	}
+}
+
+// queueRemote puts remote destinations into the queue as one item.
+func (a *LocalAgent) queueRemote(ctx context.Context, r *run, from string, js []*job) {
+	msg := r.msg
+	if len(js) == 0 {
+		return
+	}
+	addrs := make([]string, len(js))
+	for i, j := range js {
+		addrs[i] = j.dest.Address
+	}
+	o := Outcome{Kind: Queued}
+	if a.Queue == nil {
+		o = Perm(RelayDenied)
+	} else if id, err := a.enqueue(ctx, from, addrs, msg); err != nil {
+		r.log.Error("queue remote destinations", "err", err)
+		o = Temp(QueueFailed)
+	} else {
+		r.log.Info("queued", "queue_id", id, "rcpts", len(addrs), "from", from)
+	}
+	for _, j := range js {
+		j.outcome = o
+	}
+}
+
+func (a *LocalAgent) enqueue(ctx context.Context, from string, rcpts []string, msg Message) (string, error) {
+	if a.Queue == nil {
+		return "", errors.New("no queue")
+	}
+	return a.Queue.EnqueueReaderAt(ctx, from, rcpts, msg, msg.Size())
+}
+
+// prefix is the header put on top of one local copy. Delivered-To names
+// the address accepted at RCPT (Dovecot's lmtp_hdr_delivery_address =
+// original): the copies of one alias are then the same file, and a copy
+// names no other recipient of the message.
+func prefix(env *Envelope, j *job, deliveredTo bool) string {
+	var b strings.Builder
+	b.WriteString("Return-Path: <" + env.From + ">\r\n")
+	if deliveredTo {
+		b.WriteString("Delivered-To: " + j.rcpt.Address + "\r\n")
+	}
+	for _, h := range j.plan.AddHeader {
+		b.WriteString(h.Name + ": " + h.Value + "\r\n")
+	}
+	return b.String()
+}
+
+// writeLocal writes one copy and links it to every mailbox of the group;
+// the store charges each quota on its own.
+func (a *LocalAgent) writeLocal(ctx context.Context, r *run, p string, js []*job) {
+	msg := r.msg
+	body := func() io.Reader {
+		return io.MultiReader(strings.NewReader(p), io.NewSectionReader(msg, 0, msg.Size()))
+	}
+	rcs := make([]store.Recipient, len(js))
+	for i, j := range js {
+		rcs[i] = a.storeRecipient(j)
+		rcs[i].Key, rcs[i].Once = r.key, r.once
+	}
+	var res []store.Delivery
+	if len(js) == 1 {
+		d, err := a.Store.Deliver(ctx, rcs[0], body())
+		d.Err = err
+		res = []store.Delivery{d}
+	} else {
+		res = a.Store.DeliverMany(ctx, rcs, body())
+	}
+	for i, j := range js {
+		d := res[i]
+		if rcs[i].Folder != "" && errors.Is(d.Err, store.ErrNotFound) {
+			rcs[i].Folder = "" // no such folder: INBOX
+			d, d.Err = a.Store.Deliver(ctx, rcs[i], body())
+		}
+		if d.Err != nil {
+			j.outcome = a.storeOutcome(d.Err)
+			r.log.Warn("local delivery failed", "rcpt", j.dest.Address, "outcome", j.outcome.String(), "err", d.Err)
+			continue
+		}
+		j.outcome = Outcome{Kind: Delivered}
+		r.log.Info("delivered", "rcpt", j.dest.Address, "size", d.Size, "folder", rcs[i].Folder, "file", d.Name)
+	}
+}
+
+func (a *LocalAgent) storeRecipient(j *job) store.Recipient {
+	rc := store.Recipient{Address: j.dest.Address, Maildir: j.dest.Maildir, Folder: j.plan.Folder}
+	if a.Quotas != nil && j.dest.limitKnown {
+		rc.Quota = store.UserdbQuota{Store: a.Quotas, Address: j.dest.Address, Limit: j.dest.Limit}
+	}
+	return rc
+}
+
+// settle decides one recipient's outcome from its destinations'. When
+// some succeeded and others failed, the failed ones are queued for retry
+// (or a bounce) on their own, so the sender is not asked to send again and
+// nobody gets the message twice.
+func (a *LocalAgent) settle(r *run, js []*job) Outcome {
+	var firstTemp, firstPerm *Outcome
+	var failed []*job
+	delivered, queued := 0, 0
+	for _, j := range js {
+		switch o := &j.outcome; o.Kind {
+		case Delivered:
+			delivered++
+		case Queued:
+			queued++
+		case Temporary:
+			failed = append(failed, j)
+			if firstTemp == nil {
+				firstTemp = o
+			}
+		default:
+			failed = append(failed, j)
+			if firstPerm == nil {
+				firstPerm = o
+			}
+		}
+	}
+	switch {
+	case len(failed) == 0 && delivered > 0:
+		return Outcome{Kind: Delivered}
+	case len(failed) == 0:
+		return Outcome{Kind: Queued}
+	case delivered+queued == 0 && firstTemp != nil:
+		return *firstTemp
+	case delivered+queued == 0:
+		return *firstPerm
+	}
+	addrs := make([]string, len(failed))
+	for i, j := range failed {
+		addrs[i] = j.dest.Address
+	}
+	if a.own(r, addrs) {
+		return Outcome{Kind: Queued}
+	}
+	// Not owned: the sender must retry, a duplicate rather than a loss.
+	if firstTemp != nil {
+		return *firstTemp
+	}
+	return Temp(QueueFailed)
+}
+
+// ownAcross applies settle's rule across the recipients of one reply:
+// when one succeeded, the failed ones are queued.
+func (a *LocalAgent) ownAcross(r *run, out []Outcome, perRcpt [][]*job) {
+	env := r.env
+	var addrs []string
+	var idx []int
+	anyOK := false
+	for i, o := range out {
+		if o.OK() {
+			anyOK = true
+			continue
+		}
+		idx = append(idx, i)
+		if len(perRcpt[i]) == 0 {
+			addrs = append(addrs, env.Recipients[i].Address) // failed to resolve
+			continue
+		}
+		for _, j := range perRcpt[i] {
+			if j.outcome.Failed() {
+				addrs = append(addrs, j.dest.Address)
+			}
+		}
+	}
+	if !anyOK || len(idx) == 0 {
+		return
+	}
+	if a.own(r, addrs) {
+		for _, i := range idx {
+			out[i] = Outcome{Kind: Queued}
+		}
+	}
+}
+
+// own makes the queue retry failed destinations until delivered, or
+// bounce them (never to the null sender): those of a held fan-out stay in
+// its item, the others are spooled (fsynced) as a new one.
+func (a *LocalAgent) own(r *run, addrs []string) bool {
+	if a.Queue == nil || len(addrs) == 0 {
+		return false
+	}
+	var kept, rest []string
+	for _, ad := range dedupe(addrs) {
+		if r.heldAddrs[ad] {
+			kept = append(kept, ad)
+		} else {
+			rest = append(rest, ad)
+		}
+	}
+	if len(rest) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), ownTimeout)
+		defer cancel()
+		id, err := a.enqueue(ctx, r.env.From, rest, r.msg)
+		if err != nil {
+			r.log.Error("cannot queue failed destinations", "rcpts", rest, "err", err)
+			return false
+		}
+		r.log.Info("failed destinations queued for retry", "queue_id", id, "rcpts", rest)
+	}
+	if len(kept) > 0 {
+		r.keep = append(r.keep, kept...)
+		r.log.Info("failed destinations kept queued for retry", "queue_id", r.held, "rcpts", kept)
+	}
+	return true
+}
+
+func dedupe(ss []string) []string {
+	seen := map[string]bool{}
+	out := ss[:0:0]
+	for _, s := range ss {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// envLog is the agent's logger with the delivery's id and the envelope's
+// facts.
+func (a *LocalAgent) envLog(env *Envelope) *slog.Logger {
+	attrs := []any{"id", env.ID, "role", env.Role}
+	if env.ClientIP.IsValid() {
+		attrs = append(attrs, "client", env.ClientIP.String())
+	}
+	if env.User != "" {
+		attrs = append(attrs, "user", env.User)
+	}
+	return a.log().With(attrs...)
+}
