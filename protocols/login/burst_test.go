@@ -92,7 +92,10 @@ func TestBurstOfWrongPasswords(t *testing.T) {
 			login := fmt.Sprintf("user%d@example.org", 2+i%6)
 			err := s.Attempt(ctx, netip.MustParseAddr(client), login, fmt.Sprintf("wrong-%d", i), dir.check)
 			switch {
-			case errors.Is(err, ErrBusy) && userdb.Temporary(err):
+			case userdb.Temporary(err):
+				// No queue place (ErrBusy), or the directory's whole-call
+				// bound ran out while queued on a busy machine: both are
+				// "try later", which is what the bound promises.
 				busy.Add(1)
 			case errors.Is(err, userdb.ErrBadCredentials):
 				failed.Add(1)
@@ -104,23 +107,33 @@ func TestBurstOfWrongPasswords(t *testing.T) {
 	close(start)
 	waitFor(t, "the burst to fill the queue", func() bool { st := s.Stats(); return st.Refused > 0 && st.Waiting > 0 })
 
+	// The owner's usual network has a queue of its own and must get in;
+	// from a fresh network the owner competes with the attackers for
+	// queue places, so a "try later" is acceptable there, a "no" never.
 	owners := []struct {
-		name   string
-		client netip.Addr
-		login  string
+		name    string
+		client  netip.Addr
+		login   string
+		mayWait bool
 	}{
-		{"owner from its usual network", home, "user0"},
-		{"owner from a fresh network", addr("192.0.2.200"), "user1@example.org"},
+		{"owner from its usual network", home, "user0", false},
+		{"owner from a fresh network", addr("192.0.2.200"), "user1@example.org", true},
 	}
 	var owned sync.WaitGroup
+	var loggedIn atomic.Int64
 	for _, o := range owners {
 		owned.Go(func() {
 			begin := time.Now()
 			err := s.Attempt(ctx, o.client, o.login, "pw-"+o.login[:5]+"@example.org", dir.check)
-			if err != nil {
+			switch {
+			case err == nil:
+				loggedIn.Add(1)
+				t.Logf("%s logged in during the burst in %v", o.name, time.Since(begin).Round(time.Millisecond))
+			case o.mayWait && userdb.Temporary(err):
+				t.Logf("%s told to try later after %v: %v", o.name, time.Since(begin).Round(time.Millisecond), err)
+			default:
 				t.Errorf("%s during the burst: %v", o.name, err)
 			}
-			t.Logf("%s logged in during the burst in %v", o.name, time.Since(begin).Round(time.Millisecond))
 		})
 	}
 	owned.Wait()
@@ -145,7 +158,7 @@ func TestBurstOfWrongPasswords(t *testing.T) {
 	if st.PeakWaiting > 2*s.cfg.MaxWaiting {
 		t.Errorf("%d logins queued, bound %d (and as many trusted)", st.PeakWaiting, s.cfg.MaxWaiting)
 	}
-	if st.Verifications != uint64(failed.Load())+uint64(len(owners))+1 {
-		t.Errorf("%d verifications for %d refusals and %d logins: one each expected", st.Verifications, failed.Load(), len(owners)+1)
+	if st.Verifications != uint64(failed.Load())+uint64(loggedIn.Load())+1 {
+		t.Errorf("%d verifications for %d refusals and %d logins: one each expected", st.Verifications, failed.Load(), loggedIn.Load()+1)
 	}
 }
