@@ -195,7 +195,11 @@ func TestDirectoryWaitsBounded(t *testing.T) {
 				_, err := u.Resolve(ctx, local+"+tag@"+domain)
 				return err
 			})
-			slowest, ok = checkBurst(t, "rcpt", rcpts, b, tt.someServed)
+			// A recipient lookup makes several directory calls (address,
+			// plus-stripped address, domain) under one bound; on a loaded
+			// machine its goroutines start later, so it gets the wider
+			// slack. The timeout + 1 s is asserted on the logins.
+			slowest, ok = checkBurst(t, "rcpt", rcpts, slowBound, tt.someServed)
 			t.Logf("%d concurrent recipient lookups: slowest answer %v, %d served", len(cold), slowest.Round(time.Millisecond), ok)
 			if tt.someServed && ok == 0 {
 				t.Log("the slow directory served no recipient lookup within the timeout (the machine is busy)")
