@@ -16,6 +16,8 @@ import (
 
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/vmaild/vmaild/internal/scriptconn"
 )
 
 // The front must never hand go-imap bytes that the library reads as a
@@ -69,14 +71,14 @@ var frontSeeds = []string{
 // frontHarness is one go-imap server behind which every fuzzed connection
 // is served; it lives as long as the fuzzing process.
 type frontHarness struct {
-	srv   *Server
-	lib   *imapserver.Server
-	conns chan net.Conn
-	logs  *logTrap
+	srv  *Server
+	lib  *imapserver.Server
+	ln   *scriptconn.Listener
+	logs *logTrap
 }
 
 func newFrontHarness(tb testing.TB) *frontHarness {
-	h := &frontHarness{conns: make(chan net.Conn), logs: &logTrap{}}
+	h := &frontHarness{ln: scriptconn.NewListener(), logs: &logTrap{}}
 	h.srv = &Server{Logger: slog.New(h.logs), AllowInsecureAuth: true}
 	h.srv.mu.Lock()
 	h.srv.init()
@@ -87,7 +89,7 @@ func newFrontHarness(tb testing.TB) *frontHarness {
 		Logger:       libLogger{h.srv.logger()},
 		InsecureAuth: true,
 	})
-	go h.lib.Serve(chanListener(h.conns))
+	go h.lib.Serve(h.ln)
 	return h
 }
 
@@ -95,11 +97,11 @@ func newFrontHarness(tb testing.TB) *frontHarness {
 // for as much as is asked) and checks the library's view against the
 // front's.
 func (h *frontHarness) run(t *testing.T, chunk int, input []byte) {
-	sc := &scriptConn{in: input, chunk: chunk}
+	sc := scriptconn.New(input, chunk)
 	fc := newFrontConn(h.srv, sc, netip.Addr{})
 	tp := &tapConn{frontConn: fc, closed: make(chan struct{})}
 	h.logs.reset()
-	h.conns <- tp
+	h.ln.Dial(tp)
 	select {
 	case <-tp.closed:
 	case <-time.After(20 * time.Second):
@@ -114,7 +116,7 @@ func (h *frontHarness) run(t *testing.T, chunk int, input []byte) {
 		t.Errorf("front detected a divergence: %s", msg)
 	}
 	if t.Failed() {
-		t.Logf("input %q\noutput %q", input, sc.output())
+		t.Logf("input %q\noutput %q", input, sc.Output())
 	}
 }
 
@@ -216,79 +218,6 @@ func (tp *tapConn) called(method string, names ...string) {
 	tp.problems = append(tp.problems, "library called Session."+method+" while the front was forwarding "+strconv.Quote(name))
 	tp.mu.Unlock()
 }
-
-// scriptConn is the client: its input is read in pieces of chunk octets,
-// then EOF; output is collected. Deadlines do not apply.
-type scriptConn struct {
-	mu     sync.Mutex
-	in     []byte
-	chunk  int
-	out    bytes.Buffer
-	closed bool
-}
-
-func (c *scriptConn) Read(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return 0, net.ErrClosed
-	}
-	if len(c.in) == 0 {
-		return 0, io.EOF
-	}
-	if c.chunk > 0 && len(p) > c.chunk {
-		p = p[:c.chunk]
-	}
-	n := copy(p, c.in)
-	c.in = c.in[n:]
-	return n, nil
-}
-
-func (c *scriptConn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return 0, net.ErrClosed
-	}
-	return c.out.Write(p)
-}
-
-func (c *scriptConn) output() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.out.String()
-}
-
-func (c *scriptConn) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.closed = true
-	return nil
-}
-
-func (c *scriptConn) LocalAddr() net.Addr                { return pipeAddr{} }
-func (c *scriptConn) RemoteAddr() net.Addr               { return pipeAddr{} }
-func (c *scriptConn) SetDeadline(t time.Time) error      { return nil }
-func (c *scriptConn) SetReadDeadline(t time.Time) error  { return nil }
-func (c *scriptConn) SetWriteDeadline(t time.Time) error { return nil }
-
-type pipeAddr struct{}
-
-func (pipeAddr) Network() string { return "pipe" }
-func (pipeAddr) String() string  { return "pipe" }
-
-// chanListener hands the library the connections sent on it.
-type chanListener chan net.Conn
-
-func (l chanListener) Accept() (net.Conn, error) {
-	c, ok := <-l
-	if !ok {
-		return nil, net.ErrClosed
-	}
-	return c, nil
-}
-func (l chanListener) Close() error   { return nil }
-func (l chanListener) Addr() net.Addr { return pipeAddr{} }
 
 // logTrap keeps the front's divergence reports.
 type logTrap struct {
@@ -498,7 +427,7 @@ func TestFrontDivergence(t *testing.T) {
 			if strings.Contains(tc.name, "literal") {
 				in = "A1 LOGIN {1+}\r\nx y\r\nA2 NOOP\r\n"
 			}
-			sc := &scriptConn{in: []byte(in)}
+			sc := scriptconn.New([]byte(in), 0)
 			f := newFrontConn(srv, sc, netip.Addr{})
 			// The library reads the first line of A1.
 			if _, err := f.Read(make([]byte, 4096)); err != nil {
@@ -510,7 +439,7 @@ func TestFrontDivergence(t *testing.T) {
 			if got := logs.diverged(); !strings.Contains(got, tc.want) {
 				t.Errorf("log %q, want reason %q", got, tc.want)
 			}
-			if out := sc.output(); !strings.HasSuffix(out, "* BYE [CLIENTBUG] Command stream out of step, closing connection\r\n") || strings.Contains(out, "A2 OK") {
+			if out := string(sc.Output()); !strings.HasSuffix(out, "* BYE [CLIENTBUG] Command stream out of step, closing connection\r\n") || strings.Contains(out, "A2 OK") {
 				t.Errorf("client got %q", out)
 			}
 			if _, err := f.Read(make([]byte, 10)); err == nil {
