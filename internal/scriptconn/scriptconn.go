@@ -16,6 +16,10 @@ import (
 
 // Conn is the server's end of a scripted connection.
 type Conn struct {
+	// Remote is the client's address (default Addr, which is no IP
+	// address); set it before the server sees the connection.
+	Remote net.Addr
+
 	mu     sync.Mutex
 	in     []byte
 	chunk  int
@@ -89,8 +93,13 @@ type addr struct{}
 func (addr) Network() string { return "script" }
 func (addr) String() string  { return "script" }
 
-func (c *Conn) LocalAddr() net.Addr                { return Addr }
-func (c *Conn) RemoteAddr() net.Addr               { return Addr }
+func (c *Conn) LocalAddr() net.Addr { return Addr }
+func (c *Conn) RemoteAddr() net.Addr {
+	if c.Remote != nil {
+		return c.Remote
+	}
+	return Addr
+}
 func (c *Conn) SetDeadline(t time.Time) error      { return nil }
 func (c *Conn) SetReadDeadline(t time.Time) error  { return nil }
 func (c *Conn) SetWriteDeadline(t time.Time) error { return nil }
