@@ -943,13 +943,13 @@ func (f *frontConn) scanOut(p []byte) {
 					end = true
 					break
 				}
-				if f.os == outHead && len(f.head) >= headMax || f.os == outCap && len(f.head) >= capLineMax {
+				if f.os == outHead && len(f.head) >= f.headMax() || f.os == outCap && len(f.head) >= capLineMax {
 					break
 				}
 			}
 			p = p[i:]
 			if f.os == outHead {
-				if !end && lit < 0 && len(f.head) < headMax {
+				if !end && lit < 0 && len(f.head) < f.headMax() {
 					continue // need more of the line to judge it
 				}
 				if f.classify(end) {
@@ -978,6 +978,11 @@ func (f *frontConn) scanOut(p []byte) {
 		}
 	}
 }
+
+// headMax is how much of an output line classify needs: the tag of the
+// command being forwarded, however long, and what follows it up to
+// "PREAUTH [CAPABILITY ".
+func (f *frontConn) headMax() int { return max(headMax, len(f.tag)+32) }
 
 func (f *frontConn) startOutLiteral(n int64) {
 	f.det = literalDetector{}

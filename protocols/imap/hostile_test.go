@@ -74,6 +74,7 @@ func TestHostileInput(t *testing.T) {
 		{name: "data after the APPEND message", login: true, send: "A1 APPEND INBOX {5+}\r\nhello) x\r\n", want: "A1 BAD [CLIENTBUG] Only one message per APPEND"},
 		{name: "second streamed APPEND message", login: true, send: "A1 APPEND INBOX {5000+}\r\n" + strings.Repeat("m", 5000) + " {11+}\r\nA2 LOGOUT\r\n\r\n", want: "A1 OK [APPENDUID"},
 		{name: "large APPEND mailbox literal", login: true, send: "A1 APPEND {5000+}\r\n" + strings.Repeat("m", 4990) + "\r\nA2 LOGOUT\r\n (\\Seen) {1+}\r\nx\r\n", want: "A1 NO [TOOBIG] Literal of 5000 octets exceeds the 4096-octet limit of APPEND"},
+		{name: "long tag", send: strings.Repeat("t", 300) + " NOOP x\r\n", want: strings.Repeat("t", 300) + " BAD [CLIENTBUG] Syntax error"},
 		{name: "AUTHENTICATE response longer than go-imap reads", send: "A1 AUTHENTICATE PLAIN\r\n", extra: strings.Repeat("Q", 5000) + "\rA2 LOGOUT\r\n", want: "A1 BAD AUTHENTICATE cancelled"},
 	}
 	for _, tc := range tests {
