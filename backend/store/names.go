@@ -81,7 +81,11 @@ func checkComponent(p string) error {
 
 // folderName is the inverse of folderDir for a directory entry of the
 // Maildir; ok is false for entries that are not folders we can name (cur,
-// tmp, Dovecot's and our own files, undecodable names).
+// tmp, Dovecot's and our own files, undecodable names) and for a second
+// spelling of a folder's directory (modified UTF-7 split into two runs or
+// with stray low bits, "inbox" for "INBOX"): folderDir would map the name
+// to the first spelling, so the entry would show up as a folder that
+// every operation misses.
 func folderName(dir string) (name string, ok bool) {
 	if len(dir) < 2 || dir[0] != '.' || dir == ".." {
 		return "", false
@@ -89,13 +93,15 @@ func folderName(dir string) (name string, ok bool) {
 	parts := strings.Split(dir[1:], ".")
 	for i, p := range parts {
 		n, err := decodeMUTF7(p)
-		if err != nil || checkComponent(n) != nil {
+		if err != nil || checkComponent(n) != nil || encodeMUTF7(n) != p {
 			return "", false
 		}
 		parts[i] = n
 	}
 	if strings.EqualFold(parts[0], Inbox) {
-		parts[0] = Inbox
+		if parts[0] != Inbox {
+			return "", false
+		}
 	}
 	return strings.Join(parts, Delimiter), true
 }
