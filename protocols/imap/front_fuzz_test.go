@@ -451,3 +451,37 @@ func TestFrontDivergence(t *testing.T) {
 		})
 	}
 }
+
+// FuzzQuotaArgs: the front's own argument parser (for the QUOTA commands
+// it answers itself) never panics, and what it echoes back of an argument
+// cannot break the response line: it is an atom or quoted string without
+// CR or LF that reads back as the same value, or a literal of exactly the
+// announced length.
+func FuzzQuotaArgs(f *testing.F) {
+	for _, s := range []string{`INBOX`, `"a\"b\\c" x`, "{5+}\r\nINBOX", "{3+}\r\na\r\n", `"&AOk-"`, `&2D3cAA-`, `"unterminated`, "{99+}\r\nshort", "a]b (x)"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		args, err := parseAStrings(in)
+		if err != nil {
+			return
+		}
+		for _, a := range args {
+			if n, ok := strings.CutPrefix(a.raw, "{"); ok {
+				size, rest, _ := strings.Cut(n, "}\r\n")
+				if size != strconv.Itoa(len(rest)) || rest != a.text {
+					t.Fatalf("argument %q echoed as literal %q", a.text, a.raw)
+				}
+				continue
+			}
+			if strings.ContainsAny(a.raw, "\r\n") {
+				t.Fatalf("argument %q echoed as %q", a.text, a.raw)
+			}
+			back, err := parseAStrings([]byte(a.raw))
+			if err != nil || len(back) != 1 || back[0].text != a.text {
+				t.Fatalf("argument %q echoed as %q, which reads back as %v, %v", a.text, a.raw, back, err)
+			}
+			decodeMUTF7(a.text)
+		}
+	})
+}
