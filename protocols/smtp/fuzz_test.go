@@ -176,6 +176,9 @@ func (h *sessionHarness) run(t *testing.T, role Role, chunk int, script []byte) 
 		}
 	}
 	for _, d := range hs.agent.all()[before:] {
+		if f := receivedField(d.data); f == "" {
+			t.Errorf("delivered message does not start with a well-formed Received field: %.200q", d.data)
+		}
 		switch role {
 		case RoleSubmission:
 			if !authed {
@@ -189,6 +192,37 @@ func (h *sessionHarness) run(t *testing.T, role Role, chunk int, script []byte) 
 			}
 		}
 	}
+}
+
+// receivedField returns the Received field that starts a delivered
+// message, or "" when the message does not start with one that is folded
+// properly and free of control characters other than tab: whatever the
+// client greeted with or sent, the header we add stays one field.
+func receivedField(data string) string {
+	if !strings.HasPrefix(data, "Received: from ") {
+		return ""
+	}
+	end := 0
+	for {
+		i := strings.Index(data[end:], "\r\n")
+		if i < 0 {
+			return ""
+		}
+		end += i + 2
+		if end == len(data) || data[end] != '\t' && data[end] != ' ' {
+			break
+		}
+	}
+	f := data[:end]
+	for _, c := range []byte(strings.ReplaceAll(f, "\r\n", "")) {
+		if c < 0x20 && c != '\t' || c == 0x7f {
+			return ""
+		}
+	}
+	if !strings.Contains(f, ";\r\n\t") {
+		return ""
+	}
+	return f
 }
 
 // goSMTPSessionGone recognises panics go-smtp (v0.25.1, and still v0.26.0)
