@@ -22,23 +22,42 @@ targets=$(printf '%s\n' "$list" | awk '
 ')
 [ -n "$targets" ] || { echo "fuzz.sh: no fuzz targets found" >&2; exit 1; }
 
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 failed=""
+flaked=""
 count=0
 start=$(date +%s)
 while read -r pkg name; do
 	count=$((count + 1))
 	echo "== $name ($pkg, $duration)"
-	# Minimizing a new corpus entry may take up to 60s by default, a
-	# whole short run; crashers still get minimized within this bound.
-	if ! go test -run '^$' -fuzz "^$name\$" -fuzztime "$duration" -fuzzminimizetime "${FUZZ_MINIMIZE:-5s}" \
-		-parallel "$parallel" "$pkg"; then
-		failed="$failed $pkg.$name"
+	corpus="$(go list -f '{{.Dir}}' "$pkg")/testdata/fuzz/$name"
+	before=$(ls "$corpus" 2>/dev/null | wc -l)
+	# -fuzzminimizetime: minimizing a new corpus entry may take 60s by
+	# default, a whole short run; crashers still get minimized. -timeout 0:
+	# the default 10m would end a 10m run as a failure; every target bounds
+	# its own inputs.
+	if go test -run '^$' -fuzz "^$name\$" -fuzztime "$duration" -fuzzminimizetime "${FUZZ_MINIMIZE:-5s}" \
+		-parallel "$parallel" -timeout 0 "$pkg" >"$log" 2>&1; then
+		tail -n 3 "$log"
+		continue
 	fi
+	cat "$log"
+	after=$(ls "$corpus" 2>/dev/null | wc -l)
+	# Go's fuzz coordinator may report its own -fuzztime deadline as a
+	# failure (golang/go#75804, fixed in Go 1.27): no crasher, no failing
+	# test, just "context deadline exceeded".
+	if [ "$after" -eq "$before" ] && grep -q '^    context deadline exceeded$' "$log" && ! grep -q -- "--- FAIL: $name/" "$log"; then
+		echo "fuzz.sh: $name: the coordinator's deadline race (golang/go#75804), not a finding"
+		flaked="$flaked $name"
+		continue
+	fi
+	failed="$failed $pkg.$name"
 done <<EOF
 $targets
 EOF
 
-echo "fuzz.sh: $count targets in $(($(date +%s) - start))s"
+echo "fuzz.sh: $count targets in $(($(date +%s) - start))s${flaked:+; deadline race in:$flaked}"
 if [ -n "$failed" ]; then
 	echo "fuzz.sh: findings in:$failed" >&2
 	exit 1

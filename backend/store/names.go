@@ -68,6 +68,10 @@ func checkComponent(p string) error {
 		switch {
 		case r == '.':
 			return fmt.Errorf("%w: %q may not contain \".\"", ErrInvalid, p)
+		case string(r) == Delimiter:
+			// Only reachable from a directory name: a name is split
+			// at the delimiter before its components are checked.
+			return fmt.Errorf("%w: %q may not contain %q", ErrInvalid, p, Delimiter)
 		case r < 0x20, r == 0x7f, r >= 0x80 && r < 0xa0:
 			return fmt.Errorf("%w: control character in %q", ErrInvalid, p)
 		case r == '*', r == '%':
