@@ -87,9 +87,9 @@ func checkComponent(p string) error {
 // Maildir; ok is false for entries that are not folders we can name (cur,
 // tmp, Dovecot's and our own files, undecodable names) and for a second
 // spelling of a folder's directory (modified UTF-7 split into two runs or
-// with stray low bits, "inbox" for "INBOX"): folderDir would map the name
-// to the first spelling, so the entry would show up as a folder that
-// every operation misses.
+// with stray low bits, "inbox" for "INBOX", ".INBOX" for the Maildir
+// itself): folderDir would map the name to the first spelling, so the
+// entry would show up as a folder that every operation misses.
 func folderName(dir string) (name string, ok bool) {
 	if len(dir) < 2 || dir[0] != '.' || dir == ".." {
 		return "", false
@@ -102,10 +102,9 @@ func folderName(dir string) (name string, ok bool) {
 		}
 		parts[i] = n
 	}
-	if strings.EqualFold(parts[0], Inbox) {
-		if parts[0] != Inbox {
-			return "", false
-		}
+	if strings.EqualFold(parts[0], Inbox) && (parts[0] != Inbox || len(parts) == 1) {
+		// ".INBOX" is not INBOX, which is the Maildir itself.
+		return "", false
 	}
 	return strings.Join(parts, Delimiter), true
 }
