@@ -3,6 +3,7 @@ package userdb
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Limits from RFC 5321 4.5.3.1.
@@ -25,26 +26,37 @@ func Canonical(address string) (string, error) {
 }
 
 // Split returns the lower-cased local part and domain of an address.
+// Limits hold for the address as given and as lower-cased (lower-casing
+// can lengthen UTF-8), so that a canonical address always splits again to
+// itself.
 func Split(address string) (local, domain string, err error) {
 	if len(address) > maxAddress {
 		return "", "", fmt.Errorf("%w: longer than %d octets", ErrInvalid, maxAddress)
+	}
+	if !utf8.ValidString(address) {
+		// Lower-casing would turn each bad octet into U+FFFD.
+		return "", "", fmt.Errorf("%w: not UTF-8", ErrInvalid)
 	}
 	at := strings.LastIndexByte(address, '@')
 	if at < 0 {
 		return "", "", fmt.Errorf("%w: no @ in %q", ErrInvalid, address)
 	}
-	local, domain = address[:at], address[at+1:]
-	if local == "" || len(local) > maxLocalPart {
+	raw := address[:at]
+	local = strings.ToLower(raw)
+	if raw == "" || len(raw) > maxLocalPart || len(local) > maxLocalPart {
 		return "", "", fmt.Errorf("%w: local part empty or longer than %d octets", ErrInvalid, maxLocalPart)
 	}
-	if err := checkLocal(local); err != nil {
+	if err := checkLocal(raw); err != nil {
 		return "", "", err
 	}
-	d, err := CanonicalDomain(domain)
+	d, err := CanonicalDomain(address[at+1:])
 	if err != nil {
 		return "", "", err
 	}
-	return strings.ToLower(local), d, nil
+	if len(raw)+1+len(d) > maxAddress || len(local)+1+len(d) > maxAddress {
+		return "", "", fmt.Errorf("%w: longer than %d octets", ErrInvalid, maxAddress)
+	}
+	return local, d, nil
 }
 
 // checkLocal allows RFC 5322 dot-atom text plus UTF-8 (RFC 6531); it refuses
@@ -67,9 +79,17 @@ func checkLocal(local string) error {
 }
 
 // CanonicalDomain checks a domain name (no IP literals, no trailing dot) and
-// lower-cases it.
+// lower-cases it. The lower-cased form is what is checked, so that the
+// result is always a canonical domain itself.
 func CanonicalDomain(domain string) (string, error) {
 	if domain == "" || len(domain) > 253 {
+		return "", fmt.Errorf("%w: domain empty or too long", ErrInvalid)
+	}
+	if !utf8.ValidString(domain) {
+		return "", fmt.Errorf("%w: domain is not UTF-8", ErrInvalid)
+	}
+	domain = strings.ToLower(domain)
+	if len(domain) > 253 {
 		return "", fmt.Errorf("%w: domain empty or too long", ErrInvalid)
 	}
 	for _, label := range strings.Split(domain, ".") {
@@ -86,5 +106,5 @@ func CanonicalDomain(domain string) (string, error) {
 			}
 		}
 	}
-	return strings.ToLower(domain), nil
+	return domain, nil
 }

@@ -9,10 +9,14 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // maxReturnedHeaders bounds the original header block quoted in a bounce.
 const maxReturnedHeaders = 64 << 10
+
+// maxLine is the longest line RFC 5322 allows, CRLF excluded.
+const maxLine = 998
 
 const mailDate = "Mon, 02 Jan 2006 15:04:05 -0700"
 
@@ -61,7 +65,10 @@ func (q *Queue) buildDSN(it *item, failed []Recipient) ([]byte, error) {
 	h("It is attached below the technical report.")
 	h("")
 	for _, r := range failed {
-		h("<%s>: %s", r.Addr, r.LastReply)
+		// An address and a reply, each bounded, may together still
+		// exceed a line.
+		b.Write(cutLine([]byte("<" + r.Addr + ">: " + r.LastReply)))
+		b.WriteString("\r\n")
 	}
 	h("")
 
@@ -131,7 +138,11 @@ func stripPrefix(s string) string {
 }
 
 // originalHeaders returns the header block of a queued message, with CRLF
-// line ends, cut at maxReturnedHeaders on a line boundary.
+// line ends, cut at maxReturnedHeaders on a line boundary. So that the
+// bounce itself is a valid message, a line longer than RFC 5322 allows
+// (SMTP takes longer ones) is cut, and control characters other than tab
+// (a stray CR, which some MTAs take for a line end, or a NUL, which an
+// 8bit part may not hold) become spaces.
 func (q *Queue) originalHeaders(it *item) ([]byte, error) {
 	f, sr, err := q.spool.open(it.ID, it.Size)
 	if err != nil {
@@ -150,8 +161,28 @@ func (q *Queue) originalHeaders(it *item) ([]byte, error) {
 		if len(l) == 0 {
 			break // end of the header block
 		}
-		out.Write(l)
+		out.Write(cutLine(bytes.Map(controlToSpace, l)))
 		out.WriteString("\r\n")
 	}
 	return out.Bytes(), nil
+}
+
+// cutLine shortens a line (without its CRLF) to the 998 octets RFC 5322
+// allows, on a UTF-8 boundary.
+func cutLine(l []byte) []byte {
+	if len(l) <= maxLine {
+		return l
+	}
+	n := maxLine
+	for n > 0 && !utf8.RuneStart(l[n]) {
+		n--
+	}
+	return l[:n]
+}
+
+func controlToSpace(r rune) rune {
+	if r < 0x20 && r != '\t' || r == 0x7f {
+		return ' '
+	}
+	return r
 }

@@ -68,6 +68,10 @@ func checkComponent(p string) error {
 		switch {
 		case r == '.':
 			return fmt.Errorf("%w: %q may not contain \".\"", ErrInvalid, p)
+		case string(r) == Delimiter:
+			// Only reachable from a directory name: a name is split
+			// at the delimiter before its components are checked.
+			return fmt.Errorf("%w: %q may not contain %q", ErrInvalid, p, Delimiter)
 		case r < 0x20, r == 0x7f, r >= 0x80 && r < 0xa0:
 			return fmt.Errorf("%w: control character in %q", ErrInvalid, p)
 		case r == '*', r == '%':
@@ -81,7 +85,11 @@ func checkComponent(p string) error {
 
 // folderName is the inverse of folderDir for a directory entry of the
 // Maildir; ok is false for entries that are not folders we can name (cur,
-// tmp, Dovecot's and our own files, undecodable names).
+// tmp, Dovecot's and our own files, undecodable names) and for a second
+// spelling of a folder's directory (modified UTF-7 split into two runs or
+// with stray low bits, "inbox" for "INBOX", ".INBOX" for the Maildir
+// itself): folderDir would map the name to the first spelling, so the
+// entry would show up as a folder that every operation misses.
 func folderName(dir string) (name string, ok bool) {
 	if len(dir) < 2 || dir[0] != '.' || dir == ".." {
 		return "", false
@@ -89,13 +97,14 @@ func folderName(dir string) (name string, ok bool) {
 	parts := strings.Split(dir[1:], ".")
 	for i, p := range parts {
 		n, err := decodeMUTF7(p)
-		if err != nil || checkComponent(n) != nil {
+		if err != nil || checkComponent(n) != nil || encodeMUTF7(n) != p {
 			return "", false
 		}
 		parts[i] = n
 	}
-	if strings.EqualFold(parts[0], Inbox) {
-		parts[0] = Inbox
+	if strings.EqualFold(parts[0], Inbox) && (parts[0] != Inbox || len(parts) == 1) {
+		// ".INBOX" is not INBOX, which is the Maildir itself.
+		return "", false
 	}
 	return strings.Join(parts, Delimiter), true
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -869,7 +870,9 @@ func readUIDList(path string) (validity, next uint32, m map[string]uint32, ok bo
 			return 0, 0, nil, false
 		}
 		uid, err := strconv.ParseUint(line[:sp], 10, 32)
-		if err != nil || uid == 0 {
+		if err != nil || uid == 0 || uid == math.MaxUint32 {
+			// The last UID leaves no UIDNEXT: the folder needs a new
+			// UIDVALIDITY, which ignoring the file gives it.
 			return 0, 0, nil, false
 		}
 		rest := line[sp+1:]

@@ -22,8 +22,14 @@
 // library sees. It follows the client's command stream exactly — lines,
 // literals by their announced length, the library's continuation requests
 // and tagged completions — so a command is only ever recognised at a
-// command boundary and message data is never taken for commands. That is
-// where what go-imap v2.0.0-beta.8 cannot do gets done:
+// command boundary and message data is never taken for commands. It hands
+// go-imap one line or literal at a time and refuses what go-imap would
+// frame differently (a CR inside a line, a quoted string open at the end
+// of a line, data after an APPEND message), so both always agree on where
+// a command ends; should they ever disagree (go-imap answering a command
+// the front did not forward, or reading past one), the front logs it and
+// closes the connection. FuzzFrontDifferential checks this against go-imap
+// itself. That is where what go-imap v2.0.0-beta.8 cannot do gets done:
 //
 //   - QUOTA (RFC 9208): the library neither dispatches GETQUOTAROOT and
 //     GETQUOTA nor lets a server add a capability it does not know (its

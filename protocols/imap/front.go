@@ -45,6 +45,21 @@ import (
 // literal, so message data is never parsed as commands. Commands other than
 // APPEND are read whole (their literals are at most 4096 octets) before the
 // library sees a byte of them; APPEND's message literal is streamed.
+//
+// The front and the library must agree on where every command ends, or
+// bytes the front took for data (a literal, the rest of a line) become a
+// command the front never saw. The front makes that agreement hold by
+// construction (see readCommand and next): it refuses lines go-imap would
+// split differently (a CR inside a line, a quoted string left open at the
+// end of a line, trailing data after an APPEND message, which go-imap
+// drops without an answer), it hands the library a command one line or
+// one literal per read, so the library never holds more than the piece it
+// is parsing, and once the library has answered a command the rest of it
+// is dropped. What it cannot rule out it detects: the library answering a
+// tag other than the one forwarded, answering twice, asking for more of a
+// command the front has handed over whole, or asking for a continuation
+// line while literal data is pending. Any of these logs msgDiverged and
+// closes the connection with a BYE.
 type frontConn struct {
 	srv    *Server
 	gc     *gate.Conn
@@ -54,15 +69,16 @@ type frontConn struct {
 
 	// Reader side: used only by the goroutine go-imap reads with (which is
 	// also the one that runs the session's commands).
-	br        *bufio.Reader
-	pending   []byte // bytes handed to the library next
-	cmdBuf    []byte
-	litBuf    []byte
-	state     inState
-	litLeft   int64 // literal octets still to pass (inLiteral)
-	litComing bool  // the client is sending them (non-sync, or "+" sent)
-	cmdName   string
-	readErr   error
+	br          *bufio.Reader
+	pending     []byte   // bytes handed to the library next
+	queued      [][]byte // the rest of the command, one piece per read
+	cmdBuf      []byte
+	litBuf      []byte
+	state       inState
+	litLeft     int64 // literal octets still to pass (inLiteral)
+	appendParen bool  // the streamed APPEND message ends with ")" (UTF8 (~{n}))
+	cmdName     string
+	readErr     error
 
 	mu         sync.Mutex
 	raw        net.Conn
@@ -73,6 +89,8 @@ type frontConn struct {
 	cont       bool   // a "+" was written since the reader last looked
 	atRest     bool   // the reader waits for a command or for IDLE's DONE
 	closed     bool
+	own        bool   // the output being scanned is the front's, not the library's
+	split      string // why the library's view of the commands left the front's
 	out        []byte // output not yet written to raw
 	os         outState
 	head       []byte // start of the current output line
@@ -89,7 +107,7 @@ const (
 	inNew       inState = iota // next client bytes start a command
 	inLiteral                  // literal data of a streamed APPEND
 	inArgs                     // the rest of a streamed APPEND after its literal
-	inForwarded                // the whole command is with the library
+	inForwarded                // the whole command is with the library or queued
 )
 
 type outState uint8
@@ -105,6 +123,11 @@ const (
 	outFlushAt = 32 << 10
 	headMax    = 96
 	capLineMax = 8 << 10
+	// maxContinuationLine bounds a line answering a continuation request
+	// (AUTHENTICATE, IDLE's DONE), CRLF included: go-imap reads those with
+	// bufio.Reader.ReadLine over its 4096-octet buffer, and would read the
+	// rest of a longer line as a command.
+	maxContinuationLine = 4096
 )
 
 // newFrontConn fronts nc, which is gc or TLS over it.
@@ -193,7 +216,7 @@ func (f *frontConn) Read(p []byte) (int, error) {
 	if f.readErr != nil {
 		return 0, f.readErr
 	}
-	for len(f.pending) == 0 {
+	for len(f.pending) == 0 || f.answered() {
 		if err := f.next(); err != nil {
 			// Sticky: go-imap's bufio.Reader reports an error once
 			// and would read on.
@@ -206,65 +229,110 @@ func (f *frontConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// next finds the library's next bytes: the rest of a streamed APPEND, a
-// line answering a continuation request (AUTHENTICATE, IDLE's DONE), or the
-// next command.
+// answered reports whether the library has answered the command it is
+// being handed; nothing more of that command may reach it then.
+func (f *frontConn) answered() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.completed
+}
+
+// next finds the library's next bytes: the next queued piece of the
+// command, the rest of a streamed APPEND, a line answering a continuation
+// request (AUTHENTICATE, IDLE's DONE), or the next command.
+//
+// go-imap asks for bytes (its bufio.Reader is empty) only when it has
+// consumed every byte handed to it. So a read while it owes the command an
+// answer means it wants more of that command, and a read after its answer
+// means it is at a command boundary, whatever is left of the command on
+// the front's side.
 func (f *frontConn) next() error {
 	f.mu.Lock()
-	completed, cont := f.completed, f.cont
+	completed, cont, split := f.completed, f.cont, f.split
 	f.cont = false
 	f.mu.Unlock()
-
+	if split != "" {
+		return errHangUp // the write side found a divergence and said BYE
+	}
+	if completed {
+		// The library answered without reading all of the command (a
+		// syntax error before a literal, say): the rest is dropped,
+		// and what the client still sends of it is skipped.
+		f.pending, f.queued = nil, nil
+		if f.state == inLiteral || f.state == inArgs {
+			if err := f.discardCommand(); err != nil {
+				return err
+			}
+		}
+		f.state = inNew
+	}
+	if len(f.queued) > 0 {
+		if cont {
+			return f.diverge("continuation request before the command's literal data")
+		}
+		f.pending, f.queued = f.queued[0], f.queued[1:]
+		return nil
+	}
 	switch f.state {
 	case inLiteral:
-		if !f.litComing && cont {
-			f.litComing = true
-		}
-		switch {
-		case completed:
-			// The library answered without reading it all (a syntax
-			// error before the literal, say): drop what the client
-			// still sends of this command.
-			if err := f.discardCommand(); err != nil {
-				return err
-			}
-		case f.litComing:
-			return f.passLiteral()
-		default:
-			// A synchronizing literal the library has not asked for;
-			// it will answer the command without it.
-			f.state = inNew
-		}
+		return f.passLiteral()
 	case inArgs:
-		if completed {
-			if err := f.discardCommand(); err != nil {
-				return err
-			}
-			break
-		}
 		return f.readArgs()
 	case inForwarded:
-		if cont && !completed {
-			// AUTHENTICATE's response or IDLE's DONE: one raw line.
-			idle := f.cmdName == "IDLE"
-			timeout := f.srv.commandTimeout()
-			if idle {
-				timeout = f.srv.idleTimeout()
-			}
-			line, err := f.readLine(timeout, maxCommandText, idle)
-			if err != nil {
-				if errors.Is(err, errLineTooLong) {
-					line = []byte("*\r\n") // cancels AUTHENTICATE, ends IDLE with BAD
-				} else {
-					return err
-				}
-			}
-			f.pending = line
-			return nil
+		if !cont {
+			return f.diverge("the library reads past the end of the command")
 		}
+		return f.readContinuation()
 	}
 	f.state = inNew
 	return f.readCommand()
+}
+
+// readContinuation hands the library one raw line answering its
+// continuation request: AUTHENTICATE's response or IDLE's DONE.
+func (f *frontConn) readContinuation() error {
+	idle := f.cmdName == "IDLE"
+	timeout := f.srv.commandTimeout()
+	if idle {
+		timeout = f.srv.idleTimeout()
+	}
+	line, err := f.readLine(timeout, maxContinuationLine, idle)
+	if err != nil {
+		if !errors.Is(err, errLineTooLong) {
+			return err
+		}
+		line = []byte("*\r\n") // cancels AUTHENTICATE, ends IDLE with BAD
+	}
+	f.pending = line
+	return nil
+}
+
+// diverge ends a connection whose command stream the library reads
+// differently from the front, before it acts on anything more.
+func (f *frontConn) diverge(reason string) error {
+	f.mu.Lock()
+	f.divergeLocked(reason)
+	f.mu.Unlock()
+	return errHangUp
+}
+
+// divergeLocked logs a divergence, says BYE and closes the transport, so
+// that the library's next read or write fails. f.mu is held.
+func (f *frontConn) divergeLocked(reason string) {
+	if f.split == "" {
+		f.split = reason
+	}
+	if f.outErr == errHangUp {
+		return
+	}
+	f.srv.logger().Warn(msgDiverged, "remote", f.raw.RemoteAddr().String(), "tag", f.tag, "reason", f.split)
+	// The line being scanned, the library's answer to a command the
+	// front never forwarded, is not sent.
+	f.head, f.os = f.head[:0], outHead
+	f.out = append(f.out, "* BYE [CLIENTBUG] Command stream out of step, closing connection\r\n"...)
+	f.flushLocked()
+	f.outErr = errHangUp
+	f.raw.Close()
 }
 
 // setReadDeadline arms the read deadline on the current transport.
@@ -344,10 +412,12 @@ func (f *frontConn) skipLine(timeout time.Duration) error {
 }
 
 // literalAnnounced parses a literal announcement at the end of line:
-// "{n}", "{n+}" or literal8 "~{n}", then CRLF (or a bare LF). It returns
-// the line up to the announcement.
+// "{n}", "{n+}" or literal8 "~{n}", then CRLF (or a bare LF), with the
+// space go-imap allows before the CRLF. It returns the line up to the
+// announcement.
 func literalAnnounced(line []byte) (prefix []byte, n int64, nonSync, ok bool) {
 	l := bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+	l = bytes.TrimSuffix(l, []byte(" "))
 	if len(l) < 3 || l[len(l)-1] != '}' {
 		return nil, 0, false, false
 	}
@@ -410,6 +480,8 @@ func isAtomChar(c byte) bool {
 }
 
 // parseCommandStart splits "tag SP name [SP UID-subcommand]" off a line.
+// A name running into an octet over 0x7F is refused: go-imap would read
+// it as part of the name, and the front would dispatch on a different one.
 func parseCommandStart(line []byte) (tag, name string, ok bool) {
 	i := 0
 	for i < len(line) && isTagChar(line[i]) {
@@ -423,7 +495,7 @@ func parseCommandStart(line []byte) (tag, name string, ok bool) {
 	for j < len(line) && isAtomChar(line[j]) {
 		j++
 	}
-	if j == i+1 {
+	if j == i+1 || j < len(line) && line[j] >= 0x80 {
 		return tag, "", false
 	}
 	name = string(bytes.ToUpper(line[i+1 : j]))
@@ -436,7 +508,7 @@ func parseCommandStart(line []byte) (tag, name string, ok bool) {
 		for k < len(line) && isAtomChar(line[k]) {
 			k++
 		}
-		if k == j+1 {
+		if k == j+1 || k < len(line) && line[k] >= 0x80 {
 			return tag, "", false
 		}
 		name = "UID " + string(bytes.ToUpper(line[j+1:k]))
@@ -481,10 +553,20 @@ func (f *frontConn) readCommand() error {
 	}
 
 	buf := f.cmdBuf[:0]
+	var pieces []int // where buf's pieces end: after each line, after each literal
+	piece := func() {
+		if len(pieces) == 0 || pieces[len(pieces)-1] < len(buf) {
+			pieces = append(pieces, len(buf))
+		}
+	}
 	text, lits := 0, 0
+	afterMessage, paren := false, false // APPEND: the message literal was read, and its data extension wants ")"
 	for {
-		if bytes.IndexByte(line, 0) >= 0 {
-			return f.refuse(tag, line, "BAD", "[CLIENTBUG] NUL octet in command")
+		if fault := lineFault(line); fault != "" {
+			return f.refuse(tag, line, "BAD", "[CLIENTBUG] "+fault)
+		}
+		if afterMessage && !appendEnd(line, paren) {
+			return f.refuse(tag, line, "BAD", "[CLIENTBUG] Only one message per APPEND, and nothing after it")
 		}
 		text += len(line)
 		if text > maxCommandText {
@@ -493,28 +575,39 @@ func (f *frontConn) readCommand() error {
 		prefix, n, nonSync, isLit := literalAnnounced(line)
 		if !isLit {
 			buf = append(buf, line...)
+			piece()
 			break
 		}
-		if name == "APPEND" && n > maxSmallLiteral {
+		// APPEND's first literal is its mailbox when it follows the
+		// name directly; any other is the message. Only the message
+		// may be large: go-imap buffers the mailbox like any string,
+		// and past 4096 octets it does not refuse it but parses the
+		// literal's data as the rest of the command.
+		message := name == "APPEND" && !(len(pieces) == 0 && len(prefix) == len(tag)+len(" APPEND ") && prefix[len(prefix)-1] == ' ')
+		if message && n > maxSmallLiteral {
 			if n > f.srv.appendLimit() {
 				return f.refuse(tag, line, "NO", fmt.Sprintf("[TOOBIG] Message of %d octets exceeds the APPENDLIMIT of %d", n, f.srv.appendLimit()))
 			}
 			// Stream the message: the library gets the command so
 			// far, then the literal as it arrives.
 			buf = withNonSync(buf, prefix, n)
+			piece()
 			if !nonSync {
 				f.writeNow("+ Ready for literal data\r\n")
 			}
 			f.startCommand(tag)
 			f.cmdBuf = buf[:0]
-			f.pending = buf
-			f.state, f.litLeft, f.litComing = inLiteral, n, true
+			f.hand(buf, pieces)
+			f.state, f.litLeft = inLiteral, n
+			f.appendParen = bytes.HasSuffix(prefix, []byte("(~"))
 			return nil
 		}
 		if n > maxSmallLiteral || lits+int(n) > maxCommandText {
 			return f.refuse(tag, line, "NO", fmt.Sprintf("[TOOBIG] Literal of %d octets exceeds the %d-octet limit of %s", n, maxSmallLiteral, name))
 		}
+		afterMessage, paren = message, bytes.HasSuffix(prefix, []byte("(~"))
 		buf = withNonSync(buf, prefix, n)
+		piece()
 		if !nonSync {
 			f.writeNow("+ Ready for literal data\r\n")
 		}
@@ -525,6 +618,7 @@ func (f *frontConn) readCommand() error {
 		if _, err := io.ReadFull(f.br, buf[start:]); err != nil {
 			return err
 		}
+		piece()
 		line, err = f.readLine(f.srv.commandTimeout(), maxLine, false)
 		if errors.Is(err, errLineTooLong) {
 			return f.refuse(tag, f.litBuf, "BAD", "[TOOBIG] Command line too long")
@@ -543,9 +637,73 @@ func (f *frontConn) readCommand() error {
 		return err
 	}
 	f.startCommand(tag)
-	f.pending = buf
+	f.hand(buf, pieces)
 	f.state = inForwarded
 	return nil
+}
+
+// hand queues a command for the library one piece (a line, or a literal's
+// data) per read. Given the whole command at once, go-imap would keep in
+// its buffer what follows a syntax error and read it as the next command;
+// piece by piece, it holds only what it is parsing, and what it has not
+// asked for when it answers is dropped.
+func (f *frontConn) hand(buf []byte, pieces []int) {
+	f.queued = f.queued[:0]
+	start := 0
+	for _, end := range pieces {
+		f.queued = append(f.queued, buf[start:end])
+		start = end
+	}
+	f.pending, f.queued = f.queued[0], f.queued[1:]
+}
+
+// lineFault names what in a command line (outside literals) go-imap would
+// read differently from the front: a NUL; a CR that does not end the line,
+// which go-imap takes for a line end when it discards the rest of a bad
+// command, and so reads what follows as a new command; a quoted string
+// still open at the end of the line, which go-imap reads on across the
+// CRLF, into what the front takes for literal data or the next command.
+// Quoting follows go-imap: a backslash escapes any octet.
+func lineFault(line []byte) string {
+	body := bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+	quoted, escaped := false, false
+	for _, c := range body {
+		switch {
+		case c == 0:
+			return "NUL octet in command"
+		case c == '\r':
+			return "CR without LF in command"
+		case escaped:
+			escaped = false
+		case quoted && c == '\\':
+			escaped = true
+		case c == '"':
+			quoted = !quoted
+		}
+	}
+	if quoted {
+		return "Quoted string not closed at the end of the line"
+	}
+	return ""
+}
+
+// appendEnd reports whether line, the one after an APPEND's message
+// literal, ends the command as go-imap expects: ")" when the message came
+// as UTF8 (~{n}), then an optional space and CRLF or LF. Anything else
+// there makes go-imap store the message and then drop the command without
+// an answer, and read on as if a new command started.
+func appendEnd(line []byte, paren bool) bool {
+	if paren {
+		if len(line) == 0 || line[0] != ')' {
+			return false
+		}
+		line = line[1:]
+	}
+	switch string(line) {
+	case "\n", "\r\n", " \n", " \r\n":
+		return true
+	}
+	return false
 }
 
 // startCommand notes the tag whose tagged response completes the command.
@@ -565,6 +723,12 @@ func (f *frontConn) refuse(tag string, line []byte, status, text string) error {
 		tag = "*"
 	}
 	f.writeNow(tag + " " + status + " " + text + "\r\n")
+	return f.skipAnnounced(line)
+}
+
+// skipAnnounced skips what remains of a command whose answer has been
+// given, from the non-synchronizing literal line announces on.
+func (f *frontConn) skipAnnounced(line []byte) error {
 	_, n, nonSync, isLit := literalAnnounced(line)
 	if !isLit || !nonSync {
 		return nil
@@ -573,14 +737,17 @@ func (f *frontConn) refuse(tag string, line []byte, status, text string) error {
 		f.writeNow("* BYE [TOOBIG] Non-synchronizing literal too large\r\n")
 		return errHangUp
 	}
-	f.state, f.litLeft, f.litComing = inLiteral, n, true
+	f.state, f.litLeft = inLiteral, n
 	return f.discardCommand()
 }
 
-// discardCommand drops the rest of a command whose answer has been given.
+// discardCommand drops the rest of a command whose answer has been given:
+// in inLiteral, the literal's remaining octets (the client is sending
+// them: it was non-synchronizing or got its "+"), then the lines after it
+// and every non-synchronizing literal they announce.
 func (f *frontConn) discardCommand() error {
 	for {
-		if f.state == inLiteral && f.litComing && f.litLeft > 0 {
+		if f.state == inLiteral && f.litLeft > 0 {
 			f.setReadDeadline(f.srv.commandTimeout())
 			if _, err := io.CopyN(io.Discard, f.br, f.litLeft); err != nil {
 				return err
@@ -607,7 +774,7 @@ func (f *frontConn) discardCommand() error {
 			f.writeNow("* BYE [TOOBIG] Non-synchronizing literal too large\r\n")
 			return errHangUp
 		}
-		f.state, f.litLeft, f.litComing = inLiteral, n, true
+		f.state, f.litLeft = inLiteral, n
 	}
 }
 
@@ -643,37 +810,34 @@ func (f *frontConn) passLiteral() error {
 	return err
 }
 
-// readArgs passes the rest of a streamed command after its literal.
+// readArgs passes the end of a streamed APPEND after its message. The
+// library has the message by now, so anything but the end go-imap expects
+// (see appendEnd) cannot be refused as a whole: it is answered with an
+// untagged BAD and skipped, and the library gets the plain end, so that it
+// answers the APPEND.
 func (f *frontConn) readArgs() error {
 	line, err := f.readLine(f.srv.commandTimeout(), f.srv.maxLine(), false)
-	if errors.Is(err, errLineTooLong) {
-		// The library has part of the command: end it so that it
-		// answers BAD, and drop the rest.
-		f.pending = []byte(" \x00\r\n")
-		f.state = inForwarded
-		return nil
-	}
-	if err != nil {
+	tooLong := errors.Is(err, errLineTooLong)
+	if err != nil && !tooLong {
 		return err
 	}
-	f.pending = line
-	prefix, n, nonSync, isLit := literalAnnounced(line)
-	if !isLit {
-		f.state = inForwarded
+	f.state = inForwarded
+	if !tooLong && appendEnd(line, f.appendParen) {
+		f.pending = line
 		return nil
 	}
-	// Another literal (MULTIAPPEND, which the library refuses): keep
-	// the client's choice and follow the library's answer.
-	if n > f.srv.appendLimit() {
-		f.pending = append(append([]byte(nil), prefix...), "\r\n"...)
-		f.state = inForwarded
-		if nonSync {
-			f.writeNow("* BYE [TOOBIG] Non-synchronizing literal too large\r\n")
-			return errHangUp
-		}
-		return nil
+	f.writeNow("* BAD [CLIENTBUG] Only one message per APPEND, and nothing after it: ignored\r\n")
+	if tooLong {
+		line = f.litBuf
 	}
-	f.state, f.litLeft, f.litComing = inLiteral, n, nonSync
+	if err := f.skipAnnounced(line); err != nil {
+		return err
+	}
+	f.state = inForwarded
+	f.pending = []byte("\r\n")
+	if f.appendParen {
+		f.pending = []byte(")\r\n")
+	}
 	return nil
 }
 
@@ -689,6 +853,9 @@ func (f *frontConn) Write(p []byte) (int, error) {
 		return 0, f.outErr
 	}
 	f.scanOut(p)
+	if f.split != "" {
+		f.divergeLocked(f.split)
+	}
 	if f.outErr != nil {
 		return 0, f.outErr
 	}
@@ -709,7 +876,9 @@ func (f *frontConn) writeNow(s string) {
 	if f.closed {
 		return
 	}
+	f.own = true
 	f.scanOut([]byte(s))
+	f.own = false
 	f.flushLocked()
 }
 
@@ -738,7 +907,7 @@ func (f *frontConn) flushLocked() error {
 // tagged completions, continuation requests and capability lists) and
 // skips literal data by its announced length. f.mu is held.
 func (f *frontConn) scanOut(p []byte) {
-	for len(p) > 0 && f.outErr == nil {
+	for len(p) > 0 && f.outErr == nil && f.split == "" {
 		switch f.os {
 		case outLiteral:
 			n := int(min(int64(len(p)), f.outLit))
@@ -787,13 +956,13 @@ func (f *frontConn) scanOut(p []byte) {
 					end = true
 					break
 				}
-				if f.os == outHead && len(f.head) >= headMax || f.os == outCap && len(f.head) >= capLineMax {
+				if f.os == outHead && len(f.head) >= f.headMax() || f.os == outCap && len(f.head) >= capLineMax {
 					break
 				}
 			}
 			p = p[i:]
 			if f.os == outHead {
-				if !end && lit < 0 && len(f.head) < headMax {
+				if !end && lit < 0 && len(f.head) < f.headMax() {
 					continue // need more of the line to judge it
 				}
 				if f.classify(end) {
@@ -801,6 +970,9 @@ func (f *frontConn) scanOut(p []byte) {
 					if !end {
 						continue
 					}
+				}
+				if f.split != "" {
+					return // the line is not sent; Write ends the connection
 				}
 			}
 			if f.os == outCap && end {
@@ -820,6 +992,11 @@ func (f *frontConn) scanOut(p []byte) {
 	}
 }
 
+// headMax is how much of an output line classify needs: the tag of the
+// command being forwarded, however long, and what follows it up to
+// "PREAUTH [CAPABILITY ".
+func (f *frontConn) headMax() int { return max(headMax, len(f.tag)+32) }
+
 func (f *frontConn) startOutLiteral(n int64) {
 	f.det = literalDetector{}
 	if n == 0 {
@@ -831,11 +1008,16 @@ func (f *frontConn) startOutLiteral(n int64) {
 
 // classify looks at the start of an output line; it reports whether the
 // line is a capability list to complete. whole says the line has ended.
+// A tagged response from the library completes the command being
+// forwarded; one with another tag, or a second one, answers a command the
+// front never forwarded, and marks the connection as diverged.
 func (f *frontConn) classify(whole bool) bool {
 	h := f.head
 	switch {
 	case len(h) > 0 && h[0] == '+':
-		f.cont = true
+		if !f.own {
+			f.cont = true
+		}
 		return false
 	case bytes.HasPrefix(h, []byte("* CAPABILITY ")):
 		return true
@@ -847,8 +1029,13 @@ func (f *frontConn) classify(whole bool) bool {
 		return false
 	}
 	tag, rest := h[:sp], h[sp+1:]
-	if string(tag) != "*" && string(tag) == f.tag && f.tag != "" {
-		if bytes.HasPrefix(rest, []byte("OK")) || bytes.HasPrefix(rest, []byte("NO")) || bytes.HasPrefix(rest, []byte("BAD")) {
+	if string(tag) != "*" && !f.own && (bytes.HasPrefix(rest, []byte("OK")) || bytes.HasPrefix(rest, []byte("NO")) || bytes.HasPrefix(rest, []byte("BAD"))) {
+		switch {
+		case string(tag) != f.tag:
+			f.split = fmt.Sprintf("the library answered %q", tag)
+		case f.completed:
+			f.split = "the library answered the command twice"
+		default:
 			f.completed = true
 		}
 	}
@@ -961,3 +1148,7 @@ func (f *frontConn) startTLS(tag string, args []byte) error {
 	f.br.Reset(tc)
 	return nil
 }
+
+// msgDiverged is logged when the front and go-imap disagree on where a
+// command ends.
+const msgDiverged = "imap command stream diverged"

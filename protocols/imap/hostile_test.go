@@ -40,7 +40,7 @@ func TestHostileInput(t *testing.T) {
 		{name: "bad literal syntax", send: "A1 LOGIN {abc}\r\n", want: "A1 BAD [CLIENTBUG] Syntax error"},
 		{name: "negative literal", send: "A1 LOGIN {-5}\r\n", want: "A1 BAD [CLIENTBUG] Syntax error"},
 		{name: "APPEND over APPENDLIMIT", login: true, send: "A1 APPEND INBOX {999999999}\r\n", want: "A1 NO [TOOBIG] Message of 999999999 octets exceeds the APPENDLIMIT"},
-		{name: "APPEND bad flag after + is drained", login: true, send: "A1 APPEND INBOX (\\Bad\"flag) {5000}\r\n", extra: strings.Repeat("m", 5000) + "\r\n", want: "A1 BAD"},
+		{name: "APPEND bad flag after + is drained", login: true, send: "A1 APPEND INBOX (\\Bad%flag) {5000}\r\n", extra: strings.Repeat("m", 5000) + "\r\n", want: "A1 BAD"},
 		{name: "SELECT before login", send: "A1 SELECT INBOX\r\n", want: "A1 BAD [CLIENTBUG] This command is only valid in the authenticated state"},
 		{name: "GETQUOTAROOT before login", send: "A1 GETQUOTAROOT INBOX\r\n", want: "A1 BAD [CLIENTBUG] This command is only valid in the authenticated state"},
 		{name: "FETCH without selection", login: true, send: "A1 FETCH 1 FLAGS\r\n", want: "A1 BAD [CLIENTBUG] This command is only valid in the selected state"},
@@ -56,6 +56,26 @@ func TestHostileInput(t *testing.T) {
 		{name: "IDLE ended by garbage", login: true, select_: true, send: "A1 IDLE\r\n", extra: "NOT-DONE\r\n", want: "A1 BAD [CLIENTBUG] Syntax error: expected DONE"},
 		{name: "AUTHENTICATE with an overlong response", send: "A1 AUTHENTICATE PLAIN\r\n", extra: strings.Repeat("Q", 60000) + "\r\n", want: "A1 BAD AUTHENTICATE cancelled"},
 		{name: "bare LF line ends", send: "A1 NOOP\n", want: "A1 OK"},
+		// Command smuggling: bytes the front takes for data or for the
+		// rest of a line must never become a command for go-imap. Each
+		// case ends with a LOGOUT go-imap would run if smuggled: the
+		// connection staying open shows that it did not.
+		{name: "literal after a syntax error", send: "A1 NOOP x{11}\r\n", extra: "A2 LOGOUT\r\n\r\n", want: "A1 BAD [CLIENTBUG] Syntax error"},
+		{name: "non-sync literal after a syntax error", send: "A1 NOOP x{11+}\r\nA2 LOGOUT\r\n\r\n", want: "A1 BAD [CLIENTBUG] Syntax error"},
+		{name: "literal after a syntax error, logged in", login: true, send: "A1 SELECT INBOX x{11+}\r\nA2 LOGOUT\r\n\r\n", want: "A1 BAD [CLIENTBUG] Syntax error"},
+		{name: "quoted string across CRLF", send: "A1 LOGIN \"a\r\nA2 NOOP\r\n\" b\r\n", want: "A1 BAD [CLIENTBUG] Quoted string not closed at the end of the line"},
+		{name: "quoted string hiding a literal", send: "A1 LOGIN \"a {11+}\r\nA2 LOGOUT\r\n\r\n", want: "A1 BAD [CLIENTBUG] Quoted string not closed at the end of the line"},
+		{name: "escaped quote keeps the string open", send: "A1 LOGIN \"a\\\" {11+}\r\nA2 LOGOUT\r\n\r\n", want: "A1 BAD [CLIENTBUG] Quoted string not closed"},
+		{name: "CR inside a line", send: "A1 NOOP x\rA2 LOGOUT\r\n", want: "A1 BAD [CLIENTBUG] CR without LF in command"},
+		{name: "CR inside a quoted string", send: "A1 NOOP \"\rA2 LOGOUT\"\r\n", want: "A1 BAD [CLIENTBUG] CR without LF in command"},
+		{name: "name running into 8-bit", send: "A1 LOGOUT\xe9\r\n", want: "A1 BAD [CLIENTBUG] Missing or invalid command name"},
+		{name: "space after a literal announcement", send: "A1 SELECT {5} \r\n", extra: "INBOX\r\n", want: "A1 BAD [CLIENTBUG] This command is only valid in the authenticated state"},
+		{name: "second APPEND message", login: true, send: "A1 APPEND INBOX {5+}\r\nhello {11+}\r\nA2 LOGOUT\r\n\r\n", want: "A1 BAD [CLIENTBUG] Only one message per APPEND"},
+		{name: "data after the APPEND message", login: true, send: "A1 APPEND INBOX {5+}\r\nhello) x\r\n", want: "A1 BAD [CLIENTBUG] Only one message per APPEND"},
+		{name: "second streamed APPEND message", login: true, send: "A1 APPEND INBOX {5000+}\r\n" + strings.Repeat("m", 5000) + " {11+}\r\nA2 LOGOUT\r\n\r\n", want: "A1 OK [APPENDUID"},
+		{name: "large APPEND mailbox literal", login: true, send: "A1 APPEND {5000+}\r\n" + strings.Repeat("m", 4990) + "\r\nA2 LOGOUT\r\n (\\Seen) {1+}\r\nx\r\n", want: "A1 NO [TOOBIG] Literal of 5000 octets exceeds the 4096-octet limit of APPEND"},
+		{name: "long tag", send: strings.Repeat("t", 300) + " NOOP x\r\n", want: strings.Repeat("t", 300) + " BAD [CLIENTBUG] Syntax error"},
+		{name: "AUTHENTICATE response longer than go-imap reads", send: "A1 AUTHENTICATE PLAIN\r\n", extra: strings.Repeat("Q", 5000) + "\rA2 LOGOUT\r\n", want: "A1 BAD AUTHENTICATE cancelled"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -202,6 +202,11 @@ func parseAStrings(b []byte) ([]astring, error) {
 				if b[i] == '\\' && i+1 < len(b) {
 					i++
 				}
+				if b[i] == '\r' || b[i] == '\n' {
+					// Not in a quoted string (RFC 9051), and echoed
+					// back it would end the response line.
+					return nil, errSyntax
+				}
 				v = append(v, b[i])
 			}
 			if i == len(b) {

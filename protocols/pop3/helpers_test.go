@@ -36,6 +36,7 @@ type memBackend struct {
 	down     bool          // directory unavailable
 	block    chan struct{} // if set, Login waits for it or ctx
 	loginCtx chan context.Context
+	opens    int // maildrops handed out
 	closes   int
 	deletes  int
 }
@@ -101,6 +102,7 @@ func (b *memBackend) Login(ctx context.Context, conn ConnInfo, username, passwor
 	if want != password {
 		return nil, fmt.Errorf("login %q: %w", username, userdb.ErrBadCredentials)
 	}
+	b.opens++
 	return &memDrop{b: b, account: strings.ToLower(username)}, nil
 }
 

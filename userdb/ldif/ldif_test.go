@@ -1,11 +1,13 @@
 package ldif
 
 import (
+	"encoding/base64"
 	"errors"
 	"io"
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 func TestParseValid(t *testing.T) {
@@ -205,25 +207,82 @@ func TestStreaming(t *testing.T) {
 	}
 }
 
+// FuzzParse: every error is an *Error with a line number, one of the
+// error classes and a bounded message; read one octet at a time the input
+// gives the same result; every entry has a valid dn and attribute
+// descriptions; and the entries, written back as LDIF (base64 values,
+// folded), parse to the same entries.
 func FuzzParse(f *testing.F) {
 	f.Add("version: 1\ndn: dc=a\ndc: a\n")
 	f.Add("dn:: ZGM9YQ==\ncn:: AAH/\n \n")
 	f.Add("dn: dc=a\nchangetype: modify\n-\n")
+	f.Add("\xef\xbb\xbfdn: uid=a,dc=b\r\nobjectClass: top\r\n# comment\r\n  folded\r\ncn;lang-de: x\r\nCN: y\r\n\r\n\r\ndn: dc=c\nchangetype: add\ndc: c")
+	f.Add("dn: dc=a\n 2\nmail: a@b\n\ndn: dc=a\ncontrol: 1.2.3\n")
+	f.Add("dn: cn=x\\,y,dc=a\n1.2.840: v\nx-y;binary:: \n")
 	f.Fuzz(func(t *testing.T, in string) {
 		entries, err := Parse(strings.NewReader(in))
+		again, err2 := Parse(iotest.OneByteReader(strings.NewReader(in)))
+		if (err == nil) != (err2 == nil) || err != nil && err.Error() != err2.Error() || !reflect.DeepEqual(entries, again) {
+			t.Fatalf("read whole: %v, %v; read by the octet: %v, %v", entries, err, again, err2)
+		}
 		if err != nil {
 			var le *Error
-			if !errors.As(err, &le) {
+			switch {
+			case !errors.As(err, &le):
 				t.Fatalf("error %T is not *ldif.Error", err)
+			case le.Line < 1 || le.Line > strings.Count(in, "\n")+1:
+				t.Fatalf("error at line %d of %d: %v", le.Line, strings.Count(in, "\n")+1, err)
+			case !errors.Is(err, ErrSyntax) && !errors.Is(err, ErrUnsupported) && !errors.Is(err, ErrTooLarge):
+				t.Fatalf("error of no class: %v", err)
+			case len(err.Error()) > 400:
+				t.Fatalf("error message of %d octets", len(err.Error()))
 			}
 			return
 		}
-		for _, e := range entries {
-			if e.DN == "" || len(e.Attrs) == 0 {
-				t.Fatalf("entry without dn or attributes: %#v", e)
+		var b strings.Builder
+		for i, e := range entries {
+			if e.DN == "" || len(e.Attrs) == 0 || checkDN(e.DN) != nil || i > 0 && e.Line <= entries[i-1].Line {
+				t.Fatalf("entry %d: %#v", i, e)
 			}
+			writeEntry(&b, e)
+		}
+		back, err := Parse(strings.NewReader(b.String()))
+		if err != nil || !sameEntries(entries, back) {
+			t.Fatalf("entries %#v\nwritten as %q\nparse to %#v, %v", entries, b.String(), back, err)
 		}
 	})
+}
+
+// writeEntry writes an entry as LDIF with every value in base64, folded at
+// 76 columns.
+func writeEntry(b *strings.Builder, e Entry) {
+	fold := func(line string) {
+		for len(line) > 76 {
+			b.WriteString(line[:76] + "\n ")
+			line = line[76:]
+		}
+		b.WriteString(line + "\n")
+	}
+	fold("dn:: " + base64.StdEncoding.EncodeToString([]byte(e.DN)))
+	for _, a := range e.Attrs {
+		for _, v := range a.Values {
+			fold(a.Name + ":: " + base64.StdEncoding.EncodeToString([]byte(v)))
+		}
+	}
+	b.WriteString("\n")
+}
+
+// sameEntries compares entries but for their line numbers.
+func sameEntries(a, b []Entry) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].DN != b[i].DN || !reflect.DeepEqual(a[i].Attrs, b[i].Attrs) {
+			return false
+		}
+	}
+	return true
 }
 
 func BenchmarkParse(b *testing.B) {
