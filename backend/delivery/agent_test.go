@@ -638,3 +638,54 @@ func TestDiskFull(t *testing.T) {
 		t.Errorf("queued for retry: %v", p)
 	}
 }
+
+// TestFilterFlags: a filter's flags and keywords reach the stored copy
+// (cur/, maildir info letters, keywords by name), per destination of one
+// fan-out, also when the folder it names is missing and INBOX is used.
+func TestFilterFlags(t *testing.T) {
+	f := newFixture(t, delivery.Config{DetailFolders: true})
+	ctx := context.Background()
+	f.agent.Filters = append(f.agent.Filters, delivery.FilterFunc(func(_ context.Context, m *delivery.Mail, d *delivery.Decision) error {
+		if m.Destination.Address == "alice@example.com" {
+			d.Flags = []string{`\Flagged`, "$Junk"}
+		}
+		return nil
+	}))
+	env := delivery.Envelope{From: "s@remote.test", Recipients: rcpts("alice+nofolder@example.com", "bob@example.com")}
+	if got := f.agent.Deliver(ctx, env, newMsg(body)); got[0] != delivered || got[1] != delivered {
+		t.Fatalf("outcomes %v", got)
+	}
+	for _, tt := range []struct {
+		addr string
+		want string
+	}{
+		{"alice@example.com", `\Flagged $Junk`},
+		{"bob@example.com", ""},
+	} {
+		mb, err := f.store.OpenMailbox(ctx, store.Account{Address: tt.addr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fo, err := mb.Select(ctx, "INBOX", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs := fo.Messages()
+		if len(msgs) != 1 {
+			t.Fatalf("%s has %d messages", tt.addr, len(msgs))
+		}
+		if got := strings.Join(fo.FlagNames(msgs[0].Flags), " "); got != tt.want {
+			t.Errorf("%s: flags %q, want %q", tt.addr, got, tt.want)
+		}
+		r, err := fo.Open(ctx, msgs[0].UID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(r)
+		r.Close()
+		fo.Close()
+		if !strings.HasSuffix(string(b), body) {
+			t.Errorf("%s: copy reads %q", tt.addr, b)
+		}
+	}
+}

@@ -329,7 +329,7 @@ func (a *LocalAgent) writeLocal(ctx context.Context, r *run, p string, js []*job
 }
 
 func (a *LocalAgent) storeRecipient(j *job) store.Recipient {
-	rc := store.Recipient{Address: j.dest.Address, Maildir: j.dest.Maildir, Folder: j.plan.Folder}
+	rc := store.Recipient{Address: j.dest.Address, Maildir: j.dest.Maildir, Folder: j.plan.Folder, Flags: j.plan.Flags}
 	if a.Quotas != nil && j.dest.limitKnown {
 		rc.Quota = store.UserdbQuota{Store: a.Quotas, Address: j.dest.Address, Limit: j.dest.Limit}
 	}
