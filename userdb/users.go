@@ -312,6 +312,18 @@ func (r *resolver) expandAll(ctx context.Context, addr, detail string, dests, pa
 	return nil
 }
 
+// DetailAddress is the address that resolves to the mailbox address with
+// the plus-addressing tag detail (user+tag@domain): what a delivery to be
+// retried is queued as, so the retry keeps the tag. Without a delimiter or
+// a tag it is address.
+func (u *Users) DetailAddress(address, detail string) string {
+	local, domain, err := Split(address)
+	if u.RecipientDelimiter == "" || detail == "" || err != nil {
+		return address
+	}
+	return local + u.RecipientDelimiter + detail + "@" + domain
+}
+
 // splitDetail splits a plus-address local part ("user+tag") into the user
 // and the tag.
 func (u *Users) splitDetail(local string) (base, tag string, ok bool) {

@@ -426,3 +426,21 @@ func TestMaySendAsCache(t *testing.T) {
 		t.Error("new grant not seen once the directory is back")
 	}
 }
+
+// TestDetailAddress: the address a retry is queued as resolves back to the
+// mailbox with its tag.
+func TestDetailAddress(t *testing.T) {
+	for _, tt := range []struct {
+		delim, addr, detail, want string
+	}{
+		{"+", "alice@example.com", "news", "alice+news@example.com"},
+		{"+", "alice@example.com", "", "alice@example.com"},
+		{"", "alice@example.com", "news", "alice@example.com"},
+		{"-", "alice@example.com", "a-b", "alice-a-b@example.com"},
+	} {
+		u := &Users{RecipientDelimiter: tt.delim}
+		if got := u.DetailAddress(tt.addr, tt.detail); got != tt.want {
+			t.Errorf("%q %q %q: %q, want %q", tt.delim, tt.addr, tt.detail, got, tt.want)
+		}
+	}
+}

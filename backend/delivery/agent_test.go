@@ -638,3 +638,163 @@ func TestDiskFull(t *testing.T) {
 		t.Errorf("queued for retry: %v", p)
 	}
 }
+
+// TestFilterFlags: a filter's flags and keywords reach the stored copy
+// (cur/, maildir info letters, keywords by name), per destination of one
+// fan-out, also when the folder it names is missing and INBOX is used.
+func TestFilterFlags(t *testing.T) {
+	f := newFixture(t, delivery.Config{DetailFolders: true})
+	ctx := context.Background()
+	f.agent.Filters = append(f.agent.Filters, delivery.FilterFunc(func(_ context.Context, m *delivery.Mail, d *delivery.Decision) error {
+		if m.Destination.Address == "alice@example.com" {
+			d.Flags = []string{`\Flagged`, "$Junk"}
+		}
+		return nil
+	}))
+	env := delivery.Envelope{From: "s@remote.test", Recipients: rcpts("alice+nofolder@example.com", "bob@example.com")}
+	if got := f.agent.Deliver(ctx, env, newMsg(body)); got[0] != delivered || got[1] != delivered {
+		t.Fatalf("outcomes %v", got)
+	}
+	for _, tt := range []struct {
+		addr string
+		want string
+	}{
+		{"alice@example.com", `\Flagged $Junk`},
+		{"bob@example.com", ""},
+	} {
+		mb, err := f.store.OpenMailbox(ctx, store.Account{Address: tt.addr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fo, err := mb.Select(ctx, "INBOX", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs := fo.Messages()
+		if len(msgs) != 1 {
+			t.Fatalf("%s has %d messages", tt.addr, len(msgs))
+		}
+		if got := strings.Join(fo.FlagNames(msgs[0].Flags), " "); got != tt.want {
+			t.Errorf("%s: flags %q, want %q", tt.addr, got, tt.want)
+		}
+		r, err := fo.Open(ctx, msgs[0].UID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(r)
+		r.Close()
+		fo.Close()
+		if !strings.HasSuffix(string(b), body) {
+			t.Errorf("%s: copy reads %q", tt.addr, b)
+		}
+	}
+}
+
+// folderCount is the number of messages in new/ and cur/ of an account's
+// folder ("" is INBOX).
+func (f *fixture) folderCount(t testing.TB, addr, folder string) int {
+	t.Helper()
+	p, err := f.store.MaildirPath(addr, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if folder != "" {
+		p = filepath.Join(p, "."+folder)
+	}
+	n := 0
+	for _, sub := range []string{"new", "cur"} {
+		ents, _ := os.ReadDir(filepath.Join(p, sub))
+		n += len(ents)
+	}
+	return n
+}
+
+// retryPending delivers every pending local recipient of the queue
+// (example.com) through Redeliver, as the queue's local hook does, and
+// marks nothing: the test looks at the mailboxes.
+func (f *fixture) retryPending(t testing.TB) {
+	t.Helper()
+	ctx := context.Background()
+	items, err := f.queue.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items {
+		var addrs []string
+		for _, r := range it.Recipients {
+			if r.State == queue.Pending && strings.HasSuffix(r.Addr, "@example.com") {
+				addrs = append(addrs, r.Addr)
+			}
+		}
+		if len(addrs) == 0 {
+			continue
+		}
+		rd, err := f.queue.Message(ctx, it.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(rd)
+		rd.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, o := range f.agent.Redeliver(ctx, it.ID, it.From, addrs, b) {
+			if o != delivered {
+				t.Errorf("retry of %s: %v", addrs[i], o)
+			}
+		}
+	}
+}
+
+// TestRetryKeepsDetail: a destination reached through user+tag@ (directly
+// or through an alias) that fails for a while is queued with its tag, so
+// the retry files it into the tag's folder like the first attempt did.
+func TestRetryKeepsDetail(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		rcpts  []string
+		queued string
+	}{
+		{"direct", []string{"alice@example.com", "bob+news@example.com"}, "bob+news@example.com"},
+		{"alias", []string{"team+news@example.com"}, "bob+news@example.com"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, delivery.Config{DetailFolders: true})
+			ctx := context.Background()
+			for _, a := range []string{"alice@example.com", "bob@example.com"} {
+				mb, err := f.store.OpenMailbox(ctx, store.Account{Address: a})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := mb.CreateFolder(ctx, "news"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			full := diskFull{f.agent.Store, map[string]bool{"bob@example.com": true}}
+			f.agent.Store = full
+			env := delivery.Envelope{From: "s@remote.test", OneReply: true, Recipients: rcpts(tt.rcpts...)}
+			for i, o := range f.agent.Deliver(ctx, env, newMsg(body)) {
+				if !o.OK() {
+					t.Fatalf("%s: %v", tt.rcpts[i], o)
+				}
+			}
+			var local []string
+			for _, p := range f.pending(t) {
+				if strings.HasSuffix(p, "@example.com") {
+					local = append(local, p)
+				}
+			}
+			if len(local) != 1 || local[0] != tt.queued {
+				t.Fatalf("queued for local retry: %v, want %s", local, tt.queued)
+			}
+			full.full["bob@example.com"] = false
+			f.retryPending(t)
+			if n := f.folderCount(t, "bob@example.com", "news"); n != 1 {
+				t.Errorf("bob's news folder has %d messages, want 1", n)
+			}
+			if n := f.folderCount(t, "bob@example.com", ""); n != 0 {
+				t.Errorf("bob's INBOX has %d messages, want 0", n)
+			}
+		})
+	}
+}

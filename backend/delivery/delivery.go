@@ -9,9 +9,9 @@
 //  2. plan: for every local destination the configured Filters run in
 //     order. Each sees the Envelope (client, HELO, TLS, user, role, time,
 //     the recipient as given), the header and the message, and fills in a
-//     Decision: file into a folder, add header fields, discard, redirect,
-//     send a reply, reject or tempfail that destination. With no filters
-//     the plan is "INBOX, unchanged".
+//     Decision: file into a folder, set flags and keywords, add header
+//     fields, discard, redirect, send a reply, reject or tempfail that
+//     destination. With no filters the plan is "INBOX, unchanged".
 //  3. execute: local copies are written once per header variant and
 //     hard-linked into every mailbox (store.DeliverMany), each charged to
 //     its own quota; remote destinations, redirects and replies go to the

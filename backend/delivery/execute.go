@@ -129,7 +129,7 @@ func (a *LocalAgent) hold(ctx context.Context, r *run, locals []*job) {
 	var addrs []string
 	for _, j := range locals {
 		if j.outcome.Kind == Accepted && !j.plan.Discard {
-			addrs = append(addrs, j.dest.Address)
+			addrs = append(addrs, a.retryAddress(j))
 		}
 	}
 	if len(addrs) < 2 {
@@ -329,7 +329,7 @@ func (a *LocalAgent) writeLocal(ctx context.Context, r *run, p string, js []*job
 }
 
 func (a *LocalAgent) storeRecipient(j *job) store.Recipient {
-	rc := store.Recipient{Address: j.dest.Address, Maildir: j.dest.Maildir, Folder: j.plan.Folder}
+	rc := store.Recipient{Address: j.dest.Address, Maildir: j.dest.Maildir, Folder: j.plan.Folder, Flags: j.plan.Flags}
 	if a.Quotas != nil && j.dest.limitKnown {
 		rc.Quota = store.UserdbQuota{Store: a.Quotas, Address: j.dest.Address, Limit: j.dest.Limit}
 	}
@@ -374,7 +374,7 @@ func (a *LocalAgent) settle(r *run, js []*job) Outcome {
 	}
 	addrs := make([]string, len(failed))
 	for i, j := range failed {
-		addrs[i] = j.dest.Address
+		addrs[i] = a.retryAddress(j)
 	}
 	if a.own(r, addrs) {
 		return Outcome{Kind: Queued}
@@ -405,7 +405,7 @@ func (a *LocalAgent) ownAcross(r *run, out []Outcome, perRcpt [][]*job) {
 		}
 		for _, j := range perRcpt[i] {
 			if j.outcome.Failed() {
-				addrs = append(addrs, j.dest.Address)
+				addrs = append(addrs, a.retryAddress(j))
 			}
 		}
 	}
@@ -449,6 +449,24 @@ func (a *LocalAgent) own(r *run, addrs []string) bool {
 		r.log.Info("failed destinations kept queued for retry", "queue_id", r.held, "rcpts", kept)
 	}
 	return true
+}
+
+// DetailAddresser is a Directory that knows plus-addressing
+// (userdb.Users): it names the address that resolves to a mailbox with a
+// tag, user+tag@.
+type DetailAddresser interface {
+	DetailAddress(address, detail string) string
+}
+
+// retryAddress is what the queue retries a local destination as: its
+// mailbox, with the +tag it was reached by, so that the retry (or the
+// delivery after a crash, which looks for the copy where it was filed)
+// plans the same folder.
+func (a *LocalAgent) retryAddress(j *job) string {
+	if d, ok := a.Directory.(DetailAddresser); ok && j.dest.Local && j.dest.Detail != "" {
+		return d.DetailAddress(j.dest.Address, j.dest.Detail)
+	}
+	return j.dest.Address
 }
 
 func dedupe(ss []string) []string {

@@ -35,6 +35,11 @@ type Decision struct {
 	// Folder is the IMAP folder to file into; "" is INBOX. A folder that
 	// does not exist files into INBOX.
 	Folder string
+	// Flags are IMAP flags and keywords the copy is stored with
+	// (\Seen, \Flagged, $Junk…; Sieve's addflag). A copy with flags is
+	// filed into cur/, as Dovecot does; new keywords are added to the
+	// folder's keyword list. An unknown system flag tempfails the copy.
+	Flags []string
 	// AddHeader are fields put on top of this copy, in order.
 	AddHeader []HeaderField
 	// Discard drops this copy (it counts as delivered).

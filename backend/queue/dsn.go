@@ -21,11 +21,11 @@ const maxLine = 998
 const mailDate = "Mon, 02 Jan 2006 15:04:05 -0700"
 
 // buildDSN writes an RFC 3464 delivery status notification for the failed
-// recipients of an item: multipart/report with a human-readable part, the
+// recipients of an item, addressed to to: multipart/report with a human-readable part, the
 // machine-readable message/delivery-status part and the original header
 // (text/rfc822-headers, never the body: bounces should not carry the
 // payload of a spam run back to a forged sender).
-func (q *Queue) buildDSN(it *item, failed []Recipient) ([]byte, error) {
+func (q *Queue) buildDSN(it *item, to string, failed []Recipient) ([]byte, error) {
 	headers, err := q.originalHeaders(it)
 	if err != nil {
 		return nil, err
@@ -42,7 +42,7 @@ func (q *Queue) buildDSN(it *item, failed []Recipient) ([]byte, error) {
 		b.WriteString("\r\n")
 	}
 	h("From: Mail Delivery System <MAILER-DAEMON@%s>", host)
-	h("To: <%s>", it.From)
+	h("To: <%s>", to)
 	h("Subject: Undelivered Mail Returned to Sender")
 	h("Date: %s", now.Format(mailDate))
 	h("Message-ID: <%s.dsn@%s>", hex.EncodeToString(rnd[:8]), host)

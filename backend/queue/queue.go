@@ -127,6 +127,12 @@ type Config struct {
 	LocalDomain func(domain string) bool
 	Local       func(ctx context.Context, from string, rcpts []string, msg []byte) error
 
+	// BounceTo, when set, names the address the DSN for a message from
+	// sender goes to; "" keeps sender. cmd/vmaild reverses the SRS
+	// senders of mail it forwarded (backend/srs), so the bounce goes to
+	// the original sender instead of a round trip through our own MX.
+	BounceTo func(sender string) string
+
 	// Logger receives one line per delivery attempt, and spool problems.
 	// nil discards.
 	Logger *slog.Logger

@@ -340,21 +340,27 @@ func (q *Queue) settle(it *item) {
 				q.log.Warn("queue: no bounce for null sender", "queue_id", it.ID, "rcpt", r.Addr, "status", r.Status, "reply", r.LastReply)
 			}
 		} else {
-			dsn, err := q.buildDSN(it, failed)
+			to := it.From
+			if q.cfg.BounceTo != nil {
+				if t := q.cfg.BounceTo(it.From); t != "" {
+					to = t
+				}
+			}
+			dsn, err := q.buildDSN(it, to, failed)
 			var id string
 			if err == nil {
-				id, err = q.enqueue(context.Background(), "", []string{it.From}, bytes.NewReader(dsn), int64(len(dsn)), true)
+				id, err = q.enqueue(context.Background(), "", []string{to}, bytes.NewReader(dsn), int64(len(dsn)), true)
 			}
 			if err != nil {
 				// Still unreported: tried again at the next settle
 				// (restart or Flush).
-				q.log.Error("queue: cannot queue bounce", "queue_id", it.ID, "to", it.From, "err", err)
+				q.log.Error("queue: cannot queue bounce", "queue_id", it.ID, "to", to, "err", err)
 				if pending {
 					q.saveLocked(it)
 				}
 				return
 			}
-			q.log.Info("bounce queued", "queue_id", it.ID, "bounce_id", id, "to", it.From, "nrcpt", len(failed))
+			q.log.Info("bounce queued", "queue_id", it.ID, "bounce_id", id, "to", to, "sender", it.From, "nrcpt", len(failed))
 		}
 		q.mu.Lock()
 		for i := range it.rcpts {

@@ -39,9 +39,9 @@
 // message with local and remote destinations keeps its sender for the
 // local copies. cmd/vmaild builds the one Rewriter from the srs.* keys
 // (server.srs, nil when srs.enabled is off) and gives it to the SMTP
-// listeners; the agent is to get the same one. A DSN that our own queue
-// writes for a forwarded message is addressed to the SRS sender: passing
-// it through Reverse first saves a trip through our own MX.
+// listeners, the agent (LocalAgent.ForwardSender) and the queue: a DSN
+// that our own queue writes for a forwarded message goes to the sender
+// Reverse gives back (queue.Config.BounceTo), not through our own MX.
 //
 // The SMTP front end asks Owns(rcpt) at RCPT and Reverse(rcpt) for the
 // address to deliver the bounce to; errors.Is tells ErrForged, ErrExpired and

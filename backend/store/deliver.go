@@ -35,6 +35,12 @@ type Recipient struct {
 	// the folder (new/ and cur/) first, and return it instead of writing a
 	// second copy: retries after a crash deliver each message once.
 	Once bool
+	// Flags are IMAP flag names the copy is delivered with (\Seen,
+	// \Flagged, $Junk…): system flags become maildir info letters,
+	// keywords letters of the folder's dovecot-keywords (new ones are
+	// added). A flagged copy goes into cur/ as "<unique>:2,<flags>", as
+	// Dovecot's LMTP does for a Sieve addflag; without flags it is new/.
+	Flags []string
 }
 
 // keyTag is how a Key appears in a unique name.
@@ -80,8 +86,8 @@ func findKey(dir, key string) (Delivery, bool) {
 
 // Delivery is the outcome for one recipient.
 type Delivery struct {
-	// Name is the message's file name in new/ (its maildir unique name,
-	// printed in logs as the delivery id).
+	// Name is the message's file name in new/ or cur/ (its maildir
+	// unique name, printed in logs as the delivery id).
 	Name string
 	Path string
 	Size int64
@@ -179,8 +185,48 @@ func (s *Store) Deliver(ctx context.Context, rc Recipient, r io.Reader) (Deliver
 	return s.commit(ctx, rc, dir, tmp, n)
 }
 
-// commit makes a durable tmp/ file visible in new/.
+// deliveryFlags maps a recipient's flag names for the folder dir. Only
+// keywords need the folder's lock (their letters are allocated in
+// dovecot-keywords); a delivery without them takes none.
+func (s *Store) deliveryFlags(ctx context.Context, dir string, names []string) (Flags, error) {
+	var fl Flags
+	var keywords []string
+	for _, n := range names {
+		if strings.EqualFold(n, `\Recent`) {
+			continue
+		}
+		if b, ok := systemFlag(n); ok {
+			fl |= b
+			continue
+		}
+		if strings.HasPrefix(n, `\`) {
+			return 0, fmt.Errorf("%w: unknown system flag %q", ErrInvalid, n)
+		}
+		keywords = append(keywords, n)
+	}
+	if len(keywords) == 0 {
+		return fl, nil
+	}
+	st := s.acquire(dir)
+	defer s.release(st)
+	if err := st.lock(ctx); err != nil {
+		return 0, err
+	}
+	defer st.unlock()
+	kw, err := st.flagsFromNames(keywords, true)
+	if err != nil {
+		return 0, err
+	}
+	return fl | kw, nil
+}
+
+// commit makes a durable tmp/ file visible in new/ (cur/ with flags).
 func (s *Store) commit(ctx context.Context, rc Recipient, dir, tmp string, size int64) (Delivery, error) {
+	fl, err := s.deliveryFlags(ctx, dir, rc.Flags)
+	if err != nil {
+		os.Remove(tmp)
+		return Delivery{}, fmt.Errorf("deliver to %s: %w", rc.Address, err)
+	}
 	if err := reserve(ctx, rc.Quota, size, 1); err != nil {
 		os.Remove(tmp)
 		return Delivery{}, fmt.Errorf("deliver to %s: %w", rc.Address, err)
@@ -193,12 +239,16 @@ func (s *Store) commit(ctx context.Context, rc Recipient, dir, tmp string, size 
 			name = name[:i] + tag + name[i:]
 		}
 	}
-	final := filepath.Join(dir, "new", name)
-	err := os.Rename(tmp, final)
+	sub := "new"
+	if fl != 0 {
+		sub, name = "cur", fileName(name, fl)
+	}
+	final := filepath.Join(dir, sub, name)
+	err = os.Rename(tmp, final)
 	if err != nil {
 		os.Remove(tmp)
 		err = ioError("rename", tmp, err)
-	} else if err = syncDir(filepath.Join(dir, "new")); err != nil {
+	} else if err = syncDir(filepath.Join(dir, sub)); err != nil {
 		// Not known to be durable: take it back rather than risk a
 		// duplicate when the sender retries after our 4xx.
 		os.Remove(final)

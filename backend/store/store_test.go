@@ -316,3 +316,72 @@ func writeFile(t testing.TB, p string, b []byte) {
 		t.Fatal(err)
 	}
 }
+
+// TestDeliverFlags: a copy delivered with flags lands in cur/ with its
+// maildir info, keywords take the folder's letters (an existing one is
+// reused, a new one added to dovecot-keywords), and readers see them; a
+// copy without flags still goes to new/.
+func TestDeliverFlags(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	mb := mustOpen(t, s, "bob@example.org")
+	// An APPEND names $Label1 first, so it has letter a.
+	if _, err := mb.Append(ctx, "INBOX", bytes.NewReader(msg(0)), AppendOptions{Flags: []string{"$Label1"}}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		flags   []string
+		dir     string
+		suffix  string
+		imapSet []string
+	}{
+		{nil, "new", ",S=", nil},
+		{[]string{`\Seen`}, "cur", ":2,S", []string{`\Seen`}},
+		{[]string{`\Flagged`, "$Junk", `\Recent`}, "cur", ":2,Fb", []string{`\Flagged`, "$Junk"}},
+		{[]string{"$label1", `\Seen`}, "cur", ":2,Sa", []string{`\Seen`, "$Label1"}},
+	}
+	for i, tt := range tests {
+		d, err := s.Deliver(ctx, Recipient{Address: "bob@example.org", Flags: tt.flags}, bytes.NewReader(msg(i+1)))
+		if err != nil {
+			t.Fatalf("%v: %v", tt.flags, err)
+		}
+		if filepath.Base(filepath.Dir(d.Path)) != tt.dir || !strings.Contains(d.Name, tt.suffix) {
+			t.Errorf("%v: delivered as %s", tt.flags, d.Path)
+		}
+	}
+	// DeliverMany: each recipient's own flags on the shared file.
+	res := s.DeliverMany(ctx, []Recipient{
+		{Address: "bob@example.org", Flags: []string{`\Answered`}},
+		{Address: "carol@example.org"},
+	}, bytes.NewReader(msg(9)))
+	for _, d := range res {
+		if d.Err != nil {
+			t.Fatal(d.Err)
+		}
+	}
+	if !strings.HasSuffix(res[0].Name, ":2,R") || filepath.Base(filepath.Dir(res[1].Path)) != "new" {
+		t.Errorf("fan-out delivered as %s and %s", res[0].Path, res[1].Path)
+	}
+	if _, err := s.Deliver(ctx, Recipient{Address: "bob@example.org", Flags: []string{`\Bogus`}}, bytes.NewReader(msg(8))); !errors.Is(err, ErrInvalid) {
+		t.Errorf("unknown system flag: %v, want ErrInvalid", err)
+	}
+
+	f := mustSelect(t, mb, "INBOX")
+	var got [][]string
+	for _, m := range f.Messages() {
+		got = append(got, f.FlagNames(m.Flags))
+	}
+	want := [][]string{{"$Label1"}, nil}
+	for _, tt := range tests[1:] {
+		want = append(want, tt.imapSet)
+	}
+	want = append(want, []string{`\Answered`})
+	if len(got) != len(want) {
+		t.Fatalf("flags %q, want %q", got, want)
+	}
+	for i := range want {
+		if strings.Join(got[i], " ") != strings.Join(want[i], " ") {
+			t.Errorf("message %d: flags %q, want %q", i+1, got[i], want[i])
+		}
+	}
+}

@@ -6,15 +6,25 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/emersion/go-smtp"
+
 	"github.com/vmaild/vmaild/backend/queue/queuetest"
 )
 
 // TestServeForwardSRS: an alias that forwards to a remote address sends the
 // message on with an SRS sender (a relayed recipient keeps the original
-// one), and a bounce to that SRS address reaches the original sender.
+// one), and a bounce to that SRS address reaches the original sender. When
+// our own queue bounces a forwarded message, the DSN goes to the original
+// sender directly (the SRS domain has no MX here: a round trip through our
+// own MX would not arrive).
 func TestServeForwardSRS(t *testing.T) {
 	dns := queuetest.NewDNS(t)
-	sink := queuetest.NewSink(t, queuetest.SinkOptions{})
+	sink := queuetest.NewSink(t, queuetest.SinkOptions{Rcpt: func(rcpt string) error {
+		if rcpt == "gone@remote.test" {
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+		}
+		return nil
+	}})
 	for _, dom := range []string{"remote.test", "origin.test"} {
 		dns.MX(dom, 10, "mx."+dom)
 		dns.A("mx."+dom, "127.0.0.1")
@@ -60,6 +70,19 @@ func TestServeForwardSRS(t *testing.T) {
 	got = sink.Wait(t, 3)
 	if b := got[2]; b.From != "" || len(b.Rcpts) != 1 || !strings.EqualFold(b.Rcpts[0], "someone@origin.test") || !strings.Contains(string(b.Data), "friend is gone") {
 		t.Errorf("the bounce reached %v from <%s>", b.Rcpts, b.From)
+	}
+
+	// A forward the remote MX refuses: our queue's DSN reaches the origin.
+	d.cli("", "alias", "add", "old@example.com", "gone@remote.test")
+	msg = "From: someone@origin.test\r\nTo: old@example.com\r\nSubject: to the old address\r\n\r\nHello\r\n"
+	if err := sendMail(t, d.addr("smtp"), nil, "someone@origin.test", []string{"old@example.com"}, msg); err != nil {
+		t.Fatalf("to the dead forward: %v", err)
+	}
+	got = sink.Wait(t, 4)
+	b := got[3]
+	if b.From != "" || len(b.Rcpts) != 1 || b.Rcpts[0] != "someone@origin.test" ||
+		!strings.Contains(string(b.Data), "gone@remote.test") || !strings.Contains(string(b.Data), "Subject: to the old address") {
+		t.Errorf("our DSN reached %v from <%s>:\n%s", b.Rcpts, b.From, b.Data)
 	}
 	d.stop()
 }

@@ -231,6 +231,9 @@ func (s *server) queueConfig() queue.Config {
 		},
 		Local: queueLocal(s.agent),
 	}
+	if s.srs != nil {
+		qc.BounceTo = s.bounceTo
+	}
 	if c.Smarthost.Address != "" {
 		qc.Smarthost = &queue.Smarthost{Addr: c.Smarthost.Address, Username: c.Smarthost.Username,
 			Password: c.Smarthost.Password, ImplicitTLS: c.Smarthost.ImplicitTLS}
@@ -410,6 +413,23 @@ func (s *server) forwardSender(ctx context.Context, from string) (string, error)
 // openSRS reads the secrets (creating the secret file on the first start)
 // and builds the Rewriter. The delivery agent is to call its Forward when it
 // forwards to a remote destination; the SMTP listeners reverse bounces.
+// bounceTo addresses the queue's DSN for a message we forwarded with an
+// SRS sender to the original sender (for SRS1, the forwarder before us),
+// rather than through our own MX. A sender that does not reverse keeps the
+// bounce going to itself, where the SMTP front end refuses it as it would
+// anyone's.
+func (s *server) bounceTo(sender string) string {
+	if !s.srs.Owns(sender) {
+		return ""
+	}
+	orig, err := s.srs.Reverse(sender)
+	if err != nil {
+		s.log.Warn("srs: bounce of a forwarded message not reversed", "sender", sender, "err", err)
+		return ""
+	}
+	return orig
+}
+
 func openSRS(c SRSConfig) (*srs.Rewriter, error) {
 	if !c.Enabled {
 		return nil, nil
