@@ -62,7 +62,7 @@ func FuzzDSN(f *testing.F) {
 			}
 			failed = append(failed, r)
 		}
-		dsn, err := q.buildDSN(it, failed)
+		dsn, err := q.buildDSN(it, it.From, failed)
 		if err != nil {
 			t.Fatal(err)
 		}

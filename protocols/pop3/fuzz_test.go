@@ -33,7 +33,7 @@ func FuzzSession(f *testing.F) {
 		f.Add(uint8(0), []byte(s))
 	}
 	b := newMemBackend()
-	srv := &Server{Backend: b, Hostname: "pop.example.org", AllowInsecureAuth: true, MaxConnsPerIP: -1}
+	srv := &Server{Backend: b, Hostname: "pop.example.org", AllowInsecureAuth: true}
 	ln := scriptconn.NewListener()
 	go srv.Serve(ln)
 	f.Fuzz(func(t *testing.T, chunk uint8, script []byte) {

@@ -186,8 +186,8 @@ func (h *sessionHarness) run(t *testing.T, role Role, chunk int, script []byte) 
 			}
 		default:
 			for _, r := range d.env.Recipients {
-				if !strings.HasSuffix(r, "@example.org") && !strings.HasSuffix(r, "@example.net") {
-					t.Errorf("%v relayed to %q without AUTH", role, r)
+				if !strings.HasSuffix(r.Address, "@example.org") && !strings.HasSuffix(r.Address, "@example.net") {
+					t.Errorf("%v relayed to %q without AUTH", role, r.Address)
 				}
 			}
 		}
