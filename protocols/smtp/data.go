@@ -74,6 +74,16 @@ func (ss *session) receive(r io.Reader) (*transaction, *spool, *message, error) 
 		ss.endTx(tx, "refused", slog.Int64("size", sp.Size()), slog.Int("code", e.Code), slog.String("err", err.Error()))
 		return nil, nil, nil, e
 	}
+	// A message whose first line is folded (starts with a space or tab)
+	// continues a field that does not exist: prepended to it, our
+	// Received field would swallow that line. RFC 5322 allows no such
+	// message, so it is refused rather than repaired.
+	var first [1]byte
+	if n, _ := sp.ReadAt(first[:], 0); n == 1 && (first[0] == ' ' || first[0] == '\t') {
+		sp.Close()
+		ss.endTx(tx, "refused", slog.Int64("size", sp.Size()), slog.Int("code", errBadHeader.Code))
+		return nil, nil, nil, errBadHeader
+	}
 	var head []byte
 	env := ss.envelope(tx)
 	head = ss.received(head, &env, tx)
