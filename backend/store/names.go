@@ -88,10 +88,11 @@ func checkComponent(p string) error {
 // tmp, Dovecot's and our own files, undecodable names) and for a second
 // spelling of a folder's directory (modified UTF-7 split into two runs or
 // with stray low bits, "inbox" for "INBOX", ".INBOX" for the Maildir
-// itself): folderDir would map the name to the first spelling, so the
+// itself), and for entries longer than folderDir ever writes: folderDir would map the name to the first spelling, so the
 // entry would show up as a folder that every operation misses.
 func folderName(dir string) (name string, ok bool) {
-	if len(dir) < 2 || dir[0] != '.' || dir == ".." {
+	if len(dir) < 2 || dir[0] != '.' || dir == ".." || len(dir) > maxDirName {
+		// Longer than folderDir writes: no name of ours maps to it.
 		return "", false
 	}
 	parts := strings.Split(dir[1:], ".")
