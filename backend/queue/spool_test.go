@@ -328,7 +328,9 @@ func TestExpiry(t *testing.T) {
 	sink := queuetest.NewSink(t, queuetest.SinkOptions{Data: func(queuetest.Message) error { return err451 }})
 	cfg, _ := testConfig(t, d)
 	cfg.Port = sink.Port
-	cfg.MaxAge = 30 * time.Millisecond
+	// Long enough that the DSN itself, spooled with an fsync on a loaded
+	// machine, is not expired before its own delivery.
+	cfg.MaxAge = time.Second
 	var local localSink
 	local.install(&cfg, "local.test")
 	q := startQueue(t, cfg)
