@@ -52,7 +52,16 @@ func (u *Users) Timeout() time.Duration {
 
 // bound applies Timeout to one call.
 func (u *Users) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	if d := u.Timeout(); d > 0 {
+	return Bound(ctx, u)
+}
+
+// Bound gives a step that makes several directory calls (a RCPT: domain,
+// aliases, account, quota) one deadline, dir's Timeout from now, so that
+// the step as a whole answers within the directory timeout instead of
+// adding one timeout per call. A dir that is not Bounded adds none; an
+// earlier deadline of ctx stays.
+func Bound(ctx context.Context, dir any) (context.Context, context.CancelFunc) {
+	if d := sourceTimeout(dir); d > 0 {
 		return context.WithTimeout(ctx, d)
 	}
 	return ctx, func() {}

@@ -115,8 +115,10 @@ func outcomeOf(err error) Outcome {
 
 // Resolve is the resolve stage at RCPT: it expands address, looks up each
 // local mailbox once and refuses the recipient when every mailbox it
-// reaches is already full.
+// reaches is already full, all within one directory timeout.
 func (a *LocalAgent) Resolve(ctx context.Context, address string) (Recipient, Outcome) {
+	ctx, cancel := userdb.Bound(ctx, a.Directory)
+	defer cancel()
 	rc, o := a.resolve(ctx, address)
 	if o.Failed() {
 		return rc, o
@@ -146,6 +148,8 @@ func (a *LocalAgent) Resolve(ctx context.Context, address string) (Recipient, Ou
 // resolve expands an address into destinations, with each local one's
 // account and quota limit.
 func (a *LocalAgent) resolve(ctx context.Context, address string) (Recipient, Outcome) {
+	ctx, cancel := userdb.Bound(ctx, a.Directory) // one deadline for all its lookups
+	defer cancel()
 	rc := Recipient{Address: address, ORCPT: address}
 	dests, err := a.Directory.Resolve(ctx, address)
 	if err != nil {

@@ -48,6 +48,20 @@ type fakeDirectory struct {
 	senders  map[string][]string // sender address → accounts that may use it
 	down     atomic.Bool         // every lookup fails with ErrUnavailable
 	authDown atomic.Bool         // only Authenticate fails with ErrUnavailable
+	// timeout is the directory's declared bound (userdb.Bounded); 0 is
+	// none. Lookups record their context's deadline in deadlines.
+	timeout   time.Duration
+	deadlines []time.Time
+}
+
+func (d *fakeDirectory) Timeout() time.Duration { return d.timeout }
+
+// record notes the deadline a lookup was given.
+func (d *fakeDirectory) record(ctx context.Context) {
+	dl, _ := ctx.Deadline()
+	d.mu.Lock()
+	d.deadlines = append(d.deadlines, dl)
+	d.mu.Unlock()
 }
 
 func newFakeDirectory() *fakeDirectory {
@@ -99,6 +113,7 @@ func (d *fakeDirectory) Account(ctx context.Context, address string) (*userdb.Ac
 }
 
 func (d *fakeDirectory) IsLocalDomain(ctx context.Context, domain string) (bool, error) {
+	d.record(ctx)
 	if d.down.Load() {
 		return false, userdb.Unavailable("domain", errors.New("connection refused"))
 	}
@@ -108,6 +123,7 @@ func (d *fakeDirectory) IsLocalDomain(ctx context.Context, domain string) (bool,
 }
 
 func (d *fakeDirectory) Resolve(ctx context.Context, address string) ([]userdb.Destination, error) {
+	d.record(ctx)
 	if d.down.Load() {
 		return nil, userdb.Unavailable("resolve", errors.New("connection refused"))
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
 
@@ -283,6 +284,40 @@ func TestDirectoryDown(t *testing.T) {
 	c.must("DATA", "354")
 	c.send(testMessage("someone@remote.test", "alice@example.org", "outage2", "x") + ".\r\n")
 	c.expect("451 4.3.0")
+}
+
+// TestRecipientOneDeadline: the lookups of one RCPT (the domain, then the
+// resolution) share one deadline, the directory's timeout from the RCPT,
+// so that a slow directory answers the RCPT within its timeout rather
+// than within one timeout per lookup.
+func TestRecipientOneDeadline(t *testing.T) {
+	e := startServer(t, RoleMTA, false)
+	e.dir.timeout = time.Hour
+	c := dialRaw(t, e.addr)
+	c.must("EHLO client.test", "250 ")
+	c.must("MAIL FROM:<someone@remote.test>", "250 ")
+	for _, rcpt := range []string{"alice@example.org", "sales@example.org"} {
+		e.dir.mu.Lock()
+		e.dir.deadlines = nil
+		e.dir.mu.Unlock()
+		before := time.Now()
+		c.must("RCPT TO:<"+rcpt+">", "250 ")
+		after := time.Now()
+		e.dir.mu.Lock()
+		got := e.dir.deadlines
+		e.dir.mu.Unlock()
+		if len(got) < 2 {
+			t.Fatalf("RCPT %s: %d lookups recorded, want the domain and the resolution", rcpt, len(got))
+		}
+		for i, dl := range got {
+			if !dl.Equal(got[0]) {
+				t.Errorf("RCPT %s: lookup %d has deadline %v, lookup 0 %v", rcpt, i, dl, got[0])
+			}
+		}
+		if got[0].Before(before.Add(time.Hour)) || got[0].After(after.Add(time.Hour)) {
+			t.Errorf("RCPT %s: deadline %v after the RCPT was sent, want the directory timeout (1h)", rcpt, got[0].Sub(before))
+		}
+	}
 }
 
 // The one SMTP reply for a message follows the package comment's rule.

@@ -274,7 +274,9 @@ func (ss *session) checkRecipient(to string, utf8 bool) (recipient, *gosmtp.SMTP
 		}
 		a, srsBounce = orig, true
 	}
-	ctx := ss.ctx()
+	// The domain, the resolution and the quota check share one deadline.
+	ctx, cancel := userdb.Bound(ss.ctx(), ss.srv.Directory)
+	defer cancel()
 	local, err := ss.srv.Directory.IsLocalDomain(ctx, a.domain)
 	if err != nil {
 		if !userdb.Temporary(err) {
