@@ -132,6 +132,47 @@ type QuotaStore interface {
 	SetUsage(ctx context.Context, address string, u Usage) error
 }
 
+// Reservation is one account's charge in a batch of ReserveUsages.
+type Reservation struct {
+	Address         string
+	Bytes, Messages int64
+	Limit           Limit
+}
+
+// QuotaBatcher is a QuotaStore that can charge several accounts in one
+// transaction: a message to an alias of ten mailboxes then commits once
+// instead of ten times.
+type QuotaBatcher interface {
+	// ReserveUsages applies ReserveUsage's rule to each reservation, all
+	// in one transaction; ok[i] says whether rs[i] fitted (and was
+	// charged). On error nothing was charged.
+	ReserveUsages(ctx context.Context, rs []Reservation) (ok []bool, err error)
+}
+
+// ReserveUsages charges rs on qs, in one transaction when qs is a
+// QuotaBatcher and one reservation at a time otherwise. On error nothing
+// was charged.
+func ReserveUsages(ctx context.Context, qs QuotaStore, rs []Reservation) ([]bool, error) {
+	if b, ok := qs.(QuotaBatcher); ok {
+		return b.ReserveUsages(ctx, rs)
+	}
+	ok := make([]bool, len(rs))
+	for i, r := range rs {
+		fit, err := qs.ReserveUsage(ctx, r.Address, r.Bytes, r.Messages, r.Limit)
+		if err != nil {
+			// Take back what this batch charged: all or nothing.
+			for j := range i {
+				if ok[j] {
+					qs.AddUsage(context.WithoutCancel(ctx), rs[j].Address, -rs[j].Bytes, -rs[j].Messages)
+				}
+			}
+			return nil, err
+		}
+		ok[i] = fit
+	}
+	return ok, nil
+}
+
 // AccountAdmin changes accounts; the admin CLI and LDIF import use it.
 type AccountAdmin interface {
 	// AddAccount creates an account; passwordHash is already hashed

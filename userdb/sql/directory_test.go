@@ -19,6 +19,7 @@ var (
 	_ userdb.SenderMap     = (*DB)(nil)
 	_ userdb.SenderAdmin   = (*DB)(nil)
 	_ userdb.Bounded       = (*DB)(nil)
+	_ userdb.QuotaBatcher  = (*DB)(nil)
 )
 
 // TestDirectory runs the same cases against SQLite and a real MariaDB.
@@ -35,6 +36,7 @@ func TestDirectory(t *testing.T) {
 			t.Run("sender map", func(t *testing.T) { testSenderMap(t, e) })
 			t.Run("quota", func(t *testing.T) { testQuota(t, e) })
 			t.Run("quota concurrent", func(t *testing.T) { testQuotaConcurrent(t, e) })
+			t.Run("quota batch", func(t *testing.T) { testQuotaBatch(t, e) })
 			t.Run("hostile input", func(t *testing.T) { testHostile(t, e) })
 			t.Run("foreign schema", func(t *testing.T) { testForeignSchema(t, e) })
 			if e.name == "mysql" {

@@ -5,6 +5,8 @@ import (
 	gosql "database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/vmaild/vmaild/userdb"
 )
@@ -63,25 +65,77 @@ func (d *DB) AddUsage(ctx context.Context, address string, bytes, messages int64
 // within limit. The database's row lock orders concurrent reservations, so
 // the limit holds exactly however many deliveries race.
 func (d *DB) ReserveUsage(ctx context.Context, address string, bytes, messages int64, limit userdb.Limit) (bool, error) {
-	const op = "sql quota reserve"
-	key, err := quotaKey(op, address)
+	ok, err := d.ReserveUsages(ctx, []userdb.Reservation{{Address: address, Bytes: bytes, Messages: messages, Limit: limit}})
 	if err != nil {
 		return false, err
 	}
-	if bytes < 0 || messages < 0 {
-		return false, fmt.Errorf("%s %q: negative reservation (%d bytes, %d messages); use AddUsage to release", op, key, bytes, messages)
+	return ok[0], nil
+}
+
+// ReserveUsages implements userdb.QuotaBatcher: ReserveUsage's two
+// statements for every reservation, in one transaction. Rows are touched
+// in address order, so two batches that share accounts cannot deadlock
+// each other; a deadlock reported anyway (MariaDB) retries the whole
+// transaction.
+func (d *DB) ReserveUsages(ctx context.Context, rs []userdb.Reservation) ([]bool, error) {
+	const op = "sql quota reserve"
+	keys := make([]string, len(rs))
+	order := make([]int, len(rs))
+	for i, r := range rs {
+		key, err := quotaKey(op, r.Address)
+		if err != nil {
+			return nil, err
+		}
+		if r.Bytes < 0 || r.Messages < 0 {
+			return nil, fmt.Errorf("%s %q: negative reservation (%d bytes, %d messages); use AddUsage to release", op, key, r.Bytes, r.Messages)
+		}
+		keys[i], order[i] = key, i
 	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(keys[a], keys[b]) })
 	ctx, cancel := d.opContext(ctx)
 	defer cancel()
-	p := params{address: key, bytes: bytes, messages: messages, limitBytes: limit.Bytes, limitMessages: limit.Messages}
-	if _, err := d.exec(ctx, d.q.quotaEnsure, p); err != nil {
-		return false, classify(fmt.Sprintf("%s %q", op, key), err)
-	}
-	n, err := d.affected(ctx, op, d.q.quotaReserve, p)
+	ensure, err := d.prepared(ctx, d.q.quotaEnsure)
 	if err != nil {
-		return false, err
+		return nil, classify(op, err)
 	}
-	return n > 0, nil
+	reserve, err := d.prepared(ctx, d.q.quotaReserve)
+	if err != nil {
+		return nil, classify(op, err)
+	}
+	ok := make([]bool, len(rs))
+	what := op
+	if len(rs) == 1 {
+		what = fmt.Sprintf("%s %q", op, keys[0])
+	}
+	for attempt := 1; ; attempt++ {
+		err = d.inTx(ctx, what, func(tx *gosql.Tx) error {
+			en, res := tx.StmtContext(ctx, ensure), tx.StmtContext(ctx, reserve)
+			for _, i := range order {
+				r := rs[i]
+				p := params{address: keys[i], bytes: r.Bytes, messages: r.Messages, limitBytes: r.Limit.Bytes, limitMessages: r.Limit.Messages}
+				if _, err := en.ExecContext(ctx, d.q.quotaEnsure.args(p)...); err != nil {
+					return err
+				}
+				out, err := res.ExecContext(ctx, d.q.quotaReserve.args(p)...)
+				if err != nil {
+					return err
+				}
+				n, err := out.RowsAffected()
+				if err != nil {
+					return err
+				}
+				ok[i] = n > 0
+			}
+			return nil
+		})
+		if err == nil || attempt == maxStatementAttempts || !isDeadlock(err) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ok, nil
 }
 
 // SetUsage implements userdb.QuotaStore (quota recalculation only).

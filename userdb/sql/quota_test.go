@@ -1,6 +1,8 @@
 package sqldir
 
 import (
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
@@ -111,5 +113,80 @@ func testQuotaConcurrent(t *testing.T, e engine) {
 	}
 	if u, err := d.Usage(c, "counter@example.com"); err != nil || u != (userdb.Usage{Bytes: 3 * workers * attempts, Messages: workers * attempts}) {
 		t.Errorf("added usage %+v, %v", u, err)
+	}
+}
+
+// testQuotaBatch: a batch charges what fits and only that, in one
+// transaction; batches over the same accounts in opposite orders, racing,
+// neither deadlock nor break a limit.
+func testQuotaBatch(t *testing.T, e engine) {
+	d := e.open(t, Queries{})
+	c := ctx(t)
+	if err := d.SetUsage(c, "b@example.com", userdb.Usage{Bytes: 95, Messages: 1}); err != nil {
+		t.Fatal(err)
+	}
+	rs := []userdb.Reservation{
+		{Address: "a@example.com", Bytes: 10, Messages: 1, Limit: userdb.Limit{Bytes: 100}},
+		{Address: "B@Example.com", Bytes: 10, Messages: 1, Limit: userdb.Limit{Bytes: 100}}, // over
+		{Address: "c@example.com", Bytes: 10, Messages: 1},                                  // unlimited
+		{Address: "d@example.com", Bytes: 10, Messages: 1, Limit: userdb.Limit{Messages: 1}},
+	}
+	ok, err := d.ReserveUsages(c, rs)
+	if err != nil || !slices.Equal(ok, []bool{true, false, true, true}) {
+		t.Fatalf("batch: %v, %v; want [true false true true]", ok, err)
+	}
+	for addr, want := range map[string]userdb.Usage{
+		"a@example.com": {Bytes: 10, Messages: 1},
+		"b@example.com": {Bytes: 95, Messages: 1},
+		"c@example.com": {Bytes: 10, Messages: 1},
+		"d@example.com": {Bytes: 10, Messages: 1},
+	} {
+		if u, err := d.Usage(c, addr); err != nil || u != want {
+			t.Errorf("%s: usage %+v, %v; want %+v", addr, u, err, want)
+		}
+	}
+	if _, err := d.ReserveUsages(c, []userdb.Reservation{{Address: "a@example.com", Bytes: 1}, {Address: "e@example.com", Bytes: -1}}); err == nil {
+		t.Error("a batch with a negative reservation was accepted")
+	}
+	if u, _ := d.Usage(c, "a@example.com"); u.Bytes != 10 {
+		t.Errorf("a refused batch charged a@: %+v", u)
+	}
+
+	// Racing batches: each charges 1 message to ten accounts limited to
+	// 20 messages, half of them listing the accounts backwards.
+	const workers, rounds, limit = 10, 4, 20
+	var addrs []string
+	for i := range 10 {
+		addrs = append(addrs, fmt.Sprintf("race%d@example.com", i))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*rounds)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			batch := make([]userdb.Reservation, len(addrs))
+			for i, a := range addrs {
+				batch[i] = userdb.Reservation{Address: a, Bytes: 1, Messages: 1, Limit: userdb.Limit{Messages: limit}}
+			}
+			if w%2 == 1 {
+				slices.Reverse(batch)
+			}
+			for range rounds {
+				if _, err := d.ReserveUsages(c, batch); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for _, a := range addrs {
+		if u, err := d.Usage(c, a); err != nil || u.Messages != limit {
+			t.Errorf("%s: usage %+v, %v; want exactly the limit, %d messages", a, u, err, limit)
+		}
 	}
 }
