@@ -21,8 +21,9 @@ import (
 // visible. *store.Store implements it.
 type Mailstore interface {
 	Deliver(ctx context.Context, rc store.Recipient, r io.Reader) (store.Delivery, error)
-	// DeliverMany writes r once and hard-links it to every recipient.
-	DeliverMany(ctx context.Context, rcpts []store.Recipient, r io.Reader) []store.Delivery
+	// DeliverGroups writes each group's body once, hard-links it to every
+	// recipient of the group, and makes all of them durable together.
+	DeliverGroups(ctx context.Context, groups []store.Group) [][]store.Delivery
 }
 
 // Queue takes remote destinations, redirects, replies and local

@@ -610,11 +610,14 @@ func (s diskFull) Deliver(ctx context.Context, rc store.Recipient, r io.Reader) 
 	return s.Mailstore.Deliver(ctx, rc, r)
 }
 
-func (s diskFull) DeliverMany(ctx context.Context, rcs []store.Recipient, r io.Reader) []store.Delivery {
-	b, _ := io.ReadAll(r)
-	out := make([]store.Delivery, len(rcs))
-	for i, rc := range rcs {
-		out[i], out[i].Err = s.Deliver(ctx, rc, bytes.NewReader(b))
+func (s diskFull) DeliverGroups(ctx context.Context, groups []store.Group) [][]store.Delivery {
+	out := make([][]store.Delivery, len(groups))
+	for gi, g := range groups {
+		b, _ := io.ReadAll(g.Body)
+		out[gi] = make([]store.Delivery, len(g.Recipients))
+		for i, rc := range g.Recipients {
+			out[gi][i], out[gi][i].Err = s.Deliver(ctx, rc, bytes.NewReader(b))
+		}
 	}
 	return out
 }

@@ -13,8 +13,10 @@
 //     fields, discard, redirect, send a reply, reject or tempfail that
 //     destination. With no filters the plan is "INBOX, unchanged".
 //  3. execute: local copies are written once per header variant and
-//     hard-linked into every mailbox (store.DeliverMany), each charged to
-//     its own quota; remote destinations, redirects and replies go to the
+//     hard-linked into every mailbox, all made durable together
+//     (store.DeliverGroups: the files and the new/ directories fsynced at
+//     once, every quota charged in one transaction); remote
+//     destinations, redirects and replies go to the
 //     durable queue (what an alias forwards with LocalAgent.ForwardSender's
 //     sender: the place for SRS).
 //

@@ -209,9 +209,7 @@ func (a *LocalAgent) execute(ctx context.Context, r *run, locals, remotes []*job
 		}
 		groups[p] = append(groups[p], j)
 	}
-	for _, p := range order {
-		a.writeLocal(ctx, r, p, groups[p])
-	}
+	a.writeLocal(ctx, r, order, groups)
 
 	// Recipients outside our domains keep their sender; what an alias or
 	// a filter forwards gets the forwarding sender (SRS).
@@ -292,39 +290,46 @@ func prefix(env *Envelope, j *job, deliveredTo bool) string {
 	return b.String()
 }
 
-// writeLocal writes one copy and links it to every mailbox of the group;
-// the store charges each quota on its own.
-func (a *LocalAgent) writeLocal(ctx context.Context, r *run, p string, js []*job) {
+// writeLocal writes one file per header prefix, links it to every mailbox
+// of its group and makes them all durable together; the store charges
+// each quota on its own, in one transaction.
+func (a *LocalAgent) writeLocal(ctx context.Context, r *run, prefixes []string, groups map[string][]*job) {
 	msg := r.msg
-	body := func() io.Reader {
+	body := func(p string) io.Reader {
 		return io.MultiReader(strings.NewReader(p), io.NewSectionReader(msg, 0, msg.Size()))
 	}
-	rcs := make([]store.Recipient, len(js))
-	for i, j := range js {
-		rcs[i] = a.storeRecipient(j)
-		rcs[i].Key, rcs[i].Once = r.key, r.once
+	sg := make([]store.Group, len(prefixes))
+	for gi, p := range prefixes {
+		rcs := make([]store.Recipient, len(groups[p]))
+		for i, j := range groups[p] {
+			rcs[i] = a.storeRecipient(j)
+			rcs[i].Key, rcs[i].Once = r.key, r.once
+		}
+		sg[gi] = store.Group{Recipients: rcs, Body: body(p)}
 	}
-	var res []store.Delivery
-	if len(js) == 1 {
-		d, err := a.Store.Deliver(ctx, rcs[0], body())
+	var res [][]store.Delivery
+	if len(sg) == 1 && len(sg[0].Recipients) == 1 {
+		d, err := a.Store.Deliver(ctx, sg[0].Recipients[0], sg[0].Body)
 		d.Err = err
-		res = []store.Delivery{d}
-	} else {
-		res = a.Store.DeliverMany(ctx, rcs, body())
+		res = [][]store.Delivery{{d}}
+	} else if len(sg) > 0 {
+		res = a.Store.DeliverGroups(ctx, sg)
 	}
-	for i, j := range js {
-		d := res[i]
-		if rcs[i].Folder != "" && errors.Is(d.Err, store.ErrNotFound) {
-			rcs[i].Folder = "" // no such folder: INBOX
-			d, d.Err = a.Store.Deliver(ctx, rcs[i], body())
+	for gi, p := range prefixes {
+		for i, j := range groups[p] {
+			rc, d := sg[gi].Recipients[i], res[gi][i]
+			if rc.Folder != "" && errors.Is(d.Err, store.ErrNotFound) {
+				rc.Folder = "" // no such folder: INBOX
+				d, d.Err = a.Store.Deliver(ctx, rc, body(p))
+			}
+			if d.Err != nil {
+				j.outcome = a.storeOutcome(d.Err)
+				r.log.Warn("local delivery failed", "rcpt", j.dest.Address, "outcome", j.outcome.String(), "err", d.Err)
+				continue
+			}
+			j.outcome = Outcome{Kind: Delivered}
+			r.log.Info("delivered", "rcpt", j.dest.Address, "size", d.Size, "folder", rc.Folder, "file", d.Name)
 		}
-		if d.Err != nil {
-			j.outcome = a.storeOutcome(d.Err)
-			r.log.Warn("local delivery failed", "rcpt", j.dest.Address, "outcome", j.outcome.String(), "err", d.Err)
-			continue
-		}
-		j.outcome = Outcome{Kind: Delivered}
-		r.log.Info("delivered", "rcpt", j.dest.Address, "size", d.Size, "folder", rcs[i].Folder, "file", d.Name)
 	}
 }
 

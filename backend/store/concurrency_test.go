@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/vmaild/vmaild/userdb"
+	sqldir "github.com/vmaild/vmaild/userdb/sql"
 )
 
 func TestParallelDeliveriesManyUsers(t *testing.T) {
@@ -355,6 +358,78 @@ func TestDeliverManyAndFile(t *testing.T) {
 	st2, _ := mustOpen(t, s, "m2@example.org").Status(ctx, "Junk")
 	if st.Messages != 2 || st2.Messages != 1 {
 		t.Fatalf("m1 %+v m2 %+v", st, st2)
+	}
+}
+
+// TestDeliverGroups: variants of one message (own Delivered-To each) are
+// stored together; each copy is its group's body, and each quota is
+// charged its own copy's size, in one batch on a real SQL quota store and
+// one by one on a store that cannot batch. A copy over quota is refused
+// alone, and a recipient the store cannot serve fails alone.
+func TestDeliverGroups(t *testing.T) {
+	sqlq, err := sqldir.Open(context.Background(), sqldir.Config{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "q.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sqlq.Close() })
+	if _, err := sqlq.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		qs   userdb.QuotaStore
+	}{
+		{"batched", sqlq},
+		{"one by one", &memQuota{u: map[string]userdb.Usage{}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := newTestStore(t)
+			quota := func(a string, l userdb.Limit) Quota {
+				return UserdbQuota{Store: tt.qs, Address: a, Limit: l}
+			}
+			body := func(a string) string { return "Delivered-To: " + a + "\r\n" + string(msg(1)) }
+			var groups []Group
+			for _, a := range []string{"g1@example.org", "g2@example.org", "g3@example.org"} {
+				groups = append(groups, Group{Recipients: []Recipient{{Address: a, Quota: quota(a, userdb.Limit{Messages: 5})}}, Body: strings.NewReader(body(a))})
+			}
+			// g4 and g5 share a body (an alias); g5 is full, bad/x invalid.
+			groups = append(groups, Group{Recipients: []Recipient{
+				{Address: "g4@example.org", Quota: quota("g4@example.org", userdb.Limit{})},
+				{Address: "g5@example.org", Quota: quota("g5@example.org", userdb.Limit{Bytes: 10})},
+				{Address: "bad/x@example.org"},
+			}, Body: strings.NewReader(body("team@example.org"))})
+			res := s.DeliverGroups(ctx, groups)
+			for gi, want := range [][]error{{nil}, {nil}, {nil}, {nil, ErrOverQuota, ErrInvalid}} {
+				for i, w := range want {
+					d := res[gi][i]
+					if (w == nil) != (d.Err == nil) || (w != nil && !errors.Is(d.Err, w)) {
+						t.Errorf("group %d recipient %d: %v, want %v", gi, i, d.Err, w)
+					}
+				}
+			}
+			for i, a := range []string{"g1@example.org", "g2@example.org", "g3@example.org", "g4@example.org"} {
+				name := a
+				if i == 3 {
+					name = "team@example.org"
+				}
+				want := body(name)
+				got, err := os.ReadFile(res[min(i, 3)][0].Path)
+				if err != nil || string(got) != want {
+					t.Errorf("%s: %q, %v; want its own variant", a, got, err)
+				}
+				u, err := tt.qs.Usage(ctx, a)
+				if err != nil || u != (userdb.Usage{Bytes: int64(len(want)), Messages: 1}) {
+					t.Errorf("%s: usage %+v, %v; want %d bytes, 1 message", a, u, err, len(want))
+				}
+			}
+			if u, _ := tt.qs.Usage(ctx, "g5@example.org"); u != (userdb.Usage{}) {
+				t.Errorf("the refused copy was charged: %+v", u)
+			}
+			if st, err := mustOpen(t, s, "g5@example.org").Status(ctx, "INBOX"); err == nil && st.Messages != 0 {
+				t.Errorf("g5 has %d messages, want none", st.Messages)
+			}
+		})
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -142,14 +143,27 @@ func (s *Store) createTmp(dir string, inbox bool) (*os.File, string, error) {
 
 // fill copies r into f, fsyncs and closes it; a failure removes the file.
 func fill(ctx context.Context, f *os.File, r io.Reader) (int64, error) {
-	n, err := io.Copy(f, ctxReader{ctx, r})
-	if err == nil {
-		err = f.Sync()
+	n, err := write(ctx, f, r)
+	if err != nil {
+		return 0, err
 	}
+	err = f.Sync()
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
+		os.Remove(f.Name())
+		return 0, ioError("write", f.Name(), err)
+	}
+	return n, nil
+}
+
+// write copies r into f, leaving it open and not yet fsynced; a failure
+// closes and removes the file.
+func write(ctx context.Context, f *os.File, r io.Reader) (int64, error) {
+	n, err := io.Copy(f, ctxReader{ctx, r})
+	if err != nil {
+		f.Close()
 		os.Remove(f.Name())
 		return 0, ioError("write", f.Name(), err)
 	}
@@ -182,7 +196,8 @@ func (s *Store) Deliver(ctx context.Context, rc Recipient, r io.Reader) (Deliver
 	if err != nil {
 		return Delivery{}, err
 	}
-	return s.commit(ctx, rc, dir, tmp, n)
+	d := s.commitAll(ctx, []Recipient{rc}, []Delivery{{Name: dir, Path: tmp, Size: n}}, nil)[0]
+	return d, d.Err
 }
 
 // deliveryFlags maps a recipient's flag names for the folder dir. Only
@@ -220,17 +235,8 @@ func (s *Store) deliveryFlags(ctx context.Context, dir string, names []string) (
 	return fl | kw, nil
 }
 
-// commit makes a durable tmp/ file visible in new/ (cur/ with flags).
-func (s *Store) commit(ctx context.Context, rc Recipient, dir, tmp string, size int64) (Delivery, error) {
-	fl, err := s.deliveryFlags(ctx, dir, rc.Flags)
-	if err != nil {
-		os.Remove(tmp)
-		return Delivery{}, fmt.Errorf("deliver to %s: %w", rc.Address, err)
-	}
-	if err := reserve(ctx, rc.Quota, size, 1); err != nil {
-		os.Remove(tmp)
-		return Delivery{}, fmt.Errorf("deliver to %s: %w", rc.Address, err)
-	}
+// uniqueName is a new message's unique name, with rc's Key in it.
+func (s *Store) uniqueName(rc Recipient, size int64) string {
 	name := s.uniqueBase(time.Now(), size)
 	if tag := keyTag(rc.Key); tag != "" {
 		// After the random part: "…R0a1b2c3dK<key>.host,S=n".
@@ -239,26 +245,7 @@ func (s *Store) commit(ctx context.Context, rc Recipient, dir, tmp string, size 
 			name = name[:i] + tag + name[i:]
 		}
 	}
-	sub := "new"
-	if fl != 0 {
-		sub, name = "cur", fileName(name, fl)
-	}
-	final := filepath.Join(dir, sub, name)
-	err = os.Rename(tmp, final)
-	if err != nil {
-		os.Remove(tmp)
-		err = ioError("rename", tmp, err)
-	} else if err = syncDir(filepath.Join(dir, sub)); err != nil {
-		// Not known to be durable: take it back rather than risk a
-		// duplicate when the sender retries after our 4xx.
-		os.Remove(final)
-	}
-	if err != nil {
-		s.releaseQuota(rc.Quota, size, 1)
-		return Delivery{}, fmt.Errorf("deliver to %s: %w", rc.Address, err)
-	}
-	s.hub.publish(dir, EventNew)
-	return Delivery{Name: name, Path: final, Size: size}, nil
+	return name
 }
 
 // DeliverMany stores one message for several recipients, reading r once:
@@ -266,11 +253,72 @@ func (s *Store) commit(ctx context.Context, rc Recipient, dir, tmp string, size 
 // links to it (or copies across file systems). Results are per recipient,
 // in order.
 func (s *Store) DeliverMany(ctx context.Context, rcpts []Recipient, r io.Reader) []Delivery {
-	out := make([]Delivery, len(rcpts))
+	return s.DeliverGroups(ctx, []Group{{Recipients: rcpts, Body: r}})[0]
+}
+
+// Group is one message body and the recipients that get it byte for byte.
+type Group struct {
+	Recipients []Recipient
+	Body       io.Reader
+}
+
+// DeliverGroups stores several variants of one message (one per distinct
+// header, as when each copy names its own Delivered-To), each as
+// DeliverMany does, and makes them durable together: the files are
+// fsynced at once, the quotas charged in one transaction and the
+// directories fsynced at once. Results are per group and recipient.
+func (s *Store) DeliverGroups(ctx context.Context, groups []Group) [][]Delivery {
+	var (
+		rcpts []Recipient
+		out   []Delivery
+		found []bool
+		files []*os.File
+		spans [][2]int // each file's group, as a range of out
+	)
+	for _, g := range groups {
+		o, f, file := s.stage(ctx, g)
+		if file != nil {
+			files = append(files, file)
+			spans = append(spans, [2]int{len(out), len(out) + len(o)})
+		}
+		rcpts, out, found = append(rcpts, g.Recipients...), append(out, o...), append(found, f...)
+	}
+	errs := make([]error, len(files))
+	parallel(len(files), func(k int) {
+		errs[k] = files[k].Sync()
+		if err := files[k].Close(); errs[k] == nil {
+			errs[k] = err
+		}
+	})
+	for k, err := range errs {
+		if err == nil {
+			continue
+		}
+		err = ioError("write", files[k].Name(), err)
+		for i := spans[k][0]; i < spans[k][1]; i++ {
+			if !found[i] && out[i].Err == nil {
+				out[i].Err = err
+			}
+		}
+	}
+	out = s.commitAll(ctx, rcpts, out, found)
+	res := make([][]Delivery, len(groups))
+	for gi, g := range groups {
+		res[gi], out = out[:len(g.Recipients)], out[len(g.Recipients):]
+	}
+	return res
+}
+
+// stage puts one group's copies into tmp/ for commitAll: the first
+// recipient's file is written (left open, not yet fsynced), the others
+// linked to it. Each entry is staged (Path = tmp file, Name = maildir,
+// Size), failed (Err) or already there (found, a Once delivery).
+func (s *Store) stage(ctx context.Context, g Group) (out []Delivery, found []bool, file *os.File) {
+	out = make([]Delivery, len(g.Recipients))
+	found = make([]bool, len(g.Recipients))
 	spool := ""
 	var size int64
-	found := make([]bool, len(rcpts))
-	for i, rc := range rcpts {
+	for i, rc := range g.Recipients {
 		dir, inbox, err := s.deliveryDir(rc)
 		if err == nil && rc.Once {
 			if d, ok := findKey(dir, rc.Key); ok {
@@ -278,37 +326,50 @@ func (s *Store) DeliverMany(ctx context.Context, rcpts []Recipient, r io.Reader)
 				continue
 			}
 		}
-		if err == nil && spool != "" {
-			var f *os.File
-			var tmp string
-			if f, tmp, err = s.createTmp(dir, inbox); err == nil {
-				// createTmp reserved a unique name; link over it.
-				f.Close()
-				os.Remove(tmp)
-				if err = linkOrCopy(ctx, spool, tmp); err == nil {
-					out[i].Path = tmp
-				}
-			}
-		} else if err == nil {
-			var f *os.File
-			var tmp string
-			if f, tmp, err = s.createTmp(dir, inbox); err == nil {
-				if size, err = fill(ctx, f, r); err != nil {
-					// The stream is spent: nobody after this one can be served.
-					for j := i; j < len(rcpts); j++ {
-						out[j].Err = err
-					}
-					break
-				}
-				spool, out[i].Path = tmp, tmp
-			}
+		var f *os.File
+		var tmp string
+		if err == nil {
+			f, tmp, err = s.createTmp(dir, inbox)
 		}
-		if err != nil {
-			out[i].Err = err
+		switch {
+		case err != nil:
+		case spool != "":
+			// createTmp reserved a unique name; link over it.
+			f.Close()
+			os.Remove(tmp)
+			if err = linkOrCopy(ctx, spool, tmp); err == nil {
+				out[i].Path = tmp
+			}
+		default:
+			if size, err = write(ctx, f, g.Body); err != nil {
+				// The stream is spent: nobody after this one can be served.
+				for j := i; j < len(out); j++ {
+					out[j].Err = err
+				}
+				return out, found, nil
+			}
+			spool, file, out[i].Path = tmp, f, tmp
 		}
-		out[i].Name = dir // remembered for commit below
+		out[i].Err, out[i].Name, out[i].Size = err, dir, size
 	}
-	return s.commitAll(ctx, rcpts, out, size, found)
+	return out, found, file
+}
+
+// parallel runs fn(0) … fn(n-1) at once and waits for them.
+func parallel(n int, fn func(int)) {
+	if n == 1 {
+		fn(0)
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(i)
+		}()
+	}
+	wg.Wait()
 }
 
 // DeliverFile stores an already spooled, fsynced file (the queue's copy of
@@ -337,16 +398,30 @@ func (s *Store) DeliverFile(ctx context.Context, rcpts []Recipient, path string)
 				}
 			}
 		}
-		out[i].Err = err
-		out[i].Name = dir
+		out[i].Err, out[i].Name, out[i].Size = err, dir, fi.Size()
 	}
-	return s.commitAll(ctx, rcpts, out, fi.Size(), nil)
+	return s.commitAll(ctx, rcpts, out, nil)
 }
 
-// commitAll finishes the staged deliveries (Path = tmp file, Name = the
-// maildir directory) of DeliverMany and DeliverFile.
-// Entries marked found are already delivered and left as they are.
-func (s *Store) commitAll(ctx context.Context, rcpts []Recipient, out []Delivery, size int64, found []bool) []Delivery {
+// commitAll makes durable tmp/ files visible: out[i] is staged as Path =
+// the tmp file, Name = the maildir directory, Size, or carries its Err; entries
+// marked found are already delivered and left as they are. However many
+// recipients, the quotas are charged in one transaction (on one
+// QuotaStore) and the new/ directories are fsynced at once, so that the
+// file system commits them together: a fan-out to ten mailboxes costs
+// about one delivery's waits, not ten.
+func (s *Store) commitAll(ctx context.Context, rcpts []Recipient, out []Delivery, found []bool) []Delivery {
+	type staged struct {
+		i                int
+		size             int64
+		dir, tmp         string
+		fl               Flags
+		sub, name, final string
+	}
+	fail := func(i int, err error) {
+		out[i] = Delivery{Err: fmt.Errorf("deliver to %s: %w", rcpts[i].Address, err)}
+	}
+	var todo []staged
 	for i := range out {
 		if found != nil && found[i] {
 			continue
@@ -359,9 +434,76 @@ func (s *Store) commitAll(ctx context.Context, rcpts []Recipient, out []Delivery
 			out[i] = Delivery{Err: out[i].Err}
 			continue
 		}
-		d, err := s.commit(ctx, rcpts[i], dir, tmp, size)
-		d.Err = err
-		out[i] = d
+		fl, err := s.deliveryFlags(ctx, dir, rcpts[i].Flags)
+		if err != nil {
+			os.Remove(tmp)
+			fail(i, err)
+			continue
+		}
+		todo = append(todo, staged{i: i, size: out[i].Size, dir: dir, tmp: tmp, fl: fl})
+	}
+
+	quotas := make([]Quota, len(todo))
+	sizes := make([]int64, len(todo))
+	for k, st := range todo {
+		quotas[k], sizes[k] = rcpts[st.i].Quota, st.size
+	}
+	qerrs := reserveAll(ctx, quotas, sizes, 1)
+	charged := todo[:0]
+	for k, st := range todo {
+		if qerrs[k] != nil {
+			os.Remove(st.tmp)
+			fail(st.i, qerrs[k])
+			continue
+		}
+		charged = append(charged, st)
+	}
+
+	// Rename every copy, then fsync the directories that changed, at once.
+	dirs := map[string]error{}
+	var visible []staged
+	for _, st := range charged {
+		st.sub, st.name = "new", s.uniqueName(rcpts[st.i], st.size)
+		if st.fl != 0 {
+			st.sub, st.name = "cur", fileName(st.name, st.fl)
+		}
+		st.final = filepath.Join(st.dir, st.sub, st.name)
+		if err := os.Rename(st.tmp, st.final); err != nil {
+			os.Remove(st.tmp)
+			s.releaseQuota(rcpts[st.i].Quota, st.size, 1)
+			fail(st.i, ioError("rename", st.tmp, err))
+			continue
+		}
+		dirs[filepath.Join(st.dir, st.sub)] = nil
+		visible = append(visible, st)
+	}
+	fsyncDirs(dirs)
+	for _, st := range visible {
+		if err := dirs[filepath.Join(st.dir, st.sub)]; err != nil {
+			// Not known to be durable: take it back rather than risk a
+			// duplicate when the sender retries after our 4xx.
+			os.Remove(st.final)
+			s.releaseQuota(rcpts[st.i].Quota, st.size, 1)
+			fail(st.i, err)
+			continue
+		}
+		s.hub.publish(st.dir, EventNew)
+		out[st.i] = Delivery{Name: st.name, Path: st.final, Size: st.size}
 	}
 	return out
+}
+
+// fsyncDirs fsyncs each directory of dirs, concurrently when there are
+// several (the file system then commits them in one journal transaction),
+// and records each one's error.
+func fsyncDirs(dirs map[string]error) {
+	names := make([]string, 0, len(dirs))
+	for d := range dirs {
+		names = append(names, d)
+	}
+	errs := make([]error, len(names))
+	parallel(len(names), func(i int) { errs[i] = syncDir(names[i]) })
+	for i, d := range names {
+		dirs[d] = errs[i]
+	}
 }

@@ -153,7 +153,9 @@ func validFileName(name string) bool {
 func (s *Store) uniqueBase(now time.Time, size int64) string {
 	var r [4]byte
 	_, _ = rand.Read(r[:])
-	return fmt.Sprintf("%d.M%dP%dQ%dR%08x.%s,S=%d", now.Unix(), now.Nanosecond()/1000,
+	// The microseconds are zero-padded: new messages of one second get
+	// their UIDs in name order, which is then arrival order.
+	return fmt.Sprintf("%d.M%06dP%dQ%dR%08x.%s,S=%d", now.Unix(), now.Nanosecond()/1000,
 		os.Getpid(), s.seq.Add(1), binary.BigEndian.Uint32(r[:]), s.host(), size)
 }
 

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 
 	"github.com/vmaild/vmaild/userdb"
 )
@@ -31,6 +32,11 @@ type UserdbQuota struct {
 // Reserve adds usage when it fits the limit, in one atomic database step.
 func (q UserdbQuota) Reserve(ctx context.Context, bytes, messages int64) error {
 	ok, err := q.Store.ReserveUsage(ctx, q.Address, bytes, messages, q.Limit)
+	return q.result(ok, err, bytes, messages)
+}
+
+// result is the error of one reservation, however it was made.
+func (q UserdbQuota) result(ok bool, err error, bytes, messages int64) error {
 	if err != nil {
 		return fmt.Errorf("quota reserve %s: %w: %w", q.Address, ErrTemporary, err)
 	}
@@ -59,6 +65,42 @@ func reserve(ctx context.Context, q Quota, bytes, messages int64) error {
 		return fmt.Errorf("quota: %w: %w", ErrTemporary, err)
 	}
 	return nil
+}
+
+// reserveAll reserves bytes[i] and messages on each qs[i] (nil: no
+// quota) and returns each one's error. The UserdbQuotas of one QuotaStore
+// are charged together, in one transaction when the store can
+// (userdb.QuotaBatcher).
+func reserveAll(ctx context.Context, qs []Quota, bytes []int64, messages int64) []error {
+	errs := make([]error, len(qs))
+	var batch []int // indexes of UserdbQuotas on the first one's store
+	var store userdb.QuotaStore
+	for i, q := range qs {
+		uq, ok := q.(UserdbQuota)
+		if ok && uq.Store != nil && reflect.TypeOf(uq.Store).Comparable() && (store == nil || uq.Store == store) {
+			store = uq.Store
+			batch = append(batch, i)
+			continue
+		}
+		errs[i] = reserve(ctx, q, bytes[i], messages)
+	}
+	if len(batch) < 2 {
+		for _, i := range batch {
+			errs[i] = reserve(ctx, qs[i], bytes[i], messages)
+		}
+		return errs
+	}
+	rs := make([]userdb.Reservation, len(batch))
+	for k, i := range batch {
+		uq := qs[i].(UserdbQuota)
+		rs[k] = userdb.Reservation{Address: uq.Address, Bytes: bytes[i], Messages: messages, Limit: uq.Limit}
+	}
+	ok, err := userdb.ReserveUsages(ctx, store, rs)
+	for k, i := range batch {
+		fit := err == nil && ok[k]
+		errs[i] = qs[i].(UserdbQuota).result(fit, err, bytes[i], messages)
+	}
+	return errs
 }
 
 // release credits the quota. Its failure is not the operation's failure
