@@ -2,14 +2,13 @@ package userdb_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/vmaild/vmaild/internal/loadburst"
 	"github.com/vmaild/vmaild/internal/testsrv"
 	"github.com/vmaild/vmaild/userdb"
 	"github.com/vmaild/vmaild/userdb/ldap"
@@ -52,59 +51,6 @@ func burstLDIF(t testing.TB, users []string) string {
 			u, u, u, u, u, h)
 	}
 	return b.String()
-}
-
-// burstResult is one lookup's answer and how long it took.
-type burstResult struct {
-	who  string
-	err  error
-	took time.Duration
-}
-
-// runBurst starts f for every user at the same moment and collects the
-// answers.
-func runBurst(users []string, f func(ctx context.Context, user string) error) []burstResult {
-	res := make([]burstResult, len(users))
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i, u := range users {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			t0 := time.Now()
-			err := f(context.Background(), u)
-			res[i] = burstResult{who: u, err: err, took: time.Since(t0)}
-		}()
-	}
-	close(start)
-	wg.Wait()
-	return res
-}
-
-// checkBurst fails the test for an answer later than bound or one that is
-// not "try later" (a "no" during an outage would bounce mail or refuse a
-// right password); allowOK accepts successes too (a slow directory still
-// serves some). It returns the slowest answer and the number of successes.
-func checkBurst(t *testing.T, what string, res []burstResult, bound time.Duration, allowOK bool) (slowest time.Duration, ok int) {
-	t.Helper()
-	for _, r := range res {
-		slowest = max(slowest, r.took)
-		if r.took > bound {
-			t.Errorf("%s %s: answered after %v, bound %v (%v)", what, r.who, r.took.Round(time.Millisecond), bound, r.err)
-		}
-		switch {
-		case r.err == nil && allowOK:
-			ok++
-		case r.err == nil:
-			t.Errorf("%s %s: succeeded with the directory down", what, r.who)
-		case !userdb.Temporary(r.err):
-			t.Errorf("%s %s: %v, want only ErrUnavailable", what, r.who, r.err)
-		case errors.Is(r.err, userdb.ErrBadCredentials) || errors.Is(r.err, userdb.ErrNotFound) || errors.Is(r.err, userdb.ErrDisabled):
-			t.Errorf("%s %s: %v: a \"no\" during an outage", what, r.who, r.err)
-		}
-	}
-	return slowest, ok
 }
 
 // TestDirectoryWaitsBounded breaks a real slapd in each way a directory
@@ -175,8 +121,8 @@ func TestDirectoryWaitsBounded(t *testing.T) {
 				}
 			}
 			t.Cleanup(restore)
-			logins := runBurst(cold, func(ctx context.Context, user string) error {
-				_, err := u.Authenticate(ctx, user, burstPassword(user))
+			logins := loadburst.Run(cold, func(ctx context.Context, i int) error {
+				_, err := u.Authenticate(ctx, cold[i], burstPassword(cold[i]))
 				return err
 			})
 			// This burst runs through userdb alone, 99 goroutines at
@@ -184,12 +130,16 @@ func TestDirectoryWaitsBounded(t *testing.T) {
 			// seen released together up to 1.4 s late, so the wider slack
 			// applies. The timeout + 1 s is asserted on logins
 			// through the running daemon (TestServeDirectoryHung).
+			judge := loadburst.TryLater
+			if tt.someServed {
+				judge = loadburst.TryLaterOrServed
+			}
 			b := slowBound
-			slowest, ok := checkBurst(t, "login", logins, b, tt.someServed)
-			t.Logf("%d concurrent cold logins: slowest answer %v, %d served", len(cold), slowest.Round(time.Millisecond), ok)
-			rcpts := runBurst(cold, func(ctx context.Context, user string) error {
+			slowest := loadburst.Check(t, "login", logins, b, judge)
+			t.Logf("%d concurrent cold logins: slowest answer %v, %d served", len(cold), slowest.Round(time.Millisecond), loadburst.Served(logins))
+			rcpts := loadburst.Run(cold, func(ctx context.Context, i int) error {
 				// A plus address: a key no login above has cached.
-				local, domain, _ := strings.Cut(user, "@")
+				local, domain, _ := strings.Cut(cold[i], "@")
 				_, err := u.Resolve(ctx, local+"+tag@"+domain)
 				return err
 			})
@@ -197,7 +147,8 @@ func TestDirectoryWaitsBounded(t *testing.T) {
 			// plus-stripped address, domain) under one bound; on a loaded
 			// machine its goroutines start later, so it gets the wider
 			// slack. The timeout + 1 s is asserted on the logins.
-			slowest, ok = checkBurst(t, "rcpt", rcpts, slowBound, tt.someServed)
+			slowest = loadburst.Check(t, "rcpt", rcpts, slowBound, judge)
+			ok := loadburst.Served(rcpts)
 			t.Logf("%d concurrent recipient lookups: slowest answer %v, %d served", len(cold), slowest.Round(time.Millisecond), ok)
 			if tt.someServed && ok == 0 {
 				t.Log("the slow directory served no recipient lookup within the timeout (the machine is busy)")
@@ -209,17 +160,17 @@ func TestDirectoryWaitsBounded(t *testing.T) {
 			// A resumed slapd on a loaded machine first works off the
 			// connections queued while it was frozen, so a login that
 			// still misses the timeout is tried again a few times.
-			for _, r := range runBurst(cold, func(ctx context.Context, user string) error {
+			for _, r := range loadburst.Run(cold, func(ctx context.Context, i int) error {
 				var err error
 				for try := 0; try < 5; try++ {
-					if _, err = u.Authenticate(ctx, user, burstPassword(user)); err == nil || !userdb.Temporary(err) {
+					if _, err = u.Authenticate(ctx, cold[i], burstPassword(cold[i])); err == nil || !userdb.Temporary(err) {
 						break
 					}
 				}
 				return err
 			}) {
-				if r.err != nil {
-					t.Errorf("login %s after the directory is back: %v", r.who, r.err)
+				if r.Err != nil {
+					t.Errorf("login %s after the directory is back: %v", r.Who, r.Err)
 				}
 			}
 		})

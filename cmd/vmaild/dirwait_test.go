@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmaild/vmaild/internal/loadburst"
 	"github.com/vmaild/vmaild/internal/testsrv"
 	"github.com/vmaild/vmaild/userdb/password"
 )
@@ -88,24 +90,14 @@ ldap:
 	}()
 	check := func(what string, conns []*lineConn, command func(i int) string, tag, want string, bound time.Duration) {
 		t.Helper()
-		replies := make([]string, len(conns))
-		errs := make([]error, len(conns))
-		took := make([]time.Duration, len(conns))
-		forEach(len(conns), func(i int) {
-			t0 := time.Now()
-			replies[i], errs[i] = conns[i].command(command(i), tag)
-			took[i] = time.Since(t0)
+		res := loadburst.Run(cold, func(_ context.Context, i int) error {
+			r, err := conns[i].command(command(i), tag)
+			if err != nil || !strings.HasPrefix(r, want) {
+				return fmt.Errorf("%q, %v; want %s…", r, err, want)
+			}
+			return nil
 		})
-		var slowest time.Duration
-		for i, r := range replies {
-			slowest = max(slowest, took[i])
-			if errs[i] != nil || !strings.HasPrefix(r, want) {
-				t.Errorf("%s %s: %q, %v; want %s…", what, cold[i], r, errs[i], want)
-			}
-			if took[i] > bound {
-				t.Errorf("%s %s: answered after %v, bound %v", what, cold[i], took[i].Round(time.Millisecond), bound)
-			}
-		}
+		slowest := loadburst.Check(t, what, res, bound, loadburst.NoError)
 		t.Logf("%d concurrent %ss with slapd frozen: slowest answer %v", len(conns), what, slowest.Round(time.Millisecond))
 	}
 	check("login", logins, func(i int) string { return loginCommand(cold[i]) }, "b ", "b NO [UNAVAILABLE]", dirBound)
