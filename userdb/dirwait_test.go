@@ -2,7 +2,6 @@ package userdb_test
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,9 +9,9 @@ import (
 
 	"github.com/vmaild/vmaild/internal/loadburst"
 	"github.com/vmaild/vmaild/internal/testsrv"
+	"github.com/vmaild/vmaild/internal/testusers"
 	"github.com/vmaild/vmaild/userdb"
 	"github.com/vmaild/vmaild/userdb/ldap"
-	"github.com/vmaild/vmaild/userdb/password"
 	sqldir "github.com/vmaild/vmaild/userdb/sql"
 )
 
@@ -25,34 +24,6 @@ const (
 	burst       = 100
 )
 
-// burstUsers returns n account addresses, each with its own password.
-func burstUsers(n int) []string {
-	users := make([]string, n)
-	for i := range users {
-		users[i] = fmt.Sprintf("burst%03d@example.com", i)
-	}
-	return users
-}
-
-func burstPassword(addr string) string { return "pw-" + addr }
-
-// burstLDIF is the directory of burstUsers, in the shape of ldif/example.ldif.
-func burstLDIF(t testing.TB, users []string) string {
-	t.Helper()
-	var b strings.Builder
-	b.WriteString("dn: dc=example,dc=com\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n")
-	b.WriteString("dn: ou=people,dc=example,dc=com\nobjectClass: organizationalUnit\nou: people\n\n")
-	for _, u := range users {
-		h, err := password.Hash("SSHA", burstPassword(u))
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(&b, "dn: uid=%s,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: %s\ncn: %s\nsn: %s\nmail: %s\nuserPassword: %s\n\n",
-			u, u, u, u, u, h)
-	}
-	return b.String()
-}
-
 // TestDirectoryWaitsBounded breaks a real slapd in each way a directory
 // fails — frozen (SIGSTOP: connections accepted, nothing answered),
 // killed (connection refused) and slow (answers held back by a proxy) —
@@ -62,8 +33,8 @@ func burstLDIF(t testing.TB, users []string) string {
 // once the directory is back, the same directory serves every login.
 func TestDirectoryWaitsBounded(t *testing.T) {
 	sl := testsrv.StartSlapd(t)
-	users := burstUsers(burst)
-	sl.Load(t, burstLDIF(t, users))
+	users := testusers.Burst(burst)
+	sl.Load(t, testusers.LDIF(t, users))
 	// Both backends get the same timeout: a lookup that touches both is
 	// bounded by the longer of the two.
 	db := openSQL(t, sqldir.Config{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "vmaild.db"), Timeout: waitTimeout})
@@ -107,7 +78,7 @@ func TestDirectoryWaitsBounded(t *testing.T) {
 			cache := userdb.NewCache(src, db, userdb.CacheConfig{})
 			u := &userdb.Users{Accounts: cache.Accounts(), Domains: cache.Domains(), RecipientDelimiter: "+"}
 			// One login first, so pooled connections meet the failure too.
-			if _, err := u.Authenticate(context.Background(), users[0], burstPassword(users[0])); err != nil {
+			if _, err := u.Authenticate(context.Background(), users[0], testusers.Password(users[0])); err != nil {
 				t.Fatal(err)
 			}
 			cold := users[1:]
@@ -122,7 +93,7 @@ func TestDirectoryWaitsBounded(t *testing.T) {
 			}
 			t.Cleanup(restore)
 			logins := loadburst.Run(cold, func(ctx context.Context, i int) error {
-				_, err := u.Authenticate(ctx, cold[i], burstPassword(cold[i]))
+				_, err := u.Authenticate(ctx, cold[i], testusers.Password(cold[i]))
 				return err
 			})
 			// This burst runs through userdb alone, 99 goroutines at
@@ -163,7 +134,7 @@ func TestDirectoryWaitsBounded(t *testing.T) {
 			for _, r := range loadburst.Run(cold, func(ctx context.Context, i int) error {
 				var err error
 				for try := 0; try < 5; try++ {
-					if _, err = u.Authenticate(ctx, cold[i], burstPassword(cold[i])); err == nil || !userdb.Temporary(err) {
+					if _, err = u.Authenticate(ctx, cold[i], testusers.Password(cold[i])); err == nil || !userdb.Temporary(err) {
 						break
 					}
 				}

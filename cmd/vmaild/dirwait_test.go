@@ -14,7 +14,7 @@ import (
 
 	"github.com/vmaild/vmaild/internal/loadburst"
 	"github.com/vmaild/vmaild/internal/testsrv"
-	"github.com/vmaild/vmaild/userdb/password"
+	"github.com/vmaild/vmaild/internal/testusers"
 )
 
 // The directory timeout the daemon runs with in these tests, and the bound
@@ -33,11 +33,8 @@ const (
 // 451 4.3.0 within ldap.timeout + 1 s. After SIGCONT the same users log in.
 func TestServeDirectoryHung(t *testing.T) {
 	sl := testsrv.StartSlapd(t)
-	users := make([]string, dirBurst+1)
-	for i := range users {
-		users[i] = fmt.Sprintf("burst%03d@example.com", i)
-	}
-	sl.Load(t, usersLDIF(t, users))
+	users := testusers.Burst(dirBurst + 1)
+	sl.Load(t, testusers.LDIF(t, users))
 	d := newDaemon(t, fmt.Sprintf(`userdb:
   accounts: ldap
 sql:
@@ -111,26 +108,6 @@ ldap:
 			t.Errorf("login %s after SIGCONT: %q, %v", cold[i], reply, err)
 		}
 	})
-}
-
-func burstPassword(addr string) string { return "pw-" + addr }
-
-// usersLDIF is a directory of the given accounts in the shape of
-// ldif/example.ldif, each with its burstPassword.
-func usersLDIF(t *testing.T, users []string) string {
-	t.Helper()
-	var b strings.Builder
-	b.WriteString("dn: dc=example,dc=com\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n")
-	b.WriteString("dn: ou=people,dc=example,dc=com\nobjectClass: organizationalUnit\nou: people\n\n")
-	for _, u := range users {
-		h, err := password.Hash("SSHA", burstPassword(u))
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(&b, "dn: uid=%s,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: %s\ncn: %s\nsn: %s\nmail: %s\nuserPassword: %s\n\n",
-			u, u, u, u, u, h)
-	}
-	return b.String()
 }
 
 // forEach runs f(0..n-1) concurrently and waits for all.
@@ -242,7 +219,7 @@ func imapLogin(addr string, n int, user string) (string, error) {
 }
 
 func loginCommand(user string) string {
-	return fmt.Sprintf("b LOGIN %q %q", user, burstPassword(user))
+	return fmt.Sprintf("b LOGIN %q %q", user, testusers.Password(user))
 }
 
 // smtpMailFrom opens a transaction from client n on the MTA port, ready
