@@ -83,15 +83,7 @@ func TestDirectoryWaitsBounded(t *testing.T) {
 			}
 			cold := users[1:]
 
-			tt.fail()
-			restored := false
-			restore := func() {
-				if !restored {
-					restored = true
-					tt.restore()
-				}
-			}
-			t.Cleanup(restore)
+			restore := loadburst.Outage(t, tt.fail, tt.restore)
 			logins := loadburst.Run(cold, func(ctx context.Context, i int) error {
 				_, err := u.Authenticate(ctx, cold[i], testusers.Password(cold[i]))
 				return err

@@ -53,15 +53,7 @@ ldap:
 		t.Fatalf("login before the outage: %q, %v", reply, err)
 	}
 
-	sl.Pause()
-	resumed := false
-	resume := func() {
-		if !resumed {
-			resumed = true
-			sl.Resume()
-		}
-	}
-	t.Cleanup(resume)
+	resume := loadburst.Outage(t, sl.Pause, sl.Resume)
 
 	// Connections and TLS first, so that only the directory's part is
 	// timed; then every command goes out at the same moment.

@@ -106,3 +106,15 @@ func TryLaterOrServed(err error) string {
 	}
 	return TryLater(err)
 }
+
+// Outage starts an outage with fail and returns the function that ends it
+// with restore. The end comes once, at that call or when the test ends,
+// so a test that stops half way does not leave a frozen or stopped server
+// to the tests after it.
+func Outage(t testing.TB, fail, restore func()) (end func()) {
+	t.Helper()
+	fail()
+	end = sync.OnceFunc(restore)
+	t.Cleanup(end)
+	return end
+}

@@ -101,15 +101,7 @@ func TestMariaDBWaitsBounded(t *testing.T) {
 			}
 			d := openDB(t, Config{Driver: "mysql", DSN: dsn, Timeout: waitTimeout})
 			seed(t, d)
-			tt.fail()
-			restored := false
-			restore := func() {
-				if !restored {
-					restored = true
-					tt.restore()
-				}
-			}
-			t.Cleanup(restore)
+			restore := loadburst.Outage(t, tt.fail, tt.restore)
 			slowest := loadburst.Check(t, "call", runBurst(d, nil), waitTimeout+waitSlack, loadburst.TryLater)
 			t.Logf("%d concurrent calls: slowest answer %v", burst, slowest.Round(time.Millisecond))
 			restore()
