@@ -39,6 +39,8 @@ var (
 	ErrNotFound = errors.New("queue: no such item")
 	// ErrClosed: the queue is shut down.
 	ErrClosed = errors.New("queue: closed")
+	// ErrHeld: the item is on the admin's hold (Hold).
+	ErrHeld = errors.New("queue: item is on hold")
 	// ErrLocked: another Queue (maybe another process) owns the spool.
 	ErrLocked = errors.New("queue: spool is locked by another queue")
 )

@@ -88,6 +88,9 @@ type envelope struct {
 type stateFile struct {
 	Version    int         `json:"v"`
 	Recipients []Recipient `json:"recipients"`
+	// Held is the admin's hold (Queue.Hold): kept across restarts until
+	// Queue.Unhold. Files without it, older ones included, are not held.
+	Held bool `json:"held,omitempty"`
 }
 
 // item is a queued message in memory: the envelope, the recipients' state
@@ -102,6 +105,7 @@ type item struct {
 	rcpts   []Recipient
 
 	held     bool            // spooled by EnqueueHeld, not scheduled until Release
+	onHold   bool            // the admin's hold (Hold), persisted; not scheduled until Unhold
 	busy     map[string]bool // destination domain → job queued or running
 	inflight int             // jobs running
 	deleted  bool
@@ -329,8 +333,8 @@ func rcptDomain(addr string) string {
 // fsynced (a rename of unsynced data can leave an empty file after a
 // crash) but the directory is not: losing the rename only means retrying
 // recipients that were already done, never losing one.
-func (s *spool) saveState(id string, rcpts []Recipient) error {
-	js, err := json.Marshal(stateFile{Version: stateVersion, Recipients: rcpts})
+func (s *spool) saveState(id string, rcpts []Recipient, onHold bool) error {
+	js, err := json.Marshal(stateFile{Version: stateVersion, Recipients: rcpts, Held: onHold})
 	if err != nil {
 		return fmt.Errorf("queue: state %s: %w", id, err)
 	}
@@ -502,6 +506,7 @@ func (s *spool) loadItem(id string, hasState bool) (*item, error) {
 		r.domain = it.rcpts[i].domain
 		it.rcpts[i] = r
 	}
+	it.onHold = st.Held
 	return it, nil
 }
 
