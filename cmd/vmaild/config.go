@@ -43,6 +43,7 @@ type Config struct {
 	Delivery delivery.Config `yaml:"delivery"`
 	SRS      SRSConfig       `yaml:"srs"`
 	Metrics  MetricsConfig   `yaml:"metrics"`
+	Control  ControlConfig   `yaml:"control"`
 	RunAs    string          `yaml:"run_as" help:"user to switch to after binding the ports when started as root"`
 	// ShutdownTimeout bounds how long SIGTERM waits for transactions in
 	// flight.
@@ -207,6 +208,7 @@ func defaultConfig() Config {
 		Queue:           QueueConfig{Port: 25, Workers: 32, PerDomain: 8, MaxAge: 5 * 24 * time.Hour},
 		Delivery:        delivery.Config{MaxHops: 50},
 		Metrics:         MetricsConfig{Address: "127.0.0.1:9187", MinFreeBytes: 1 << 30},
+		Control:         ControlConfig{Mode: "0600"},
 		SRS:             SRSConfig{Enabled: true, Separator: srs.DefaultSeparator, MaxAgeDays: srs.DefaultMaxAgeDays, HashLength: srs.DefaultHashLength},
 		ShutdownTimeout: 30 * time.Second,
 	}
@@ -272,6 +274,7 @@ func (c *Config) validate() error {
 		c.Queue.Dir = filepath.Join(c.DataDir, "queue")
 	}
 	problems = append(problems, c.SRS.resolve(c.Hostname, c.DataDir)...)
+	problems = append(problems, c.Control.resolve(c.DataDir)...)
 	if len(problems) > 0 {
 		return fmt.Errorf("%w:\n  %s", errConfig, strings.Join(problems, "\n  "))
 	}

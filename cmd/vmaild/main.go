@@ -76,5 +76,6 @@ func newRootCommand() *cobra.Command {
 		a.benchCommand(),
 		a.queueCommand(),
 	)
+	root.AddCommand(a.controlCommands()...)
 	return root
 }

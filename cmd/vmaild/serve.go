@@ -24,6 +24,7 @@ import (
 	"github.com/vmaild/vmaild/backend/queue"
 	"github.com/vmaild/vmaild/backend/srs"
 	"github.com/vmaild/vmaild/backend/store"
+	"github.com/vmaild/vmaild/protocols/control"
 	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/imap"
 	"github.com/vmaild/vmaild/protocols/login"
@@ -38,14 +39,16 @@ func (a *app) serveCommand() *cobra.Command {
 		Short: "Run the mail server: every configured listener, the delivery agent and the queue",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.serve(cmd.Context(), cmd.OutOrStdout())
+			return a.serve(cmd.Context(), cmd.OutOrStdout(), rereader(cmd, args, a))
 		},
 	}
 }
 
-func newLogger(cfg LogConfig, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.Level))
+// newLogger logs at level, which it sets to cfg.Level; reload changes it.
+func newLogger(cfg LogConfig, w io.Writer, level *slog.LevelVar) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(cfg.Level))
+	level.Set(l)
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
@@ -74,14 +77,17 @@ type server struct {
 	// pop3Locks is shared by 110 and 995: one maildrop, one session.
 	pop3Locks *pop3.Locks
 
+	ctl *controlState // the control socket; nil until it is open
+
 	wg       sync.WaitGroup
 	bound    map[string]net.Listener
 	serveErr chan error
 }
 
-func (a *app) serve(ctx context.Context, out io.Writer) error {
+func (a *app) serve(ctx context.Context, out io.Writer, reread func() (Config, error)) error {
 	cfg := a.cfg
-	log := newLogger(cfg.Log, os.Stderr)
+	level := new(slog.LevelVar)
+	log := newLogger(cfg.Log, os.Stderr, level)
 	s := &server{cfg: cfg, log: log, bound: map[string]net.Listener{}, serveErr: make(chan error, 16), pop3Locks: &pop3.Locks{}}
 
 	// SIGHUP reloads the certificate; caught from the start, so a reload
@@ -113,6 +119,11 @@ func (a *app) serve(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	defer s.dir.Close()
+	if err := s.startControl(level, reread); err != nil {
+		s.closeListeners()
+		s.queue.Shutdown(context.Background())
+		return err
+	}
 	s.startAll()
 	if ln, ok := s.bound["metrics"]; ok {
 		hs := s.serveMetrics(ln)
@@ -124,11 +135,8 @@ func (a *app) serve(ctx context.Context, out io.Writer) error {
 	for {
 		select {
 		case <-hup:
-			if err := s.certs.reload(); err != nil {
-				log.Error("certificate reload failed; keeping the old one", "err", err)
-			} else {
-				log.Info("certificate reloaded", "cert_file", s.certs.certFile)
-			}
+			// The same reload as `vmaild reload`; it logs what it did.
+			s.reload(control.Peer{UID: -1, GID: -1, PID: -1})
 			continue
 		case err := <-s.serveErr:
 			log.Error("listener failed", "err", err)
@@ -458,6 +466,7 @@ func isClosed(err error) bool {
 func (s *server) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	s.stopControl()
 	if err := s.gate.Shutdown(ctx); err != nil && !errors.Is(err, gate.ErrClosed) {
 		s.log.Warn("listener shutdown", "err", err)
 	}
