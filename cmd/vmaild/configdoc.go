@@ -44,7 +44,7 @@ var configSections = map[string]struct{ title, intro string }{
 		"(SMTP `421 4.7.0`, IMAP `* BYE [UNAVAILABLE]`, POP3 `-ERR [SYS/TEMP]`; implicit TLS ports just close). " +
 		"The time limits are absolute: no command, byte or library timeout restarts them. " +
 		"Refusals and limits reached are logged with the client network and counted in `vmaild_connections_refused_total`."},
-	"tls": {"TLS", "The certificate every TLS listener serves. `SIGHUP` reloads it without a restart."},
+	"tls": {"TLS", "The certificate every TLS listener serves. `SIGHUP` or `vmaild reload` reloads it without a restart."},
 	"smtp": {"SMTP policy", "Relay, size and sender policy of the SMTP listeners. Relaying needs a client in `mynetworks` or an authenticated session. " +
 		"An authenticated user sends only as its own address, its plus forms, the same local part in an alias domain, " +
 		"and what `vmaild sender` (or `ldap.attributes.sender_address`) grants; aliases and catch-alls grant nothing."},

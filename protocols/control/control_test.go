@@ -115,6 +115,22 @@ func TestControl(t *testing.T) {
 		t.Errorf("log lacks the requests and peers:\n%s", l)
 	}
 
+	// GET /v1/ lists the operations, for curl --unix-socket.
+	hc := (&Client{Socket: path}).http()
+	res, err := hc.Get("http://vmaild/v1/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var index struct {
+		Version    int
+		Operations []string
+	}
+	err = json.NewDecoder(res.Body).Decode(&index)
+	res.Body.Close()
+	if err != nil || index.Version != Version || strings.Join(index.Operations, ",") != "broken,echo,gone" {
+		t.Errorf("index: %+v, %v", index, err)
+	}
+
 	// A second server on the same path is refused while the first runs.
 	if _, err := Listen(path, 0o600); err == nil || !strings.Contains(err.Error(), "another vmaild") {
 		t.Errorf("second Listen: %v", err)
