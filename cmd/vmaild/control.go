@@ -52,12 +52,15 @@ func (c *ControlConfig) resolve(dataDir string) []string {
 	return problems
 }
 
+// fileMode reads the mode as octal; an unquoted 0660 in YAML arrives as
+// its decimal value (432), which is taken too.
 func (c ControlConfig) fileMode() (os.FileMode, error) {
-	m, err := strconv.ParseUint(c.Mode, 8, 32)
-	if err != nil || (m != 0o600 && m != 0o660) {
-		return 0, fmt.Errorf("control.mode: %q is not 0600 or 0660", c.Mode)
+	for _, base := range []int{8, 10} {
+		if m, err := strconv.ParseUint(c.Mode, base, 32); err == nil && (m == 0o600 || m == 0o660) {
+			return os.FileMode(m), nil
+		}
 	}
-	return os.FileMode(m), nil
+	return 0, fmt.Errorf("control.mode: %q is not \"0600\" or \"0660\"", c.Mode)
 }
 
 // Control operations and their requests.

@@ -232,3 +232,37 @@ func exitCode(err error, code int) bool {
 	var ee *exec.ExitError
 	return errors.As(err, &ee) && ee.ExitCode() == code
 }
+
+// TestControlConfig: the socket defaults into the data folder; the mode is
+// 0600 or 0660 however YAML or the environment spell it; a path too long
+// for a unix socket is refused before serve tries it.
+func TestControlConfig(t *testing.T) {
+	for _, tc := range []struct {
+		mode string
+		want os.FileMode
+	}{
+		{"0600", 0o600}, {"600", 0o600}, {"0660", 0o660}, {"660", 0o660},
+		{"432", 0o660}, // an unquoted 0660 in YAML
+		{"0644", 0}, {"0666", 0}, {"rw", 0}, {"", 0},
+	} {
+		c := ControlConfig{Mode: tc.mode}
+		problems := c.resolve("/var/lib/vmaild")
+		got, err := c.fileMode()
+		if tc.want == 0 {
+			if err == nil || len(problems) != 1 {
+				t.Errorf("mode %q accepted as %o (%v)", tc.mode, got, problems)
+			}
+			continue
+		}
+		if err != nil || got != tc.want || len(problems) != 0 {
+			t.Errorf("mode %q: %o, %v, %v; want %o", tc.mode, got, err, problems, tc.want)
+		}
+		if c.Socket != "/var/lib/vmaild/control.sock" {
+			t.Errorf("default socket %q", c.Socket)
+		}
+	}
+	long := ControlConfig{Mode: "0600", Socket: "/" + strings.Repeat("x", maxSocketPath)}
+	if p := long.resolve("/d"); len(p) != 1 || !strings.Contains(p[0], "shorter path") {
+		t.Errorf("a socket path of %d bytes: %v", len(long.Socket), p)
+	}
+}
