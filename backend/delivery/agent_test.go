@@ -720,10 +720,10 @@ func (f *fixture) retryPending(t testing.TB) {
 		t.Fatal(err)
 	}
 	for _, it := range items {
-		var addrs []string
+		var addrs []delivery.Recipient
 		for _, r := range it.Recipients {
 			if r.State == queue.Pending && strings.HasSuffix(r.Addr, "@example.com") {
-				addrs = append(addrs, r.Addr)
+				addrs = append(addrs, delivery.Recipient{Address: r.Addr, Final: r.Final})
 			}
 		}
 		if len(addrs) == 0 {
@@ -740,7 +740,7 @@ func (f *fixture) retryPending(t testing.TB) {
 		}
 		for i, o := range f.agent.Redeliver(ctx, it.ID, it.From, addrs, b) {
 			if o != delivered {
-				t.Errorf("retry of %s: %v", addrs[i], o)
+				t.Errorf("retry of %s: %v", addrs[i].Address, o)
 			}
 		}
 	}
