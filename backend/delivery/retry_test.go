@@ -2,6 +2,7 @@ package delivery_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -211,4 +212,103 @@ func TestRetryFinalMailbox(t *testing.T) {
 			}
 		})
 	}
+}
+
+// outageDirectory is the fixture's directory with its mailbox lookups
+// failing while down is set, as a directory outage would.
+type outageDirectory struct {
+	*userdb.Users
+	mu   sync.Mutex
+	down bool
+}
+
+func (d *outageDirectory) Mailbox(ctx context.Context, address string) (userdb.Destination, error) {
+	d.mu.Lock()
+	down := d.down
+	d.mu.Unlock()
+	if down {
+		return userdb.Destination{}, userdb.Unavailable("test", errors.New("directory down"))
+	}
+	return d.Users.Mailbox(ctx, address)
+}
+
+func (d *outageDirectory) set(down bool) {
+	d.mu.Lock()
+	d.down = down
+	d.mu.Unlock()
+}
+
+// TestRetryFinalMailboxGone: the retry of a final mailbox while the
+// directory is down stays queued (a temporary failure) and delivers once
+// the directory is back; when the account was deleted meanwhile the
+// sender gets a bounce naming it.
+func TestRetryFinalMailboxGone(t *testing.T) {
+	ctx := context.Background()
+	setup := func(t *testing.T) (*fixture, *outageDirectory) {
+		f := newFixture(t, delivery.Config{})
+		if err := f.db.AddAlias(ctx, "crew@example.com", "alice@example.com"); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.db.AddAlias(ctx, "crew@example.com", "carol@example.com"); err != nil {
+			t.Fatal(err)
+		}
+		dd := &outageDirectory{Users: f.users}
+		f.agent.Directory = dd
+		f.agent.Store = &flaky{Mailstore: f.agent.Store, fails: map[string]int{"carol@example.com": 1}}
+		env := delivery.Envelope{From: "bob@example.com", OneReply: true, Recipients: rcpts("crew@example.com")}
+		if got := f.agent.Deliver(ctx, env, newMsg(body)); got[0] != queued {
+			t.Fatalf("first attempt: %v, want queued", got[0])
+		}
+		return f, dd
+	}
+
+	t.Run("directory down", func(t *testing.T) {
+		f, dd := setup(t)
+		dd.set(true)
+		q := f.restartQueue(t)
+		var carol queue.Recipient
+		for limit := time.Now().Add(30 * time.Second); carol.Attempts < 3; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(limit) {
+				t.Fatalf("carol's retries: %+v", carol)
+			}
+			items, _ := q.List(ctx)
+			for _, it := range items {
+				for _, r := range it.Recipients {
+					if r.Addr == "carol@example.com" {
+						carol = r
+					}
+				}
+			}
+		}
+		if carol.State != queue.Pending || !carol.Final || !strings.HasPrefix(carol.Status, "4.") {
+			t.Fatalf("carol while the directory is down: %+v", carol)
+		}
+		dd.set(false)
+		waitEmpty(t, q)
+		for _, a := range []string{"alice@example.com", "carol@example.com"} {
+			if n := f.folderCount(t, a, ""); n != 1 {
+				t.Errorf("%s has %d copies, want 1", a, n)
+			}
+		}
+		if n := f.folderCount(t, "bob@example.com", ""); n != 0 {
+			t.Errorf("the sender got %d messages, want none", n)
+		}
+	})
+
+	t.Run("account deleted", func(t *testing.T) {
+		f, _ := setup(t)
+		if err := f.db.DeleteAccount(ctx, "carol@example.com"); err != nil {
+			t.Fatal(err)
+		}
+		q := f.restartQueue(t)
+		waitEmpty(t, q)
+		if n := f.folderCount(t, "alice@example.com", ""); n != 1 {
+			t.Errorf("alice has %d copies, want 1", n)
+		}
+		dsn := f.inbox(t, "bob@example.com")
+		if len(dsn) != 1 || !strings.Contains(dsn[0], "Final-Recipient: rfc822; carol@example.com") ||
+			!strings.Contains(dsn[0], "Action: failed") || !strings.Contains(dsn[0], "Status: 5.") {
+			t.Errorf("bounce to the sender: %q", dsn)
+		}
+	})
 }
