@@ -29,6 +29,8 @@ type fixture struct {
 	store *store.Store
 	queue *queue.Queue
 	users *userdb.Users
+	// queueDir is the queue's spool.
+	queueDir string
 }
 
 // newFixture builds the MDA over the real parts: a SQLite directory, the
@@ -71,12 +73,13 @@ func newFixtureOn(t testing.TB, cfg delivery.Config, sqlCfg sqldir.Config) *fixt
 	must(db.AddAlias(ctx, "fwd@example.com", "carol@example.com"))
 
 	q, err := queue.New(queue.Config{Dir: filepath.Join(dir, "queue"), Hostname: "mx.example.com"})
+	t.Cleanup(func() { q.Shutdown(context.Background()) })
 	must(err)
 	st := &store.Store{Root: filepath.Join(dir, "mail")}
 	users := &userdb.Users{Accounts: db, Domains: db, Quotas: db, RecipientDelimiter: "+"}
 	return &fixture{
 		agent: &delivery.LocalAgent{Directory: users, Quotas: db, Store: st, Queue: q, Config: cfg},
-		db:    db, store: st, queue: q, users: users,
+		db:    db, store: st, queue: q, users: users, queueDir: filepath.Join(dir, "queue"),
 	}
 }
 
@@ -723,10 +726,10 @@ func (f *fixture) retryPending(t testing.TB) {
 		t.Fatal(err)
 	}
 	for _, it := range items {
-		var addrs []string
+		var addrs []delivery.Recipient
 		for _, r := range it.Recipients {
 			if r.State == queue.Pending && strings.HasSuffix(r.Addr, "@example.com") {
-				addrs = append(addrs, r.Addr)
+				addrs = append(addrs, delivery.Recipient{Address: r.Addr, Final: r.Final})
 			}
 		}
 		if len(addrs) == 0 {
@@ -743,7 +746,7 @@ func (f *fixture) retryPending(t testing.TB) {
 		}
 		for i, o := range f.agent.Redeliver(ctx, it.ID, it.From, addrs, b) {
 			if o != delivered {
-				t.Errorf("retry of %s: %v", addrs[i], o)
+				t.Errorf("retry of %s: %v", addrs[i].Address, o)
 			}
 		}
 	}
