@@ -614,12 +614,18 @@ func (s diskFull) Deliver(ctx context.Context, rc store.Recipient, r io.Reader) 
 }
 
 func (s diskFull) DeliverGroups(ctx context.Context, groups []store.Group) [][]store.Delivery {
+	return deliverEach(ctx, s.Deliver, groups)
+}
+
+// deliverEach stores every copy of groups through deliver, one at a time:
+// a test store that fails some mailboxes implements DeliverGroups by it.
+func deliverEach(ctx context.Context, deliver func(context.Context, store.Recipient, io.Reader) (store.Delivery, error), groups []store.Group) [][]store.Delivery {
 	out := make([][]store.Delivery, len(groups))
 	for gi, g := range groups {
 		b, _ := io.ReadAll(g.Body)
 		out[gi] = make([]store.Delivery, len(g.Recipients))
 		for i, rc := range g.Recipients {
-			out[gi][i], out[gi][i].Err = s.Deliver(ctx, rc, bytes.NewReader(b))
+			out[gi][i], out[gi][i].Err = deliver(ctx, rc, bytes.NewReader(b))
 		}
 	}
 	return out

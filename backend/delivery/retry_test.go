@@ -39,13 +39,8 @@ func (s *flaky) Deliver(ctx context.Context, rc store.Recipient, r io.Reader) (s
 	return s.Mailstore.Deliver(ctx, rc, r)
 }
 
-func (s *flaky) DeliverMany(ctx context.Context, rcs []store.Recipient, r io.Reader) []store.Delivery {
-	b, _ := io.ReadAll(r)
-	out := make([]store.Delivery, len(rcs))
-	for i, rc := range rcs {
-		out[i], out[i].Err = s.Deliver(ctx, rc, strings.NewReader(string(b)))
-	}
-	return out
+func (s *flaky) DeliverGroups(ctx context.Context, groups []store.Group) [][]store.Delivery {
+	return deliverEach(ctx, s.Deliver, groups)
 }
 
 func (s *flaky) left() int {
