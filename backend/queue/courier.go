@@ -179,7 +179,7 @@ func (q *Queue) deliverLocal(ctx context.Context, it *item, rcpts []string) atte
 	r := reply{OK: true, Status: "2.0.0", Text: "delivered locally", Host: "local"}
 	msg, err := q.readMessage(it)
 	if err == nil {
-		err = q.cfg.Local(context.WithValue(ctx, itemIDKey{}, it.ID), it.From, rcpts, msg)
+		err = q.cfg.Local(context.WithValue(ctx, itemIDKey{}, it.ID), it.From, q.recipients(it, rcpts), msg)
 	}
 	var each RecipientErrors
 	if errors.As(err, &each) {
@@ -201,6 +201,32 @@ func (q *Queue) deliverLocal(ctx context.Context, it *item, rcpts []string) atte
 		a.results[rc] = r
 	}
 	return a
+}
+
+// recipients are the item's recipients named by addrs, in that order, with
+// their marks.
+func (q *Queue) recipients(it *item, addrs []string) []Recipient {
+	want := make(map[string]bool, len(addrs))
+	for _, a := range addrs {
+		want[a] = true
+	}
+	byAddr := make(map[string]Recipient, len(addrs))
+	q.mu.Lock()
+	for _, r := range it.rcpts {
+		if want[r.Addr] {
+			byAddr[r.Addr] = r
+		}
+	}
+	q.mu.Unlock()
+	out := make([]Recipient, len(addrs))
+	for i, a := range addrs {
+		r, ok := byAddr[a]
+		if !ok {
+			r = Recipient{Addr: a, State: Pending}
+		}
+		out[i] = r
+	}
+	return out
 }
 
 // RecipientErrors is what Config.Local returns when its recipients fared

@@ -18,6 +18,13 @@
 // UIDVALIDITY and UIDs so migrated clients keep their caches. Opening and
 // indexing never rename or rewrite a user's message files.
 //
+// The special-use folders (Store.SpecialFolders; Drafts, Sent, Trash and
+// Junk by default) exist for every account: a new account gets them at its
+// first OpenMailbox, an existing tree when they are first listed or used.
+// Whatever creates one also subscribes it, once, in Dovecot's subscriptions
+// file, which is only ever rewritten when its list changes; INBOX always
+// counts as subscribed.
+//
 // Writers of one folder are serialised by an in-process lock and an flock(2)
 // on vmaild.lock (so several vmaild processes may share a tree). Delivery
 // takes neither: it writes to tmp/, fsyncs, renames into new/ and fsyncs

@@ -250,19 +250,24 @@ func (s *server) queueConfig() queue.Config {
 }
 
 // queueLocal is the queue's hook for local recipients (bounces to our
-// users, destinations retried after a temporary failure): each recipient's
-// outcome reaches the queue on its own, as the reply the SMTP layer would
-// give, so it is retried, bounced or done by itself.
-func queueLocal(agent *delivery.LocalAgent) func(ctx context.Context, from string, rcpts []string, msg []byte) error {
-	return func(ctx context.Context, from string, rcpts []string, msg []byte) error {
-		outs := agent.Redeliver(ctx, queue.ItemID(ctx), from, rcpts, msg)
+// users, destinations retried after a temporary failure), each with the
+// final mark the agent spooled it with: each recipient's outcome reaches
+// the queue on its own, as the reply the SMTP layer would give, so it is
+// retried, bounced or done by itself.
+func queueLocal(agent *delivery.LocalAgent) func(ctx context.Context, from string, rcpts []queue.Recipient, msg []byte) error {
+	return func(ctx context.Context, from string, rcpts []queue.Recipient, msg []byte) error {
+		rs := make([]delivery.Recipient, len(rcpts))
+		for i, r := range rcpts {
+			rs[i] = delivery.Recipient{Address: r.Addr, Final: r.Final}
+		}
+		outs := agent.Redeliver(ctx, queue.ItemID(ctx), from, rs, msg)
 		errs := make(queue.RecipientErrors, len(rcpts))
 		for i, r := range rcpts {
-			errs[r] = nil
+			errs[r.Addr] = nil
 			if i >= len(outs) {
-				errs[r] = smtp.Reply(delivery.Temp(delivery.StoreFailed))
+				errs[r.Addr] = smtp.Reply(delivery.Temp(delivery.StoreFailed))
 			} else if outs[i].Failed() {
-				errs[r] = smtp.Reply(outs[i])
+				errs[r.Addr] = smtp.Reply(outs[i])
 			}
 		}
 		return errs
