@@ -273,8 +273,8 @@ func (c *Config) validate() error {
 	if c.Queue.Dir == "" {
 		c.Queue.Dir = filepath.Join(c.DataDir, "queue")
 	}
-	problems = append(problems, c.SRS.resolve(c.Hostname, c.DataDir)...)
 	problems = append(problems, c.Control.resolve(c.DataDir)...)
+	problems = append(problems, c.SRS.resolve(c.Hostname, c.DataDir)...)
 	if len(problems) > 0 {
 		return fmt.Errorf("%w:\n  %s", errConfig, strings.Join(problems, "\n  "))
 	}

@@ -62,6 +62,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.PersistentFlags().StringVarP(&a.configPath, "config", "c", "", "YAML configuration file (default: $VMAILD_CONFIG, else built-in defaults)")
 	addConfigFlags(root.PersistentFlags())
+	root.AddCommand(a.controlCommands()...)
 	root.AddCommand(
 		a.serveCommand(),
 		a.configCommand(),
@@ -76,6 +77,5 @@ func newRootCommand() *cobra.Command {
 		a.benchCommand(),
 		a.queueCommand(),
 	)
-	root.AddCommand(a.controlCommands()...)
 	return root
 }
