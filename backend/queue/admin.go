@@ -14,18 +14,18 @@ import (
 
 // Item is a queued message as the admin commands show it.
 type Item struct {
-	ID      string
-	From    string // "" is the null sender
-	Created time.Time
-	Size    int64
+	ID      string    `json:"id"`
+	From    string    `json:"from"` // "" is the null sender
+	Created time.Time `json:"created"`
+	Size    int64     `json:"size"`
 	// Bounce is set on delivery status notifications this queue made.
-	Bounce     bool
-	Recipients []Recipient
+	Bounce     bool        `json:"bounce,omitempty"`
+	Recipients []Recipient `json:"recipients"`
 	// NextAttempt is the earliest next attempt of a pending recipient,
 	// zero when none is pending.
-	NextAttempt time.Time
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
 	// Held is the admin's hold (Hold): nothing is attempted until Unhold.
-	Held bool
+	Held bool `json:"held,omitempty"`
 }
 
 // Stats are counters for metrics. Items and Pending are current values;

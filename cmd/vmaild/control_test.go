@@ -2,6 +2,7 @@ package main
 
 import (
 	gosql "database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-smtp"
 
+	"github.com/vmaild/vmaild/backend/queue"
 	"github.com/vmaild/vmaild/backend/queue/queuetest"
 	"github.com/vmaild/vmaild/userdb/password"
 )
@@ -25,6 +27,20 @@ func (d *e2eDaemon) run(args ...string) (string, error) {
 	d.t.Helper()
 	out, err := exec.Command(d.bin, append([]string{"-c", d.config}, args...)...).CombinedOutput()
 	return string(out), err
+}
+
+// cliJSON runs a command with --json and decodes its standard output
+// (standard error may say which configuration it read).
+func (d *e2eDaemon) cliJSON(v any, args ...string) error {
+	d.t.Helper()
+	cmd := exec.Command(d.bin, append([]string{"-c", d.config}, append(args, "--json")...)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("vmaild %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return json.Unmarshal(out, v)
 }
 
 var queueID = regexp.MustCompile(`\b[0-9a-f]{32}\b`)
@@ -98,6 +114,22 @@ func TestServeControlChannel(t *testing.T) {
 	wantLines(t, "show of a held message", out, "next attempt:", "held", "bob@remote.test", "451", "Subject: queued 0", "body 0")
 	refuseLines(t, "show of a held message", out, "message not shown")
 	wantLines(t, "list", d.cli("", "queue", "list"), bob, "held", "3 queued")
+	// --json: the same, for scripts; it parses and round-trips.
+	var items []queue.Item
+	if err := d.cliJSON(&items, "queue", "list"); err != nil || len(items) != 3 {
+		t.Fatalf("queue list --json: %v, %d items", err, len(items))
+	}
+	if items[0].ID != bob || !items[0].Held || items[0].Recipients[0].Addr != "bob@remote.test" || items[0].Recipients[0].ReplyCode != 451 {
+		t.Errorf("queue list --json: first item %+v", items[0])
+	}
+	if again, _ := json.Marshal(items); !json.Valid(again) {
+		t.Error("queue list --json does not round-trip")
+	}
+	var shown queueShowAnswer
+	if err := d.cliJSON(&shown, "queue", "show", bob); err != nil ||
+		shown.Item.ID != bob || !strings.Contains(string(shown.Message), "body 0") {
+		t.Errorf("queue show --json: %+v, %v", shown, err)
+	}
 	if out, err := d.run("queue", "retry", bob); err == nil || !strings.Contains(out, "on hold") {
 		t.Errorf("retry of a held message: %v\n%s", err, out)
 	}
@@ -135,6 +167,10 @@ func TestServeControlChannel(t *testing.T) {
 		t.Errorf("status does not count the logged-in IMAP client:\n%s", out)
 	}
 	wantLines(t, "status", out, "1 messages (1 held)")
+	var st statusAnswer
+	if err := d.cliJSON(&st, "status"); err != nil || len(st.Gate.Listeners) != 7 || st.Held != 1 {
+		t.Errorf("status --json: %+v, %v", st, err)
+	}
 	idle.Logout()
 
 	// release, then retry bob alone: delivered.

@@ -90,6 +90,7 @@ func (a *app) controlCommands() []*cobra.Command {
 			return nil
 		},
 	}
+	var statusJSON bool
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "Show the running server: listeners and their connections, queue, directory cache",
@@ -104,6 +105,9 @@ func (a *app) controlCommands() []*cobra.Command {
 				return fmt.Errorf("status: %w", err)
 			}
 			out := cmd.OutOrStdout()
+			if statusJSON {
+				return printJSON(out, st)
+			}
 			fmt.Fprintf(out, "vmaild serve running, pid %d, up %s\n", st.PID, time.Since(st.Started).Round(time.Second))
 			w := table(out)
 			fmt.Fprintln(w, "LISTENER\tADDRESS\tCONNECTIONS\tLOGGED IN")
@@ -121,6 +125,7 @@ func (a *app) controlCommands() []*cobra.Command {
 			return nil
 		},
 	}
+	status.Flags().BoolVar(&statusJSON, "json", false, "print one JSON object")
 	return []*cobra.Command{authCache, reload, status}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +28,7 @@ import (
 
 func (a *app) queueCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "queue", Short: "List, show, flush, retry, hold, release and delete outbound messages"}
+	var asJSON bool
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List queued messages and the state of their recipients",
@@ -38,6 +40,15 @@ func (a *app) queueCommand() *cobra.Command {
 				items, err = a.inspectQueue(cmd.Context())
 			} else if err != nil {
 				return fmt.Errorf("queue list: %w", err)
+			}
+			if asJSON {
+				if items == nil {
+					items = []queue.Item{}
+				}
+				if jerr := printJSON(cmd.OutOrStdout(), items); jerr != nil {
+					return jerr
+				}
+				return err
 			}
 			w := table(cmd.OutOrStdout())
 			fmt.Fprintln(w, "ID\tSIZE\tQUEUED\tFROM\tRECIPIENTS\tNEXT ATTEMPT")
@@ -57,9 +68,11 @@ func (a *app) queueCommand() *cobra.Command {
 		Short: "Show a queued message: envelope, each recipient's state and last reply, the message",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.showQueued(cmd.Context(), cmd.OutOrStdout(), args[0])
+			return a.showQueued(cmd.Context(), cmd.OutOrStdout(), args[0], asJSON)
 		},
 	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print a JSON list of the messages and their recipients")
+	show.Flags().BoolVar(&asJSON, "json", false, `print one JSON object: {"item": …, "message": base64}`)
 	var timeout time.Duration
 	flush := &cobra.Command{
 		Use:   "flush [ID]",
@@ -201,12 +214,15 @@ func (a *app) ownQueue(what string, edit func(*queue.Config)) (*queue.Queue, err
 	return q, nil
 }
 
-func (a *app) showQueued(ctx context.Context, out io.Writer, id string) error {
+func (a *app) showQueued(ctx context.Context, out io.Writer, id string, asJSON bool) error {
 	var live queueShowAnswer
 	ran, err := a.callDaemon(ctx, opQueueShow, queueRequest{ID: id}, &live)
 	if ran {
 		if err != nil {
 			return fmt.Errorf("queue show: %w", err)
+		}
+		if asJSON {
+			return printJSON(out, live)
 		}
 		if err := printQueued(out, &live.Item); err != nil {
 			return err
@@ -229,6 +245,21 @@ func (a *app) showQueued(ctx context.Context, out io.Writer, id string) error {
 			return err
 		}
 		return fmt.Errorf("%w: %q", queue.ErrNotFound, id)
+	}
+	if asJSON {
+		// The message needs the spool's owner; without it, none.
+		ans := queueShowAnswer{Item: *it}
+		if q, err := a.ownQueue("show", nil); err == nil {
+			defer q.Shutdown(context.WithoutCancel(ctx))
+			if msg, err := q.Message(ctx, id); err == nil {
+				ans.Message, err = io.ReadAll(msg)
+				msg.Close()
+				if err != nil {
+					return fmt.Errorf("queue show: %w", err)
+				}
+			}
+		}
+		return printJSON(out, ans)
 	}
 	if err := printQueued(out, it); err != nil {
 		return err
@@ -414,4 +445,11 @@ func formatWhen(t time.Time) string {
 		return "-"
 	}
 	return t.Format(time.RFC3339)
+}
+
+// printJSON writes v as indented JSON, for scripts.
+func printJSON(out io.Writer, v any) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
