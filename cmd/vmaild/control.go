@@ -204,7 +204,7 @@ func (s *server) queueOp(what string, do func(ctx context.Context, req queueRequ
 			return nil, fmt.Errorf("%w: queue %s needs an id", errBadRequest, what)
 		}
 		if err := do(ctx, req); err != nil {
-			return nil, fmt.Errorf("queue %s: %w", what, err)
+			return nil, err // the command names the operation
 		}
 		s.audit(peer, "queue "+what, "queue_id", req.ID, "rcpt", req.Rcpt)
 		return struct{}{}, nil
