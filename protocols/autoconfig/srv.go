@@ -1,6 +1,9 @@
 package autoconfig
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // SRV is one DNS service record (RFC 2782) a domain publishes so that
 // clients find its mail services (RFC 6186, RFC 8314 section 5.1).
@@ -18,7 +21,15 @@ func (r SRV) String() string { return r.Record("DOMAIN") }
 
 // Record is the record in zone-file syntax for one domain.
 func (r SRV) Record(domain string) string {
-	return fmt.Sprintf("%s.%s. 3600 IN SRV %d %d %d %s.", r.Service, domain, r.Priority, r.Weight, r.Port, r.Target)
+	// "." is the root, the "no service" target; any other gets its dot.
+	return fmt.Sprintf("%s.%s. 3600 IN SRV %d %d %d %s", r.Service, domain, r.Priority, r.Weight, r.Port, fqdn(r.Target))
+}
+
+func fqdn(name string) string {
+	if strings.HasSuffix(name, ".") {
+		return name
+	}
+	return name + "."
 }
 
 // SRVRecords are the records announcing the services of s, best first, as
