@@ -341,3 +341,29 @@ func TestServeAutoconfig(t *testing.T) {
 	}
 	d.stop()
 }
+
+// TestReadmeSRVRecords: the SRV records the README shows are the ones
+// autoconfig.SRVRecords gives for the README's production listeners.
+func TestReadmeSRVRecords(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shown []string
+	for _, line := range strings.Split(string(readme), "\n") {
+		if strings.HasPrefix(line, "_") && strings.Contains(line, " SRV ") {
+			shown = append(shown, strings.Join(strings.Fields(line), " "))
+		}
+	}
+	cfg := Config{Hostname: "mail.example.com", Listen: Listeners{
+		SMTP: Listener{Address: ":25"}, Submission: Listener{Address: ":587"}, Submissions: Listener{Address: ":465"},
+		IMAP: Listener{Address: ":143"}, IMAPS: Listener{Address: ":993"}, POP3: Listener{Address: ":110"}, POP3S: Listener{Address: ":995"},
+	}}
+	var want []string
+	for _, r := range autoconfig.SRVRecords(cfg.autoconfigSettings()) {
+		want = append(want, r.Record("example.com"))
+	}
+	if !reflect.DeepEqual(shown, want) {
+		t.Errorf("README shows\n%s\nSRVRecords gives\n%s", strings.Join(shown, "\n"), strings.Join(want, "\n"))
+	}
+}
