@@ -114,8 +114,8 @@ func NewServer(h *Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// The paths, compared in lower case: Outlook spells autodiscover with a
-// capital A, others do not, and path case means nothing to us.
+// The paths are compared in lower case: Outlook spells autodiscover with
+// a capital A, others do not, and path case means nothing to us.
 const (
 	pathAutoconfig      = "/mail/config-v1.1.xml"
 	pathWellKnown       = "/.well-known/autoconfig/mail/config-v1.1.xml"
@@ -237,9 +237,9 @@ func (h *Handler) hosted(ctx context.Context, domain string) error {
 
 // queryAddress is the emailaddress parameter, canonical; "" when absent.
 func queryAddress(r *http.Request) (address, domain string, err error) {
-	q, err := urlQuery(r)
+	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		return "", "", err
+		return "", "", refuse(http.StatusBadRequest, "malformed query string: %v", err)
 	}
 	vs := q[emailAddressParam]
 	switch {
@@ -249,14 +249,6 @@ func queryAddress(r *http.Request) (address, domain string, err error) {
 		return "", "", refuse(http.StatusBadRequest, "more than one emailaddress parameter")
 	}
 	return ParseAddress(vs[0])
-}
-
-func urlQuery(r *http.Request) (map[string][]string, error) {
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return nil, refuse(http.StatusBadRequest, "malformed query string: %v", err)
-	}
-	return q, nil
 }
 
 func readOnly(r *http.Request) error {
