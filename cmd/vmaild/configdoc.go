@@ -58,6 +58,9 @@ var configSections = map[string]struct{ title, intro string }{
 		"(the format of postsrsd and Mail::SRS; postsrsd's secret file works as it is), so SPF passes at the next hop and bounces come back here. " +
 		"A bounce to such an address is delivered to the original sender after its hash and age are checked; " +
 		"a forged or expired one is refused at RCPT with `550 5.7.1`. The MX of `srs.domain` must be this server."},
+	"autoconfig": {"Client autoconfiguration", "Thunderbird autoconfig, Outlook autodiscover (POX) and an Apple `.mobileconfig` for every hosted domain " +
+		"(other domains: 404), announcing the enabled imaps, imap, pop3s, pop3, submissions and submission listeners " +
+		"(implicit TLS first) with the full address as login. See the README for the DNS names and the RFC 6186 SRV records."},
 	"client_networks": {"Client networks", "How client addresses are grouped wherever clients are counted or limited: " +
 		"one IPv4 address, and one IPv6 /64, since a host or a customer line is usually handed a whole /64."},
 	"login": {"Login service", "One login service checks every password (SMTP AUTH, IMAP, POP3). " +

@@ -95,6 +95,9 @@ func (a *app) serve(ctx context.Context, out io.Writer) error {
 	if err == nil {
 		err = s.bindMetrics()
 	}
+	if err == nil {
+		err = s.bindAutoconfig()
+	}
 	if err != nil {
 		s.closeListeners()
 		return err
@@ -118,6 +121,10 @@ func (a *app) serve(ctx context.Context, out io.Writer) error {
 		hs := s.serveMetrics(ln)
 		defer hs.Close()
 		log.Info("listening", "listener", "metrics", "address", ln.Addr().String())
+	}
+	if ln, ok := s.bound["autoconfig"]; ok {
+		hs := s.serveAutoconfig(ln)
+		defer hs.Close()
 	}
 	s.printHint(out)
 
