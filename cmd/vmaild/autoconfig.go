@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/vmaild/vmaild/protocols/autoconfig"
+	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/userdb"
 )
 
@@ -129,10 +130,17 @@ func (s *server) serveAutoconfig(ln net.Listener) *http.Server {
 	settings := s.cfg.autoconfigSettings()
 	h := &autoconfig.Handler{Settings: settings, IsLocalDomain: s.directory.IsLocalDomain, Logger: log}
 	hs := autoconfig.NewServer(h, log)
-	serve := func() error { return hs.Serve(ln) }
+	// Behind the gate like every listener: its per-network and global
+	// caps bound what one client can hold open here too.
+	gl, err := s.gate.Listen(ln, gate.Service{Name: "autoconfig", NoLogin: true})
+	if err != nil {
+		log.Error("autoconfig listener", "err", err)
+		return hs
+	}
+	serve := func() error { return hs.Serve(gl) }
 	if s.cfg.Autoconfig.TLS {
 		hs.TLSConfig = s.tls.Clone()
-		serve = func() error { return hs.ServeTLS(ln, "", "") }
+		serve = func() error { return hs.ServeTLS(gl, "", "") }
 	}
 	go func() {
 		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
