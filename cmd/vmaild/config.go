@@ -54,6 +54,9 @@ type Config struct {
 	ClientNetworks gate.Networks `yaml:"client_networks"`
 	// Login is the login service shared by every listener.
 	Login login.Config `yaml:"login"`
+
+	// Autoconfig tells mail clients about the listeners (autoconfig.go).
+	Autoconfig AutoconfigConfig `yaml:"autoconfig"`
 }
 
 // MetricsConfig is the Prometheus and health-check listener.
@@ -84,6 +87,9 @@ type Listener struct {
 	Address string `yaml:"address" help:"host:port (or a unix socket path for lmtp); empty: off"`
 	// InsecureAuth allows passwords without TLS: tests and loopback only.
 	InsecureAuth bool `yaml:"insecure_auth" help:"allow passwords without TLS (tests, loopback only)"`
+	// PublicPort is for autoconfig: behind NAT or a container's port
+	// mapping, clients reach the listener on another port.
+	PublicPort int `yaml:"public_port" help:"port clients connect to, when a NAT or container port mapping differs from address (announced by autoconfig); 0: the port of address"`
 }
 
 // TLSFiles is the certificate every TLS listener serves.
@@ -275,6 +281,7 @@ func (c *Config) validate() error {
 	}
 	problems = append(problems, c.Control.resolve(c.DataDir)...)
 	problems = append(problems, c.SRS.resolve(c.Hostname, c.DataDir)...)
+	problems = append(problems, c.validateAutoconfig()...)
 	if len(problems) > 0 {
 		return fmt.Errorf("%w:\n  %s", errConfig, strings.Join(problems, "\n  "))
 	}

@@ -61,6 +61,9 @@ var configSections = map[string]struct{ title, intro string }{
 	"control": {"Control channel", "The unix socket on which `vmaild serve` answers the admin commands while it runs " +
 		"(`vmaild queue …`, `auth-cache flush`, `reload`, `status`); without a running server they work on the files. " +
 		"The socket's file mode is its access control; each change is logged with the caller's uid (SO_PEERCRED)."},
+	"autoconfig": {"Client autoconfiguration", "Thunderbird autoconfig, Outlook autodiscover (POX) and an Apple `.mobileconfig` for every hosted domain " +
+		"(other domains: 404), announcing the enabled imaps, imap, pop3s, pop3, submissions and submission listeners " +
+		"(implicit TLS first) with the full address as login. See the README for the DNS names and the RFC 6186 SRV records."},
 	"client_networks": {"Client networks", "How client addresses are grouped wherever clients are counted or limited: " +
 		"one IPv4 address, and one IPv6 /64, since a host or a customer line is usually handed a whole /64."},
 	"login": {"Login service", "One login service checks every password (SMTP AUTH, IMAP, POP3). " +

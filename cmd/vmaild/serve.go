@@ -101,6 +101,9 @@ func (a *app) serve(ctx context.Context, out io.Writer, reread func() (Config, e
 	if err == nil {
 		err = s.bindMetrics()
 	}
+	if err == nil {
+		err = s.bindAutoconfig()
+	}
 	if err != nil {
 		s.closeListeners()
 		return err
@@ -129,6 +132,10 @@ func (a *app) serve(ctx context.Context, out io.Writer, reread func() (Config, e
 		hs := s.serveMetrics(ln)
 		defer hs.Close()
 		log.Info("listening", "listener", "metrics", "address", ln.Addr().String())
+	}
+	if ln, ok := s.bound["autoconfig"]; ok {
+		hs := s.serveAutoconfig(ln)
+		defer hs.Close()
 	}
 	s.printHint(out)
 
