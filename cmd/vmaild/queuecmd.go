@@ -350,10 +350,9 @@ func (a *app) flushQueue(ctx context.Context, out, logTo io.Writer, what, id, rc
 		}
 		before = []queue.Item{it}
 	}
+	// Made due before the queue starts: a refusal (on hold, no such
+	// recipient) then leaves every message untouched.
 	start := time.Now()
-	if err := q.Start(ctx); err != nil {
-		return err
-	}
 	if rcpt != "" {
 		err = q.Retry(ctx, id, rcpt)
 	} else {
@@ -361,6 +360,9 @@ func (a *app) flushQueue(ctx context.Context, out, logTo io.Writer, what, id, rc
 	}
 	if err != nil {
 		return fmt.Errorf("queue %s: %w", what, err)
+	}
+	if err := q.Start(ctx); err != nil {
+		return err
 	}
 	// Flush makes every pending recipient due; it has been tried once its
 	// last attempt is newer than start (or it is no longer pending).
