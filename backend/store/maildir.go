@@ -102,19 +102,7 @@ func fileName(base string, flags Flags) string {
 // sizeFromName reads the ",S=<octets>" field Dovecot and vmaild put in the
 // base name, so that indexing never has to stat a message.
 func sizeFromName(base string) (int64, bool) {
-	i := strings.Index(base, ",S=")
-	if i < 0 {
-		return 0, false
-	}
-	v := base[i+3:]
-	if j := strings.IndexAny(v, ",:"); j >= 0 {
-		v = v[:j]
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
-		return 0, false
-	}
-	return n, true
+	return fieldFromName(base, ",S=")
 }
 
 // timeFromName reads the delivery time (the leading decimal seconds every
