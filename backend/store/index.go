@@ -21,9 +21,14 @@ import (
 //	R <uid> <n|c> <name>                    file renamed (flags, new/ → cur/)
 //	X <uid>                                 message expunged
 //	M <new/ mtime ns> <cur/ mtime ns>       directory mtimes the index reflects
+//	V <uid> <virtual size>                  size in CRLF form, for a message
+//	                                        whose name has no W= (computed once)
 //
 // Appends add records; compaction rewrites the file as H, one A per live
-// message and M, and renames it over the old one. Records are written after
+// message, M and the V records still needed, and renames it over the old
+// one. V came later than the others: an index without V records is read
+// as before, and an older vmaild that meets V records at the end of a
+// compacted index takes them for a torn tail and drops them. Records are written after
 // the file operation they describe, so a record on disk is always true of
 // the files (or was, before another program changed them).
 const (
@@ -76,6 +81,11 @@ func appendRecord(buf []byte, r record) []byte {
 	case 'X':
 		buf = append(buf, ' ')
 		buf = strconv.AppendUint(buf, uint64(r.uid), 10)
+	case 'V':
+		buf = append(buf, ' ')
+		buf = strconv.AppendUint(buf, uint64(r.uid), 10)
+		buf = append(buf, ' ')
+		buf = strconv.AppendInt(buf, r.size, 10)
 	}
 	sum := crc32.ChecksumIEEE(buf[p:])
 	const hexd = "0123456789abcdef"
@@ -136,6 +146,14 @@ func parseRecord(line []byte) (record, error) {
 	case 'X':
 		f = strings.SplitN(payload, " ", 3)
 		if len(f) != 2 {
+			return record{}, errBadRecord
+		}
+	case 'V':
+		f = strings.SplitN(payload, " ", 4)
+		if len(f) != 3 {
+			return record{}, errBadRecord
+		}
+		if r.size, err = strconv.ParseInt(f[2], 10, 64); err != nil || r.size < 0 {
 			return record{}, errBadRecord
 		}
 	default:

@@ -192,6 +192,16 @@ func writeDurable(ctx context.Context, path string, r io.Reader) (int64, error) 
 	return n, nil
 }
 
+// writeMessage is writeDurable for a message: it also returns the
+// message's virtual size, counted on the way.
+func writeMessage(ctx context.Context, path string, r io.Reader) (n, vsize int64, err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return 0, 0, ioError("create", path, err)
+	}
+	return fill(ctx, f, r)
+}
+
 // syncDir makes a rename or link in dir durable.
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
