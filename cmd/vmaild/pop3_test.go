@@ -63,7 +63,7 @@ func pop3Fixture(t testing.TB, st *store.Store) string {
 // pop3Session logs in as user, runs each command (multi-line answers are
 // read whole) and quits, waiting for the server to hang up so the
 // maildrop's lock is free again. It returns the answers, multi-line ones
-// as their lines joined by "\n".
+// as their content: each line, dot-stuffing undone, ended by CRLF.
 func pop3Session(addr, user string, cmds ...string) ([]string, error) {
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -100,7 +100,11 @@ func pop3Session(addr, user string, cmds ...string) ([]string, error) {
 			if err != nil {
 				return nil, err
 			}
-			l = strings.Join(ls, "\n")
+			var sb strings.Builder
+			for _, line := range ls {
+				sb.WriteString(line + "\r\n")
+			}
+			l = sb.String()
 		}
 		out = append(out, l)
 	}
@@ -191,4 +195,84 @@ func BenchmarkPOP3Login(b *testing.B) {
 		})
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "logins/s")
 	})
+}
+
+// TestPOP3SizesFromStore checks, through the daemon's adapter, that LIST
+// announces exactly what RETR sends (before dot-stuffing) for hostile
+// messages, whether the size comes from a W= the store wrote at delivery,
+// a W= Dovecot wrote, or the index's record for a name without W=; and
+// that UIDL does not change when a size gets recorded, nor in a new
+// process reading that record back.
+func TestPOP3SizesFromStore(t *testing.T) {
+	hostile := []string{
+		"",
+		"Subject: bare LF\n\nbody\n",
+		"Subject: bare CR\r\rstill header\r\n\r\nbo\rdy\r\n",
+		"Subject: mixed\r\nX: y\n\r\na\nb\r\n",
+		"Subject: no final newline\n\nlast",
+		"Subject: final CR\n\nlast\r",
+		"Subject: dots\n\n.\n..\n.x\r\n.",
+		"Subject: header only\nFrom: a@example.org",
+	}
+	ctx := context.Background()
+	root := t.TempDir()
+	st := &store.Store{Root: root, Hostname: "pop.example.org"}
+	const user = "bob@example.org"
+	dir, err := st.MaildirPath(user, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		os.MkdirAll(filepath.Join(dir, sub), 0o700)
+	}
+	for i, m := range hostile {
+		// As another MTA drops it: S= only.
+		name := fmt.Sprintf("1700000%03d.M1P%d.mx,S=%d", i, i, len(m))
+		if err := os.WriteFile(filepath.Join(dir, "new", name), []byte(m), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// As Dovecot names it, in cur/ with flags.
+		w, _ := store.VirtualSize(strings.NewReader(m))
+		name = fmt.Sprintf("1700001%03d.M1P%d.dovecot,S=%d,W=%d:2,S", i, i, len(m), w)
+		if err := os.WriteFile(filepath.Join(dir, "cur", name), []byte(m), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// As we deliver it.
+		if _, err := st.Deliver(ctx, store.Recipient{Address: user}, strings.NewReader(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 3 * len(hostile)
+	cmds := []string{"UIDL", "LIST"}
+	for i := 1; i <= n; i++ {
+		cmds = append(cmds, fmt.Sprintf("RETR %d", i))
+	}
+	check := func(st *store.Store) (uidl string) {
+		t.Helper()
+		out, err := pop3Session(pop3Fixture(t, st), user, cmds...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		list := strings.Split(strings.TrimSuffix(out[1], "\r\n"), "\r\n")
+		if len(list) != n {
+			t.Fatalf("LIST has %d messages, want %d", len(list), n)
+		}
+		for i, l := range list {
+			var num, size int
+			fmt.Sscanf(l, "%d %d", &num, &size)
+			var want strings.Builder
+			store.CopyCRLF(&want, strings.NewReader(hostile[i%len(hostile)]))
+			if sent := out[2+i]; size != len(sent) || sent != want.String() {
+				t.Errorf("message %d: LIST %d, RETR sent %q (%d octets), want %q", num, size, sent, len(sent), want.String())
+			}
+		}
+		return out[0]
+	}
+	first := check(st)
+	if again := check(st); again != first {
+		t.Errorf("UIDL changed once sizes were recorded:\n%s\nthen\n%s", first, again)
+	}
+	if fresh := check(&store.Store{Root: root}); fresh != first {
+		t.Errorf("UIDL changed in a new process:\n%s\nthen\n%s", first, fresh)
+	}
 }
