@@ -101,19 +101,34 @@ func parseRecord(line []byte) (record, error) {
 	if len(line) < 10 || line[8] != ' ' {
 		return record{}, errBadRecord
 	}
-	want, err := strconv.ParseUint(string(line[:8]), 16, 32)
-	if err != nil || uint32(want) != crc32.ChecksumIEEE(line[9:]) {
+	var want uint32
+	for _, c := range line[:8] {
+		switch {
+		case c >= '0' && c <= '9':
+			want = want<<4 | uint32(c-'0')
+		case c >= 'a' && c <= 'f':
+			want = want<<4 | uint32(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			want = want<<4 | uint32(c-'A'+10)
+		default:
+			return record{}, errBadRecord
+		}
+	}
+	if want != crc32.ChecksumIEEE(line[9:]) {
 		return record{}, errBadRecord
 	}
+	var err error
 	payload := string(line[9:])
 	r := record{op: payload[0]}
 	if len(payload) > 1 && payload[1] != ' ' {
 		return record{}, errBadRecord
 	}
+	var buf [6]string
 	var f []string
+	split := func(n int) []string { return splitN(buf[:0], payload, n) }
 	switch r.op {
 	case 'H', 'M':
-		f = strings.SplitN(payload, " ", 4)
+		f = split(4)
 		if len(f) != 3 {
 			return record{}, errBadRecord
 		}
@@ -126,7 +141,7 @@ func parseRecord(line []byte) (record, error) {
 		}
 		return r, nil
 	case 'A':
-		f = strings.SplitN(payload, " ", 6)
+		f = split(6)
 		if len(f) != 6 {
 			return record{}, errBadRecord
 		}
@@ -138,18 +153,18 @@ func parseRecord(line []byte) (record, error) {
 		}
 		r.name = f[5]
 	case 'R':
-		f = strings.SplitN(payload, " ", 4)
+		f = split(4)
 		if len(f) != 4 {
 			return record{}, errBadRecord
 		}
 		r.name = f[3]
 	case 'X':
-		f = strings.SplitN(payload, " ", 3)
+		f = split(3)
 		if len(f) != 2 {
 			return record{}, errBadRecord
 		}
 	case 'V':
-		f = strings.SplitN(payload, " ", 4)
+		f = split(4)
 		if len(f) != 3 {
 			return record{}, errBadRecord
 		}
@@ -211,4 +226,18 @@ func parseLog(data []byte, apply func(record)) (good int64, torn bool, err error
 		return int64(firstBad), true, nil
 	}
 	return int64(off), torn, nil
+}
+
+// splitN is strings.SplitN(s, " ", n) into dst, without allocating when
+// dst has room: indexes are read line by line, many thousands at a time.
+func splitN(dst []string, s string, n int) []string {
+	for len(dst) < n-1 {
+		i := strings.IndexByte(s, ' ')
+		if i < 0 {
+			break
+		}
+		dst = append(dst, s[:i])
+		s = s[i+1:]
+	}
+	return append(dst, s)
 }
