@@ -279,6 +279,24 @@ func (f *Folder) VirtualSizes(ctx context.Context) ([]int64, error) {
 	return out, nil
 }
 
+// UniqueIDs is UniqueID for every message of the view, in view order,
+// under one lock: a POP3 login asks for all of them.
+func (f *Folder) UniqueIDs(ctx context.Context) ([]string, error) {
+	if err := f.st.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer f.st.leave()
+	out := make([]string, len(f.msgs))
+	for i, m := range f.msgs {
+		e := f.st.get(m.UID)
+		if e == nil {
+			return nil, fmt.Errorf("uid %d: %w", m.UID, ErrNotFound)
+		}
+		out[i] = e.base()
+	}
+	return out, nil
+}
+
 // MessageReader reads one message file.
 type MessageReader struct {
 	f    *os.File

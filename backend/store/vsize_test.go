@@ -191,11 +191,15 @@ func TestVirtualSizeCached(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		all, err := f.UniqueIDs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
 		var ids []string
-		for _, m := range f.Messages() {
+		for i, m := range f.Messages() {
 			id, err := f.UniqueID(ctx, m.UID)
-			if err != nil {
-				t.Fatal(err)
+			if err != nil || id != all[i] {
+				t.Fatalf("UniqueID %q, %v; UniqueIDs %q", id, err, all[i])
 			}
 			ids = append(ids, fmt.Sprint(f.UIDValidity(), m.UID, id))
 		}

@@ -70,15 +70,15 @@ func (m *maildrop) Messages(ctx context.Context) ([]pop3.Message, error) {
 	if err != nil {
 		return nil, storeErr(err)
 	}
+	ids, err := m.folder.UniqueIDs(ctx)
+	if err != nil {
+		return nil, storeErr(err)
+	}
 	m.uids = make(map[string]uint32, len(m.msgs))
 	out := make([]pop3.Message, 0, len(m.msgs))
 	validity := strconv.FormatUint(uint64(m.folder.UIDValidity()), 10) + "."
 	for i, msg := range m.msgs {
-		uid, err := m.folder.UniqueID(ctx, msg.UID)
-		if err != nil {
-			return nil, storeErr(err)
-		}
-		uid = validity + strconv.FormatUint(uint64(msg.UID), 10) + "." + uid
+		uid := validity + strconv.FormatUint(uint64(msg.UID), 10) + "." + ids[i]
 		m.uids[uid] = msg.UID
 		out = append(out, pop3.Message{UID: uid, Size: sizes[i]})
 	}
