@@ -74,9 +74,12 @@ func findKey(dir, key string) (Delivery, bool) {
 		}
 		for _, e := range ents {
 			if base, _, _ := strings.Cut(e.Name(), ":"); strings.Contains(base, tag+".") {
-				d := Delivery{Name: e.Name(), Path: filepath.Join(dir, sub, e.Name())}
+				d := Delivery{Name: e.Name(), Path: filepath.Join(dir, sub, e.Name()), VirtualSize: -1}
 				if fi, err := e.Info(); err == nil {
 					d.Size = fi.Size()
+				}
+				if v, ok := vsizeFromName(base); ok {
+					d.VirtualSize = v
 				}
 				return d, true
 			}
@@ -92,6 +95,10 @@ type Delivery struct {
 	Name string
 	Path string
 	Size int64
+	// VirtualSize is the size in CRLF form (the name's W=, what POP3
+	// sends); -1 when unknown (a Once delivery found a copy written
+	// without it).
+	VirtualSize int64
 	// Err is set by DeliverMany and DeliverFile for a failed recipient.
 	Err error
 }
@@ -142,10 +149,10 @@ func (s *Store) createTmp(dir string, inbox bool) (*os.File, string, error) {
 }
 
 // fill copies r into f, fsyncs and closes it; a failure removes the file.
-func fill(ctx context.Context, f *os.File, r io.Reader) (int64, error) {
-	n, err := write(ctx, f, r)
+func fill(ctx context.Context, f *os.File, r io.Reader) (n, vsize int64, err error) {
+	n, vsize, err = write(ctx, f, r)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	err = f.Sync()
 	if cerr := f.Close(); err == nil {
@@ -153,26 +160,31 @@ func fill(ctx context.Context, f *os.File, r io.Reader) (int64, error) {
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return 0, ioError("write", f.Name(), err)
+		return 0, 0, ioError("write", f.Name(), err)
 	}
-	return n, nil
+	return n, vsize, nil
 }
 
-// write copies r into f, leaving it open and not yet fsynced; a failure
-// closes and removes the file.
-func write(ctx context.Context, f *os.File, r io.Reader) (int64, error) {
-	n, err := io.Copy(f, ctxReader{ctx, r})
+// write copies r into f, leaving it open and not yet fsynced, and counts
+// the message's virtual size on the way; a failure closes and removes the
+// file.
+func write(ctx context.Context, f *os.File, r io.Reader) (n, vsize int64, err error) {
+	cw := &CRLFWriter{W: io.Discard}
+	n, err = io.Copy(f, io.TeeReader(ctxReader{ctx, r}, cw))
+	if err == nil {
+		err = cw.Close()
+	}
 	if err != nil {
 		f.Close()
 		os.Remove(f.Name())
-		return 0, ioError("write", f.Name(), err)
+		return 0, 0, ioError("write", f.Name(), err)
 	}
-	return n, nil
+	return n, cw.N, nil
 }
 
 // Deliver stores one message for one recipient, the MDA's path: write to
-// tmp/, fsync, charge the quota, rename into new/ as "<unique>,S=<size>",
-// fsync new/. When it returns nil the message is on disk. It takes no lock
+// tmp/, fsync, charge the quota, rename into new/ as
+// "<unique>,S=<size>,W=<virtual size>", fsync new/. When it returns nil the message is on disk. It takes no lock
 // and writes no index (readers give the message its UID on their next
 // sync), so deliveries never wait for each other or for IMAP sessions.
 func (s *Store) Deliver(ctx context.Context, rc Recipient, r io.Reader) (Delivery, error) {
@@ -192,11 +204,11 @@ func (s *Store) Deliver(ctx context.Context, rc Recipient, r io.Reader) (Deliver
 	if err != nil {
 		return Delivery{}, err
 	}
-	n, err := fill(ctx, f, r)
+	n, vsize, err := fill(ctx, f, r)
 	if err != nil {
 		return Delivery{}, err
 	}
-	d := s.commitAll(ctx, []Recipient{rc}, []Delivery{{Name: dir, Path: tmp, Size: n}}, nil)[0]
+	d := s.commitAll(ctx, []Recipient{rc}, []Delivery{{Name: dir, Path: tmp, Size: n, VirtualSize: vsize}}, nil)[0]
 	return d, d.Err
 }
 
@@ -235,9 +247,10 @@ func (s *Store) deliveryFlags(ctx context.Context, dir string, names []string) (
 	return fl | kw, nil
 }
 
-// uniqueName is a new message's unique name, with rc's Key in it.
-func (s *Store) uniqueName(rc Recipient, size int64) string {
-	name := s.uniqueBase(time.Now(), size)
+// uniqueName is a new message's unique name, with rc's Key in it and the
+// virtual size as Dovecot writes it (",S=<size>,W=<vsize>").
+func (s *Store) uniqueName(rc Recipient, size, vsize int64) string {
+	name := withVSize(s.uniqueBase(time.Now(), size), vsize)
 	if tag := keyTag(rc.Key); tag != "" {
 		// After the random part: "…R0a1b2c3dK<key>.host,S=n".
 		if i := strings.IndexByte(name[strings.Index(name, ".")+1:], '.'); i >= 0 {
@@ -317,7 +330,7 @@ func (s *Store) stage(ctx context.Context, g Group) (out []Delivery, found []boo
 	out = make([]Delivery, len(g.Recipients))
 	found = make([]bool, len(g.Recipients))
 	spool := ""
-	var size int64
+	var size, vsize int64
 	for i, rc := range g.Recipients {
 		dir, inbox, err := s.deliveryDir(rc)
 		if err == nil && rc.Once {
@@ -341,7 +354,7 @@ func (s *Store) stage(ctx context.Context, g Group) (out []Delivery, found []boo
 				out[i].Path = tmp
 			}
 		default:
-			if size, err = write(ctx, f, g.Body); err != nil {
+			if size, vsize, err = write(ctx, f, g.Body); err != nil {
 				// The stream is spent: nobody after this one can be served.
 				for j := i; j < len(out); j++ {
 					out[j].Err = err
@@ -350,7 +363,7 @@ func (s *Store) stage(ctx context.Context, g Group) (out []Delivery, found []boo
 			}
 			spool, file, out[i].Path = tmp, f, tmp
 		}
-		out[i].Err, out[i].Name, out[i].Size = err, dir, size
+		out[i].Err, out[i].Name, out[i].Size, out[i].VirtualSize = err, dir, size, vsize
 	}
 	return out, found, file
 }
@@ -378,8 +391,13 @@ func parallel(n int, fn func(int)) {
 func (s *Store) DeliverFile(ctx context.Context, rcpts []Recipient, path string) []Delivery {
 	out := make([]Delivery, len(rcpts))
 	fi, err := os.Stat(path)
+	var vsize int64
+	if err == nil {
+		// Read once, so that every copy's name carries its W=.
+		vsize, err = fileVirtualSize(path)
+	}
 	if err != nil {
-		err = ioError("stat", path, err)
+		err = ioError("read", path, err)
 		for i := range out {
 			out[i].Err = err
 		}
@@ -398,7 +416,7 @@ func (s *Store) DeliverFile(ctx context.Context, rcpts []Recipient, path string)
 				}
 			}
 		}
-		out[i].Err, out[i].Name, out[i].Size = err, dir, fi.Size()
+		out[i].Err, out[i].Name, out[i].Size, out[i].VirtualSize = err, dir, fi.Size(), vsize
 	}
 	return s.commitAll(ctx, rcpts, out, nil)
 }
@@ -413,7 +431,7 @@ func (s *Store) DeliverFile(ctx context.Context, rcpts []Recipient, path string)
 func (s *Store) commitAll(ctx context.Context, rcpts []Recipient, out []Delivery, found []bool) []Delivery {
 	type staged struct {
 		i                int
-		size             int64
+		size, vsize      int64
 		dir, tmp         string
 		fl               Flags
 		sub, name, final string
@@ -440,7 +458,7 @@ func (s *Store) commitAll(ctx context.Context, rcpts []Recipient, out []Delivery
 			fail(i, err)
 			continue
 		}
-		todo = append(todo, staged{i: i, size: out[i].Size, dir: dir, tmp: tmp, fl: fl})
+		todo = append(todo, staged{i: i, size: out[i].Size, vsize: out[i].VirtualSize, dir: dir, tmp: tmp, fl: fl})
 	}
 
 	quotas := make([]Quota, len(todo))
@@ -463,7 +481,7 @@ func (s *Store) commitAll(ctx context.Context, rcpts []Recipient, out []Delivery
 	dirs := map[string]error{}
 	var visible []staged
 	for _, st := range charged {
-		st.sub, st.name = "new", s.uniqueName(rcpts[st.i], st.size)
+		st.sub, st.name = "new", s.uniqueName(rcpts[st.i], st.size, st.vsize)
 		if st.fl != 0 {
 			st.sub, st.name = "cur", fileName(st.name, st.fl)
 		}
@@ -488,7 +506,7 @@ func (s *Store) commitAll(ctx context.Context, rcpts []Recipient, out []Delivery
 			continue
 		}
 		s.hub.publish(st.dir, EventNew)
-		out[st.i] = Delivery{Name: st.name, Path: st.final, Size: st.size}
+		out[st.i] = Delivery{Name: st.name, Path: st.final, Size: st.size, VirtualSize: st.vsize}
 	}
 	return out
 }
@@ -506,4 +524,14 @@ func fsyncDirs(dirs map[string]error) {
 	for i, d := range names {
 		dirs[d] = errs[i]
 	}
+}
+
+// fileVirtualSize reads the file at path for its virtual size.
+func fileVirtualSize(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return VirtualSize(f)
 }

@@ -8,6 +8,11 @@
 // the maildir spec and Dovecot write them ("<base>,S=<size>:2,FRS"), keywords
 // as the letters a–z mapped through Dovecot's dovecot-keywords file.
 //
+// New messages are named "<unique>,S=<size>,W=<virtual size>" as Dovecot
+// names them, the virtual size being the size in CRLF form that POP3 sends
+// (VirtualSize); for a name without W= the size is computed once and kept
+// in the index.
+//
 // Beside the files, every folder has an index (vmaild.index): UIDVALIDITY,
 // UIDNEXT and per message UID → file name, size and internal date. It is an
 // append-only log that is compacted now and then, and it is only a cache: it

@@ -102,19 +102,7 @@ func fileName(base string, flags Flags) string {
 // sizeFromName reads the ",S=<octets>" field Dovecot and vmaild put in the
 // base name, so that indexing never has to stat a message.
 func sizeFromName(base string) (int64, bool) {
-	i := strings.Index(base, ",S=")
-	if i < 0 {
-		return 0, false
-	}
-	v := base[i+3:]
-	if j := strings.IndexAny(v, ",:"); j >= 0 {
-		v = v[:j]
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
-		return 0, false
-	}
-	return n, true
+	return fieldFromName(base, ",S=")
 }
 
 // timeFromName reads the delivery time (the leading decimal seconds every
@@ -202,6 +190,16 @@ func writeDurable(ctx context.Context, path string, r io.Reader) (int64, error) 
 		return 0, ioError("write", path, err)
 	}
 	return n, nil
+}
+
+// writeMessage is writeDurable for a message: it also returns the
+// message's virtual size, counted on the way.
+func writeMessage(ctx context.Context, path string, r io.Reader) (n, vsize int64, err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return 0, 0, ioError("create", path, err)
+	}
+	return fill(ctx, f, r)
 }
 
 // syncDir makes a rename or link in dir durable.
