@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -278,8 +279,9 @@ type Group struct {
 // DeliverGroups stores several variants of one message (one per distinct
 // header, as when each copy names its own Delivered-To), each as
 // DeliverMany does, and makes them durable together: the files are
-// fsynced at once, the quotas charged in one transaction and the
-// directories fsynced at once. Results are per group and recipient.
+// written and fsynced at once, the quotas charged in one transaction and
+// the directories fsynced at once. The groups' bodies are read
+// concurrently. Results are per group and recipient.
 func (s *Store) DeliverGroups(ctx context.Context, groups []Group) [][]Delivery {
 	var (
 		rcpts []Recipient
@@ -288,13 +290,23 @@ func (s *Store) DeliverGroups(ctx context.Context, groups []Group) [][]Delivery 
 		files []*os.File
 		spans [][2]int // each file's group, as a range of out
 	)
-	for _, g := range groups {
-		o, f, file := s.stage(ctx, g)
-		if file != nil {
-			files = append(files, file)
-			spans = append(spans, [2]int{len(out), len(out) + len(o)})
+	// The groups are staged at once: each creates its own files, and the
+	// bodies are independent readers (of one io.ReaderAt, in the MDA).
+	type staged struct {
+		out   []Delivery
+		found []bool
+		file  *os.File
+	}
+	st := make([]staged, len(groups))
+	parallel(len(groups), func(gi int) {
+		st[gi].out, st[gi].found, st[gi].file = s.stage(ctx, groups[gi])
+	})
+	for gi, g := range groups {
+		if st[gi].file != nil {
+			files = append(files, st[gi].file)
+			spans = append(spans, [2]int{len(out), len(out) + len(st[gi].out)})
 		}
-		rcpts, out, found = append(rcpts, g.Recipients...), append(out, o...), append(found, f...)
+		rcpts, out, found = append(rcpts, g.Recipients...), append(out, st[gi].out...), append(found, st[gi].found...)
 	}
 	errs := make([]error, len(files))
 	parallel(len(files), func(k int) {
@@ -324,48 +336,76 @@ func (s *Store) DeliverGroups(ctx context.Context, groups []Group) [][]Delivery 
 
 // stage puts one group's copies into tmp/ for commitAll: the first
 // recipient's file is written (left open, not yet fsynced), the others
-// linked to it. Each entry is staged (Path = tmp file, Name = maildir,
-// Size), failed (Err) or already there (found, a Once delivery).
+// linked to it, all links at once (each waits on its own directory). Each
+// entry is staged (Path = tmp file, Name = maildir, Size), failed (Err)
+// or already there (found, a Once delivery).
 func (s *Store) stage(ctx context.Context, g Group) (out []Delivery, found []bool, file *os.File) {
 	out = make([]Delivery, len(g.Recipients))
 	found = make([]bool, len(g.Recipients))
-	spool := ""
-	var size, vsize int64
+	inboxes := make([]bool, len(g.Recipients))
+	var links []int // recipients to link to the written file
 	for i, rc := range g.Recipients {
 		dir, inbox, err := s.deliveryDir(rc)
+		out[i].Name, inboxes[i] = dir, inbox
 		if err == nil && rc.Once {
 			if d, ok := findKey(dir, rc.Key); ok {
 				out[i], found[i] = d, true
 				continue
 			}
 		}
-		var f *os.File
-		var tmp string
-		if err == nil {
-			f, tmp, err = s.createTmp(dir, inbox)
-		}
 		switch {
 		case err != nil:
-		case spool != "":
-			// createTmp reserved a unique name; link over it.
-			f.Close()
-			os.Remove(tmp)
-			if err = linkOrCopy(ctx, spool, tmp); err == nil {
-				out[i].Path = tmp
-			}
+			out[i].Err = err
+		case file != nil:
+			links = append(links, i)
 		default:
-			if size, vsize, err = write(ctx, f, g.Body); err != nil {
+			f, tmp, err := s.createTmp(dir, inbox)
+			if err != nil {
+				out[i].Err = err
+				continue
+			}
+			size, vsize, err := write(ctx, f, g.Body)
+			if err != nil {
 				// The stream is spent: nobody after this one can be served.
 				for j := i; j < len(out); j++ {
 					out[j].Err = err
 				}
 				return out, found, nil
 			}
-			spool, file, out[i].Path = tmp, f, tmp
+			file = f
+			out[i].Path, out[i].Size, out[i].VirtualSize = tmp, size, vsize
 		}
-		out[i].Err, out[i].Name, out[i].Size, out[i].VirtualSize = err, dir, size, vsize
 	}
+	if file == nil {
+		return out, found, nil
+	}
+	spool := file.Name()
+	first := out[slices.IndexFunc(out, func(d Delivery) bool { return d.Path == spool })]
+	parallel(len(links), func(k int) {
+		i := links[k]
+		tmp, err := s.linkTmp(ctx, out[i].Name, inboxes[i], spool)
+		out[i].Path, out[i].Err, out[i].Size, out[i].VirtualSize = tmp, err, first.Size, first.VirtualSize
+	})
 	return out, found, file
+}
+
+// linkTmp links src into dir/tmp under a new unique name (a copy across
+// file systems), creating a missing INBOX Maildir on the way.
+func (s *Store) linkTmp(ctx context.Context, dir string, inbox bool, src string) (string, error) {
+	p := filepath.Join(dir, "tmp", s.uniqueBase(time.Now(), 0))
+	err := linkOrCopy(ctx, src, p)
+	if err != nil && inbox && errors.Is(err, fs.ErrNotExist) {
+		if _, serr := os.Stat(filepath.Join(dir, "tmp")); errors.Is(serr, fs.ErrNotExist) {
+			if err := makeMaildir(dir); err != nil {
+				return "", err
+			}
+			err = linkOrCopy(ctx, src, p)
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	return p, nil
 }
 
 // parallel runs fn(0) … fn(n-1) at once and waits for them.
@@ -403,21 +443,14 @@ func (s *Store) DeliverFile(ctx context.Context, rcpts []Recipient, path string)
 		}
 		return out
 	}
-	for i, rc := range rcpts {
-		dir, inbox, err := s.deliveryDir(rc)
+	parallel(len(rcpts), func(i int) {
+		dir, inbox, err := s.deliveryDir(rcpts[i])
+		var tmp string
 		if err == nil {
-			var f *os.File
-			var tmp string
-			if f, tmp, err = s.createTmp(dir, inbox); err == nil {
-				f.Close()
-				os.Remove(tmp)
-				if err = linkOrCopy(ctx, path, tmp); err == nil {
-					out[i].Path = tmp
-				}
-			}
+			tmp, err = s.linkTmp(ctx, dir, inbox, path)
 		}
-		out[i].Err, out[i].Name, out[i].Size, out[i].VirtualSize = err, dir, fi.Size(), vsize
-	}
+		out[i] = Delivery{Path: tmp, Err: err, Name: dir, Size: fi.Size(), VirtualSize: vsize}
+	})
 	return s.commitAll(ctx, rcpts, out, nil)
 }
 
