@@ -2,8 +2,7 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
+	"math/rand/v2"
 	"fmt"
 	"io"
 	"os"
@@ -137,14 +136,13 @@ func validFileName(name string) bool {
 // uniqueBase makes a new maildir base name in Dovecot's style
 // ("<secs>.M<usecs>P<pid>Q<seq>R<random>.<host>,S=<size>"): the Store's
 // sequence makes it unique within the process, the pid across processes on
-// the host, the random part across Store values and pid reuse.
+// the host, the random part across Store values and pid reuse (it needs
+// to differ, not to be secret: math/rand's generator, no system call).
 func (s *Store) uniqueBase(now time.Time, size int64) string {
-	var r [4]byte
-	_, _ = rand.Read(r[:])
 	// The microseconds are zero-padded: new messages of one second get
 	// their UIDs in name order, which is then arrival order.
 	return fmt.Sprintf("%d.M%06dP%dQ%dR%08x.%s,S=%d", now.Unix(), now.Nanosecond()/1000,
-		os.Getpid(), s.seq.Add(1), binary.BigEndian.Uint32(r[:]), s.host(), size)
+		os.Getpid(), s.seq.Add(1), rand.Uint32(), s.host(), size)
 }
 
 // sanitizeHost escapes what may not appear in a maildir base name, as the
