@@ -205,6 +205,9 @@ func FuzzSpoolLoad(f *testing.F) {
 	f.Add(marked(`["c+tag@example.org"]`), []byte(`{"v":1,"recipients":[{"addr":"b@remote.test","state":"delivered"},{"addr":"c+tag@example.org","state":"pending","attempts":2}]}`), true)
 	f.Add(marked(`["x@example.org"]`), []byte(nil), false)
 	f.Add(marked(`"c+tag@example.org"`), []byte(nil), false)
+	// An admin's hold, and a hold of the wrong type.
+	f.Add(good, []byte(`{"v":1,"held":true,"recipients":[{"addr":"b@remote.test","state":"pending"}]}`), true)
+	f.Add(good, []byte(`{"v":1,"held":"yes","recipients":[{"addr":"b@remote.test","state":"pending"}]}`), true)
 	id := it.ID
 	f.Fuzz(func(t *testing.T, msgFile, stateFile []byte, hasState bool) {
 		if err := os.WriteFile(q.spool.msgPath(id), msgFile, 0o600); err != nil {
