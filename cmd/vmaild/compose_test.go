@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -15,8 +17,9 @@ import (
 	"strings"
 	"testing"
 
+	composecli "github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/go-sql-driver/mysql"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/vmaild/vmaild/schema"
 	"github.com/vmaild/vmaild/userdb/ldif"
@@ -24,47 +27,40 @@ import (
 
 // No Docker engine runs where the tests do, so `docker compose up` cannot
 // prove the deployment files work together. These tests check what can be
-// checked without it: that docker-compose.yml, the configuration it mounts,
+// checked without it: that docker-compose.yml loads as `docker compose
+// config` (Compose v2) loads it, and that it, the configuration it mounts,
 // the Dockerfile, the OpenLDAP and MySQL initialisation files and the
 // systemd unit name the same services, ports, paths, secrets and keys.
 
 const repoRoot = "../.."
 
+// composeFile is the loaded project, reduced to what these tests compare.
 type composeFile struct {
-	Services map[string]composeService `yaml:"services"`
-	Volumes  map[string]any            `yaml:"volumes"`
+	Services map[string]composeService // enabled and disabled (profiles) alike
+	Volumes  map[string]bool
 }
 
 type composeService struct {
-	Image       string            `yaml:"image"`
-	Build       any               `yaml:"build"`
-	Hostname    string            `yaml:"hostname"`
-	Environment map[string]string `yaml:"environment"`
-	Volumes     []string          `yaml:"volumes"`
-	Ports       []string          `yaml:"ports"`
-	DependsOn   map[string]struct {
-		Condition string `yaml:"condition"`
-	} `yaml:"depends_on"`
-	Healthcheck struct {
-		Test []string `yaml:"test"`
-	} `yaml:"healthcheck"`
+	Image       string
+	Build       string // context, relative to the repository; "" for an image
+	Hostname    string
+	Profiles    []string
+	Environment map[string]string
+	Mounts      []mount
+	Ports       []types.ServicePortConfig
+	DependsOn   types.DependsOnConfig
+	Healthcheck []string
 }
 
-// mount is one short-syntax volume: a bind mount when Source is a path, a
-// named volume otherwise.
-type mount struct{ Source, Target string }
-
-func (s composeService) mounts() []mount {
-	var ms []mount
-	for _, v := range s.Volumes {
-		parts := strings.Split(v, ":")
-		ms = append(ms, mount{Source: parts[0], Target: parts[1]})
-	}
-	return ms
+// mount is one volume: a bind mount of Source (relative to the repository,
+// "./…") or a named volume Source.
+type mount struct {
+	Source, Target string
+	Bind           bool
 }
 
 func (s composeService) mountAt(target string) (mount, bool) {
-	for _, m := range s.mounts() {
+	for _, m := range s.Mounts {
 		if m.Target == target {
 			return m, true
 		}
@@ -72,70 +68,136 @@ func (s composeService) mountAt(target string) (mount, bool) {
 	return mount{}, false
 }
 
-func (m mount) isBind() bool {
-	return strings.HasPrefix(m.Source, ".") || strings.HasPrefix(m.Source, "/")
-}
+func (m mount) isBind() bool { return m.Bind }
 
-// published is one entry of ports: [ip:]host:container.
+// published is one entry of ports: host port to container port.
 type published struct{ Host, Container int }
 
 func (s composeService) published(t *testing.T) []published {
 	t.Helper()
 	var ps []published
 	for _, p := range s.Ports {
-		spec, _, _ := strings.Cut(p, "/")
-		parts := strings.Split(spec, ":")
-		if len(parts) < 2 {
-			t.Errorf("port %q: publish as host:container so the standard port leads to vmaild's", p)
+		host, err := strconv.Atoi(p.Published)
+		if err != nil {
+			t.Errorf("port %d: published on %q; publish it on one host port so the standard port leads to vmaild's", p.Target, p.Published)
 			continue
 		}
-		host, err1 := strconv.Atoi(parts[len(parts)-2])
-		ctr, err2 := strconv.Atoi(parts[len(parts)-1])
-		if err1 != nil || err2 != nil {
-			t.Errorf("port %q: not host:container numbers", p)
-			continue
-		}
-		ps = append(ps, published{host, ctr})
+		ps = append(ps, published{host, int(p.Target)})
 	}
 	return ps
 }
 
-// composeVar is ${NAME:-default}; every variable needs a default so that a
-// plain `docker compose up` works without an .env file.
-var composeVar = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:?-([^}]*))?\}`)
-
-// interpolate resolves variables as docker compose would with none set.
-func interpolate(t *testing.T, s string) string {
+// envExample is the repository's .env.example, the settings an admin copies
+// to .env.
+func envExample(t *testing.T) string {
 	t.Helper()
-	s = strings.ReplaceAll(s, "$$", "\x00")
-	s = composeVar.ReplaceAllStringFunc(s, func(v string) string {
-		m := composeVar.FindStringSubmatch(v)
-		if m[2] == "" {
-			t.Errorf("%s has no default: docker compose up would fail without an .env file", v)
-		}
-		return m[3]
-	})
-	if strings.Contains(s, "$") {
-		t.Errorf("%q: unresolved $ (write $$ for a literal dollar)", s)
-	}
-	return strings.ReplaceAll(s, "\x00", "$")
-}
-
-func readCompose(t *testing.T) composeFile {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot, "docker-compose.yml"))
+	b, err := os.ReadFile(filepath.Join(repoRoot, ".env.example"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c composeFile
-	if err := yaml.Unmarshal(b, &c); err != nil {
-		t.Fatalf("docker-compose.yml: %v", err)
-	}
-	for name, s := range c.Services {
-		for k, v := range s.Environment {
-			s.Environment[k] = interpolate(t, v)
+	return string(b)
+}
+
+// writeEnv writes an env file for loadCompose: .env.example with the
+// given variables replaced (or, with remove, left out).
+func writeEnv(t *testing.T, set map[string]string, remove ...string) string {
+	t.Helper()
+	var out []string
+	for _, line := range strings.Split(envExample(t), "\n") {
+		k, _, ok := strings.Cut(line, "=")
+		if ok && slices.Contains(remove, k) {
+			continue
 		}
-		c.Services[name] = s
+		if v, ok2 := set[k]; ok && ok2 {
+			line = k + "=" + v
+		}
+		out = append(out, line)
+	}
+	f := filepath.Join(t.TempDir(), "env")
+	if err := os.WriteFile(f, []byte(strings.Join(out, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// loadCompose loads docker-compose.yml with envFile as `docker compose
+// --env-file envFile [--profile P]... config` does (compose-go is the loader
+// of Compose v2): interpolation, path resolution, normalization and the
+// consistency checks. The process environment is left out on purpose, so
+// that an admin's exported variables cannot change what the tests see.
+func loadCompose(envFile string, profiles ...string) (*types.Project, error) {
+	opts, err := composecli.NewProjectOptions([]string{filepath.Join(repoRoot, "docker-compose.yml")},
+		composecli.WithWorkingDirectory(repoRoot),
+		composecli.WithConfigFileEnv,
+		composecli.WithEnvFiles(envFile),
+		composecli.WithDotEnv,
+		composecli.WithInterpolation(true),
+		composecli.WithResolvedPaths(true),
+		composecli.WithNormalization(true),
+		composecli.WithConsistency(true),
+		composecli.WithProfiles(profiles),
+	)
+	if err != nil {
+		return nil, err
+	}
+	return opts.LoadProject(context.Background())
+}
+
+// readCompose loads docker-compose.yml with every profile and the values
+// of .env.example, and fails the test on any error `docker compose config`
+// would report.
+func readCompose(t *testing.T) composeFile {
+	t.Helper()
+	p, err := loadCompose(filepath.Join(repoRoot, ".env.example"), "*")
+	if err != nil {
+		t.Fatalf("docker compose config: %v", err)
+	}
+	return composeOf(t, p)
+}
+
+func composeOf(t *testing.T, p *types.Project) composeFile {
+	t.Helper()
+	root, err := filepath.Abs(repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := func(path string) string {
+		r, err := filepath.Rel(root, path)
+		if err != nil || strings.HasPrefix(r, "..") {
+			return path // outside the repository: left absolute
+		}
+		return "./" + filepath.ToSlash(r)
+	}
+	c := composeFile{Services: map[string]composeService{}, Volumes: map[string]bool{}}
+	for name := range p.Volumes {
+		c.Volumes[name] = true
+	}
+	all := maps.Clone(p.Services)
+	maps.Copy(all, p.DisabledServices)
+	for name, s := range all {
+		cs := composeService{
+			Image: s.Image, Hostname: s.Hostname, Profiles: s.Profiles,
+			Environment: map[string]string{}, Ports: s.Ports, DependsOn: s.DependsOn,
+		}
+		if s.Build != nil {
+			cs.Build = rel(s.Build.Context)
+		}
+		for k, v := range s.Environment {
+			if v != nil {
+				cs.Environment[k] = *v
+			}
+		}
+		for _, v := range s.Volumes {
+			m := mount{Source: v.Source, Target: v.Target, Bind: v.Type == types.VolumeTypeBind}
+			if m.Bind {
+				m.Source = rel(v.Source)
+			}
+			cs.Mounts = append(cs.Mounts, m)
+		}
+		if s.HealthCheck != nil {
+			cs.Healthcheck = s.HealthCheck.Test
+		}
+		c.Services[name] = cs
 	}
 	for _, name := range []string{"openldap", "mysql", "vmaild"} {
 		if _, ok := c.Services[name]; !ok {
@@ -222,10 +284,10 @@ func TestComposeServices(t *testing.T) {
 	svc := c.Services["vmaild"]
 
 	for _, dep := range []string{"openldap", "mysql"} {
-		if svc.DependsOn[dep].Condition != "service_healthy" {
+		if svc.DependsOn[dep].Condition != types.ServiceConditionHealthy {
 			t.Errorf("vmaild must depend on %s being healthy", dep)
 		}
-		if len(c.Services[dep].Healthcheck.Test) == 0 {
+		if len(c.Services[dep].Healthcheck) == 0 {
 			t.Errorf("%s has no healthcheck to wait for", dep)
 		}
 	}
@@ -341,7 +403,7 @@ func TestComposePorts(t *testing.T) {
 	}
 
 	_, metricsPort, _ := net.SplitHostPort(cfg.Metrics.Address)
-	test := strings.Join(c.Services["vmaild"].Healthcheck.Test, " ")
+	test := strings.Join(c.Services["vmaild"].Healthcheck, " ")
 	if want := "127.0.0.1:" + metricsPort + "/healthz"; !strings.Contains(test, want) {
 		t.Errorf("vmaild healthcheck %q does not ask %s (metrics.address %s)", test, want, cfg.Metrics.Address)
 	}
@@ -350,12 +412,12 @@ func TestComposePorts(t *testing.T) {
 func TestComposeMounts(t *testing.T) {
 	c := readCompose(t)
 	for name, svc := range c.Services {
-		if ctx, ok := svc.Build.(string); ok {
+		if ctx := svc.Build; ctx != "" {
 			if _, err := os.Stat(filepath.Join(repoRoot, ctx, "Dockerfile")); err != nil {
 				t.Errorf("%s: build context %s has no Dockerfile", name, ctx)
 			}
 		}
-		for _, m := range svc.mounts() {
+		for _, m := range svc.Mounts {
 			if !m.isBind() {
 				if _, ok := c.Volumes[m.Source]; !ok {
 					t.Errorf("%s: volume %s is not declared under volumes:", name, m.Source)
@@ -385,7 +447,7 @@ func TestComposeMySQLInit(t *testing.T) {
 	}
 	var initFiles []string
 	var seed mount
-	for _, m := range c.Services["mysql"].mounts() {
+	for _, m := range c.Services["mysql"].Mounts {
 		if !strings.HasPrefix(m.Target, initdb) {
 			continue
 		}
