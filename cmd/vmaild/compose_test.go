@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -740,6 +742,324 @@ func TestComposeSystemdUnitAgrees(t *testing.T) {
 		k, v, _ := strings.Cut(want, "=")
 		if !slices.Contains(unit[k], v) {
 			t.Errorf("vmaild.service lacks %s", want)
+		}
+	}
+}
+
+// TestComposeConfigLoadsEveryProfile: `docker compose config` passes, with
+// the values of .env.example, for the default services and with each
+// profile; the webmail profile is off unless asked for.
+func TestComposeConfigLoadsEveryProfile(t *testing.T) {
+	env := filepath.Join(repoRoot, ".env.example")
+	for _, profiles := range [][]string{nil, {"webmail"}, {"*"}} {
+		p, err := loadCompose(env, profiles...)
+		if err != nil {
+			t.Errorf("docker compose --env-file .env.example %v config: %v", profiles, err)
+			continue
+		}
+		_, on := p.Services["roundcube"]
+		if want := len(profiles) > 0; on != want {
+			t.Errorf("profiles %v: roundcube enabled %v, want %v", profiles, on, want)
+		}
+	}
+}
+
+// TestComposePortsLoopbackByDefault: with .env.example as it is, every
+// published port of every service listens on the host's loopback only;
+// VMAILD_BIND and WEBMAIL_BIND open the mail and webmail ports, never
+// metrics.
+func TestComposePortsLoopbackByDefault(t *testing.T) {
+	c := readCompose(t)
+	n := 0
+	for name, svc := range c.Services {
+		for _, p := range svc.Ports {
+			n++
+			if p.HostIP != "127.0.0.1" {
+				t.Errorf("%s publishes %s:%d on host address %q, want 127.0.0.1 unless the admin opts in", name, p.Published, p.Target, p.HostIP)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no published port")
+	}
+
+	p, err := loadCompose(writeEnv(t, map[string]string{"VMAILD_BIND": "0.0.0.0", "WEBMAIL_BIND": "0.0.0.0"}), "*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := composeOf(t, p)
+	cfg := composeConfig(t, opened)
+	listening := listenPorts(t, cfg, true)
+	for name, svc := range opened.Services {
+		for _, port := range svc.Ports {
+			want := "0.0.0.0"
+			if name == "vmaild" && listening[int(port.Target)] == "metrics" {
+				want = "127.0.0.1"
+			}
+			if port.HostIP != want {
+				t.Errorf("VMAILD_BIND=0.0.0.0: %s publishes %d on %q, want %s", name, port.Target, port.HostIP, want)
+			}
+		}
+	}
+}
+
+// placeholder is the value .env.example gives every secret: refused by the
+// openldap entrypoint and replaced by deploy/compose/init-env.sh.
+const placeholder = "change-me"
+
+var requiredVar = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*):\?[^}]*\}`)
+
+// TestComposeNoSecretCommitted: the secrets compose uses are required
+// variables, each named in .env.example with the placeholder only, so that
+// compose refuses to start without them; no deployment file, and no file
+// git tracks outside the tests, holds a password.
+func TestComposeNoSecretCommitted(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	required := map[string]bool{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		for _, m := range requiredVar.FindAllStringSubmatch(line, -1) {
+			required[m[1]] = true
+		}
+	}
+	example := map[string]string{}
+	for _, line := range strings.Split(envExample(t), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+			example[k] = v
+		}
+	}
+	for name := range required {
+		if example[name] != placeholder {
+			t.Errorf(".env.example: %s=%q, want the placeholder %s", name, example[name], placeholder)
+		}
+		// Without it compose refuses, naming it.
+		if _, err := loadCompose(writeEnv(t, nil, name), "*"); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("docker compose config without %s: %v, want an error naming it", name, err)
+		}
+	}
+	for name, v := range example {
+		if v == placeholder && !required[name] {
+			t.Errorf(".env.example: %s is a secret that docker-compose.yml does not require (${%s:?…})", name, name)
+		}
+	}
+
+	// Every password-like value a service gets comes from a required
+	// variable (so it is the placeholder here), or is empty and made by
+	// the image.
+	secretKey := regexp.MustCompile(`(?i)(password|secret|des_key|_dsn)$`)
+	switches := map[string]bool{"MYSQL_RANDOM_ROOT_PASSWORD": true} // "yes": no password at all
+	c := readCompose(t)
+	for name, svc := range c.Services {
+		for k, v := range svc.Environment {
+			if !secretKey.MatchString(k) || switches[k] || v == "" {
+				continue
+			}
+			if !strings.Contains(v, placeholder) {
+				t.Errorf("%s: %s=%q is a literal secret; take it from a required variable of .env", name, k, v)
+			}
+		}
+	}
+
+	tracked := gitFiles(t)
+	if slices.Contains(tracked, ".env") {
+		t.Error(".env is tracked by git: it holds the secrets")
+	}
+	for _, ignore := range []string{".gitignore", ".dockerignore"} {
+		b, err := os.ReadFile(filepath.Join(repoRoot, ignore))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !regexp.MustCompile(`(?m)^/?\.env$`).Match(b) {
+			t.Errorf("%s does not list .env", ignore)
+		}
+	}
+
+	// The old demo defaults, and password keys with a literal value, in
+	// anything but tests (whose private servers have passwords of their
+	// own). A placeholder is an empty value, change-me, a variable, an
+	// <angle-bracketed> hint, the word secret of an example, or the name of
+	// the attribute that holds password hashes.
+	demo := []string{"admin-secret", "vmaild-secret", "root-secret"}
+	// A key, not a variable reference like ${MYSQL_PASSWORD:?…}.
+	passwordKey := regexp.MustCompile(`(?i)(?:^|[^\w{$])([a-z_]*password)\s*[:=]\s*['"]?([^'"\s#]*)`)
+	isPlaceholder := func(v string) bool {
+		return v == "" || strings.HasPrefix(v, placeholder) || strings.HasPrefix(v, "$") ||
+			strings.HasPrefix(v, "<") || v == "secret" || v == "userPassword" || strings.HasPrefix(v, "VMAILD_") ||
+			strings.HasPrefix(v, "{") || strings.HasPrefix(v, ">") || strings.HasPrefix(v, "|") || strings.HasPrefix(v, "…")
+	}
+	checked := 0
+	for _, f := range tracked {
+		if strings.HasSuffix(f, "_test.go") || strings.HasPrefix(f, "internal/") || strings.Contains(f, "/testdata/") || f == "go.sum" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(repoRoot, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked++
+		for _, d := range demo {
+			if bytes.Contains(b, []byte(d)) {
+				t.Errorf("%s contains the old demo password %s", f, d)
+			}
+		}
+		if !deploymentFile(f) {
+			continue
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			for _, m := range passwordKey.FindAllStringSubmatch(line, -1) {
+				if !isPlaceholder(m[2]) && !switches[m[1]] {
+					t.Errorf("%s:%d: %s has the literal value %q", f, i+1, m[1], m[2])
+				}
+			}
+		}
+	}
+	if checked < 20 {
+		t.Fatalf("only %d tracked files checked", checked)
+	}
+}
+
+// deploymentFile: the files an admin deploys from, scanned for password
+// keys with literal values.
+func deploymentFile(f string) bool {
+	return strings.HasPrefix(f, "deploy/") || f == "docker-compose.yml" || f == "Dockerfile" || f == ".env.example" || f == "README.md"
+}
+
+func gitFiles(t *testing.T) []string {
+	t.Helper()
+	cmd := exec.Command("git", "ls-files", "-z")
+	cmd.Dir = repoRoot
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("git ls-files: %v", err)
+	}
+	var files []string
+	for _, f := range strings.Split(string(out), "\x00") {
+		if f != "" {
+			files = append(files, f)
+		}
+	}
+	return files
+}
+
+// TestComposeSeedWithoutPasswords: the openldap service loads the example
+// accounts without their published passwords, and refuses the placeholder
+// as its own.
+func TestComposeSeedWithoutPasswords(t *testing.T) {
+	script := filepath.Join(repoRoot, "deploy", "compose", "openldap", "entrypoint.sh")
+	b, err := os.ReadFile(script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn := regexp.MustCompile(`(?ms)^without_passwords\(\) \{.*?^\}`).Find(b)
+	if fn == nil {
+		t.Fatal("entrypoint.sh: no without_passwords function")
+	}
+	c := readCompose(t)
+	svc := c.Services["openldap"]
+	dir, _ := svc.mountAt("/vmaild/ldif")
+	for _, name := range strings.Fields(svc.Environment["LDAP_SEED_FILES"]) {
+		file := filepath.Join(repoRoot, dir.Source, name)
+		out, err := exec.Command("sh", "-c", string(fn)+"\nwithout_passwords \"$1\"", "sh", file).Output()
+		if err != nil {
+			t.Fatalf("without_passwords %s: %v", name, err)
+		}
+		entries, err := ldif.Parse(bytes.NewReader(out))
+		if err != nil {
+			t.Fatalf("%s without passwords: %v", name, err)
+		}
+		orig, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := ldif.Parse(bytes.NewReader(orig))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) != len(want) {
+			t.Errorf("%s: %d entries without passwords, %d with", name, len(entries), len(want))
+		}
+		for _, e := range entries {
+			if len(e.Values("userPassword")) > 0 {
+				t.Errorf("%s: %s keeps its userPassword", name, e.DN)
+			}
+		}
+	}
+
+	cmd := exec.Command("sh", script)
+	cmd.Env = append(os.Environ(), "LDAP_ADMIN_PASSWORD="+placeholder, "LDAP_VMAILD_PASSWORD=x", "LDAP_STATE_DIR="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "LDAP_ADMIN_PASSWORD") {
+		t.Errorf("entrypoint.sh with the placeholder password: %v, %s; want a refusal", err, out)
+	}
+}
+
+// TestComposeWebmail: Roundcube (profile webmail) logs in to vmaild's IMAP
+// and sends through its submission listener, on the ports vmaild listens
+// on in its container, with TLS as those listeners offer it.
+func TestComposeWebmail(t *testing.T) {
+	c := readCompose(t)
+	rc, ok := c.Services["roundcube"]
+	if !ok {
+		t.Fatal("no roundcube service")
+	}
+	if !slices.Equal(rc.Profiles, []string{"webmail"}) {
+		t.Errorf("roundcube profiles %v, want [webmail]", rc.Profiles)
+	}
+	if !strings.HasPrefix(rc.Image, "roundcube/roundcubemail:") {
+		t.Errorf("roundcube image %s, want the official roundcube/roundcubemail", rc.Image)
+	}
+	if rc.DependsOn["vmaild"].Condition != types.ServiceConditionHealthy {
+		t.Error("roundcube must wait for vmaild to be healthy")
+	}
+	cfg := composeConfig(t, c)
+	listening := listenPorts(t, cfg, true)
+	for _, tc := range []struct {
+		host, port string
+		tls        map[string]string // URL scheme → the listener it needs
+	}{
+		{"ROUNDCUBEMAIL_DEFAULT_HOST", "ROUNDCUBEMAIL_DEFAULT_PORT", map[string]string{"tls": "imap", "ssl": "imaps"}},
+		{"ROUNDCUBEMAIL_SMTP_SERVER", "ROUNDCUBEMAIL_SMTP_PORT", map[string]string{"tls": "submission", "ssl": "submissions"}},
+	} {
+		u, err := url.Parse(rc.Environment[tc.host])
+		if err != nil || u.Host == "" {
+			t.Errorf("roundcube %s=%q: want tls://vmaild or ssl://vmaild", tc.host, rc.Environment[tc.host])
+			continue
+		}
+		if _, ok := c.Services[u.Hostname()]; !ok || u.Hostname() != "vmaild" {
+			t.Errorf("roundcube %s=%s: not the vmaild service", tc.host, u)
+		}
+		want, ok := tc.tls[u.Scheme]
+		if !ok {
+			t.Errorf("roundcube %s=%s: without tls:// or ssl:// vmaild refuses the password", tc.host, u)
+			continue
+		}
+		port, _ := strconv.Atoi(rc.Environment[tc.port])
+		if got := listening[port]; got != want {
+			t.Errorf("roundcube %s=%s, %s=%s: vmaild's %s listener is not there (it has %q)", tc.host, u, tc.port, rc.Environment[tc.port], want, got)
+		}
+	}
+	m, ok := rc.mountAt("/var/roundcube/config")
+	if !ok || !m.isBind() {
+		t.Fatal("roundcube: deploy/compose/roundcube is not mounted at /var/roundcube/config")
+	}
+	php, _ := filepath.Glob(filepath.Join(repoRoot, m.Source, "*.php"))
+	if len(php) == 0 {
+		t.Errorf("roundcube: no *.php in %s for the image to include", m.Source)
+	}
+	for _, f := range php {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, key := range []string{"smtp_user", "imap_conn_options", "smtp_conn_options"} {
+			if !strings.Contains(string(b), "$config['"+key+"']") {
+				t.Errorf("%s does not set %s", f, key)
+			}
 		}
 	}
 }
