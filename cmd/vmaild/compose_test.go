@@ -18,11 +18,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	composecli "github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/vmaild/vmaild/internal/testsrv"
 	"github.com/vmaild/vmaild/schema"
 	"github.com/vmaild/vmaild/userdb/ldif"
 )
@@ -1061,5 +1063,85 @@ func TestComposeWebmail(t *testing.T) {
 				t.Errorf("%s does not set %s", f, key)
 			}
 		}
+	}
+}
+
+// TestComposeOpenLDAPEntrypoint runs the openldap service's entrypoint
+// with the host's slapd as the container would: the directory it makes
+// lets vmaild's service account in with the password of .env, and the seed
+// accounts have no password.
+func TestComposeOpenLDAPEntrypoint(t *testing.T) {
+	testsrv.RequireBinary(t, "slapd")
+	testsrv.RequireBinary(t, "slapadd")
+	testsrv.RequireBinary(t, "slappasswd")
+	ldapsearch := testsrv.RequireBinary(t, "ldapsearch")
+	if os.Geteuid() != 0 {
+		t.Skip("the entrypoint hands slapd to LDAP_USER as in the container, which needs root")
+	}
+	c := readCompose(t)
+	svc := c.Services["openldap"]
+	suffix := svc.Environment["LDAP_SUFFIX"]
+	schemaDir, _ := svc.mountAt("/vmaild/schema")
+	ldifDir, _ := svc.mountAt("/vmaild/ldif")
+	root, err := filepath.Abs(repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	url := fmt.Sprintf("ldap://127.0.0.1:%d", testsrv.FreePort(t))
+	const servicePassword = "entrypoint-test-password"
+
+	cmd := exec.Command("sh", filepath.Join(repoRoot, "deploy", "compose", "openldap", "entrypoint.sh"))
+	cmd.Env = append(os.Environ(),
+		"LDAP_SUFFIX="+suffix,
+		"LDAP_ADMIN_PASSWORD=admin-"+servicePassword,
+		"LDAP_VMAILD_PASSWORD="+servicePassword,
+		"LDAP_SEED_FILES="+svc.Environment["LDAP_SEED_FILES"],
+		"LDAP_SCHEMA_DIR="+filepath.Join(root, schemaDir.Source),
+		"LDAP_LDIF_DIR="+filepath.Join(root, ldifDir.Source),
+		"LDAP_STATE_DIR="+filepath.Join(dir, "state"),
+		"LDAP_RUN_DIR="+filepath.Join(dir, "run"),
+		"LDAP_URLS="+url,
+		"LDAP_USER=root",
+	)
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+
+	search := func(filter string, attrs ...string) (string, error) {
+		args := append([]string{"-x", "-LLL", "-o", "ldif-wrap=no", "-H", url,
+			"-D", "cn=vmaild," + suffix, "-w", servicePassword, "-b", suffix, filter}, attrs...)
+		out, err := exec.Command(ldapsearch, args...).CombinedOutput()
+		return string(out), err
+	}
+	var out string
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if out, err = search("(mail=alice@example.com)", "mail", "userPassword"); err == nil {
+			break
+		}
+		select {
+		case werr := <-exited:
+			exited <- werr
+			t.Fatalf("entrypoint.sh exited (%v):\n%s", werr, log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slapd from entrypoint.sh never let cn=vmaild in: %v %s\nentrypoint: %s", err, out, log.String())
+		}
+	}
+	if !strings.Contains(out, "mail: alice@example.com") {
+		t.Fatalf("seeded alice not found: %s", out)
+	}
+	// cn=vmaild has its own password; no account (an entry with mail) has one.
+	if out, err = search("(&(mail=*)(userPassword=*))", "dn"); err != nil || strings.Contains(out, "dn:") {
+		t.Errorf("seed entries with a password (%v):\n%s", err, out)
 	}
 }

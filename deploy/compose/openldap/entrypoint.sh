@@ -34,6 +34,7 @@ set -eu
 : "${LDAP_LOG_LEVEL:=0}"
 : "${LDAP_MODULE_DIR:=/usr/lib/ldap}"
 : "${LDAP_SYSTEM_SCHEMA_DIR:=/etc/ldap/schema}"
+: "${LDAP_RUN_DIR:=/run/slapd}"
 
 for var in LDAP_ADMIN_PASSWORD LDAP_VMAILD_PASSWORD; do
 	eval "value=\$$var"
@@ -166,5 +167,5 @@ if [ ! -d "$config" ]; then
 fi
 # ldapi:/// lets `docker compose exec openldap ldapmodify -Y EXTERNAL -H ldapi:///`
 # change cn=config as root.
-install -d -o "$LDAP_USER" -g "$LDAP_USER" /run/slapd
+install -d -o "$LDAP_USER" -g "$LDAP_USER" "$LDAP_RUN_DIR"
 exec slapd -d "$LDAP_LOG_LEVEL" -F "$config" -h "$LDAP_URLS" -u "$LDAP_USER" -g "$LDAP_USER"
