@@ -2,9 +2,9 @@ package store
 
 import (
 	"context"
-	"math/rand/v2"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
