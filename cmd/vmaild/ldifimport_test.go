@@ -26,12 +26,12 @@ func TestLDIFImport(t *testing.T) {
 		c := newCLI(t, ldapConfig(t.TempDir(), slapd, ""))
 		out := c.ok("", "ldif", "import", exampleLDIF)
 		wantLines(t, "first import", out, "created  dc=example,dc=com", "created  uid=alice@example.com,ou=people,dc=example,dc=com",
-			"6 created, 0 updated, 0 skipped, 0 failed")
-		wantLines(t, "first vmail import", c.ok("", "ldif", "import", exampleVmailLDIF), "2 created, 0 updated, 0 skipped, 0 failed")
+			"6 created, 0 updated, 0 unchanged, 0 skipped, 0 failed")
+		wantLines(t, "first vmail import", c.ok("", "ldif", "import", exampleVmailLDIF), "2 created, 0 updated, 0 unchanged, 0 skipped, 0 failed")
 		out = c.ok("", "ldif", "import", exampleLDIF)
-		wantLines(t, "second import", out, "0 created, 6 updated, 0 skipped, 0 failed")
-		refuseLines(t, "second import", out, "created  ")
-		wantLines(t, "second vmail import", c.ok("", "ldif", "import", exampleVmailLDIF), "0 created, 2 updated, 0 skipped, 0 failed")
+		wantLines(t, "second import", out, "0 created, 0 updated, 6 unchanged, 0 skipped, 0 failed")
+		refuseLines(t, "second import", out, "created  ", "updated  ")
+		wantLines(t, "second vmail import", c.ok("", "ldif", "import", exampleVmailLDIF), "0 created, 0 updated, 2 unchanged, 0 skipped, 0 failed")
 		checkImported(t, c)
 	})
 	t.Run("sqlite", func(t *testing.T) {
@@ -56,12 +56,12 @@ func ldifSQLScenario(t *testing.T, c *cli) {
 
 	out := c.ok("", "ldif", "import", "--add-domains", exampleLDIF)
 	wantLines(t, "first import", out, "skipped  dc=example,dc=com", "created  uid=alice@example.com,ou=people,dc=example,dc=com",
-		"4 created, 0 updated, 2 skipped, 0 failed")
-	wantLines(t, "first vmail import", c.ok("", "ldif", "import", exampleVmailLDIF), "2 created, 0 updated, 0 skipped, 0 failed")
+		"4 created, 0 updated, 0 unchanged, 2 skipped, 0 failed")
+	wantLines(t, "first vmail import", c.ok("", "ldif", "import", exampleVmailLDIF), "2 created, 0 updated, 0 unchanged, 0 skipped, 0 failed")
 	out = c.ok("", "ldif", "import", "--add-domains", exampleLDIF)
-	wantLines(t, "second import", out, "0 created, 4 updated, 2 skipped, 0 failed")
-	refuseLines(t, "second import", out, "created  ")
-	wantLines(t, "second vmail import", c.ok("", "ldif", "import", exampleVmailLDIF), "0 created, 2 updated, 0 skipped, 0 failed")
+	wantLines(t, "second import", out, "0 created, 0 updated, 4 unchanged, 2 skipped, 0 failed")
+	refuseLines(t, "second import", out, "created  ", "updated  ")
+	wantLines(t, "second vmail import", c.ok("", "ldif", "import", exampleVmailLDIF), "0 created, 0 updated, 2 unchanged, 0 skipped, 0 failed")
 	wantLines(t, "domains added by the import", c.ok("", "domain", "list"), "example.com", "example.org")
 	checkImported(t, c)
 }
