@@ -216,6 +216,7 @@ func (im *importer) putAccount(ctx context.Context, rec importRecord) (ldap.Impo
 	old, hash, err := im.d.sql.StoredAccount(ctx, rec.acct.Address)
 	switch {
 	case errors.Is(err, userdb.ErrNotFound):
+		err = nil
 		if !im.opts.dryRun {
 			_, err = im.d.accounts.PutAccount(ctx, rec.acct, rec.hash)
 		}

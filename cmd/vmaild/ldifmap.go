@@ -287,70 +287,67 @@ func parseQuotaRule(rule string, l *userdb.Limit) error {
 // ldapEntry is the entry as the LDAP account backend gets it: foreign
 // attributes are dropped, their quota and status written to the native
 // attributes (with the account object class that carries them), and what
-// the directory's schema does not know is stripped. notes says what was
-// changed, so nothing disappears silently.
+// the directory's schema does not know, or no object class left on the
+// entry allows, is stripped. notes says what was changed, so nothing
+// disappears silently.
 func (m importMapping) ldapEntry(e ldif.Entry, rec importRecord, sc ldap.Schema, accountOC string) (ldif.Entry, []string) {
+	var native []ldif.Attr
+	if q := rec.acct.Quota; rec.foreignQuota && q != nil {
+		if m.native.QuotaBytes != "" {
+			native = append(native, ldif.Attr{Name: m.native.QuotaBytes, Values: []string{strconv.FormatInt(q.Bytes, 10)}})
+		}
+		if m.native.QuotaMessages != "" && q.Messages > 0 {
+			native = append(native, ldif.Attr{Name: m.native.QuotaMessages, Values: []string{strconv.FormatInt(q.Messages, 10)}})
+		}
+	}
+	if rec.foreignActive && m.native.Active != "" {
+		native = append(native, ldif.Attr{Name: m.native.Active, Values: []string{strings.ToUpper(strconv.FormatBool(rec.acct.Active))}})
+	}
+	var classes, unknownOC []string
+	for _, oc := range e.Values("objectClass") {
+		if sc.HasObjectClass(oc) {
+			classes = append(classes, oc)
+		} else {
+			unknownOC = append(unknownOC, oc)
+		}
+	}
+	if len(native) > 0 && accountOC != "" && !slices.ContainsFunc(classes, func(v string) bool { return strings.EqualFold(v, accountOC) }) {
+		classes = append(classes, accountOC)
+	}
 	out := ldif.Entry{DN: e.DN, Line: e.Line}
-	var notes []string
-	var dropped, unknown, unknownOC []string
+	var mapped, unknown, disallowed []string
 	for _, a := range e.Attrs {
 		name, _, _ := strings.Cut(a.Name, ";")
 		switch {
-		case m.foreign[strings.ToLower(name)]:
-			dropped = append(dropped, a.Name)
-			continue
 		case strings.EqualFold(name, "objectClass"):
-			var keep []string
-			for _, oc := range a.Values {
-				if sc.ObjectClasses[strings.ToLower(oc)] {
-					keep = append(keep, oc)
-				} else {
-					unknownOC = append(unknownOC, oc)
-				}
-			}
-			a = ldif.Attr{Name: a.Name, Values: keep}
+			a = ldif.Attr{Name: a.Name, Values: classes}
+		case m.foreign[strings.ToLower(name)]:
+			mapped = append(mapped, a.Name)
+			continue
+		case slices.ContainsFunc(native, func(n ldif.Attr) bool { return strings.EqualFold(n.Name, name) }):
+			continue // the foreign value wins, as it is what translate read
 		case !sc.HasAttribute(a.Name):
 			unknown = append(unknown, a.Name)
+			continue
+		case !sc.Allows(classes, a.Name):
+			disallowed = append(disallowed, a.Name)
 			continue
 		}
 		out.Attrs = append(out.Attrs, a)
 	}
-	set := func(attr string, values ...string) {
-		for i := range out.Attrs {
-			if strings.EqualFold(out.Attrs[i].Name, attr) {
-				out.Attrs[i].Values = values
-				return
-			}
-		}
-		out.Attrs = append(out.Attrs, ldif.Attr{Name: attr, Values: values})
-	}
-	added := false
-	if q := rec.acct.Quota; rec.foreignQuota && q != nil {
-		for _, p := range []struct {
-			attr string
-			n    int64
-		}{{m.native.QuotaBytes, q.Bytes}, {m.native.QuotaMessages, q.Messages}} {
-			if p.n > 0 && p.attr != "" {
-				set(p.attr, strconv.FormatInt(p.n, 10))
-				added = true
-			}
-		}
-	}
-	if rec.foreignActive && m.native.Active != "" {
-		set(m.native.Active, strings.ToUpper(strconv.FormatBool(rec.acct.Active)))
-		added = true
-	}
-	if added && accountOC != "" && !slices.ContainsFunc(out.Values("objectClass"), func(v string) bool { return strings.EqualFold(v, accountOC) }) {
-		set("objectClass", append(out.Values("objectClass"), accountOC)...)
-	}
-	if len(dropped) > 0 {
-		notes = append(notes, "mapped "+strings.Join(dropped, ", ")+" (quota and status to "+m.nativeNames()+", addresses to SQL aliases)")
+	out.Attrs = append(out.Attrs, native...)
+	var notes []string
+	if len(mapped) > 0 {
+		notes = append(notes, "mapped "+strings.Join(mapped, ", ")+" (quota and status to "+m.nativeNames()+", addresses to SQL aliases)")
 	}
 	if len(unknownOC) > 0 {
 		notes = append(notes, "dropped object class "+strings.Join(unknownOC, ", ")+" (not in the directory's schema)")
 	}
 	if len(unknown) > 0 {
 		notes = append(notes, "dropped "+strings.Join(unknown, ", ")+" (not in the directory's schema; --map them to keep their values)")
+	}
+	if len(disallowed) > 0 {
+		notes = append(notes, "dropped "+strings.Join(disallowed, ", ")+" (no object class left on the entry allows it)")
 	}
 	return out, notes
 }

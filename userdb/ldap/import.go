@@ -131,19 +131,70 @@ func sameValues(name string, have, want []string) bool {
 	return slices.Equal(norm(have), norm(want))
 }
 
-// Schema names what the directory's schema defines, lower-cased: an
-// import strips what it does not know instead of having the server refuse
-// the entry.
+// Schema is what the directory's schema defines: an import strips what
+// the directory does not know, or what no object class left on an entry
+// allows, instead of having the server refuse the entry.
 type Schema struct {
-	Attributes    map[string]bool
-	ObjectClasses map[string]bool
+	// attrs maps every name and OID of an attribute type, lower-cased,
+	// to its first name.
+	attrs map[string]string
+	// classes maps every name and OID of an object class, lower-cased.
+	classes map[string]*objectClass
+}
+
+type objectClass struct {
+	sup   []string
+	attrs []string // MUST and MAY, lower-cased as written
 }
 
 // HasAttribute reports whether the schema defines the attribute named in
 // an LDIF attribute description ("cn;lang-de" is cn).
 func (sc Schema) HasAttribute(desc string) bool {
 	name, _, _ := strings.Cut(desc, ";")
-	return sc.Attributes[strings.ToLower(name)]
+	_, ok := sc.attrs[strings.ToLower(name)]
+	return ok
+}
+
+// HasObjectClass reports whether the schema defines the object class.
+func (sc Schema) HasObjectClass(name string) bool {
+	_, ok := sc.classes[strings.ToLower(name)]
+	return ok
+}
+
+// Allows reports whether an entry of the given object classes may hold
+// the attribute (MUST or MAY of a class or of its superclasses).
+func (sc Schema) Allows(classes []string, desc string) bool {
+	name, _, _ := strings.Cut(desc, ";")
+	want, ok := sc.attrs[strings.ToLower(name)]
+	if !ok {
+		return false
+	}
+	if want == "objectclass" {
+		return true
+	}
+	seen := map[string]bool{}
+	var walk func(string) bool
+	walk = func(c string) bool {
+		c = strings.ToLower(c)
+		if seen[c] {
+			return false
+		}
+		seen[c] = true
+		if c == "extensibleobject" {
+			return true
+		}
+		oc := sc.classes[c]
+		if oc == nil {
+			return false
+		}
+		for _, a := range oc.attrs {
+			if sc.attrs[a] == want {
+				return true
+			}
+		}
+		return slices.ContainsFunc(oc.sup, walk)
+	}
+	return slices.ContainsFunc(classes, walk)
 }
 
 // ReadSchema reads the attribute types and object classes of the
@@ -175,44 +226,55 @@ func (s *Source) ReadSchema(ctx context.Context) (Schema, error) {
 		return Schema{}, fmt.Errorf("%s: %s: %w", op, sub, userdb.ErrNotFound)
 	}
 	e := res.Entries[0]
-	sc := Schema{Attributes: map[string]bool{}, ObjectClasses: map[string]bool{}}
-	for _, p := range []struct {
-		attr string
-		dst  map[string]bool
-	}{{"attributeTypes", sc.Attributes}, {"objectClasses", sc.ObjectClasses}} {
-		for _, def := range e.GetEqualFoldAttributeValues(p.attr) {
-			for _, n := range schemaNames(def) {
-				p.dst[strings.ToLower(n)] = true
-			}
+	sc := Schema{attrs: map[string]string{}, classes: map[string]*objectClass{}}
+	for _, def := range e.GetEqualFoldAttributeValues("attributeTypes") {
+		d := parseDefinition(def)
+		names := append(d["NAME"], d["OID"]...)
+		for _, n := range names {
+			sc.attrs[n] = names[0]
 		}
 	}
-	if len(sc.Attributes) == 0 || len(sc.ObjectClasses) == 0 {
+	for _, def := range e.GetEqualFoldAttributeValues("objectClasses") {
+		d := parseDefinition(def)
+		oc := &objectClass{sup: d["SUP"], attrs: append(d["MUST"], d["MAY"]...)}
+		for _, n := range append(d["NAME"], d["OID"]...) {
+			sc.classes[n] = oc
+		}
+	}
+	if len(sc.attrs) == 0 || len(sc.classes) == 0 {
 		return Schema{}, fmt.Errorf("%s: %s lists no definitions (may the service account read it?)", op, sub)
 	}
 	return sc, nil
 }
 
-// schemaNames returns the NAME (or NAME ( ... )) values of one RFC 4512
-// definition, and its numeric OID, under which the definition may be
-// named as well.
-func schemaNames(def string) []string {
-	f := strings.Fields(strings.NewReplacer("(", " ( ", ")", " ) ").Replace(def))
-	var out []string
+// parseDefinition reads the OID and the NAME, SUP, MUST and MAY fields of
+// one RFC 4512 definition, lower-cased: "( 2.5.6.6 NAME 'person' SUP top
+// STRUCTURAL MUST ( sn $ cn ) MAY ( ... ) )".
+func parseDefinition(def string) map[string][]string {
+	f := strings.Fields(strings.NewReplacer("(", " ( ", ")", " ) ", "$", " ").Replace(def))
+	out := map[string][]string{}
 	if len(f) > 1 && f[0] == "(" {
-		out = append(out, f[1])
+		out["OID"] = []string{strings.ToLower(f[1])}
 	}
 	for i := 0; i < len(f); i++ {
-		if f[i] != "NAME" || i+1 >= len(f) {
+		key := f[i]
+		if key != "NAME" && key != "SUP" && key != "MUST" && key != "MAY" || i+1 >= len(f) {
 			continue
 		}
+		var vals []string
 		if f[i+1] != "(" {
-			out = append(out, strings.Trim(f[i+1], "'"))
-			break
+			vals, i = []string{f[i+1]}, i+1
+		} else {
+			j := i + 2
+			for ; j < len(f) && f[j] != ")"; j++ {
+				vals = append(vals, f[j])
+			}
+			i = j
 		}
-		for j := i + 2; j < len(f) && f[j] != ")"; j++ {
-			out = append(out, strings.Trim(f[j], "'"))
+		for k, v := range vals {
+			vals[k] = strings.ToLower(strings.Trim(v, "'"))
 		}
-		break
+		out[key] = append(out[key], vals...)
 	}
 	return out
 }

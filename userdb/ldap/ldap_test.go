@@ -785,9 +785,14 @@ func TestReadSchema(t *testing.T) {
 		{"attribute cn;lang-de", sc.HasAttribute("cn;lang-de"), true},
 		{"attribute vmailQuotaBytes", sc.HasAttribute("vmailQuotaBytes"), true},
 		{"attribute mailQuota (iRedMail)", sc.HasAttribute("mailQuota"), false},
-		{"class inetOrgPerson", sc.ObjectClasses["inetorgperson"], true},
-		{"class vmailAccount", sc.ObjectClasses["vmailaccount"], true},
-		{"class mailUser (iRedMail)", sc.ObjectClasses["mailuser"], false},
+		{"class inetOrgPerson", sc.HasObjectClass("inetOrgPerson"), true},
+		{"class vmailAccount", sc.HasObjectClass("vmailAccount"), true},
+		{"class mailUser (iRedMail)", sc.HasObjectClass("mailUser"), false},
+		{"inetOrgPerson allows mail", sc.Allows([]string{"inetOrgPerson"}, "mail"), true},
+		{"inetOrgPerson allows sn (from person)", sc.Allows([]string{"inetOrgPerson"}, "surname"), true},
+		{"inetOrgPerson allows cn;lang-de", sc.Allows([]string{"inetOrgPerson"}, "cn;lang-de"), true},
+		{"inetOrgPerson+shadowAccount disallow homeDirectory", sc.Allows([]string{"inetOrgPerson", "shadowAccount"}, "homeDirectory"), false},
+		{"inetOrgPerson+vmailAccount allow vmailQuotaBytes", sc.Allows([]string{"inetOrgPerson", "vmailAccount"}, "vmailQuotaBytes"), true},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, c.got, c.want)
