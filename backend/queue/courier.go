@@ -292,7 +292,10 @@ type sessionResult struct {
 	tls   string
 }
 
-var errTLSHandshake = errors.New("TLS handshake failed")
+var (
+	errTLSHandshake = errors.New("TLS handshake failed")
+	errNoSTARTTLS   = errors.New("server does not offer STARTTLS, which the TLS policy requires")
+)
 
 // session runs one SMTP transaction with one address. With opportunistic
 // TLS a failed handshake is retried once in plaintext, as a receiver with
@@ -332,7 +335,13 @@ func (q *Queue) transaction(ctx context.Context, addr, host string, mode tlsMode
 	c, tlsState, err := q.hello(ctx, conn, host, mode)
 	res.tls = tlsState
 	if err != nil {
-		r := smtpReply(err, host, "greeting")
+		stage := "greeting"
+		if errors.Is(err, errTLSHandshake) || errors.Is(err, errNoSTARTTLS) {
+			// The relay answered; what failed is the TLS the policy
+			// asks for (certificate, protocol, STARTTLS missing).
+			stage = "TLS"
+		}
+		r := smtpReply(err, host, stage)
 		// A server refusing to talk (5xx greeting or EHLO) is a host
 		// problem, not a verdict on the recipients: try the next one.
 		r.Perm = false
@@ -457,7 +466,11 @@ func (q *Queue) hello(ctx context.Context, conn net.Conn, host string, mode tlsM
 			return nil, "", fmt.Errorf("%w: %w", errTLSHandshake, err)
 		}
 		c, err := newClient(tc, "", nil)
-		return c, "verified", err
+		state := "verified"
+		if q.skipVerify() {
+			state = "unverified"
+		}
+		return c, state, err
 	}
 
 	deadline := func() { conn.SetDeadline(time.Now().Add(q.cfg.CommandTimeout)) }
@@ -504,7 +517,7 @@ func (q *Queue) hello(ctx context.Context, conn net.Conn, host string, mode tlsM
 	}
 	if !starttls {
 		if mode == tlsRequired {
-			return nil, "", errors.New("server does not offer STARTTLS")
+			return nil, "", errNoSTARTTLS
 		}
 		return plain()
 	}
@@ -532,12 +545,18 @@ func (q *Queue) hello(ctx context.Context, conn net.Conn, host string, mode tlsM
 		return nil, "", fmt.Errorf("%w: %w", errTLSHandshake, err)
 	}
 	state := "unverified"
-	if verified || mode == tlsRequired {
+	if verified || (mode == tlsRequired && !q.skipVerify()) {
 		state = "verified"
 	}
 	// After STARTTLS the server sends no greeting; go-smtp expects one.
 	c, err := newClient(tc, greeting, tc)
 	return c, state, err
+}
+
+// skipVerify: the smarthost's certificate is taken unchecked, as its
+// admin chose, so the log must not call the channel verified.
+func (q *Queue) skipVerify() bool {
+	return q.cfg.Smarthost != nil && q.cfg.Smarthost.InsecureSkipVerify
 }
 
 // tlsConfig derives the configuration for one connection. Opportunistic
@@ -556,8 +575,11 @@ func (q *Queue) tlsConfig(host string, strict bool, verified *bool) *tls.Config 
 	if cfg.ServerName == "" {
 		cfg.ServerName = host
 	}
-	if sh := q.cfg.Smarthost; strict && sh != nil && sh.InsecureSkipVerify {
-		cfg.InsecureSkipVerify = true
+	if sh := q.cfg.Smarthost; strict && sh != nil {
+		cfg.InsecureSkipVerify = sh.InsecureSkipVerify
+		if sh.RootCAs != nil {
+			cfg.RootCAs = sh.RootCAs
+		}
 	}
 	if strict {
 		return cfg

@@ -19,6 +19,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -64,6 +65,10 @@ type Smarthost struct {
 	// InsecureSkipVerify accepts any certificate from the relay (for a
 	// relay on a private network with a self-signed certificate).
 	InsecureSkipVerify bool
+	// RootCAs, when set, verifies the relay's certificate against these
+	// roots instead of Config.TLSConfig's (or the system's): the CA of a
+	// relay with a private certificate.
+	RootCAs *x509.CertPool
 	// PlainText talks to the relay without TLS (a content filter on
 	// loopback). Not allowed together with credentials.
 	PlainText bool
@@ -155,6 +160,9 @@ func (c *Config) setDefaults() error {
 		}
 		if sh.PlainText && (sh.Username != "" || sh.ImplicitTLS) {
 			return errors.New("queue: Smarthost.PlainText excludes credentials and ImplicitTLS")
+		}
+		if sh.InsecureSkipVerify && sh.RootCAs != nil {
+			return errors.New("queue: Smarthost.InsecureSkipVerify and RootCAs exclude each other")
 		}
 	}
 	if c.Hostname == "" {

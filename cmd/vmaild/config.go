@@ -133,6 +133,8 @@ type Smarthost struct {
 	Username    string `yaml:"username" help:"AUTH PLAIN user for the relay"`
 	Password    string `yaml:"password" help:"AUTH PLAIN password for the relay"`
 	ImplicitTLS bool   `yaml:"implicit_tls" help:"connect with TLS (port 465) instead of STARTTLS"`
+	TLS         string `yaml:"tls" help:"TLS policy: verify (STARTTLS or implicit_tls, certificate checked against the system roots or ca_file), starttls (TLS required, certificate checked only against ca_file when set), none (plaintext, for a filter on loopback; no credentials); empty: verify"`
+	CAFile      string `yaml:"ca_file" help:"PEM file of the CA (or the self-signed certificate) the relay's certificate is checked against, instead of the system roots"`
 }
 
 // SRSConfig is the Sender Rewriting Scheme (package srs): the envelope
@@ -282,6 +284,7 @@ func (c *Config) validate() error {
 	problems = append(problems, c.Control.resolve(c.DataDir)...)
 	problems = append(problems, c.SRS.resolve(c.Hostname, c.DataDir)...)
 	problems = append(problems, c.validateAutoconfig()...)
+	problems = append(problems, c.Queue.Smarthost.validate()...)
 	if len(problems) > 0 {
 		return fmt.Errorf("%w:\n  %s", errConfig, strings.Join(problems, "\n  "))
 	}

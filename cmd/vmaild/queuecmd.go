@@ -195,10 +195,11 @@ func (a *app) ownQueue(what string, edit func(*queue.Config)) (*queue.Queue, err
 		Dir: c.Dir, Hostname: a.cfg.Hostname, Resolver: c.Resolver, Port: c.Port,
 		Workers: c.Workers, PerDomain: c.PerDomain, MaxAge: c.MaxAge,
 	}
-	if c.Smarthost.Address != "" {
-		qc.Smarthost = &queue.Smarthost{Addr: c.Smarthost.Address, Username: c.Smarthost.Username,
-			Password: c.Smarthost.Password, ImplicitTLS: c.Smarthost.ImplicitTLS}
+	sh, err := c.Smarthost.queueSmarthost()
+	if err != nil {
+		return nil, fmt.Errorf("queue %s: %w", what, err)
 	}
+	qc.Smarthost = sh
 	if edit != nil {
 		edit(&qc)
 	}

@@ -189,7 +189,11 @@ func (s *server) open(ctx context.Context, a *app) error {
 	if s.srs != nil {
 		s.agent.ForwardSender = s.forwardSender
 	}
-	s.queue, err = queue.New(s.queueConfig())
+	qc, err := s.queueConfig()
+	if err != nil {
+		return err
+	}
+	s.queue, err = queue.New(qc)
 	if err != nil {
 		return err
 	}
@@ -233,7 +237,7 @@ func (s *server) loginConfig() login.Config {
 	return c
 }
 
-func (s *server) queueConfig() queue.Config {
+func (s *server) queueConfig() (queue.Config, error) {
 	c := s.cfg.Queue
 	qc := queue.Config{
 		Dir: c.Dir, Hostname: s.cfg.Hostname, Resolver: c.Resolver, Port: c.Port,
@@ -249,11 +253,9 @@ func (s *server) queueConfig() queue.Config {
 	if s.srs != nil {
 		qc.BounceTo = s.bounceTo
 	}
-	if c.Smarthost.Address != "" {
-		qc.Smarthost = &queue.Smarthost{Addr: c.Smarthost.Address, Username: c.Smarthost.Username,
-			Password: c.Smarthost.Password, ImplicitTLS: c.Smarthost.ImplicitTLS}
-	}
-	return qc
+	sh, err := c.Smarthost.queueSmarthost()
+	qc.Smarthost = sh
+	return qc, err
 }
 
 // queueLocal is the queue's hook for local recipients (bounces to our
