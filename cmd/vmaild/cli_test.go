@@ -167,7 +167,7 @@ ldap:
   urls: [%s]
   bind_dn: %q
   bind_password: %q
-  base_dn: %q
+  base_dn: ou=people,%s
   attributes:
     quota_bytes: vmailQuotaBytes
     quota_messages: vmailQuotaMessages

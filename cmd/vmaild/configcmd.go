@@ -56,7 +56,7 @@ func (a *app) configCommand() *cobra.Command {
 			w := table(cmd.OutOrStdout())
 			fmt.Fprintln(w, "KEY\tENVIRONMENT\tDEFAULT\tMEANING")
 			for _, k := range configKeys(defaultConfig()) {
-				fmt.Fprintf(w, "%s\t%s\t%v\t%s\n", k.Name, k.Env, k.Default, k.Help)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", k.Name, k.Env, formatKeyValue(k, k.Default), k.Help)
 			}
 			return w.Flush()
 		},

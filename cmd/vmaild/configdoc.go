@@ -127,7 +127,7 @@ Two environment variables are not keys: ` + "`VMAILD_CONFIG`" + ` (the file to r
 		b.WriteString("|---|---|---|---|---|\n")
 		for _, k := range ks {
 			fmt.Fprintf(&b, "| `%s` | %s | %s | `%s` | %s |\n",
-				k.Name, keyType(k.Type), keyDefault(k), k.Env, markdownCell(keyHelp(k)))
+				k.Name, keyType(k), keyDefault(k), k.Env, markdownCell(keyHelp(k)))
 		}
 	}
 	return b.String()
@@ -154,12 +154,19 @@ func configSectionOrder() []string {
 // keyHelp is a key's meaning: its help tag.
 func keyHelp(k configKey) string { return k.Help }
 
-func keyType(t reflect.Type) string {
+func keyType(k configKey) string {
+	if k.Unit == "bytes" {
+		return "size"
+	}
+	return typeName(k.Type)
+}
+
+func typeName(t reflect.Type) string {
 	switch {
 	case t == durationType:
 		return "duration"
 	case t.Kind() == reflect.Slice:
-		return "list of " + keyType(t.Elem())
+		return "list of " + typeName(t.Elem())
 	case t.Kind() == reflect.Int, t.Kind() == reflect.Int64:
 		return "integer"
 	}
@@ -170,18 +177,10 @@ func keyDefault(k configKey) string {
 	if d, ok := machineDefaults[k.Name]; ok {
 		return d
 	}
-	switch d := k.Default.(type) {
-	case string:
-		if d == "" {
-			return "*empty*"
-		}
-		return "`" + d + "`"
-	case time.Duration:
-		return "`" + shortDuration(d) + "`"
-	case []string:
-		return "`[" + strings.Join(d, ", ") + "]`"
+	if s, ok := k.Default.(string); ok && s == "" {
+		return "*empty*"
 	}
-	return fmt.Sprintf("`%v`", k.Default)
+	return "`" + formatKeyValue(k, k.Default) + "`"
 }
 
 // shortDuration writes 120h for 120h0m0s, as an admin would.
