@@ -33,7 +33,13 @@ func TestConfigCheck(t *testing.T) {
 			"configuration: ok", "sql (mysql): reachable", "ldap "+slapd.URL+": reachable")
 	})
 	t.Run("valid sqlite", func(t *testing.T) {
-		c := newCheckCLI(t, sqliteConfig(t.TempDir()))
+		data := filepath.Join(t.TempDir(), "data")
+		c := newCheckCLI(t, sqliteConfig(data))
+		wantLines(t, "config check", c.ok("", "config", "check"), "configuration: ok", "sql (sqlite): no database at "+data)
+		if _, err := os.Stat(data); !os.IsNotExist(err) {
+			t.Errorf("config check created the data folder %s (%v)", data, err)
+		}
+		c.ok("", "db", "migrate")
 		wantLines(t, "config check", c.ok("", "config", "check"), "configuration: ok", "sql (sqlite): reachable")
 	})
 

@@ -37,6 +37,17 @@ type app struct {
 	cfg        Config
 }
 
+// load reads the configuration a command runs with. On problems it
+// returns them (a *configError) with the configuration as far as it could
+// be read.
+func (a *app) load(cmd *cobra.Command) (Config, error) {
+	path := a.configPath
+	if path == "" {
+		path = os.Getenv("VMAILD_CONFIG")
+	}
+	return loadConfig(path, cmd.Flags())
+}
+
 func newRootCommand() *cobra.Command {
 	a := &app{}
 	root := &cobra.Command{
@@ -48,11 +59,7 @@ func newRootCommand() *cobra.Command {
 			if cmd.Annotations["noconfig"] != "" {
 				return nil
 			}
-			path := a.configPath
-			if path == "" {
-				path = os.Getenv("VMAILD_CONFIG")
-			}
-			cfg, err := loadConfig(path, cmd.Flags())
+			cfg, err := a.load(cmd)
 			if err != nil {
 				return err
 			}
