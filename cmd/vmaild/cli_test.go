@@ -89,7 +89,8 @@ func (c *cli) fails(stdin string, args ...string) string {
 // runRoot executes a fresh root command as main does.
 func runRoot(t *testing.T, transcript *strings.Builder, stdin string, args ...string) (string, string, error) {
 	t.Helper()
-	root := newRootCommand()
+	// Not the machine's /etc/vmaild/vmaild.yaml: tests name their file.
+	root := newRoot(&app{systemConfig: filepath.Join(t.TempDir(), "absent.yaml")})
 	var out, errOut bytes.Buffer
 	root.SetArgs(args)
 	root.SetIn(strings.NewReader(stdin))
