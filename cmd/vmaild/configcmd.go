@@ -48,7 +48,7 @@ func (a *app) configCommand() *cobra.Command {
 			return nil
 		},
 	}
-	var changedOnly, asJSON bool
+	var changedOnly, asJSON, keysJSON bool
 	show := &cobra.Command{
 		Use:   "show",
 		Short: "Print the effective configuration, secrets masked",
@@ -70,6 +70,20 @@ func (a *app) configCommand() *cobra.Command {
 			"noconfig": "yes",
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if keysJSON {
+				type row struct {
+					Key         string `json:"key"`
+					Environment string `json:"environment"`
+					Type        string `json:"type"`
+					Default     any    `json:"default"`
+					Meaning     string `json:"meaning"`
+				}
+				var rows []row
+				for _, k := range configKeys(defaultConfig()) {
+					rows = append(rows, row{k.Name, k.Env, keyType(k), jsonValue(k, k.Default), k.Help})
+				}
+				return writeJSON(cmd.OutOrStdout(), rows)
+			}
 			w := table(cmd.OutOrStdout())
 			fmt.Fprintln(w, "KEY\tENVIRONMENT\tDEFAULT\tMEANING")
 			for _, k := range configKeys(defaultConfig()) {
@@ -78,6 +92,7 @@ func (a *app) configCommand() *cobra.Command {
 			return w.Flush()
 		},
 	}
+	keys.Flags().BoolVar(&keysJSON, "json", false, "print a JSON list")
 	reference := &cobra.Command{
 		Use:         "reference",
 		Short:       "Print the configuration reference (CONFIG.md)",

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
@@ -37,9 +36,7 @@ func showConfig(w io.Writer, cfg Config, changedOnly, asJSON bool) error {
 		lines = append(lines, k.Name+": "+formatKeyValue(k, v))
 	}
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(obj)
+		return writeJSON(w, obj)
 	}
 	for _, l := range lines {
 		if _, err := fmt.Fprintln(w, l); err != nil {
