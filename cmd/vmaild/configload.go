@@ -171,8 +171,8 @@ func checkFileKeys(file map[string]any, keys []configKey) (problems, misshapen [
 	for _, k := range keys {
 		leaves[k.Name] = k
 		parts := strings.Split(k.Name, ".")
-		for i := 1; i < len(parts); i++ {
-			sec := strings.Join(parts[:i], ".")
+		for i := 0; i < len(parts); i++ {
+			sec := strings.Join(parts[:i], ".") // "" is the top level
 			if !slices.Contains(sections[sec], parts[i]) {
 				sections[sec] = append(sections[sec], parts[i])
 			}
@@ -197,6 +197,9 @@ func checkFileKeys(file map[string]any, keys []configKey) (problems, misshapen [
 			}
 			children, isSection := sections[name]
 			if !isSection {
+				if near := nearestKey(n, sections[prefix]); near != "" {
+					name += " (did you mean " + near + "?)"
+				}
 				unknown = append(unknown, name)
 				continue
 			}
@@ -216,6 +219,39 @@ func checkFileKeys(file map[string]any, keys []configKey) (problems, misshapen [
 			" (`vmaild config keys` lists the keys)"}, problems...)
 	}
 	return problems, misshapen
+}
+
+// nearestKey is the sibling a misspelt key most likely meant (adress:
+// address, mynetwork: mynetworks), or "".
+func nearestKey(typed string, siblings []string) string {
+	best, bestDist := "", 3 // at most two edits away
+	for _, s := range siblings {
+		if d := editDistance(typed, s); d < bestDist {
+			best, bestDist = s, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of two short keys.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 // describeValue names what a value is, for the errors about shapes.

@@ -122,7 +122,9 @@ func TestConfigLoad(t *testing.T) {
 		{name: "negative counts and durations", yaml: "queue:\n  workers: 0\n  max_age: -1h\nsmtp:\n  max_recipients: -5\n",
 			problems: []string{"queue.workers: 0 is out of range", "queue.max_age: -1h0m0s is negative", "smtp.max_recipients: -5 is out of range"}},
 		{name: "unknown keys with the rest", yaml: "smtp:\n  mynetwork: [10.0.0.0/8]\n  max_message_bytes: huge\n",
-			problems: []string{"unknown key(s): smtp.mynetwork", "smtp.max_message_bytes: \"huge\""}},
+			problems: []string{"unknown key(s): smtp.mynetwork (did you mean mynetworks?)", "smtp.max_message_bytes: \"huge\""}},
+		{name: "misspelt keys get a suggestion", yaml: "hostnme: mx.example.com\nlisten:\n  imap:\n    adress: \":143\"\n  frobnicate: 1\n",
+			problems: []string{"hostnme (did you mean hostname?)", "listen.imap.adress (did you mean address?)", "listen.frobnicate,"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := ""
