@@ -75,12 +75,17 @@ func checkServers(ctx context.Context, cfg Config, problems []string) []serverCh
 
 func checkSQL(ctx context.Context, c sqldir.Config) serverCheck {
 	name := "sql (" + c.Driver + ")"
-	err := sqldir.Check(ctx, c)
+	pending, err := sqldir.Check(ctx, c)
 	switch {
 	case errors.Is(err, sqldir.ErrNoDatabase):
 		return serverCheck{name: name, ok: fmt.Sprintf("no database at %s yet (`vmaild serve` or `vmaild db migrate` creates it)", c.DSN)}
 	case err != nil:
 		return serverCheck{name: name, err: fmt.Errorf("%s unreachable: %w", name, err)}
+	case len(pending) > 0 && c.Driver == "sqlite":
+		// serve migrates the embedded database itself.
+		return serverCheck{name: name, ok: fmt.Sprintf("reachable; %d schema migration(s) to apply, which `vmaild serve` does", len(pending))}
+	case len(pending) > 0:
+		return serverCheck{name: name, err: fmt.Errorf("%s: reachable, but the schema lacks %s: run `vmaild db migrate`", name, strings.Join(pending, ", "))}
 	}
 	return serverCheck{name: name, ok: "reachable"}
 }

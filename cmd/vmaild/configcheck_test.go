@@ -29,6 +29,10 @@ func TestConfigCheck(t *testing.T) {
 
 	t.Run("valid", func(t *testing.T) {
 		c := newCheckCLI(t, good)
+		// A MySQL schema is the admin's to apply; the check says so.
+		wantLines(t, "config check before db migrate", c.fails("", "config", "check"),
+			"sql (mysql): reachable, but the schema lacks 0001", "run `vmaild db migrate`")
+		c.ok("", "db", "migrate")
 		wantLines(t, "config check", c.ok("", "config", "check"),
 			"configuration: ok", "sql (mysql): reachable", "ldap "+slapd.URL+": reachable")
 	})

@@ -62,8 +62,9 @@ func TestREADMEProductionExample(t *testing.T) {
 	c := newCLI(t, yaml)
 	c.secrets = append(c.secrets, slapd.AdminPassword, m.Password)
 
-	wantLines(t, "config check", c.ok("", "config", "check"), "configuration: ok", "ldap "+slapd.URL+": reachable")
+	// README: "Apply the SQL schema with `vmaild db migrate`".
 	c.ok("", "db", "migrate")
+	wantLines(t, "config check", c.ok("", "config", "check"), "configuration: ok", "ldap "+slapd.URL+": reachable", "sql (mysql): reachable")
 	c.ok("", "domain", "add", "example.com")
 	c.ok("newbie-pw-1\n", "user", "add", "newbie@example.com", "--password-stdin")
 
