@@ -2,8 +2,11 @@
 # as the unprivileged user vmail.
 #
 #   docker build -t vmaild .
-#   docker run -d -p 25:2525 -p 587:5587 -p 465:5465 -p 143:1143 -p 993:1993 \
-#       -p 110:1110 -p 995:1995 -v vmaild-data:/var/lib/vmaild vmaild
+#   docker run -d -p 127.0.0.1:25:2525 -p 127.0.0.1:587:5587 -p 127.0.0.1:465:5465 \
+#       -p 127.0.0.1:143:1143 -p 127.0.0.1:993:1993 -p 127.0.0.1:110:1110 \
+#       -p 127.0.0.1:995:1995 -v vmaild-data:/var/lib/vmaild vmaild
+#
+# (this host only; drop the 127.0.0.1: once a real certificate is set)
 #   docker exec -i CONTAINER vmaild domain add example.com
 #
 # Without a configuration it runs on the embedded default: SQLite and

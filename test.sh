@@ -42,8 +42,13 @@ else
 	echo "test.sh: not Debian; install the equivalents of:" $names >&2
 fi
 
-echo "test.sh: go vet ./..."
+echo "test.sh: go vet ./..., gofmt -l ."
 go vet ./...
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then
+	echo "test.sh: not gofmt'ed (run gofmt -w):" $unformatted >&2
+	exit 1
+fi
 # -race everywhere: the protocol servers, store, queue and directory are
 # concurrent, and the whole suite stays within a few minutes on 2 cores.
 echo "test.sh: go test -race ./..."

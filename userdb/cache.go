@@ -65,6 +65,11 @@ type Cache struct {
 	// accountWait and domainWait bound waiting for a shared lookup: the
 	// sources' timeouts, or 0 for a source that does not say.
 	accountWait, domainWait time.Duration
+	// ttl and negTTL are cfg's TTLs, changed at run time by SetTTL.
+	ttl, negTTL atomic.Int64
+	// gen counts flushes: an answer loaded before a flush is not stored
+	// after it, so a flush is never undone by a lookup in flight.
+	gen atomic.Uint64
 
 	hits, misses counter
 }
@@ -98,6 +103,8 @@ func sourceTimeout(src any) time.Duration {
 func NewCache(accounts AccountSource, domains DomainSource, cfg CacheConfig) *Cache {
 	c := &Cache{accounts: accounts, domains: domains, cfg: cfg.withDefaults(), seed: maphash.MakeSeed(),
 		accountWait: sourceTimeout(accounts), domainWait: sourceTimeout(domains)}
+	c.ttl.Store(int64(c.cfg.TTL))
+	c.negTTL.Store(int64(c.cfg.NegativeTTL))
 	c.key = make([]byte, 32)
 	if _, err := rand.Read(c.key); err != nil {
 		panic("userdb: no randomness for the cache key: " + err.Error())
@@ -126,8 +133,42 @@ func (c *Cache) Senders(m SenderMap) SenderMap { return cachedSenders{c, m} }
 // Stats returns hit and miss counts (for metrics).
 func (c *Cache) Stats() (hits, misses uint64) { return c.hits.load(), c.misses.load() }
 
+// SetTTL changes the TTLs of answers cached from now on (a configuration
+// reload); zero keeps the current one. Entries already cached keep theirs.
+func (c *Cache) SetTTL(ttl, negative time.Duration) {
+	if ttl > 0 {
+		c.ttl.Store(int64(ttl))
+	}
+	if negative > 0 {
+		c.negTTL.Store(int64(negative))
+	}
+}
+
+// TTL returns the TTLs in force.
+func (c *Cache) TTL() (ttl, negative time.Duration) {
+	return time.Duration(c.ttl.Load()), time.Duration(c.negTTL.Load())
+}
+
+// Forget drops what is cached about one address: its account, its
+// verified (or refused) password and its sender rights, so a password
+// changed in the directory behind vmaild's back takes effect at once.
+// address must be canonical (Users.LoginAddress).
+func (c *Cache) Forget(address string) {
+	c.gen.Add(1)
+	for _, key := range []string{"a\x00" + address, "p\x00" + address, "s\x00" + address, "l\x00" + address} {
+		s := c.shard(key)
+		s.mu.Lock()
+		if el, ok := s.items[key]; ok {
+			s.order.Remove(el)
+			delete(s.items, key)
+		}
+		s.mu.Unlock()
+	}
+}
+
 // Flush forgets everything (after an admin change).
 func (c *Cache) Flush() {
+	c.gen.Add(1)
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
@@ -180,13 +221,16 @@ func (a cachedAccounts) Authenticate(ctx context.Context, address, password stri
 		}
 	}
 	c.misses.add()
+	gen := c.gen.Load()
 	acct, err := c.accounts.Authenticate(ctx, address, password)
 	switch {
+	case c.gen.Load() != gen:
+		// Flushed meanwhile: the answer may predate the change.
 	case err == nil:
 		cp := *acct
-		c.put(key, authEntry{mac: mac, acct: &cp}, c.cfg.TTL)
+		c.put(key, authEntry{mac: mac, acct: &cp}, time.Duration(c.ttl.Load()))
 	case errors.Is(err, ErrBadCredentials):
-		c.put(key, authEntry{mac: mac}, c.cfg.NegativeTTL)
+		c.put(key, authEntry{mac: mac}, time.Duration(c.negTTL.Load()))
 	}
 	return acct, err
 }
@@ -248,12 +292,15 @@ func (c *Cache) lookup(ctx context.Context, key string, wait time.Duration, load
 	}
 	c.misses.add()
 	return c.flight.do(ctx, key, wait, func(ctx context.Context) (any, error) {
+		gen := c.gen.Load()
 		v, err := load(ctx)
 		switch {
+		case c.gen.Load() != gen:
+			// Flushed meanwhile: the answer may predate the change.
 		case err == nil:
-			c.put(key, v, c.cfg.TTL)
+			c.put(key, v, time.Duration(c.ttl.Load()))
 		case errors.Is(err, ErrNotFound):
-			c.putErr(key, err, c.cfg.NegativeTTL)
+			c.putErr(key, err, time.Duration(c.negTTL.Load()))
 		}
 		return v, err
 	})

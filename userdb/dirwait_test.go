@@ -2,18 +2,16 @@ package userdb_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/vmaild/vmaild/internal/loadburst"
 	"github.com/vmaild/vmaild/internal/testsrv"
+	"github.com/vmaild/vmaild/internal/testusers"
 	"github.com/vmaild/vmaild/userdb"
 	"github.com/vmaild/vmaild/userdb/ldap"
-	"github.com/vmaild/vmaild/userdb/password"
 	sqldir "github.com/vmaild/vmaild/userdb/sql"
 )
 
@@ -26,87 +24,6 @@ const (
 	burst       = 100
 )
 
-// burstUsers returns n account addresses, each with its own password.
-func burstUsers(n int) []string {
-	users := make([]string, n)
-	for i := range users {
-		users[i] = fmt.Sprintf("burst%03d@example.com", i)
-	}
-	return users
-}
-
-func burstPassword(addr string) string { return "pw-" + addr }
-
-// burstLDIF is the directory of burstUsers, in the shape of ldif/example.ldif.
-func burstLDIF(t testing.TB, users []string) string {
-	t.Helper()
-	var b strings.Builder
-	b.WriteString("dn: dc=example,dc=com\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n")
-	b.WriteString("dn: ou=people,dc=example,dc=com\nobjectClass: organizationalUnit\nou: people\n\n")
-	for _, u := range users {
-		h, err := password.Hash("SSHA", burstPassword(u))
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(&b, "dn: uid=%s,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: %s\ncn: %s\nsn: %s\nmail: %s\nuserPassword: %s\n\n",
-			u, u, u, u, u, h)
-	}
-	return b.String()
-}
-
-// burstResult is one lookup's answer and how long it took.
-type burstResult struct {
-	who  string
-	err  error
-	took time.Duration
-}
-
-// runBurst starts f for every user at the same moment and collects the
-// answers.
-func runBurst(users []string, f func(ctx context.Context, user string) error) []burstResult {
-	res := make([]burstResult, len(users))
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i, u := range users {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			t0 := time.Now()
-			err := f(context.Background(), u)
-			res[i] = burstResult{who: u, err: err, took: time.Since(t0)}
-		}()
-	}
-	close(start)
-	wg.Wait()
-	return res
-}
-
-// checkBurst fails the test for an answer later than bound or one that is
-// not "try later" (a "no" during an outage would bounce mail or refuse a
-// right password); allowOK accepts successes too (a slow directory still
-// serves some). It returns the slowest answer and the number of successes.
-func checkBurst(t *testing.T, what string, res []burstResult, bound time.Duration, allowOK bool) (slowest time.Duration, ok int) {
-	t.Helper()
-	for _, r := range res {
-		slowest = max(slowest, r.took)
-		if r.took > bound {
-			t.Errorf("%s %s: answered after %v, bound %v (%v)", what, r.who, r.took.Round(time.Millisecond), bound, r.err)
-		}
-		switch {
-		case r.err == nil && allowOK:
-			ok++
-		case r.err == nil:
-			t.Errorf("%s %s: succeeded with the directory down", what, r.who)
-		case !userdb.Temporary(r.err):
-			t.Errorf("%s %s: %v, want only ErrUnavailable", what, r.who, r.err)
-		case errors.Is(r.err, userdb.ErrBadCredentials) || errors.Is(r.err, userdb.ErrNotFound) || errors.Is(r.err, userdb.ErrDisabled):
-			t.Errorf("%s %s: %v: a \"no\" during an outage", what, r.who, r.err)
-		}
-	}
-	return slowest, ok
-}
-
 // TestDirectoryWaitsBounded breaks a real slapd in each way a directory
 // fails — frozen (SIGSTOP: connections accepted, nothing answered),
 // killed (connection refused) and slow (answers held back by a proxy) —
@@ -116,8 +33,8 @@ func checkBurst(t *testing.T, what string, res []burstResult, bound time.Duratio
 // once the directory is back, the same directory serves every login.
 func TestDirectoryWaitsBounded(t *testing.T) {
 	sl := testsrv.StartSlapd(t)
-	users := burstUsers(burst)
-	sl.Load(t, burstLDIF(t, users))
+	users := testusers.Burst(burst)
+	sl.Load(t, testusers.LDIF(t, users))
 	// Both backends get the same timeout: a lookup that touches both is
 	// bounded by the longer of the two.
 	db := openSQL(t, sqldir.Config{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "vmaild.db"), Timeout: waitTimeout})
@@ -161,22 +78,14 @@ func TestDirectoryWaitsBounded(t *testing.T) {
 			cache := userdb.NewCache(src, db, userdb.CacheConfig{})
 			u := &userdb.Users{Accounts: cache.Accounts(), Domains: cache.Domains(), RecipientDelimiter: "+"}
 			// One login first, so pooled connections meet the failure too.
-			if _, err := u.Authenticate(context.Background(), users[0], burstPassword(users[0])); err != nil {
+			if _, err := u.Authenticate(context.Background(), users[0], testusers.Password(users[0])); err != nil {
 				t.Fatal(err)
 			}
 			cold := users[1:]
 
-			tt.fail()
-			restored := false
-			restore := func() {
-				if !restored {
-					restored = true
-					tt.restore()
-				}
-			}
-			t.Cleanup(restore)
-			logins := runBurst(cold, func(ctx context.Context, user string) error {
-				_, err := u.Authenticate(ctx, user, burstPassword(user))
+			restore := loadburst.Outage(t, tt.fail, tt.restore)
+			logins := loadburst.Run(cold, func(ctx context.Context, i int) error {
+				_, err := u.Authenticate(ctx, cold[i], testusers.Password(cold[i]))
 				return err
 			})
 			// This burst runs through userdb alone, 99 goroutines at
@@ -184,12 +93,16 @@ func TestDirectoryWaitsBounded(t *testing.T) {
 			// seen released together up to 1.4 s late, so the wider slack
 			// applies. The timeout + 1 s is asserted on logins
 			// through the running daemon (TestServeDirectoryHung).
+			judge := loadburst.TryLater
+			if tt.someServed {
+				judge = loadburst.TryLaterOrServed
+			}
 			b := slowBound
-			slowest, ok := checkBurst(t, "login", logins, b, tt.someServed)
-			t.Logf("%d concurrent cold logins: slowest answer %v, %d served", len(cold), slowest.Round(time.Millisecond), ok)
-			rcpts := runBurst(cold, func(ctx context.Context, user string) error {
+			slowest := loadburst.Check(t, "login", logins, b, judge)
+			t.Logf("%d concurrent cold logins: slowest answer %v, %d served", len(cold), slowest.Round(time.Millisecond), loadburst.Served(logins))
+			rcpts := loadburst.Run(cold, func(ctx context.Context, i int) error {
 				// A plus address: a key no login above has cached.
-				local, domain, _ := strings.Cut(user, "@")
+				local, domain, _ := strings.Cut(cold[i], "@")
 				_, err := u.Resolve(ctx, local+"+tag@"+domain)
 				return err
 			})
@@ -197,7 +110,8 @@ func TestDirectoryWaitsBounded(t *testing.T) {
 			// plus-stripped address, domain) under one bound; on a loaded
 			// machine its goroutines start later, so it gets the wider
 			// slack. The timeout + 1 s is asserted on the logins.
-			slowest, ok = checkBurst(t, "rcpt", rcpts, slowBound, tt.someServed)
+			slowest = loadburst.Check(t, "rcpt", rcpts, slowBound, judge)
+			ok := loadburst.Served(rcpts)
 			t.Logf("%d concurrent recipient lookups: slowest answer %v, %d served", len(cold), slowest.Round(time.Millisecond), ok)
 			if tt.someServed && ok == 0 {
 				t.Log("the slow directory served no recipient lookup within the timeout (the machine is busy)")
@@ -209,17 +123,17 @@ func TestDirectoryWaitsBounded(t *testing.T) {
 			// A resumed slapd on a loaded machine first works off the
 			// connections queued while it was frozen, so a login that
 			// still misses the timeout is tried again a few times.
-			for _, r := range runBurst(cold, func(ctx context.Context, user string) error {
+			for _, r := range loadburst.Run(cold, func(ctx context.Context, i int) error {
 				var err error
 				for try := 0; try < 5; try++ {
-					if _, err = u.Authenticate(ctx, user, burstPassword(user)); err == nil || !userdb.Temporary(err) {
+					if _, err = u.Authenticate(ctx, cold[i], testusers.Password(cold[i])); err == nil || !userdb.Temporary(err) {
 						break
 					}
 				}
 				return err
 			}) {
-				if r.err != nil {
-					t.Errorf("login %s after the directory is back: %v", r.who, r.err)
+				if r.Err != nil {
+					t.Errorf("login %s after the directory is back: %v", r.Who, r.Err)
 				}
 			}
 		})

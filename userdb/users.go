@@ -333,6 +333,51 @@ func (u *Users) DetailAddress(address, detail string) string {
 	return local + u.RecipientDelimiter + detail + "@" + domain
 }
 
+// Mailbox is DetailAddress's inverse: the local destination of an address
+// that names a mailbox, the account itself or else the account of the
+// address without its plus tag (with the tag as Detail). Unlike Resolve it
+// expands no alias, alias domain or catch-all: the delivery agent retries
+// a destination it resolved earlier this way, so that the retry reaches
+// exactly that mailbox even when the address is also an alias ("alice →
+// alice, archive") or the aliases changed meanwhile. ErrNotFound when no
+// such account exists (any more), ErrDisabled for a disabled account or
+// domain.
+func (u *Users) Mailbox(ctx context.Context, address string) (Destination, error) {
+	addr, err := Canonical(address)
+	if err != nil {
+		return Destination{}, err
+	}
+	local, domain, err := Split(addr)
+	if err != nil {
+		return Destination{}, err
+	}
+	ctx, cancel := u.bound(ctx)
+	defer cancel()
+	d, err := u.Domains.LookupDomain(ctx, domain)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		// The account decides, as for a login (checkActive).
+	case err != nil:
+		return Destination{}, fmt.Errorf("mailbox %s: %w", addr, err)
+	case !d.Active:
+		return Destination{}, fmt.Errorf("mailbox %s: domain %w", addr, ErrDisabled)
+	}
+	r := resolver{u: u, seen: map[string]bool{}}
+	found, err := r.mailbox(ctx, addr, "")
+	if !found && err == nil {
+		if base, tag, ok := u.splitDetail(local); ok {
+			found, err = r.mailbox(ctx, base+"@"+domain, tag)
+		}
+	}
+	switch {
+	case err != nil:
+		return Destination{}, err
+	case !found:
+		return Destination{}, fmt.Errorf("mailbox %s: %w", addr, ErrNotFound)
+	}
+	return r.out[0], nil
+}
+
 // splitDetail splits a plus-address local part ("user+tag") into the user
 // and the tag.
 func (u *Users) splitDetail(local string) (base, tag string, ok bool) {

@@ -165,6 +165,46 @@ func TestResolve(t *testing.T) {
 	}
 }
 
+// TestMailbox: the inverse of DetailAddress finds the mailbox (and tag) an
+// address names without expanding the aliases that Resolve would.
+func TestMailbox(t *testing.T) {
+	u, m := testUsers()
+	m.accounts["dan+x@example.com"] = &Account{Address: "dan+x@example.com", Active: true}
+	ctx := context.Background()
+	tests := []struct {
+		in   string
+		want Destination
+		err  error
+	}{
+		{"alice@example.com", Destination{Address: "alice@example.com", Local: true}, nil},
+		{"Alice@Example.COM", Destination{Address: "alice@example.com", Local: true}, nil},
+		{"alice+news@example.com", Destination{Address: "alice@example.com", Local: true, Detail: "news"}, nil},
+		{u.DetailAddress("bob@example.com", "a+b"), Destination{Address: "bob@example.com", Local: true, Detail: "a+b"}, nil},
+		// An account that is also an alias: the account alone.
+		{"copy@example.com", Destination{Address: "copy@example.com", Local: true}, nil},
+		{"copy+tag@example.com", Destination{Address: "copy@example.com", Local: true, Detail: "tag"}, nil},
+		// A plus in an account's own name wins over the tag.
+		{"dan+x@example.com", Destination{Address: "dan+x@example.com", Local: true}, nil},
+		{"sales@example.com", Destination{}, ErrNotFound},
+		{"anyone@catch.org", Destination{}, ErrNotFound},
+		{"alice@example.net", Destination{}, ErrNotFound},
+		{"nobody@example.com", Destination{}, ErrNotFound},
+		{"carol@example.com", Destination{}, ErrDisabled},
+		{"zed@off.org", Destination{}, ErrDisabled},
+		{"a@@example.com", Destination{}, ErrInvalid},
+	}
+	for _, tt := range tests {
+		got, err := u.Mailbox(ctx, tt.in)
+		if !errors.Is(err, tt.err) || got != tt.want {
+			t.Errorf("Mailbox(%q) = %+v, %v; want %+v, %v", tt.in, got, err, tt.want, tt.err)
+		}
+	}
+	m.down = true
+	if _, err := u.Mailbox(ctx, "alice@example.com"); !Temporary(err) {
+		t.Errorf("directory down: %v, want a temporary error", err)
+	}
+}
+
 func TestResolveLoopIsReported(t *testing.T) {
 	u, _ := testUsers()
 	_, err := u.Resolve(context.Background(), "loop2@example.com")

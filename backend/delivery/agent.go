@@ -33,8 +33,11 @@ type Queue interface {
 	EnqueueReaderAt(ctx context.Context, from string, rcpts []string, msg io.ReaderAt, size int64) (string, error)
 	// EnqueueHeld spools a fan-out before the agent writes it, so a crash
 	// half way leaves the rest queued; Release then keeps only the
-	// destinations still to do.
-	EnqueueHeld(ctx context.Context, from string, rcpts []string, msg io.ReaderAt, size int64) (string, error)
+	// destinations still to do. The queue keeps the recipients in final
+	// marked so and hands them back to Redeliver marked (Recipient.Final).
+	EnqueueHeld(ctx context.Context, from string, rcpts, final []string, msg io.ReaderAt, size int64) (string, error)
+	// EnqueueRetry spools destinations to retry, final as for EnqueueHeld.
+	EnqueueRetry(ctx context.Context, from string, rcpts, final []string, msg io.ReaderAt, size int64) (string, error)
 	Release(id string, keep []string) error
 }
 
@@ -157,23 +160,55 @@ func (a *LocalAgent) resolve(ctx context.Context, address string) (Recipient, Ou
 		return rc, outcomeOf(err)
 	}
 	for _, ud := range dests {
-		d := Destination{Destination: ud}
-		if ud.Local {
-			acct, err := a.Directory.Account(ctx, ud.Address)
-			if err != nil {
-				return rc, outcomeOf(err)
-			}
-			d.Maildir = acct.Maildir
-			if a.Quotas != nil {
-				if d.Limit, err = a.Directory.QuotaLimit(ctx, ud.Address); err != nil {
-					return rc, outcomeOf(err)
-				}
-				d.limitKnown = true
-			}
+		d, err := a.lookup(ctx, ud)
+		if err != nil {
+			return rc, outcomeOf(err)
 		}
 		rc.Destinations = append(rc.Destinations, d)
 	}
 	return rc, Outcome{Kind: Accepted}
+}
+
+// resolveFinal is resolve for a recipient marked final: the one mailbox
+// its address names (DetailAddresser.Mailbox), never an expansion of it.
+func (a *LocalAgent) resolveFinal(ctx context.Context, address string) (Recipient, Outcome) {
+	ctx, cancel := userdb.Bound(ctx, a.Directory)
+	defer cancel()
+	rc := Recipient{Address: address, ORCPT: address, Final: true}
+	ud := userdb.Destination{Address: address, Local: true}
+	if m, ok := a.Directory.(DetailAddresser); ok {
+		var err error
+		if ud, err = m.Mailbox(ctx, address); err != nil {
+			return rc, outcomeOf(err)
+		}
+	}
+	d, err := a.lookup(ctx, ud)
+	if err != nil {
+		return rc, outcomeOf(err)
+	}
+	rc.Destinations = []Destination{d}
+	return rc, Outcome{Kind: Accepted}
+}
+
+// lookup completes a destination: a local one's account (maildir) and
+// quota limit.
+func (a *LocalAgent) lookup(ctx context.Context, ud userdb.Destination) (Destination, error) {
+	d := Destination{Destination: ud}
+	if !ud.Local {
+		return d, nil
+	}
+	acct, err := a.Directory.Account(ctx, ud.Address)
+	if err != nil {
+		return d, err
+	}
+	d.Maildir = acct.Maildir
+	if a.Quotas != nil {
+		if d.Limit, err = a.Directory.QuotaLimit(ctx, ud.Address); err != nil {
+			return d, err
+		}
+		d.limitKnown = true
+	}
+	return d, nil
 }
 
 func (a *LocalAgent) isFull(ctx context.Context, d Destination) (bool, error) {
@@ -254,15 +289,16 @@ func (a *LocalAgent) timeout() time.Duration {
 }
 
 // Redeliver is the queue's hook for local recipients: bounces to our users,
-// destinations that failed at first and fan-outs cut short by a crash. key
-// is the queue item's id: a mailbox that already holds the copy written
-// under that key is not written again. It returns one outcome per address;
-// a partial failure of an alias is owned again, so an address that
-// succeeded here is never retried.
-func (a *LocalAgent) Redeliver(ctx context.Context, key, from string, rcpts []string, msg []byte) []Outcome {
+// destinations that failed at first and fan-outs cut short by a crash,
+// each with Address and the queue's Final mark (what the agent spooled it
+// with). key is the queue item's id: a mailbox that already holds the copy
+// written under that key is not written again. It returns one outcome per
+// recipient; a partial failure of an alias is owned again, so an address
+// that succeeded here is never retried.
+func (a *LocalAgent) Redeliver(ctx context.Context, key, from string, rcpts []Recipient, msg []byte) []Outcome {
 	env := Envelope{ID: key, From: from, Role: RoleQueue, Received: time.Now()}
 	for _, r := range rcpts {
-		env.Recipients = append(env.Recipients, Recipient{Address: r, ORCPT: r})
+		env.Recipients = append(env.Recipients, Recipient{Address: r.Address, ORCPT: r.Address, Final: r.Final})
 	}
 	return a.deliver(ctx, env, bytesMessage{bytes.NewReader(msg)}, key)
 }

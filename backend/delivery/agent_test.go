@@ -29,6 +29,8 @@ type fixture struct {
 	store *store.Store
 	queue *queue.Queue
 	users *userdb.Users
+	// queueDir is the queue's spool.
+	queueDir string
 }
 
 // newFixture builds the MDA over the real parts: a SQLite directory, the
@@ -71,12 +73,13 @@ func newFixtureOn(t testing.TB, cfg delivery.Config, sqlCfg sqldir.Config) *fixt
 	must(db.AddAlias(ctx, "fwd@example.com", "carol@example.com"))
 
 	q, err := queue.New(queue.Config{Dir: filepath.Join(dir, "queue"), Hostname: "mx.example.com"})
+	t.Cleanup(func() { q.Shutdown(context.Background()) })
 	must(err)
 	st := &store.Store{Root: filepath.Join(dir, "mail")}
 	users := &userdb.Users{Accounts: db, Domains: db, Quotas: db, RecipientDelimiter: "+"}
 	return &fixture{
 		agent: &delivery.LocalAgent{Directory: users, Quotas: db, Store: st, Queue: q, Config: cfg},
-		db:    db, store: st, queue: q, users: users,
+		db:    db, store: st, queue: q, users: users, queueDir: filepath.Join(dir, "queue"),
 	}
 }
 
@@ -611,12 +614,18 @@ func (s diskFull) Deliver(ctx context.Context, rc store.Recipient, r io.Reader) 
 }
 
 func (s diskFull) DeliverGroups(ctx context.Context, groups []store.Group) [][]store.Delivery {
+	return deliverEach(ctx, s.Deliver, groups)
+}
+
+// deliverEach stores every copy of groups through deliver, one at a time:
+// a test store that fails some mailboxes implements DeliverGroups by it.
+func deliverEach(ctx context.Context, deliver func(context.Context, store.Recipient, io.Reader) (store.Delivery, error), groups []store.Group) [][]store.Delivery {
 	out := make([][]store.Delivery, len(groups))
 	for gi, g := range groups {
 		b, _ := io.ReadAll(g.Body)
 		out[gi] = make([]store.Delivery, len(g.Recipients))
 		for i, rc := range g.Recipients {
-			out[gi][i], out[gi][i].Err = s.Deliver(ctx, rc, bytes.NewReader(b))
+			out[gi][i], out[gi][i].Err = deliver(ctx, rc, bytes.NewReader(b))
 		}
 	}
 	return out
@@ -723,10 +732,10 @@ func (f *fixture) retryPending(t testing.TB) {
 		t.Fatal(err)
 	}
 	for _, it := range items {
-		var addrs []string
+		var addrs []delivery.Recipient
 		for _, r := range it.Recipients {
 			if r.State == queue.Pending && strings.HasSuffix(r.Addr, "@example.com") {
-				addrs = append(addrs, r.Addr)
+				addrs = append(addrs, delivery.Recipient{Address: r.Addr, Final: r.Final})
 			}
 		}
 		if len(addrs) == 0 {
@@ -743,7 +752,7 @@ func (f *fixture) retryPending(t testing.TB) {
 		}
 		for i, o := range f.agent.Redeliver(ctx, it.ID, it.From, addrs, b) {
 			if o != delivered {
-				t.Errorf("retry of %s: %v", addrs[i], o)
+				t.Errorf("retry of %s: %v", addrs[i].Address, o)
 			}
 		}
 	}

@@ -36,7 +36,9 @@
 // A fan-out to several mailboxes is spooled (held) before the first copy is
 // written and the copies carry its queue id, so after a crash the queue
 // delivers the rest and skips the mailboxes that have theirs: a destination
-// already written is never written again by our retries. Deliver runs under
+// already written is never written again by our retries. What the agent
+// spools is each failed mailbox marked final (Recipient.Final): its retry
+// goes to that mailbox alone, never through the aliases again. Deliver runs under
 // one deadline (Config.Timeout) for all destinations.
 //
 // # Filters
@@ -105,6 +107,12 @@ type Recipient struct {
 	ORCPT string
 	// Destinations are the final targets; nil: Deliver resolves Address.
 	Destinations []Destination
+	// Final says that Address is a local mailbox (user+tag@ for a tag) an
+	// earlier delivery resolved and queued for retry: Deliver looks up
+	// only that account and never expands the address again, so that an
+	// address that is also an alias ("alice → alice, archive"), or aliases
+	// changed meanwhile, give nobody a second copy.
+	Final bool
 }
 
 // Relay is a recipient outside our domains, sent on by the queue.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vmaild/vmaild/backend/store"
+	"github.com/vmaild/vmaild/userdb"
 )
 
 // job is one distinct destination of a delivery and what became of it.
@@ -72,7 +73,11 @@ func (a *LocalAgent) deliver(ctx context.Context, env Envelope, msg Message, ret
 	for i := range env.Recipients {
 		rc := &env.Recipients[i]
 		if rc.Destinations == nil {
-			r, o := a.resolve(ctx, rc.Address)
+			resolve := a.resolve
+			if rc.Final {
+				resolve = a.resolveFinal
+			}
+			r, o := resolve(ctx, rc.Address)
 			if o.Failed() {
 				out[i] = o
 				continue
@@ -129,13 +134,14 @@ func (a *LocalAgent) hold(ctx context.Context, r *run, locals []*job) {
 	var addrs []string
 	for _, j := range locals {
 		if j.outcome.Kind == Accepted && !j.plan.Discard {
-			addrs = append(addrs, a.retryAddress(j))
+			addrs = append(addrs, a.retryAddress(j).addr)
 		}
 	}
 	if len(addrs) < 2 {
 		return
 	}
-	id, err := a.Queue.EnqueueHeld(ctx, r.env.From, addrs, r.msg, r.msg.Size())
+	// Every one is a local mailbox resolved here: final.
+	id, err := a.Queue.EnqueueHeld(ctx, r.env.From, addrs, addrs, r.msg, r.msg.Size())
 	if err != nil {
 		// Delivered all the same, without the crash guard.
 		r.log.Warn("cannot spool the fan-out before writing it", "err", err)
@@ -377,11 +383,11 @@ func (a *LocalAgent) settle(r *run, js []*job) Outcome {
 	case delivered+queued == 0:
 		return *firstPerm
 	}
-	addrs := make([]string, len(failed))
+	retries := make([]retry, len(failed))
 	for i, j := range failed {
-		addrs[i] = a.retryAddress(j)
+		retries[i] = a.retryAddress(j)
 	}
-	if a.own(r, addrs) {
+	if a.own(r, retries) {
 		return Outcome{Kind: Queued}
 	}
 	// Not owned: the sender must retry, a duplicate rather than a loss.
@@ -395,7 +401,7 @@ func (a *LocalAgent) settle(r *run, js []*job) Outcome {
 // when one succeeded, the failed ones are queued.
 func (a *LocalAgent) ownAcross(r *run, out []Outcome, perRcpt [][]*job) {
 	env := r.env
-	var addrs []string
+	var retries []retry
 	var idx []int
 	anyOK := false
 	for i, o := range out {
@@ -405,19 +411,22 @@ func (a *LocalAgent) ownAcross(r *run, out []Outcome, perRcpt [][]*job) {
 		}
 		idx = append(idx, i)
 		if len(perRcpt[i]) == 0 {
-			addrs = append(addrs, env.Recipients[i].Address) // failed to resolve
+			// Failed to resolve: the retry resolves it, unless it
+			// was a final mailbox already.
+			rc := env.Recipients[i]
+			retries = append(retries, retry{addr: rc.Address, final: rc.Final})
 			continue
 		}
 		for _, j := range perRcpt[i] {
 			if j.outcome.Failed() {
-				addrs = append(addrs, a.retryAddress(j))
+				retries = append(retries, a.retryAddress(j))
 			}
 		}
 	}
 	if !anyOK || len(idx) == 0 {
 		return
 	}
-	if a.own(r, addrs) {
+	if a.own(r, retries) {
 		for _, i := range idx {
 			out[i] = Outcome{Kind: Queued}
 		}
@@ -426,28 +435,33 @@ func (a *LocalAgent) ownAcross(r *run, out []Outcome, perRcpt [][]*job) {
 
 // own makes the queue retry failed destinations until delivered, or
 // bounce them (never to the null sender): those of a held fan-out stay in
-// its item, the others are spooled (fsynced) as a new one.
-func (a *LocalAgent) own(r *run, addrs []string) bool {
-	if a.Queue == nil || len(addrs) == 0 {
+// its item, the others are spooled (fsynced) as a new one, the final
+// mailboxes marked so.
+func (a *LocalAgent) own(r *run, retries []retry) bool {
+	if a.Queue == nil || len(retries) == 0 {
 		return false
 	}
-	var kept, rest []string
-	for _, ad := range dedupe(addrs) {
-		if r.heldAddrs[ad] {
-			kept = append(kept, ad)
-		} else {
-			rest = append(rest, ad)
+	var kept, rest, final []string
+	for _, rt := range dedupe(retries) {
+		switch {
+		case r.heldAddrs[rt.addr]:
+			kept = append(kept, rt.addr)
+		case rt.final:
+			final = append(final, rt.addr)
+			fallthrough
+		default:
+			rest = append(rest, rt.addr)
 		}
 	}
 	if len(rest) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), ownTimeout)
 		defer cancel()
-		id, err := a.enqueue(ctx, r.env.From, rest, r.msg)
+		id, err := a.Queue.EnqueueRetry(ctx, r.env.From, rest, final, r.msg, r.msg.Size())
 		if err != nil {
 			r.log.Error("cannot queue failed destinations", "rcpts", rest, "err", err)
 			return false
 		}
-		r.log.Info("failed destinations queued for retry", "queue_id", id, "rcpts", rest)
+		r.log.Info("failed destinations queued for retry", "queue_id", id, "rcpts", rest, "final", final)
 	}
 	if len(kept) > 0 {
 		r.keep = append(r.keep, kept...)
@@ -458,30 +472,49 @@ func (a *LocalAgent) own(r *run, addrs []string) bool {
 
 // DetailAddresser is a Directory that knows plus-addressing
 // (userdb.Users): it names the address that resolves to a mailbox with a
-// tag, user+tag@.
+// tag, user+tag@, and reads such an address back.
 type DetailAddresser interface {
 	DetailAddress(address, detail string) string
+	// Mailbox is DetailAddress's inverse: the mailbox (and tag) an
+	// address names, without expanding any alias.
+	Mailbox(ctx context.Context, address string) (userdb.Destination, error)
 }
 
-// retryAddress is what the queue retries a local destination as: its
-// mailbox, with the +tag it was reached by, so that the retry (or the
-// delivery after a crash, which looks for the copy where it was filed)
-// plans the same folder.
-func (a *LocalAgent) retryAddress(j *job) string {
-	if d, ok := a.Directory.(DetailAddresser); ok && j.dest.Local && j.dest.Detail != "" {
-		return d.DetailAddress(j.dest.Address, j.dest.Detail)
+// retry is a failed destination as the queue retries it.
+type retry struct {
+	addr string
+	// final: addr is a mailbox resolved here, to be delivered to as it
+	// is (Recipient.Final).
+	final bool
+}
+
+// retryAddress is what the queue retries a destination as: a local one is
+// its mailbox, final, with the +tag it was reached by, so that the retry
+// (or the delivery after a crash, which looks for the copy where it was
+// filed) plans the same folder.
+func (a *LocalAgent) retryAddress(j *job) retry {
+	if !j.dest.Local {
+		return retry{addr: j.dest.Address}
 	}
-	return j.dest.Address
+	if d, ok := a.Directory.(DetailAddresser); ok && j.dest.Detail != "" {
+		return retry{addr: d.DetailAddress(j.dest.Address, j.dest.Detail), final: true}
+	}
+	return retry{addr: j.dest.Address, final: true}
 }
 
-func dedupe(ss []string) []string {
-	seen := map[string]bool{}
-	out := ss[:0:0]
-	for _, s := range ss {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
+// dedupe keeps the first retry of each address; one that is not final
+// wins over a final one, since its resolution reaches the mailbox too.
+func dedupe(rs []retry) []retry {
+	at := map[string]int{}
+	out := rs[:0:0]
+	for _, rt := range rs {
+		i, ok := at[rt.addr]
+		if !ok {
+			at[rt.addr] = len(out)
+			out = append(out, rt)
+			continue
 		}
+		out[i].final = out[i].final && rt.final
 	}
 	return out
 }

@@ -14,16 +14,18 @@ import (
 
 // Item is a queued message as the admin commands show it.
 type Item struct {
-	ID      string
-	From    string // "" is the null sender
-	Created time.Time
-	Size    int64
+	ID      string    `json:"id"`
+	From    string    `json:"from"` // "" is the null sender
+	Created time.Time `json:"created"`
+	Size    int64     `json:"size"`
 	// Bounce is set on delivery status notifications this queue made.
-	Bounce     bool
-	Recipients []Recipient
+	Bounce     bool        `json:"bounce,omitempty"`
+	Recipients []Recipient `json:"recipients"`
 	// NextAttempt is the earliest next attempt of a pending recipient,
 	// zero when none is pending.
-	NextAttempt time.Time
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	// Held is the admin's hold (Hold): nothing is attempted until Unhold.
+	Held bool `json:"held,omitempty"`
 }
 
 // Stats are counters for metrics. Items and Pending are current values;
@@ -39,7 +41,7 @@ type Stats struct {
 }
 
 func (it *item) snapshot() Item {
-	out := Item{ID: it.ID, From: it.From, Created: it.Created, Size: it.Size, Bounce: it.Bounce, Recipients: slices.Clone(it.rcpts)}
+	out := Item{ID: it.ID, From: it.From, Created: it.Created, Size: it.Size, Bounce: it.Bounce, Recipients: slices.Clone(it.rcpts), Held: it.onHold}
 	for _, r := range it.rcpts {
 		if r.State == Pending && (out.NextAttempt.IsZero() || r.NextAttempt.Before(out.NextAttempt)) {
 			out.NextAttempt = r.NextAttempt
@@ -95,8 +97,24 @@ func (q *Queue) Message(ctx context.Context, id string) (io.ReadCloser, error) {
 }
 
 // Flush makes the pending recipients of one item (id != "") or of every
-// item due now, and retries unreported bounces.
+// item due now, and retries unreported bounces. Items on hold are left
+// alone; one named by id is refused with ErrHeld.
 func (q *Queue) Flush(ctx context.Context, id string) error {
+	return q.makeDue(ctx, id, "")
+}
+
+// Retry makes the pending recipients of one item due now, or only rcpt
+// when it is not "" (the item's other pending recipients at rcpt's domain
+// go with it: one transaction per domain). An item on hold is refused
+// with ErrHeld: release it first.
+func (q *Queue) Retry(ctx context.Context, id, rcpt string) error {
+	if id == "" {
+		return fmt.Errorf("%w: retry needs an id", ErrNotFound)
+	}
+	return q.makeDue(ctx, id, rcpt)
+}
+
+func (q *Queue) makeDue(ctx context.Context, id, rcpt string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -109,6 +127,14 @@ func (q *Queue) Flush(ctx context.Context, id string) error {
 			q.mu.Unlock()
 			return fmt.Errorf("%w: %q", ErrNotFound, id)
 		}
+		if it.onHold {
+			q.mu.Unlock()
+			return fmt.Errorf("%w: %s", ErrHeld, id)
+		}
+		if rcpt != "" && !slices.ContainsFunc(it.rcpts, func(r Recipient) bool { return r.Addr == rcpt && r.State == Pending }) {
+			q.mu.Unlock()
+			return fmt.Errorf("%w: %s has no pending recipient %q", ErrNotFound, id, rcpt)
+		}
 		items = []*item{it}
 	} else {
 		for _, it := range q.items {
@@ -117,8 +143,11 @@ func (q *Queue) Flush(ctx context.Context, id string) error {
 	}
 	var settle []*item
 	for _, it := range items {
+		if it.onHold {
+			continue
+		}
 		for i := range it.rcpts {
-			if it.rcpts[i].State == Pending {
+			if it.rcpts[i].State == Pending && (rcpt == "" || it.rcpts[i].Addr == rcpt) {
 				it.rcpts[i].NextAttempt = now
 			}
 		}
@@ -137,6 +166,43 @@ func (q *Queue) Flush(ctx context.Context, id string) error {
 			q.settle(it)
 		}
 	}
+	return nil
+}
+
+// Hold stops delivery attempts for an item until Unhold, as Postfix's
+// `postsuper -h` does; the hold is kept in the spool across restarts. An
+// attempt already in flight finishes. A held item still expires (MaxAge)
+// at its first attempt after the release.
+func (q *Queue) Hold(ctx context.Context, id string) error {
+	return q.setHold(ctx, id, true)
+}
+
+// Unhold ends the admin's hold: the item's recipients are attempted at
+// their planned times (now, when those have passed).
+func (q *Queue) Unhold(ctx context.Context, id string) error {
+	return q.setHold(ctx, id, false)
+}
+
+func (q *Queue) setHold(ctx context.Context, id string, on bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	q.mu.Lock()
+	it, ok := q.items[id]
+	if !ok || it.deleted || it.done {
+		q.mu.Unlock()
+		return fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	it.onHold = on
+	q.mu.Unlock()
+	q.persist(it)
+	q.mu.Lock()
+	if !on && q.started && !q.closing {
+		q.scheduleLocked(it)
+	}
+	q.mu.Unlock()
+	q.poke()
+	q.log.Info("queue item hold", "queue_id", id, "held", on)
 	return nil
 }
 

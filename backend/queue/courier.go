@@ -179,7 +179,7 @@ func (q *Queue) deliverLocal(ctx context.Context, it *item, rcpts []string) atte
 	r := reply{OK: true, Status: "2.0.0", Text: "delivered locally", Host: "local"}
 	msg, err := q.readMessage(it)
 	if err == nil {
-		err = q.cfg.Local(context.WithValue(ctx, itemIDKey{}, it.ID), it.From, rcpts, msg)
+		err = q.cfg.Local(context.WithValue(ctx, itemIDKey{}, it.ID), it.From, q.recipients(it, rcpts), msg)
 	}
 	var each RecipientErrors
 	if errors.As(err, &each) {
@@ -201,6 +201,32 @@ func (q *Queue) deliverLocal(ctx context.Context, it *item, rcpts []string) atte
 		a.results[rc] = r
 	}
 	return a
+}
+
+// recipients are the item's recipients named by addrs, in that order, with
+// their marks.
+func (q *Queue) recipients(it *item, addrs []string) []Recipient {
+	want := make(map[string]bool, len(addrs))
+	for _, a := range addrs {
+		want[a] = true
+	}
+	byAddr := make(map[string]Recipient, len(addrs))
+	q.mu.Lock()
+	for _, r := range it.rcpts {
+		if want[r.Addr] {
+			byAddr[r.Addr] = r
+		}
+	}
+	q.mu.Unlock()
+	out := make([]Recipient, len(addrs))
+	for i, a := range addrs {
+		r, ok := byAddr[a]
+		if !ok {
+			r = Recipient{Addr: a, State: Pending}
+		}
+		out[i] = r
+	}
+	return out
 }
 
 // RecipientErrors is what Config.Local returns when its recipients fared
@@ -266,7 +292,10 @@ type sessionResult struct {
 	tls   string
 }
 
-var errTLSHandshake = errors.New("TLS handshake failed")
+var (
+	errTLSHandshake = errors.New("TLS handshake failed")
+	errNoSTARTTLS   = errors.New("server does not offer STARTTLS, which the TLS policy requires")
+)
 
 // session runs one SMTP transaction with one address. With opportunistic
 // TLS a failed handshake is retried once in plaintext, as a receiver with
@@ -306,7 +335,13 @@ func (q *Queue) transaction(ctx context.Context, addr, host string, mode tlsMode
 	c, tlsState, err := q.hello(ctx, conn, host, mode)
 	res.tls = tlsState
 	if err != nil {
-		r := smtpReply(err, host, "greeting")
+		stage := "greeting"
+		if errors.Is(err, errTLSHandshake) || errors.Is(err, errNoSTARTTLS) {
+			// The relay answered; what failed is the TLS the policy
+			// asks for (certificate, protocol, STARTTLS missing).
+			stage = "TLS"
+		}
+		r := smtpReply(err, host, stage)
 		// A server refusing to talk (5xx greeting or EHLO) is a host
 		// problem, not a verdict on the recipients: try the next one.
 		r.Perm = false
@@ -431,7 +466,11 @@ func (q *Queue) hello(ctx context.Context, conn net.Conn, host string, mode tlsM
 			return nil, "", fmt.Errorf("%w: %w", errTLSHandshake, err)
 		}
 		c, err := newClient(tc, "", nil)
-		return c, "verified", err
+		state := "verified"
+		if q.skipVerify() {
+			state = "unverified"
+		}
+		return c, state, err
 	}
 
 	deadline := func() { conn.SetDeadline(time.Now().Add(q.cfg.CommandTimeout)) }
@@ -478,7 +517,7 @@ func (q *Queue) hello(ctx context.Context, conn net.Conn, host string, mode tlsM
 	}
 	if !starttls {
 		if mode == tlsRequired {
-			return nil, "", errors.New("server does not offer STARTTLS")
+			return nil, "", errNoSTARTTLS
 		}
 		return plain()
 	}
@@ -506,12 +545,18 @@ func (q *Queue) hello(ctx context.Context, conn net.Conn, host string, mode tlsM
 		return nil, "", fmt.Errorf("%w: %w", errTLSHandshake, err)
 	}
 	state := "unverified"
-	if verified || mode == tlsRequired {
+	if verified || (mode == tlsRequired && !q.skipVerify()) {
 		state = "verified"
 	}
 	// After STARTTLS the server sends no greeting; go-smtp expects one.
 	c, err := newClient(tc, greeting, tc)
 	return c, state, err
+}
+
+// skipVerify: the smarthost's certificate is taken unchecked, as its
+// admin chose, so the log must not call the channel verified.
+func (q *Queue) skipVerify() bool {
+	return q.cfg.Smarthost != nil && q.cfg.Smarthost.InsecureSkipVerify
 }
 
 // tlsConfig derives the configuration for one connection. Opportunistic
@@ -530,8 +575,11 @@ func (q *Queue) tlsConfig(host string, strict bool, verified *bool) *tls.Config 
 	if cfg.ServerName == "" {
 		cfg.ServerName = host
 	}
-	if sh := q.cfg.Smarthost; strict && sh != nil && sh.InsecureSkipVerify {
-		cfg.InsecureSkipVerify = true
+	if sh := q.cfg.Smarthost; strict && sh != nil {
+		cfg.InsecureSkipVerify = sh.InsecureSkipVerify
+		if sh.RootCAs != nil {
+			cfg.RootCAs = sh.RootCAs
+		}
 	}
 	if strict {
 		return cfg

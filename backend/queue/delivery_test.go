@@ -430,32 +430,56 @@ func TestSmarthost(t *testing.T) {
 		sh       Smarthost
 		sink     func(srv *tls.Config) queuetest.SinkOptions
 		deferred bool
+		// roots trusting the sink's self-signed certificate go into
+		// Config.TLSConfig ("" ), Smarthost.RootCAs ("smarthost", a CA
+		// file) or nowhere ("none").
+		roots   string
+		wantLog string // in the log of the attempt
 	}{
 		{"STARTTLS and AUTH", Smarthost{Username: "relay-user", Password: "secret"},
 			func(srv *tls.Config) queuetest.SinkOptions {
 				return queuetest.SinkOptions{TLS: srv, Auth: &[2]string{"relay-user", "secret"}}
-			}, false},
+			}, false, "", ""},
 		{"wrong password", Smarthost{Username: "relay-user", Password: "wrong"},
 			func(srv *tls.Config) queuetest.SinkOptions {
 				return queuetest.SinkOptions{TLS: srv, Auth: &[2]string{"relay-user", "secret"}}
-			}, true},
+			}, true, "", ""},
 		{"implicit TLS", Smarthost{Username: "relay-user", Password: "secret", ImplicitTLS: true},
 			func(srv *tls.Config) queuetest.SinkOptions {
 				return queuetest.SinkOptions{TLS: srv, ImplicitTLS: true, Auth: &[2]string{"relay-user", "secret"}}
-			}, false},
+			}, false, "", ""},
 		{"STARTTLS required but not offered", Smarthost{},
-			func(*tls.Config) queuetest.SinkOptions { return queuetest.SinkOptions{} }, true},
+			func(*tls.Config) queuetest.SinkOptions { return queuetest.SinkOptions{} }, true, "", "TLS: server does not offer STARTTLS"},
 		{"plaintext filter", Smarthost{PlainText: true},
-			func(*tls.Config) queuetest.SinkOptions { return queuetest.SinkOptions{} }, false},
+			func(*tls.Config) queuetest.SinkOptions { return queuetest.SinkOptions{} }, false, "", ""},
+		{"STARTTLS verified against a CA file", Smarthost{Username: "relay-user", Password: "secret"},
+			func(srv *tls.Config) queuetest.SinkOptions {
+				return queuetest.SinkOptions{TLS: srv, Auth: &[2]string{"relay-user", "secret"}}
+			}, false, "smarthost", `tls=verified`},
+		{"implicit TLS verified against a CA file", Smarthost{ImplicitTLS: true},
+			func(srv *tls.Config) queuetest.SinkOptions {
+				return queuetest.SinkOptions{TLS: srv, ImplicitTLS: true}
+			}, false, "smarthost", `tls=verified`},
+		{"STARTTLS without verification", Smarthost{InsecureSkipVerify: true},
+			func(srv *tls.Config) queuetest.SinkOptions { return queuetest.SinkOptions{TLS: srv} }, false, "none", `tls=unverified`},
+		{"untrusted certificate", Smarthost{},
+			func(srv *tls.Config) queuetest.SinkOptions { return queuetest.SinkOptions{TLS: srv} }, true, "none", `TLS: TLS handshake failed`},
+		{"untrusted certificate, implicit TLS", Smarthost{ImplicitTLS: true},
+			func(srv *tls.Config) queuetest.SinkOptions { return queuetest.SinkOptions{TLS: srv, ImplicitTLS: true} }, true, "none", `TLS: TLS handshake failed`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			d := queuetest.NewDNS(t) // no records: MX lookup would fail
 			srvTLS, pool := queuetest.SelfSigned(t, "relay.test")
 			sink := queuetest.NewSink(t, tc.sink(srvTLS))
-			cfg, _ := testConfig(t, d)
-			cfg.TLSConfig = tlsWithRoots(pool)
+			cfg, logs := testConfig(t, d)
 			sh := tc.sh
+			switch tc.roots {
+			case "":
+				cfg.TLSConfig = tlsWithRoots(pool)
+			case "smarthost":
+				sh.RootCAs = pool
+			}
 			sh.Addr = sink.Addr
 			cfg.Smarthost = &sh
 			cfg.Retry = []time.Duration{time.Hour}
@@ -476,10 +500,19 @@ func TestSmarthost(t *testing.T) {
 				if n := len(sink.Messages()); n != 0 {
 					t.Errorf("relay got %d messages", n)
 				}
+				if r := it.Recipients[0]; strings.HasPrefix(tc.wantLog, "TLS") && !strings.HasPrefix(r.Status, "4.") {
+					t.Errorf("recipient status %q, want 4.x.x", r.Status)
+				}
+				if !strings.Contains(logs.String(), tc.wantLog) || strings.Contains(logs.String(), "greeting: ") && tc.wantLog != "" {
+					t.Errorf("log lacks %q (or calls it a greeting problem):\n%s", tc.wantLog, logs)
+				}
 				return
 			}
 			got := sink.Wait(t, 2)
 			waitEmpty(t, q)
+			if !strings.Contains(logs.String(), tc.wantLog) {
+				t.Errorf("log lacks %q:\n%s", tc.wantLog, logs)
+			}
 			for _, m := range got {
 				if m.TLS == sh.PlainText {
 					t.Errorf("TLS = %v with PlainText = %v", m.TLS, sh.PlainText)

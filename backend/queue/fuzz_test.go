@@ -190,11 +190,24 @@ func FuzzSpoolLoad(f *testing.F) {
 	}
 	q.spool.remove(it.ID)
 	state := []byte(`{"v":1,"recipients":[{"addr":"b@remote.test","state":"failed","attempts":3,"status":"5.1.1"}]}`)
+	// good has no final marks: the format written before they existed.
 	f.Add(good, state, true)
 	f.Add(good, []byte(`{"v":1,"recipients":[{"addr":"b@remote.test","state":"lost"}]}`), true)
 	f.Add(good[:len(good)-3], []byte(nil), false)
 	f.Add(append(good[:len(good)-16:len(good)-16], binary.BigEndian.AppendUint64(nil, 1<<62)...), state, true)
 	f.Add([]byte(`{"v":1,"id":"`+it.ID+`","from":"a@b@c","rcpts":[],"created":"2024-01-01T00:00:00Z","size":0}`+"\x00\x00\x00\x00\x00\x00\x00\x65VMQUEUE1"), state, false)
+	// Recipients marked final (EnqueueRetry), and a mark naming no
+	// recipient, which the loader refuses.
+	marked := func(final string) []byte {
+		js := `{"v":1,"id":"` + it.ID + `","from":"a@example.org","rcpts":["b@remote.test","c+tag@example.org"],"final":` + final + `,"created":"2024-01-01T00:00:00Z","size":3}`
+		return append(binary.BigEndian.AppendUint64([]byte("hi\n"+js), uint64(len(js))), footerMagic...)
+	}
+	f.Add(marked(`["c+tag@example.org"]`), []byte(`{"v":1,"recipients":[{"addr":"b@remote.test","state":"delivered"},{"addr":"c+tag@example.org","state":"pending","attempts":2}]}`), true)
+	f.Add(marked(`["x@example.org"]`), []byte(nil), false)
+	f.Add(marked(`"c+tag@example.org"`), []byte(nil), false)
+	// An admin's hold, and a hold of the wrong type.
+	f.Add(good, []byte(`{"v":1,"held":true,"recipients":[{"addr":"b@remote.test","state":"pending"}]}`), true)
+	f.Add(good, []byte(`{"v":1,"held":"yes","recipients":[{"addr":"b@remote.test","state":"pending"}]}`), true)
 	id := it.ID
 	f.Fuzz(func(t *testing.T, msgFile, stateFile []byte, hasState bool) {
 		if err := os.WriteFile(q.spool.msgPath(id), msgFile, 0o600); err != nil {
@@ -219,6 +232,9 @@ func FuzzSpoolLoad(f *testing.F) {
 			}
 		}
 		for _, r := range loaded.rcpts {
+			if r.Final && !bytes.Contains(msgFile, []byte(r.Addr)) {
+				t.Fatalf("recipient %q is marked final by no mark in the file", r.Addr)
+			}
 			if _, _, err := userdb.Split(r.Addr); err != nil {
 				t.Fatalf("loaded recipient %q: %v", r.Addr, err)
 			}

@@ -107,10 +107,14 @@ type localSink struct {
 	msgs []queuetest.Message
 }
 
-func (l *localSink) deliver(_ context.Context, from string, rcpts []string, msg []byte) error {
+func (l *localSink) deliver(_ context.Context, from string, rcpts []Recipient, msg []byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.msgs = append(l.msgs, queuetest.Message{From: from, Rcpts: rcpts, Data: msg})
+	addrs := make([]string, len(rcpts))
+	for i, r := range rcpts {
+		addrs[i] = r.Addr
+	}
+	l.msgs = append(l.msgs, queuetest.Message{From: from, Rcpts: addrs, Data: msg})
 	return nil
 }
 

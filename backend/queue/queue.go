@@ -19,6 +19,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -39,6 +40,8 @@ var (
 	ErrNotFound = errors.New("queue: no such item")
 	// ErrClosed: the queue is shut down.
 	ErrClosed = errors.New("queue: closed")
+	// ErrHeld: the item is on the admin's hold (Hold).
+	ErrHeld = errors.New("queue: item is on hold")
 	// ErrLocked: another Queue (maybe another process) owns the spool.
 	ErrLocked = errors.New("queue: spool is locked by another queue")
 )
@@ -62,6 +65,10 @@ type Smarthost struct {
 	// InsecureSkipVerify accepts any certificate from the relay (for a
 	// relay on a private network with a self-signed certificate).
 	InsecureSkipVerify bool
+	// RootCAs, when set, verifies the relay's certificate against these
+	// roots instead of Config.TLSConfig's (or the system's): the CA of a
+	// relay with a private certificate.
+	RootCAs *x509.CertPool
 	// PlainText talks to the relay without TLS (a content filter on
 	// loopback). Not allowed together with credentials.
 	PlainText bool
@@ -120,12 +127,14 @@ type Config struct {
 
 	// LocalDomain and Local deliver to recipients this server hosts
 	// itself, instead of looking up MX records (which would point back at
-	// us). The queue only needs them for bounces to local senders. Both
-	// or neither must be set. An error from Local is temporary unless it
-	// has a Temporary() bool method returning false or is an
-	// *smtp.SMTPError with a 5xx code.
+	// us): bounces to local senders and the destinations the delivery
+	// agent queued for retry. Both or neither must be set. Local gets
+	// copies of the recipients to deliver, of which only Addr and Final
+	// are meant for it. An error from Local is temporary unless it has a
+	// Temporary() bool method returning false or is an *smtp.SMTPError
+	// with a 5xx code.
 	LocalDomain func(domain string) bool
-	Local       func(ctx context.Context, from string, rcpts []string, msg []byte) error
+	Local       func(ctx context.Context, from string, rcpts []Recipient, msg []byte) error
 
 	// BounceTo, when set, names the address the DSN for a message from
 	// sender goes to; "" keeps sender. cmd/vmaild reverses the SRS
@@ -151,6 +160,9 @@ func (c *Config) setDefaults() error {
 		}
 		if sh.PlainText && (sh.Username != "" || sh.ImplicitTLS) {
 			return errors.New("queue: Smarthost.PlainText excludes credentials and ImplicitTLS")
+		}
+		if sh.InsecureSkipVerify && sh.RootCAs != nil {
+			return errors.New("queue: Smarthost.InsecureSkipVerify and RootCAs exclude each other")
 		}
 	}
 	if c.Hostname == "" {
@@ -370,9 +382,17 @@ func (q *Queue) EnqueueReaderAt(ctx context.Context, from string, rcpts []string
 // attempted until Release says which recipients are still to do. After a
 // crash the item is an ordinary one and every recipient is delivered by
 // the local hook, which recognises the copies already written by the
-// item's id (ItemID).
-func (q *Queue) EnqueueHeld(ctx context.Context, from string, rcpts []string, msg io.ReaderAt, size int64) (string, error) {
-	return q.enqueueItem(ctx, from, rcpts, io.NewSectionReader(msg, 0, size), size, false, true)
+// item's id (ItemID). The recipients in final are marked so
+// (Recipient.Final).
+func (q *Queue) EnqueueHeld(ctx context.Context, from string, rcpts, final []string, msg io.ReaderAt, size int64) (string, error) {
+	return q.enqueueItem(ctx, from, rcpts, final, io.NewSectionReader(msg, 0, size), size, false, true)
+}
+
+// EnqueueRetry is EnqueueReaderAt for destinations that a delivery could
+// not finish: the recipients in final are marked so (Recipient.Final),
+// and the local hook gets them back marked on every retry.
+func (q *Queue) EnqueueRetry(ctx context.Context, from string, rcpts, final []string, msg io.ReaderAt, size int64) (string, error) {
+	return q.enqueueItem(ctx, from, rcpts, final, io.NewSectionReader(msg, 0, size), size, false, false)
 }
 
 // Release ends the hold on an item from EnqueueHeld: the recipients in
@@ -426,14 +446,14 @@ func ItemID(ctx context.Context) string {
 }
 
 func (q *Queue) enqueue(ctx context.Context, from string, rcpts []string, msg io.Reader, size int64, bounce bool) (string, error) {
-	return q.enqueueItem(ctx, from, rcpts, msg, size, bounce, false)
+	return q.enqueueItem(ctx, from, rcpts, nil, msg, size, bounce, false)
 }
 
-func (q *Queue) enqueueItem(ctx context.Context, from string, rcpts []string, msg io.Reader, size int64, bounce, held bool) (string, error) {
+func (q *Queue) enqueueItem(ctx context.Context, from string, rcpts, final []string, msg io.Reader, size int64, bounce, held bool) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("enqueue: %w", err)
 	}
-	env, err := newEnvelope(from, rcpts, bounce)
+	env, err := newEnvelope(from, rcpts, final, bounce)
 	if err != nil {
 		return "", err
 	}
@@ -456,6 +476,6 @@ func (q *Queue) enqueueItem(ctx context.Context, from string, rcpts []string, ms
 		q.scheduleLocked(it)
 		q.poke()
 	}
-	q.log.Info("queued", "queue_id", it.ID, "from", from, "nrcpt", len(rcpts), "size", it.Size, "bounce", bounce, "held", held)
+	q.log.Info("queued", "queue_id", it.ID, "from", from, "nrcpt", len(rcpts), "size", it.Size, "bounce", bounce, "held", held, "final", len(env.Final))
 	return it.ID, nil
 }

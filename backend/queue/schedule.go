@@ -42,8 +42,8 @@ func (h *timerHeap) Pop() any {
 // scheduleLocked adds a timer for each domain of the item with pending
 // recipients. Caller holds q.mu.
 func (q *Queue) scheduleLocked(it *item) {
-	if it.held {
-		return // the delivery agent is on it until Release
+	if it.held || it.onHold {
+		return // the delivery agent is on it until Release, the admin until Unhold
 	}
 	next := make(map[string]time.Time)
 	for _, r := range it.rcpts {
@@ -108,7 +108,7 @@ func (q *Queue) promoteLocked(now time.Time) time.Time {
 		}
 		heap.Pop(&q.timers)
 		it := t.it
-		if it.deleted || it.done || it.busy[t.domain] || !it.dueAt(t.domain, now) {
+		if it.deleted || it.done || it.onHold || it.busy[t.domain] || !it.dueAt(t.domain, now) {
 			continue
 		}
 		if it.busy == nil {
@@ -303,9 +303,9 @@ func (q *Queue) persist(it *item) {
 		q.mu.Unlock()
 		return
 	}
-	snap := slices.Clone(it.rcpts)
+	snap, onHold := slices.Clone(it.rcpts), it.onHold
 	q.mu.Unlock()
-	if err := q.spool.saveState(it.ID, snap); err != nil {
+	if err := q.spool.saveState(it.ID, snap, onHold); err != nil {
 		// The old state stays: at worst recipients are tried again.
 		q.log.Error("queue: cannot save state", "queue_id", it.ID, "err", err)
 	}
@@ -391,9 +391,9 @@ func (q *Queue) settle(it *item) {
 // saveLocked is persist for a caller that holds it.persistMu.
 func (q *Queue) saveLocked(it *item) {
 	q.mu.Lock()
-	snap := slices.Clone(it.rcpts)
+	snap, onHold := slices.Clone(it.rcpts), it.onHold
 	q.mu.Unlock()
-	if err := q.spool.saveState(it.ID, snap); err != nil {
+	if err := q.spool.saveState(it.ID, snap, onHold); err != nil {
 		q.log.Error("queue: cannot save state", "queue_id", it.ID, "err", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -70,6 +71,13 @@ type Recipient struct {
 	// Notified is set once a failure has been reported to the sender (or
 	// deliberately not, for a null sender).
 	Notified bool `json:"notified,omitempty"`
+	// Final is the enqueuer's mark that Addr is a local mailbox it has
+	// already resolved (EnqueueHeld, EnqueueRetry): Config.Local gets it
+	// with the address, and the delivery agent delivers to exactly that
+	// mailbox instead of expanding the address again. The queue only
+	// carries it; it is kept in the envelope, written once with the
+	// message, not in the .state file.
+	Final bool `json:"-"`
 
 	domain string // lower-case, for grouping by destination
 }
@@ -83,11 +91,18 @@ type envelope struct {
 	Created time.Time `json:"created"`
 	Size    int64     `json:"size"`
 	Bounce  bool      `json:"bounce,omitempty"`
+	// Final lists the recipients marked final (Recipient.Final). Files
+	// written before the mark existed have none: their recipients are
+	// resolved again, as they always were.
+	Final []string `json:"final,omitempty"`
 }
 
 type stateFile struct {
 	Version    int         `json:"v"`
 	Recipients []Recipient `json:"recipients"`
+	// Held is the admin's hold (Queue.Hold): kept across restarts until
+	// Queue.Unhold. Files without it, older ones included, are not held.
+	Held bool `json:"held,omitempty"`
 }
 
 // item is a queued message in memory: the envelope, the recipients' state
@@ -102,6 +117,7 @@ type item struct {
 	rcpts   []Recipient
 
 	held     bool            // spooled by EnqueueHeld, not scheduled until Release
+	onHold   bool            // the admin's hold (Hold), persisted; not scheduled until Unhold
 	busy     map[string]bool // destination domain → job queued or running
 	inflight int             // jobs running
 	deleted  bool
@@ -125,7 +141,9 @@ func (it *item) needsSettle() bool {
 	return !pending
 }
 
-func newEnvelope(from string, rcpts []string, bounce bool) (*envelope, error) {
+// newEnvelope checks an envelope: valid addresses, at least one recipient,
+// final a subset of rcpts. Duplicates are dropped, the order kept.
+func newEnvelope(from string, rcpts, final []string, bounce bool) (*envelope, error) {
 	if from != "" {
 		if _, _, err := userdb.Split(from); err != nil {
 			return nil, fmt.Errorf("%w: sender %q: %w", ErrInvalid, from, err)
@@ -145,7 +163,16 @@ func newEnvelope(from string, rcpts []string, bounce bool) (*envelope, error) {
 			out = append(out, r)
 		}
 	}
-	return &envelope{Version: envVersion, From: from, Rcpts: out, Bounce: bounce}, nil
+	var marked []string
+	for _, f := range final {
+		if !seen[f] {
+			return nil, fmt.Errorf("%w: final recipient %q is not a recipient", ErrInvalid, f)
+		}
+		if !slices.Contains(marked, f) {
+			marked = append(marked, f)
+		}
+	}
+	return &envelope{Version: envVersion, From: from, Rcpts: out, Final: marked, Bounce: bounce}, nil
 }
 
 // newID returns a queue id: creation time then randomness, in hex, so ids
@@ -310,7 +337,7 @@ func itemFromEnvelope(env *envelope) *item {
 	it := &item{ID: env.ID, From: env.From, Created: env.Created, Size: env.Size, Bounce: env.Bounce}
 	it.rcpts = make([]Recipient, len(env.Rcpts))
 	for i, r := range env.Rcpts {
-		it.rcpts[i] = Recipient{Addr: r, State: Pending, NextAttempt: env.Created}
+		it.rcpts[i] = Recipient{Addr: r, State: Pending, NextAttempt: env.Created, Final: slices.Contains(env.Final, r)}
 		it.rcpts[i].domain = rcptDomain(r)
 	}
 	return it
@@ -329,8 +356,8 @@ func rcptDomain(addr string) string {
 // fsynced (a rename of unsynced data can leave an empty file after a
 // crash) but the directory is not: losing the rename only means retrying
 // recipients that were already done, never losing one.
-func (s *spool) saveState(id string, rcpts []Recipient) error {
-	js, err := json.Marshal(stateFile{Version: stateVersion, Recipients: rcpts})
+func (s *spool) saveState(id string, rcpts []Recipient, onHold bool) error {
+	js, err := json.Marshal(stateFile{Version: stateVersion, Recipients: rcpts, Held: onHold})
 	if err != nil {
 		return fmt.Errorf("queue: state %s: %w", id, err)
 	}
@@ -469,7 +496,7 @@ func (s *spool) loadItem(id string, hasState bool) (*item, error) {
 	if env.ID != id {
 		return nil, fmt.Errorf("envelope id %q does not match file name", env.ID)
 	}
-	if _, err := newEnvelope(env.From, env.Rcpts, env.Bounce); err != nil {
+	if _, err := newEnvelope(env.From, env.Rcpts, env.Final, env.Bounce); err != nil {
 		return nil, err
 	}
 	it := itemFromEnvelope(env)
@@ -499,9 +526,10 @@ func (s *spool) loadItem(id string, hasState bool) (*item, error) {
 		default:
 			return nil, fmt.Errorf("recipient %q has unknown state %q", r.Addr, r.State)
 		}
-		r.domain = it.rcpts[i].domain
+		r.domain, r.Final = it.rcpts[i].domain, it.rcpts[i].Final
 		it.rcpts[i] = r
 	}
+	it.onHold = st.Held
 	return it, nil
 }
 

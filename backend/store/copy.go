@@ -37,6 +37,7 @@ type copySrc struct {
 	path  string
 	flags Flags
 	size  int64
+	vsize int64 // -1 unknown
 	date  int64
 }
 
@@ -60,7 +61,7 @@ func (f *Folder) Copy(ctx context.Context, uids []uint32, dest string) (CopyResu
 	var bytes int64
 	for _, uid := range uids {
 		if e := st.get(uid); e != nil {
-			srcs = append(srcs, copySrc{uid, st.msgPath(e), e.flags, e.size, e.date})
+			srcs = append(srcs, copySrc{uid, st.msgPath(e), e.flags, e.size, e.vsize, e.date})
 			bytes += e.size
 		}
 	}
@@ -82,7 +83,7 @@ func (f *Folder) Copy(ctx context.Context, uids []uint32, dest string) (CopyResu
 	var stage []staged
 	var failed error
 	for _, s := range srcs {
-		base := m.store.uniqueBase(time.Unix(s.date, 0), s.size)
+		base := withVSize(m.store.uniqueBase(time.Unix(s.date, 0), s.size), s.vsize)
 		tmp := filepath.Join(ddir, "tmp", base)
 		if err := linkOrCopy(ctx, s.path, tmp); err != nil {
 			if errors.Is(err, ErrNotFound) {
@@ -190,7 +191,7 @@ func (f *Folder) Move(ctx context.Context, uids []uint32, dest string) (CopyResu
 		if e == nil {
 			continue
 		}
-		name := fileName(m.store.uniqueBase(time.Unix(e.date, 0), e.size), e.flags)
+		name := fileName(withVSize(m.store.uniqueBase(time.Unix(e.date, 0), e.size), e.vsize), e.flags)
 		from := src.msgPath(e)
 		if err := os.Rename(from, filepath.Join(ddir, "cur", name)); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {

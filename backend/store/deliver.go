@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -74,9 +75,12 @@ func findKey(dir, key string) (Delivery, bool) {
 		}
 		for _, e := range ents {
 			if base, _, _ := strings.Cut(e.Name(), ":"); strings.Contains(base, tag+".") {
-				d := Delivery{Name: e.Name(), Path: filepath.Join(dir, sub, e.Name())}
+				d := Delivery{Name: e.Name(), Path: filepath.Join(dir, sub, e.Name()), VirtualSize: -1}
 				if fi, err := e.Info(); err == nil {
 					d.Size = fi.Size()
+				}
+				if v, ok := vsizeFromName(base); ok {
+					d.VirtualSize = v
 				}
 				return d, true
 			}
@@ -92,6 +96,10 @@ type Delivery struct {
 	Name string
 	Path string
 	Size int64
+	// VirtualSize is the size in CRLF form (the name's W=, what POP3
+	// sends); -1 when unknown (a Once delivery found a copy written
+	// without it).
+	VirtualSize int64
 	// Err is set by DeliverMany and DeliverFile for a failed recipient.
 	Err error
 }
@@ -142,10 +150,10 @@ func (s *Store) createTmp(dir string, inbox bool) (*os.File, string, error) {
 }
 
 // fill copies r into f, fsyncs and closes it; a failure removes the file.
-func fill(ctx context.Context, f *os.File, r io.Reader) (int64, error) {
-	n, err := write(ctx, f, r)
+func fill(ctx context.Context, f *os.File, r io.Reader) (n, vsize int64, err error) {
+	n, vsize, err = write(ctx, f, r)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	err = f.Sync()
 	if cerr := f.Close(); err == nil {
@@ -153,26 +161,31 @@ func fill(ctx context.Context, f *os.File, r io.Reader) (int64, error) {
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return 0, ioError("write", f.Name(), err)
+		return 0, 0, ioError("write", f.Name(), err)
 	}
-	return n, nil
+	return n, vsize, nil
 }
 
-// write copies r into f, leaving it open and not yet fsynced; a failure
-// closes and removes the file.
-func write(ctx context.Context, f *os.File, r io.Reader) (int64, error) {
-	n, err := io.Copy(f, ctxReader{ctx, r})
+// write copies r into f, leaving it open and not yet fsynced, and counts
+// the message's virtual size on the way; a failure closes and removes the
+// file.
+func write(ctx context.Context, f *os.File, r io.Reader) (n, vsize int64, err error) {
+	cw := &CRLFWriter{W: io.Discard}
+	n, err = io.Copy(f, io.TeeReader(ctxReader{ctx, r}, cw))
+	if err == nil {
+		err = cw.Close()
+	}
 	if err != nil {
 		f.Close()
 		os.Remove(f.Name())
-		return 0, ioError("write", f.Name(), err)
+		return 0, 0, ioError("write", f.Name(), err)
 	}
-	return n, nil
+	return n, cw.N, nil
 }
 
 // Deliver stores one message for one recipient, the MDA's path: write to
-// tmp/, fsync, charge the quota, rename into new/ as "<unique>,S=<size>",
-// fsync new/. When it returns nil the message is on disk. It takes no lock
+// tmp/, fsync, charge the quota, rename into new/ as
+// "<unique>,S=<size>,W=<virtual size>", fsync new/. When it returns nil the message is on disk. It takes no lock
 // and writes no index (readers give the message its UID on their next
 // sync), so deliveries never wait for each other or for IMAP sessions.
 func (s *Store) Deliver(ctx context.Context, rc Recipient, r io.Reader) (Delivery, error) {
@@ -192,11 +205,11 @@ func (s *Store) Deliver(ctx context.Context, rc Recipient, r io.Reader) (Deliver
 	if err != nil {
 		return Delivery{}, err
 	}
-	n, err := fill(ctx, f, r)
+	n, vsize, err := fill(ctx, f, r)
 	if err != nil {
 		return Delivery{}, err
 	}
-	d := s.commitAll(ctx, []Recipient{rc}, []Delivery{{Name: dir, Path: tmp, Size: n}}, nil)[0]
+	d := s.commitAll(ctx, []Recipient{rc}, []Delivery{{Name: dir, Path: tmp, Size: n, VirtualSize: vsize}}, nil)[0]
 	return d, d.Err
 }
 
@@ -235,9 +248,10 @@ func (s *Store) deliveryFlags(ctx context.Context, dir string, names []string) (
 	return fl | kw, nil
 }
 
-// uniqueName is a new message's unique name, with rc's Key in it.
-func (s *Store) uniqueName(rc Recipient, size int64) string {
-	name := s.uniqueBase(time.Now(), size)
+// uniqueName is a new message's unique name, with rc's Key in it and the
+// virtual size as Dovecot writes it (",S=<size>,W=<vsize>").
+func (s *Store) uniqueName(rc Recipient, size, vsize int64) string {
+	name := withVSize(s.uniqueBase(time.Now(), size), vsize)
 	if tag := keyTag(rc.Key); tag != "" {
 		// After the random part: "…R0a1b2c3dK<key>.host,S=n".
 		if i := strings.IndexByte(name[strings.Index(name, ".")+1:], '.'); i >= 0 {
@@ -265,8 +279,9 @@ type Group struct {
 // DeliverGroups stores several variants of one message (one per distinct
 // header, as when each copy names its own Delivered-To), each as
 // DeliverMany does, and makes them durable together: the files are
-// fsynced at once, the quotas charged in one transaction and the
-// directories fsynced at once. Results are per group and recipient.
+// written and fsynced at once, the quotas charged in one transaction and
+// the directories fsynced at once. The groups' bodies are read
+// concurrently. Results are per group and recipient.
 func (s *Store) DeliverGroups(ctx context.Context, groups []Group) [][]Delivery {
 	var (
 		rcpts []Recipient
@@ -275,13 +290,23 @@ func (s *Store) DeliverGroups(ctx context.Context, groups []Group) [][]Delivery 
 		files []*os.File
 		spans [][2]int // each file's group, as a range of out
 	)
-	for _, g := range groups {
-		o, f, file := s.stage(ctx, g)
-		if file != nil {
-			files = append(files, file)
-			spans = append(spans, [2]int{len(out), len(out) + len(o)})
+	// The groups are staged at once: each creates its own files, and the
+	// bodies are independent readers (of one io.ReaderAt, in the MDA).
+	type staged struct {
+		out   []Delivery
+		found []bool
+		file  *os.File
+	}
+	st := make([]staged, len(groups))
+	parallel(len(groups), func(gi int) {
+		st[gi].out, st[gi].found, st[gi].file = s.stage(ctx, groups[gi])
+	})
+	for gi, g := range groups {
+		if st[gi].file != nil {
+			files = append(files, st[gi].file)
+			spans = append(spans, [2]int{len(out), len(out) + len(st[gi].out)})
 		}
-		rcpts, out, found = append(rcpts, g.Recipients...), append(out, o...), append(found, f...)
+		rcpts, out, found = append(rcpts, g.Recipients...), append(out, st[gi].out...), append(found, st[gi].found...)
 	}
 	errs := make([]error, len(files))
 	parallel(len(files), func(k int) {
@@ -311,48 +336,76 @@ func (s *Store) DeliverGroups(ctx context.Context, groups []Group) [][]Delivery 
 
 // stage puts one group's copies into tmp/ for commitAll: the first
 // recipient's file is written (left open, not yet fsynced), the others
-// linked to it. Each entry is staged (Path = tmp file, Name = maildir,
-// Size), failed (Err) or already there (found, a Once delivery).
+// linked to it, all links at once (each waits on its own directory). Each
+// entry is staged (Path = tmp file, Name = maildir, Size), failed (Err)
+// or already there (found, a Once delivery).
 func (s *Store) stage(ctx context.Context, g Group) (out []Delivery, found []bool, file *os.File) {
 	out = make([]Delivery, len(g.Recipients))
 	found = make([]bool, len(g.Recipients))
-	spool := ""
-	var size int64
+	inboxes := make([]bool, len(g.Recipients))
+	var links []int // recipients to link to the written file
 	for i, rc := range g.Recipients {
 		dir, inbox, err := s.deliveryDir(rc)
+		out[i].Name, inboxes[i] = dir, inbox
 		if err == nil && rc.Once {
 			if d, ok := findKey(dir, rc.Key); ok {
 				out[i], found[i] = d, true
 				continue
 			}
 		}
-		var f *os.File
-		var tmp string
-		if err == nil {
-			f, tmp, err = s.createTmp(dir, inbox)
-		}
 		switch {
 		case err != nil:
-		case spool != "":
-			// createTmp reserved a unique name; link over it.
-			f.Close()
-			os.Remove(tmp)
-			if err = linkOrCopy(ctx, spool, tmp); err == nil {
-				out[i].Path = tmp
-			}
+			out[i].Err = err
+		case file != nil:
+			links = append(links, i)
 		default:
-			if size, err = write(ctx, f, g.Body); err != nil {
+			f, tmp, err := s.createTmp(dir, inbox)
+			if err != nil {
+				out[i].Err = err
+				continue
+			}
+			size, vsize, err := write(ctx, f, g.Body)
+			if err != nil {
 				// The stream is spent: nobody after this one can be served.
 				for j := i; j < len(out); j++ {
 					out[j].Err = err
 				}
 				return out, found, nil
 			}
-			spool, file, out[i].Path = tmp, f, tmp
+			file = f
+			out[i].Path, out[i].Size, out[i].VirtualSize = tmp, size, vsize
 		}
-		out[i].Err, out[i].Name, out[i].Size = err, dir, size
 	}
+	if file == nil {
+		return out, found, nil
+	}
+	spool := file.Name()
+	first := out[slices.IndexFunc(out, func(d Delivery) bool { return d.Path == spool })]
+	parallel(len(links), func(k int) {
+		i := links[k]
+		tmp, err := s.linkTmp(ctx, out[i].Name, inboxes[i], spool)
+		out[i].Path, out[i].Err, out[i].Size, out[i].VirtualSize = tmp, err, first.Size, first.VirtualSize
+	})
 	return out, found, file
+}
+
+// linkTmp links src into dir/tmp under a new unique name (a copy across
+// file systems), creating a missing INBOX Maildir on the way.
+func (s *Store) linkTmp(ctx context.Context, dir string, inbox bool, src string) (string, error) {
+	p := filepath.Join(dir, "tmp", s.uniqueBase(time.Now(), 0))
+	err := linkOrCopy(ctx, src, p)
+	if err != nil && inbox && errors.Is(err, fs.ErrNotExist) {
+		if _, serr := os.Stat(filepath.Join(dir, "tmp")); errors.Is(serr, fs.ErrNotExist) {
+			if err := makeMaildir(dir); err != nil {
+				return "", err
+			}
+			err = linkOrCopy(ctx, src, p)
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	return p, nil
 }
 
 // parallel runs fn(0) … fn(n-1) at once and waits for them.
@@ -378,28 +431,26 @@ func parallel(n int, fn func(int)) {
 func (s *Store) DeliverFile(ctx context.Context, rcpts []Recipient, path string) []Delivery {
 	out := make([]Delivery, len(rcpts))
 	fi, err := os.Stat(path)
+	var vsize int64
+	if err == nil {
+		// Read once, so that every copy's name carries its W=.
+		vsize, err = fileVirtualSize(path)
+	}
 	if err != nil {
-		err = ioError("stat", path, err)
+		err = ioError("read", path, err)
 		for i := range out {
 			out[i].Err = err
 		}
 		return out
 	}
-	for i, rc := range rcpts {
-		dir, inbox, err := s.deliveryDir(rc)
+	parallel(len(rcpts), func(i int) {
+		dir, inbox, err := s.deliveryDir(rcpts[i])
+		var tmp string
 		if err == nil {
-			var f *os.File
-			var tmp string
-			if f, tmp, err = s.createTmp(dir, inbox); err == nil {
-				f.Close()
-				os.Remove(tmp)
-				if err = linkOrCopy(ctx, path, tmp); err == nil {
-					out[i].Path = tmp
-				}
-			}
+			tmp, err = s.linkTmp(ctx, dir, inbox, path)
 		}
-		out[i].Err, out[i].Name, out[i].Size = err, dir, fi.Size()
-	}
+		out[i] = Delivery{Path: tmp, Err: err, Name: dir, Size: fi.Size(), VirtualSize: vsize}
+	})
 	return s.commitAll(ctx, rcpts, out, nil)
 }
 
@@ -413,7 +464,7 @@ func (s *Store) DeliverFile(ctx context.Context, rcpts []Recipient, path string)
 func (s *Store) commitAll(ctx context.Context, rcpts []Recipient, out []Delivery, found []bool) []Delivery {
 	type staged struct {
 		i                int
-		size             int64
+		size, vsize      int64
 		dir, tmp         string
 		fl               Flags
 		sub, name, final string
@@ -440,7 +491,7 @@ func (s *Store) commitAll(ctx context.Context, rcpts []Recipient, out []Delivery
 			fail(i, err)
 			continue
 		}
-		todo = append(todo, staged{i: i, size: out[i].Size, dir: dir, tmp: tmp, fl: fl})
+		todo = append(todo, staged{i: i, size: out[i].Size, vsize: out[i].VirtualSize, dir: dir, tmp: tmp, fl: fl})
 	}
 
 	quotas := make([]Quota, len(todo))
@@ -463,7 +514,7 @@ func (s *Store) commitAll(ctx context.Context, rcpts []Recipient, out []Delivery
 	dirs := map[string]error{}
 	var visible []staged
 	for _, st := range charged {
-		st.sub, st.name = "new", s.uniqueName(rcpts[st.i], st.size)
+		st.sub, st.name = "new", s.uniqueName(rcpts[st.i], st.size, st.vsize)
 		if st.fl != 0 {
 			st.sub, st.name = "cur", fileName(st.name, st.fl)
 		}
@@ -488,7 +539,7 @@ func (s *Store) commitAll(ctx context.Context, rcpts []Recipient, out []Delivery
 			continue
 		}
 		s.hub.publish(st.dir, EventNew)
-		out[st.i] = Delivery{Name: st.name, Path: st.final, Size: st.size}
+		out[st.i] = Delivery{Name: st.name, Path: st.final, Size: st.size, VirtualSize: st.vsize}
 	}
 	return out
 }
@@ -506,4 +557,14 @@ func fsyncDirs(dirs map[string]error) {
 	for i, d := range names {
 		dirs[d] = errs[i]
 	}
+}
+
+// fileVirtualSize reads the file at path for its virtual size.
+func fileVirtualSize(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return VirtualSize(f)
 }

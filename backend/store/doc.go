@@ -8,6 +8,11 @@
 // the maildir spec and Dovecot write them ("<base>,S=<size>:2,FRS"), keywords
 // as the letters a–z mapped through Dovecot's dovecot-keywords file.
 //
+// New messages are named "<unique>,S=<size>,W=<virtual size>" as Dovecot
+// names them, the virtual size being the size in CRLF form that POP3 sends
+// (VirtualSize); for a name without W= the size is computed once and kept
+// in the index.
+//
 // Beside the files, every folder has an index (vmaild.index): UIDVALIDITY,
 // UIDNEXT and per message UID → file name, size and internal date. It is an
 // append-only log that is compacted now and then, and it is only a cache: it
@@ -17,6 +22,13 @@
 // first built in a tree that has a dovecot-uidlist, it keeps Dovecot's
 // UIDVALIDITY and UIDs so migrated clients keep their caches. Opening and
 // indexing never rename or rewrite a user's message files.
+//
+// The special-use folders (Store.SpecialFolders; Drafts, Sent, Trash and
+// Junk by default) exist for every account: a new account gets them at its
+// first OpenMailbox, an existing tree when they are first listed or used.
+// Whatever creates one also subscribes it, once, in Dovecot's subscriptions
+// file, which is only ever rewritten when its list changes; INBOX always
+// counts as subscribed.
 //
 // Writers of one folder are serialised by an in-process lock and an flock(2)
 // on vmaild.lock (so several vmaild processes may share a tree). Delivery

@@ -214,6 +214,89 @@ func (f *Folder) UniqueID(ctx context.Context, uid uint32) (string, error) {
 	return e.base(), nil
 }
 
+// VirtualSizes returns the virtual size (see VirtualSize: the size in
+// CRLF form, what POP3 RETR sends) of every message of the view, in view
+// order. It comes from the file name's W= (written by vmaild and Dovecot)
+// or the index; a message that has neither (dropped in by other software,
+// or written by an older vmaild) is read once and its size recorded in the
+// index, so that the next call reads no message. A message expunged
+// meanwhile gets its raw size.
+func (f *Folder) VirtualSizes(ctx context.Context) ([]int64, error) {
+	st := f.st
+	out := make([]int64, len(f.msgs))
+	var missing []int
+	if err := st.enter(ctx); err != nil {
+		return nil, err
+	}
+	for i, m := range f.msgs {
+		if e := st.get(m.UID); e != nil && e.vsize >= 0 {
+			out[i] = e.vsize
+		} else {
+			out[i] = m.Size
+			if e != nil {
+				missing = append(missing, i)
+			}
+		}
+	}
+	st.leave()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	// Read without the folder's lock: deliveries and other sessions go on.
+	counted := missing[:0]
+	for _, i := range missing {
+		r, err := f.Open(ctx, f.msgs[i].UID)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		n, err := VirtualSize(r)
+		r.Close()
+		if err != nil {
+			return nil, ioError("read", fmt.Sprintf("%s uid %d", st.dir, f.msgs[i].UID), err)
+		}
+		out[i] = n
+		counted = append(counted, i)
+	}
+	if err := st.lock(ctx); err != nil {
+		// The index is a cache: the sizes are right, the next call
+		// counts again.
+		f.mb.store.logger().Warn("store: virtual sizes not recorded", "folder", st.dir, "err", err)
+		return out, nil
+	}
+	for _, i := range counted {
+		if e := st.get(f.msgs[i].UID); e != nil && e.vsize < 0 {
+			st.emit(record{op: 'V', uid: e.uid, size: out[i]})
+		}
+	}
+	err := st.flush()
+	st.unlock()
+	if err != nil {
+		f.mb.store.logger().Warn("store: virtual sizes not recorded", "folder", st.dir, "err", err)
+	}
+	return out, nil
+}
+
+// UniqueIDs is UniqueID for every message of the view, in view order,
+// under one lock: a POP3 login asks for all of them.
+func (f *Folder) UniqueIDs(ctx context.Context) ([]string, error) {
+	if err := f.st.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer f.st.leave()
+	out := make([]string, len(f.msgs))
+	for i, m := range f.msgs {
+		e := f.st.get(m.UID)
+		if e == nil {
+			return nil, fmt.Errorf("uid %d: %w", m.UID, ErrNotFound)
+		}
+		out[i] = e.base()
+	}
+	return out, nil
+}
+
 // MessageReader reads one message file.
 type MessageReader struct {
 	f    *os.File
@@ -576,7 +659,7 @@ func (m *Mailbox) appendTo(ctx context.Context, st *folderState, r io.Reader, op
 		return AppendResult{}, err
 	}
 	tmp := filepath.Join(st.dir, "tmp", m.store.uniqueBase(time.Now(), 0))
-	n, err := writeDurable(ctx, tmp, r)
+	n, vsize, err := writeMessage(ctx, tmp, r)
 	if err != nil {
 		return fail("", err)
 	}
@@ -600,7 +683,7 @@ func (m *Mailbox) appendTo(ctx context.Context, st *folderState, r io.Reader, op
 	if err != nil {
 		return fail(tmp, err)
 	}
-	name := fileName(m.store.uniqueBase(date, n), fl)
+	name := fileName(withVSize(m.store.uniqueBase(date, n), vsize), fl)
 	preCur := st.curBefore()
 	dst := filepath.Join(st.dir, "cur", name)
 	if err := os.Rename(tmp, dst); err != nil {

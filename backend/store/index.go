@@ -21,9 +21,14 @@ import (
 //	R <uid> <n|c> <name>                    file renamed (flags, new/ → cur/)
 //	X <uid>                                 message expunged
 //	M <new/ mtime ns> <cur/ mtime ns>       directory mtimes the index reflects
+//	V <uid> <virtual size>                  size in CRLF form, for a message
+//	                                        whose name has no W= (computed once)
 //
 // Appends add records; compaction rewrites the file as H, one A per live
-// message and M, and renames it over the old one. Records are written after
+// message, M and the V records still needed, and renames it over the old
+// one. V came later than the others: an index without V records is read
+// as before, and an older vmaild that meets V records at the end of a
+// compacted index takes them for a torn tail and drops them. Records are written after
 // the file operation they describe, so a record on disk is always true of
 // the files (or was, before another program changed them).
 const (
@@ -76,6 +81,11 @@ func appendRecord(buf []byte, r record) []byte {
 	case 'X':
 		buf = append(buf, ' ')
 		buf = strconv.AppendUint(buf, uint64(r.uid), 10)
+	case 'V':
+		buf = append(buf, ' ')
+		buf = strconv.AppendUint(buf, uint64(r.uid), 10)
+		buf = append(buf, ' ')
+		buf = strconv.AppendInt(buf, r.size, 10)
 	}
 	sum := crc32.ChecksumIEEE(buf[p:])
 	const hexd = "0123456789abcdef"
@@ -91,19 +101,34 @@ func parseRecord(line []byte) (record, error) {
 	if len(line) < 10 || line[8] != ' ' {
 		return record{}, errBadRecord
 	}
-	want, err := strconv.ParseUint(string(line[:8]), 16, 32)
-	if err != nil || uint32(want) != crc32.ChecksumIEEE(line[9:]) {
+	var want uint32
+	for _, c := range line[:8] {
+		switch {
+		case c >= '0' && c <= '9':
+			want = want<<4 | uint32(c-'0')
+		case c >= 'a' && c <= 'f':
+			want = want<<4 | uint32(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			want = want<<4 | uint32(c-'A'+10)
+		default:
+			return record{}, errBadRecord
+		}
+	}
+	if want != crc32.ChecksumIEEE(line[9:]) {
 		return record{}, errBadRecord
 	}
+	var err error
 	payload := string(line[9:])
 	r := record{op: payload[0]}
 	if len(payload) > 1 && payload[1] != ' ' {
 		return record{}, errBadRecord
 	}
+	var buf [6]string
 	var f []string
+	split := func(n int) []string { return splitN(buf[:0], payload, n) }
 	switch r.op {
 	case 'H', 'M':
-		f = strings.SplitN(payload, " ", 4)
+		f = split(4)
 		if len(f) != 3 {
 			return record{}, errBadRecord
 		}
@@ -116,7 +141,7 @@ func parseRecord(line []byte) (record, error) {
 		}
 		return r, nil
 	case 'A':
-		f = strings.SplitN(payload, " ", 6)
+		f = split(6)
 		if len(f) != 6 {
 			return record{}, errBadRecord
 		}
@@ -128,14 +153,22 @@ func parseRecord(line []byte) (record, error) {
 		}
 		r.name = f[5]
 	case 'R':
-		f = strings.SplitN(payload, " ", 4)
+		f = split(4)
 		if len(f) != 4 {
 			return record{}, errBadRecord
 		}
 		r.name = f[3]
 	case 'X':
-		f = strings.SplitN(payload, " ", 3)
+		f = split(3)
 		if len(f) != 2 {
+			return record{}, errBadRecord
+		}
+	case 'V':
+		f = split(4)
+		if len(f) != 3 {
+			return record{}, errBadRecord
+		}
+		if r.size, err = strconv.ParseInt(f[2], 10, 64); err != nil || r.size < 0 {
 			return record{}, errBadRecord
 		}
 	default:
@@ -193,4 +226,18 @@ func parseLog(data []byte, apply func(record)) (good int64, torn bool, err error
 		return int64(firstBad), true, nil
 	}
 	return int64(off), torn, nil
+}
+
+// splitN is strings.SplitN(s, " ", n) into dst, without allocating when
+// dst has room: indexes are read line by line, many thousands at a time.
+func splitN(dst []string, s string, n int) []string {
+	for len(dst) < n-1 {
+		i := strings.IndexByte(s, ' ')
+		if i < 0 {
+			break
+		}
+		dst = append(dst, s[:i])
+		s = s[i+1:]
+	}
+	return append(dst, s)
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -71,12 +72,48 @@ func (m *Mailbox) resolve(name string, create bool) (dir, canonical string, err 
 		return "", "", ioError("stat", dir, err)
 	}
 	if create && m.specialUse(canonical) != "" {
-		if err := m.createDir(dir); err != nil && !errors.Is(err, ErrExists) {
+		if err := m.createSpecial(dir, canonical); err != nil {
 			return "", "", err
 		}
 		return dir, canonical, nil
 	}
 	return "", "", fmt.Errorf("folder %q: %w", name, ErrNotFound)
+}
+
+// ensureSpecial creates the special-use folders that are missing.
+func (m *Mailbox) ensureSpecial() error {
+	for _, sf := range m.store.special() {
+		rel, canon, err := folderDir(sf.Name)
+		if err != nil || rel == "" {
+			continue
+		}
+		if err := m.createSpecial(filepath.Join(m.dir, rel), canon); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createSpecial creates a missing special-use folder and subscribes it, as
+// Dovecot's auto=subscribe does, so that clients showing only subscribed
+// folders (Roundcube) find Drafts however it came to exist. Only the call
+// that creates the folder subscribes it: a folder the user unsubscribed
+// afterwards stays unsubscribed.
+func (m *Mailbox) createSpecial(dir, canon string) error {
+	if _, err := os.Stat(filepath.Join(dir, "cur")); err == nil {
+		return nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return ioError("stat", dir, err)
+	}
+	mu := m.store.accountLock(m.dir)
+	mu.Lock()
+	defer mu.Unlock()
+	if err := m.createDir(dir); errors.Is(err, ErrExists) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	return m.editSubscriptions(addSubscription(canon))
 }
 
 func (m *Mailbox) specialUse(name string) string {
@@ -315,31 +352,13 @@ func (m *Mailbox) renameInbox(ctx context.Context, newName string) error {
 }
 
 // ListFolders lists every folder, creating missing special-use folders on
-// the way (and subscribing them, as Dovecot's auto=subscribe does).
+// the way (see createSpecial).
 func (m *Mailbox) ListFolders(ctx context.Context) ([]FolderInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	for _, sf := range m.store.special() {
-		rel, _, err := folderDir(sf.Name)
-		if err != nil || rel == "" {
-			continue
-		}
-		dir := filepath.Join(m.dir, rel)
-		if _, err := os.Stat(filepath.Join(dir, "cur")); errors.Is(err, fs.ErrNotExist) {
-			mu := m.store.accountLock(m.dir)
-			mu.Lock()
-			err := m.createDir(dir)
-			mu.Unlock()
-			if err != nil && !errors.Is(err, ErrExists) {
-				return nil, err
-			}
-			if err == nil {
-				if err := m.Subscribe(ctx, sf.Name); err != nil {
-					return nil, err
-				}
-			}
-		}
+	if err := m.ensureSpecial(); err != nil {
+		return nil, err
 	}
 	ents, err := os.ReadDir(m.dir)
 	if err != nil {
@@ -449,11 +468,30 @@ const (
 	subsHeader = "V\t2\n\n"
 )
 
-// Subscriptions lists the subscribed folder names.
+// Subscriptions lists the subscribed folder names. INBOX is always first:
+// it cannot be deleted, and a client that shows only subscribed folders
+// must not hide it, so it counts as subscribed whatever the file says
+// (UNSUBSCRIBE INBOX is accepted and changes nothing that is listed).
 func (m *Mailbox) Subscriptions(ctx context.Context) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	subs, err := m.readSubscriptions()
+	if err != nil {
+		return nil, err
+	}
+	out := append(make([]string, 0, len(subs)+1), Inbox)
+	for _, s := range subs {
+		if s != Inbox {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// readSubscriptions lists the names in the subscriptions file, in its
+// order and without duplicates.
+func (m *Mailbox) readSubscriptions() ([]string, error) {
 	data, err := os.ReadFile(filepath.Join(m.dir, subsName))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -521,14 +559,19 @@ func (m *Mailbox) Subscribe(ctx context.Context, name string) error {
 	mu := m.store.accountLock(m.dir)
 	mu.Lock()
 	defer mu.Unlock()
-	return m.editSubscriptions(func(subs []string) []string {
+	return m.editSubscriptions(addSubscription(canon))
+}
+
+// addSubscription is the subscriptions edit that adds one name once.
+func addSubscription(canon string) func([]string) []string {
+	return func(subs []string) []string {
 		for _, s := range subs {
 			if s == canon {
 				return subs
 			}
 		}
 		return append(subs, canon)
-	})
+	}
 }
 
 // Unsubscribe removes a folder from the subscriptions.
@@ -557,11 +600,16 @@ func (m *Mailbox) Unsubscribe(ctx context.Context, name string) error {
 // editSubscriptions rewrites the file atomically (temporary file, fsync,
 // rename) in version 2 format. The account lock must be held.
 func (m *Mailbox) editSubscriptions(edit func([]string) []string) error {
-	subs, err := m.Subscriptions(context.Background())
+	subs, err := m.readSubscriptions()
 	if err != nil {
 		return err
 	}
-	subs = edit(subs)
+	before := slices.Clone(subs)
+	if subs = edit(subs); slices.Equal(subs, before) {
+		// Nothing changed: the file, perhaps Dovecot's version 1, stays
+		// as it is.
+		return nil
+	}
 	var b bytes.Buffer
 	b.WriteString(subsHeader)
 	for _, s := range subs {

@@ -2,10 +2,9 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
@@ -102,19 +101,7 @@ func fileName(base string, flags Flags) string {
 // sizeFromName reads the ",S=<octets>" field Dovecot and vmaild put in the
 // base name, so that indexing never has to stat a message.
 func sizeFromName(base string) (int64, bool) {
-	i := strings.Index(base, ",S=")
-	if i < 0 {
-		return 0, false
-	}
-	v := base[i+3:]
-	if j := strings.IndexAny(v, ",:"); j >= 0 {
-		v = v[:j]
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
-		return 0, false
-	}
-	return n, true
+	return fieldFromName(base, ",S=")
 }
 
 // timeFromName reads the delivery time (the leading decimal seconds every
@@ -149,14 +136,13 @@ func validFileName(name string) bool {
 // uniqueBase makes a new maildir base name in Dovecot's style
 // ("<secs>.M<usecs>P<pid>Q<seq>R<random>.<host>,S=<size>"): the Store's
 // sequence makes it unique within the process, the pid across processes on
-// the host, the random part across Store values and pid reuse.
+// the host, the random part across Store values and pid reuse (it needs
+// to differ, not to be secret: math/rand's generator, no system call).
 func (s *Store) uniqueBase(now time.Time, size int64) string {
-	var r [4]byte
-	_, _ = rand.Read(r[:])
 	// The microseconds are zero-padded: new messages of one second get
 	// their UIDs in name order, which is then arrival order.
 	return fmt.Sprintf("%d.M%06dP%dQ%dR%08x.%s,S=%d", now.Unix(), now.Nanosecond()/1000,
-		os.Getpid(), s.seq.Add(1), binary.BigEndian.Uint32(r[:]), s.host(), size)
+		os.Getpid(), s.seq.Add(1), rand.Uint32(), s.host(), size)
 }
 
 // sanitizeHost escapes what may not appear in a maildir base name, as the
@@ -202,6 +188,16 @@ func writeDurable(ctx context.Context, path string, r io.Reader) (int64, error) 
 		return 0, ioError("write", path, err)
 	}
 	return n, nil
+}
+
+// writeMessage is writeDurable for a message: it also returns the
+// message's virtual size, counted on the way.
+func writeMessage(ctx context.Context, path string, r io.Reader) (n, vsize int64, err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return 0, 0, ioError("create", path, err)
+	}
+	return fill(ctx, f, r)
 }
 
 // syncDir makes a rename or link in dir durable.

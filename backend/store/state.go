@@ -34,6 +34,7 @@ type entry struct {
 	inNew bool
 	dead  bool // expunged; removed from msgs by compactMsgs
 	size  int64
+	vsize int64 // size in CRLF form (W= or a V record); -1 unknown
 	date  int64 // internal date, unix seconds
 	name  string
 }
@@ -353,7 +354,10 @@ func (st *folderState) apply(r record) {
 	case 'A':
 		st.changed |= EventNew
 		_, fl := splitName(r.name)
-		e := entry{uid: r.uid, flags: fl, inNew: r.inNew, size: r.size, date: r.date, name: r.name}
+		e := entry{uid: r.uid, flags: fl, inNew: r.inNew, size: r.size, vsize: -1, date: r.date, name: r.name}
+		if v, ok := vsizeFromName(e.base()); ok {
+			e.vsize = v
+		}
 		if r.uid >= st.next {
 			st.next = r.uid + 1
 		}
@@ -388,6 +392,11 @@ func (st *folderState) apply(r record) {
 			if st.byBase != nil {
 				st.byBase[e.base()] = e.uid
 			}
+		}
+	case 'V':
+		// Not a change anybody watches: the message was always this size.
+		if e := st.get(r.uid); e != nil {
+			e.vsize = r.size
 		}
 	case 'X':
 		st.changed |= EventExpunge
@@ -484,6 +493,15 @@ func (st *folderState) writeSnapshot() error {
 		buf = appendRecord(buf, record{op: 'A', uid: e.uid, inNew: e.inNew, size: e.size, date: e.date, name: e.name})
 	}
 	buf = appendRecord(buf, record{op: 'M', a: st.newMtime, b: st.curMtime})
+	nrec := len(st.msgs) + 2
+	for i := range st.msgs {
+		// Last, where an older reader takes them for a torn tail.
+		e := &st.msgs[i]
+		if _, inName := vsizeFromName(e.base()); e.vsize >= 0 && !inName {
+			buf = appendRecord(buf, record{op: 'V', uid: e.uid, size: e.vsize})
+			nrec++
+		}
+	}
 	p := st.path(indexName)
 	tmp := p + ".tmp"
 	os.Remove(tmp)
@@ -515,7 +533,7 @@ func (st *folderState) writeSnapshot() error {
 	if st.idx != nil {
 		st.idx.Close()
 	}
-	st.idx, st.idxIno, st.idxOff, st.records = f, inode(fi), int64(len(buf)), len(st.msgs)+2
+	st.idx, st.idxIno, st.idxOff, st.records = f, inode(fi), int64(len(buf)), nrec
 	st.loaded = true
 	return nil
 }

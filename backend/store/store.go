@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -213,7 +215,11 @@ func within(root, rel string) (string, error) {
 	return p, nil
 }
 
-// OpenMailbox opens (creating on first use) the Maildir of an account.
+// OpenMailbox opens (creating on first use) the Maildir of an account. The
+// first open of a new account (its first login) also creates and subscribes
+// the special-use folders, so a client sees them before it lists anything;
+// an existing Maildir gets the missing ones when they are first listed or
+// used, as Dovecot's auto=subscribe does.
 func (s *Store) OpenMailbox(ctx context.Context, acct Account) (*Mailbox, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -222,10 +228,17 @@ func (s *Store) OpenMailbox(ctx context.Context, acct Account) (*Mailbox, error)
 	if err != nil {
 		return nil, err
 	}
+	_, err = os.Stat(filepath.Join(dir, "cur"))
+	fresh := errors.Is(err, fs.ErrNotExist)
 	if err := makeMaildir(dir); err != nil {
 		return nil, err
 	}
 	mb := &Mailbox{store: s, dir: dir, address: acct.Address, quota: acct.Quota}
+	if fresh {
+		if err := mb.ensureSpecial(); err != nil {
+			return nil, fmt.Errorf("new account %s: %w", acct.Address, err)
+		}
+	}
 	mb.removeDeletedLeftovers()
 	return mb, nil
 }

@@ -59,8 +59,9 @@ func TestDeliverSelectRead(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.HasSuffix(d.Name, fmt.Sprintf(",S=%d", len(msg(i)))) {
-			t.Fatalf("name %q lacks S=", d.Name)
+		vsize, _ := VirtualSize(bytes.NewReader(msg(i)))
+		if !strings.HasSuffix(d.Name, fmt.Sprintf(",S=%d,W=%d", len(msg(i)), vsize)) || d.VirtualSize != vsize {
+			t.Fatalf("name %q lacks S= and W=", d.Name)
 		}
 		if filepath.Dir(filepath.Dir(d.Path)) != filepath.Join(s.Root, "example.org", "bob", "Maildir") {
 			t.Fatalf("delivered to %s", d.Path)

@@ -395,82 +395,34 @@ func (a *app) userCommand() *cobra.Command {
 
 func (a *app) aliasCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "alias", Short: "Add, delete and list aliases (source @domain is a catch-all)"}
-	add := &cobra.Command{
-		Use:   "add SOURCE DESTINATION...",
-		Short: "Deliver mail for SOURCE to each DESTINATION",
-		Args:  cobra.MinimumNArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			src, _, err := userdb.MapKey(args[0])
-			if err != nil {
-				return err
-			}
-			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
-				for _, d := range args[1:] {
-					dest, err := userdb.Canonical(d)
-					if err != nil {
-						return err
-					}
-					if err := dir.domains.AddAlias(ctx, src, dest); err != nil {
-						return err
-					}
-					fmt.Fprintf(cmd.OutOrStdout(), "alias %s → %s added\n", src, dest)
-				}
-				return nil
-			})
+	cmd.AddCommand(a.pairCommands(pairMap{
+		source:    "SOURCE",
+		target:    "DESTINATION",
+		addShort:  "Deliver mail for SOURCE to each DESTINATION",
+		delShort:  "Delete one destination of an alias, or the whole alias",
+		listShort: "List aliases",
+		add: func(ctx context.Context, dir *directory, src, dest string) error {
+			return dir.domains.AddAlias(ctx, src, dest)
 		},
-	}
-	del := &cobra.Command{
-		Use:   "del SOURCE [DESTINATION]",
-		Short: "Delete one destination of an alias, or the whole alias",
-		Args:  cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			src, _, err := userdb.MapKey(args[0])
-			if err != nil {
-				return err
-			}
-			dest := ""
-			if len(args) == 2 {
-				if dest, err = userdb.Canonical(args[1]); err != nil {
-					return err
-				}
-			}
-			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
-				if err := dir.domains.DeleteAlias(ctx, src, dest); err != nil {
-					return err
-				}
-				if dest == "" {
-					fmt.Fprintf(cmd.OutOrStdout(), "alias %s deleted\n", src)
-				} else {
-					fmt.Fprintf(cmd.OutOrStdout(), "alias %s → %s deleted\n", src, dest)
-				}
-				return nil
-			})
+		del: func(ctx context.Context, dir *directory, src, dest string) error {
+			return dir.domains.DeleteAlias(ctx, src, dest)
 		},
-	}
-	list := &cobra.Command{
-		Use:   "list [DOMAIN]",
-		Short: "List aliases",
-		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			domain, err := domainArg(args)
-			if err != nil {
-				return err
+		list: func(ctx context.Context, dir *directory, domain string) ([]pair, error) {
+			as, err := dir.domains.ListAliases(ctx, domain)
+			ps := make([]pair, len(as))
+			for i, al := range as {
+				ps[i] = pair{al.Source, al.Destination}
 			}
-			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
-				as, err := dir.domains.ListAliases(ctx, domain)
-				if err != nil {
-					return err
-				}
-				w := table(cmd.OutOrStdout())
-				fmt.Fprintln(w, "SOURCE\tDESTINATION")
-				for _, al := range as {
-					fmt.Fprintf(w, "%s\t%s\n", al.Source, al.Destination)
-				}
-				return w.Flush()
-			})
+			return ps, err
 		},
-	}
-	cmd.AddCommand(add, del, list)
+		added: func(src, dest string) string { return fmt.Sprintf("alias %s → %s added", src, dest) },
+		deleted: func(src, dest string) string {
+			if dest == "" {
+				return fmt.Sprintf("alias %s deleted", src)
+			}
+			return fmt.Sprintf("alias %s → %s deleted", src, dest)
+		},
+	}))
 	return cmd
 }
 

@@ -62,6 +62,11 @@ func TestAdminCommands(t *testing.T) {
 		c.ok("", "db", "migrate")
 		ldifSQLScenario(t, c)
 	})
+	t.Run("ldif import iredmail mysql", func(t *testing.T) {
+		c := newCLI(t, mysqlConfig(t.TempDir(), m.CreateDatabase("ldif_iredmail")))
+		c.ok("", "db", "migrate")
+		iredmailSQLScenario(t, c)
+	})
 }
 
 func adminScenario(t *testing.T, c *cli, slapd *testsrv.Slapd) {

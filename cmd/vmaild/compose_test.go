@@ -2,10 +2,14 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -14,57 +18,53 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	composecli "github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/go-sql-driver/mysql"
-	"go.yaml.in/yaml/v3"
 
+	"github.com/vmaild/vmaild/internal/testsrv"
 	"github.com/vmaild/vmaild/schema"
 	"github.com/vmaild/vmaild/userdb/ldif"
 )
 
 // No Docker engine runs where the tests do, so `docker compose up` cannot
 // prove the deployment files work together. These tests check what can be
-// checked without it: that docker-compose.yml, the configuration it mounts,
+// checked without it: that docker-compose.yml loads as `docker compose
+// config` (Compose v2) loads it, and that it, the configuration it mounts,
 // the Dockerfile, the OpenLDAP and MySQL initialisation files and the
 // systemd unit name the same services, ports, paths, secrets and keys.
 
 const repoRoot = "../.."
 
+// composeFile is the loaded project, reduced to what these tests compare.
 type composeFile struct {
-	Services map[string]composeService `yaml:"services"`
-	Volumes  map[string]any            `yaml:"volumes"`
+	Services map[string]composeService // enabled and disabled (profiles) alike
+	Volumes  map[string]bool
 }
 
 type composeService struct {
-	Image       string            `yaml:"image"`
-	Build       any               `yaml:"build"`
-	Hostname    string            `yaml:"hostname"`
-	Environment map[string]string `yaml:"environment"`
-	Volumes     []string          `yaml:"volumes"`
-	Ports       []string          `yaml:"ports"`
-	DependsOn   map[string]struct {
-		Condition string `yaml:"condition"`
-	} `yaml:"depends_on"`
-	Healthcheck struct {
-		Test []string `yaml:"test"`
-	} `yaml:"healthcheck"`
+	Image       string
+	Build       string // context, relative to the repository; "" for an image
+	Hostname    string
+	Profiles    []string
+	Environment map[string]string
+	Mounts      []mount
+	Ports       []types.ServicePortConfig
+	DependsOn   types.DependsOnConfig
+	Healthcheck []string
 }
 
-// mount is one short-syntax volume: a bind mount when Source is a path, a
-// named volume otherwise.
-type mount struct{ Source, Target string }
-
-func (s composeService) mounts() []mount {
-	var ms []mount
-	for _, v := range s.Volumes {
-		parts := strings.Split(v, ":")
-		ms = append(ms, mount{Source: parts[0], Target: parts[1]})
-	}
-	return ms
+// mount is one volume: a bind mount of Source (relative to the repository,
+// "./…") or a named volume Source.
+type mount struct {
+	Source, Target string
+	Bind           bool
 }
 
 func (s composeService) mountAt(target string) (mount, bool) {
-	for _, m := range s.mounts() {
+	for _, m := range s.Mounts {
 		if m.Target == target {
 			return m, true
 		}
@@ -72,70 +72,136 @@ func (s composeService) mountAt(target string) (mount, bool) {
 	return mount{}, false
 }
 
-func (m mount) isBind() bool {
-	return strings.HasPrefix(m.Source, ".") || strings.HasPrefix(m.Source, "/")
-}
+func (m mount) isBind() bool { return m.Bind }
 
-// published is one entry of ports: [ip:]host:container.
+// published is one entry of ports: host port to container port.
 type published struct{ Host, Container int }
 
 func (s composeService) published(t *testing.T) []published {
 	t.Helper()
 	var ps []published
 	for _, p := range s.Ports {
-		spec, _, _ := strings.Cut(p, "/")
-		parts := strings.Split(spec, ":")
-		if len(parts) < 2 {
-			t.Errorf("port %q: publish as host:container so the standard port leads to vmaild's", p)
+		host, err := strconv.Atoi(p.Published)
+		if err != nil {
+			t.Errorf("port %d: published on %q; publish it on one host port so the standard port leads to vmaild's", p.Target, p.Published)
 			continue
 		}
-		host, err1 := strconv.Atoi(parts[len(parts)-2])
-		ctr, err2 := strconv.Atoi(parts[len(parts)-1])
-		if err1 != nil || err2 != nil {
-			t.Errorf("port %q: not host:container numbers", p)
-			continue
-		}
-		ps = append(ps, published{host, ctr})
+		ps = append(ps, published{host, int(p.Target)})
 	}
 	return ps
 }
 
-// composeVar is ${NAME:-default}; every variable needs a default so that a
-// plain `docker compose up` works without an .env file.
-var composeVar = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:?-([^}]*))?\}`)
-
-// interpolate resolves variables as docker compose would with none set.
-func interpolate(t *testing.T, s string) string {
+// envExample is the repository's .env.example, the settings an admin copies
+// to .env.
+func envExample(t *testing.T) string {
 	t.Helper()
-	s = strings.ReplaceAll(s, "$$", "\x00")
-	s = composeVar.ReplaceAllStringFunc(s, func(v string) string {
-		m := composeVar.FindStringSubmatch(v)
-		if m[2] == "" {
-			t.Errorf("%s has no default: docker compose up would fail without an .env file", v)
-		}
-		return m[3]
-	})
-	if strings.Contains(s, "$") {
-		t.Errorf("%q: unresolved $ (write $$ for a literal dollar)", s)
-	}
-	return strings.ReplaceAll(s, "\x00", "$")
-}
-
-func readCompose(t *testing.T) composeFile {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot, "docker-compose.yml"))
+	b, err := os.ReadFile(filepath.Join(repoRoot, ".env.example"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c composeFile
-	if err := yaml.Unmarshal(b, &c); err != nil {
-		t.Fatalf("docker-compose.yml: %v", err)
-	}
-	for name, s := range c.Services {
-		for k, v := range s.Environment {
-			s.Environment[k] = interpolate(t, v)
+	return string(b)
+}
+
+// writeEnv writes an env file for loadCompose: .env.example with the
+// given variables replaced (or, with remove, left out).
+func writeEnv(t *testing.T, set map[string]string, remove ...string) string {
+	t.Helper()
+	var out []string
+	for _, line := range strings.Split(envExample(t), "\n") {
+		k, _, ok := strings.Cut(line, "=")
+		if ok && slices.Contains(remove, k) {
+			continue
 		}
-		c.Services[name] = s
+		if v, ok2 := set[k]; ok && ok2 {
+			line = k + "=" + v
+		}
+		out = append(out, line)
+	}
+	f := filepath.Join(t.TempDir(), "env")
+	if err := os.WriteFile(f, []byte(strings.Join(out, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// loadCompose loads docker-compose.yml with envFile as `docker compose
+// --env-file envFile [--profile P]... config` does (compose-go is the loader
+// of Compose v2): interpolation, path resolution, normalization and the
+// consistency checks. The process environment is left out on purpose, so
+// that an admin's exported variables cannot change what the tests see.
+func loadCompose(envFile string, profiles ...string) (*types.Project, error) {
+	opts, err := composecli.NewProjectOptions([]string{filepath.Join(repoRoot, "docker-compose.yml")},
+		composecli.WithWorkingDirectory(repoRoot),
+		composecli.WithConfigFileEnv,
+		composecli.WithEnvFiles(envFile),
+		composecli.WithDotEnv,
+		composecli.WithInterpolation(true),
+		composecli.WithResolvedPaths(true),
+		composecli.WithNormalization(true),
+		composecli.WithConsistency(true),
+		composecli.WithProfiles(profiles),
+	)
+	if err != nil {
+		return nil, err
+	}
+	return opts.LoadProject(context.Background())
+}
+
+// readCompose loads docker-compose.yml with every profile and the values
+// of .env.example, and fails the test on any error `docker compose config`
+// would report.
+func readCompose(t *testing.T) composeFile {
+	t.Helper()
+	p, err := loadCompose(filepath.Join(repoRoot, ".env.example"), "*")
+	if err != nil {
+		t.Fatalf("docker compose config: %v", err)
+	}
+	return composeOf(t, p)
+}
+
+func composeOf(t *testing.T, p *types.Project) composeFile {
+	t.Helper()
+	root, err := filepath.Abs(repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := func(path string) string {
+		r, err := filepath.Rel(root, path)
+		if err != nil || strings.HasPrefix(r, "..") {
+			return path // outside the repository: left absolute
+		}
+		return "./" + filepath.ToSlash(r)
+	}
+	c := composeFile{Services: map[string]composeService{}, Volumes: map[string]bool{}}
+	for name := range p.Volumes {
+		c.Volumes[name] = true
+	}
+	all := maps.Clone(p.Services)
+	maps.Copy(all, p.DisabledServices)
+	for name, s := range all {
+		cs := composeService{
+			Image: s.Image, Hostname: s.Hostname, Profiles: s.Profiles,
+			Environment: map[string]string{}, Ports: s.Ports, DependsOn: s.DependsOn,
+		}
+		if s.Build != nil {
+			cs.Build = rel(s.Build.Context)
+		}
+		for k, v := range s.Environment {
+			if v != nil {
+				cs.Environment[k] = *v
+			}
+		}
+		for _, v := range s.Volumes {
+			m := mount{Source: v.Source, Target: v.Target, Bind: v.Type == types.VolumeTypeBind}
+			if m.Bind {
+				m.Source = rel(v.Source)
+			}
+			cs.Mounts = append(cs.Mounts, m)
+		}
+		if s.HealthCheck != nil {
+			cs.Healthcheck = s.HealthCheck.Test
+		}
+		c.Services[name] = cs
 	}
 	for _, name := range []string{"openldap", "mysql", "vmaild"} {
 		if _, ok := c.Services[name]; !ok {
@@ -222,10 +288,10 @@ func TestComposeServices(t *testing.T) {
 	svc := c.Services["vmaild"]
 
 	for _, dep := range []string{"openldap", "mysql"} {
-		if svc.DependsOn[dep].Condition != "service_healthy" {
+		if svc.DependsOn[dep].Condition != types.ServiceConditionHealthy {
 			t.Errorf("vmaild must depend on %s being healthy", dep)
 		}
-		if len(c.Services[dep].Healthcheck.Test) == 0 {
+		if len(c.Services[dep].Healthcheck) == 0 {
 			t.Errorf("%s has no healthcheck to wait for", dep)
 		}
 	}
@@ -341,7 +407,7 @@ func TestComposePorts(t *testing.T) {
 	}
 
 	_, metricsPort, _ := net.SplitHostPort(cfg.Metrics.Address)
-	test := strings.Join(c.Services["vmaild"].Healthcheck.Test, " ")
+	test := strings.Join(c.Services["vmaild"].Healthcheck, " ")
 	if want := "127.0.0.1:" + metricsPort + "/healthz"; !strings.Contains(test, want) {
 		t.Errorf("vmaild healthcheck %q does not ask %s (metrics.address %s)", test, want, cfg.Metrics.Address)
 	}
@@ -350,12 +416,12 @@ func TestComposePorts(t *testing.T) {
 func TestComposeMounts(t *testing.T) {
 	c := readCompose(t)
 	for name, svc := range c.Services {
-		if ctx, ok := svc.Build.(string); ok {
+		if ctx := svc.Build; ctx != "" {
 			if _, err := os.Stat(filepath.Join(repoRoot, ctx, "Dockerfile")); err != nil {
 				t.Errorf("%s: build context %s has no Dockerfile", name, ctx)
 			}
 		}
-		for _, m := range svc.mounts() {
+		for _, m := range svc.Mounts {
 			if !m.isBind() {
 				if _, ok := c.Volumes[m.Source]; !ok {
 					t.Errorf("%s: volume %s is not declared under volumes:", name, m.Source)
@@ -385,7 +451,7 @@ func TestComposeMySQLInit(t *testing.T) {
 	}
 	var initFiles []string
 	var seed mount
-	for _, m := range c.Services["mysql"].mounts() {
+	for _, m := range c.Services["mysql"].Mounts {
 		if !strings.HasPrefix(m.Target, initdb) {
 			continue
 		}
@@ -679,5 +745,403 @@ func TestComposeSystemdUnitAgrees(t *testing.T) {
 		if !slices.Contains(unit[k], v) {
 			t.Errorf("vmaild.service lacks %s", want)
 		}
+	}
+}
+
+// TestComposeConfigLoadsEveryProfile: `docker compose config` passes, with
+// the values of .env.example, for the default services and with each
+// profile; the webmail profile is off unless asked for.
+func TestComposeConfigLoadsEveryProfile(t *testing.T) {
+	env := filepath.Join(repoRoot, ".env.example")
+	for _, profiles := range [][]string{nil, {"webmail"}, {"*"}} {
+		p, err := loadCompose(env, profiles...)
+		if err != nil {
+			t.Errorf("docker compose --env-file .env.example %v config: %v", profiles, err)
+			continue
+		}
+		_, on := p.Services["roundcube"]
+		if want := len(profiles) > 0; on != want {
+			t.Errorf("profiles %v: roundcube enabled %v, want %v", profiles, on, want)
+		}
+	}
+}
+
+// TestComposePortsLoopbackByDefault: with .env.example as it is, every
+// published port of every service listens on the host's loopback only;
+// VMAILD_BIND and WEBMAIL_BIND open the mail and webmail ports, never
+// metrics.
+func TestComposePortsLoopbackByDefault(t *testing.T) {
+	c := readCompose(t)
+	n := 0
+	for name, svc := range c.Services {
+		for _, p := range svc.Ports {
+			n++
+			if p.HostIP != "127.0.0.1" {
+				t.Errorf("%s publishes %s:%d on host address %q, want 127.0.0.1 unless the admin opts in", name, p.Published, p.Target, p.HostIP)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no published port")
+	}
+
+	p, err := loadCompose(writeEnv(t, map[string]string{"VMAILD_BIND": "0.0.0.0", "WEBMAIL_BIND": "0.0.0.0"}), "*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := composeOf(t, p)
+	cfg := composeConfig(t, opened)
+	listening := listenPorts(t, cfg, true)
+	for name, svc := range opened.Services {
+		for _, port := range svc.Ports {
+			want := "0.0.0.0"
+			if name == "vmaild" && listening[int(port.Target)] == "metrics" {
+				want = "127.0.0.1"
+			}
+			if port.HostIP != want {
+				t.Errorf("VMAILD_BIND=0.0.0.0: %s publishes %d on %q, want %s", name, port.Target, port.HostIP, want)
+			}
+		}
+	}
+}
+
+// placeholder is the value .env.example gives every secret: refused by the
+// openldap entrypoint and replaced by deploy/compose/init-env.sh.
+const placeholder = "change-me"
+
+var requiredVar = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*):\?[^}]*\}`)
+
+// TestComposeNoSecretCommitted: the secrets compose uses are required
+// variables, each named in .env.example with the placeholder only, so that
+// compose refuses to start without them; no deployment file, and no file
+// git tracks outside the tests, holds a password.
+func TestComposeNoSecretCommitted(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	required := map[string]bool{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		for _, m := range requiredVar.FindAllStringSubmatch(line, -1) {
+			required[m[1]] = true
+		}
+	}
+	example := map[string]string{}
+	for _, line := range strings.Split(envExample(t), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+			example[k] = v
+		}
+	}
+	for name := range required {
+		if example[name] != placeholder {
+			t.Errorf(".env.example: %s=%q, want the placeholder %s", name, example[name], placeholder)
+		}
+		// Without it compose refuses, naming it.
+		if _, err := loadCompose(writeEnv(t, nil, name), "*"); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("docker compose config without %s: %v, want an error naming it", name, err)
+		}
+	}
+	for name, v := range example {
+		if v == placeholder && !required[name] {
+			t.Errorf(".env.example: %s is a secret that docker-compose.yml does not require (${%s:?…})", name, name)
+		}
+	}
+
+	// Every password-like value a service gets comes from a required
+	// variable (so it is the placeholder here), or is empty and made by
+	// the image.
+	secretKey := regexp.MustCompile(`(?i)(password|secret|des_key|_dsn)$`)
+	switches := map[string]bool{"MYSQL_RANDOM_ROOT_PASSWORD": true} // "yes": no password at all
+	c := readCompose(t)
+	for name, svc := range c.Services {
+		for k, v := range svc.Environment {
+			if !secretKey.MatchString(k) || switches[k] || v == "" {
+				continue
+			}
+			if !strings.Contains(v, placeholder) {
+				t.Errorf("%s: %s=%q is a literal secret; take it from a required variable of .env", name, k, v)
+			}
+		}
+	}
+
+	tracked := gitFiles(t)
+	if slices.Contains(tracked, ".env") {
+		t.Error(".env is tracked by git: it holds the secrets")
+	}
+	for _, ignore := range []string{".gitignore", ".dockerignore"} {
+		b, err := os.ReadFile(filepath.Join(repoRoot, ignore))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !regexp.MustCompile(`(?m)^/?\.env$`).Match(b) {
+			t.Errorf("%s does not list .env", ignore)
+		}
+	}
+
+	// The old demo defaults, and password keys with a literal value, in
+	// anything but tests (whose private servers have passwords of their
+	// own). A placeholder is an empty value, change-me, a variable, an
+	// <angle-bracketed> hint, the word secret of an example, or the name of
+	// the attribute that holds password hashes.
+	demo := []string{"admin-secret", "vmaild-secret", "root-secret"}
+	// A key, not a variable reference like ${MYSQL_PASSWORD:?…}.
+	passwordKey := regexp.MustCompile(`(?i)(?:^|[^\w{$])([a-z_]*password)\s*[:=]\s*['"]?([^'"\s#]*)`)
+	isPlaceholder := func(v string) bool {
+		return v == "" || strings.HasPrefix(v, placeholder) || strings.HasPrefix(v, "$") ||
+			strings.HasPrefix(v, "<") || v == "secret" || v == "userPassword" || strings.HasPrefix(v, "VMAILD_") ||
+			strings.HasPrefix(v, "{") || strings.HasPrefix(v, ">") || strings.HasPrefix(v, "|") || strings.HasPrefix(v, "…")
+	}
+	checked := 0
+	for _, f := range tracked {
+		if strings.HasSuffix(f, "_test.go") || strings.HasPrefix(f, "internal/") || strings.Contains(f, "/testdata/") || f == "go.sum" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(repoRoot, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked++
+		for _, d := range demo {
+			if bytes.Contains(b, []byte(d)) {
+				t.Errorf("%s contains the old demo password %s", f, d)
+			}
+		}
+		if !deploymentFile(f) {
+			continue
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			for _, m := range passwordKey.FindAllStringSubmatch(line, -1) {
+				if !isPlaceholder(m[2]) && !switches[m[1]] {
+					t.Errorf("%s:%d: %s has the literal value %q", f, i+1, m[1], m[2])
+				}
+			}
+		}
+	}
+	if checked < 20 {
+		t.Fatalf("only %d tracked files checked", checked)
+	}
+}
+
+// deploymentFile: the files an admin deploys from, scanned for password
+// keys with literal values.
+func deploymentFile(f string) bool {
+	return strings.HasPrefix(f, "deploy/") || f == "docker-compose.yml" || f == "Dockerfile" || f == ".env.example" || f == "README.md"
+}
+
+func gitFiles(t *testing.T) []string {
+	t.Helper()
+	cmd := exec.Command("git", "ls-files", "-z")
+	cmd.Dir = repoRoot
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("git ls-files: %v", err)
+	}
+	var files []string
+	for _, f := range strings.Split(string(out), "\x00") {
+		if f != "" {
+			files = append(files, f)
+		}
+	}
+	return files
+}
+
+// TestComposeSeedWithoutPasswords: the openldap service loads the example
+// accounts without their published passwords, and refuses the placeholder
+// as its own.
+func TestComposeSeedWithoutPasswords(t *testing.T) {
+	script := filepath.Join(repoRoot, "deploy", "compose", "openldap", "entrypoint.sh")
+	b, err := os.ReadFile(script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn := regexp.MustCompile(`(?ms)^without_passwords\(\) \{.*?^\}`).Find(b)
+	if fn == nil {
+		t.Fatal("entrypoint.sh: no without_passwords function")
+	}
+	c := readCompose(t)
+	svc := c.Services["openldap"]
+	dir, _ := svc.mountAt("/vmaild/ldif")
+	for _, name := range strings.Fields(svc.Environment["LDAP_SEED_FILES"]) {
+		file := filepath.Join(repoRoot, dir.Source, name)
+		out, err := exec.Command("sh", "-c", string(fn)+"\nwithout_passwords \"$1\"", "sh", file).Output()
+		if err != nil {
+			t.Fatalf("without_passwords %s: %v", name, err)
+		}
+		entries, err := ldif.Parse(bytes.NewReader(out))
+		if err != nil {
+			t.Fatalf("%s without passwords: %v", name, err)
+		}
+		orig, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := ldif.Parse(bytes.NewReader(orig))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) != len(want) {
+			t.Errorf("%s: %d entries without passwords, %d with", name, len(entries), len(want))
+		}
+		for _, e := range entries {
+			if len(e.Values("userPassword")) > 0 {
+				t.Errorf("%s: %s keeps its userPassword", name, e.DN)
+			}
+		}
+	}
+
+	cmd := exec.Command("sh", script)
+	cmd.Env = append(os.Environ(), "LDAP_ADMIN_PASSWORD="+placeholder, "LDAP_VMAILD_PASSWORD=x", "LDAP_STATE_DIR="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "LDAP_ADMIN_PASSWORD") {
+		t.Errorf("entrypoint.sh with the placeholder password: %v, %s; want a refusal", err, out)
+	}
+}
+
+// TestComposeWebmail: Roundcube (profile webmail) logs in to vmaild's IMAP
+// and sends through its submission listener, on the ports vmaild listens
+// on in its container, with TLS as those listeners offer it.
+func TestComposeWebmail(t *testing.T) {
+	c := readCompose(t)
+	rc, ok := c.Services["roundcube"]
+	if !ok {
+		t.Fatal("no roundcube service")
+	}
+	if !slices.Equal(rc.Profiles, []string{"webmail"}) {
+		t.Errorf("roundcube profiles %v, want [webmail]", rc.Profiles)
+	}
+	if !strings.HasPrefix(rc.Image, "roundcube/roundcubemail:") {
+		t.Errorf("roundcube image %s, want the official roundcube/roundcubemail", rc.Image)
+	}
+	if rc.DependsOn["vmaild"].Condition != types.ServiceConditionHealthy {
+		t.Error("roundcube must wait for vmaild to be healthy")
+	}
+	cfg := composeConfig(t, c)
+	listening := listenPorts(t, cfg, true)
+	for _, tc := range []struct {
+		host, port string
+		tls        map[string]string // URL scheme → the listener it needs
+	}{
+		{"ROUNDCUBEMAIL_DEFAULT_HOST", "ROUNDCUBEMAIL_DEFAULT_PORT", map[string]string{"tls": "imap", "ssl": "imaps"}},
+		{"ROUNDCUBEMAIL_SMTP_SERVER", "ROUNDCUBEMAIL_SMTP_PORT", map[string]string{"tls": "submission", "ssl": "submissions"}},
+	} {
+		u, err := url.Parse(rc.Environment[tc.host])
+		if err != nil || u.Host == "" {
+			t.Errorf("roundcube %s=%q: want tls://vmaild or ssl://vmaild", tc.host, rc.Environment[tc.host])
+			continue
+		}
+		if _, ok := c.Services[u.Hostname()]; !ok || u.Hostname() != "vmaild" {
+			t.Errorf("roundcube %s=%s: not the vmaild service", tc.host, u)
+		}
+		want, ok := tc.tls[u.Scheme]
+		if !ok {
+			t.Errorf("roundcube %s=%s: without tls:// or ssl:// vmaild refuses the password", tc.host, u)
+			continue
+		}
+		port, _ := strconv.Atoi(rc.Environment[tc.port])
+		if got := listening[port]; got != want {
+			t.Errorf("roundcube %s=%s, %s=%s: vmaild's %s listener is not there (it has %q)", tc.host, u, tc.port, rc.Environment[tc.port], want, got)
+		}
+	}
+	m, ok := rc.mountAt("/var/roundcube/config")
+	if !ok || !m.isBind() {
+		t.Fatal("roundcube: deploy/compose/roundcube is not mounted at /var/roundcube/config")
+	}
+	php, _ := filepath.Glob(filepath.Join(repoRoot, m.Source, "*.php"))
+	if len(php) == 0 {
+		t.Errorf("roundcube: no *.php in %s for the image to include", m.Source)
+	}
+	for _, f := range php {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, key := range []string{"smtp_user", "imap_conn_options", "smtp_conn_options"} {
+			if !strings.Contains(string(b), "$config['"+key+"']") {
+				t.Errorf("%s does not set %s", f, key)
+			}
+		}
+	}
+}
+
+// TestComposeOpenLDAPEntrypoint runs the openldap service's entrypoint
+// with the host's slapd as the container would: the directory it makes
+// lets vmaild's service account in with the password of .env, and the seed
+// accounts have no password.
+func TestComposeOpenLDAPEntrypoint(t *testing.T) {
+	testsrv.RequireBinary(t, "slapd")
+	testsrv.RequireBinary(t, "slapadd")
+	testsrv.RequireBinary(t, "slappasswd")
+	ldapsearch := testsrv.RequireBinary(t, "ldapsearch")
+	if os.Geteuid() != 0 {
+		t.Skip("the entrypoint hands slapd to LDAP_USER as in the container, which needs root")
+	}
+	c := readCompose(t)
+	svc := c.Services["openldap"]
+	suffix := svc.Environment["LDAP_SUFFIX"]
+	schemaDir, _ := svc.mountAt("/vmaild/schema")
+	ldifDir, _ := svc.mountAt("/vmaild/ldif")
+	root, err := filepath.Abs(repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	url := fmt.Sprintf("ldap://127.0.0.1:%d", testsrv.FreePort(t))
+	const servicePassword = "entrypoint-test-password"
+
+	cmd := exec.Command("sh", filepath.Join(repoRoot, "deploy", "compose", "openldap", "entrypoint.sh"))
+	cmd.Env = append(os.Environ(),
+		"LDAP_SUFFIX="+suffix,
+		"LDAP_ADMIN_PASSWORD=admin-"+servicePassword,
+		"LDAP_VMAILD_PASSWORD="+servicePassword,
+		"LDAP_SEED_FILES="+svc.Environment["LDAP_SEED_FILES"],
+		"LDAP_SCHEMA_DIR="+filepath.Join(root, schemaDir.Source),
+		"LDAP_LDIF_DIR="+filepath.Join(root, ldifDir.Source),
+		"LDAP_STATE_DIR="+filepath.Join(dir, "state"),
+		"LDAP_RUN_DIR="+filepath.Join(dir, "run"),
+		"LDAP_URLS="+url,
+		"LDAP_USER=root",
+	)
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+
+	search := func(filter string, attrs ...string) (string, error) {
+		args := append([]string{"-x", "-LLL", "-o", "ldif-wrap=no", "-H", url,
+			"-D", "cn=vmaild," + suffix, "-w", servicePassword, "-b", suffix, filter}, attrs...)
+		out, err := exec.Command(ldapsearch, args...).CombinedOutput()
+		return string(out), err
+	}
+	var out string
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if out, err = search("(mail=alice@example.com)", "mail", "userPassword"); err == nil {
+			break
+		}
+		select {
+		case werr := <-exited:
+			exited <- werr
+			t.Fatalf("entrypoint.sh exited (%v):\n%s", werr, log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slapd from entrypoint.sh never let cn=vmaild in: %v %s\nentrypoint: %s", err, out, log.String())
+		}
+	}
+	if !strings.Contains(out, "mail: alice@example.com") {
+		t.Fatalf("seeded alice not found: %s", out)
+	}
+	// cn=vmaild has its own password; no account (an entry with mail) has one.
+	if out, err = search("(&(mail=*)(userPassword=*))", "dn"); err != nil || strings.Contains(out, "dn:") {
+		t.Errorf("seed entries with a password (%v):\n%s", err, out)
 	}
 }

@@ -45,6 +45,7 @@ type Config struct {
 	Delivery delivery.Config `yaml:"delivery"`
 	SRS      SRSConfig       `yaml:"srs"`
 	Metrics  MetricsConfig   `yaml:"metrics"`
+	Control  ControlConfig   `yaml:"control"`
 	RunAs    string          `yaml:"run_as" help:"user to switch to after binding the ports when started as root"`
 	// ShutdownTimeout bounds how long SIGTERM waits for transactions in
 	// flight.
@@ -55,6 +56,9 @@ type Config struct {
 	ClientNetworks gate.Networks `yaml:"client_networks"`
 	// Login is the login service shared by every listener.
 	Login login.Config `yaml:"login"`
+
+	// Autoconfig tells mail clients about the listeners (autoconfig.go).
+	Autoconfig AutoconfigConfig `yaml:"autoconfig"`
 }
 
 // MetricsConfig is the Prometheus and health-check listener.
@@ -85,6 +89,9 @@ type Listener struct {
 	Address string `yaml:"address" help:"host:port (or a unix socket path for lmtp); empty: off"`
 	// InsecureAuth allows passwords without TLS: tests and loopback only.
 	InsecureAuth bool `yaml:"insecure_auth" help:"allow passwords without TLS (tests, loopback only)"`
+	// PublicPort is for autoconfig: behind NAT or a container's port
+	// mapping, clients reach the listener on another port.
+	PublicPort int `yaml:"public_port" help:"port clients connect to, when a NAT or container port mapping differs from address (announced by autoconfig); 0: the port of address"`
 }
 
 // TLSFiles is the certificate every TLS listener serves.
@@ -128,6 +135,8 @@ type Smarthost struct {
 	Username    string `yaml:"username" help:"AUTH PLAIN user for the relay"`
 	Password    string `yaml:"password" help:"AUTH PLAIN password for the relay"`
 	ImplicitTLS bool   `yaml:"implicit_tls" help:"connect with TLS (port 465) instead of STARTTLS"`
+	TLS         string `yaml:"tls" help:"TLS policy: verify (STARTTLS or implicit_tls, certificate checked against the system roots or ca_file), starttls (TLS required, certificate checked only against ca_file when set), none (plaintext, for a filter on loopback; no credentials); empty: verify"`
+	CAFile      string `yaml:"ca_file" help:"PEM file of the CA (or the self-signed certificate) the relay's certificate is checked against, instead of the system roots"`
 }
 
 // SRSConfig is the Sender Rewriting Scheme (package srs): the envelope
@@ -209,6 +218,7 @@ func defaultConfig() Config {
 		Queue:           QueueConfig{Port: 25, Workers: 32, PerDomain: 8, MaxAge: 5 * 24 * time.Hour},
 		Delivery:        delivery.Config{MaxHops: 50},
 		Metrics:         MetricsConfig{Address: "127.0.0.1:9187", MinFreeBytes: 1 << 30},
+		Control:         ControlConfig{Mode: "0600"},
 		SRS:             SRSConfig{Enabled: true, Separator: srs.DefaultSeparator, MaxAgeDays: srs.DefaultMaxAgeDays, HashLength: srs.DefaultHashLength},
 		ShutdownTimeout: 30 * time.Second,
 	}
@@ -271,7 +281,10 @@ func (c *Config) validate() []string {
 	if c.Queue.Dir == "" {
 		c.Queue.Dir = filepath.Join(c.DataDir, "queue")
 	}
+	problems = append(problems, c.Control.resolve(c.DataDir)...)
 	problems = append(problems, c.SRS.resolve(c.Hostname, c.DataDir)...)
+	problems = append(problems, c.validateAutoconfig()...)
+	problems = append(problems, c.Queue.Smarthost.validate()...)
 	problems = append(problems, c.checkRanges()...)
 	return problems
 }

@@ -44,7 +44,7 @@ var configSections = map[string]struct{ title, intro string }{
 		"(SMTP `421 4.7.0`, IMAP `* BYE [UNAVAILABLE]`, POP3 `-ERR [SYS/TEMP]`; implicit TLS ports just close). " +
 		"The time limits are absolute: no command, byte or library timeout restarts them. " +
 		"Refusals and limits reached are logged with the client network and counted in `vmaild_connections_refused_total`."},
-	"tls": {"TLS", "The certificate every TLS listener serves. `SIGHUP` reloads it without a restart."},
+	"tls": {"TLS", "The certificate every TLS listener serves. `SIGHUP` or `vmaild reload` reloads it without a restart."},
 	"smtp": {"SMTP policy", "Relay, size and sender policy of the SMTP listeners. Relaying needs a client in `mynetworks` or an authenticated session. " +
 		"An authenticated user sends only as its own address, its plus forms, the same local part in an alias domain, " +
 		"and what `vmaild sender` (or `ldap.attributes.sender_address`) grants; aliases and catch-alls grant nothing."},
@@ -58,6 +58,12 @@ var configSections = map[string]struct{ title, intro string }{
 		"(the format of postsrsd and Mail::SRS; postsrsd's secret file works as it is), so SPF passes at the next hop and bounces come back here. " +
 		"A bounce to such an address is delivered to the original sender after its hash and age are checked; " +
 		"a forged or expired one is refused at RCPT with `550 5.7.1`. The MX of `srs.domain` must be this server."},
+	"control": {"Control channel", "The unix socket on which `vmaild serve` answers the admin commands while it runs " +
+		"(`vmaild queue …`, `auth-cache flush`, `reload`, `status`); without a running server they work on the files. " +
+		"The socket's file mode is its access control; each change is logged with the caller's uid (SO_PEERCRED)."},
+	"autoconfig": {"Client autoconfiguration", "Thunderbird autoconfig, Outlook autodiscover (POX) and an Apple `.mobileconfig` for every hosted domain " +
+		"(other domains: 404), announcing the enabled imaps, imap, pop3s, pop3, submissions and submission listeners " +
+		"(implicit TLS first) with the full address as login. See the README for the DNS names and the RFC 6186 SRV records."},
 	"client_networks": {"Client networks", "How client addresses are grouped wherever clients are counted or limited: " +
 		"one IPv4 address, and one IPv6 /64, since a host or a customer line is usually handed a whole /64."},
 	"login": {"Login service", "One login service checks every password (SMTP AUTH, IMAP, POP3). " +

@@ -102,7 +102,7 @@ func TestConfigLoad(t *testing.T) {
 		{name: "empty number in the environment", env: map[string]string{"VMAILD_QUEUE_PORT": ""},
 			problems: []string{`queue.port: "": expected a whole number (from VMAILD_QUEUE_PORT (set, empty))`}},
 		{name: "a listener given an address", yaml: "listen:\n  smtp: \"127.0.0.1:25\"\n",
-			problems: []string{`listen.smtp: expected a mapping with address, insecure_auth (like smtp: {address: …}), not "127.0.0.1:25"`},
+			problems: []string{`listen.smtp: expected a mapping with address, insecure_auth`, `(like smtp: {address: …}), not "127.0.0.1:25"`},
 			absent:   []string{"unknown key", "listen.smtp.insecure_auth", "listen.smtp.address"}},
 		{name: "a section given a number", yaml: "smtp: 5\n",
 			problems: []string{"smtp: expected a mapping with check_header_from, max_message_bytes"}},

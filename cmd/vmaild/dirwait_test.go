@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -11,8 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmaild/vmaild/internal/loadburst"
 	"github.com/vmaild/vmaild/internal/testsrv"
-	"github.com/vmaild/vmaild/userdb/password"
+	"github.com/vmaild/vmaild/internal/testusers"
 )
 
 // The directory timeout the daemon runs with in these tests, and the bound
@@ -31,11 +33,8 @@ const (
 // 451 4.3.0 within ldap.timeout + 1 s. After SIGCONT the same users log in.
 func TestServeDirectoryHung(t *testing.T) {
 	sl := testsrv.StartSlapd(t)
-	users := make([]string, dirBurst+1)
-	for i := range users {
-		users[i] = fmt.Sprintf("burst%03d@example.com", i)
-	}
-	sl.Load(t, usersLDIF(t, users))
+	users := testusers.Burst(dirBurst + 1)
+	sl.Load(t, testusers.LDIF(t, users))
 	d := newDaemon(t, fmt.Sprintf(`userdb:
   accounts: ldap
 sql:
@@ -54,15 +53,7 @@ ldap:
 		t.Fatalf("login before the outage: %q, %v", reply, err)
 	}
 
-	sl.Pause()
-	resumed := false
-	resume := func() {
-		if !resumed {
-			resumed = true
-			sl.Resume()
-		}
-	}
-	t.Cleanup(resume)
+	resume := loadburst.Outage(t, sl.Pause, sl.Resume)
 
 	// Connections and TLS first, so that only the directory's part is
 	// timed; then every command goes out at the same moment.
@@ -88,24 +79,14 @@ ldap:
 	}()
 	check := func(what string, conns []*lineConn, command func(i int) string, tag, want string, bound time.Duration) {
 		t.Helper()
-		replies := make([]string, len(conns))
-		errs := make([]error, len(conns))
-		took := make([]time.Duration, len(conns))
-		forEach(len(conns), func(i int) {
-			t0 := time.Now()
-			replies[i], errs[i] = conns[i].command(command(i), tag)
-			took[i] = time.Since(t0)
+		res := loadburst.Run(cold, func(_ context.Context, i int) error {
+			r, err := conns[i].command(command(i), tag)
+			if err != nil || !strings.HasPrefix(r, want) {
+				return fmt.Errorf("%q, %v; want %s…", r, err, want)
+			}
+			return nil
 		})
-		var slowest time.Duration
-		for i, r := range replies {
-			slowest = max(slowest, took[i])
-			if errs[i] != nil || !strings.HasPrefix(r, want) {
-				t.Errorf("%s %s: %q, %v; want %s…", what, cold[i], r, errs[i], want)
-			}
-			if took[i] > bound {
-				t.Errorf("%s %s: answered after %v, bound %v", what, cold[i], took[i].Round(time.Millisecond), bound)
-			}
-		}
+		slowest := loadburst.Check(t, what, res, bound, loadburst.NoError)
 		t.Logf("%d concurrent %ss with slapd frozen: slowest answer %v", len(conns), what, slowest.Round(time.Millisecond))
 	}
 	check("login", logins, func(i int) string { return loginCommand(cold[i]) }, "b ", "b NO [UNAVAILABLE]", dirBound)
@@ -119,26 +100,6 @@ ldap:
 			t.Errorf("login %s after SIGCONT: %q, %v", cold[i], reply, err)
 		}
 	})
-}
-
-func burstPassword(addr string) string { return "pw-" + addr }
-
-// usersLDIF is a directory of the given accounts in the shape of
-// ldif/example.ldif, each with its burstPassword.
-func usersLDIF(t *testing.T, users []string) string {
-	t.Helper()
-	var b strings.Builder
-	b.WriteString("dn: dc=example,dc=com\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n")
-	b.WriteString("dn: ou=people,dc=example,dc=com\nobjectClass: organizationalUnit\nou: people\n\n")
-	for _, u := range users {
-		h, err := password.Hash("SSHA", burstPassword(u))
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(&b, "dn: uid=%s,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: %s\ncn: %s\nsn: %s\nmail: %s\nuserPassword: %s\n\n",
-			u, u, u, u, u, h)
-	}
-	return b.String()
 }
 
 // forEach runs f(0..n-1) concurrently and waits for all.
@@ -250,7 +211,7 @@ func imapLogin(addr string, n int, user string) (string, error) {
 }
 
 func loginCommand(user string) string {
-	return fmt.Sprintf("b LOGIN %q %q", user, burstPassword(user))
+	return fmt.Sprintf("b LOGIN %q %q", user, testusers.Password(user))
 }
 
 // smtpMailFrom opens a transaction from client n on the MTA port, ready

@@ -607,6 +607,15 @@ func TestServeDropsPrivileges(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^Uid:\s+` + nobody.Uid + `\s+` + nobody.Uid).Match(status) {
 		t.Fatalf("vmaild runs as %s, want uid %s", regexp.MustCompile(`(?m)^Uid:.*$`).Find(status), nobody.Uid)
 	}
+	// The control socket is the unprivileged user's, 0600; root reaches it.
+	if fi, err := os.Lstat(filepath.Join(data, "control.sock")); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != 0o600 || fi.Sys().(*syscall.Stat_t).Uid != uint32(uid) {
+		t.Errorf("control socket: mode %v, owner %d; want 0600 owned by uid %d", fi.Mode(), fi.Sys().(*syscall.Stat_t).Uid, uid)
+	}
+	if out := d.cli("", "status"); !strings.Contains(out, "imap") {
+		t.Errorf("status as root: %s", out)
+	}
 	d.stop()
 }
 

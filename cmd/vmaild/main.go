@@ -79,6 +79,7 @@ func newRoot(a *app) *cobra.Command {
 	}
 	root.PersistentFlags().StringVarP(&a.configPath, "config", "c", "", "YAML configuration file (default: $VMAILD_CONFIG, else "+systemConfigPath+", else built-in defaults)")
 	addConfigFlags(root.PersistentFlags())
+	root.AddCommand(a.controlCommands()...)
 	root.AddCommand(
 		a.serveCommand(),
 		a.configCommand(),

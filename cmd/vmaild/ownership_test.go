@@ -147,5 +147,35 @@ func testOwnership(t *testing.T, name string, backend func(testing.TB) string) {
 		t.Errorf("the sender has %d messages, want only the first bounce", n)
 	}
 	t.Logf("carol failed %d times before her copy was written", failures())
+
+	// (c) dave is an account and also an alias to himself and archive
+	// ("keep a copy"); crew reaches dave (so archive) and carol. dave's
+	// store fails a few times: his retries go to his mailbox alone, so
+	// archive has one copy, not one more per retry.
+	for _, u := range []string{"dave", "archive"} {
+		d.cli("secret\n", "user", "add", u+"@example.com", "--password-stdin")
+	}
+	d.cli("", "alias", "add", "dave@example.com", "dave@example.com", "archive@example.com")
+	d.cli("", "alias", "add", "crew@example.com", "dave@example.com", "carol@example.com")
+	daveBlocker := filepath.Join(data, "mail", "example.com", "dave")
+	if err := os.WriteFile(daveBlocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := strings.Count(d.out.String(), "local delivery failed")
+	crew := "From: sender@example.com\r\nTo: crew@example.com\r\nSubject: crew\r\n\r\nHello crew\r\n"
+	if err := sendMail(t, d.addr("smtp"), nil, "sender@example.com", []string{"crew@example.com"}, crew); err != nil {
+		t.Fatalf("to crew: %v", err)
+	}
+	waitFor(t, d, "three failures for dave", func() bool { return strings.Count(d.out.String(), "local delivery failed") >= before+3 })
+	if err := os.Remove(daveBlocker); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, d, "dave's copy", func() bool { return len(mailboxFiles(t, data, "dave")) > 0 })
+	waitFor(t, d, "an empty queue", func() bool { return queued(t, data) == 0 })
+	for local, want := range map[string]int{"dave": 1, "archive": 1, "carol": 2, "alice": 2, "sender": 1} {
+		if n := len(mailboxFiles(t, data, local)); n != want {
+			t.Errorf("%s has %d messages, want %d", local, n, want)
+		}
+	}
 	d.stop()
 }

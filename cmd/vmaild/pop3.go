@@ -61,29 +61,26 @@ type maildrop struct {
 
 func (m *maildrop) Account() string { return m.address }
 
-// Messages snapshots INBOX. POP3 needs each message's size with CRLF line
-// endings, which is read from the file once per session.
+// Messages snapshots INBOX. The POP3 sizes (CRLF form) come from the
+// store, which knows them from the file names or its index and reads a
+// message only the first time it lacks both.
 func (m *maildrop) Messages(ctx context.Context) ([]pop3.Message, error) {
 	m.msgs = m.folder.Messages()
+	sizes, err := m.folder.VirtualSizes(ctx)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	ids, err := m.folder.UniqueIDs(ctx)
+	if err != nil {
+		return nil, storeErr(err)
+	}
 	m.uids = make(map[string]uint32, len(m.msgs))
 	out := make([]pop3.Message, 0, len(m.msgs))
-	for _, msg := range m.msgs {
-		uid, err := m.folder.UniqueID(ctx, msg.UID)
-		if err != nil {
-			return nil, storeErr(err)
-		}
-		uid = strconv.FormatUint(uint64(m.folder.UIDValidity()), 10) + "." + strconv.FormatUint(uint64(msg.UID), 10) + "." + uid
-		r, err := m.folder.Open(ctx, msg.UID)
-		if err != nil {
-			return nil, storeErr(err)
-		}
-		size, err := pop3.Size(r)
-		r.Close()
-		if err != nil {
-			return nil, storeErr(err)
-		}
+	validity := strconv.FormatUint(uint64(m.folder.UIDValidity()), 10) + "."
+	for i, msg := range m.msgs {
+		uid := validity + strconv.FormatUint(uint64(msg.UID), 10) + "." + ids[i]
 		m.uids[uid] = msg.UID
-		out = append(out, pop3.Message{UID: uid, Size: size})
+		out = append(out, pop3.Message{UID: uid, Size: sizes[i]})
 	}
 	return out, nil
 }

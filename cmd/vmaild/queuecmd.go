@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,21 +22,39 @@ import (
 // or else an admin command. Listing never needs ownership (queue.Inspect
 // reads the files as they are); changing the queue does, because two
 // processes changing one spool could deliver a message twice or deliver
-// one an admin deleted.
+// one an admin deleted. So while serve runs, every queue command asks it
+// over the control socket (control.go); without it, the command owns the
+// spool for the time it runs.
 
 func (a *app) queueCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "queue", Short: "List, show, flush and delete outbound messages"}
+	cmd := &cobra.Command{Use: "queue", Short: "List, show, flush, retry, hold, release and delete outbound messages"}
+	var asJSON bool
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List queued messages and the state of their recipients (also while serve runs)",
+		Short: "List queued messages and the state of their recipients",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			items, err := a.inspectQueue(cmd.Context())
+			var items []queue.Item
+			ran, err := a.callDaemon(cmd.Context(), opQueueList, nil, &items)
+			if !ran {
+				items, err = a.inspectQueue(cmd.Context())
+			} else if err != nil {
+				return fmt.Errorf("queue list: %w", err)
+			}
+			if asJSON {
+				if items == nil {
+					items = []queue.Item{}
+				}
+				if jerr := printJSON(cmd.OutOrStdout(), items); jerr != nil {
+					return jerr
+				}
+				return err
+			}
 			w := table(cmd.OutOrStdout())
 			fmt.Fprintln(w, "ID\tSIZE\tQUEUED\tFROM\tRECIPIENTS\tNEXT ATTEMPT")
 			for _, it := range items {
 				fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\n", it.ID, it.Size, it.Created.Format(time.RFC3339),
-					sender(it), recipientSummary(it), formatWhen(it.NextAttempt))
+					sender(it), recipientSummary(it), nextAttempt(it))
 			}
 			if ferr := w.Flush(); ferr != nil {
 				return ferr
@@ -49,52 +68,113 @@ func (a *app) queueCommand() *cobra.Command {
 		Short: "Show a queued message: envelope, each recipient's state and last reply, the message",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.showQueued(cmd.Context(), cmd.OutOrStdout(), args[0])
+			return a.showQueued(cmd.Context(), cmd.OutOrStdout(), args[0], asJSON)
 		},
 	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print a JSON list of the messages and their recipients")
+	show.Flags().BoolVar(&asJSON, "json", false, `print one JSON object: {"item": …, "message": base64}`)
 	var timeout time.Duration
 	flush := &cobra.Command{
 		Use:   "flush [ID]",
-		Short: "Attempt delivery of every pending recipient now (of one message, or all), in the foreground",
-		Long: "Runs the queue in this process, as `sendmail -q` does: every pending recipient\n" +
-			"(of message ID, or of every message) is attempted now, retry times ignored, and the\n" +
-			"command returns when each has been tried once; other messages that are due go out\n" +
-			"too, as the server would send them. It needs the spool to itself, so it\n" +
-			"refuses while `vmaild serve` runs; a running server retries by its own schedule.",
+		Short: "Attempt delivery of every pending recipient now (of one message, or all)",
+		Long: "With `vmaild serve` running, the server attempts every pending recipient (of message ID,\n" +
+			"or of every message not on hold) now, retry times ignored; the command returns at once.\n" +
+			"Without a server it runs the queue in this process, as `sendmail -q` does, and returns\n" +
+			"when each has been tried once; other messages that are due go out too.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := ""
 			if len(args) == 1 {
 				id = args[0]
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
-			defer cancel()
-			return a.flushQueue(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), id)
+			return a.retryQueued(cmd, timeout, opQueueFlush, id, "")
 		},
 	}
-	flush.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up waiting for the attempts after this long")
-	del := &cobra.Command{
-		Use:   "delete ID...",
-		Short: "Remove messages from the queue without bouncing them",
+	flush.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "without a server: give up waiting for the attempts after this long")
+	retry := &cobra.Command{
+		Use:   "retry ID [RECIPIENT]",
+		Short: "Attempt one message (or one of its recipients) now",
+		Long: "Makes the pending recipients of message ID (or only RECIPIENT, with the others\n" +
+			"at its domain: one SMTP transaction per domain) due now. A message on hold is\n" +
+			"refused: release it first. Without a server the attempt runs in this process.",
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rcpt := ""
+			if len(args) == 2 {
+				rcpt = args[1]
+			}
+			return a.retryQueued(cmd, timeout, opQueueRetry, args[0], rcpt)
+		},
+	}
+	retry.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "without a server: give up waiting for the attempt after this long")
+	hold := &cobra.Command{
+		Use:   "hold ID...",
+		Short: "Stop delivery attempts for messages until they are released (kept across restarts)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			q, err := a.ownQueue("delete", nil)
-			if err != nil {
-				return err
-			}
-			defer q.Shutdown(context.WithoutCancel(ctx))
-			for _, id := range args {
-				if err := q.Delete(ctx, id); err != nil {
-					return fmt.Errorf("queue delete: %w", err)
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", id)
-			}
-			return nil
+			return a.eachQueued(cmd, "hold", opQueueHold, "held", args, (*queue.Queue).Hold)
 		},
 	}
-	cmd.AddCommand(list, show, flush, del)
+	release := &cobra.Command{
+		Use:   "release ID...",
+		Short: "End the hold on messages: they are attempted at their planned times",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.eachQueued(cmd, "release", opQueueRelease, "released", args, (*queue.Queue).Unhold)
+		},
+	}
+	del := &cobra.Command{
+		Use:     "delete ID...",
+		Aliases: []string{"purge"},
+		Short:   "Remove messages from the queue without bouncing them",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.eachQueued(cmd, "delete", opQueueDelete, "deleted", args, (*queue.Queue).Delete)
+		},
+	}
+	cmd.AddCommand(list, show, flush, retry, hold, release, del)
 	return cmd
+}
+
+// eachQueued applies one change to each id: through the running server, or
+// on the spool when none runs.
+func (a *app) eachQueued(cmd *cobra.Command, what, op, done string, ids []string, change func(*queue.Queue, context.Context, string) error) error {
+	ctx := cmd.Context()
+	var q *queue.Queue
+	for _, id := range ids {
+		ran, err := a.callDaemon(ctx, op, queueRequest{ID: id}, nil)
+		if !ran {
+			if q == nil {
+				if q, err = a.ownQueue(what, nil); err != nil {
+					return err
+				}
+				defer q.Shutdown(context.WithoutCancel(ctx))
+			}
+			err = change(q, ctx, id)
+		}
+		if err != nil {
+			return fmt.Errorf("queue %s: %w", what, err)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", done, id)
+	}
+	return nil
+}
+
+// retryQueued makes recipients due: the running server attempts them on
+// its own; without one they are attempted here, in the foreground.
+func (a *app) retryQueued(cmd *cobra.Command, timeout time.Duration, op, id, rcpt string) error {
+	what := strings.TrimPrefix(op, "queue.")
+	ran, err := a.callDaemon(cmd.Context(), op, queueRequest{ID: id, Rcpt: rcpt}, nil)
+	if ran {
+		if err != nil {
+			return fmt.Errorf("queue %s: %w", what, err)
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), "the server is attempting delivery now; `vmaild queue list` shows the outcome")
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+	defer cancel()
+	return a.flushQueue(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), what, id, rcpt)
 }
 
 // inspectQueue reads the spool without owning it. A spool that was never
@@ -115,17 +195,19 @@ func (a *app) ownQueue(what string, edit func(*queue.Config)) (*queue.Queue, err
 		Dir: c.Dir, Hostname: a.cfg.Hostname, Resolver: c.Resolver, Port: c.Port,
 		Workers: c.Workers, PerDomain: c.PerDomain, MaxAge: c.MaxAge,
 	}
-	if c.Smarthost.Address != "" {
-		qc.Smarthost = &queue.Smarthost{Addr: c.Smarthost.Address, Username: c.Smarthost.Username,
-			Password: c.Smarthost.Password, ImplicitTLS: c.Smarthost.ImplicitTLS}
+	sh, err := c.Smarthost.queueSmarthost()
+	if err != nil {
+		return nil, fmt.Errorf("queue %s: %w", what, err)
 	}
+	qc.Smarthost = sh
 	if edit != nil {
 		edit(&qc)
 	}
 	q, err := queue.New(qc)
 	if errors.Is(err, queue.ErrLocked) {
-		return nil, fmt.Errorf("queue %s: the spool %s is in use by a running `vmaild serve` (or another queue command); "+
-			"only its owner may change it: stop the server to %s, or let it retry on its own schedule", what, c.Dir, what)
+		return nil, fmt.Errorf("queue %s: the spool %s is in use by a running `vmaild serve` that does not answer on the control socket %s "+
+			"(still starting, or its control.socket differs from this configuration's), or by another queue command; "+
+			"only its owner may change it: try again, or point control.socket at the server's", what, c.Dir, a.cfg.Control.Socket)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("queue %s: %w", what, err)
@@ -133,9 +215,25 @@ func (a *app) ownQueue(what string, edit func(*queue.Config)) (*queue.Queue, err
 	return q, nil
 }
 
-func (a *app) showQueued(ctx context.Context, out io.Writer, id string) error {
-	// The envelope and state come from Inspect, which works whether or not
-	// the server runs; the message needs the spool's owner.
+func (a *app) showQueued(ctx context.Context, out io.Writer, id string, asJSON bool) error {
+	var live queueShowAnswer
+	ran, err := a.callDaemon(ctx, opQueueShow, queueRequest{ID: id}, &live)
+	if ran {
+		if err != nil {
+			return fmt.Errorf("queue show: %w", err)
+		}
+		if asJSON {
+			return printJSON(out, live)
+		}
+		if err := printQueued(out, &live.Item); err != nil {
+			return err
+		}
+		fmt.Fprintln(out)
+		_, err = out.Write(live.Message)
+		return err
+	}
+	// No server: the envelope and state come from Inspect, the message
+	// from owning the spool.
 	items, err := a.inspectQueue(ctx)
 	var it *queue.Item
 	for i := range items {
@@ -149,28 +247,22 @@ func (a *app) showQueued(ctx context.Context, out io.Writer, id string) error {
 		}
 		return fmt.Errorf("%w: %q", queue.ErrNotFound, id)
 	}
-	w := table(out)
-	fmt.Fprintf(w, "id:\t%s\n", it.ID)
-	fmt.Fprintf(w, "from:\t%s\n", sender(*it))
-	fmt.Fprintf(w, "queued:\t%s\n", it.Created.Format(time.RFC3339))
-	fmt.Fprintf(w, "size:\t%d bytes\n", it.Size)
-	if it.Bounce {
-		fmt.Fprintf(w, "bounce:\tyes (a delivery status notification)\n")
-	}
-	fmt.Fprintf(w, "next attempt:\t%s\n", formatWhen(it.NextAttempt))
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	w = table(out)
-	fmt.Fprintln(w, "RECIPIENT\tSTATE\tATTEMPTS\tLAST ATTEMPT\tNEXT ATTEMPT\tLAST REPLY")
-	for _, r := range it.Recipients {
-		next := "-"
-		if r.State == queue.Pending {
-			next = formatWhen(r.NextAttempt)
+	if asJSON {
+		// The message needs the spool's owner; without it, none.
+		ans := queueShowAnswer{Item: *it}
+		if q, err := a.ownQueue("show", nil); err == nil {
+			defer q.Shutdown(context.WithoutCancel(ctx))
+			if msg, err := q.Message(ctx, id); err == nil {
+				ans.Message, err = io.ReadAll(msg)
+				msg.Close()
+				if err != nil {
+					return fmt.Errorf("queue show: %w", err)
+				}
+			}
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", r.Addr, r.State, r.Attempts, formatWhen(r.LastAttempt), next, r.LastReply)
+		return printJSON(out, ans)
 	}
-	if err := w.Flush(); err != nil {
+	if err := printQueued(out, it); err != nil {
 		return err
 	}
 	q, err := a.ownQueue("show", nil)
@@ -189,10 +281,36 @@ func (a *app) showQueued(ctx context.Context, out io.Writer, id string) error {
 	return err
 }
 
+// printQueued prints an item's envelope and recipients.
+func printQueued(out io.Writer, it *queue.Item) error {
+	w := table(out)
+	fmt.Fprintf(w, "id:\t%s\n", it.ID)
+	fmt.Fprintf(w, "from:\t%s\n", sender(*it))
+	fmt.Fprintf(w, "queued:\t%s\n", it.Created.Format(time.RFC3339))
+	fmt.Fprintf(w, "size:\t%d bytes\n", it.Size)
+	if it.Bounce {
+		fmt.Fprintf(w, "bounce:\tyes (a delivery status notification)\n")
+	}
+	fmt.Fprintf(w, "next attempt:\t%s\n", nextAttempt(*it))
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	w = table(out)
+	fmt.Fprintln(w, "RECIPIENT\tSTATE\tATTEMPTS\tLAST ATTEMPT\tNEXT ATTEMPT\tLAST REPLY")
+	for _, r := range it.Recipients {
+		next := "-"
+		if r.State == queue.Pending {
+			next = formatWhen(r.NextAttempt)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", r.Addr, r.State, r.Attempts, formatWhen(r.LastAttempt), next, r.LastReply)
+	}
+	return w.Flush()
+}
+
 // flushQueue runs the queue in this process until every recipient pending
 // at the start (of id, or of every item) has been attempted once. Bounces
 // to local senders are delivered into the store, as the server does.
-func (a *app) flushQueue(ctx context.Context, out, logTo io.Writer, id string) error {
+func (a *app) flushQueue(ctx context.Context, out, logTo io.Writer, what, id, rcpt string) error {
 	dir, err := a.openDirectory(ctx)
 	if err != nil {
 		return err
@@ -204,7 +322,7 @@ func (a *app) flushQueue(ctx context.Context, out, logTo io.Writer, id string) e
 		Store:  &store.Store{Root: a.cfg.Store.Root, PathTemplate: a.cfg.Store.PathTemplate, Hostname: a.cfg.Hostname, Logger: log},
 		Logger: log,
 	}
-	q, err := a.ownQueue("flush", func(c *queue.Config) {
+	q, err := a.ownQueue(what, func(c *queue.Config) {
 		c.Logger = log
 		c.LocalDomain = func(domain string) bool {
 			ok, err := dir.users.IsLocalDomain(context.Background(), domain)
@@ -229,25 +347,32 @@ func (a *app) flushQueue(ctx context.Context, out, logTo io.Writer, id string) e
 	if id != "" {
 		it, err := q.Get(ctx, id)
 		if err != nil {
-			return fmt.Errorf("queue flush: %w", err)
+			return fmt.Errorf("queue %s: %w", what, err)
 		}
 		before = []queue.Item{it}
 	}
+	// Made due before the queue starts: a refusal (on hold, no such
+	// recipient) then leaves every message untouched.
 	start := time.Now()
+	if rcpt != "" {
+		err = q.Retry(ctx, id, rcpt)
+	} else {
+		err = q.Flush(ctx, id)
+	}
+	if err != nil {
+		return fmt.Errorf("queue %s: %w", what, err)
+	}
 	if err := q.Start(ctx); err != nil {
 		return err
-	}
-	if err := q.Flush(ctx, id); err != nil {
-		return fmt.Errorf("queue flush: %w", err)
 	}
 	// Flush makes every pending recipient due; it has been tried once its
 	// last attempt is newer than start (or it is no longer pending).
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	for !flushed(ctx, q, before, start) {
+	for !flushed(ctx, q, before, rcpt, start) {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("queue flush: still delivering: %w", ctx.Err())
+			return fmt.Errorf("queue %s: still delivering: %w", what, ctx.Err())
 		case <-tick.C:
 		}
 	}
@@ -267,17 +392,20 @@ func (a *app) flushQueue(ctx context.Context, out, logTo io.Writer, id string) e
 	return w.Flush()
 }
 
-func flushed(ctx context.Context, q *queue.Queue, items []queue.Item, start time.Time) bool {
+// flushed reports whether every recipient (or only rcpt, when not "")
+// pending at start has been attempted since. Items on hold are not
+// attempted and not waited for.
+func flushed(ctx context.Context, q *queue.Queue, items []queue.Item, rcpt string, start time.Time) bool {
 	if q.Stats().Running > 0 {
 		return false
 	}
 	for _, b := range items {
 		it, err := q.Get(ctx, b.ID)
-		if err != nil {
-			continue // finished and removed
+		if err != nil || it.Held {
+			continue // finished and removed, or held
 		}
 		for _, r := range it.Recipients {
-			if r.State == queue.Pending && r.LastAttempt.Before(start) {
+			if r.State == queue.Pending && r.LastAttempt.Before(start) && (rcpt == "" || r.Addr == rcpt) {
 				return false
 			}
 		}
@@ -307,9 +435,24 @@ func recipientSummary(it queue.Item) string {
 	return strings.Join(parts, ", ")
 }
 
+// nextAttempt is an item's next attempt, or "held".
+func nextAttempt(it queue.Item) string {
+	if it.Held {
+		return "held"
+	}
+	return formatWhen(it.NextAttempt)
+}
+
 func formatWhen(t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
 	return t.Format(time.RFC3339)
+}
+
+// printJSON writes v as indented JSON, for scripts.
+func printJSON(out io.Writer, v any) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

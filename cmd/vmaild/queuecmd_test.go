@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -123,7 +125,7 @@ func TestQueueCommands(t *testing.T) {
 			t.Fatalf("show while locked: %v", err)
 		}
 		wantLines(t, "show while locked", out, ids[1], "carol@remote.test", "message not shown", "running `vmaild serve`")
-		for _, args := range [][]string{{"delete", ids[2]}, {"flush"}, {"flush", ids[0]}} {
+		for _, args := range [][]string{{"delete", ids[2]}, {"flush"}, {"flush", ids[0]}, {"hold", ids[0]}, {"retry", ids[0]}} {
 			_, err := queueCLI(t, c, args...)
 			if err == nil {
 				t.Errorf("queue %s while the server holds the spool succeeded", strings.Join(args, " "))
@@ -135,6 +137,23 @@ func TestQueueCommands(t *testing.T) {
 			t.Errorf("the held queue has %d items, want 3", n)
 		}
 	})
+
+	// Hold and release work on the files too; the hold is in the spool.
+	out, err = queueCLI(t, c, "hold", ids[1])
+	if err != nil || !strings.Contains(out, "held "+ids[1]) {
+		t.Fatalf("hold: %v\n%s", err, out)
+	}
+	out, _ = queueCLI(t, c, "list")
+	wantLines(t, "list after hold", out, ids[1], "held")
+	if _, err := queueCLI(t, c, "retry", ids[1]); err == nil || !strings.Contains(err.Error(), "on hold") {
+		t.Errorf("retry of a held message: %v", err)
+	}
+	out, err = queueCLI(t, c, "release", ids[1])
+	if err != nil || !strings.Contains(out, "released "+ids[1]) {
+		t.Fatalf("release: %v\n%s", err, out)
+	}
+	out, _ = queueCLI(t, c, "list")
+	refuseLines(t, "list after release", out, "held")
 
 	// Deleting: gone without a bounce.
 	out, err = queueCLI(t, c, "delete", ids[2])
@@ -174,6 +193,24 @@ func TestQueueCommands(t *testing.T) {
 	wantLines(t, "show after flush", out, "later@remote.test", "451", "bob@remote.test", "delivered")
 	out, _ = queueCLI(t, c, "list")
 	wantLines(t, "list after flush", out, "1 queued")
+	// Retrying one recipient tries it and returns once it has.
+	attempts := func() string {
+		out, _ := queueCLI(t, c, "show", ids[0])
+		m := regexp.MustCompile(`later@remote.test\s+pending\s+(\d+)`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("later@ is not pending:\n%s", out)
+		}
+		return m[1]
+	}
+	before := attempts()
+	out, err = queueCLI(t, c, "retry", ids[0], "later@remote.test")
+	if err != nil {
+		t.Fatalf("retry of one recipient: %v", err)
+	}
+	wantLines(t, "retry one recipient", out, ids[0], "1 pending, 1 delivered")
+	if n, _ := strconv.Atoi(before); attempts() != strconv.Itoa(n+1) {
+		t.Errorf("later@ attempts went from %s to %s, want one more", before, attempts())
+	}
 	if _, err := queueCLI(t, c, "flush", "nosuchid"); err == nil || !strings.Contains(err.Error(), "no such item") {
 		t.Errorf("flush of an unknown id: %v", err)
 	}

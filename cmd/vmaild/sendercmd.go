@@ -22,88 +22,48 @@ func (a *app) senderCommand() *cobra.Command {
 			"accounts, in ldap.attributes.sender_address): receiving mail for an alias or a\n" +
 			"catch-all gives no right to send as it.",
 	}
-	add := &cobra.Command{
-		Use:   "add ADDRESS LOGIN...",
-		Short: "Let each LOGIN (an account) send as ADDRESS",
-		Args:  cobra.MinimumNArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			addr, _, err := userdb.MapKey(args[0])
+	add, del, list := a.pairCommands(pairMap{
+		source:    "ADDRESS",
+		target:    "LOGIN",
+		addShort:  "Let each LOGIN (an account) send as ADDRESS",
+		delShort:  "Take back one login's grant for ADDRESS, or every grant for it",
+		listShort: "List the grants, of one domain's addresses or all",
+		checkTarget: func(ctx context.Context, dir *directory, l string) (string, error) {
+			login, err := userdb.Canonical(l)
 			if err != nil {
-				return err
+				return "", fmt.Errorf("login %q: %w", l, err)
 			}
-			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
-				for _, l := range args[1:] {
-					login, err := userdb.Canonical(l)
-					if err != nil {
-						return fmt.Errorf("login %q: %w", l, err)
-					}
-					// A grant to a mistyped login would silently grant
-					// nothing, or later something to someone else.
-					if _, err := dir.users.Account(ctx, login); errors.Is(err, userdb.ErrNotFound) {
-						return fmt.Errorf("no account %s: add it first with `vmaild user add %s`", login, login)
-					} else if err != nil {
-						return err
-					}
-					if err := dir.senders.AddSender(ctx, addr, login); err != nil {
-						return err
-					}
-					fmt.Fprintf(cmd.OutOrStdout(), "%s may send as %s\n", login, addr)
-				}
-				return nil
-			})
+			// A grant to a mistyped login would silently grant nothing,
+			// or later something to someone else.
+			if _, err := dir.users.Account(ctx, login); errors.Is(err, userdb.ErrNotFound) {
+				return "", fmt.Errorf("no account %s: add it first with `vmaild user add %s`", login, login)
+			} else if err != nil {
+				return "", err
+			}
+			return login, nil
 		},
-	}
-	del := &cobra.Command{
-		Use:   "del ADDRESS [LOGIN]",
-		Short: "Take back one login's grant for ADDRESS, or every grant for it",
-		Args:  cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			addr, _, err := userdb.MapKey(args[0])
-			if err != nil {
-				return err
-			}
-			login := ""
-			if len(args) == 2 {
-				if login, err = userdb.Canonical(args[1]); err != nil {
-					return err
-				}
-			}
-			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
-				if err := dir.senders.DeleteSender(ctx, addr, login); err != nil {
-					return err
-				}
-				if login == "" {
-					fmt.Fprintf(cmd.OutOrStdout(), "every grant for %s deleted\n", addr)
-				} else {
-					fmt.Fprintf(cmd.OutOrStdout(), "%s may no longer send as %s\n", login, addr)
-				}
-				return nil
-			})
+		add: func(ctx context.Context, dir *directory, addr, login string) error {
+			return dir.senders.AddSender(ctx, addr, login)
 		},
-	}
-	list := &cobra.Command{
-		Use:   "list [DOMAIN]",
-		Short: "List the grants, of one domain's addresses or all",
-		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			domain, err := domainArg(args)
-			if err != nil {
-				return err
-			}
-			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
-				gs, err := dir.senders.ListSenders(ctx, domain)
-				if err != nil {
-					return err
-				}
-				w := table(cmd.OutOrStdout())
-				fmt.Fprintln(w, "ADDRESS\tLOGIN")
-				for _, g := range gs {
-					fmt.Fprintf(w, "%s\t%s\n", g.Address, g.Login)
-				}
-				return w.Flush()
-			})
+		del: func(ctx context.Context, dir *directory, addr, login string) error {
+			return dir.senders.DeleteSender(ctx, addr, login)
 		},
-	}
+		list: func(ctx context.Context, dir *directory, domain string) ([]pair, error) {
+			gs, err := dir.senders.ListSenders(ctx, domain)
+			ps := make([]pair, len(gs))
+			for i, g := range gs {
+				ps[i] = pair{g.Address, g.Login}
+			}
+			return ps, err
+		},
+		added: func(addr, login string) string { return fmt.Sprintf("%s may send as %s", login, addr) },
+		deleted: func(addr, login string) string {
+			if login == "" {
+				return fmt.Sprintf("every grant for %s deleted", addr)
+			}
+			return senderRevoked(addr, login)
+		},
+	})
 	check := &cobra.Command{
 		Use:   "check ACCOUNT ADDRESS",
 		Short: "Say whether ACCOUNT may send as ADDRESS, as submission decides it (exit 1 if not)",
@@ -144,7 +104,12 @@ func dropSenderGrants(ctx context.Context, out io.Writer, senders userdb.SenderA
 		if err := senders.DeleteSender(ctx, g.Address, login); err != nil && !errors.Is(err, userdb.ErrNotFound) {
 			return err
 		}
-		fmt.Fprintf(out, "%s may no longer send as %s\n", login, g.Address)
+		fmt.Fprintln(out, senderRevoked(g.Address, login))
 	}
 	return nil
+}
+
+// senderRevoked is the line that says login lost its grant for addr.
+func senderRevoked(addr, login string) string {
+	return fmt.Sprintf("%s may no longer send as %s", login, addr)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/vmaild/vmaild/backend/queue"
 	"github.com/vmaild/vmaild/backend/srs"
 	"github.com/vmaild/vmaild/backend/store"
+	"github.com/vmaild/vmaild/protocols/control"
 	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/imap"
 	"github.com/vmaild/vmaild/protocols/login"
@@ -38,14 +39,16 @@ func (a *app) serveCommand() *cobra.Command {
 		Short: "Run the mail server: every configured listener, the delivery agent and the queue",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.serve(cmd.Context(), cmd.OutOrStdout())
+			return a.serve(cmd.Context(), cmd.OutOrStdout(), rereader(cmd, args, a))
 		},
 	}
 }
 
-func newLogger(cfg LogConfig, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.Level))
+// newLogger logs at level, which it sets to cfg.Level; reload changes it.
+func newLogger(cfg LogConfig, w io.Writer, level *slog.LevelVar) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(cfg.Level))
+	level.Set(l)
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
@@ -74,14 +77,17 @@ type server struct {
 	// pop3Locks is shared by 110 and 995: one maildrop, one session.
 	pop3Locks *pop3.Locks
 
+	ctl *controlState // the control socket; nil until it is open
+
 	wg       sync.WaitGroup
 	bound    map[string]net.Listener
 	serveErr chan error
 }
 
-func (a *app) serve(ctx context.Context, out io.Writer) error {
+func (a *app) serve(ctx context.Context, out io.Writer, reread func() (Config, error)) error {
 	cfg := a.cfg
-	log := newLogger(cfg.Log, os.Stderr)
+	level := new(slog.LevelVar)
+	log := newLogger(cfg.Log, os.Stderr, level)
 	s := &server{cfg: cfg, log: log, bound: map[string]net.Listener{}, serveErr: make(chan error, 16), pop3Locks: &pop3.Locks{}}
 
 	// SIGHUP reloads the certificate; caught from the start, so a reload
@@ -94,6 +100,9 @@ func (a *app) serve(ctx context.Context, out io.Writer) error {
 	err := s.bindAll()
 	if err == nil {
 		err = s.bindMetrics()
+	}
+	if err == nil {
+		err = s.bindAutoconfig()
 	}
 	if err != nil {
 		s.closeListeners()
@@ -113,22 +122,28 @@ func (a *app) serve(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	defer s.dir.Close()
+	if err := s.startControl(level, reread); err != nil {
+		s.closeListeners()
+		s.queue.Shutdown(context.Background())
+		return err
+	}
 	s.startAll()
 	if ln, ok := s.bound["metrics"]; ok {
 		hs := s.serveMetrics(ln)
 		defer hs.Close()
 		log.Info("listening", "listener", "metrics", "address", ln.Addr().String())
 	}
+	if ln, ok := s.bound["autoconfig"]; ok {
+		hs := s.serveAutoconfig(ln)
+		defer hs.Close()
+	}
 	s.printHint(out)
 
 	for {
 		select {
 		case <-hup:
-			if err := s.certs.reload(); err != nil {
-				log.Error("certificate reload failed; keeping the old one", "err", err)
-			} else {
-				log.Info("certificate reloaded", "cert_file", s.certs.certFile)
-			}
+			// The same reload as `vmaild reload`; it logs what it did.
+			s.reload(control.Peer{UID: -1, GID: -1, PID: -1})
 			continue
 		case err := <-s.serveErr:
 			log.Error("listener failed", "err", err)
@@ -174,7 +189,11 @@ func (s *server) open(ctx context.Context, a *app) error {
 	if s.srs != nil {
 		s.agent.ForwardSender = s.forwardSender
 	}
-	s.queue, err = queue.New(s.queueConfig())
+	qc, err := s.queueConfig()
+	if err != nil {
+		return err
+	}
+	s.queue, err = queue.New(qc)
 	if err != nil {
 		return err
 	}
@@ -218,7 +237,7 @@ func (s *server) loginConfig() login.Config {
 	return c
 }
 
-func (s *server) queueConfig() queue.Config {
+func (s *server) queueConfig() (queue.Config, error) {
 	c := s.cfg.Queue
 	qc := queue.Config{
 		Dir: c.Dir, Hostname: s.cfg.Hostname, Resolver: c.Resolver, Port: c.Port,
@@ -234,27 +253,30 @@ func (s *server) queueConfig() queue.Config {
 	if s.srs != nil {
 		qc.BounceTo = s.bounceTo
 	}
-	if c.Smarthost.Address != "" {
-		qc.Smarthost = &queue.Smarthost{Addr: c.Smarthost.Address, Username: c.Smarthost.Username,
-			Password: c.Smarthost.Password, ImplicitTLS: c.Smarthost.ImplicitTLS}
-	}
-	return qc
+	sh, err := c.Smarthost.queueSmarthost()
+	qc.Smarthost = sh
+	return qc, err
 }
 
 // queueLocal is the queue's hook for local recipients (bounces to our
-// users, destinations retried after a temporary failure): each recipient's
-// outcome reaches the queue on its own, as the reply the SMTP layer would
-// give, so it is retried, bounced or done by itself.
-func queueLocal(agent *delivery.LocalAgent) func(ctx context.Context, from string, rcpts []string, msg []byte) error {
-	return func(ctx context.Context, from string, rcpts []string, msg []byte) error {
-		outs := agent.Redeliver(ctx, queue.ItemID(ctx), from, rcpts, msg)
+// users, destinations retried after a temporary failure), each with the
+// final mark the agent spooled it with: each recipient's outcome reaches
+// the queue on its own, as the reply the SMTP layer would give, so it is
+// retried, bounced or done by itself.
+func queueLocal(agent *delivery.LocalAgent) func(ctx context.Context, from string, rcpts []queue.Recipient, msg []byte) error {
+	return func(ctx context.Context, from string, rcpts []queue.Recipient, msg []byte) error {
+		rs := make([]delivery.Recipient, len(rcpts))
+		for i, r := range rcpts {
+			rs[i] = delivery.Recipient{Address: r.Addr, Final: r.Final}
+		}
+		outs := agent.Redeliver(ctx, queue.ItemID(ctx), from, rs, msg)
 		errs := make(queue.RecipientErrors, len(rcpts))
 		for i, r := range rcpts {
-			errs[r] = nil
+			errs[r.Addr] = nil
 			if i >= len(outs) {
-				errs[r] = smtp.Reply(delivery.Temp(delivery.StoreFailed))
+				errs[r.Addr] = smtp.Reply(delivery.Temp(delivery.StoreFailed))
 			} else if outs[i].Failed() {
-				errs[r] = smtp.Reply(outs[i])
+				errs[r.Addr] = smtp.Reply(outs[i])
 			}
 		}
 		return errs
@@ -458,6 +480,7 @@ func isClosed(err error) bool {
 func (s *server) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	s.stopControl()
 	if err := s.gate.Shutdown(ctx); err != nil && !errors.Is(err, gate.ErrClosed) {
 		s.log.Warn("listener shutdown", "err", err)
 	}

@@ -7,6 +7,7 @@
 package testsrv
 
 import (
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -36,9 +37,25 @@ func RequireBinary(t testing.TB, name string) string {
 	return ""
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that was free a moment ago, for a
+// server the test starts later. It is drawn at random below the kernel's
+// ephemeral range (ip_local_port_range), which the kernel's own :0 picks
+// come from: a port from there, freed again, can be taken meanwhile by the
+// local end of any outgoing connection on the machine (a parallel test's
+// client), and the server then fails to bind. Below that range only
+// another FreePort caller could take it, and random draws make that rare.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	const lo, hi = 20000, 32000 // below Linux's default 32768–60999
+	for range 200 {
+		port := lo + rand.IntN(hi-lo)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("free port: %v", err)

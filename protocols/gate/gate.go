@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -334,4 +336,57 @@ func (g *Gate) closeConns() {
 	for _, c := range conns {
 		c.closeSocket()
 	}
+}
+
+// ListenerStatus is one listener as Status reports it.
+type ListenerStatus struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	// Connections are the admitted connections open now, Authenticated
+	// those among them whose client logged in.
+	Connections   int `json:"connections"`
+	Authenticated int `json:"authenticated"`
+}
+
+// Status is a snapshot of the gate for an admin: each listener with its
+// open connections, sorted by name, and the gate's totals.
+type Status struct {
+	Listeners       []ListenerStatus `json:"listeners"`
+	Connections     int              `json:"connections"`
+	Unauthenticated int              `json:"unauthenticated"`
+	Closing         bool             `json:"closing"`
+}
+
+// Status reports the listeners and their connections.
+func (g *Gate) Status() Status {
+	g.init()
+	g.mu.Lock()
+	st := Status{Connections: len(g.conns), Unauthenticated: g.unauth, Closing: g.closing}
+	byName := make(map[string]*ListenerStatus, len(g.listeners))
+	for l := range g.listeners {
+		st.Listeners = append(st.Listeners, ListenerStatus{Name: l.svc.Name, Address: l.Addr().String()})
+	}
+	conns := make([]*Conn, 0, len(g.conns))
+	for c := range g.conns {
+		conns = append(conns, c)
+	}
+	g.mu.Unlock()
+	slices.SortFunc(st.Listeners, func(a, b ListenerStatus) int { return strings.Compare(a.Name, b.Name) })
+	for i := range st.Listeners {
+		byName[st.Listeners[i].Name] = &st.Listeners[i]
+	}
+	// A Conn's lock is taken without the gate's, as everywhere else.
+	for _, c := range conns {
+		ls := byName[c.svc.Name]
+		if ls == nil {
+			continue // its listener was closed
+		}
+		ls.Connections++
+		c.mu.Lock()
+		if c.authed {
+			ls.Authenticated++
+		}
+		c.mu.Unlock()
+	}
+	return st
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -15,10 +14,10 @@ import (
 	"time"
 
 	"github.com/vmaild/vmaild/internal/heapwatch"
+	"github.com/vmaild/vmaild/internal/testusers"
 	"github.com/vmaild/vmaild/protocols/login"
 	"github.com/vmaild/vmaild/userdb"
 	"github.com/vmaild/vmaild/userdb/password"
-	sqldir "github.com/vmaild/vmaild/userdb/sql"
 )
 
 // sqliteUsers is a real directory as `vmaild serve` builds it, SQLite
@@ -26,31 +25,15 @@ import (
 // are hashed in the default scheme (Argon2id, 19 MiB).
 func sqliteUsers(t *testing.T) (*userdb.Users, *userdb.Cache) {
 	t.Helper()
-	ctx := context.Background()
-	db, err := sqldir.Open(ctx, sqldir.Config{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "vmaild.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.AddDomain(ctx, userdb.Domain{Name: "example.org", Active: true}); err != nil {
+	db := testusers.SQLite(t)
+	if err := db.AddDomain(context.Background(), userdb.Domain{Name: "example.org", Active: true}); err != nil {
 		t.Fatal(err)
 	}
 	accounts := map[string]string{testUser: testPass}
 	for i := 1; i <= 6; i++ {
 		accounts[fmt.Sprintf("u%d@example.org", i)] = fmt.Sprintf("pw-%d", i)
 	}
-	for addr, pw := range accounts {
-		h, err := password.Hash(password.DefaultScheme, pw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := db.AddAccount(ctx, userdb.Account{Address: addr, Active: true}, h); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testusers.AddAccounts(t, db, password.DefaultScheme, accounts)
 	cache := userdb.NewCache(db, db, userdb.CacheConfig{})
 	return &userdb.Users{Accounts: cache.Accounts(), Domains: cache.Domains()}, cache
 }

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"testing"
 
+	"github.com/vmaild/vmaild/internal/testusers"
 	"github.com/vmaild/vmaild/userdb"
 	"github.com/vmaild/vmaild/userdb/password"
 	sqldir "github.com/vmaild/vmaild/userdb/sql"
@@ -20,32 +20,20 @@ type directory struct {
 	db    *sqldir.DB
 }
 
-// newDirectory makes accounts user0@example.org … with password
-// "pw-<address>", hashed in scheme.
+// newDirectory makes accounts user0@example.org … with the password
+// testusers.Password gives them, hashed in scheme.
 func newDirectory(t testing.TB, scheme string, accounts int) *directory {
 	t.Helper()
-	ctx := context.Background()
-	db, err := sqldir.Open(ctx, sqldir.Config{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "vmaild.db")})
-	if err != nil {
+	db := testusers.SQLite(t)
+	if err := db.AddDomain(context.Background(), userdb.Domain{Name: "example.org", Active: true}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.AddDomain(ctx, userdb.Domain{Name: "example.org", Active: true}); err != nil {
-		t.Fatal(err)
-	}
+	addrs := make(map[string]string, accounts)
 	for i := range accounts {
-		a := userdb.Account{Address: fmt.Sprintf("user%d@example.org", i), Active: true}
-		h, err := password.Hash(scheme, "pw-"+a.Address)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := db.AddAccount(ctx, a, h); err != nil {
-			t.Fatal(err)
-		}
+		a := fmt.Sprintf("user%d@example.org", i)
+		addrs[a] = testusers.Password(a)
 	}
+	testusers.AddAccounts(t, db, scheme, addrs)
 	cache := userdb.NewCache(db, db, userdb.CacheConfig{})
 	return &directory{db: db, cache: cache, users: &userdb.Users{Accounts: cache.Accounts(), Domains: cache.Domains(), DefaultDomain: "example.org"}}
 }

@@ -3,7 +3,9 @@
 // (RFC 2595) and AUTH with SASL PLAIN/LOGIN (RFC 5034). No chosen library
 // exists for POP3, so this one is small and exact.
 //
-// The package knows the wire and nothing about storage: a Backend checks a
+// The package knows the wire and nothing about storage (it borrows only the
+// store's CRLF normaliser, so that a size the store records is the size
+// RETR sends): a Backend checks a
 // login and hands back a Maildrop, a stable snapshot of one account's
 // messages. Deletions are collected during the session and handed to the
 // Maildrop only in the UPDATE state, after QUIT; a connection that drops or
@@ -66,10 +68,10 @@ type Message struct {
 	UID string
 	// Size is the message's size as RETR sends it before dot-stuffing: with
 	// every line ending in CRLF and a final CRLF added when the content
-	// lacks one (see Size). A store that keeps Dovecot's ,W= in the file
-	// name can use it for mail received over SMTP; otherwise compute it once
-	// with Size at delivery and cache it, so STAT and LIST never read
-	// message bodies.
+	// lacks one (see Size). vmaild's store knows it without reading the
+	// message (Dovecot's ,W= in the file name, or its index: see
+	// store.Folder.VirtualSizes), so STAT and LIST never read message
+	// bodies.
 	Size int64
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,10 +14,10 @@ import (
 	gosasl "github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/vmaild/vmaild/internal/testusers"
 	"github.com/vmaild/vmaild/protocols/login"
 	"github.com/vmaild/vmaild/protocols/login/logintest"
 	"github.com/vmaild/vmaild/userdb"
-	sqldir "github.com/vmaild/vmaild/userdb/sql"
 )
 
 func TestSubmissionNeedsTLSAndAuth(t *testing.T) {
@@ -296,19 +295,13 @@ func (l *lockedBuffer) String() string {
 func senderDirectory(t *testing.T) *userdb.Users {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqldir.Open(ctx, sqldir.Config{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "vmaild.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := testusers.SQLite(t)
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err = db.Migrate(ctx)
-	must(err)
 	must(db.AddDomain(ctx, userdb.Domain{Name: "example.org", Active: true, CatchAll: "bob@example.org"}))
 	must(db.AddDomain(ctx, userdb.Domain{Name: "example.net", Active: true, AliasFor: "example.org"}))
 	for _, a := range []string{"alice", "bob"} {

@@ -11,7 +11,6 @@ import (
 	goldap "github.com/go-ldap/ldap/v3"
 
 	"github.com/vmaild/vmaild/userdb"
-	"github.com/vmaild/vmaild/userdb/ldif"
 )
 
 // listPageSize is the paged-results page size of ListAccounts, below
@@ -355,46 +354,6 @@ func (s *Source) ListAccounts(ctx context.Context, domain string) ([]userdb.Acco
 	}
 	slices.SortFunc(out, func(x, y userdb.Account) int { return strings.Compare(x.Address, y.Address) })
 	return out, nil
-}
-
-// ImportEntry writes one LDIF entry as it is: added when its DN is new,
-// otherwise every attribute it names is replaced with its values (what
-// `vmaild ldif import` does for an LDAP account backend, so importing the
-// same file twice changes nothing). Entries must come parent first.
-func (s *Source) ImportEntry(ctx context.Context, e ldif.Entry) (created bool, err error) {
-	if len(e.Attrs) == 0 {
-		return false, fmt.Errorf("ldap import %q (line %d): entry has no attributes", e.DN, e.Line)
-	}
-	add := goldap.NewAddRequest(e.DN, nil)
-	for _, a := range e.Attrs {
-		add.Attribute(a.Name, a.Values)
-	}
-	op := fmt.Sprintf("ldap import %q (line %d)", e.DN, e.Line)
-	err = s.do(ctx, s.search, "ldap import", func(c *goldap.Conn) error { return c.Add(add) })
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, userdb.ErrUnavailable):
-		return false, err
-	case goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject):
-		return false, fmt.Errorf("%s: parent entry missing (entries must come parent first): %w", op, err)
-	case !goldap.IsErrorWithCode(err, goldap.LDAPResultEntryAlreadyExists):
-		// slapd checks the schema before existence: an entry that only
-		// updates some attributes fails as an add but exists.
-		exists, existsErr := s.exists(ctx, e.DN)
-		if existsErr != nil {
-			return false, classify(op, existsErr)
-		}
-		if !exists {
-			return false, classify(op, err)
-		}
-	}
-	mod := goldap.NewModifyRequest(e.DN, nil)
-	for _, a := range e.Attrs {
-		mod.Replace(a.Name, a.Values)
-	}
-	err = s.do(ctx, s.search, "ldap import", func(c *goldap.Conn) error { return c.Modify(mod) })
-	return false, classify(op, err)
 }
 
 // exists reports whether an entry with exactly this DN exists.

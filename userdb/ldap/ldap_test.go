@@ -722,14 +722,17 @@ func TestImportExampleTwice(t *testing.T) {
 		}
 		entries = append(entries, es...)
 	}
-	for pass, wantCreated := range []bool{true, false} {
+	for pass, want := range []ImportResult{Created, Unchanged} {
 		for _, e := range entries {
-			created, err := src.ImportEntry(ctx, e)
-			if err != nil {
-				t.Fatalf("pass %d: ImportEntry(%s): %v", pass+1, e.DN, err)
-			}
-			if created != wantCreated {
-				t.Errorf("pass %d: ImportEntry(%s) created = %v, want %v", pass+1, e.DN, created, wantCreated)
+			// A dry run reports what the real pass then does.
+			for _, dry := range []bool{true, false} {
+				got, err := src.ImportEntry(ctx, e, dry)
+				if err != nil {
+					t.Fatalf("pass %d: ImportEntry(%s, dry run %v): %v", pass+1, e.DN, dry, err)
+				}
+				if got != want {
+					t.Errorf("pass %d: ImportEntry(%s, dry run %v) = %v, want %v", pass+1, e.DN, dry, got, want)
+				}
 			}
 		}
 	}
@@ -745,8 +748,8 @@ func TestImportExampleTwice(t *testing.T) {
 	// An import changes what differs.
 	changed := entries[2]
 	changed.Attrs = []ldif.Attr{{Name: "cn", Values: []string{"Alice Pleasance Liddell"}}}
-	if created, err := src.ImportEntry(ctx, changed); err != nil || created {
-		t.Fatalf("ImportEntry(changed) = %v, %v", created, err)
+	if got, err := src.ImportEntry(ctx, changed, false); err != nil || got != Updated {
+		t.Fatalf("ImportEntry(changed) = %v, %v", got, err)
 	}
 	if a, _ := src.LookupAccount(ctx, "alice@example.com"); a == nil || a.Name != "Alice Pleasance Liddell" {
 		t.Errorf("after import of a changed cn: %+v", a)
@@ -754,13 +757,46 @@ func TestImportExampleTwice(t *testing.T) {
 
 	orphan := ldif.Entry{DN: "uid=x,ou=nowhere,dc=example,dc=com", Line: 7,
 		Attrs: []ldif.Attr{{Name: "objectClass", Values: []string{"inetOrgPerson"}}, {Name: "uid", Values: []string{"x"}}, {Name: "cn", Values: []string{"x"}}, {Name: "sn", Values: []string{"x"}}}}
-	if _, err := src.ImportEntry(ctx, orphan); err == nil || !strings.Contains(err.Error(), "parent") || !strings.Contains(err.Error(), "line 7") {
+	if _, err := src.ImportEntry(ctx, orphan, false); err == nil || !strings.Contains(err.Error(), "parent") || !strings.Contains(err.Error(), "line 7") {
 		t.Errorf("ImportEntry(orphan) = %v, want a parent-missing error naming the line", err)
 	}
 	bad := ldif.Entry{DN: "uid=y,ou=people,dc=example,dc=com", Line: 9,
 		Attrs: []ldif.Attr{{Name: "objectClass", Values: []string{"inetOrgPerson"}}, {Name: "uid", Values: []string{"y"}}}}
-	if _, err := src.ImportEntry(ctx, bad); err == nil || userdb.Temporary(err) {
+	if _, err := src.ImportEntry(ctx, bad, false); err == nil || userdb.Temporary(err) {
 		t.Errorf("ImportEntry(schema violation) = %v, want a permanent error", err)
+	}
+}
+
+// TestReadSchema: the subschema names what slapd knows, so an import can
+// strip a foreign schema's attributes instead of having the entry refused.
+func TestReadSchema(t *testing.T) {
+	src := newSource(t, testsrv.StartSlapd(t), nil)
+	sc, err := src.ReadSchema(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		got  bool
+		want bool
+	}{
+		{"attribute mail", sc.HasAttribute("mail"), true},
+		{"attribute commonName (second NAME)", sc.HasAttribute("commonName"), true},
+		{"attribute cn;lang-de", sc.HasAttribute("cn;lang-de"), true},
+		{"attribute vmailQuotaBytes", sc.HasAttribute("vmailQuotaBytes"), true},
+		{"attribute mailQuota (iRedMail)", sc.HasAttribute("mailQuota"), false},
+		{"class inetOrgPerson", sc.HasObjectClass("inetOrgPerson"), true},
+		{"class vmailAccount", sc.HasObjectClass("vmailAccount"), true},
+		{"class mailUser (iRedMail)", sc.HasObjectClass("mailUser"), false},
+		{"inetOrgPerson allows mail", sc.Allows([]string{"inetOrgPerson"}, "mail"), true},
+		{"inetOrgPerson allows sn (from person)", sc.Allows([]string{"inetOrgPerson"}, "surname"), true},
+		{"inetOrgPerson allows cn;lang-de", sc.Allows([]string{"inetOrgPerson"}, "cn;lang-de"), true},
+		{"inetOrgPerson+shadowAccount disallow homeDirectory", sc.Allows([]string{"inetOrgPerson", "shadowAccount"}, "homeDirectory"), false},
+		{"inetOrgPerson+vmailAccount allow vmailQuotaBytes", sc.Allows([]string{"inetOrgPerson", "vmailAccount"}, "vmailQuotaBytes"), true},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, c.got, c.want)
+		}
 	}
 }
 

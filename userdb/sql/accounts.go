@@ -125,6 +125,35 @@ func (d *DB) Authenticate(ctx context.Context, address, plain string) (*userdb.A
 	return a, nil
 }
 
+// StoredAccount returns an account with its stored password hash, so an
+// import can tell an identical row from a changed one. ErrNotFound when
+// there is none.
+func (d *DB) StoredAccount(ctx context.Context, address string) (*userdb.Account, string, error) {
+	const op = "sql stored account"
+	key, err := canonicalKey(op, address)
+	if err != nil {
+		return nil, "", err
+	}
+	ctx, cancel := d.opContext(ctx)
+	defer cancel()
+	row, err := d.queryRow(ctx, d.q.password, params{address: key})
+	if err != nil {
+		return nil, "", err
+	}
+	var hash gosql.NullString
+	a, err := scanAccount(row, &hash)
+	if errors.Is(err, gosql.ErrNoRows) {
+		return nil, "", fmt.Errorf("%s %q: %w", op, key, userdb.ErrNotFound)
+	}
+	if err != nil {
+		return nil, "", classify(fmt.Sprintf("%s %q", op, key), err)
+	}
+	if a.Address == "" {
+		a.Address = key
+	}
+	return a, hash.String, nil
+}
+
 // accountParams validates an account for writing.
 func (d *DB) accountParams(op string, a userdb.Account, hash string) (params, error) {
 	if d.foreignAccounts {

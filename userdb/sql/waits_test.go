@@ -2,10 +2,8 @@ package sqldir
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/vmaild/vmaild/internal/loadburst"
 	"github.com/vmaild/vmaild/internal/testsrv"
 	"github.com/vmaild/vmaild/userdb"
 )
@@ -53,55 +52,22 @@ var burstOps = []burstOp{
 	}},
 }
 
-type burstResult struct {
-	op   string
-	err  error
-	took time.Duration
-}
-
 // runBurst starts burst calls at the same moment, the kinds of burstOps
 // in turn, each for its own address.
-func runBurst(d *DB, only func(burstOp) bool) []burstResult {
-	var res []burstResult
-	var mu sync.Mutex
-	start := make(chan struct{})
-	var wg sync.WaitGroup
+func runBurst(d *DB, only func(burstOp) bool) []loadburst.Result {
+	var ops []burstOp
+	var addrs []int
+	var names []string
 	for i := 0; i < burst; i++ {
 		op := burstOps[i%len(burstOps)]
 		if only != nil && !only(op) {
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			t0 := time.Now()
-			err := op.run(context.Background(), d, i)
-			mu.Lock()
-			res = append(res, burstResult{op.name, err, time.Since(t0)})
-			mu.Unlock()
-		}()
+		ops, addrs, names = append(ops, op), append(addrs, i), append(names, op.name)
 	}
-	close(start)
-	wg.Wait()
-	return res
-}
-
-// checkUnavailable fails the test for an answer after bound or one that
-// is not only "try later"; it returns the slowest answer.
-func checkUnavailable(t *testing.T, res []burstResult, bound time.Duration) time.Duration {
-	t.Helper()
-	var slowest time.Duration
-	for _, r := range res {
-		slowest = max(slowest, r.took)
-		if r.took > bound {
-			t.Errorf("%s: answered after %v, bound %v (%v)", r.op, r.took.Round(time.Millisecond), bound, r.err)
-		}
-		if !userdb.Temporary(r.err) || errors.Is(r.err, userdb.ErrNotFound) || errors.Is(r.err, userdb.ErrBadCredentials) {
-			t.Errorf("%s: %v, want only ErrUnavailable", r.op, r.err)
-		}
-	}
-	return slowest
+	return loadburst.Run(names, func(ctx context.Context, j int) error {
+		return ops[j].run(ctx, d, addrs[j])
+	})
 }
 
 // TestMariaDBWaitsBounded freezes mariadbd (SIGSTOP), kills it, and slows
@@ -135,16 +101,8 @@ func TestMariaDBWaitsBounded(t *testing.T) {
 			}
 			d := openDB(t, Config{Driver: "mysql", DSN: dsn, Timeout: waitTimeout})
 			seed(t, d)
-			tt.fail()
-			restored := false
-			restore := func() {
-				if !restored {
-					restored = true
-					tt.restore()
-				}
-			}
-			t.Cleanup(restore)
-			slowest := checkUnavailable(t, runBurst(d, nil), waitTimeout+waitSlack)
+			restore := loadburst.Outage(t, tt.fail, tt.restore)
+			slowest := loadburst.Check(t, "call", runBurst(d, nil), waitTimeout+waitSlack, loadburst.TryLater)
 			t.Logf("%d concurrent calls: slowest answer %v", burst, slowest.Round(time.Millisecond))
 			restore()
 			// Connections opened while the server hung finish or fail
@@ -157,8 +115,8 @@ func TestMariaDBWaitsBounded(t *testing.T) {
 			for try := 0; try < 5; try++ {
 				failed = failed[:0]
 				for _, r := range runBurst(d, nil) {
-					if r.err != nil {
-						failed = append(failed, fmt.Sprintf("%s: %v", r.op, r.err))
+					if r.Err != nil {
+						failed = append(failed, fmt.Sprintf("%s: %v", r.Who, r.Err))
 					}
 				}
 				if len(failed) == 0 {
@@ -210,20 +168,20 @@ func TestSQLiteWaitsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	writes := runBurst(d, func(op burstOp) bool { return op.name == "reserve usage" })
-	slowest := checkUnavailable(t, writes, waitTimeout+waitSlack)
+	slowest := loadburst.Check(t, "call", writes, waitTimeout+waitSlack, loadburst.TryLater)
 	t.Logf("%d concurrent reservations against a held write lock: slowest answer %v", len(writes), slowest.Round(time.Millisecond))
 	reads := runBurst(d, func(op burstOp) bool { return op.name != "reserve usage" })
 	for _, r := range reads {
-		if r.err != nil {
-			t.Errorf("%s while the write lock is held: %v", r.op, r.err)
+		if r.Err != nil {
+			t.Errorf("%s while the write lock is held: %v", r.Who, r.Err)
 		}
 	}
 	if _, err := conn.ExecContext(ctx(t), "ROLLBACK"); err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range runBurst(d, nil) {
-		if r.err != nil {
-			t.Errorf("%s after the lock is released: %v", r.op, r.err)
+		if r.Err != nil {
+			t.Errorf("%s after the lock is released: %v", r.Who, r.Err)
 		}
 	}
 }

@@ -8,6 +8,11 @@
 # (ldif/example.ldif does), so nothing is added twice. Later starts use what
 # the volume holds and ignore the variables below, except LDAP_URLS.
 #
+# The seed files are public, and so are the passwords of their example
+# accounts: their userPassword values are not loaded, so no account of a
+# new directory has a password anyone knows until `vmaild user passwd`
+# sets one. The passwords below must not be .env.example's placeholder.
+#
 #   LDAP_SUFFIX           base DN (dc=example,dc=com)
 #   LDAP_ADMIN_PASSWORD   password of the rootdn cn=admin,$LDAP_SUFFIX
 #   LDAP_VMAILD_PASSWORD  password of cn=vmaild,$LDAP_SUFFIX, the account vmaild binds as
@@ -29,11 +34,33 @@ set -eu
 : "${LDAP_LOG_LEVEL:=0}"
 : "${LDAP_MODULE_DIR:=/usr/lib/ldap}"
 : "${LDAP_SYSTEM_SCHEMA_DIR:=/etc/ldap/schema}"
+: "${LDAP_RUN_DIR:=/run/slapd}"
+
+for var in LDAP_ADMIN_PASSWORD LDAP_VMAILD_PASSWORD; do
+	eval "value=\$$var"
+	case "$value" in
+	change-me*)
+		echo "openldap: $var is still the placeholder of .env.example; run deploy/compose/init-env.sh or set it in .env" >&2
+		exit 1
+		;;
+	esac
+done
 
 config="$LDAP_STATE_DIR/config"
 data="$LDAP_STATE_DIR/data"
 service="cn=vmaild,$LDAP_SUFFIX"
 people="ou=people,$LDAP_SUFFIX"
+
+# without_passwords copies an LDIF file without its userPassword values
+# (their continuation lines included).
+without_passwords() {
+	awk '
+		skip && /^ / { next }
+		{ skip = 0 }
+		tolower($0) ~ /^userpassword(;[^:]*)?:/ { skip = 1; next }
+		{ print }
+	' "$1"
+}
 
 initialise() {
 	echo "openldap: first start: creating $LDAP_SUFFIX in $LDAP_STATE_DIR"
@@ -118,7 +145,7 @@ LDIF
 	fi
 	for f in $LDAP_SEED_FILES; do
 		echo "openldap: loading $f"
-		cat "$LDAP_LDIF_DIR/$f" >>"$tmp/data.ldif"
+		without_passwords "$LDAP_LDIF_DIR/$f" >>"$tmp/data.ldif"
 		printf '\n' >>"$tmp/data.ldif"
 	done
 	cat >>"$tmp/data.ldif" <<LDIF
@@ -140,5 +167,5 @@ if [ ! -d "$config" ]; then
 fi
 # ldapi:/// lets `docker compose exec openldap ldapmodify -Y EXTERNAL -H ldapi:///`
 # change cn=config as root.
-install -d -o "$LDAP_USER" -g "$LDAP_USER" /run/slapd
+install -d -o "$LDAP_USER" -g "$LDAP_USER" "$LDAP_RUN_DIR"
 exec slapd -d "$LDAP_LOG_LEVEL" -F "$config" -h "$LDAP_URLS" -u "$LDAP_USER" -g "$LDAP_USER"
