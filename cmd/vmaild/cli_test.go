@@ -168,7 +168,8 @@ ldap:
   urls: [%s]
   bind_dn: %q
   bind_password: %q
-  base_dn: ou=people,%s
+  base_dn: %[6]s
+  user_dn: uid=%%u,ou=people,%[6]s
   attributes:
     quota_bytes: vmailQuotaBytes
     quota_messages: vmailQuotaMessages

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"runtime"
@@ -176,7 +174,7 @@ func versionCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			v := buildVersion()
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), v)
+				return printJSON(cmd.OutOrStdout(), v)
 			}
 			_, err := fmt.Fprintln(cmd.OutOrStdout(), "vmaild", v)
 			return err
@@ -184,11 +182,4 @@ func versionCommand() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
-}
-
-// writeJSON is the one way a command prints --json: indented, one value.
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

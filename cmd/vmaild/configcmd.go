@@ -82,7 +82,7 @@ func (a *app) configCommand() *cobra.Command {
 				for _, k := range configKeys(defaultConfig()) {
 					rows = append(rows, row{k.Name, k.Env, keyType(k), jsonValue(k, k.Default), k.Help})
 				}
-				return writeJSON(cmd.OutOrStdout(), rows)
+				return printJSON(cmd.OutOrStdout(), rows)
 			}
 			w := table(cmd.OutOrStdout())
 			fmt.Fprintln(w, "KEY\tENVIRONMENT\tDEFAULT\tMEANING")

@@ -36,7 +36,7 @@ func showConfig(w io.Writer, cfg Config, changedOnly, asJSON bool) error {
 		lines = append(lines, k.Name+": "+formatKeyValue(k, v))
 	}
 	if asJSON {
-		return writeJSON(w, obj)
+		return printJSON(w, obj)
 	}
 	for _, l := range lines {
 		if _, err := fmt.Fprintln(w, l); err != nil {
