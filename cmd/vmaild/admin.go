@@ -48,23 +48,6 @@ func onOff(b bool) string {
 	return "disabled"
 }
 
-// parseSize reads "500M", "2G", "1024", "0" (unlimited).
-func parseSize(s string) (int64, error) {
-	s = strings.TrimSpace(strings.ToUpper(s))
-	mult := int64(1)
-	for suffix, m := range map[string]int64{"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40} {
-		if rest, ok := strings.CutSuffix(s, suffix); ok {
-			s, mult = rest, m
-			break
-		}
-	}
-	n, err := strconv.ParseInt(strings.TrimSuffix(s, "B"), 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("size %q: want a number of bytes with an optional K, M, G or T suffix", s)
-	}
-	return n * mult, nil
-}
-
 func formatLimit(l *userdb.Limit) string {
 	if l == nil {
 		return "domain default"
@@ -74,7 +57,7 @@ func formatLimit(l *userdb.Limit) string {
 	}
 	var parts []string
 	if l.Bytes > 0 {
-		parts = append(parts, strconv.FormatInt(l.Bytes, 10)+" bytes")
+		parts = append(parts, formatByteSize(l.Bytes))
 	}
 	if l.Messages > 0 {
 		parts = append(parts, strconv.FormatInt(l.Messages, 10)+" messages")
@@ -161,27 +144,27 @@ func (a *app) domainCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := userdb.CanonicalDomain(args[0])
 			if err != nil {
-				return err
+				return badArg(cmd, err)
 			}
 			d := userdb.Domain{Name: name, Active: !disabled, AliasFor: aliasFor}
 			if quota != "" {
-				if d.Quota.Bytes, err = parseSize(quota); err != nil {
-					return err
+				if d.Quota.Bytes, err = parseByteSize(quota); err != nil {
+					return badArg(cmd, fmt.Errorf("--quota: %w", err))
 				}
 			}
 			if catchAll != "" {
 				if d.CatchAll, err = userdb.Canonical(catchAll); err != nil {
-					return fmt.Errorf("--catch-all: %w", err)
+					return badArg(cmd, fmt.Errorf("--catch-all: %w", err))
 				}
 			}
 			if aliasFor != "" {
 				if d.AliasFor, err = userdb.CanonicalDomain(aliasFor); err != nil {
-					return fmt.Errorf("--alias-for: %w", err)
+					return badArg(cmd, fmt.Errorf("--alias-for: %w", err))
 				}
 			}
 			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
 				if err := dir.domains.AddDomain(ctx, d); err != nil {
-					return err
+					return explain(err, "domain "+name, "domain list")
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "domain %s added\n", name)
 				return nil
@@ -199,17 +182,18 @@ func (a *app) domainCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := userdb.CanonicalDomain(args[0])
 			if err != nil {
-				return err
+				return badArg(cmd, err)
 			}
 			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
 				if err := dir.domains.DeleteDomain(ctx, name); err != nil {
-					return err
+					return explain(err, "domain "+name, "domain list")
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "domain %s deleted\n", name)
 				return nil
 			})
 		},
 	}
+	var domainsJSON *bool
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List domains",
@@ -220,6 +204,13 @@ func (a *app) domainCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if *domainsJSON {
+					rows := make([]domainJSON, 0, len(ds))
+					for _, d := range ds {
+						rows = append(rows, toDomainJSON(d))
+					}
+					return printJSON(cmd.OutOrStdout(), rows)
+				}
 				w := table(cmd.OutOrStdout())
 				fmt.Fprintln(w, "DOMAIN\tSTATE\tDEFAULT QUOTA\tCATCH-ALL\tALIAS FOR")
 				for _, d := range ds {
@@ -229,6 +220,7 @@ func (a *app) domainCommand() *cobra.Command {
 			})
 		},
 	}
+	domainsJSON = jsonFlag(list)
 	cmd.AddCommand(add, del, list)
 	return cmd
 }
@@ -244,13 +236,13 @@ func (a *app) userCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			addr, err := userdb.Canonical(args[0])
 			if err != nil {
-				return err
+				return badArg(cmd, err)
 			}
 			acct := userdb.Account{Address: addr, Name: name, Active: !disabled}
 			if quota != "" {
-				n, err := parseSize(quota)
+				n, err := parseByteSize(quota)
 				if err != nil {
-					return err
+					return badArg(cmd, fmt.Errorf("--quota: %w", err))
 				}
 				acct.Quota = &userdb.Limit{Bytes: n}
 			}
@@ -263,14 +255,11 @@ func (a *app) userCommand() *cobra.Command {
 				return err
 			}
 			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
-				_, domain, _ := userdb.Split(addr)
-				if ok, err := dir.users.IsLocalDomain(ctx, domain); err != nil {
+				if err := requireLocalDomain(ctx, dir, addr); err != nil {
 					return err
-				} else if !ok {
-					return fmt.Errorf("domain %s is not a local domain: add it first with `vmaild domain add %s`", domain, domain)
 				}
 				if err := dir.accounts.AddAccount(ctx, acct, hash); err != nil {
-					return err
+					return explain(err, "user "+addr, "user list")
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "user %s added\n", addr)
 				return nil
@@ -289,11 +278,11 @@ func (a *app) userCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			addr, err := userdb.Canonical(args[0])
 			if err != nil {
-				return err
+				return badArg(cmd, err)
 			}
 			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
 				if err := dir.accounts.DeleteAccount(ctx, addr); err != nil {
-					return err
+					return explain(err, "user "+addr, "user list")
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "user %s deleted\n", addr)
 				if dir.ldap != nil {
@@ -315,7 +304,7 @@ func (a *app) userCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			addr, err := userdb.Canonical(args[0])
 			if err != nil {
-				return err
+				return badArg(cmd, err)
 			}
 			pw, err := readPassword(cmd, pwStdin)
 			if err != nil {
@@ -327,7 +316,7 @@ func (a *app) userCommand() *cobra.Command {
 			}
 			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
 				if err := dir.accounts.SetPassword(ctx, addr, hash); err != nil {
-					return err
+					return explain(err, "user "+addr, "user list")
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "password of %s changed\n", addr)
 				return nil
@@ -335,6 +324,7 @@ func (a *app) userCommand() *cobra.Command {
 		},
 	}
 	passwd.Flags().BoolVar(&pwStdin, "password-stdin", false, "read the password from standard input")
+	var usersJSON, showJSON *bool
 	list := &cobra.Command{
 		Use:   "list [DOMAIN]",
 		Short: "List accounts",
@@ -348,6 +338,13 @@ func (a *app) userCommand() *cobra.Command {
 				accts, err := dir.accounts.ListAccounts(ctx, domain)
 				if err != nil {
 					return err
+				}
+				if *usersJSON {
+					rows := make([]accountJSON, 0, len(accts))
+					for _, ac := range accts {
+						rows = append(rows, toAccountJSON(ac))
+					}
+					return printJSON(cmd.OutOrStdout(), rows)
 				}
 				w := table(cmd.OutOrStdout())
 				fmt.Fprintln(w, "ADDRESS\tSTATE\tQUOTA\tNAME")
@@ -366,7 +363,7 @@ func (a *app) userCommand() *cobra.Command {
 			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
 				acct, err := dir.users.Account(ctx, args[0])
 				if err != nil {
-					return err
+					return explain(err, "user "+args[0], "user list")
 				}
 				limit, err := dir.users.QuotaLimit(ctx, acct.Address)
 				if err != nil {
@@ -376,12 +373,16 @@ func (a *app) userCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if *showJSON {
+					return printJSON(cmd.OutOrStdout(), accountShowJSON{accountJSON: toAccountJSON(*acct),
+						EffectiveQuota: *toLimitJSON(&limit), Usage: limitJSON(usage)})
+				}
 				w := table(cmd.OutOrStdout())
 				fmt.Fprintf(w, "address:\t%s\n", acct.Address)
 				fmt.Fprintf(w, "name:\t%s\n", acct.Name)
 				fmt.Fprintf(w, "state:\t%s\n", onOff(acct.Active))
 				fmt.Fprintf(w, "quota:\t%s (%s)\n", formatLimit(&limit), formatLimit(acct.Quota))
-				fmt.Fprintf(w, "usage:\t%d bytes, %d messages\n", usage.Bytes, usage.Messages)
+				fmt.Fprintf(w, "usage:\t%s in %d messages\n", formatUsage(usage.Bytes), usage.Messages)
 				if acct.Maildir != "" {
 					fmt.Fprintf(w, "maildir:\t%s\n", acct.Maildir)
 				}
@@ -389,6 +390,7 @@ func (a *app) userCommand() *cobra.Command {
 			})
 		},
 	}
+	usersJSON, showJSON = jsonFlag(list), jsonFlag(show)
 	cmd.AddCommand(add, del, passwd, list, show)
 	return cmd
 }
@@ -402,6 +404,11 @@ func (a *app) aliasCommand() *cobra.Command {
 		delShort:  "Delete one destination of an alias, or the whole alias",
 		listShort: "List aliases",
 		add: func(ctx context.Context, dir *directory, src, dest string) error {
+			// The directory's "not found" would not say it is the domain
+			// that is missing.
+			if err := requireLocalDomain(ctx, dir, src); err != nil {
+				return err
+			}
 			return dir.domains.AddAlias(ctx, src, dest)
 		},
 		del: func(ctx context.Context, dir *directory, src, dest string) error {
@@ -437,22 +444,22 @@ func (a *app) quotaCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			addr, err := userdb.Canonical(args[0])
 			if err != nil {
-				return err
+				return badArg(cmd, err)
 			}
 			var limit *userdb.Limit
 			if !inherit {
 				if len(args) != 2 {
-					return errors.New("quota set: give a SIZE, or --inherit")
+					return badArg(cmd, errors.New("give a SIZE (like 500M or 1.5G), or --inherit"))
 				}
-				n, err := parseSize(args[1])
+				n, err := parseByteSize(args[1])
 				if err != nil {
-					return err
+					return badArg(cmd, err)
 				}
 				limit = &userdb.Limit{Bytes: n, Messages: messages}
 			}
 			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
 				if err := dir.accounts.SetAccountQuota(ctx, addr, limit); err != nil {
-					return err
+					return explain(err, "user "+addr, "user list")
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "quota of %s: %s\n", addr, formatLimit(limit))
 				return nil
@@ -461,6 +468,7 @@ func (a *app) quotaCommand() *cobra.Command {
 	}
 	set.Flags().Int64Var(&messages, "messages", 0, "message count limit (0 = unlimited)")
 	set.Flags().BoolVar(&inherit, "inherit", false, "use the domain's default quota")
+	var quotaJSON *bool
 	show := &cobra.Command{
 		Use:   "show ADDRESS",
 		Short: "Show an account's quota limit and usage",
@@ -473,19 +481,23 @@ func (a *app) quotaCommand() *cobra.Command {
 				}
 				limit, err := dir.users.QuotaLimit(ctx, addr)
 				if err != nil {
-					return err
+					return explain(err, "user "+addr, "user list")
 				}
 				usage, err := dir.users.Quotas.Usage(ctx, addr)
 				if err != nil {
 					return err
 				}
+				if *quotaJSON {
+					return printJSON(cmd.OutOrStdout(), quotaJSONRow{Address: addr, Limit: *toLimitJSON(&limit), Usage: limitJSON(usage)})
+				}
 				w := table(cmd.OutOrStdout())
-				fmt.Fprintln(w, "ADDRESS\tBYTES USED\tBYTES LIMIT\tMESSAGES\tMESSAGE LIMIT")
-				fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%s\n", addr, usage.Bytes, limitOrDash(limit.Bytes), usage.Messages, limitOrDash(limit.Messages))
+				fmt.Fprintln(w, "ADDRESS\tUSED\tLIMIT\tMESSAGES\tMESSAGE LIMIT")
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\n", addr, formatByteSize(usage.Bytes), sizeOrDash(limit.Bytes), usage.Messages, limitOrDash(limit.Messages))
 				return w.Flush()
 			})
 		},
 	}
+	quotaJSON = jsonFlag(show)
 	cmd.AddCommand(set, show, a.quotaRecalcCommand())
 	return cmd
 }
@@ -573,4 +585,35 @@ func limitOrDash(n int64) string {
 		return "-"
 	}
 	return strconv.FormatInt(n, 10)
+}
+
+// sizeOrDash is limitOrDash for a size, with units.
+func sizeOrDash(n int64) string {
+	if n <= 0 {
+		return "-"
+	}
+	return formatByteSize(n)
+}
+
+// requireLocalDomain refuses an address (or @domain) of a domain this
+// server does not serve, saying how to add it.
+func requireLocalDomain(ctx context.Context, dir *directory, addr string) error {
+	_, domain, _ := userdb.Split(addr)
+	if strings.HasPrefix(addr, "@") {
+		domain = addr[1:]
+	}
+	if ok, err := dir.users.IsLocalDomain(ctx, domain); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("domain %s is not a local domain: add it first with `vmaild domain add %s`", domain, domain)
+	}
+	return nil
+}
+
+// formatUsage is a size in use: "0 bytes", "512 bytes", "4K", "1.5G".
+func formatUsage(n int64) string {
+	if s := formatByteSize(n); s != strconv.FormatInt(n, 10) {
+		return s
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
 }

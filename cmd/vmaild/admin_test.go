@@ -86,7 +86,7 @@ func adminScenario(t *testing.T, c *cli, slapd *testsrv.Slapd) {
 		t.Errorf("second domain add: %q, want an already-exists error", msg)
 	}
 	list := c.ok("", "domain", "list")
-	wantLines(t, "domain list", list, "example.com", "1073741824 bytes", "catchall@example.com", "alias.example", "off.example")
+	wantLines(t, "domain list", list, "example.com", "1G", "catchall@example.com", "alias.example", "off.example")
 	for _, l := range strings.Split(list, "\n") {
 		if strings.HasPrefix(l, "off.example") && !strings.Contains(l, "disabled") {
 			t.Errorf("domain list: off.example not shown disabled: %q", l)
@@ -131,7 +131,7 @@ func adminScenario(t *testing.T, c *cli, slapd *testsrv.Slapd) {
 	if _, err := d.users.Authenticate(ctx, "alice@example.com", "alice-pw-1"); !errors.Is(err, userdb.ErrBadCredentials) {
 		t.Errorf("old password after passwd: %v, want ErrBadCredentials", err)
 	}
-	if msg := c.fails("x-pw\n", "user", "passwd", "nobody@example.com", "--password-stdin"); !strings.Contains(msg, "not found") {
+	if msg := c.fails("x-pw\n", "user", "passwd", "nobody@example.com", "--password-stdin"); !strings.Contains(msg, "does not exist") {
 		t.Errorf("passwd of an unknown user: %q", msg)
 	}
 	if slapd != nil {
@@ -147,26 +147,26 @@ func adminScenario(t *testing.T, c *cli, slapd *testsrv.Slapd) {
 	}
 
 	users := c.ok("", "user", "list")
-	wantLines(t, "user list", users, "alice@example.com", "Alice Liddell", "bob@example.com", "524288000 bytes")
+	wantLines(t, "user list", users, "alice@example.com", "Alice Liddell", "bob@example.com", "500M")
 	wantLines(t, "user list example.com", c.ok("", "user", "list", "example.com"), "alice@example.com")
 	refuseLines(t, "user list example.net", c.ok("", "user", "list", "example.net"), "alice@example.com")
 	show := c.ok("", "user", "show", "alice@example.com")
-	wantLines(t, "user show", show, "alice@example.com", "Alice Liddell", "active", "1073741824 bytes (domain default)", "0 bytes, 0 messages")
+	wantLines(t, "user show", show, "alice@example.com", "Alice Liddell", "active", "1G (domain default)", "0 bytes in 0 messages")
 
 	// Quotas: own limit with a message count, then back to the domain's.
-	wantLines(t, "quota set", c.ok("", "quota", "set", "alice@example.com", "2G", "--messages", "100"), "2147483648 bytes, 100 messages")
-	wantQuotaRow(t, c, "alice@example.com", "0", "2147483648", "0", "100")
+	wantLines(t, "quota set", c.ok("", "quota", "set", "alice@example.com", "2G", "--messages", "100"), "2G, 100 messages")
+	wantQuotaRow(t, c, "alice@example.com", "0", "2G", "0", "100")
 	if err := d.users.Quotas.AddUsage(ctx, "alice@example.com", 4096, 2); err != nil {
 		t.Fatal(err)
 	}
-	wantQuotaRow(t, c, "alice@example.com", "4096", "2147483648", "2", "100")
+	wantQuotaRow(t, c, "alice@example.com", "4K", "2G", "2", "100")
 	d.cache.Flush()
 	if acct, err := d.users.Account(ctx, "alice@example.com"); err != nil || acct.Quota == nil || *acct.Quota != (userdb.Limit{Bytes: 2 << 30, Messages: 100}) {
 		t.Errorf("account after quota set: %+v, %v", acct, err)
 	}
 	wantLines(t, "quota inherit", c.ok("", "quota", "set", "alice@example.com", "--inherit"), "domain default")
-	wantQuotaRow(t, c, "alice@example.com", "4096", "1073741824", "2", "-")
-	wantQuotaRow(t, c, "bob@example.com", "0", "524288000", "0", "-")
+	wantQuotaRow(t, c, "alice@example.com", "4K", "1G", "2", "-")
+	wantQuotaRow(t, c, "bob@example.com", "0", "500M", "0", "-")
 	if msg := c.fails("", "quota", "set", "alice@example.com"); !strings.Contains(msg, "--inherit") {
 		t.Errorf("quota set without a size: %q", msg)
 	}
@@ -191,7 +191,7 @@ func adminScenario(t *testing.T, c *cli, slapd *testsrv.Slapd) {
 	if out := c.ok("", "alias", "del", "postmaster@example.com"); strings.TrimSpace(out) != "alias postmaster@example.com deleted" {
 		t.Errorf("alias del of a whole alias: %q", out)
 	}
-	if msg := c.fails("", "alias", "del", "postmaster@example.com"); !strings.Contains(msg, "not found") {
+	if msg := c.fails("", "alias", "del", "postmaster@example.com"); !strings.Contains(msg, "does not exist") {
 		t.Errorf("alias del of a missing alias: %q", msg)
 	}
 	refuseLines(t, "alias list after del all", c.ok("", "alias", "list"), "postmaster@example.com")
@@ -235,7 +235,7 @@ func adminScenario(t *testing.T, c *cli, slapd *testsrv.Slapd) {
 		}
 	}
 	wantLines(t, "sender del one", c.ok("", "sender", "del", "postmaster@example.com", "bob@example.com"), "bob@example.com may no longer send as postmaster@example.com")
-	if msg := c.fails("", "sender", "del", "postmaster@example.com", "bob@example.com"); !strings.Contains(msg, "not found") {
+	if msg := c.fails("", "sender", "del", "postmaster@example.com", "bob@example.com"); !strings.Contains(msg, "does not exist") {
 		t.Errorf("second sender del: %q", msg)
 	}
 	wantLines(t, "sender del all", c.ok("", "sender", "del", "@example.net"), "every grant for @example.net deleted")
@@ -251,7 +251,7 @@ func adminScenario(t *testing.T, c *cli, slapd *testsrv.Slapd) {
 	if _, err := d.users.Authenticate(ctx, "bob@example.com", "bob-pw-1"); !errors.Is(err, userdb.ErrBadCredentials) {
 		t.Errorf("deleted bob logs in: %v", err)
 	}
-	if msg := c.fails("", "user", "del", "bob@example.com"); !strings.Contains(msg, "not found") {
+	if msg := c.fails("", "user", "del", "bob@example.com"); !strings.Contains(msg, "does not exist") {
 		t.Errorf("second user del: %q", msg)
 	}
 	c.ok("", "domain", "del", "off.example")

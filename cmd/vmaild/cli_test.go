@@ -89,7 +89,8 @@ func (c *cli) fails(stdin string, args ...string) string {
 // runRoot executes a fresh root command as main does.
 func runRoot(t *testing.T, transcript *strings.Builder, stdin string, args ...string) (string, string, error) {
 	t.Helper()
-	root := newRootCommand()
+	// Not the machine's /etc/vmaild/vmaild.yaml: tests name their file.
+	root := newRoot(&app{systemConfig: filepath.Join(t.TempDir(), "absent.yaml")})
 	var out, errOut bytes.Buffer
 	root.SetArgs(args)
 	root.SetIn(strings.NewReader(stdin))
@@ -167,7 +168,8 @@ ldap:
   urls: [%s]
   bind_dn: %q
   bind_password: %q
-  base_dn: %q
+  base_dn: %[6]s
+  user_dn: uid=%%u,ou=people,%[6]s
   attributes:
     quota_bytes: vmailQuotaBytes
     quota_messages: vmailQuotaMessages

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -66,7 +68,7 @@ type MetricsConfig struct {
 	// already fail (451) and the next message surely will; 1 GiB leaves
 	// room for the messages in flight (20 at the default 50 MiB limit) and
 	// time to act.
-	MinFreeBytes int64 `yaml:"min_free_bytes" help:"/healthz fails when the file system of the data folder, mail store or queue has less space free (for vmaild's user) than this many bytes; 0: no disk check"`
+	MinFreeBytes int64 `yaml:"min_free_bytes" unit:"bytes" help:"/healthz fails when the file system of the data folder, mail store or queue has less space free (for vmaild's user) than this size; 0: no disk check"`
 }
 
 // Listeners are the addresses to listen on; an empty address turns a
@@ -101,7 +103,7 @@ type TLSFiles struct {
 // SMTPPolicy is the relay and size policy of the SMTP listeners.
 type SMTPPolicy struct {
 	MyNetworks      []string `yaml:"mynetworks" help:"client networks (CIDR) allowed to relay without AUTH"`
-	MaxMessageBytes int64    `yaml:"max_message_bytes" help:"message size limit"`
+	MaxMessageBytes int64    `yaml:"max_message_bytes" unit:"bytes" help:"message size limit (10M, 1.5G or bytes)"`
 	MaxRecipients   int      `yaml:"max_recipients" help:"recipients per message"`
 	// CheckHeaderFrom holds authenticated mail to the sender rights at the
 	// end of DATA too; MAIL FROM is always checked.
@@ -222,8 +224,9 @@ func defaultConfig() Config {
 	}
 }
 
-// validate checks what can be checked without touching the network.
-func (c *Config) validate() error {
+// validate checks what can be checked without touching the network, and
+// fills the defaults that depend on other keys. It returns every problem.
+func (c *Config) validate() []string {
 	var problems []string
 	switch c.UserDB.Accounts {
 	case "sql", "ldap":
@@ -272,9 +275,6 @@ func (c *Config) validate() error {
 	default:
 		problems = append(problems, fmt.Sprintf("delivery.delivered_to: %q is not recipient or none", c.Delivery.DeliveredTo))
 	}
-	if c.Metrics.MinFreeBytes < 0 {
-		problems = append(problems, fmt.Sprintf("metrics.min_free_bytes: %d is negative (0 turns the disk check off)", c.Metrics.MinFreeBytes))
-	}
 	if c.Store.Root == "" {
 		c.Store.Root = filepath.Join(c.DataDir, "mail")
 	}
@@ -285,10 +285,83 @@ func (c *Config) validate() error {
 	problems = append(problems, c.SRS.resolve(c.Hostname, c.DataDir)...)
 	problems = append(problems, c.validateAutoconfig()...)
 	problems = append(problems, c.Queue.Smarthost.validate()...)
-	if len(problems) > 0 {
-		return fmt.Errorf("%w:\n  %s", errConfig, strings.Join(problems, "\n  "))
+	problems = append(problems, c.checkRanges()...)
+	return problems
+}
+
+// checkRanges holds the numbers and addresses to the values they can take,
+// naming the range, so that port 99999 is refused when read rather than
+// when a listener fails to start.
+func (c *Config) checkRanges() []string {
+	var problems []string
+	for _, r := range []struct {
+		key       string
+		n, lo, hi int64 // hi 0: no upper bound
+		meaning   string
+	}{
+		{"queue.port", int64(c.Queue.Port), 1, 65535, "a TCP port"},
+		{"queue.workers", int64(c.Queue.Workers), 1, 0, "outbound transactions at once"},
+		{"queue.per_domain", int64(c.Queue.PerDomain), 1, 0, "transactions per domain"},
+		{"smtp.max_recipients", int64(c.SMTP.MaxRecipients), 1, 0, "recipients per message"},
+		{"smtp.max_message_bytes", c.SMTP.MaxMessageBytes, 1, 0, "a message size"},
+		{"metrics.min_free_bytes", c.Metrics.MinFreeBytes, 0, 0, "a free-space floor, 0 for none"},
+		{"delivery.max_hops", int64(c.Delivery.MaxHops), 1, 0, "Received headers"},
+		{"sql.max_open_conns", int64(c.SQL.MaxOpenConns), 0, 0, "connections, 0 for the default"},
+		{"ldap.pool_size", int64(c.LDAP.PoolSize), 0, 0, "connections, 0 for the default"},
+		{"userdb.cache.max_entries", int64(c.UserDB.Cache.MaxEntries), 0, 0, "cached answers"},
+		{"login.max_entries", int64(c.Login.MaxEntries), 0, 0, "remembered entries, 0 for the default"},
+		{"login.max_concurrent_verifications", int64(c.Login.MaxConcurrentVerifications), 0, 0, "verifications, 0 for the default"},
+		{"login.max_waiting", int64(c.Login.MaxWaiting), 0, 0, "queued logins, 0 for the default"},
+		{"login.max_waiting_per_network", int64(c.Login.MaxWaitingPerNetwork), 0, 0, "queued logins, 0 for the default"},
+	} {
+		switch {
+		case r.n < r.lo && r.hi == 0:
+			problems = append(problems, fmt.Sprintf("%s: %d is out of range: %s, at least %d", r.key, r.n, r.meaning, r.lo))
+		case r.n < r.lo || (r.hi != 0 && r.n > r.hi):
+			problems = append(problems, fmt.Sprintf("%s: %d is out of range: %s, %d to %d", r.key, r.n, r.meaning, r.lo, r.hi))
+		}
 	}
-	return nil
+	for _, a := range []struct{ key, addr string }{
+		{"listen.smtp.address", c.Listen.SMTP.Address},
+		{"listen.submission.address", c.Listen.Submission.Address},
+		{"listen.submissions.address", c.Listen.Submissions.Address},
+		{"listen.lmtp.address", c.Listen.LMTP.Address},
+		{"listen.imap.address", c.Listen.IMAP.Address},
+		{"listen.imaps.address", c.Listen.IMAPS.Address},
+		{"listen.pop3.address", c.Listen.POP3.Address},
+		{"listen.pop3s.address", c.Listen.POP3S.Address},
+		{"metrics.address", c.Metrics.Address},
+		{"queue.smarthost.address", c.Queue.Smarthost.Address},
+		{"queue.resolver", c.Queue.Resolver},
+	} {
+		if p := checkHostPort(a.addr); p != "" {
+			problems = append(problems, a.key+": "+p)
+		}
+	}
+	// No duration means anything negative.
+	for _, k := range configKeys(*c) {
+		if d, ok := k.Default.(time.Duration); ok && d < 0 {
+			problems = append(problems, fmt.Sprintf("%s: %v is negative", k.Name, d))
+		}
+	}
+	return problems
+}
+
+// checkHostPort says what is wrong with a host:port, "" if nothing; an
+// empty address (off) and a unix socket path (LMTP) are fine.
+func checkHostPort(addr string) string {
+	if addr == "" || strings.HasPrefix(addr, "/") || strings.HasPrefix(addr, "unix:") {
+		return ""
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Sprintf("%q is not host:port (like 127.0.0.1:25 or :25)", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Sprintf("%q: port %s is out of range: 1 to 65535 (0: any free port)", addr, port)
+	}
+	return ""
 }
 
 func validateLogin(c login.Config, n gate.Networks) []string {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,11 +29,21 @@ func TestConfigCheck(t *testing.T) {
 
 	t.Run("valid", func(t *testing.T) {
 		c := newCheckCLI(t, good)
+		// A MySQL schema is the admin's to apply; the check says so.
+		wantLines(t, "config check before db migrate", c.fails("", "config", "check"),
+			"sql (mysql): reachable, but the schema lacks 0001", "run `vmaild db migrate`")
+		c.ok("", "db", "migrate")
 		wantLines(t, "config check", c.ok("", "config", "check"),
 			"configuration: ok", "sql (mysql): reachable", "ldap "+slapd.URL+": reachable")
 	})
 	t.Run("valid sqlite", func(t *testing.T) {
-		c := newCheckCLI(t, sqliteConfig(t.TempDir()))
+		data := filepath.Join(t.TempDir(), "data")
+		c := newCheckCLI(t, sqliteConfig(data))
+		wantLines(t, "config check", c.ok("", "config", "check"), "configuration: ok", "sql (sqlite): no database at "+data)
+		if _, err := os.Stat(data); !os.IsNotExist(err) {
+			t.Errorf("config check created the data folder %s (%v)", data, err)
+		}
+		c.ok("", "db", "migrate")
 		wantLines(t, "config check", c.ok("", "config", "check"), "configuration: ok", "sql (sqlite): reachable")
 	})
 
@@ -84,13 +95,13 @@ func TestConfigCheck(t *testing.T) {
 		c := newCheckCLI(t, good)
 		t.Setenv("VMAILD_SQL_DSN", badDSN)
 		wantLines(t, "VMAILD_SQL_DSN", c.fails("", "config", "check"), "sql.dsn: malformed MySQL DSN")
-		t.Setenv("VMAILD_SQL_DSN", "")
+		os.Unsetenv("VMAILD_SQL_DSN") // set and empty would mean an empty DSN
 		// Both ways round: a bad value in the file, a good one in the
 		// environment.
 		c = newCheckCLI(t, good+"smtp:\n  mynetworks: [10.0.0.0/33]\n")
 		t.Setenv("VMAILD_SMTP_MYNETWORKS", "127.0.0.0/8,::1/128")
 		wantLines(t, "VMAILD_SMTP_MYNETWORKS", c.ok("", "config", "check"), "configuration: ok")
-		t.Setenv("VMAILD_SMTP_MYNETWORKS", "")
+		os.Unsetenv("VMAILD_SMTP_MYNETWORKS")
 		t.Setenv("VMAILD_LDAP_URLS", "ldap://127.0.0.1:1")
 		wantLines(t, "VMAILD_LDAP_URLS", c.fails("", "config", "check", "--smtp.mynetworks", "127.0.0.0/8"), "ldap ldap://127.0.0.1:1 unreachable")
 	})

@@ -5,46 +5,63 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/vmaild/vmaild/userdb"
 )
 
 func (a *app) configCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "config", Short: "Check the configuration and list its keys"}
+	cmd := &cobra.Command{Use: "config", Short: "Check, show and list the configuration"}
 	check := &cobra.Command{
 		Use:   "check",
-		Short: "Validate the configuration and reach every configured server",
-		Long: "Loads the configuration (file, VMAILD_* variables, flags), reports unknown keys and\n" +
-			"malformed values, then connects to the SQL database and, when accounts come from\n" +
-			"LDAP, binds to the directory, naming the server that cannot be reached.",
-		Args: cobra.NoArgs,
+		Short: "Validate the configuration and reach every configured server, writing nothing",
+		Long: "Loads the configuration (file, VMAILD_* variables, flags) and reports every problem in\n" +
+			"one run: unknown keys, values of the wrong shape or out of range, and each configured\n" +
+			"server (SQL, every LDAP URL, the smarthost, the DNS resolver) that cannot be reached.\n" +
+			"It creates nothing: no data folder, no database file.",
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{"noconfig": "yes"},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
-			defer cancel()
+			cfg, err := a.load(cmd)
+			var problems []string
+			var ce *configError
+			switch {
+			case errors.As(err, &ce):
+				problems = ce.problems
+			case err != nil:
+				return err // no file, or not YAML: nothing more to check
+			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintln(out, "configuration: ok")
-			d, err := a.openDirectory(ctx)
-			if err != nil {
-				return err
+			if len(problems) == 0 {
+				fmt.Fprintln(out, "configuration: ok")
 			}
-			defer d.Close()
-			if err := d.sql.Ping(ctx); err != nil {
-				return fmt.Errorf("sql (%s) unreachable: %w", a.cfg.SQL.Driver, err)
-			}
-			fmt.Fprintf(out, "sql (%s): reachable\n", a.cfg.SQL.Driver)
-			if d.ldap != nil {
-				// A lookup that finds nothing proves the bind and the search work.
-				if _, err := d.ldap.LookupAccount(ctx, "postmaster@vmaild.invalid"); err != nil && !errors.Is(err, userdb.ErrNotFound) {
-					return fmt.Errorf("ldap %s unreachable: %w", strings.Join(a.cfg.LDAP.URLs, " "), err)
+			ctx := cmd.Context()
+			for _, r := range checkServers(ctx, cfg, problems) {
+				if r.err != nil {
+					problems = append(problems, r.err.Error())
+				} else {
+					fmt.Fprintf(out, "%s: %s\n", r.name, r.ok)
 				}
-				fmt.Fprintf(out, "ldap %s: reachable\n", strings.Join(a.cfg.LDAP.URLs, " "))
+			}
+			if len(problems) > 0 {
+				return fmt.Errorf("%d problem(s):\n  %s", len(problems), strings.Join(problems, "\n  "))
 			}
 			return nil
 		},
 	}
+	var changedOnly, asJSON, keysJSON bool
+	show := &cobra.Command{
+		Use:   "show",
+		Short: "Print the effective configuration, secrets masked",
+		Long: "Prints every key with the value vmaild uses after the file, VMAILD_* variables and\n" +
+			"flags, one `key: value` a line; passwords, SRS secrets and the password in a DSN\n" +
+			"are masked. With -n only the keys that differ from the defaults (like postconf -n).",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return showConfig(cmd.OutOrStdout(), a.cfg, changedOnly, asJSON)
+		},
+	}
+	show.Flags().BoolVarP(&changedOnly, "changed", "n", false, "only the keys that differ from the defaults")
+	show.Flags().BoolVar(&asJSON, "json", false, "one JSON object of key: value")
 	keys := &cobra.Command{
 		Use:   "keys",
 		Short: "List every configuration key with its default and environment variable",
@@ -53,14 +70,29 @@ func (a *app) configCommand() *cobra.Command {
 			"noconfig": "yes",
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if keysJSON {
+				type row struct {
+					Key         string `json:"key"`
+					Environment string `json:"environment"`
+					Type        string `json:"type"`
+					Default     any    `json:"default"`
+					Meaning     string `json:"meaning"`
+				}
+				var rows []row
+				for _, k := range configKeys(defaultConfig()) {
+					rows = append(rows, row{k.Name, k.Env, keyType(k), jsonValue(k, k.Default), k.Help})
+				}
+				return printJSON(cmd.OutOrStdout(), rows)
+			}
 			w := table(cmd.OutOrStdout())
 			fmt.Fprintln(w, "KEY\tENVIRONMENT\tDEFAULT\tMEANING")
 			for _, k := range configKeys(defaultConfig()) {
-				fmt.Fprintf(w, "%s\t%s\t%v\t%s\n", k.Name, k.Env, k.Default, k.Help)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", k.Name, k.Env, formatKeyValue(k, k.Default), k.Help)
 			}
 			return w.Flush()
 		},
 	}
+	keys.Flags().BoolVar(&keysJSON, "json", false, "print a JSON list")
 	reference := &cobra.Command{
 		Use:         "reference",
 		Short:       "Print the configuration reference (CONFIG.md)",
@@ -72,7 +104,7 @@ func (a *app) configCommand() *cobra.Command {
 			return err
 		},
 	}
-	cmd.AddCommand(check, keys, reference)
+	cmd.AddCommand(check, show, keys, reference)
 	return cmd
 }
 

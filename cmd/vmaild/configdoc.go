@@ -93,7 +93,7 @@ func configReference() string {
 	fmt.Fprintf(&b, "     Regenerate: %s -->\n\n", configDocRegenerate)
 	b.WriteString(`# vmaild configuration reference
 
-vmaild reads one YAML file, given with ` + "`-c FILE`" + ` or ` + "`$VMAILD_CONFIG`" + `; without one it
+vmaild reads one YAML file: ` + "`-c FILE`" + `, else ` + "`$VMAILD_CONFIG`" + `, else ` + "`/etc/vmaild/vmaild.yaml`" + `; without one it
 runs on the defaults below (SQLite and Maildir under the data folder, unprivileged
 ports, a self-signed certificate). Every key can also be set by an environment
 variable and by a flag of the same name (` + "`--sql.dsn`" + `). A flag beats the
@@ -102,15 +102,18 @@ environment, which beats the file, which beats the default.
 - A dotted key is a nested YAML mapping: ` + "`listen.smtp.address`" + ` is
   ` + "`listen: {smtp: {address: \":25\"}}`" + `.
 - Durations are written as Go writes them: ` + "`90s`, `5m`, `120h`" + `.
+- Sizes take units, 1024-based: ` + "`10M`, `1.5G`, `500K`" + `, or a plain number of bytes.
 - A list is a YAML sequence in the file and comma-separated in the environment
-  (` + "`VMAILD_SMTP_MYNETWORKS=127.0.0.0/8,192.0.2.0/24`" + `).
+  (` + "`VMAILD_SMTP_MYNETWORKS=127.0.0.0/8,192.0.2.0/24`" + `). A variable that is set
+  but empty counts: ` + "`VMAILD_SMTP_MYNETWORKS=`" + ` is an empty list.
 - An unknown key in the file is an error that names it: a misspelt key silently
   ignored is how mail servers end up open relays.
 - Secrets (` + "`sql.dsn`, `ldap.bind_password`, `queue.smarthost.password`, `srs.secrets`" + `) are best
   kept out of the file, in the environment.
 
-` + "`vmaild config keys`" + ` prints this table; ` + "`vmaild config check`" + ` validates a
-configuration and connects to every configured server.
+` + "`vmaild config keys`" + ` prints this table; ` + "`vmaild config check`" + ` reports every
+problem of a configuration and every server it cannot reach, writing nothing;
+` + "`vmaild config show`" + ` prints the effective configuration, secrets masked.
 
 Two environment variables are not keys: ` + "`VMAILD_CONFIG`" + ` (the file to read) and
 ` + "`VMAILD_DATA`" + ` (the default of ` + "`data_dir`" + `).
@@ -133,7 +136,7 @@ Two environment variables are not keys: ` + "`VMAILD_CONFIG`" + ` (the file to r
 		b.WriteString("|---|---|---|---|---|\n")
 		for _, k := range ks {
 			fmt.Fprintf(&b, "| `%s` | %s | %s | `%s` | %s |\n",
-				k.Name, keyType(k.Type), keyDefault(k), k.Env, markdownCell(keyHelp(k)))
+				k.Name, keyType(k), keyDefault(k), k.Env, markdownCell(keyHelp(k)))
 		}
 	}
 	return b.String()
@@ -160,12 +163,19 @@ func configSectionOrder() []string {
 // keyHelp is a key's meaning: its help tag.
 func keyHelp(k configKey) string { return k.Help }
 
-func keyType(t reflect.Type) string {
+func keyType(k configKey) string {
+	if k.Unit == "bytes" {
+		return "size"
+	}
+	return typeName(k.Type)
+}
+
+func typeName(t reflect.Type) string {
 	switch {
 	case t == durationType:
 		return "duration"
 	case t.Kind() == reflect.Slice:
-		return "list of " + keyType(t.Elem())
+		return "list of " + typeName(t.Elem())
 	case t.Kind() == reflect.Int, t.Kind() == reflect.Int64:
 		return "integer"
 	}
@@ -176,18 +186,10 @@ func keyDefault(k configKey) string {
 	if d, ok := machineDefaults[k.Name]; ok {
 		return d
 	}
-	switch d := k.Default.(type) {
-	case string:
-		if d == "" {
-			return "*empty*"
-		}
-		return "`" + d + "`"
-	case time.Duration:
-		return "`" + shortDuration(d) + "`"
-	case []string:
-		return "`[" + strings.Join(d, ", ") + "]`"
+	if s, ok := k.Default.(string); ok && s == "" {
+		return "*empty*"
 	}
-	return fmt.Sprintf("`%v`", k.Default)
+	return "`" + formatKeyValue(k, k.Default) + "`"
 }
 
 // shortDuration writes 120h for 120h0m0s, as an admin would.

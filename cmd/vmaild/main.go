@@ -34,13 +34,34 @@ type exitCoder interface{ ExitCode() int }
 // app carries what every command needs: the loaded configuration.
 type app struct {
 	configPath string
-	cfg        Config
+	// systemConfig is systemConfigPath; tests point it elsewhere.
+	systemConfig string
+	cfg          Config
+}
+
+// load reads the configuration a command runs with. On problems it
+// returns them (a *configError) with the configuration as far as it could
+// be read.
+// It says on standard error which file it read, or that it runs on the
+// built-in defaults.
+func (a *app) load(cmd *cobra.Command) (Config, error) {
+	src, err := findConfig(a.configPath, a.systemConfig)
+	if err != nil {
+		return Config{}, err
+	}
+	cfg, err := loadConfig(src.path, cmd.Flags())
+	fmt.Fprintln(cmd.ErrOrStderr(), src.describe(cfg))
+	return cfg, err
 }
 
 func newRootCommand() *cobra.Command {
-	a := &app{}
+	return newRoot(&app{systemConfig: systemConfigPath})
+}
+
+func newRoot(a *app) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "vmaild",
+		Version:       buildVersion().String(),
 		Short:         "Mail for virtual users: SMTP, submission, LMTP, IMAP and POP3 in one daemon",
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -48,11 +69,7 @@ func newRootCommand() *cobra.Command {
 			if cmd.Annotations["noconfig"] != "" {
 				return nil
 			}
-			path := a.configPath
-			if path == "" {
-				path = os.Getenv("VMAILD_CONFIG")
-			}
-			cfg, err := loadConfig(path, cmd.Flags())
+			cfg, err := a.load(cmd)
 			if err != nil {
 				return err
 			}
@@ -60,7 +77,7 @@ func newRootCommand() *cobra.Command {
 			return nil
 		},
 	}
-	root.PersistentFlags().StringVarP(&a.configPath, "config", "c", "", "YAML configuration file (default: $VMAILD_CONFIG, else built-in defaults)")
+	root.PersistentFlags().StringVarP(&a.configPath, "config", "c", "", "YAML configuration file (default: $VMAILD_CONFIG, else "+systemConfigPath+", else built-in defaults)")
 	addConfigFlags(root.PersistentFlags())
 	root.AddCommand(a.controlCommands()...)
 	root.AddCommand(
@@ -76,6 +93,9 @@ func newRootCommand() *cobra.Command {
 		a.ldifCommand(),
 		a.benchCommand(),
 		a.queueCommand(),
+		versionCommand(),
 	)
+	root.SetVersionTemplate("vmaild {{.Version}}\n")
+	enforceUsage(root)
 	return root
 }

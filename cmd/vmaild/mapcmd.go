@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -42,7 +43,7 @@ func (a *app) pairCommands(m pairMap) (add, del, list *cobra.Command) {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src, _, err := userdb.MapKey(args[0])
 			if err != nil {
-				return err
+				return badArg(cmd, err)
 			}
 			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
 				for _, t := range args[1:] {
@@ -57,7 +58,7 @@ func (a *app) pairCommands(m pairMap) (add, del, list *cobra.Command) {
 						return err
 					}
 					if err := m.add(ctx, dir, src, target); err != nil {
-						return err
+						return explain(err, src+" → "+target, cmd.Parent().Name()+" list")
 					}
 					fmt.Fprintln(cmd.OutOrStdout(), m.added(src, target))
 				}
@@ -72,7 +73,7 @@ func (a *app) pairCommands(m pairMap) (add, del, list *cobra.Command) {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src, _, err := userdb.MapKey(args[0])
 			if err != nil {
-				return err
+				return badArg(cmd, err)
 			}
 			target := ""
 			if len(args) == 2 {
@@ -82,13 +83,18 @@ func (a *app) pairCommands(m pairMap) (add, del, list *cobra.Command) {
 			}
 			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
 				if err := m.del(ctx, dir, src, target); err != nil {
-					return err
+					what := src
+					if target != "" {
+						what += " → " + target
+					}
+					return explain(err, what, cmd.Parent().Name()+" list")
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), m.deleted(src, target))
 				return nil
 			})
 		},
 	}
+	var asJSON *bool
 	list = &cobra.Command{
 		Use:   "list [DOMAIN]",
 		Short: m.listShort,
@@ -103,6 +109,15 @@ func (a *app) pairCommands(m pairMap) (add, del, list *cobra.Command) {
 				if err != nil {
 					return err
 				}
+				if *asJSON {
+					// {"source": …, "destination": …} for aliases,
+					// named as the usage line names the arguments.
+					rows := make([]map[string]string, 0, len(ps))
+					for _, p := range ps {
+						rows = append(rows, map[string]string{strings.ToLower(m.source): p.source, strings.ToLower(m.target): p.target})
+					}
+					return printJSON(cmd.OutOrStdout(), rows)
+				}
 				w := table(cmd.OutOrStdout())
 				fmt.Fprintf(w, "%s\t%s\n", m.source, m.target)
 				for _, p := range ps {
@@ -112,5 +127,6 @@ func (a *app) pairCommands(m pairMap) (add, del, list *cobra.Command) {
 			})
 		},
 	}
+	asJSON = jsonFlag(list)
 	return add, del, list
 }

@@ -81,8 +81,10 @@ type Config struct {
 
 	// UserDN is the DN template for accounts AddAccount creates, with the
 	// placeholders of UserFilter (escaped as DN values, RFC 4514).
-	// Default uid=%u,ou=people,<BaseDN>, as in ldif/example.ldif.
-	UserDN string `yaml:"user_dn" mapstructure:"user_dn" help:"DN template of accounts vmaild creates, placeholders as in user_filter; empty: uid=%u,ou=people,<base_dn>"`
+	// Default uid=%u,<BaseDN>: new accounts go where the searches look,
+	// so base_dn ou=people,dc=example,dc=com (the README's and
+	// ldif/example.ldif's shape) gives uid=%u,ou=people,dc=example,dc=com.
+	UserDN string `yaml:"user_dn" mapstructure:"user_dn" help:"DN template of accounts vmaild creates, placeholders as in user_filter; empty: uid=%u,<base_dn>"`
 	// ObjectClasses of new accounts. Default inetOrgPerson, plus
 	// AccountObjectClass when one of its attributes is configured.
 	ObjectClasses []string `yaml:"object_classes" mapstructure:"object_classes" help:"object classes of new accounts; empty: inetOrgPerson, plus account_object_class when one of its attributes is set"`
@@ -228,7 +230,7 @@ func New(cfg Config) (*Source, error) {
 		cfg.Timeout = defaultTimeout
 	}
 	if cfg.UserDN == "" {
-		cfg.UserDN = "uid=%u,ou=people," + cfg.BaseDN
+		cfg.UserDN = "uid=%u," + cfg.BaseDN
 	}
 	if err := checkDNTemplate(cfg.UserDN); err != nil {
 		return nil, fmt.Errorf("ldap: user_dn: %w", err)

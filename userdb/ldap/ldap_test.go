@@ -56,7 +56,7 @@ func newSource(t testing.TB, s *testsrv.Slapd, edit func(*Config)) *Source {
 		URLs:         []string{s.URL},
 		BindDN:       s.AdminDN,
 		BindPassword: s.AdminPassword,
-		BaseDN:       s.BaseDN,
+		BaseDN:       "ou=people," + s.BaseDN,
 		Attributes:   SchemaAttributes(),
 	}
 	if edit != nil {
@@ -977,5 +977,26 @@ func TestTLS(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestDefaultUserDN: new accounts go under the search base, so the
+// README's base_dn ou=people,… gives one ou=people, not two.
+func TestDefaultUserDN(t *testing.T) {
+	for _, tc := range []struct{ base, userDN, address, want string }{
+		{"ou=people,dc=example,dc=com", "", "alice@example.com", "uid=alice@example.com,ou=people,dc=example,dc=com"},
+		{"dc=example,dc=com", "", "alice@example.com", "uid=alice@example.com,dc=example,dc=com"},
+		{"dc=example,dc=com", "uid=%u,ou=people,dc=example,dc=com", "alice@example.com", "uid=alice@example.com,ou=people,dc=example,dc=com"},
+		{"ou=mail,dc=example,dc=com", "mail=%u,ou=%d,ou=mail,dc=example,dc=com", "bob@example.org", "mail=bob@example.org,ou=example.org,ou=mail,dc=example,dc=com"},
+	} {
+		src, err := New(Config{URLs: []string{"ldap://127.0.0.1"}, BaseDN: tc.base, UserDN: tc.userDN})
+		if err != nil {
+			t.Fatalf("New(base %s): %v", tc.base, err)
+		}
+		got, err := userDN(src.cfg.UserDN, tc.address)
+		src.Close()
+		if err != nil || got != tc.want {
+			t.Errorf("base %q, user_dn %q: %s -> %q, %v; want %q", tc.base, tc.userDN, tc.address, got, err, tc.want)
+		}
 	}
 }

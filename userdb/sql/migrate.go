@@ -71,21 +71,20 @@ func (d *DB) migrateMySQL(ctx context.Context, ms []schema.Migration) ([]string,
 	return applied, nil
 }
 
-// applyMigrations runs the migrations schema_version does not list yet.
-func applyMigrations(ctx context.Context, db execQueryer, ms []schema.Migration) ([]string, error) {
+// appliedVersions reads schema_version; a database without it has none.
+func appliedVersions(ctx context.Context, db execQueryer) (map[int]bool, error) {
 	done := map[int]bool{}
 	rows, err := db.QueryContext(ctx, "SELECT version FROM schema_version")
 	switch {
 	case err == nil:
+		defer rows.Close()
 		for rows.Next() {
 			var v int
 			if err := rows.Scan(&v); err != nil {
-				rows.Close()
 				return nil, fmt.Errorf("read schema_version: %w", err)
 			}
 			done[v] = true
 		}
-		rows.Close()
 		if err := rows.Err(); err != nil {
 			return nil, fmt.Errorf("read schema_version: %w", err)
 		}
@@ -93,6 +92,15 @@ func applyMigrations(ctx context.Context, db execQueryer, ms []schema.Migration)
 		// A fresh database: 0001 creates schema_version.
 	default:
 		return nil, fmt.Errorf("read schema_version: %w", err)
+	}
+	return done, nil
+}
+
+// applyMigrations runs the migrations schema_version does not list yet.
+func applyMigrations(ctx context.Context, db execQueryer, ms []schema.Migration) ([]string, error) {
+	done, err := appliedVersions(ctx, db)
+	if err != nil {
+		return nil, err
 	}
 
 	var applied []string

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/vmaild/vmaild/userdb"
+	"github.com/vmaild/vmaild/userdb/ldap"
+	sqldir "github.com/vmaild/vmaild/userdb/sql"
+)
+
+// serverCheck is what `config check` found out about one server or file.
+type serverCheck struct {
+	name string
+	ok   string // what to print when err is nil
+	err  error
+}
+
+// checkTimeout bounds one server's check when its own timeout key is 0.
+const checkTimeout = 5 * time.Second
+
+// checkServers reaches every server the configuration names, all at once
+// so that several dead ones cost one timeout, and reports each. It writes
+// nothing: SQLite is opened read-only, and a missing file is only noted.
+// A server whose keys already have problems is not tried again.
+func checkServers(ctx context.Context, cfg Config, problems []string) []serverCheck {
+	broken := func(prefix string) bool {
+		for _, p := range problems {
+			if strings.HasPrefix(p, prefix) {
+				return true
+			}
+		}
+		return false
+	}
+	var checks []func() serverCheck
+	if !broken("sql.") {
+		checks = append(checks, func() serverCheck { return checkSQL(ctx, cfg.SQL) })
+	}
+	if cfg.UserDB.Accounts == "ldap" && !broken("ldap.") {
+		for _, u := range cfg.LDAP.URLs {
+			c := cfg.LDAP
+			c.URLs = []string{u}
+			checks = append(checks, func() serverCheck { return checkLDAP(ctx, c) })
+		}
+	}
+	if a := cfg.Queue.Smarthost.Address; a != "" && !broken("queue.smarthost.") {
+		checks = append(checks, func() serverCheck { return checkTCP(ctx, "smarthost "+a, a) })
+	}
+	if a := cfg.Queue.Resolver; a != "" && !broken("queue.resolver") {
+		checks = append(checks, func() serverCheck { return checkResolver(ctx, a) })
+	}
+	if cfg.TLS.CertFile != "" || cfg.TLS.KeyFile != "" {
+		checks = append(checks, func() serverCheck { return checkCertificate(cfg.TLS) })
+	}
+	results := make([]serverCheck, len(checks))
+	var wg sync.WaitGroup
+	for i, check := range checks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = check()
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+func checkSQL(ctx context.Context, c sqldir.Config) serverCheck {
+	name := "sql (" + c.Driver + ")"
+	pending, err := sqldir.Check(ctx, c)
+	switch {
+	case errors.Is(err, sqldir.ErrNoDatabase):
+		return serverCheck{name: name, ok: fmt.Sprintf("no database at %s yet (`vmaild serve` or `vmaild db migrate` creates it)", c.DSN)}
+	case err != nil:
+		return serverCheck{name: name, err: fmt.Errorf("%s unreachable: %w", name, err)}
+	case len(pending) > 0 && c.Driver == "sqlite":
+		// serve migrates the embedded database itself.
+		return serverCheck{name: name, ok: fmt.Sprintf("reachable; %d schema migration(s) to apply, which `vmaild serve` does", len(pending))}
+	case len(pending) > 0:
+		return serverCheck{name: name, err: fmt.Errorf("%s: reachable, but the schema lacks %s: run `vmaild db migrate`", name, strings.Join(pending, ", "))}
+	}
+	return serverCheck{name: name, ok: "reachable"}
+}
+
+// checkLDAP binds and searches: a lookup that finds nothing proves both.
+func checkLDAP(ctx context.Context, c ldap.Config) serverCheck {
+	name := "ldap " + c.URLs[0]
+	src, err := ldap.New(c)
+	if err != nil {
+		return serverCheck{name: name, err: fmt.Errorf("%s: %w", name, err)}
+	}
+	defer src.Close()
+	if _, err := src.LookupAccount(ctx, "postmaster@vmaild.invalid"); err != nil && !errors.Is(err, userdb.ErrNotFound) {
+		return serverCheck{name: name, err: fmt.Errorf("%s unreachable: %w", name, err)}
+	}
+	return serverCheck{name: name, ok: "reachable"}
+}
+
+func checkTCP(ctx context.Context, name, addr string) serverCheck {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return serverCheck{name: name, err: fmt.Errorf("%s unreachable: %w", name, err)}
+	}
+	conn.Close()
+	return serverCheck{name: name, ok: "reachable"}
+}
+
+// checkResolver asks the DNS server for the root's name servers, which
+// every recursive resolver answers.
+func checkResolver(ctx context.Context, addr string) serverCheck {
+	name := "resolver " + addr
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	m := new(dns.Msg)
+	m.SetQuestion(".", dns.TypeNS)
+	if _, _, err := (&dns.Client{Timeout: checkTimeout}).ExchangeContext(ctx, m, addr); err != nil {
+		return serverCheck{name: name, err: fmt.Errorf("%s unreachable: %w", name, err)}
+	}
+	return serverCheck{name: name, ok: "answers"}
+}
+
+func checkCertificate(f TLSFiles) serverCheck {
+	const name = "tls certificate"
+	if _, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile); err != nil {
+		return serverCheck{name: name, err: fmt.Errorf("tls.cert_file %s, tls.key_file %s: %w", f.CertFile, f.KeyFile, err)}
+	}
+	return serverCheck{name: name, ok: "loads"}
+}
