@@ -338,6 +338,20 @@ func testServe(t *testing.T, name string, backend func(testing.TB) string) {
 		d.cli("", "db", "migrate")
 	}
 	d.start()
+	// The banner says where the directory lives; each listener is logged
+	// once.
+	banner := map[string]string{
+		"embedded":     "accounts, domains, aliases and quotas in SQLite",
+		"ldap+mariadb": "accounts in LDAP; domains, aliases and quotas in MySQL/MariaDB",
+	}[name]
+	if out := d.out.String(); !strings.Contains(out, banner) {
+		t.Errorf("the banner does not say %q:\n%s", banner, out)
+	}
+	for _, l := range []string{"smtp", "submission", "submissions", "imap", "pop3"} {
+		if n := strings.Count(d.out.String(), "msg=listening listener="+l+" "); n != 1 {
+			t.Errorf("listener %s logged %d times as listening, want once", l, n)
+		}
+	}
 	d.cli("", "domain", "add", "example.com")
 	// The example directory (base entries and users) goes in with
 	// the LDIF importer, then a new user with the CLI.

@@ -495,7 +495,7 @@ func (s *server) shutdown() error {
 }
 
 func (s *server) printHint(out io.Writer) {
-	fmt.Fprintf(out, "vmaild is running (data in %s, users from %s, domains from %s).\n", s.cfg.DataDir, s.cfg.UserDB.Accounts, s.cfg.SQL.Driver)
+	fmt.Fprintf(out, "vmaild is running (data in %s; %s).\n", s.cfg.DataDir, s.cfg.directorySummary())
 	for _, sp := range s.specs() {
 		if ln, ok := s.bound[sp.name]; ok {
 			fmt.Fprintf(out, "  %-12s %s\n", sp.name, ln.Addr())
@@ -538,4 +538,18 @@ func dropPrivileges(name string, log *slog.Logger) error {
 	}
 	log.Info("dropped privileges", "user", name, "uid", uid, "gid", gid)
 	return nil
+}
+
+// directorySummary says in words where the directory lives, for the
+// start-up banner: "accounts, domains, aliases and quotas in SQLite" or
+// "accounts in LDAP; domains, aliases and quotas in MySQL/MariaDB".
+func (c *Config) directorySummary() string {
+	sqlName := map[string]string{"sqlite": "SQLite", "mysql": "MySQL/MariaDB"}[c.SQL.Driver]
+	if sqlName == "" {
+		sqlName = c.SQL.Driver
+	}
+	if c.UserDB.Accounts == "ldap" {
+		return "accounts in LDAP; domains, aliases and quotas in " + sqlName
+	}
+	return "accounts, domains, aliases and quotas in " + sqlName
 }

@@ -236,7 +236,6 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 	if err != nil {
 		return err
 	}
-	s.log.Info("listening", "addr", l.Addr().String(), "tls", implicitTLS)
 	err = s.gs.Serve(&listener{Listener: gl, srv: s, implicitTLS: implicitTLS})
 	if s.gate.Closing() {
 		return ErrServerClosed
