@@ -423,6 +423,18 @@ func (a *app) aliasCommand() *cobra.Command {
 			return ps, err
 		},
 		added: func(src, dest string) string { return fmt.Sprintf("alias %s → %s added", src, dest) },
+		warn: func(ctx context.Context, dir *directory, src, dest string) string {
+			// A local destination that resolves to nothing bounces what
+			// the alias receives; a remote one is the remote's business.
+			_, domain, _ := userdb.Split(dest)
+			if local, err := dir.users.IsLocalDomain(ctx, domain); err != nil || !local {
+				return ""
+			}
+			if _, err := dir.users.Resolve(ctx, dest); errors.Is(err, userdb.ErrNotFound) {
+				return fmt.Sprintf("%s is neither a mailbox nor an alias here: mail to %s bounces for it until it exists", dest, src)
+			}
+			return ""
+		},
 		deleted: func(src, dest string) string {
 			if dest == "" {
 				return fmt.Sprintf("alias %s deleted", src)

@@ -130,3 +130,28 @@ func TestCLIErrorsSayWhatToDo(t *testing.T) {
 		})
 	}
 }
+
+// TestAliasTargetWarning: an alias to a local address that is neither a
+// mailbox nor an alias is added, with a warning that its mail will
+// bounce; existing and remote targets add silently.
+func TestAliasTargetWarning(t *testing.T) {
+	c := newCLI(t, sqliteConfig(t.TempDir()))
+	c.ok("", "domain", "add", "example.com")
+	c.ok("alice-pw\n", "user", "add", "alice@example.com", "--password-stdin")
+	for _, tc := range []struct {
+		dest, warning string
+	}{
+		{"ghost@example.com", "warning: ghost@example.com is neither a mailbox nor an alias here: mail to team@example.com bounces for it until it exists"},
+		{"alice@example.com", ""},
+		{"alice+lists@example.com", ""},
+		{"friend@remote.test", ""},
+	} {
+		stdout, stderr, err := c.run("", "alias", "add", "team@example.com", tc.dest)
+		if err != nil || !strings.Contains(stdout, "added") {
+			t.Fatalf("alias add %s: %q, %v", tc.dest, stdout, err)
+		}
+		if got := strings.TrimSpace(stderr); !strings.Contains(got, tc.warning) || (tc.warning == "" && strings.Contains(got, "warning")) {
+			t.Errorf("alias add %s: stderr %q, want %q", tc.dest, got, tc.warning)
+		}
+	}
+}

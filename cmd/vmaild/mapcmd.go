@@ -29,6 +29,9 @@ type pairMap struct {
 	// added and deleted are the lines printed for each pair changed;
 	// deleted gets target "" when every pair of source went.
 	added, deleted func(source, target string) string
+	// warn, when set, says after a successful add what the admin may not
+	// have meant (a target that does not exist yet); "" is no warning.
+	warn func(ctx context.Context, dir *directory, source, target string) string
 }
 
 // pair is one row of a pairMap.
@@ -61,6 +64,11 @@ func (a *app) pairCommands(m pairMap) (add, del, list *cobra.Command) {
 						return explain(err, src+" → "+target, cmd.Parent().Name()+" list")
 					}
 					fmt.Fprintln(cmd.OutOrStdout(), m.added(src, target))
+					if m.warn != nil {
+						if w := m.warn(ctx, dir, src, target); w != "" {
+							fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+w)
+						}
+					}
 				}
 				return nil
 			})
