@@ -21,6 +21,7 @@ srs                Mail::SRS's srs command, the second SRS oracle
 gcc                go test -race needs cgo
 libc6-dev          cgo's C headers and startup files (a Recommends of gcc)
 ca-certificates    go downloads modules over HTTPS
+git                the compose test checks what is committed (git ls-files)
 "
 names=$(printf '%s\n' "$packages" | awk 'NF { print $1 }')
 

@@ -122,13 +122,76 @@ func (d *e2eDaemon) addr(name string) string { return "127.0.0.1:" + strconv.Ito
 func (d *e2eDaemon) start() {
 	t := d.t
 	t.Helper()
-	d.cmd = exec.Command(d.bin, "-c", d.config, "serve")
-	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
-	if err := d.cmd.Start(); err != nil {
+	// A port that was free when the configuration was written can be
+	// taken by another test's server before the daemon binds it: a first
+	// start that fails to bind moves to new ports and starts again.
+	for try := 1; !d.startOnce(); try++ {
+		if try == 3 {
+			t.Fatalf("vmaild serve could not bind its ports\n%s", d.out.String())
+		}
+		t.Logf("a port was taken before vmaild bound it; moving:\n%s", d.out.String())
+		d.out = &lockedBuffer{}
+		d.movePorts()
+	}
+	d.waitReady()
+}
+
+// startOnce starts the daemon; false when it exited at once because a
+// port was in use (only on a first start: a restarted daemon keeps its
+// ports, which tests hold on to).
+func (d *e2eDaemon) startOnce() bool {
+	t := d.t
+	t.Helper()
+	first := d.exited == nil
+	cmd := exec.Command(d.bin, "-c", d.config, "serve")
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(d.out, out), io.MultiWriter(d.out, out)
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d.exited = make(chan error, 1)
-	go func() { d.exited <- d.cmd.Wait() }()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	if first {
+		deadline := time.Now().Add(20 * time.Second)
+		for !strings.Contains(out.String(), "vmaild is running") && time.Now().Before(deadline) {
+			select {
+			case err := <-exited:
+				if strings.Contains(out.String(), "address already in use") {
+					return false
+				}
+				t.Fatalf("vmaild serve exited: %v\n%s", err, d.out.String())
+			default:
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	d.cmd, d.exited = cmd, exited
+	return true
+}
+
+// movePorts gives the daemon new ports and rewrites its configuration.
+func (d *e2eDaemon) movePorts() {
+	t := d.t
+	t.Helper()
+	cfg, err := os.ReadFile(d.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(cfg)
+	for name, old := range d.ports {
+		p := testsrv.FreePort(t)
+		text = strings.ReplaceAll(text, "127.0.0.1:"+strconv.Itoa(old)+"\n", "127.0.0.1:"+strconv.Itoa(p)+"\n")
+		d.ports[name] = p
+	}
+	if err := os.WriteFile(d.config, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitReady waits for the started daemon to serve.
+func (d *e2eDaemon) waitReady() {
+	t := d.t
+	t.Helper()
 	t.Cleanup(func() {
 		if d.cmd.ProcessState == nil {
 			d.cmd.Process.Kill()
@@ -700,5 +763,25 @@ func TestServeSharedGate(t *testing.T) {
 		if got := line(open[i]); !strings.HasPrefix(got, want) {
 			t.Errorf("idle client at SIGTERM: %q, want %q", got, want)
 		}
+	}
+}
+
+// TestHarnessMovesTakenPorts: when another process takes one of the
+// daemon's ports between the configuration and the start, the harness
+// starts it on new ports instead of failing the test.
+func TestHarnessMovesTakenPorts(t *testing.T) {
+	d := newDaemon(t, "")
+	taken, err := net.Listen("tcp", d.addr("metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	old := d.addr("metrics")
+	d.start()
+	if d.addr("metrics") == old {
+		t.Fatalf("the daemon kept the taken port %s", old)
+	}
+	if out := d.cli("", "domain", "list"); out == "" {
+		t.Error("no answer from the CLI")
 	}
 }

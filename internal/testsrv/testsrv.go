@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"sync"
 	"testing"
 )
 
@@ -38,30 +39,47 @@ func RequireBinary(t testing.TB, name string) string {
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago, for a
-// server the test starts later. It is drawn at random below the kernel's
-// ephemeral range (ip_local_port_range), which the kernel's own :0 picks
-// come from: a port from there, freed again, can be taken meanwhile by the
-// local end of any outgoing connection on the machine (a parallel test's
-// client), and the server then fails to bind. Below that range only
-// another FreePort caller could take it, and random draws make that rare.
+// server the test starts later. Ports come from below the kernel's
+// ephemeral range (ip_local_port_range, 32768–60999 by default), which the
+// kernel's own :0 picks come from: a port from there, freed again, can be
+// taken meanwhile by the local end of any outgoing connection on the
+// machine (a parallel test's client), and the server then fails to bind.
+// Below that range only another test could take it: within this process
+// no port is handed out twice, and each test process walks the range from
+// its own random start, so parallel packages rarely meet.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	const lo, hi = 20000, 32000 // below Linux's default 32768–60999
-	for range 200 {
-		port := lo + rand.IntN(hi-lo)
+	ports.mu.Lock()
+	defer ports.mu.Unlock()
+	if ports.given == nil {
+		ports.given = map[int]bool{}
+		ports.next = rand.IntN(portsHi - portsLo)
+	}
+	for range portsHi - portsLo {
+		port := portsLo + ports.next
+		ports.next = (ports.next + 1) % (portsHi - portsLo)
+		if ports.given[port] {
+			continue
+		}
 		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
 			continue
 		}
 		l.Close()
+		ports.given[port] = true
 		return port
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("free port: none left below the ephemeral range")
+	return 0
+}
+
+const portsLo, portsHi = 20000, 32000
+
+// ports is what FreePort has handed out in this process.
+var ports struct {
+	mu    sync.Mutex
+	given map[int]bool
+	next  int
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
