@@ -43,6 +43,17 @@ else
 	echo "test.sh: not Debian; install the equivalents of:" $names >&2
 fi
 
+# Docker Compose, the oracle of the compose tests (`docker compose config`):
+# neither Docker nor Compose v2 is a Debian 12 package, so it is built once
+# from the version tools/compose pins, into the user's cache.
+compose_version=$(awk '$1 == "github.com/docker/compose/v5" { print $2 }' tools/compose/go.mod)
+VMAILD_COMPOSE=${VMAILD_COMPOSE:-${XDG_CACHE_HOME:-$HOME/.cache}/vmaild/docker-compose-$compose_version}
+if [ ! -x "$VMAILD_COMPOSE" ]; then
+	echo "test.sh: building Docker Compose $compose_version into $VMAILD_COMPOSE"
+	go build -C tools/compose -o "$VMAILD_COMPOSE" github.com/docker/compose/v5/cmd
+fi
+export VMAILD_COMPOSE
+
 echo "test.sh: go vet ./..., gofmt -l ."
 go vet ./...
 unformatted=$(gofmt -l .)

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -1144,4 +1146,84 @@ func TestComposeOpenLDAPEntrypoint(t *testing.T) {
 	if out, err = search("(&(mail=*)(userPassword=*))", "dn"); err != nil || strings.Contains(out, "dn:") {
 		t.Errorf("seed entries with a password (%v):\n%s", err, out)
 	}
+}
+
+// TestDockerComposeConfig runs Docker Compose itself (test.sh builds the
+// version tools/compose pins and names it in $VMAILD_COMPOSE): `docker
+// compose config` accepts docker-compose.yml with .env.example, with and
+// without the webmail profile; every port it publishes is on 127.0.0.1;
+// and without the secrets it refuses, naming each one.
+func TestDockerComposeConfig(t *testing.T) {
+	bin := os.Getenv("VMAILD_COMPOSE")
+	if bin == "" {
+		bin, _ = exec.LookPath("docker-compose")
+	}
+	if bin == "" {
+		msg := "Docker Compose not found: ./test.sh builds it (tools/compose), or set VMAILD_COMPOSE"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	compose := func(envFile string, args ...string) ([]byte, error) {
+		cmd := exec.Command(bin, append([]string{"--project-directory", repoRoot,
+			"-f", filepath.Join(repoRoot, "docker-compose.yml"), "--env-file", envFile}, args...)...)
+		// Only the env file speaks: an admin's exported variables must
+		// not change what the test sees.
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+		return cmd.Output()
+	}
+	env := filepath.Join(repoRoot, ".env.example")
+	for _, profiles := range [][]string{nil, {"--profile", "webmail"}} {
+		out, err := compose(env, append(profiles, "config", "--format", "json")...)
+		if err != nil {
+			t.Fatalf("docker compose %v config: %v\n%s", profiles, err, stderrOf(err))
+		}
+		var cfg struct {
+			Services map[string]struct {
+				Ports []struct {
+					HostIP    string `json:"host_ip"`
+					Published string `json:"published"`
+				} `json:"ports"`
+			} `json:"services"`
+		}
+		if err := json.Unmarshal(out, &cfg); err != nil {
+			t.Fatalf("docker compose config --format json: %v", err)
+		}
+		if _, on := cfg.Services["roundcube"]; on != (profiles != nil) {
+			t.Errorf("profiles %v: roundcube enabled %v", profiles, on)
+		}
+		n := 0
+		for name, svc := range cfg.Services {
+			for _, p := range svc.Ports {
+				n++
+				if p.HostIP != "127.0.0.1" {
+					t.Errorf("profiles %v: %s publishes %s on %q, want 127.0.0.1", profiles, name, p.Published, p.HostIP)
+				}
+			}
+		}
+		if n < 8 {
+			t.Errorf("profiles %v: %d published ports, want the seven mail ports and metrics at least", profiles, n)
+		}
+	}
+	empty := filepath.Join(t.TempDir(), "empty.env")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := compose(empty, "config", "--quiet")
+	msg := string(stderrOf(err))
+	for _, v := range []string{"MYSQL_PASSWORD", "LDAP_ADMIN_PASSWORD", "LDAP_VMAILD_PASSWORD"} {
+		if err == nil || !strings.Contains(msg, "set "+v+" in .env") {
+			t.Errorf("without secrets: %v, %q; want a refusal naming %s", err, msg, v)
+		}
+	}
+}
+
+// stderrOf is what a failed command wrote on stderr.
+func stderrOf(err error) []byte {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.Stderr
+	}
+	return nil
 }
