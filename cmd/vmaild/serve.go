@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vmaild/vmaild/backend/delivery"
+	"github.com/vmaild/vmaild/backend/dkim"
 	"github.com/vmaild/vmaild/backend/queue"
 	"github.com/vmaild/vmaild/backend/srs"
 	"github.com/vmaild/vmaild/backend/store"
@@ -65,6 +66,7 @@ type server struct {
 	queue      *queue.Queue
 	agent      *delivery.LocalAgent
 	srs        *srs.Rewriter  // forwarded senders and their bounces; nil: srs.enabled off
+	dkim       *dkim.Signer   // signs submitted mail and bounces; no keys: signs nothing
 	logins     *login.Service // shared by every listener
 	certs      *certificates
 	tls        *tls.Config
@@ -189,6 +191,12 @@ func (s *server) open(ctx context.Context, a *app) error {
 	if s.srs != nil {
 		s.agent.ForwardSender = s.forwardSender
 	}
+	if s.dkim, err = s.openDKIM(); err != nil {
+		return err
+	}
+	if len(s.dkim.Domains()) > 0 {
+		s.agent.Sign = signSubmitted(s.dkim)
+	}
 	qc, err := s.queueConfig()
 	if err != nil {
 		return err
@@ -252,6 +260,9 @@ func (s *server) queueConfig() (queue.Config, error) {
 	}
 	if s.srs != nil {
 		qc.BounceTo = s.bounceTo
+	}
+	if len(s.dkim.Domains()) > 0 {
+		qc.SignDSN = signDSN(s.dkim)
 	}
 	sh, err := c.Smarthost.queueSmarthost()
 	qc.Smarthost = sh
