@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -222,7 +223,7 @@ func defaultConfig() Config {
 		Metrics:         MetricsConfig{Address: "127.0.0.1:9187", MinFreeBytes: 1 << 30},
 		Control:         ControlConfig{Mode: "0600"},
 		SRS:             SRSConfig{Enabled: true, Separator: srs.DefaultSeparator, MaxAgeDays: srs.DefaultMaxAgeDays, HashLength: srs.DefaultHashLength},
-		DKIM:            DKIMConfig{Headers: dkim.DefaultHeaders, Canonicalization: dkim.DefaultCanonicalization},
+		DKIM:            DKIMConfig{Headers: slices.Clone(dkim.DefaultHeaders), Canonicalization: dkim.DefaultCanonicalization},
 		ShutdownTimeout: 30 * time.Second,
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -96,6 +98,9 @@ func (a *app) dkimCommand() *cobra.Command {
 			if err := dkim.WriteKey(path, key); err != nil {
 				return err
 			}
+			if err := giveToRunAs(a.cfg.RunAs, a.cfg.DKIM.Dir, path); err != nil {
+				return err
+			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "key written to %s; publish this record, then restart vmaild:\n", path)
 			return printRecord(cmd.OutOrStdout(), domain, selector, key)
 		},
@@ -149,4 +154,23 @@ func printRecord(w io.Writer, domain, selector string, key crypto.Signer) error 
 	}
 	_, err = fmt.Fprintln(w, dkim.ZoneLine(domain, selector, rec))
 	return err
+}
+
+// giveToRunAs hands a key made by root to the run_as user, who reads it
+// at start after dropping privileges: the key, its domain folder and the
+// key folder.
+func giveToRunAs(runAs, dir, path string) error {
+	if os.Geteuid() != 0 || runAs == "" {
+		return nil
+	}
+	uid, gid, err := runAsIDs(runAs)
+	if err != nil {
+		return err
+	}
+	for _, p := range []string{dir, filepath.Dir(path), path} {
+		if err := os.Lchown(p, uid, gid); err != nil {
+			return fmt.Errorf("dkim key for run_as %s: %w", runAs, err)
+		}
+	}
+	return nil
 }

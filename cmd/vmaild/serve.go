@@ -523,20 +523,29 @@ func (s *server) printHint(out io.Writer) {
 	}
 }
 
+// runAsIDs are the numeric user and group of the run_as user.
+func runAsIDs(name string) (uid, gid int, err error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return 0, 0, fmt.Errorf("run_as: %w", err)
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("run_as %s: numeric uid/gid expected", name)
+	}
+	return uid, gid, nil
+}
+
 // dropPrivileges switches to an unprivileged user after the ports are
 // bound, when started as root.
 func dropPrivileges(name string, log *slog.Logger) error {
 	if os.Geteuid() != 0 || name == "" {
 		return nil
 	}
-	u, err := user.Lookup(name)
+	uid, gid, err := runAsIDs(name)
 	if err != nil {
-		return fmt.Errorf("run_as: %w", err)
-	}
-	uid, err1 := strconv.Atoi(u.Uid)
-	gid, err2 := strconv.Atoi(u.Gid)
-	if err1 != nil || err2 != nil {
-		return fmt.Errorf("run_as %s: numeric uid/gid expected", name)
+		return err
 	}
 	if err := syscall.Setgroups([]int{gid}); err != nil {
 		return fmt.Errorf("run_as: setgroups: %w", err)
