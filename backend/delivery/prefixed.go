@@ -1,6 +1,8 @@
 package delivery
 
-import "io"
+import (
+	"errors"
+)
 
 // prefixedMessage is a message with header fields put on top, read
 // without copying the message.
@@ -15,7 +17,7 @@ func (p prefixedMessage) Size() int64 { return int64(len(p.head)) + p.msg.Size()
 
 func (p prefixedMessage) ReadAt(b []byte, off int64) (int, error) {
 	if off < 0 {
-		return 0, io.EOF
+		return 0, errors.New("delivery: negative offset")
 	}
 	n := 0
 	if off < int64(len(p.head)) {

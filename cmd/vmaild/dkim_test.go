@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/vmaild/vmaild/backend/delivery"
+	"github.com/vmaild/vmaild/backend/dkim"
 	"github.com/vmaild/vmaild/backend/queue/queuetest"
 	"github.com/vmaild/vmaild/internal/testsrv"
 )
@@ -194,3 +197,47 @@ func TestDKIMCommands(t *testing.T) {
 		t.Errorf("serve with a garbage key: %v\n%s", err, out)
 	}
 }
+
+// TestSignSubmittedDomains: submitted mail is signed only by the domain
+// of its envelope sender or of the login, even when the From header
+// (smtp.check_header_from off) names another hosted domain.
+func TestSignSubmittedDomains(t *testing.T) {
+	var keys []dkim.Key
+	for _, d := range []string{"example.com", "other.test"} {
+		k, err := dkim.Generate(dkim.Ed25519)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, dkim.Key{Domain: d, Selector: "s", Signer: k})
+	}
+	signer, err := dkim.New(dkim.Config{Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := signSubmitted(signer)
+	for _, tc := range []struct {
+		name, from, user, header string
+		signed                   bool
+	}{
+		{"own domain", "zoe@example.com", "zoe@example.com", "zoe@example.com", true},
+		{"login's domain, other sender", "list@bounces.test", "zoe@example.com", "zoe@example.com", true},
+		{"sender's domain", "info@other.test", "zoe@example.com", "info@other.test", true},
+		{"another customer's domain", "zoe@example.com", "zoe@example.com", "ceo@other.test", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := bytes.NewReader([]byte("From: " + tc.header + "\r\nSubject: x\r\n\r\nbody\r\n"))
+			env := &delivery.Envelope{From: tc.from, User: tc.user}
+			sig, err := sign(context.Background(), env, readerMessage{msg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if signed := len(sig) > 0; signed != tc.signed {
+				t.Errorf("signed %v, want %v", signed, tc.signed)
+			}
+		})
+	}
+}
+
+type readerMessage struct{ *bytes.Reader }
+
+func (m readerMessage) Size() int64 { return m.Reader.Size() }
