@@ -454,7 +454,7 @@ func validateLDAP(c ldap.Config) []string {
 // bounces, by the domain of their From header.
 type DKIMConfig struct {
 	Dir              string   `yaml:"dir" help:"folder of signing keys, DOMAIN/SELECTOR.key, each PEM and mode 0600 (vmaild dkim keygen writes them); every key found there signs for its domain unless keys names that domain (default data_dir/dkim)"`
-	Keys             []string `yaml:"keys" help:"keys that sign, DOMAIN:SELECTOR (file in dir) or DOMAIN:SELECTOR:PATH; a domain named here signs with exactly these; at most two per domain, both signing (rotation); a key that does not load stops the start"`
+	Keys             []string `yaml:"keys" help:"keys that sign, DOMAIN:SELECTOR (file in dir) or DOMAIN:SELECTOR:PATH; a domain named here signs with exactly these; at most two per domain, both signing (rotation); a key that does not load stops the start (a reload keeps the old keys)"`
 	Headers          []string `yaml:"headers" help:"header fields signed; a name given twice is oversigned (a second field of that name breaks the signature); From is required"`
 	Canonicalization string   `yaml:"canonicalization" help:"header/body canonicalization: relaxed/relaxed, simple/simple, relaxed/simple or simple/relaxed"`
 }

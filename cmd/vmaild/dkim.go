@@ -18,22 +18,33 @@ import (
 	"github.com/vmaild/vmaild/userdb"
 )
 
-// openDKIM loads the signing keys at start: a key that is configured but
-// does not load stops the start (as `vmaild config check` reports it),
-// since mail of a domain with a published key going out unsigned fails
-// DMARC at the big providers.
-func (s *server) openDKIM() (*dkim.Signer, error) {
-	signer, warnings, err := s.cfg.DKIM.signer()
+// openDKIM loads the signing keys, at start and on reload: a key that is
+// configured but does not load stops the start (as `vmaild config check`
+// reports it) and makes a reload keep the keys it had, since mail of a
+// domain with a published key going out unsigned fails DMARC at the big
+// providers.
+func (s *server) openDKIM(c DKIMConfig) (*dkim.Signer, error) {
+	signer, warnings, err := c.signer()
 	if err != nil {
 		return nil, err
 	}
 	for _, w := range warnings {
 		s.log.Warn("dkim key file readable by others", "err", w)
 	}
-	if ds := signer.Domains(); len(ds) > 0 {
-		s.log.Info("dkim signing", "domains", ds)
-	}
+	s.log.Info("dkim signing", "domains", signer.Domains())
 	return signer, nil
+}
+
+// reloadDKIM reads the keys again (a new selector of a rotation, a key
+// retired); on failure the old keys go on signing.
+func (s *server) reloadDKIM(c DKIMConfig) (answer string, loaded bool) {
+	signer, err := s.openDKIM(c)
+	if err != nil {
+		s.log.Error("dkim reload failed; keeping the old keys", "err", err)
+		return "kept the old keys: " + err.Error(), false
+	}
+	s.dkim.Store(signer)
+	return fmt.Sprintf("reloaded, %d domains sign", len(signer.Domains())), true
 }
 
 // signSubmitted is the delivery agent's Sign hook: mail an authenticated
@@ -41,7 +52,8 @@ func (s *server) openDKIM() (*dkim.Signer, error) {
 // envelope sender or of the login, both of which the submission checks
 // already tied to the user, so that with smtp.check_header_from off a
 // user still cannot get a signature for a domain of another customer.
-func signSubmitted(signer *dkim.Signer) func(ctx context.Context, env *delivery.Envelope, msg delivery.Message) ([]byte, error) {
+// signer is the current signer (reload swaps it).
+func signSubmitted(signer func() *dkim.Signer) func(ctx context.Context, env *delivery.Envelope, msg delivery.Message) ([]byte, error) {
 	return func(ctx context.Context, env *delivery.Envelope, msg delivery.Message) ([]byte, error) {
 		allow := func(domain string) bool {
 			for _, a := range []string{env.From, env.User} {
@@ -51,15 +63,15 @@ func signSubmitted(signer *dkim.Signer) func(ctx context.Context, env *delivery.
 			}
 			return false
 		}
-		return signer.Sign(msg, msg.Size(), allow)
+		return signer().Sign(msg, msg.Size(), allow)
 	}
 }
 
 // signDSN is the queue's hook: a bounce is signed by the domain of its
 // From (MAILER-DAEMON@hostname) when that domain has a key.
-func signDSN(signer *dkim.Signer) func(dsn []byte) ([]byte, error) {
+func signDSN(signer func() *dkim.Signer) func(dsn []byte) ([]byte, error) {
 	return func(dsn []byte) ([]byte, error) {
-		return signer.Sign(bytes.NewReader(dsn), int64(len(dsn)), nil)
+		return signer().Sign(bytes.NewReader(dsn), int64(len(dsn)), nil)
 	}
 }
 
@@ -70,7 +82,7 @@ func (a *app) dkimCommand() *cobra.Command {
 		Short: "Make DKIM signing keys and show the DNS records that publish them",
 		Long: "Keys live in dkim.dir (default data_dir/dkim) as DOMAIN/SELECTOR.key, mode 0600;\n" +
 			"every key of a domain signs its mail (two during a rotation). vmaild reads the keys\n" +
-			"at start: restart it after keygen.",
+			"at start and on reload (`vmaild reload`, SIGHUP).",
 	}
 	var selector, algorithm string
 	keygen := &cobra.Command{
@@ -101,7 +113,7 @@ func (a *app) dkimCommand() *cobra.Command {
 			if err := giveToRunAs(a.cfg.RunAs, a.cfg.DKIM.Dir, path); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "key written to %s; publish this record, then restart vmaild:\n", path)
+			fmt.Fprintf(cmd.ErrOrStderr(), "key written to %s; publish this record, then run vmaild reload:\n", path)
 			return printRecord(cmd.OutOrStdout(), domain, selector, key)
 		},
 	}

@@ -160,6 +160,19 @@ func TestServeDKIMVerified(t *testing.T) {
 	if ok, out := dkimVerify(t, dns.Addr, dsn, 0); !ok {
 		t.Errorf("the bounce's signature does not verify: %s\n%s", out, dsn)
 	}
+
+	// Reload reads the keys again; a key that does not load keeps the
+	// old ones signing.
+	bad := filepath.Join(filepath.Dir(key), "broken.key")
+	os.WriteFile(bad, []byte("garbage\n"), 0o600)
+	if out := d.cli("", "reload"); !strings.Contains(out, "dkim: kept the old keys") || !strings.Contains(out, "broken") {
+		t.Errorf("reload with a broken key:\n%s", out)
+	}
+	os.Remove(bad)
+	d.cli("", "dkim", "keygen", "new.test", "--selector", "n1")
+	if out := d.cli("", "reload"); !strings.Contains(out, "dkim: reloaded, 3 domains sign") {
+		t.Errorf("reload with a new key:\n%s", out)
+	}
 	d.stop()
 }
 
@@ -214,7 +227,7 @@ func TestSignSubmittedDomains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sign := signSubmitted(signer)
+	sign := signSubmitted(func() *dkim.Signer { return signer })
 	for _, tc := range []struct {
 		name, from, user, header string
 		signed                   bool

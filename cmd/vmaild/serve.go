@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -65,9 +66,9 @@ type server struct {
 	store      *store.Store
 	queue      *queue.Queue
 	agent      *delivery.LocalAgent
-	srs        *srs.Rewriter  // forwarded senders and their bounces; nil: srs.enabled off
-	dkim       *dkim.Signer   // signs submitted mail and bounces; no keys: signs nothing
-	logins     *login.Service // shared by every listener
+	srs        *srs.Rewriter               // forwarded senders and their bounces; nil: srs.enabled off
+	dkim       atomic.Pointer[dkim.Signer] // signs submitted mail and bounces; no keys: nothing; swapped by reload
+	logins     *login.Service              // shared by every listener
 	certs      *certificates
 	tls        *tls.Config
 	metrics    *metrics
@@ -191,12 +192,12 @@ func (s *server) open(ctx context.Context, a *app) error {
 	if s.srs != nil {
 		s.agent.ForwardSender = s.forwardSender
 	}
-	if s.dkim, err = s.openDKIM(); err != nil {
+	signer, err := s.openDKIM(cfg.DKIM)
+	if err != nil {
 		return err
 	}
-	if len(s.dkim.Domains()) > 0 {
-		s.agent.Sign = signSubmitted(s.dkim)
-	}
+	s.dkim.Store(signer)
+	s.agent.Sign = signSubmitted(s.dkim.Load)
 	qc, err := s.queueConfig()
 	if err != nil {
 		return err
@@ -261,9 +262,7 @@ func (s *server) queueConfig() (queue.Config, error) {
 	if s.srs != nil {
 		qc.BounceTo = s.bounceTo
 	}
-	if len(s.dkim.Domains()) > 0 {
-		qc.SignDSN = signDSN(s.dkim)
-	}
+	qc.SignDSN = signDSN(s.dkim.Load)
 	sh, err := c.Smarthost.queueSmarthost()
 	qc.Smarthost = sh
 	return qc, err
