@@ -85,7 +85,14 @@ type LocalAgent struct {
 	// one: the place for SRS (package backend/srs), so remote rejections
 	// come back to us and not to a forged sender. Nil keeps the sender.
 	ForwardSender func(ctx context.Context, from string) (string, error)
-	Logger        *slog.Logger
+	// Sign, when set, returns header fields (DKIM-Signature) to put on
+	// top of mail an authenticated user (Envelope.User) sends on to
+	// remote destinations: called once per delivery, before the message
+	// is queued, so every remote copy carries the same signature. An
+	// error is logged and the mail is queued unsigned: a signature is
+	// worth less than the message.
+	Sign   func(ctx context.Context, env *Envelope, msg Message) ([]byte, error)
+	Logger *slog.Logger
 }
 
 var _ Agent = (*LocalAgent)(nil)

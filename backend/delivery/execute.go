@@ -227,7 +227,10 @@ func (a *LocalAgent) execute(ctx context.Context, r *run, locals, remotes []*job
 			forwarded = append(forwarded, j)
 		}
 	}
-	a.queueRemote(ctx, r, env.From, relayed)
+	if len(relayed)+len(forwarded)+len(redirects) > 0 {
+		msg = a.sign(ctx, r)
+	}
+	a.queueRemote(ctx, r, msg, env.From, relayed)
 	fwdFrom := env.From
 	if a.ForwardSender != nil && (len(forwarded) > 0 || len(redirects) > 0) {
 		f, err := a.ForwardSender(ctx, env.From)
@@ -241,7 +244,7 @@ func (a *LocalAgent) execute(ctx context.Context, r *run, locals, remotes []*job
 			fwdFrom = f
 		}
 	}
-	a.queueRemote(ctx, r, fwdFrom, forwarded)
+	a.queueRemote(ctx, r, msg, fwdFrom, forwarded)
 	if len(redirects) > 0 {
 		if _, err := a.enqueue(ctx, fwdFrom, redirects, msg); err != nil {
 			r.log.Error("queue redirects", "err", err)
@@ -249,9 +252,26 @@ func (a *LocalAgent) execute(ctx context.Context, r *run, locals, remotes []*job
 	}
 }
 
+// sign is the message as it leaves for remote destinations: with the
+// signature fields of LocalAgent.Sign on top when an authenticated user
+// sent it, else unchanged.
+func (a *LocalAgent) sign(ctx context.Context, r *run) Message {
+	if a.Sign == nil || r.env.User == "" {
+		return r.msg
+	}
+	h, err := a.Sign(ctx, r.env, r.msg)
+	if err != nil {
+		r.log.Error("signing failed; queued unsigned", "err", err)
+		return r.msg
+	}
+	if len(h) == 0 {
+		return r.msg
+	}
+	return prefixed(h, r.msg)
+}
+
 // queueRemote puts remote destinations into the queue as one item.
-func (a *LocalAgent) queueRemote(ctx context.Context, r *run, from string, js []*job) {
-	msg := r.msg
+func (a *LocalAgent) queueRemote(ctx context.Context, r *run, msg Message, from string, js []*job) {
 	if len(js) == 0 {
 		return
 	}

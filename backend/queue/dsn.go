@@ -112,7 +112,20 @@ func (q *Queue) buildDSN(it *item, to string, failed []Recipient) ([]byte, error
 	b.Write(headers)
 	h("")
 	h("--%s--", boundary)
-	return b.Bytes(), nil
+	return q.signDSN(it, b.Bytes()), nil
+}
+
+// signDSN puts Config.SignDSN's fields on top of a bounce.
+func (q *Queue) signDSN(it *item, dsn []byte) []byte {
+	if q.cfg.SignDSN == nil {
+		return dsn
+	}
+	sig, err := q.cfg.SignDSN(dsn)
+	if err != nil {
+		q.log.Error("queue: bounce not signed", "queue_id", it.ID, "err", err)
+		return dsn
+	}
+	return append(sig, dsn...)
 }
 
 // dsnStatus is the RFC 3463 code for the Status field, which must be a

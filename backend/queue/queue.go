@@ -142,6 +142,11 @@ type Config struct {
 	// the original sender instead of a round trip through our own MX.
 	BounceTo func(sender string) string
 
+	// SignDSN, when set, returns header fields (DKIM-Signature) to put
+	// on top of a bounce this queue writes, given the bounce. An error is
+	// logged and the bounce sent unsigned.
+	SignDSN func(dsn []byte) ([]byte, error)
+
 	// Logger receives one line per delivery attempt, and spool problems.
 	// nil discards.
 	Logger *slog.Logger

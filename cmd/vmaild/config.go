@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/vmaild/vmaild/backend/delivery"
+	"github.com/vmaild/vmaild/backend/dkim"
 	"github.com/vmaild/vmaild/backend/srs"
 	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/login"
@@ -44,6 +46,7 @@ type Config struct {
 	Queue    QueueConfig     `yaml:"queue"`
 	Delivery delivery.Config `yaml:"delivery"`
 	SRS      SRSConfig       `yaml:"srs"`
+	DKIM     DKIMConfig      `yaml:"dkim"`
 	Metrics  MetricsConfig   `yaml:"metrics"`
 	Control  ControlConfig   `yaml:"control"`
 	RunAs    string          `yaml:"run_as" help:"user to switch to after binding the ports when started as root"`
@@ -220,6 +223,7 @@ func defaultConfig() Config {
 		Metrics:         MetricsConfig{Address: "127.0.0.1:9187", MinFreeBytes: 1 << 30},
 		Control:         ControlConfig{Mode: "0600"},
 		SRS:             SRSConfig{Enabled: true, Separator: srs.DefaultSeparator, MaxAgeDays: srs.DefaultMaxAgeDays, HashLength: srs.DefaultHashLength},
+		DKIM:            DKIMConfig{Headers: slices.Clone(dkim.DefaultHeaders), Canonicalization: dkim.DefaultCanonicalization},
 		ShutdownTimeout: 30 * time.Second,
 	}
 }
@@ -283,6 +287,7 @@ func (c *Config) validate() []string {
 	}
 	problems = append(problems, c.Control.resolve(c.DataDir)...)
 	problems = append(problems, c.SRS.resolve(c.Hostname, c.DataDir)...)
+	problems = append(problems, c.DKIM.resolve(c.DataDir)...)
 	problems = append(problems, c.validateAutoconfig()...)
 	problems = append(problems, c.Queue.Smarthost.validate()...)
 	problems = append(problems, c.checkRanges()...)
@@ -442,6 +447,60 @@ func validateLDAP(c ldap.Config) []string {
 		}
 	}
 	return problems
+}
+
+// DKIMConfig is DKIM signing (package backend/dkim) of the mail
+// authenticated users send to remote destinations and of the queue's
+// bounces, by the domain of their From header.
+type DKIMConfig struct {
+	Dir              string   `yaml:"dir" help:"folder of signing keys, DOMAIN/SELECTOR.key, each PEM and mode 0600 (vmaild dkim keygen writes them); every key found there signs for its domain unless keys names that domain (default data_dir/dkim)"`
+	Keys             []string `yaml:"keys" help:"keys that sign, DOMAIN:SELECTOR (file in dir) or DOMAIN:SELECTOR:PATH; a domain named here signs with exactly these; at most two per domain, both signing (rotation); a key that does not load stops the start (a reload keeps the old keys)"`
+	Headers          []string `yaml:"headers" help:"header fields signed; a name given twice is oversigned (a second field of that name breaks the signature); From is required"`
+	Canonicalization string   `yaml:"canonicalization" help:"header/body canonicalization: relaxed/relaxed, simple/simple, relaxed/simple or simple/relaxed"`
+}
+
+// resolve fills the dkim defaults and checks the keys' names, the header
+// list and the canonicalization; the key files are loaded at start (and
+// by config check).
+func (c *DKIMConfig) resolve(dataDir string) []string {
+	if c.Dir == "" {
+		c.Dir = filepath.Join(dataDir, "dkim")
+	}
+	var problems []string
+	if _, err := c.specs(); err != nil {
+		problems = append(problems, "dkim.keys: "+err.Error())
+	}
+	if _, err := dkim.New(dkim.Config{Headers: c.Headers, Canonicalization: c.Canonicalization}); err != nil {
+		problems = append(problems, err.Error())
+	}
+	return problems
+}
+
+func (c DKIMConfig) specs() ([]dkim.KeySpec, error) {
+	var specs []dkim.KeySpec
+	for _, k := range c.Keys {
+		ks, err := dkim.ParseKeySpec(k)
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, ks)
+	}
+	return specs, nil
+}
+
+// signer loads the keys and is the one place they become a dkim.Signer;
+// warnings are keys loaded from files others may read.
+func (c DKIMConfig) signer() (*dkim.Signer, []error, error) {
+	specs, err := c.specs()
+	if err != nil {
+		return nil, nil, fmt.Errorf("dkim.keys: %w", err)
+	}
+	keys, warnings, err := dkim.LoadKeys(c.Dir, specs)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := dkim.New(dkim.Config{Keys: keys, Headers: c.Headers, Canonicalization: c.Canonicalization})
+	return s, warnings, err
 }
 
 // resolve fills the SRS defaults that depend on other keys and checks the

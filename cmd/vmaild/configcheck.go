@@ -60,6 +60,9 @@ func checkServers(ctx context.Context, cfg Config, problems []string) []serverCh
 	if cfg.TLS.CertFile != "" || cfg.TLS.KeyFile != "" {
 		checks = append(checks, func() serverCheck { return checkCertificate(cfg.TLS) })
 	}
+	if !broken("dkim") {
+		checks = append(checks, func() serverCheck { return checkDKIM(cfg.DKIM) })
+	}
 	results := make([]serverCheck, len(checks))
 	var wg sync.WaitGroup
 	for i, check := range checks {
@@ -135,4 +138,22 @@ func checkCertificate(f TLSFiles) serverCheck {
 		return serverCheck{name: name, err: fmt.Errorf("tls.cert_file %s, tls.key_file %s: %w", f.CertFile, f.KeyFile, err)}
 	}
 	return serverCheck{name: name, ok: "loads"}
+}
+
+// checkDKIM loads the signing keys as the start will: a key that does not
+// load is a problem here rather than a daemon that does not start.
+func checkDKIM(c DKIMConfig) serverCheck {
+	const name = "dkim keys"
+	signer, warnings, err := c.signer()
+	if err != nil {
+		return serverCheck{name: name, err: err}
+	}
+	ok := fmt.Sprintf("%d domains sign: %s", len(signer.Domains()), strings.Join(signer.Domains(), ", "))
+	if len(signer.Domains()) == 0 {
+		ok = "none (nothing is signed)"
+	}
+	for _, w := range warnings {
+		ok += "; warning: " + w.Error()
+	}
+	return serverCheck{name: name, ok: ok}
 }

@@ -58,6 +58,9 @@ var configSections = map[string]struct{ title, intro string }{
 		"(the format of postsrsd and Mail::SRS; postsrsd's secret file works as it is), so SPF passes at the next hop and bounces come back here. " +
 		"A bounce to such an address is delivered to the original sender after its hash and age are checked; " +
 		"a forged or expired one is refused at RCPT with `550 5.7.1`. The MX of `srs.domain` must be this server."},
+	"dkim": {"DKIM signing", "Mail authenticated users send to remote destinations, and the queue's bounces, are DKIM-signed (RFC 6376, ed25519 or RSA) " +
+		"by the domain of their From header when that domain has a key; every key of a domain signs, so a rotation has two signatures. " +
+		"Make keys with `vmaild dkim keygen DOMAIN`, publish `vmaild dkim show DOMAIN`. Keys are read at start and on reload; one that does not load stops the start, and a reload keeps the old keys."},
 	"control": {"Control channel", "The unix socket on which `vmaild serve` answers the admin commands while it runs " +
 		"(`vmaild queue …`, `auth-cache flush`, `reload`, `status`); without a running server they work on the files. " +
 		"The socket's file mode is its access control; each change is logged with the caller's uid (SO_PEERCRED)."},

@@ -102,6 +102,7 @@ type reloadAnswer struct {
 	Applied     []string `json:"applied"`
 	NeedRestart []string `json:"need_restart"`
 	Certificate string   `json:"certificate"`
+	DKIM        string   `json:"dkim"`
 }
 
 type statusAnswer struct {
@@ -301,6 +302,7 @@ func (s *server) reload(peer control.Peer) (reloadAnswer, error) {
 		s.log.Info("certificate reloaded", "cert_file", s.certs.certFile)
 	}
 	if cs.reread == nil {
+		ans.DKIM, _ = s.reloadDKIM(cs.live.DKIM)
 		return ans, nil
 	}
 	next, err := cs.reread()
@@ -309,6 +311,15 @@ func (s *server) reload(peer control.Peer) (reloadAnswer, error) {
 		return ans, fmt.Errorf("%w: %v", errBadRequest, err)
 	}
 	cur := &cs.live
+	// The key files are read again whether or not the dkim keys changed:
+	// a rotation adds a file, not necessarily a key.
+	var loaded bool
+	if ans.DKIM, loaded = s.reloadDKIM(next.DKIM); loaded {
+		if !reflect.DeepEqual(next.DKIM, cur.DKIM) {
+			ans.Applied = append(ans.Applied, "dkim")
+		}
+		cur.DKIM = next.DKIM
+	}
 	if next.Log.Level != cur.Log.Level {
 		var l slog.Level
 		if err := l.UnmarshalText([]byte(next.Log.Level)); err == nil {

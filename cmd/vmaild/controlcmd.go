@@ -84,6 +84,7 @@ func (a *app) controlCommands() []*cobra.Command {
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "applied: %s\n", listOrNone(ans.Applied))
 			fmt.Fprintf(out, "certificate: %s\n", ans.Certificate)
+			fmt.Fprintf(out, "dkim: %s\n", ans.DKIM)
 			if len(ans.NeedRestart) > 0 {
 				fmt.Fprintf(out, "changed, needs a restart: %s\n", strings.Join(ans.NeedRestart, ", "))
 			}

@@ -89,6 +89,7 @@ func newRoot(a *app) *cobra.Command {
 		a.userCommand(),
 		a.aliasCommand(),
 		a.senderCommand(),
+		a.dkimCommand(),
 		a.quotaCommand(),
 		a.ldifCommand(),
 		a.benchCommand(),

@@ -16,11 +16,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/vmaild/vmaild/backend/delivery"
+	"github.com/vmaild/vmaild/backend/dkim"
 	"github.com/vmaild/vmaild/backend/queue"
 	"github.com/vmaild/vmaild/backend/srs"
 	"github.com/vmaild/vmaild/backend/store"
@@ -64,8 +66,9 @@ type server struct {
 	store      *store.Store
 	queue      *queue.Queue
 	agent      *delivery.LocalAgent
-	srs        *srs.Rewriter  // forwarded senders and their bounces; nil: srs.enabled off
-	logins     *login.Service // shared by every listener
+	srs        *srs.Rewriter               // forwarded senders and their bounces; nil: srs.enabled off
+	dkim       atomic.Pointer[dkim.Signer] // signs submitted mail and bounces; no keys: nothing; swapped by reload
+	logins     *login.Service              // shared by every listener
 	certs      *certificates
 	tls        *tls.Config
 	metrics    *metrics
@@ -189,6 +192,12 @@ func (s *server) open(ctx context.Context, a *app) error {
 	if s.srs != nil {
 		s.agent.ForwardSender = s.forwardSender
 	}
+	signer, err := s.openDKIM(cfg.DKIM)
+	if err != nil {
+		return err
+	}
+	s.dkim.Store(signer)
+	s.agent.Sign = signSubmitted(s.dkim.Load)
 	qc, err := s.queueConfig()
 	if err != nil {
 		return err
@@ -253,6 +262,7 @@ func (s *server) queueConfig() (queue.Config, error) {
 	if s.srs != nil {
 		qc.BounceTo = s.bounceTo
 	}
+	qc.SignDSN = signDSN(s.dkim.Load)
 	sh, err := c.Smarthost.queueSmarthost()
 	qc.Smarthost = sh
 	return qc, err
@@ -512,20 +522,29 @@ func (s *server) printHint(out io.Writer) {
 	}
 }
 
+// runAsIDs are the numeric user and group of the run_as user.
+func runAsIDs(name string) (uid, gid int, err error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return 0, 0, fmt.Errorf("run_as: %w", err)
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("run_as %s: numeric uid/gid expected", name)
+	}
+	return uid, gid, nil
+}
+
 // dropPrivileges switches to an unprivileged user after the ports are
 // bound, when started as root.
 func dropPrivileges(name string, log *slog.Logger) error {
 	if os.Geteuid() != 0 || name == "" {
 		return nil
 	}
-	u, err := user.Lookup(name)
+	uid, gid, err := runAsIDs(name)
 	if err != nil {
-		return fmt.Errorf("run_as: %w", err)
-	}
-	uid, err1 := strconv.Atoi(u.Uid)
-	gid, err2 := strconv.Atoi(u.Gid)
-	if err1 != nil || err2 != nil {
-		return fmt.Errorf("run_as %s: numeric uid/gid expected", name)
+		return err
 	}
 	if err := syscall.Setgroups([]int{gid}); err != nil {
 		return fmt.Errorf("run_as: setgroups: %w", err)

@@ -80,8 +80,15 @@ func (d *DNS) A(host, ip string) {
 }
 
 // TXT adds a text record, which makes a name exist without mail records.
+// A text longer than a DNS string (255 bytes, e.g. a DKIM RSA key) is
+// split into several strings, as a zone file has it.
 func (d *DNS) TXT(name, text string) {
-	d.add(&dns.TXT{Hdr: dns.RR_Header{Name: dns.Fqdn(name), Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60}, Txt: []string{text}})
+	var parts []string
+	for len(text) > 255 {
+		parts, text = append(parts, text[:255]), text[255:]
+	}
+	parts = append(parts, text)
+	d.add(&dns.TXT{Hdr: dns.RR_Header{Name: dns.Fqdn(name), Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60}, Txt: parts})
 }
 
 // ServFail makes every query for name fail with SERVFAIL (on is true) or
