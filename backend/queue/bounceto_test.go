@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vmaild/vmaild/backend/queue/queuetest"
 	"github.com/vmaild/vmaild/backend/srs"
 )
 
@@ -28,12 +27,7 @@ func TestBounceTo(t *testing.T) {
 		{"plain", "bob@local.test", "bob@local.test"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			d := queuetest.NewDNS(t)
-			d.MX("b.test", 10, "mx.b.test")
-			d.A("mx.b.test", "127.0.0.1")
-			sink := queuetest.NewSink(t, queuetest.SinkOptions{Rcpt: func(string) error { return err550 }})
-			cfg, _ := testConfig(t, d)
-			cfg.Port = sink.Port
+			cfg, _ := refusingRemoteConfig(t)
 			cfg.BounceTo = func(sender string) string {
 				if !rw.Owns(sender) {
 					return ""

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"testing"
-
-	"github.com/vmaild/vmaild/backend/queue/queuetest"
 )
 
 // TestSignDSN: the bounce carries Config.SignDSN's fields on top, given
@@ -21,12 +19,7 @@ func TestSignDSN(t *testing.T) {
 		{"signer fails", errors.New("no key"), false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			d := queuetest.NewDNS(t)
-			d.MX("b.test", 10, "mx.b.test")
-			d.A("mx.b.test", "127.0.0.1")
-			sink := queuetest.NewSink(t, queuetest.SinkOptions{Rcpt: func(string) error { return err550 }})
-			cfg, _ := testConfig(t, d)
-			cfg.Port = sink.Port
+			cfg, _ := refusingRemoteConfig(t)
 			var seen []byte
 			cfg.SignDSN = func(dsn []byte) ([]byte, error) {
 				seen = bytes.Clone(dsn)

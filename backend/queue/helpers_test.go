@@ -128,3 +128,16 @@ func (l *localSink) install(cfg *Config, domain string) {
 	cfg.LocalDomain = func(d string) bool { return d == domain }
 	cfg.Local = l.deliver
 }
+
+// refusingRemoteConfig is a test configuration whose remote b.test (MX
+// mx.b.test) refuses every recipient with 550: a message to it bounces.
+func refusingRemoteConfig(t testing.TB) (Config, *logBuf) {
+	t.Helper()
+	d := queuetest.NewDNS(t)
+	d.MX("b.test", 10, "mx.b.test")
+	d.A("mx.b.test", "127.0.0.1")
+	sink := queuetest.NewSink(t, queuetest.SinkOptions{Rcpt: func(string) error { return err550 }})
+	cfg, lb := testConfig(t, d)
+	cfg.Port = sink.Port
+	return cfg, lb
+}

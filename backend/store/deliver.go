@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -344,6 +343,7 @@ func (s *Store) stage(ctx context.Context, g Group) (out []Delivery, found []boo
 	found = make([]bool, len(g.Recipients))
 	inboxes := make([]bool, len(g.Recipients))
 	var links []int // recipients to link to the written file
+	writer := -1    // the recipient whose copy was written
 	for i, rc := range g.Recipients {
 		dir, inbox, err := s.deliveryDir(rc)
 		out[i].Name, inboxes[i] = dir, inbox
@@ -372,15 +372,14 @@ func (s *Store) stage(ctx context.Context, g Group) (out []Delivery, found []boo
 				}
 				return out, found, nil
 			}
-			file = f
+			file, writer = f, i
 			out[i].Path, out[i].Size, out[i].VirtualSize = tmp, size, vsize
 		}
 	}
 	if file == nil {
 		return out, found, nil
 	}
-	spool := file.Name()
-	first := out[slices.IndexFunc(out, func(d Delivery) bool { return d.Path == spool })]
+	spool, first := file.Name(), out[writer]
 	parallel(len(links), func(k int) {
 		i := links[k]
 		tmp, err := s.linkTmp(ctx, out[i].Name, inboxes[i], spool)
