@@ -326,3 +326,31 @@ func spamhausMeaning(zone string, a netip.Addr) string {
 	}
 	return ""
 }
+
+// ListedError refuses a listed client; its text is the reply's, naming
+// the zone as Postfix's reject_rbl_client does.
+type ListedError struct {
+	IP      netip.Addr
+	Verdict Verdict
+}
+
+func (e *ListedError) Error() string {
+	zone := e.Verdict.Zone()
+	text := "Service unavailable; client [" + e.IP.String() + "] blocked using " + zone
+	for _, h := range e.Verdict.Hits {
+		if h.Zone == zone && len(h.Meaning) > 0 {
+			text += " (" + strings.Join(h.Meaning, ", ") + ")"
+		}
+	}
+	return text
+}
+
+// ScreenRcpt refuses a client whose score reaches the threshold; it
+// implements the SMTP server's Screen. The verdict is cached, so a
+// message to many recipients asks the lists once.
+func (c *Checker) ScreenRcpt(ctx context.Context, ip netip.Addr, _, _, _ string) error {
+	if v := c.Check(ctx, ip); v.Listed {
+		return &ListedError{IP: ip.Unmap(), Verdict: v}
+	}
+	return nil
+}

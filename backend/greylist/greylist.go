@@ -8,6 +8,7 @@ package greylist
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"time"
@@ -74,6 +75,8 @@ type Greylister struct {
 	AllowDomains []string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Logger hears of store failures; nil discards.
+	Logger *slog.Logger
 }
 
 // Decision is the answer for one recipient.
@@ -167,4 +170,31 @@ func or(d, def time.Duration) time.Duration {
 		return d
 	}
 	return def
+}
+
+// DeferredError asks the client to retry; it is temporary.
+type DeferredError struct{ RetryIn time.Duration }
+
+func (e *DeferredError) Error() string {
+	return fmt.Sprintf("Greylisted, try again in %d seconds", int(e.RetryIn.Seconds()))
+}
+
+// Temporary is true: the client is welcome to retry.
+func (e *DeferredError) Temporary() bool { return true }
+
+// ScreenRcpt implements the SMTP server's Screen. A store that fails lets
+// the mail through (greylisting only delays; losing it must not stop
+// mail), logged when Logger is set.
+func (g *Greylister) ScreenRcpt(ctx context.Context, ip netip.Addr, _, from, rcpt string) error {
+	d, err := g.Check(ctx, ip, from, rcpt)
+	if err != nil {
+		if g.Logger != nil {
+			g.Logger.Warn("greylisting skipped", "err", err)
+		}
+		return nil
+	}
+	if d.Defer {
+		return &DeferredError{RetryIn: d.RetryIn}
+	}
+	return nil
 }
