@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -147,7 +148,7 @@ func (s *server) inboundResolver() (*dnsclient.Resolver, error) {
 // openInbound builds the RCPT screens (dnsbl, greylisting) and the
 // sender authentication checker from the configuration; each is nil
 // when off.
-func (s *server) openInbound() error {
+func (s *server) openInbound(ctx context.Context) error {
 	cfg := s.cfg
 	zones, err := parseZones(cfg.DNSBL.Zones)
 	if err != nil {
@@ -184,6 +185,9 @@ func (s *server) openInbound() error {
 			Logger: s.log.With("component", "greylist"),
 		}
 		s.screens = append(s.screens, s.greylist)
+		// Not in s.wg: it holds no work shutdown must wait for, and
+		// ends with the serve context.
+		go s.expireGreylist(ctx)
 	}
 	if cfg.SenderAuth.Enabled {
 		dmarcReject, _ := senderauth.ParseAction(cfg.SenderAuth.DMARCReject)
@@ -194,6 +198,28 @@ func (s *server) openInbound() error {
 		}
 	}
 	return nil
+}
+
+// greylistExpiry is how often forgotten triplets are deleted.
+const greylistExpiry = time.Hour
+
+// expireGreylist deletes old triplets every hour until ctx ends, so the
+// table holds only what greylisting can still use.
+func (s *server) expireGreylist(ctx context.Context) {
+	t := time.NewTicker(greylistExpiry)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := s.greylist.Expire(ctx); err != nil {
+			s.log.Warn("greylist expiry failed", "err", err)
+		} else if n > 0 {
+			s.log.Info("greylist expired", "triplets", n)
+		}
+	}
 }
 
 // mtaScreens are the RCPT screens of a listener: only the MTA has them.

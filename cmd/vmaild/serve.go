@@ -233,7 +233,7 @@ func (s *server) open(ctx context.Context, a *app) error {
 		}
 		s.myNetworks = append(s.myNetworks, p)
 	}
-	if err := s.openInbound(); err != nil {
+	if err := s.openInbound(ctx); err != nil {
 		return err
 	}
 	for _, d := range []string{cfg.Store.Root, cfg.Queue.Dir, filepath.Join(cfg.DataDir, "spool")} {
