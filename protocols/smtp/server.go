@@ -15,6 +15,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/vmaild/vmaild/backend/delivery"
+	"github.com/vmaild/vmaild/backend/inbound"
 	"github.com/vmaild/vmaild/backend/srs"
 	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/login"
@@ -127,6 +128,10 @@ type Server struct {
 	// MemorySpoolBytes is the largest message kept in memory (default 256
 	// KiB).
 	MemorySpoolBytes int
+	// Checks run at the end of DATA, after the message is spooled and
+	// before the reply (sender authentication, scanners, milters; see
+	// package inbound), for the roles each step names. Nil checks nothing.
+	Checks *inbound.Pipeline
 
 	initOnce sync.Once
 	initErr  error
