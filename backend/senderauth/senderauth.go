@@ -125,9 +125,9 @@ type Result struct {
 	Why string
 }
 
-// Check runs SPF, DKIM and DMARC. It never fails: DNS trouble is a
+// Evaluate runs SPF, DKIM and DMARC. It never fails: DNS trouble is a
 // temperror result, a malformed message a permerror.
-func (c *Checker) Check(ctx context.Context, in Input) Result {
+func (c *Checker) Evaluate(ctx context.Context, in Input) Result {
 	var res Result
 	c.checkSPF(ctx, in, &res)
 	c.checkDKIM(ctx, in, &res)
@@ -216,9 +216,9 @@ func (c *Checker) decide(res *Result) {
 	}
 }
 
-// Header returns the Authentication-Results field, name and CRLF
-// included, folded one method per line.
-func (c *Checker) Header(in Input, res Result) string {
+// HeaderValue returns the value of the Authentication-Results field,
+// folded one method per line (CRLF and a tab).
+func (c *Checker) HeaderValue(in Input, res Result) string {
 	var rs []authres.Result
 	spfr := &authres.SPFResult{Value: res.SPF, Reason: res.SPFReason}
 	if res.SPFHelo {
@@ -235,7 +235,6 @@ func (c *Checker) Header(in Input, res Result) string {
 	}
 	rs = append(rs, &authres.DMARCResult{Value: res.DMARC, Reason: res.DMARCReason, From: res.FromDomain})
 	var b strings.Builder
-	b.WriteString("Authentication-Results: ")
 	b.WriteString(c.AuthServID)
 	for _, r := range rs {
 		// Format with an empty identity gives "; method=value params".
@@ -243,7 +242,6 @@ func (c *Checker) Header(in Input, res Result) string {
 		b.WriteString(";\r\n\t")
 		b.WriteString(oneLine(strings.TrimPrefix(part, "; ")))
 	}
-	b.WriteString("\r\n")
 	return b.String()
 }
 
