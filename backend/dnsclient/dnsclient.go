@@ -74,7 +74,9 @@ func (r *Resolver) Query(ctx context.Context, name string, qtype uint16) ([]dns.
 		resp, _, err = r.tcp.ExchangeContext(ctx, m, r.addr)
 	}
 	fail := func(text string, notFound, temp bool) error {
-		return &net.DNSError{Err: text, Name: name, Server: r.addr, IsNotFound: notFound, IsTemporary: temp, IsTimeout: errors.Is(err, context.DeadlineExceeded)}
+		// No Server: the text reaches Authentication-Results fields, which
+		// need not tell the world where our resolver is.
+		return &net.DNSError{Err: text, Name: name, IsNotFound: notFound, IsTemporary: temp, IsTimeout: errors.Is(err, context.DeadlineExceeded)}
 	}
 	if err != nil {
 		return nil, fail(fmt.Sprintf("%s: %v", dns.TypeToString[qtype], err), false, true)
