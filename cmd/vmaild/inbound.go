@@ -11,6 +11,7 @@ import (
 	"github.com/vmaild/vmaild/backend/dnsbl"
 	"github.com/vmaild/vmaild/backend/dnsclient"
 	"github.com/vmaild/vmaild/backend/greylist"
+	"github.com/vmaild/vmaild/backend/inbound"
 	"github.com/vmaild/vmaild/backend/senderauth"
 	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/smtp"
@@ -198,6 +199,18 @@ func (s *server) openInbound(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// inboundSteps are the end-of-DATA checks of this package's keys, to run
+// first: later checks (scanners) see the Authentication-Results field.
+// DNS trouble is a temperror in the field, never a failed step, so the
+// step's failure mode only meets a timeout: the message is then accepted
+// unmarked by sender authentication rather than held.
+func (s *server) inboundSteps() []inbound.Step {
+	if s.senderAuth == nil {
+		return nil
+	}
+	return []inbound.Step{{Check: s.senderAuth, OnFailure: inbound.FailAccept}}
 }
 
 // greylistExpiry is how often forgotten triplets are deleted.

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vmaild/vmaild/backend/queue/queuetest"
+	sqldir "github.com/vmaild/vmaild/userdb/sql"
+)
+
+// TestServeInboundChecks: the keys of inbound.go take effect in a running
+// daemon whose DNS is a loopback server: sender authentication adds its
+// field and refuses DMARC p=reject failures, greylisting defers a new
+// triplet (kept in the SQLite directory's greylist table), and a client
+// listed in a blocklist is refused naming the zone.
+func TestServeInboundChecks(t *testing.T) {
+	dns := queuetest.NewDNS(t)
+	dns.TXT("pass.test", "v=spf1 ip4:127.0.0.1 -all")
+	dns.TXT("_dmarc.pass.test", "v=DMARC1; p=reject")
+	dns.TXT("reject.test", "v=spf1 -all")
+	dns.TXT("_dmarc.reject.test", "v=DMARC1; p=reject")
+	d := newDaemon(t, fmt.Sprintf(`smtp:
+  mynetworks: []
+inbound_dns:
+  resolver: %s
+sender_auth:
+  enabled: true
+dnsbl:
+  zones: ["bl.test:1:127.0.0.2"]
+  cache_ttl: 1ns
+greylist:
+  enabled: true
+  allow_domains: [pass.test, reject.test]
+`, dns.Addr))
+	d.start()
+	d.cli("", "domain", "add", "example.com")
+	d.cli("alice-secret\n", "user", "add", "alice@example.com", "--password-stdin")
+	msg := func(from string) string {
+		return "From: <" + from + ">\r\nTo: <alice@example.com>\r\nSubject: inbound\r\n\r\nhello\r\n"
+	}
+	to := []string{"alice@example.com"}
+
+	if err := sendMail(t, d.addr("smtp"), nil, "a@pass.test", to, msg("a@pass.test")); err != nil {
+		t.Fatalf("spf pass: %v", err)
+	}
+	err := sendMail(t, d.addr("smtp"), nil, "a@reject.test", to, msg("a@reject.test"))
+	if err == nil || !strings.Contains(err.Error(), "550") || !strings.Contains(err.Error(), "DMARC policy of reject.test") {
+		t.Errorf("dmarc reject: %v", err)
+	}
+	err = sendMail(t, d.addr("smtp"), nil, "a@new.test", to, msg("a@new.test"))
+	if err == nil || !strings.Contains(err.Error(), "451") || !strings.Contains(err.Error(), "Greylisted") {
+		t.Errorf("greylisting: %v", err)
+	}
+	dns.A("1.0.0.127.bl.test", "127.0.0.2")
+	err = sendMail(t, d.addr("smtp"), nil, "a@pass.test", to, msg("a@pass.test"))
+	if err == nil || !strings.Contains(err.Error(), "554") || !strings.Contains(err.Error(), "blocked using bl.test") {
+		t.Errorf("dnsbl: %v", err)
+	}
+
+	msgs := pop3Retrieve(t, d.addr("pop3"), "alice@example.com", "alice-secret")
+	if len(msgs) != 1 {
+		t.Fatalf("mailbox holds %d messages, want 1", len(msgs))
+	}
+	for _, want := range []string{"Authentication-Results: mx.example.com;", "spf=pass smtp.mailfrom=a@pass.test", "dmarc=pass header.from=pass.test"} {
+		if !strings.Contains(msgs[0], want) {
+			t.Errorf("delivered message lacks %q:\n%s", want, msgs[0])
+		}
+	}
+	db, err := sqldir.Open(context.Background(), sqldir.Config{Driver: "sqlite", DSN: filepath.Join(filepath.Dir(d.config), "data", "vmaild.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	e, found, err := db.GreylistGet(context.Background(), "127.0.0.0/24", "a@new.test", "alice@example.com")
+	if err != nil || !found || e.Passed {
+		t.Errorf("greylist row: %+v found=%v %v", e, found, err)
+	}
+}
