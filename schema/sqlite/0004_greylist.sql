@@ -1,6 +1,6 @@
 -- Greylisting's triplets: a client network, an envelope sender and a
 -- recipient, with when they were first and last seen and whether a retry
--- has passed. The same logical table as schema/mysql/0003_greylist.sql.
+-- has passed. The same logical table as schema/mysql/0004_greylist.sql.
 -- Times are Unix seconds, so both dialects compare them the same way.
 CREATE TABLE IF NOT EXISTS greylist (
     client     TEXT    NOT NULL, -- network in prefix notation, 192.0.2.0/24
