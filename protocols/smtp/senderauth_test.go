@@ -28,7 +28,7 @@ type authWorld struct {
 	keyFile string
 }
 
-func newAuthWorld(t *testing.T) *authWorld {
+func newAuthWorld(t testing.TB) *authWorld {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -62,7 +62,7 @@ func newAuthWorld(t *testing.T) *authWorld {
 }
 
 // sign has python3-dkim's dkimsign sign msg.
-func (w *authWorld) sign(t *testing.T, msg string) string {
+func (w *authWorld) sign(t testing.TB, msg string) string {
 	t.Helper()
 	cmd := exec.Command(testsrv.RequireBinary(t, "dkimsign"), "sel", "signer.test", w.keyFile)
 	cmd.Stdin = strings.NewReader(msg)
@@ -81,7 +81,7 @@ func authMessage(from, body string) string {
 
 // withSenderAuth runs the sender authentication check against the world's
 // DNS server.
-func withSenderAuth(t *testing.T, w *authWorld, dmarcReject senderauth.Action) serverOpt {
+func withSenderAuth(t testing.TB, w *authWorld, dmarcReject senderauth.Action) serverOpt {
 	r, err := dnsclient.New(w.dns.Addr, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
