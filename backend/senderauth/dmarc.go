@@ -3,7 +3,9 @@ package senderauth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/mail"
 	"strings"
 
@@ -60,6 +62,23 @@ func (c *Checker) checkDMARC(ctx context.Context, in Input, res *Result) {
 		}
 	}
 	res.DMARC = authres.ResultFail
+	if rec.Percent != nil && *rec.Percent < 100 && !c.sample(*rec.Percent) {
+		// Outside the sampled share the next weaker policy applies.
+		switch res.DMARCPolicy {
+		case dmarc.PolicyReject:
+			res.DMARCPolicy = dmarc.PolicyQuarantine
+		case dmarc.PolicyQuarantine:
+			res.DMARCPolicy = dmarc.PolicyNone
+		}
+		res.DMARCReason = fmt.Sprintf("pct=%d: not sampled", *rec.Percent)
+	}
+}
+
+func (c *Checker) sample(pct int) bool {
+	if c.Sample != nil {
+		return c.Sample(pct)
+	}
+	return rand.IntN(100) < pct
 }
 
 // fromDomain returns the domain of the message's single From address; a

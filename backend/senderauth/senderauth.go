@@ -86,6 +86,9 @@ type Checker struct {
 	// MaxSignatures bounds DKIM verifications per message (default
 	// DefaultMaxSignatures).
 	MaxSignatures int
+	// Sample decides whether a failing message falls within a policy's
+	// pct= (RFC 7489 6.6.4); nil draws at random. Tests fix it.
+	Sample func(pct int) bool
 }
 
 // Input is one message and the facts of its arrival.

@@ -87,6 +87,8 @@ func newWorld(t *testing.T) *world {
 	d.TXT("org.test", "v=spf1 -all")
 	d.TXT("_dmarc.org.test", "v=DMARC1; p=none; sp=reject")
 	d.TXT("sub.org.test", "v=spf1 -all")
+	d.TXT("sampled.test", "v=spf1 -all")
+	d.TXT("_dmarc.sampled.test", "v=DMARC1; p=reject; pct=0")
 	d.ServFail("_dmarc.tempdmarc.test", true)
 	d.TXT("tempdmarc.test", "v=spf1 -all")
 
@@ -288,6 +290,8 @@ func TestDMARC(t *testing.T) {
 		{"a@sub.org.test", Reject, authres.ResultFail, "reject", Reject, ""},
 		{"a@nospf.test", Reject, authres.ResultNone, "", Accept, ""},
 		{"a@tempdmarc.test", Reject, authres.ResultTempError, "", Accept, ""},
+		// pct=0: never sampled, so p=reject weakens to quarantine.
+		{"a@sampled.test", Reject, authres.ResultFail, "quarantine", Junk, ""},
 		// SPF passes for pass.test, but From is reject.test: unaligned.
 		{"a@reject.test", Reject, authres.ResultFail, "reject", Reject, "a@pass.test"},
 	} {
