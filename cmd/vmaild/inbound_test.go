@@ -79,3 +79,37 @@ greylist:
 		t.Errorf("greylist row: %+v found=%v %v", e, found, err)
 	}
 }
+
+// TestInboundConfig: malformed inbound keys are refused when read, each
+// naming its key.
+func TestInboundConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(c *Config)
+		want string // "" accepted
+	}{
+		{"defaults", func(c *Config) {}, ""},
+		{"zones", func(c *Config) {
+			c.DNSBL.Zones = []string{"zen.spamhaus.org:1:127.0.0.2-127.0.0.9,127.0.0.10", "list.dnswl.org:-5", "bl.test"}
+		}, ""},
+		{"zone without name", func(c *Config) { c.DNSBL.Zones = []string{":1"} }, "dnsbl.zones"},
+		{"zone weight", func(c *Config) { c.DNSBL.Zones = []string{"bl.test:heavy"} }, "dnsbl.zones"},
+		{"zone zero weight", func(c *Config) { c.DNSBL.Zones = []string{"bl.test:0"} }, "dnsbl.zones"},
+		{"zone codes", func(c *Config) { c.DNSBL.Zones = []string{"bl.test:1:127.0.0.9-127.0.0.2"} }, "dnsbl.zones"},
+		{"threshold", func(c *Config) { c.DNSBL.Threshold = 0 }, "dnsbl.threshold"},
+		{"dnsbl allow", func(c *Config) { c.DNSBL.Allow = []string{"10.0.0.0/33"} }, "dnsbl.allow"},
+		{"greylist allow", func(c *Config) { c.Greylist.AllowNetworks = []string{"x"} }, "greylist.allow_networks"},
+		{"greylist prefix", func(c *Config) { c.Greylist.IPv4Prefix = 33 }, "greylist.ipv4_prefix"},
+		{"dmarc action", func(c *Config) { c.SenderAuth.DMARCReject = "bounce" }, "sender_auth.dmarc_reject"},
+		{"spf action", func(c *Config) { c.SenderAuth.SPFFail = "drop" }, "sender_auth.spf_fail"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := defaultConfig()
+			tc.set(&c)
+			problems := strings.Join(c.validateInbound(), "\n")
+			if tc.want == "" && problems != "" || tc.want != "" && !strings.Contains(problems, tc.want) {
+				t.Errorf("problems %q, want %q", problems, tc.want)
+			}
+		})
+	}
+}
