@@ -105,3 +105,21 @@ func TestMalformedFrom(t *testing.T) {
 		})
 	}
 }
+
+// TestManySignatures: a message with a hundred signatures costs at most
+// MaxSignatures verifications.
+func TestManySignatures(t *testing.T) {
+	w := newWorld(t)
+	signed := w.sign(t, message("a@signer.test", "x\r\n"), "sel", "signer.test")
+	sig, _, _ := strings.Cut(string(signed), "\r\nFrom:")
+	msg := strings.Repeat(sig+"\r\n", 100) + string(signed)
+	before := w.dns.Queries()
+	res := w.check("a@signer.test", []byte(msg))
+	if len(res.DKIM) != DefaultMaxSignatures {
+		t.Errorf("%d signatures verified, want %d", len(res.DKIM), DefaultMaxSignatures)
+	}
+	// SPF, DMARC and one key question per verified signature at most.
+	if q := w.dns.Queries() - before; q > DefaultMaxSignatures+3 {
+		t.Errorf("%d DNS questions", q)
+	}
+}
