@@ -1,10 +1,6 @@
 package senderauth
 
-import (
-	"bufio"
-	"io"
-	"strings"
-)
+import "strings"
 
 // ClaimsUs reports whether an Authentication-Results field value names
 // authServID as its authserv-id (RFC 8601 2.2, compared without case).
@@ -76,5 +72,3 @@ func skipCFWS(s string) string {
 		s = s[i+1:]
 	}
 }
-
-func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }

@@ -1,6 +1,7 @@
 package senderauth
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -84,7 +85,7 @@ func (c *Checker) sample(pct int) bool {
 // fromDomain returns the domain of the message's single From address; a
 // missing, repeated or unparsable From gives "" and why (RFC 7489 6.6.1).
 func fromDomain(r io.Reader) (string, string) {
-	h, err := textproto.ReadHeader(bufioReader(r))
+	h, err := textproto.ReadHeader(bufio.NewReader(r))
 	if err != nil {
 		return "", "unreadable header"
 	}
