@@ -84,6 +84,9 @@ type Message struct {
 	Recipients []string
 	// User is the authenticated account, "" for none.
 	User string
+	// Trusted is true for a client in the listener's MyNetworks, which
+	// relays without AUTH: sender authentication has nothing to check.
+	Trusted bool
 	// TLS is the TLS version ("TLSv1.3"), "" without TLS.
 	TLS string
 	// Role is the listener's role (delivery.RoleMTA, …).

@@ -27,7 +27,7 @@ func (ss *session) runChecks(tx *transaction, msg *message) (*inbound.Verdict, *
 	env := ss.envelope(tx)
 	m := &inbound.Message{
 		ID: tx.id, ClientIP: env.ClientIP, Helo: env.Helo, From: tx.from,
-		User: env.User, TLS: env.TLS, Role: role, Hostname: ss.srv.Hostname,
+		User: env.User, Trusted: ss.srv.trusted(env.ClientIP), TLS: env.TLS, Role: role, Hostname: ss.srv.Hostname,
 		Received: tx.start, Data: msg,
 	}
 	for _, rc := range tx.rcpts {

@@ -86,6 +86,9 @@ type Server struct {
 	// MyNetworks are the client networks the MTA relays for without AUTH
 	// (Postfix's mynetworks).
 	MyNetworks []netip.Prefix
+	// Screens judge unauthenticated MTA clients outside MyNetworks at each
+	// RCPT, in order (DNS blocklists, greylisting); nil screens nothing.
+	Screens []Screen
 	// SkipHeaderSenderCheck lets authenticated sessions put addresses
 	// their account may not send as into the From and Sender header
 	// fields. MAIL FROM is checked whatever it says.
