@@ -266,7 +266,7 @@ func (r *Result) String() string {
 type Script struct {
 	requires []string
 	limits   Limits
-	body     []*command
+	body     []*stmt
 	// usesVariables and the other flags record which extensions the
 	// script required, for the run-time behaviour they switch on.
 	exts map[string]bool
@@ -324,4 +324,24 @@ func (a Action) String() string {
 		fmt.Fprintf(&b, " :handle %q %q", v.Handle, v.Reason)
 	}
 	return b.String()
+}
+
+// ScoreVerdict turns a scanner's score out of max (a spam score of 6.5
+// out of 10, a virus score out of 5) into a Verdict, scaled the way
+// Pigeonhole scales a score header: spamtest 1 + 9 × score/max,
+// virustest 1 + 4 × score/max, rounded down; :percent 100 × score/max.
+func ScoreVerdict(score, max float64, virus bool) Verdict {
+	if max <= 0 {
+		return Verdict{}
+	}
+	r := score / max
+	if r < 0 {
+		return Verdict{Tested: true}
+	}
+	r = min(r, 1)
+	steps := 9.0
+	if virus {
+		steps = 4
+	}
+	return Verdict{Tested: true, Value: int(r*steps + 1.001), Percent: int(r*100 + 0.001)}
 }
