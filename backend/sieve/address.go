@@ -140,9 +140,7 @@ func parseAddressList(s string) []addrItem {
 			out = append(out, addrItem{})
 			continue
 		}
-		for _, a := range as {
-			out = append(out, addrItem{addr: a, valid: true})
-		}
+		out = append(out, as...)
 		l.skipCFWS()
 		if l.i < len(l.s) {
 			if l.s[l.i] != ',' {
@@ -211,8 +209,10 @@ func headerAddresses(v string) (addrs []mailAddr, raw []string) {
 	return addrs, raw
 }
 
-// address reads a mailbox or a group.
-func (l *addrLexer) address() ([]mailAddr, bool) {
+// address reads a mailbox or a group. A group's start and end are
+// invalid items around its members, as Dovecot's parser returns them: an
+// empty group, or one that ends the list, thus shows as unparsed.
+func (l *addrLexer) address() ([]addrItem, bool) {
 	start := l.i
 	// A phrase followed by ':' is a group; by '<' a name-addr.
 	var words []string
@@ -228,16 +228,16 @@ func (l *addrLexer) address() ([]mailAddr, bool) {
 		switch l.s[l.i] {
 		case ':':
 			l.i++
-			var out []mailAddr
+			out := []addrItem{{}}
 			for {
 				l.skipCFWS()
 				if l.i >= len(l.s) {
-					return out, true
+					return append(out, addrItem{}), true
 				}
 				switch l.s[l.i] {
 				case ';':
 					l.i++
-					return out, true
+					return append(out, addrItem{}), true
 				case ',':
 					l.i++
 					continue
@@ -246,17 +246,17 @@ func (l *addrLexer) address() ([]mailAddr, bool) {
 				if !ok {
 					return out, false
 				}
-				out = append(out, a)
+				out = append(out, addrItem{addr: a, valid: true})
 			}
 		case '<':
 			l.i++
 			a, ok := l.angle()
-			return []mailAddr{a}, ok
+			return []addrItem{{addr: a, valid: true}}, ok
 		}
 	}
 	l.i = start
 	a, ok := l.mailbox()
-	return []mailAddr{a}, ok
+	return []addrItem{{addr: a, valid: true}}, ok
 }
 
 func (l *addrLexer) mailbox() (mailAddr, bool) {

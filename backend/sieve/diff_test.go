@@ -67,7 +67,7 @@ func normalise(res *Result, err error) []string {
 		case Keep:
 			lines = append(lines, pigeonhole.Store("INBOX", a.Flags, a.Create, a.Copy))
 		case FileInto:
-			lines = append(lines, pigeonhole.Store(a.Mailbox, a.Flags, a.Create, a.Copy))
+			lines = append(lines, pigeonhole.Store(sanitize(a.Mailbox, 128), a.Flags, a.Create, a.Copy))
 		case Redirect:
 			lines = append(lines, pigeonhole.Redirect(a.Address, a.Copy))
 		case Reject, EReject:
@@ -90,16 +90,16 @@ func normalise(res *Result, err error) []string {
 func sanitize(s string, max int) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
-		if b.Len() >= max {
-			return strings.TrimRight(b.String()[:max-3], "") + "..."
-		}
 		c := s[i]
 		if c < 0x20 {
 			c = '?'
 		}
 		b.WriteByte(c)
 	}
-	return b.String()
+	if b.Len() <= max {
+		return b.String()
+	}
+	return truncate(b.String(), max-3) + "..."
 }
 
 // TestPigeonholeCorpus runs every script of testdata/scripts on every

@@ -33,8 +33,9 @@ func compare(cmp, a, b string) int {
 	case "i;ascii-numeric":
 		return compareNumeric(a, b)
 	}
+	// Pigeonhole folds to lower case, which orders "[" before "m".
 	for i := 0; i < len(a) && i < len(b); i++ {
-		x, y := upper(a[i]), upper(b[i])
+		x, y := lower(a[i]), lower(b[i])
 		if x != y {
 			if x < y {
 				return -1
@@ -49,6 +50,13 @@ func compare(cmp, a, b string) int {
 		return 1
 	}
 	return 0
+}
+
+func lower(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c - 'A' + 'a'
+	}
+	return c
 }
 
 func upper(c byte) byte {

@@ -60,7 +60,8 @@ func splitHeader(b []byte) ([]field, []byte) {
 		}
 		line = bytes.TrimSuffix(line, []byte("\r"))
 		if len(line) == 0 {
-			return fields, rest
+			b = rest
+			break
 		}
 		if line[0] == ' ' || line[0] == '\t' {
 			// A continuation without a field before it is dropped.
@@ -82,7 +83,7 @@ func splitHeader(b []byte) ([]field, []byte) {
 	for i := range fields {
 		fields[i].value = strings.Trim(fields[i].value, " \t")
 	}
-	return fields, nil
+	return fields, b
 }
 
 // header returns the values of the fields named name, in order, raw.
@@ -100,6 +101,7 @@ func header(fields []field, name string) []string {
 // section 2.7.2 asks for the header test. Words that do not decode stay
 // as they are.
 func decodeHeader(v string) string {
+	v = validUTF8(v)
 	if !strings.Contains(v, "=?") {
 		return v
 	}
@@ -108,7 +110,26 @@ func decodeHeader(v string) string {
 	if err != nil {
 		return v
 	}
-	return s
+	return validUTF8(s)
+}
+
+// validUTF8 replaces each byte that is not part of valid UTF-8 with
+// U+FFFD, as Dovecot does with raw 8-bit header bytes.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b.WriteString("\uFFFD")
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // bodyParts returns the MIME parts of the message, decoded, in order:

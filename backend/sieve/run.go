@@ -2,6 +2,7 @@ package sieve
 
 import (
 	"context"
+	"html"
 	"fmt"
 	"strconv"
 	"strings"
@@ -474,8 +475,11 @@ func (r *runner) bodyValues(c *cond) []string {
 	}
 	var out []string
 	for _, p := range r.msg.bodyParts() {
-		if p.mediaType == "text/plain" || p.mediaType == "text/html" && false {
+		switch p.mediaType {
+		case "text/plain":
 			out = append(out, p.text)
+		case "text/html":
+			out = append(out, htmlText(p.text))
 		}
 	}
 	return out
@@ -521,4 +525,22 @@ func defaultHandle(p *VacationParams, hasSubj, hasFrom bool) string {
 		return h + "<MIME>"
 	}
 	return h + "<NO-MIME>"
+}
+
+// htmlText is the text of an HTML part for body :text: tags dropped,
+// the common entities decoded.
+func htmlText(h string) string {
+	var b strings.Builder
+	for i := 0; i < len(h); i++ {
+		if h[i] == '<' {
+			end := strings.IndexByte(h[i:], '>')
+			if end < 0 {
+				break
+			}
+			i += end
+			continue
+		}
+		b.WriteByte(h[i])
+	}
+	return html.UnescapeString(b.String())
 }
