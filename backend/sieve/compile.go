@@ -869,10 +869,6 @@ func (c *compiler) test(t *test) (*cond, error) {
 				if !addressHeaders[strings.ToLower(h)] {
 					return nil, errAt(pos[0].line, "address: header %q does not hold addresses", h)
 				}
-			case tHeader:
-				if !validHeaderName(h) {
-					return nil, errAt(pos[0].line, "header: invalid header name %q", h)
-				}
 			case tEnvelope:
 				switch strings.ToLower(h) {
 				case "from", "to":
@@ -887,11 +883,6 @@ func (c *compiler) test(t *test) (*cond, error) {
 	case tExists:
 		if cd.headers, err = c.tmpls(pos[0].line, pos[0].strs); err != nil {
 			return nil, err
-		}
-		for i, h := range pos[0].strs {
-			if cd.headers[i].literal() && !validHeaderName(h) {
-				return nil, errAt(pos[0].line, "exists: invalid header name %q", h)
-			}
 		}
 	case tSize:
 		_, over := tags[":over"]
@@ -927,11 +918,12 @@ func (c *compiler) test(t *test) (*cond, error) {
 			return nil, err
 		}
 	case tDate, tCurrentDate:
+		// A :zone that is not +hhmm or -hhmm is ignored (local time), as
+		// Pigeonhole does.
 		if z, ok := tags[":zone"]; ok {
-			if _, ok := parseZone(z.strs[0]); !ok {
-				return nil, errAt(z.line, "%s: invalid :zone %q", t.name, z.strs[0])
+			if _, ok := parseZone(z.strs[0]); ok {
+				cd.zone = z.strs[0]
 			}
-			cd.zone = z.strs[0]
 		}
 		if _, ok := tags[":originalzone"]; ok {
 			if cd.zone != "" {
@@ -946,10 +938,9 @@ func (c *compiler) test(t *test) (*cond, error) {
 			}
 			i = 1
 		}
+		// An unknown date part is not an error (Pigeonhole agrees): the
+		// test is false.
 		cd.datePart = strings.ToLower(pos[i].strs[0])
-		if !datePartKnown(cd.datePart) {
-			return nil, errAt(pos[i].line, "%s: unknown date part %q", t.name, pos[i].strs[0])
-		}
 		if cd.keys, err = c.tmpls(pos[i+1].line, pos[i+1].strs); err != nil {
 			return nil, err
 		}
@@ -990,19 +981,6 @@ func countPositional(as []arg) int {
 		}
 	}
 	return n
-}
-
-// validHeaderName is RFC 5322's field-name: printable ASCII but colon.
-func validHeaderName(h string) bool {
-	if h == "" {
-		return false
-	}
-	for i := 0; i < len(h); i++ {
-		if h[i] <= ' ' || h[i] >= 127 || h[i] == ':' {
-			return false
-		}
-	}
-	return true
 }
 
 func validVarName(s string) bool {

@@ -167,10 +167,12 @@ func ourLines(script, msg []byte) ([]string, error) {
 }
 
 // TestPigeonholeInvalid wants every script of testdata/invalid refused
-// by both, and every corpus script accepted by both.
+// by both sievec and Compile, and every script of testdata/scripts and
+// testdata/accepted (edge cases: nesting just under the limit, odd but
+// legal arguments) accepted by both.
 func TestPigeonholeInvalid(t *testing.T) {
 	o := pigeonhole.New(t)
-	for dir, valid := range map[string]bool{"invalid": false, "scripts": true} {
+	for dir, valid := range map[string]bool{"invalid": false, "scripts": true, "accepted": true} {
 		for name, src := range readCorpus(t, dir) {
 			ok, out, err := o.Check(src)
 			if err != nil {

@@ -319,7 +319,7 @@ func (p *parser) command(depth int) (*command, error) {
 	if err := p.next(); err != nil {
 		return nil, err
 	}
-	args, tests, _, err := p.arguments(depth)
+	args, tests, _, err := p.arguments(0)
 	if err != nil {
 		return nil, err
 	}
@@ -328,8 +328,9 @@ func (p *parser) command(depth int) (*command, error) {
 	case p.punct(";"):
 		return c, p.next()
 	case p.punct("{"):
-		if depth+1 > p.maxNest {
-			return nil, p.errf(p.tok.line, "blocks nested deeper than %d", p.maxNest)
+		// The script's top level counts as the first level.
+		if depth+1 >= p.maxNest {
+			return nil, p.errf(p.tok.line, "blocks nested %d levels deep or more", p.maxNest)
 		}
 		if err := p.next(); err != nil {
 			return nil, err
@@ -414,8 +415,8 @@ tests:
 }
 
 func (p *parser) test(depth int) (*test, error) {
-	if depth > p.maxNest {
-		return nil, p.errf(p.tok.line, "tests nested deeper than %d", p.maxNest)
+	if depth >= p.maxNest {
+		return nil, p.errf(p.tok.line, "tests nested %d levels deep or more", p.maxNest)
 	}
 	t := &test{name: strings.ToLower(p.tok.text), line: p.tok.line}
 	if err := p.next(); err != nil {

@@ -2,8 +2,8 @@ package sieve
 
 import (
 	"context"
-	"html"
 	"fmt"
+	"html"
 	"strconv"
 	"strings"
 	"time"
@@ -441,13 +441,16 @@ func (r *runner) dateValues(c *cond) []string {
 		loc, _ = parseZone(c.zone)
 	}
 	if c.kind == tCurrentDate {
+		if !datePartKnown(c.datePart) {
+			return nil
+		}
 		return []string{datePart(r.env.Now.In(loc), c.datePart)}
 	}
 	var out []string
 	for _, h := range r.expandAll(c.headers) {
 		for _, v := range pickIndex(header(r.msg.fields, h), c.index, c.last) {
 			t, ok := headerDate(h, v)
-			if !ok {
+			if !ok || !datePartKnown(c.datePart) {
 				continue
 			}
 			if !c.origZone {
