@@ -129,7 +129,13 @@ func (r *runner) test(m matcher, values []string, keys []string) bool {
 	}
 	for _, v := range values {
 		for _, k := range keys {
-			r.tick()
+			// What the comparison may cost at most: :matches is
+			// bounded by value × pattern, the others by value + key.
+			if m.typ == matchMatches {
+				r.spend((len(v) + 1) * (len(k) + 1))
+			} else {
+				r.spend(len(v) + len(k) + 1)
+			}
 			switch m.typ {
 			case matchIs:
 				if compare(m.cmp, v, k) == 0 {

@@ -20,7 +20,8 @@ type runner struct {
 	msg *Message
 
 	deadline time.Time
-	ticks    int
+	work     int // spent so far, in rough steps (an octet compared)
+	check    int // work at which to look at the clock next
 
 	vars    map[string]string
 	matches []string
@@ -66,13 +67,20 @@ func (r *runner) fail(line int, format string, a ...any) {
 	panic(abort{&RuntimeError{Line: line, Msg: fmt.Sprintf(format, a...)}})
 }
 
-// tick checks the run time and the context every so often, so a slow
-// script (huge lists against a huge message) ends with an error.
-func (r *runner) tick() {
-	r.ticks++
-	if r.ticks&1023 != 0 {
+// checkEvery is how much work passes between two looks at the clock.
+const checkEvery = 1 << 16
+
+// tick spends one step; spend spends n. Every checkEvery steps the run
+// looks at its deadline and context, so a slow script (huge lists against
+// a huge message) ends with an error soon after its time is up.
+func (r *runner) tick() { r.spend(1) }
+
+func (r *runner) spend(n int) {
+	r.work += n
+	if r.work < r.check {
 		return
 	}
+	r.check = r.work + checkEvery
 	if err := r.ctx.Err(); err != nil {
 		r.fail(0, "run stopped: %v", err)
 	}
