@@ -401,7 +401,9 @@ func positional(what string, line int, pos []arg, kinds string) error {
 func (c *compiler) action(cmd *command) (*stmt, error) {
 	st := &stmt{line: cmd.line}
 	if len(cmd.tests) > 0 {
-		return nil, errAt(cmd.line, "%s takes no tests", cmd.name)
+		// Most often a missing semicolon: the next command was read
+		// as a test.
+		return nil, errAt(cmd.tests[0].line, "%s takes no test: missing ';' before '%s'?", cmd.name, cmd.tests[0].name)
 	}
 	if cmd.hasBlock {
 		return nil, errAt(cmd.line, "%s takes no block", cmd.name)

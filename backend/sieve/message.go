@@ -266,3 +266,18 @@ func (f *base64Filter) Read(p []byte) (int, error) {
 		}
 	}
 }
+
+// ReturnPath is the address of the message's Return-Path field (the
+// envelope sender a delivery recorded), "" when it is <> or missing.
+func (m *Message) ReturnPath() string {
+	vs := header(m.fields, "Return-Path")
+	if len(vs) == 0 {
+		return ""
+	}
+	for _, it := range parseAddressList(vs[0]) {
+		if it.valid {
+			return it.addr.local + "@" + it.addr.domain
+		}
+	}
+	return ""
+}
