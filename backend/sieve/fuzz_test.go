@@ -34,6 +34,7 @@ func FuzzCompile(f *testing.F) {
 	}
 	msg := ParseMessage([]byte(fuzzMessage))
 	f.Fuzz(func(t *testing.T, src []byte) {
+		defer watchdog()()
 		s, err := Compile(src, Options{Limits: Limits{MaxRunTime: time.Second}})
 		if err != nil {
 			var ce *Error
@@ -55,6 +56,7 @@ func FuzzRun(f *testing.F) {
 		f.Add(s, msgs[i%len(msgs)])
 	}
 	f.Fuzz(func(t *testing.T, src, raw []byte) {
+		defer watchdog()()
 		s, err := Compile(src, Options{Limits: Limits{MaxRunTime: time.Second}})
 		if err != nil {
 			return
@@ -85,4 +87,12 @@ func checkResult(t *testing.T, res *Result, err error) {
 			t.Fatalf("action of kind %v", a.Kind)
 		}
 	}
+}
+
+// watchdog crashes the fuzzing process when one input takes far longer
+// than the run limit, so the fuzzer keeps that input as a finding: a run
+// must be bounded, and so must compiling and reading the message.
+func watchdog() func() {
+	t := time.AfterFunc(10*time.Second, func() { panic("one input took longer than 10s") })
+	return func() { t.Stop() }
 }

@@ -51,6 +51,7 @@ func (m *Message) Size() int64 { return int64(len(m.raw)) }
 // body after the empty line.
 func splitHeader(b []byte) ([]field, []byte) {
 	var fields []field
+	var cont [][]byte // each field's unfolded value, built without copying it again per line
 	for len(b) > 0 {
 		end := bytes.IndexByte(b, '\n')
 		line := b
@@ -66,7 +67,7 @@ func splitHeader(b []byte) ([]field, []byte) {
 		if line[0] == ' ' || line[0] == '\t' {
 			// A continuation without a field before it is dropped.
 			if n := len(fields); n > 0 {
-				fields[n-1].value += string(line)
+				cont[n-1] = append(cont[n-1], line...)
 			}
 			b = rest
 			continue
@@ -77,11 +78,12 @@ func splitHeader(b []byte) ([]field, []byte) {
 			continue
 		}
 		name := string(bytes.TrimRight(line[:colon], " \t"))
-		fields = append(fields, field{name: name, value: string(line[colon+1:])})
+		fields = append(fields, field{name: name})
+		cont = append(cont, append([]byte(nil), line[colon+1:]...))
 		b = rest
 	}
 	for i := range fields {
-		fields[i].value = strings.Trim(fields[i].value, " \t")
+		fields[i].value = strings.Trim(string(cont[i]), " \t")
 	}
 	return fields, b
 }

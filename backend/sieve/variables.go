@@ -58,18 +58,24 @@ func (c *compiler) tmpl(_ int, s string) (tmpl, error) {
 			i++
 			continue
 		}
-		end := strings.IndexByte(s[i+2:], '}')
-		if end < 0 {
-			lit.WriteString(s[i:])
-			break
+		// Only name characters may follow "${": scanning stops at the
+		// first other one, so a string full of "${" costs linear time.
+		j := i + 2
+		for j < len(s) && (isAlpha(s[j]) || isDigit(s[j]) || s[j] == '_' || s[j] == '.') {
+			j++
 		}
-		name := s[i+2 : i+2+end]
-		p, ok := parseRef(name)
+		if j >= len(s) || s[j] != '}' {
+			lit.WriteString("${")
+			i += 2
+			continue
+		}
+		p, ok := parseRef(s[i+2 : j])
 		if !ok {
 			lit.WriteString("${")
 			i += 2
 			continue
 		}
+		end := j - (i + 2)
 		found = true
 		if lit.Len() > 0 {
 			parts = append(parts, tpart{lit: lit.String()})
