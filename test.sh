@@ -19,6 +19,8 @@ python3            imaplib and poplib client tests
 postsrsd           backend/srs interoperates with a private postsrsd
 srs                Mail::SRS's srs command, the second SRS oracle
 python3-dkim       dkimpy's dkimverify, the independent verifier of vmaild's DKIM signatures
+postfix            protocols/bridge tests start a private Postfix that authenticates and looks up through vmaild
+sasl2-bin          testsaslauthd, the saslauthd client of protocols/bridge tests
 gcc                go test -race needs cgo
 libc6-dev          cgo's C headers and startup files (a Recommends of gcc)
 ca-certificates    go downloads modules over HTTPS

@@ -128,7 +128,7 @@ func (s *Server) Serve(l net.Listener) error {
 		raw, err := l.Accept()
 		if err != nil {
 			<-s.slots
-			if s.ctx.Err() != nil {
+			if s.shuttingDown() {
 				return ErrServerClosed
 			}
 			var ne net.Error
@@ -149,6 +149,12 @@ func (s *Server) Serve(l net.Listener) error {
 		}
 		go s.serveConn(c)
 	}
+}
+
+func (s *Server) shuttingDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }
 
 func (s *Server) track(raw net.Conn) *Conn {
