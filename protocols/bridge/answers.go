@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	gosmtp "github.com/emersion/go-smtp"
@@ -142,6 +143,9 @@ func errorResult(err error) Result {
 // the full address's answer already took catch-alls and domain grants
 // into account.
 func (a *Answers) Lookup(ctx context.Context, table Table, key string) Result {
+	if !slices.Contains(Tables, table) {
+		return Result{Status: PermFail, Value: fmt.Sprintf("no such table %q", string(table))}
+	}
 	ctx, cancel := userdb.Bound(ctx, a.Directory)
 	defer cancel()
 	if table == MailboxDomains {
