@@ -27,6 +27,13 @@ import (
 // counted against the client address the MTA passes as rip=.
 type Dovecot struct {
 	Answers *Answers
+	// FailTemp answers a temporary failure (directory down, no room to
+	// verify) with FAIL and the temp flag, which Exim's dovecot
+	// authenticator reads. Without it the connection is closed instead:
+	// Postfix reads every FAIL as a wrong password (535 5.7.8), whatever
+	// its flags, but a connection lost mid-exchange as a temporary
+	// failure (454 4.7.0), and so does every other client.
+	FailTemp bool
 
 	conns atomic.Uint64 // connection unique ids (CUID)
 }
@@ -131,7 +138,8 @@ func (d *Dovecot) auth(ctx context.Context, c *Conn, pending map[uint64]*dovecot
 		}
 	}
 	if len(pending) >= dovecotMaxPending {
-		return d.fail(c, id, "", "Too many authentications in progress", true)
+		// A client's bug, not an outage: it hears no, not try later.
+		return d.fail(c, id, "", "Too many authentications in progress", false)
 	}
 	ex := &dovecotExchange{}
 	check := d.Answers.Authenticator(client, &ex.account)
@@ -195,6 +203,9 @@ func (d *Dovecot) step(c *Conn, pending map[uint64]*dovecotExchange, id uint64, 
 	delete(pending, id)
 	switch {
 	case Temporary(err):
+		if !d.FailTemp {
+			return fmt.Errorf("dovecot-auth: %s: closing for a temporary failure: %w", ex.login, err)
+		}
 		return d.fail(c, id, ex.login, "Temporary authentication failure, try again later", true)
 	case errors.Is(err, sasl.ErrMalformed), errors.Is(err, gosasl.ErrUnexpectedClientResponse):
 		return d.fail(c, id, ex.login, "Invalid authentication response", false)

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"encoding/base64"
+	"io"
 	"strings"
 	"testing"
 
@@ -96,16 +97,26 @@ func TestDovecotAuth(t *testing.T) {
 }
 
 // TestDovecotTemp: with no room to verify (the login service saturated,
-// as under a login burst) or the directory down, the answer is FAIL with
-// temp, which Postfix turns into 454 4.7.0 instead of 535.
+// as under a login burst) or the directory down, the answer is "try
+// later": the connection closed before any answer (Postfix's 454 4.7.0),
+// or with FailTemp a FAIL with the temp flag (for Exim).
 func TestDovecotTemp(t *testing.T) {
 	f := newFixture(t)
 	f.answers.Logins = logintest.Saturated(t)
-	c := dial(t, serve(t, &Dovecot{Answers: f.answers}, 0))
+	req := "AUTH\t1\tPLAIN\tservice=smtp\trip=192.0.2.1\tresp=" + b64("\x00alice@example.com\x00alice-secret") + "\n"
+
+	c := dial(t, serve(t, &Dovecot{Answers: f.answers, FailTemp: true}, 0))
 	c.handshake()
-	c.send("AUTH\t1\tPLAIN\tservice=smtp\trip=192.0.2.1\tresp=" + b64("\x00alice@example.com\x00alice-secret") + "\n")
+	c.send(req)
 	if got, want := c.line(), "FAIL\t1\tuser=alice@example.com\ttemp\treason=Temporary authentication failure, try again later"; got != want {
 		t.Fatalf("%q, want %q", got, want)
+	}
+
+	c = dial(t, serve(t, &Dovecot{Answers: f.answers}, 0))
+	c.handshake()
+	c.send(req)
+	if rest, err := io.ReadAll(c.r); err != nil || len(rest) != 0 {
+		t.Fatalf("answered %q (%v), want the connection closed", rest, err)
 	}
 }
 

@@ -97,7 +97,7 @@ func TestDovecotHostile(t *testing.T) {
 			manyWant.WriteString("CONT\t" + itoa(i) + "\t" + b64("Username:") + "\n")
 		}
 	}
-	manyWant.WriteString("FAIL\t17\ttemp\treason=Too many authentications in progress\n")
+	manyWant.WriteString("FAIL\t17\treason=Too many authentications in progress\n")
 	runHostile(t, d, afterHandshake, []hostile{
 		{"unknown command", hs + "FOO\tbar\n", true, ""},
 		{"command before VERSION", auth, true, ""},
