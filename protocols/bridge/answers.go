@@ -117,14 +117,19 @@ var (
 	tempResult = Result{Status: TempFail, Value: "directory temporarily unavailable"}
 )
 
-// errorResult classifies a directory error: "try later", or not found
-// (an unknown, disabled or looping address is one Postfix has no
-// mailbox for).
+// errorResult classifies a directory error: not found for an unknown,
+// disabled, looping or malformed address (one Postfix has no mailbox
+// for), else "try later": an error of no known class is a failure of
+// ours, and must not make Postfix refuse mail, as the delivery agent
+// never bounces on one.
 func errorResult(err error) Result {
-	if Temporary(err) {
-		return tempResult
+	switch {
+	case Temporary(err):
+	case errors.Is(err, userdb.ErrNotFound), errors.Is(err, userdb.ErrDisabled),
+		errors.Is(err, userdb.ErrAliasLoop), errors.Is(err, userdb.ErrInvalid):
+		return notFound
 	}
-	return notFound
+	return tempResult
 }
 
 // Lookup answers one key of a table with vmaild's own resolution, the one

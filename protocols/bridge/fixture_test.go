@@ -143,3 +143,12 @@ func checkGoroutines(t testing.TB, n int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func listenUnix(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
