@@ -27,9 +27,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -131,9 +131,9 @@ func (s *Server) Serve(l net.Listener) error {
 			if s.shuttingDown() {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// EMFILE and friends: wait a little, as net/http does.
+			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ECONNABORTED) {
+				// Out of descriptors, or a client gone before it was
+				// accepted: wait a little and go on, as net/http does.
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				time.Sleep(backoff)
 				continue
@@ -236,7 +236,8 @@ func (s *Server) Close() error {
 }
 
 // Conn is one client connection as a Protocol sees it: buffered reads
-// under the request deadline, and the client's address.
+// and writes under the request deadline. The client that counts is the
+// one the MTA names in its request (Dovecot's rip=), not the MTA.
 type Conn struct {
 	raw     net.Conn
 	r       *bufio.Reader
@@ -250,14 +251,6 @@ type Conn struct {
 
 func newConn(raw net.Conn, timeout time.Duration) *Conn {
 	return &Conn{raw: raw, r: bufio.NewReaderSize(raw, 4096), w: bufio.NewWriterSize(raw, 4096), timeout: timeout}
-}
-
-// Client is the address of a TCP client; invalid for a unix socket peer.
-func (c *Conn) Client() netip.Addr {
-	if ap, err := netip.ParseAddrPort(c.raw.RemoteAddr().String()); err == nil {
-		return ap.Addr().Unmap()
-	}
-	return netip.Addr{}
 }
 
 // Next waits for the client's next request: the first octet within the
