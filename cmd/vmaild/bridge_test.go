@@ -115,3 +115,13 @@ func TestServeBridge(t *testing.T) {
 		t.Errorf("dovecot_auth socket left behind: %v", err)
 	}
 }
+
+// TestREADMEKeepYourPostfix: vmaild's side of the README's Postfix
+// example is a configuration vmaild accepts as written.
+func TestREADMEKeepYourPostfix(t *testing.T) {
+	testsrv.RequireBinary(t, "postfix") // the example's sockets belong to the postfix user
+	yaml := readmeBlock(t, "## Keep your Postfix")
+	c := newCLI(t, yaml+"data_dir: "+t.TempDir()+"\n")
+	out := c.ok("", "config", "check")
+	wantLines(t, "config check", out, "configuration: ok")
+}
