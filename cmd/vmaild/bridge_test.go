@@ -125,3 +125,17 @@ func TestREADMEKeepYourPostfix(t *testing.T) {
 	out := c.ok("", "config", "check")
 	wantLines(t, "config check", out, "configuration: ok")
 }
+
+func TestBridgeConfigProblems(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"listen:\n  policy: {address: \"0.0.0.0:10023\"}\n", "listen.policy: \"0.0.0.0:10023\": TCP is for loopback addresses only"},
+		{"listen:\n  socketmap: {address: /run/x.sock, mode: \"0999\"}\n", "listen.socketmap: mode \"0999\" is not an octal file mode"},
+		{"listen:\n  dovecot_auth: {address: /run/x.sock, user: no-such-user-here}\n", "listen.dovecot_auth: user \"no-such-user-here\""},
+		{"listen:\n  saslauthd: {address: \"mux\"}\n", "listen.saslauthd: \"mux\" is neither a unix socket path nor host:port"},
+	} {
+		c := newCLI(t, tc.yaml+"data_dir: "+t.TempDir()+"\n")
+		if msg := c.fails("", "config", "check"); !strings.Contains(msg, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.yaml, msg, tc.want)
+		}
+	}
+}
