@@ -5,7 +5,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -184,4 +187,36 @@ func TestSocketmap(t *testing.T) {
 			t.Errorf("%q: %q, want %q", tc.req, got, tc.want)
 		}
 	}
+}
+
+func TestListen(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "run", "vmaild", "auth")
+	for range 2 { // the second time over the first's stale socket
+		ln, err := Listen(Socket{Address: path, Mode: 0o640})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(path)
+		if err != nil || fi.Mode().Perm() != 0o640 || fi.Mode()&os.ModeSocket == 0 {
+			t.Errorf("socket: %v, %v; want a socket of mode 0640", fi, err)
+		}
+		ln.(*net.UnixListener).SetUnlinkOnClose(false)
+		ln.Close()
+	}
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, nil, 0o600)
+	if _, err := Listen(Socket{Address: file}); err == nil {
+		t.Error("Listen replaced a file that is not a socket")
+	}
+	for _, bad := range []string{"0.0.0.0:1", "192.0.2.1:1", "[2001:db8::1]:1", "mux"} {
+		if _, err := Listen(Socket{Address: bad}); err == nil {
+			t.Errorf("Listen(%q) accepted", bad)
+		}
+	}
+	ln, err := Listen(Socket{Address: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatalf("loopback TCP: %v", err)
+	}
+	ln.Close()
 }

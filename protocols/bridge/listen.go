@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -75,8 +76,8 @@ func (s Socket) owner() (uid, gid int, err error) {
 	return uid, gid, nil
 }
 
-// Listen opens the socket: a unix socket (a stale one from an earlier run
-// replaced) with its owner and mode set before anyone may connect, or a
+// Listen opens the socket: a unix socket (its folder made when missing, a
+// stale socket from an earlier run replaced) with its owner and mode set before anyone may connect, or a
 // loopback TCP port.
 func Listen(s Socket) (net.Listener, error) {
 	if err := s.Check(); err != nil {
@@ -92,6 +93,11 @@ func Listen(s Socket) (net.Listener, error) {
 	mode := s.Mode
 	if mode == 0 {
 		mode = 0o660
+	}
+	// Like Dovecot's base_dir, the folder is made when missing: /run is
+	// emptied at every boot.
+	if err := os.MkdirAll(filepath.Dir(s.Address), 0o755); err != nil {
+		return nil, err
 	}
 	if fi, err := os.Lstat(s.Address); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
