@@ -60,6 +60,9 @@ type Config struct {
 	// Login is the login service shared by every listener.
 	Login login.Config `yaml:"login"`
 
+	// Bridge is what the auth bridge's sockets answer (bridge.go).
+	Bridge BridgeConfig `yaml:"bridge"`
+
 	// Autoconfig tells mail clients about the listeners (autoconfig.go).
 	Autoconfig AutoconfigConfig `yaml:"autoconfig"`
 
@@ -91,6 +94,12 @@ type Listeners struct {
 	IMAPS       Listener `yaml:"imaps"`
 	POP3        Listener `yaml:"pop3"`
 	POP3S       Listener `yaml:"pop3s"`
+	// The auth bridge's sockets (bridge.go), for a Postfix or Exim in
+	// front.
+	DovecotAuth BridgeListener `yaml:"dovecot_auth"`
+	Saslauthd   BridgeListener `yaml:"saslauthd"`
+	Policy      BridgeListener `yaml:"policy"`
+	Socketmap   BridgeListener `yaml:"socketmap"`
 }
 
 // Listener is one listening socket.
@@ -204,7 +213,12 @@ func defaultConfig() Config {
 			IMAPS:       Listener{Address: ":1993"},
 			POP3:        Listener{Address: ":1110"},
 			POP3S:       Listener{Address: ":1995"},
+			DovecotAuth: defaultBridgeListener(),
+			Saslauthd:   defaultBridgeListener(),
+			Policy:      defaultBridgeListener(),
+			Socketmap:   defaultBridgeListener(),
 		},
+		Bridge:         defaultBridgeConfig(),
 		Limits:         gate.DefaultConfig(),
 		ClientNetworks: gate.Networks{IPv4Prefix: gate.DefaultIPv4Prefix, IPv6Prefix: gate.DefaultIPv6Prefix},
 		// Zero slots and queue sizes follow the CPU count (see their help).
@@ -299,6 +313,7 @@ func (c *Config) validate() []string {
 	problems = append(problems, c.validateAutoconfig()...)
 	problems = append(problems, c.Queue.Smarthost.validate()...)
 	problems = append(problems, c.validateInbound()...)
+	problems = append(problems, c.validateBridge()...)
 	problems = append(problems, c.checkRanges()...)
 	return problems
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/vmaild/vmaild/backend/senderauth"
 	"github.com/vmaild/vmaild/backend/srs"
 	"github.com/vmaild/vmaild/backend/store"
+	"github.com/vmaild/vmaild/protocols/bridge"
 	"github.com/vmaild/vmaild/protocols/control"
 	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/imap"
@@ -90,6 +91,7 @@ type server struct {
 	greylist   *greylist.Greylister
 	senderAuth *senderauth.Checker
 	checks     *inbound.Pipeline // end of DATA; nil: none
+	bridges    []*bridge.Server  // the auth bridge's sockets being served
 
 	wg       sync.WaitGroup
 	bound    map[string]net.Listener
@@ -110,6 +112,9 @@ func (a *app) serve(ctx context.Context, out io.Writer, reread func() (Config, e
 
 	// Bind first: privileged ports need root, everything after does not.
 	err := s.bindAll()
+	if err == nil {
+		err = s.bindBridges()
+	}
 	if err == nil {
 		err = s.bindMetrics()
 	}
@@ -140,6 +145,7 @@ func (a *app) serve(ctx context.Context, out io.Writer, reread func() (Config, e
 		return err
 	}
 	s.startAll()
+	s.startBridges()
 	if ln, ok := s.bound["metrics"]; ok {
 		hs := s.serveMetrics(ln)
 		defer hs.Close()
@@ -506,6 +512,7 @@ func (s *server) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	s.stopControl()
+	s.shutdownBridges(ctx)
 	if err := s.gate.Shutdown(ctx); err != nil && !errors.Is(err, gate.ErrClosed) {
 		s.log.Warn("listener shutdown", "err", err)
 	}
@@ -522,6 +529,11 @@ func (s *server) shutdown() error {
 func (s *server) printHint(out io.Writer) {
 	fmt.Fprintf(out, "vmaild is running (data in %s; %s).\n", s.cfg.DataDir, s.cfg.directorySummary())
 	for _, sp := range s.specs() {
+		if ln, ok := s.bound[sp.name]; ok {
+			fmt.Fprintf(out, "  %-12s %s\n", sp.name, ln.Addr())
+		}
+	}
+	for _, sp := range s.cfg.bridgeSpecs() {
 		if ln, ok := s.bound[sp.name]; ok {
 			fmt.Fprintf(out, "  %-12s %s\n", sp.name, ln.Addr())
 		}
