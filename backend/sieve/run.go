@@ -233,13 +233,15 @@ func (r *runner) redirect(st *stmt) {
 	if !ok {
 		r.fail(st.line, "redirect: %q is not a valid address", raw)
 	}
-	to := addr.local + "@" + addr.domain
+	// The domain is case-insensitive, the local part is not (RFC 5321
+	// section 2.4): Pigeonhole lower-cases the one and keeps the other.
+	to := addr.local + "@" + strings.ToLower(addr.domain)
 	if !st.copy {
 		r.cancelled = true
 	}
 	for i := range r.actions {
 		a := &r.actions[i]
-		if a.Kind == Redirect && strings.EqualFold(a.Address, to) {
+		if a.Kind == Redirect && a.Address == to {
 			a.Copy = a.Copy && st.copy
 			return
 		}
@@ -486,11 +488,11 @@ func (r *runner) bodyValues(c *cond) []string {
 	}
 	var out []string
 	for _, p := range r.msg.bodyParts() {
-		switch p.mediaType {
-		case "text/plain":
-			out = append(out, p.text)
-		case "text/html":
+		switch {
+		case p.mediaType == "text/html":
 			out = append(out, htmlText(p.text))
+		case strings.HasPrefix(p.mediaType, "text/"):
+			out = append(out, p.text)
 		}
 	}
 	return out
