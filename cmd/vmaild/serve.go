@@ -27,6 +27,7 @@ import (
 	"github.com/vmaild/vmaild/backend/inbound"
 	"github.com/vmaild/vmaild/backend/queue"
 	"github.com/vmaild/vmaild/backend/senderauth"
+	"github.com/vmaild/vmaild/backend/sieve"
 	"github.com/vmaild/vmaild/backend/srs"
 	"github.com/vmaild/vmaild/backend/store"
 	"github.com/vmaild/vmaild/protocols/bridge"
@@ -34,6 +35,7 @@ import (
 	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/imap"
 	"github.com/vmaild/vmaild/protocols/login"
+	"github.com/vmaild/vmaild/protocols/managesieve"
 	"github.com/vmaild/vmaild/protocols/pop3"
 	"github.com/vmaild/vmaild/protocols/smtp"
 	"github.com/vmaild/vmaild/userdb"
@@ -327,6 +329,7 @@ func (s *server) specs() []listenerSpec {
 		{"smtp", l.SMTP, false}, {"submission", l.Submission, false}, {"submissions", l.Submissions, true},
 		{"lmtp", l.LMTP, false}, {"imap", l.IMAP, false}, {"imaps", l.IMAPS, true},
 		{"pop3", l.POP3, false}, {"pop3s", l.POP3S, true},
+		{"managesieve", l.ManageSieve, false},
 	}
 }
 
@@ -370,7 +373,7 @@ func (s *server) closeListeners() {
 // implemented reports whether this build serves a listener kind.
 func (s *server) implemented(name string) bool {
 	switch name {
-	case "pop3", "pop3s", "smtp", "submission", "submissions", "lmtp", "imap", "imaps":
+	case "pop3", "pop3s", "smtp", "submission", "submissions", "lmtp", "imap", "imaps", "managesieve":
 		return true
 	}
 	return false
@@ -423,6 +426,15 @@ func (s *server) newProtocolServer(sp listenerSpec, log *slog.Logger) protocolSe
 			Hostname: s.cfg.Hostname, TLSConfig: s.tls, AllowInsecureAuth: sp.l.InsecureAuth,
 			Logger: log, Logins: s.logins, Locks: s.pop3Locks,
 			Gate: s.gate,
+		}
+	case "managesieve":
+		opts := s.cfg.sieveOptions()
+		return &managesieve.Server{
+			Backend:    &manageSieveBackend{users: s.directory, store: s.store, opts: opts, quota: s.cfg.sieveQuota()},
+			Extensions: sieve.Extensions(), MaxRedirects: sieve.DefaultMaxRedirects,
+			MaxScriptSize: s.cfg.sieveQuota().MaxSize,
+			TLSConfig:     s.tls, AllowInsecureAuth: sp.l.InsecureAuth,
+			Logger: log, Logins: s.logins, Gate: s.gate,
 		}
 	}
 	role := smtp.RoleMTA
