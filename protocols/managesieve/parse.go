@@ -220,7 +220,7 @@ func (r *reader) quoted() (string, error) {
 				return "", err
 			}
 			if b != '"' && b != '\\' {
-				return "", syntaxf("only \\\" and \\\\ may be escaped in a quoted string")
+				return "", syntaxf("a quoted string may escape only a quote and a backslash")
 			}
 		case '\r', '\n':
 			return "", &syntaxError{msg: "unterminated quoted string", atEOL: b == '\n'}
