@@ -23,6 +23,7 @@ dovecot-core       sieve-test: Pigeonhole as the Sieve oracle only (never starte
 dovecot-sieve      sieve-test: Pigeonhole as the Sieve oracle only (sieve-test, sievec)
 postfix            protocols/bridge tests start a private Postfix that authenticates and looks up through vmaild
 sasl2-bin          testsaslauthd, the saslauthd client of protocols/bridge tests
+sieve-connect      the ManageSieve client cmd/vmaild's end-to-end test uploads scripts with
 gcc                go test -race needs cgo
 libc6-dev          cgo's C headers and startup files (a Recommends of gcc)
 ca-certificates    go downloads modules over HTTPS

@@ -119,11 +119,11 @@ func (c *conn) fail(cmd string, err error) {
 	var qe *QuotaError
 	switch {
 	case errors.Is(err, ErrNonExistent):
-		c.no("NONEXISTENT", err.Error())
+		c.no("NONEXISTENT", ErrNonExistent.Error())
 	case errors.Is(err, ErrAlreadyExists):
-		c.no("ALREADYEXISTS", err.Error())
+		c.no("ALREADYEXISTS", ErrAlreadyExists.Error())
 	case errors.Is(err, ErrActive):
-		c.no("ACTIVE", err.Error())
+		c.no("ACTIVE", ErrActive.Error())
 	case errors.As(err, &qe):
 		c.no(qe.Limit.code(), qe.Msg)
 	case errors.As(err, &se):
