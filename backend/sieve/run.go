@@ -32,9 +32,9 @@ type runner struct {
 	kept      bool // an explicit keep in the current script
 	// vacationBefore: an earlier script of RunAll took a vacation action.
 	vacationBefore bool
-	redirects int
-	vacation  bool
-	reject    int // index+1 of the reject action
+	redirects      int
+	vacation       bool
+	reject         int // index+1 of the reject action
 }
 
 // abort ends a run from deep inside a test; run recovers it.
