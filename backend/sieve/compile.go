@@ -55,6 +55,14 @@ const (
 	vacationDefaultPeriod = 7 * 24 * time.Hour
 )
 
+// commands are the action and control command names (if, elsif, else
+// and require are handled before).
+var commands = map[string]bool{
+	"stop": true, "keep": true, "discard": true, "redirect": true,
+	"fileinto": true, "reject": true, "ereject": true, "setflag": true,
+	"addflag": true, "removeflag": true, "set": true, "vacation": true,
+}
+
 type opcode int
 
 const (
@@ -400,6 +408,9 @@ func positional(what string, line int, pos []arg, kinds string) error {
 
 func (c *compiler) action(cmd *command) (*stmt, error) {
 	st := &stmt{line: cmd.line}
+	if !commands[cmd.name] {
+		return nil, errAt(cmd.line, "unknown command '%s'", cmd.name)
+	}
 	if len(cmd.tests) > 0 {
 		// Most often a missing semicolon: the next command was read
 		// as a test.

@@ -251,7 +251,7 @@ func defaultConfig() Config {
 		},
 		Store:           StoreConfig{PathTemplate: "%d/%n/Maildir"},
 		Queue:           QueueConfig{Port: 25, Workers: 32, PerDomain: 8, MaxAge: 5 * 24 * time.Hour},
-		Delivery:        delivery.Config{MaxHops: 50},
+		Delivery:        delivery.Config{MaxHops: 50, Sieve: true},
 		Sieve:           SieveConfig{MaxScripts: 20, MaxStorage: 1 << 20, MaxScriptSize: 256 << 10},
 		Metrics:         MetricsConfig{Address: "127.0.0.1:9187", MinFreeBytes: 1 << 30},
 		Control:         ControlConfig{Mode: "0600"},

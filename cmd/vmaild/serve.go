@@ -203,6 +203,13 @@ func (s *server) open(ctx context.Context, a *app) error {
 		Directory: s.dir.users, Quotas: s.dir.sql, Store: s.store, Config: cfg.Delivery,
 		Logger: s.log.With("component", "delivery"),
 	}
+	if cfg.Delivery.Sieve {
+		s.agent.Filters = append(s.agent.Filters, &delivery.Sieve{
+			Maildir:            s.store.MaildirPath,
+			RecipientDelimiter: cfg.UserDB.RecipientDelimiter,
+			Logger:             s.log.With("component", "sieve"),
+		})
+	}
 	if s.srs, err = openSRS(cfg.SRS); err != nil {
 		return err
 	}
