@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2/imapclient"
+
 	"github.com/vmaild/vmaild/internal/testsrv"
 )
 
@@ -83,7 +85,8 @@ func (c *sieveClient) startTLS() {
 
 // TestManageSieveEndToEnd: scripts uploaded over ManageSieve by our own
 // client and by Debian's sieve-connect land in the Dovecot layout of the
-// user's mail home, and `vmaild sieve test USER` runs the active one.
+// user's mail home, `vmaild sieve test USER` runs the active one, and so
+// does delivery: mail sent over SMTP is in the script's folder over IMAP.
 func TestManageSieveEndToEnd(t *testing.T) {
 	sieveConnect := testsrv.RequireBinary(t, "sieve-connect")
 	d := newDaemon(t, "sieve:\n  max_scripts: 3\n  max_script_size: 2K\n")
@@ -139,7 +142,7 @@ func TestManageSieveEndToEnd(t *testing.T) {
 	// sieve-connect, driven as a script would: the password on a file
 	// descriptor, STARTTLS with a self-signed certificate.
 	local := filepath.Join(t.TempDir(), "lists.sieve")
-	os.WriteFile(local, []byte("require \"fileinto\";\nif header :contains \"subject\" \"report\" { fileinto \"Lists\"; }\n"), 0o600)
+	os.WriteFile(local, []byte("require [\"fileinto\", \"mailbox\"];\nif header :contains \"subject\" \"report\" { fileinto :create \"Lists\"; }\n"), 0o600)
 	_, port, _ := net.SplitHostPort(d.addr("managesieve"))
 	run := func(args ...string) string {
 		t.Helper()
@@ -169,6 +172,27 @@ func TestManageSieveEndToEnd(t *testing.T) {
 	if out := d.cli("", "sieve", "test", "zoe@example.com", msg); !strings.Contains(out, "store message in folder: Lists") {
 		t.Errorf("sieve test after a sieve-connect upload:\n%s", out)
 	}
+	// Delivery runs the script uploaded with sieve-connect: mail over
+	// SMTP lands in the folder it names, where IMAP shows it.
+	report := "From: boss@example.org\r\nTo: zoe@example.com\r\nSubject: weekly report\r\n\r\nfigures\r\n"
+	if err := sendMail(t, d.addr("smtp"), nil, "boss@example.org", []string{"zoe@example.com"}, report); err != nil {
+		t.Fatalf("SMTP: %v", err)
+	}
+	ic, err := imapclient.DialStartTLS(d.addr("imap"), &imapclient.Options{TLSConfig: insecureTLS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ic.Close()
+	if err := ic.Login("zoe@example.com", "zoe-secret").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for folder, n := range map[string]uint32{"Lists": 1, "INBOX": 0} {
+		if sel, err := ic.Select(folder, nil).Wait(); err != nil || sel.NumMessages != n {
+			t.Errorf("SELECT %s: %+v, %v, want %d messages", folder, sel, err, n)
+		}
+	}
+	ic.Logout().Wait()
+
 	// The daemon logs the uploads and never the password.
 	if out := d.out.String(); !strings.Contains(out, "managesieve putscript") || strings.Contains(out, "zoe-secret") {
 		t.Errorf("daemon log:\n%s", out)
