@@ -204,7 +204,25 @@ func (s Scripts) Put(name string, src []byte, opts sieve.Options) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp, s.Path(name))
+	if err := os.Rename(tmp, s.Path(name)); err != nil {
+		return err
+	}
+	// The rename is durable once the directory is: a script PUTSCRIPT
+	// answered OK survives a crash.
+	return syncDir(s.dir())
+}
+
+// syncDir makes the renames in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
 }
 
 // Activate makes name the active script; "" deactivates. A plain
@@ -239,7 +257,7 @@ func (s Scripts) Activate(name string) error {
 		os.Remove(tmp)
 		return err
 	}
-	return nil
+	return syncDir(s.Home)
 }
 
 func (s Scripts) adoptPlainFile(link string) error {

@@ -38,8 +38,9 @@ type manageSieveBackend struct {
 	store *store.Store
 	opts  sieve.Options
 	quota sievestore.Quota
-	// writes serialises quota checks with the writes they allow, so two
-	// sessions cannot both take a user's last room.
+	// writes serialises the writes of all sessions: a quota check with
+	// the write it allows, so two sessions cannot both take a user's last
+	// room, and activations, which share a temporary link name.
 	writes sync.Mutex
 }
 
@@ -100,10 +101,14 @@ func (s *sieveSession) HaveSpace(_ context.Context, name string, size int64) err
 }
 
 func (s *sieveSession) SetActive(_ context.Context, name string) error {
+	s.b.writes.Lock()
+	defer s.b.writes.Unlock()
 	return sieveErr(s.s.Activate(name))
 }
 
 func (s *sieveSession) Delete(_ context.Context, name string) error {
+	s.b.writes.Lock()
+	defer s.b.writes.Unlock()
 	return sieveErr(s.s.Delete(name))
 }
 
