@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/vmaild/vmaild/backend/sieve"
+	"github.com/vmaild/vmaild/protocols/login/logintest"
 )
 
 const spamScript = "require \"fileinto\";\nif header :contains \"subject\" \"spam\" { fileinto \"Junk\"; }\n"
@@ -149,5 +150,14 @@ func TestDirectoryDown(t *testing.T) {
 	c := dial(t, startServer(t, &Server{Backend: b, AllowInsecureAuth: true}))
 	if got := c.cmd(`AUTHENTICATE "PLAIN" "` + b64("\x00me@example.com\x00secret") + `"`); !strings.HasPrefix(got, "NO (TRYLATER)") {
 		t.Errorf("directory down: %q", got)
+	}
+}
+
+// TestLoginService: AUTHENTICATE goes through the shared login service; a
+// service with no room to verify answers TRYLATER, as IMAP and POP3 do.
+func TestLoginService(t *testing.T) {
+	c := dial(t, startServer(t, &Server{AllowInsecureAuth: true, Logins: logintest.Saturated(t)}))
+	if got := c.cmd(`AUTHENTICATE "PLAIN" "` + b64("\x00me@example.com\x00wrong") + `"`); got != `NO (TRYLATER) "too many logins at once, try again later"` {
+		t.Errorf("saturated login service: %q", got)
 	}
 }
