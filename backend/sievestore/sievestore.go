@@ -11,14 +11,6 @@
 // file renamed into place; the link replaced by a rename), so a delivery
 // reading a script never sees half of one. Cache compiles each script once
 // and recompiles it when its file changes.
-//
-// CheckQuota is the per-user script quota (number of scripts, total and
-// single-script size) that ManageSieve's HAVESPACE and PUTSCRIPT apply.
-// Admin holds the administrator's before and after scripts (Pigeonhole's
-// sieve_before and sieve_after, global or per domain); Admin.Scripts and
-// Admin.Sequence return what one delivery runs, in order, compiled
-// through the Cache: before, the user's active script, after. A delivery
-// filter runs that sequence with sieve.RunAll.
 package sievestore
 
 import (

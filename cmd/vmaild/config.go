@@ -179,9 +179,6 @@ type SieveConfig struct {
 	MaxScripts    int   `yaml:"max_scripts" help:"scripts one user may keep (Pigeonhole's sieve_quota_max_scripts); 0: no limit"`
 	MaxStorage    int64 `yaml:"max_storage" unit:"bytes" help:"octets all of one user's scripts may take (sieve_quota_max_storage); 0: no limit"`
 	MaxScriptSize int64 `yaml:"max_script_size" unit:"bytes" help:"largest script accepted (sieve_max_script_size), at most 1M"`
-	// Before and After are Pigeonhole's sieve_before and sieve_after.
-	Before []string `yaml:"before" help:"Sieve script files run before each user's own, in order (Pigeonhole's sieve_before); %d in a path is the recipient's domain, and such a file may be missing"`
-	After  []string `yaml:"after" help:"Sieve script files run after each user's own while the message is still kept (sieve_after); %d as for before"`
 }
 
 // LogConfig sets up log/slog.

@@ -18,11 +18,6 @@ func (c Config) sieveOptions() sieve.Options {
 	return sieve.Options{Limits: sieve.Limits{MaxScriptSize: int(c.Sieve.MaxScriptSize)}}
 }
 
-// sieveAdmin is the administrator's before and after scripts.
-func (c Config) sieveAdmin(cache *sievestore.Cache) *sievestore.Admin {
-	return &sievestore.Admin{Before: c.Sieve.Before, After: c.Sieve.After, Cache: cache}
-}
-
 func (c Config) sieveQuota() sievestore.Quota {
 	size := c.Sieve.MaxScriptSize
 	if size <= 0 {

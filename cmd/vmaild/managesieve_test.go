@@ -199,36 +199,3 @@ func TestManageSieveEndToEnd(t *testing.T) {
 	}
 	d.stop()
 }
-
-// TestSieveTestAdminScripts: `vmaild sieve test USER` runs the global and
-// per-domain before scripts, the user's active one and the after scripts
-// in order, as sieve.RunAll does; a per-domain file may be missing.
-func TestSieveTestAdminScripts(t *testing.T) {
-	data := t.TempDir()
-	adm := t.TempDir()
-	os.MkdirAll(filepath.Join(adm, "example.com"), 0o700)
-	os.WriteFile(filepath.Join(adm, "flag.sieve"), []byte("require \"imap4flags\";\naddflag \"\\\\Flagged\";\n"), 0o600)
-	os.WriteFile(filepath.Join(adm, "example.com", "after.sieve"), []byte("require \"fileinto\";\nfileinto \"Archive\";\n"), 0o600)
-	cfg := sqliteConfig(data) + fmt.Sprintf("sieve:\n  before: [%s, %s]\n  after: [%s]\n",
-		filepath.Join(adm, "flag.sieve"), filepath.Join(adm, "%d", "before.sieve"), filepath.Join(adm, "%d", "after.sieve"))
-	c := newCLI(t, cfg)
-	c.ok("", "domain", "add", "example.com")
-	c.ok("pw-sieve-2\n", "user", "add", "me@example.com", "--password-stdin")
-	msg := filepath.Join(t.TempDir(), "m.eml")
-	os.WriteFile(msg, []byte("From: a@example.org\r\nSubject: hi\r\n\r\nbody\r\n"), 0o600)
-
-	// No personal script: the admin scripts alone.
-	out := c.ok("", "sieve", "test", "--from", "a@example.org", "me@example.com", msg)
-	wantLines(t, "admin scripts only", out, "store message in folder: Archive", "add IMAP flags: \\Flagged")
-	// With a personal script that keeps: before, personal, after.
-	script := filepath.Join(t.TempDir(), "s.sieve")
-	os.WriteFile(script, []byte("require \"fileinto\";\nfileinto :copy \"Mine\";\n"), 0o600)
-	c.fails("", "sieve", "put", "me@example.com", "mine", script, "--activate") // :copy needs require "copy"
-	os.WriteFile(script, []byte("require [\"fileinto\", \"copy\"];\nfileinto :copy \"Mine\";\n"), 0o600)
-	c.ok("", "sieve", "put", "me@example.com", "mine", script, "--activate")
-	out = c.ok("", "sieve", "test", "--from", "a@example.org", "me@example.com", msg)
-	wantLines(t, "before, personal, after", out, "store message in folder: Mine", "store message in folder: Archive")
-	if strings.Index(out, "Mine") > strings.Index(out, "Archive") {
-		t.Errorf("the after script ran first:\n%s", out)
-	}
-}

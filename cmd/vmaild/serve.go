@@ -203,9 +203,6 @@ func (s *server) open(ctx context.Context, a *app) error {
 		Directory: s.dir.users, Quotas: s.dir.sql, Store: s.store, Config: cfg.Delivery,
 		Logger: s.log.With("component", "delivery"),
 	}
-	if err := cfg.sieveAdmin(nil).Check(); err != nil {
-		return fmt.Errorf("sieve.before, sieve.after: %w", err)
-	}
 	if cfg.Delivery.Sieve {
 		s.agent.Filters = append(s.agent.Filters, &delivery.Sieve{
 			Maildir:            s.store.MaildirPath,

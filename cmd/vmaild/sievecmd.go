@@ -15,8 +15,12 @@ import (
 	"github.com/vmaild/vmaild/backend/sieve"
 	"github.com/vmaild/vmaild/backend/sievestore"
 	"github.com/vmaild/vmaild/backend/store"
-	"github.com/vmaild/vmaild/userdb"
 )
+
+// activeScriptName is where a user's active Sieve script lives in the
+// mail home (the Maildir's parent), as Pigeonhole keeps it: a link to
+// sieve/NAME.sieve, or a plain file.
+const activeScriptName = ".dovecot.sieve"
 
 func (a *app) sieveCommand() *cobra.Command {
 	cmd := &cobra.Command{
@@ -28,11 +32,10 @@ func (a *app) sieveCommand() *cobra.Command {
 	test := &cobra.Command{
 		Use:   "test [USER] MESSAGE",
 		Short: "Print the actions a Sieve script takes on MESSAGE (a file, - for standard input), like Pigeonhole's sieve-test",
-		Long: "Runs USER's active script (~/.dovecot.sieve in the mail home, Pigeonhole's place)\n" +
-			"between the sieve.before and sieve.after scripts, or the script --script names,\n" +
-			"on MESSAGE and prints the actions; nothing is delivered or sent. The envelope\n" +
-			"recipient is USER (or --to), the sender --from (default: the message's\n" +
-			"Return-Path, else <>).",
+		Long: "Runs USER's active script (~/.dovecot.sieve in the mail home, Pigeonhole's place),\n" +
+			"or the script --script names, on MESSAGE and prints the actions; nothing is\n" +
+			"delivered or sent. The envelope recipient is USER (or --to), the sender --from\n" +
+			"(default: the message's Return-Path, else <>).",
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (script == "") == (len(args) == 1) {
@@ -44,26 +47,14 @@ func (a *app) sieveCommand() *cobra.Command {
 				return err
 			}
 			env := sieve.Env{From: from, To: to, SubaddressSeparator: a.cfg.UserDB.RecipientDelimiter}
-			label := script
-			var scripts []*sieve.Script
+			src := script
 			if len(args) == 2 {
 				if env.To == "" {
 					env.To = args[0]
 				}
-				label = args[0] + "'s scripts"
-				if scripts, err = a.deliveryScripts(cmd.Context(), args[0]); err != nil {
+				if src, err = a.activeScript(cmd.Context(), args[0]); err != nil {
 					return err
 				}
-			} else {
-				src, err := os.ReadFile(script)
-				if err != nil {
-					return err
-				}
-				s, err := sieve.Compile(src, sieve.Options{})
-				if err != nil {
-					return fmt.Errorf("%s: %w", script, err)
-				}
-				scripts = []*sieve.Script{s}
 			}
 			if cmd.Flags().Changed("spam-score") {
 				env.Spam = sieve.ScoreVerdict(spam, 10, false)
@@ -71,7 +62,7 @@ func (a *app) sieveCommand() *cobra.Command {
 			if cmd.Flags().Changed("virus-score") {
 				env.Virus = sieve.ScoreVerdict(virus, 5, true)
 			}
-			return runSieveTest(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), label, scripts, raw, env, !cmd.Flags().Changed("from"))
+			return runSieveTest(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), src, raw, env, !cmd.Flags().Changed("from"))
 		},
 	}
 	test.Flags().StringVar(&script, "script", "", "run this script file instead of USER's active script")
@@ -276,23 +267,20 @@ func (a *app) userScripts(ctx context.Context, user string) (sievestore.Scripts,
 	return scripts, err
 }
 
-// deliveryScripts are the scripts a delivery to user runs, in order: the
-// administrator's before scripts, user's active script, the after
-// scripts (sievestore.Admin, the sequence the delivery filter runs).
-func (a *app) deliveryScripts(ctx context.Context, user string) ([]*sieve.Script, error) {
+// activeScript finds the file of user's active script.
+func (a *app) activeScript(ctx context.Context, user string) (string, error) {
 	scripts, err := a.userScripts(ctx, user)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	_, domain, _ := userdb.Split(user)
-	seq, err := a.cfg.sieveAdmin(nil).Sequence(scripts, domain)
+	_, path, err := scripts.Active()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	if len(seq) == 0 {
-		return nil, fmt.Errorf("%s has no active Sieve script (%s) and no before or after scripts are configured", user, filepath.Join(scripts.Home, sievestore.ActiveLink))
+	if path == "" {
+		return "", fmt.Errorf("%s has no active Sieve script (%s)", user, filepath.Join(scripts.Home, sievestore.ActiveLink))
 	}
-	return seq, nil
+	return path, nil
 }
 
 func (a *app) withDirectoryCtx(ctx context.Context, fn func(ctx context.Context, d *directory) error) error {
@@ -322,17 +310,25 @@ func (a *app) ownScripts(s sievestore.Scripts, name string) error {
 	return nil
 }
 
-// runSieveTest runs scripts as one delivery (sieve.RunAll) on raw and
-// prints what they do, in sieve-test's layout.
-func runSieveTest(ctx context.Context, out, errOut io.Writer, label string, scripts []*sieve.Script, raw []byte, env sieve.Env, senderFromMessage bool) error {
+// runSieveTest compiles the script at path and prints what it does with
+// raw, in sieve-test's layout.
+func runSieveTest(ctx context.Context, out, errOut io.Writer, path string, raw []byte, env sieve.Env, senderFromMessage bool) error {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	s, err := sieve.Compile(src, sieve.Options{})
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
 	msg := sieve.ParseMessage(raw)
 	if senderFromMessage {
 		env.From = msg.ReturnPath()
 	}
 	env.Now = time.Now()
-	res, err := sieve.RunAll(ctx, scripts, env, msg)
+	res, err := s.Run(ctx, env, msg)
 	if err != nil {
-		fmt.Fprintf(errOut, "%s: %v; the message is kept\n", label, err)
+		fmt.Fprintf(errOut, "%s: %v; the message is kept\n", path, err)
 	}
 	printResult(out, res)
 	return nil
