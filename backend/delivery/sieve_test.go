@@ -2,6 +2,7 @@ package delivery_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -198,5 +199,46 @@ func TestSieveMissingFolder(t *testing.T) {
 		if n := f.folderCount(t, a, ""); n != 1 {
 			t.Errorf("%s: %d copies in INBOX, want 1", a, n)
 		}
+	}
+}
+
+// BenchmarkDeliverSieve: deliveries per second into one mailbox with no
+// script and with a 50-rule script that files nothing (every rule tested).
+func BenchmarkDeliverSieve(b *testing.B) {
+	var rules strings.Builder
+	rules.WriteString("require [\"fileinto\", \"imap4flags\", \"body\"];\n")
+	for i := range 50 {
+		switch i % 4 {
+		case 0:
+			fmt.Fprintf(&rules, "if header :contains \"list-id\" \"list%d.example.org\" { fileinto \"Lists\"; stop; }\n", i)
+		case 1:
+			fmt.Fprintf(&rules, "if address :is :domain \"from\" \"sender%d.example\" { fileinto \"Senders\"; }\n", i)
+		case 2:
+			fmt.Fprintf(&rules, "if header :matches \"subject\" \"*[ticket-%d]*\" { addflag \"t%d\"; }\n", i, i)
+		case 3:
+			fmt.Fprintf(&rules, "if body :text :contains \"unsubscribe-%d\" { fileinto \"News\"; }\n", i)
+		}
+	}
+	for _, tc := range []struct{ name, script string }{{"none", ""}, {"50-rules", rules.String()}} {
+		b.Run(tc.name, func(b *testing.B) {
+			f := newFixture(b, delivery.Config{})
+			f.agent.Filters = []delivery.Filter{&delivery.Sieve{Maildir: f.store.MaildirPath}}
+			if tc.script != "" {
+				maildir, _ := f.store.MaildirPath("alice@example.com", "")
+				s := sievestore.Scripts{Home: sievestore.HomeOf(maildir)}
+				if err := s.Put("rules", []byte(tc.script), sieve.Options{}); err != nil {
+					b.Fatal(err)
+				}
+				s.Activate("rules")
+			}
+			env := delivery.Envelope{From: "s@remote.test", Recipients: rcpts("alice@example.com")}
+			b.ResetTimer()
+			for b.Loop() {
+				if got := f.agent.Deliver(context.Background(), env, newMsg(body))[0]; got != delivered {
+					b.Fatal(got)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
+		})
 	}
 }
