@@ -347,11 +347,26 @@ func (a *LocalAgent) writeLocal(ctx context.Context, r *run, prefixes []string, 
 	} else if len(sg) > 0 {
 		res = a.Store.DeliverGroups(ctx, sg)
 	}
+	// A job with a copy for INBOX needs no second one there when another
+	// of its folders is missing.
+	inbox := map[*job]bool{}
+	for gi := range prefixes {
+		for i, j := range owner[gi] {
+			if sg[gi].Recipients[i].Folder == "" {
+				inbox[j] = true
+			}
+		}
+	}
 	for gi, p := range prefixes {
 		for i, j := range owner[gi] {
 			rc, d := sg[gi].Recipients[i], res[gi][i]
 			if rc.Folder != "" && errors.Is(d.Err, store.ErrNotFound) {
+				if inbox[j] {
+					r.log.Info("no such folder; the INBOX copy stands", "rcpt", j.dest.Address, "folder", rc.Folder)
+					continue
+				}
 				rc.Folder, rc.Create = "", false // no such folder: INBOX
+				inbox[j] = true
 				d, d.Err = a.Store.Deliver(ctx, rc, body(p))
 			}
 			if d.Err != nil {

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -15,7 +18,8 @@ import (
 
 // Sieve is the filter that runs each destination's active Sieve script
 // (Pigeonhole's layout in the mail home beside the Maildir: .dovecot.sieve
-// → sieve/NAME.sieve) and turns its actions into the Decision: copies
+// → sieve/NAME.sieve), between the administrator's Before and After
+// scripts, and turns their actions into the Decision: copies
 // into folders with flags, discard, redirects, reject and vacation
 // replies. A script that does not compile or fails at run time keeps the
 // message in INBOX (RFC 5228 section 2.10.6), as Pigeonhole does; only
@@ -25,6 +29,9 @@ type Sieve struct {
 	Maildir func(address, override string) (string, error)
 	// Cache compiles each script once; nil: a cache of the filter's own.
 	Cache *sievestore.Cache
+	// Before and After are the administrator's scripts around the
+	// user's (Config.SieveBefore, Config.SieveAfter).
+	Before, After []string
 	// RecipientDelimiter joins user and detail in the envelope recipient
 	// the script sees (user+detail@domain); "" is "+".
 	RecipientDelimiter string
@@ -69,29 +76,83 @@ func (f *Sieve) parse(msg Message) (*sieve.Message, error) {
 	return sieve.ParseMessage(raw), nil
 }
 
-func (f *Sieve) Filter(ctx context.Context, m *Mail, d *Decision) error {
-	dest := m.Destination
+// Paths are the script files that run for dest, in order: the
+// administrator's before scripts, the account's active script (if any),
+// the after scripts.
+func (f *Sieve) Paths(dest *Destination) ([]string, error) {
+	_, domain, _ := strings.Cut(dest.Address, "@")
+	paths, err := adminScripts(f.Before, domain)
+	if err != nil {
+		return nil, err
+	}
 	maildir, err := f.Maildir(dest.Address, dest.Maildir)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	scripts := sievestore.Scripts{Home: sievestore.HomeOf(maildir)}
-	_, path, err := scripts.Active()
+	_, active, err := sievestore.Scripts{Home: sievestore.HomeOf(maildir)}.Active()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if path == "" {
-		return nil
+	if active != "" {
+		paths = append(paths, active)
 	}
-	log := f.log().With("rcpt", dest.Address, "script", path)
-	script, err := f.scripts().Load(path)
+	after, err := adminScripts(f.After, domain)
 	if err != nil {
-		var se *sieve.Error
-		if errors.As(err, &se) {
-			log.Warn("sieve script does not compile; keeping the message", "err", err)
-			return nil
+		return nil, err
+	}
+	return append(paths, after...), nil
+}
+
+// adminScripts expands %d in each path and lists the *.sieve files of
+// directories, skipping what does not exist.
+func adminScripts(patterns []string, domain string) ([]string, error) {
+	var out []string
+	for _, p := range patterns {
+		p = strings.NewReplacer("%%", "%", "%d", domain).Replace(p)
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
 		}
+		if err != nil {
+			return nil, err
+		}
+		if !fi.IsDir() {
+			out = append(out, p)
+			continue
+		}
+		files, err := filepath.Glob(filepath.Join(p, "*"+sievestore.Ext))
+		if err != nil {
+			return nil, err
+		}
+		sort.Strings(files)
+		out = append(out, files...)
+	}
+	return out, nil
+}
+
+func (f *Sieve) Filter(ctx context.Context, m *Mail, d *Decision) error {
+	dest := m.Destination
+	paths, err := f.Paths(dest)
+	if err != nil {
 		return err
+	}
+	log := f.log().With("rcpt", dest.Address)
+	var scripts []*sieve.Script
+	for _, p := range paths {
+		s, err := f.scripts().Load(p)
+		if err != nil {
+			var se *sieve.Error
+			if errors.As(err, &se) {
+				// Another script's mistake must not cost this one.
+				log.Warn("sieve script does not compile; skipped", "script", p, "err", err)
+				continue
+			}
+			return err
+		}
+		scripts = append(scripts, s)
+	}
+	if len(scripts) == 0 {
+		return nil
 	}
 	msg, err := f.parse(m.Message)
 	if err != nil {
@@ -108,13 +169,13 @@ func (f *Sieve) Filter(ctx context.Context, m *Mail, d *Decision) error {
 	if f.MailboxExists != nil {
 		env.MailboxExists = func(name string) bool { return f.MailboxExists(dest, name) }
 	}
-	res, err := script.Run(ctx, env, msg)
+	res, err := sieve.RunAll(ctx, scripts, env, msg)
 	if err != nil {
 		var re *sieve.RuntimeError
 		if !errors.As(err, &re) {
 			return err
 		}
-		log.Warn("sieve script failed; keeping the message", "err", err)
+		log.Warn("sieve script failed; keeping the message", "scripts", paths, "err", err)
 	}
 	return f.decide(ctx, m, res, d, log)
 }
@@ -174,6 +235,7 @@ func (f *Sieve) decide(ctx context.Context, m *Mail, res *sieve.Result, d *Decis
 			}
 		}
 	}
+	copies = mergeCopies(copies)
 	if len(copies) == 0 {
 		d.Discard = true
 		return nil
@@ -196,6 +258,27 @@ func mergeFlags(base, add []string) []string {
 		}
 		if !dup {
 			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// mergeCopies makes one copy per folder: a keep in two scripts, or a keep
+// beside the implicit keep, is one message in INBOX.
+func mergeCopies(cs []Copy) []Copy {
+	var out []Copy
+	for _, c := range cs {
+		merged := false
+		for i := range out {
+			if strings.EqualFold(out[i].Folder, c.Folder) {
+				out[i].Flags = mergeFlags(out[i].Flags, c.Flags)
+				out[i].Create = out[i].Create || c.Create
+				merged = true
+				break
+			}
+		}
+		if !merged {
+			out = append(out, c)
 		}
 	}
 	return out

@@ -2,6 +2,7 @@ package delivery_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,5 +125,120 @@ func TestSieveFilterNoScript(t *testing.T) {
 	}
 	if len(f.inbox(t, "alice@example.com")) != 1 || len(f.inbox(t, "bob@example.com")) != 1 {
 		t.Error("a message without a script did not reach INBOX")
+	}
+}
+
+// TestSieveFilterAdminScripts: the administrator's before scripts (a
+// directory per domain through %d) file spam into Junk for everyone and
+// end the sequence there; other mail goes on to the user's script, then
+// the after script.
+func TestSieveFilterAdminScripts(t *testing.T) {
+	f := newFixture(t, delivery.Config{})
+	admin := t.TempDir()
+	os.MkdirAll(filepath.Join(admin, "example.com"), 0o755)
+	os.WriteFile(filepath.Join(admin, "example.com", "10-spam.sieve"), []byte(`require ["fileinto", "mailbox"];
+if header :is "x-spam-flag" "YES" { fileinto :create "Junk"; }`), 0o644)
+	os.WriteFile(filepath.Join(admin, "after.sieve"), []byte(`require "imap4flags"; addflag "$Filtered";`), 0o644)
+	f.agent.Filters = []delivery.Filter{&delivery.Sieve{
+		Maildir: f.store.MaildirPath,
+		Before:  []string{filepath.Join(admin, "%d"), filepath.Join(admin, "missing.sieve")},
+		After:   []string{filepath.Join(admin, "after.sieve")},
+	}}
+	f.userScript(t, "alice@example.com", `require ["fileinto", "copy", "mailbox"]; if header :contains "subject" "hi" { fileinto :copy :create "Hi"; }`)
+	ctx := context.Background()
+	spam := "X-Spam-Flag: YES\r\n" + body
+	for _, m := range []string{spam, body} {
+		for _, rcpt := range []string{"alice@example.com", "bob@example.com"} {
+			env := delivery.Envelope{From: "s@remote.test", Recipients: rcpts(rcpt)}
+			if got := f.agent.Deliver(ctx, env, newMsg(m))[0]; got != delivered {
+				t.Fatalf("%s: %v", rcpt, got)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		addr, folder string
+		n            int
+	}{
+		{"alice@example.com", "Junk", 1}, {"bob@example.com", "Junk", 1},
+		{"alice@example.com", "Hi", 1}, {"alice@example.com", "", 1}, {"bob@example.com", "", 1},
+	} {
+		if n := f.folderCount(t, tc.addr, tc.folder); n != tc.n {
+			t.Errorf("%s %q: %d messages, want %d", tc.addr, tc.folder, n, tc.n)
+		}
+	}
+	// The after script ran for the kept mail only: INBOX copies carry
+	// its flag, Junk's do not.
+	mb, _ := f.store.OpenMailbox(ctx, store.Account{Address: "bob@example.com"})
+	for folder, want := range map[string]string{"INBOX": "$Filtered", "Junk": ""} {
+		fo, err := mb.Select(ctx, folder, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msgs := fo.Messages(); len(msgs) != 1 || strings.Join(fo.FlagNames(msgs[0].Flags), " ") != want {
+			t.Errorf("bob's %s: flags %q, want %q", folder, fo.FlagNames(fo.Messages()[0].Flags), want)
+		}
+		fo.Close()
+	}
+}
+
+// TestSieveMissingFolder: fileinto a folder that does not exist (no
+// :create) files into INBOX, as Dovecot does, and beside a keep that is
+// still one copy.
+func TestSieveMissingFolder(t *testing.T) {
+	f := newFixture(t, delivery.Config{})
+	f.agent.Filters = []delivery.Filter{&delivery.Sieve{Maildir: f.store.MaildirPath}}
+	f.userScript(t, "alice@example.com", `require "fileinto"; fileinto "Nowhere"; keep;`)
+	f.userScript(t, "bob@example.com", `require "fileinto"; fileinto "Nowhere";`)
+	env := delivery.Envelope{From: "s@remote.test", Recipients: rcpts("alice@example.com", "bob@example.com")}
+	for i, got := range f.agent.Deliver(context.Background(), env, newMsg(body)) {
+		if got != delivered {
+			t.Errorf("recipient %d: %v", i, got)
+		}
+	}
+	for _, a := range []string{"alice@example.com", "bob@example.com"} {
+		if n := f.folderCount(t, a, ""); n != 1 {
+			t.Errorf("%s: %d copies in INBOX, want 1", a, n)
+		}
+	}
+}
+
+// BenchmarkDeliverSieve: deliveries per second into one mailbox with no
+// script and with a 50-rule script that files nothing (every rule tested).
+func BenchmarkDeliverSieve(b *testing.B) {
+	var rules strings.Builder
+	rules.WriteString("require [\"fileinto\", \"imap4flags\", \"body\"];\n")
+	for i := range 50 {
+		switch i % 4 {
+		case 0:
+			fmt.Fprintf(&rules, "if header :contains \"list-id\" \"list%d.example.org\" { fileinto \"Lists\"; stop; }\n", i)
+		case 1:
+			fmt.Fprintf(&rules, "if address :is :domain \"from\" \"sender%d.example\" { fileinto \"Senders\"; }\n", i)
+		case 2:
+			fmt.Fprintf(&rules, "if header :matches \"subject\" \"*[ticket-%d]*\" { addflag \"t%d\"; }\n", i, i)
+		case 3:
+			fmt.Fprintf(&rules, "if body :text :contains \"unsubscribe-%d\" { fileinto \"News\"; }\n", i)
+		}
+	}
+	for _, tc := range []struct{ name, script string }{{"none", ""}, {"50-rules", rules.String()}} {
+		b.Run(tc.name, func(b *testing.B) {
+			f := newFixture(b, delivery.Config{})
+			f.agent.Filters = []delivery.Filter{&delivery.Sieve{Maildir: f.store.MaildirPath}}
+			if tc.script != "" {
+				maildir, _ := f.store.MaildirPath("alice@example.com", "")
+				s := sievestore.Scripts{Home: sievestore.HomeOf(maildir)}
+				if err := s.Put("rules", []byte(tc.script), sieve.Options{}); err != nil {
+					b.Fatal(err)
+				}
+				s.Activate("rules")
+			}
+			env := delivery.Envelope{From: "s@remote.test", Recipients: rcpts("alice@example.com")}
+			b.ResetTimer()
+			for b.Loop() {
+				if got := f.agent.Deliver(context.Background(), env, newMsg(body))[0]; got != delivered {
+					b.Fatal(got)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
+		})
 	}
 }

@@ -206,6 +206,8 @@ func (s *server) open(ctx context.Context, a *app) error {
 	if cfg.Delivery.Sieve {
 		s.agent.Filters = append(s.agent.Filters, &delivery.Sieve{
 			Maildir:            s.store.MaildirPath,
+			Before:             cfg.Delivery.SieveBefore,
+			After:              cfg.Delivery.SieveAfter,
 			RecipientDelimiter: cfg.UserDB.RecipientDelimiter,
 			Logger:             s.log.With("component", "sieve"),
 		})

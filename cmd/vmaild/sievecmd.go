@@ -12,9 +12,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vmaild/vmaild/backend/delivery"
 	"github.com/vmaild/vmaild/backend/sieve"
 	"github.com/vmaild/vmaild/backend/sievestore"
 	"github.com/vmaild/vmaild/backend/store"
+	"github.com/vmaild/vmaild/userdb"
 )
 
 // activeScriptName is where a user's active Sieve script lives in the
@@ -32,8 +34,9 @@ func (a *app) sieveCommand() *cobra.Command {
 	test := &cobra.Command{
 		Use:   "test [USER] MESSAGE",
 		Short: "Print the actions a Sieve script takes on MESSAGE (a file, - for standard input), like Pigeonhole's sieve-test",
-		Long: "Runs USER's active script (~/.dovecot.sieve in the mail home, Pigeonhole's place),\n" +
-			"or the script --script names, on MESSAGE and prints the actions; nothing is\n" +
+		Long: "Runs what delivery runs for USER (delivery.sieve_before scripts, the active script\n" +
+			"~/.dovecot.sieve in the mail home as Pigeonhole keeps it, delivery.sieve_after\n" +
+			"scripts), or the script --script names, on MESSAGE and prints the actions; nothing is\n" +
 			"delivered or sent. The envelope recipient is USER (or --to), the sender --from\n" +
 			"(default: the message's Return-Path, else <>).",
 		Args: cobra.RangeArgs(1, 2),
@@ -47,12 +50,12 @@ func (a *app) sieveCommand() *cobra.Command {
 				return err
 			}
 			env := sieve.Env{From: from, To: to, SubaddressSeparator: a.cfg.UserDB.RecipientDelimiter}
-			src := script
+			paths := []string{script}
 			if len(args) == 2 {
 				if env.To == "" {
 					env.To = args[0]
 				}
-				if src, err = a.activeScript(cmd.Context(), args[0]); err != nil {
+				if paths, err = a.deliveryScripts(cmd.Context(), args[0]); err != nil {
 					return err
 				}
 			}
@@ -62,7 +65,7 @@ func (a *app) sieveCommand() *cobra.Command {
 			if cmd.Flags().Changed("virus-score") {
 				env.Virus = sieve.ScoreVerdict(virus, 5, true)
 			}
-			return runSieveTest(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), src, raw, env, !cmd.Flags().Changed("from"))
+			return runSieveTest(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), paths, raw, env, !cmd.Flags().Changed("from"))
 		},
 	}
 	test.Flags().StringVar(&script, "script", "", "run this script file instead of USER's active script")
@@ -267,20 +270,27 @@ func (a *app) userScripts(ctx context.Context, user string) (sievestore.Scripts,
 	return scripts, err
 }
 
-// activeScript finds the file of user's active script.
-func (a *app) activeScript(ctx context.Context, user string) (string, error) {
-	scripts, err := a.userScripts(ctx, user)
+// deliveryScripts are the scripts delivery runs for user, in order.
+func (a *app) deliveryScripts(ctx context.Context, user string) ([]string, error) {
+	var paths []string
+	err := a.withDirectoryCtx(ctx, func(ctx context.Context, d *directory) error {
+		acct, err := d.users.Account(ctx, user)
+		if err != nil {
+			return err
+		}
+		st := &store.Store{Root: a.cfg.Store.Root, PathTemplate: a.cfg.Store.PathTemplate}
+		f := &delivery.Sieve{Maildir: st.MaildirPath, Before: a.cfg.Delivery.SieveBefore, After: a.cfg.Delivery.SieveAfter}
+		dest := &delivery.Destination{Destination: userdb.Destination{Address: acct.Address, Local: true}, Maildir: acct.Maildir}
+		paths, err = f.Paths(dest)
+		return err
+	})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	_, path, err := scripts.Active()
-	if err != nil {
-		return "", err
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("%s has no active Sieve script, and no delivery.sieve_before or sieve_after script applies", user)
 	}
-	if path == "" {
-		return "", fmt.Errorf("%s has no active Sieve script (%s)", user, filepath.Join(scripts.Home, sievestore.ActiveLink))
-	}
-	return path, nil
+	return paths, nil
 }
 
 func (a *app) withDirectoryCtx(ctx context.Context, fn func(ctx context.Context, d *directory) error) error {
@@ -310,25 +320,32 @@ func (a *app) ownScripts(s sievestore.Scripts, name string) error {
 	return nil
 }
 
-// runSieveTest compiles the script at path and prints what it does with
-// raw, in sieve-test's layout.
-func runSieveTest(ctx context.Context, out, errOut io.Writer, path string, raw []byte, env sieve.Env, senderFromMessage bool) error {
-	src, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	s, err := sieve.Compile(src, sieve.Options{})
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+// runSieveTest compiles the scripts at paths and prints what they do, in
+// sequence as delivery runs them, with raw, in sieve-test's layout.
+func runSieveTest(ctx context.Context, out, errOut io.Writer, paths []string, raw []byte, env sieve.Env, senderFromMessage bool) error {
+	var scripts []*sieve.Script
+	for _, p := range paths {
+		src, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		s, err := sieve.Compile(src, sieve.Options{})
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		scripts = append(scripts, s)
 	}
 	msg := sieve.ParseMessage(raw)
 	if senderFromMessage {
 		env.From = msg.ReturnPath()
 	}
 	env.Now = time.Now()
-	res, err := s.Run(ctx, env, msg)
+	if len(paths) > 1 {
+		fmt.Fprintf(errOut, "scripts, in order: %s\n", strings.Join(paths, ", "))
+	}
+	res, err := sieve.RunAll(ctx, scripts, env, msg)
 	if err != nil {
-		fmt.Fprintf(errOut, "%s: %v; the message is kept\n", path, err)
+		fmt.Fprintf(errOut, "%v; the message is kept\n", err)
 	}
 	printResult(out, res)
 	return nil

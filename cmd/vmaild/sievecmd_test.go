@@ -128,3 +128,17 @@ func TestSieveScriptCommands(t *testing.T) {
 		t.Errorf("deleted script still listed:\n%s", out)
 	}
 }
+
+// TestSieveTestAdminScripts: sieve test USER runs what delivery runs,
+// the administrator's delivery.sieve_before script included.
+func TestSieveTestAdminScripts(t *testing.T) {
+	data := t.TempDir()
+	before := filepath.Join(t.TempDir(), "before.sieve")
+	os.WriteFile(before, []byte("require [\"fileinto\"];\nif header :is \"x-spam-flag\" \"YES\" { fileinto \"Junk\"; }\n"), 0o644)
+	c := newCLI(t, sqliteConfig(data)+"delivery:\n  sieve_before: ["+before+"]\n")
+	c.ok("", "domain", "add", "example.com")
+	c.ok("pw-sieve-3\n", "user", "add", "dan@example.com", "--password-stdin")
+	msg := filepath.Join(t.TempDir(), "m.eml")
+	os.WriteFile(msg, []byte("From: x@example.net\nX-Spam-Flag: YES\nSubject: offer\n\nbuy\n"), 0o644)
+	wantLines(t, "sieve test", c.ok("", "sieve", "test", "dan@example.com", msg), "store message in folder: Junk")
+}
