@@ -10,7 +10,9 @@
 // is the active script too, with no name. Writes are atomic (a temporary
 // file renamed into place; the link replaced by a rename), so a delivery
 // reading a script never sees half of one. Cache compiles each script once
-// and recompiles it when its file changes.
+// and recompiles it when its file changes. CheckQuota is the per-user
+// script quota (number of scripts, total and single-script size) that
+// ManageSieve's HAVESPACE and PUTSCRIPT apply.
 package sievestore
 
 import (
