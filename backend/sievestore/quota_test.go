@@ -2,6 +2,8 @@ package sievestore
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -46,5 +48,18 @@ func TestCheckQuota(t *testing.T) {
 	}
 	if err := s.CheckQuota(Quota{}, "zz", 1<<40); err != nil {
 		t.Errorf("no quota: %v", err)
+	}
+}
+
+// TestActiveHomeNotADirectory: a file where the mail home should be means
+// no active script, not an error: the store reports the broken home when
+// it writes, and the message is retried as for any store failure.
+func TestActiveHomeNotADirectory(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "carol")
+	if err := os.WriteFile(home, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if name, path, err := (Scripts{Home: home}).Active(); name != "" || path != "" || err != nil {
+		t.Errorf("Active = %q, %q, %v", name, path, err)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"unicode/utf8"
 
 	"github.com/vmaild/vmaild/backend/sieve"
@@ -92,7 +93,9 @@ func (s Scripts) Path(name string) string { return filepath.Join(s.dir(), name+E
 func (s Scripts) Active() (name, path string, err error) {
 	link := filepath.Join(s.Home, ActiveLink)
 	fi, err := os.Lstat(link)
-	if errors.Is(err, os.ErrNotExist) {
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		// No home yet, or a file where it should be: no script. What is
+		// wrong with the home is the store's to report at delivery.
 		return "", "", nil
 	}
 	if err != nil {
