@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"unicode/utf8"
 
 	"github.com/vmaild/vmaild/backend/sieve"
@@ -90,7 +91,7 @@ func (s Scripts) Path(name string) string { return filepath.Join(s.dir(), name+E
 func (s Scripts) Active() (name, path string, err error) {
 	link := filepath.Join(s.Home, ActiveLink)
 	fi, err := os.Lstat(link)
-	if errors.Is(err, os.ErrNotExist) {
+	if missing(err) {
 		return "", "", nil
 	}
 	if err != nil {
@@ -106,7 +107,7 @@ func (s Scripts) Active() (name, path string, err error) {
 	if !filepath.IsAbs(target) {
 		target = filepath.Join(s.Home, target)
 	}
-	if _, err := os.Stat(target); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(target); missing(err) {
 		// A dangling link activates nothing, as in Pigeonhole.
 		return "", "", nil
 	}
@@ -115,6 +116,13 @@ func (s Scripts) Active() (name, path string, err error) {
 		name = strings.TrimSuffix(base, Ext)
 	}
 	return name, target, nil
+}
+
+// missing says err means there is no such file: not there, or a path
+// through something that is not a directory (a home not made yet, or in
+// the way).
+func missing(err error) bool {
+	return errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
 // List returns the scripts, sorted by name.
