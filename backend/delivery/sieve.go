@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/vmaild/vmaild/backend/sieve"
@@ -110,7 +111,7 @@ func adminScripts(patterns []string, domain string) ([]string, error) {
 	for _, p := range patterns {
 		p = strings.NewReplacer("%%", "%", "%d", domain).Replace(p)
 		fi, err := os.Stat(p)
-		if errors.Is(err, os.ErrNotExist) {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 			continue
 		}
 		if err != nil {

@@ -93,9 +93,7 @@ func (s Scripts) Path(name string) string { return filepath.Join(s.dir(), name+E
 func (s Scripts) Active() (name, path string, err error) {
 	link := filepath.Join(s.Home, ActiveLink)
 	fi, err := os.Lstat(link)
-	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-		// No home yet, or a file where it should be: no script. What is
-		// wrong with the home is the store's to report at delivery.
+	if missing(err) {
 		return "", "", nil
 	}
 	if err != nil {
@@ -111,7 +109,7 @@ func (s Scripts) Active() (name, path string, err error) {
 	if !filepath.IsAbs(target) {
 		target = filepath.Join(s.Home, target)
 	}
-	if _, err := os.Stat(target); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(target); missing(err) {
 		// A dangling link activates nothing, as in Pigeonhole.
 		return "", "", nil
 	}
@@ -120,6 +118,13 @@ func (s Scripts) Active() (name, path string, err error) {
 		name = strings.TrimSuffix(base, Ext)
 	}
 	return name, target, nil
+}
+
+// missing says err means there is no such file: not there, or a path
+// through something that is not a directory (a home not made yet, or in
+// the way).
+func missing(err error) bool {
+	return errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
 // List returns the scripts, sorted by name.
