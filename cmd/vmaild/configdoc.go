@@ -35,7 +35,7 @@ var configSections = map[string]struct{ title, intro string }{
 		"see [userdb/sql/POSTFIXADMIN.md](userdb/sql/POSTFIXADMIN.md)."},
 	"ldap": {"LDAP accounts", "Used when `userdb.accounts` is `ldap`. Plain `inetOrgPerson` entries with `mail`, " +
 		"`userPassword` and `cn` work as they are; the optional schema in `schema/ldap/` adds the attributes " +
-		"named in `ldap.attributes.*` (`vmailQuotaBytes`, `vmailQuotaMessages`, `vmailActive`, `vmailMaildir`, `vmailSenderAddress`)."},
+		"named in `ldap.attributes.*` (`vmailQuotaBytes`, `vmailQuotaMessages`, `vmailActive`, `vmailMaildir`, `vmailSenderAddress`, `vmailSendMessagesPerHour`, `vmailSendRecipientsPerMessage`, `vmailSendRecipientsPerHour`)."},
 	"listen": {"Listeners", "One socket per protocol; an empty address turns the listener off. " +
 		"smtp is the MTA (25), submission uses STARTTLS (587), submissions implicit TLS (465); " +
 		"imap and pop3 offer STARTTLS/STLS, imaps and pop3s are implicit TLS."},
