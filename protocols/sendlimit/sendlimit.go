@@ -80,6 +80,9 @@ type Config struct {
 	MaxEntries int
 	// Now is the clock; tests inject one.
 	Now func() time.Time
+	// Refused, when set, is told of every refusal (a metric); it runs
+	// under the Limiter's lock and must not call it.
+	Refused func(*Refusal)
 }
 
 // Kinds of limit, as a Refusal and the metrics name them.
@@ -219,11 +222,11 @@ func (l *Limiter) Begin(ctx context.Context, account string) (*Tx, error) {
 	d := l.entry("@"+domain, true, now)
 	wa, ok := a.msgs.take(now, l.window, a.limits.MessagesPerHour)
 	if !ok {
-		return nil, &Refusal{Key: a.key, Limit: MessagesPerHour, Max: a.limits.MessagesPerHour}
+		return nil, l.refuse(&Refusal{Key: a.key, Limit: MessagesPerHour, Max: a.limits.MessagesPerHour})
 	}
 	if _, ok := d.msgs.take(now, l.window, d.limits.MessagesPerHour); !ok {
 		a.msgs.give(wa, l.window)
-		return nil, &Refusal{Key: d.key, Limit: MessagesPerHour, Max: d.limits.MessagesPerHour}
+		return nil, l.refuse(&Refusal{Key: d.key, Limit: MessagesPerHour, Max: d.limits.MessagesPerHour})
 	}
 	t := &Tx{l: l, acct: a, dom: d, msgWindow: wa}
 	t.perMessage, t.perMsgKey = a.limits.RecipientsPerMessage, a.key
@@ -236,7 +239,7 @@ func (l *Limiter) Begin(ctx context.Context, account string) (*Tx, error) {
 // Recipient charges one more recipient, or refuses it with a *Refusal.
 func (t *Tx) Recipient() error {
 	if t.perMessage > 0 && int64(len(t.rcpts)) >= t.perMessage {
-		return &Refusal{Key: t.perMsgKey, Limit: RecipientsPerMessage, Max: t.perMessage}
+		return t.l.refuse(&Refusal{Key: t.perMsgKey, Limit: RecipientsPerMessage, Max: t.perMessage})
 	}
 	l := t.l
 	now := l.cfg.Now().UnixNano()
@@ -245,15 +248,23 @@ func (t *Tx) Recipient() error {
 	a, d := t.acct, t.dom
 	w, ok := a.rcpts.take(now, l.window, a.limits.RecipientsPerHour)
 	if !ok {
-		return &Refusal{Key: a.key, Limit: RecipientsPerHour, Max: a.limits.RecipientsPerHour}
+		return l.refuse(&Refusal{Key: a.key, Limit: RecipientsPerHour, Max: a.limits.RecipientsPerHour})
 	}
 	if _, ok := d.rcpts.take(now, l.window, d.limits.RecipientsPerHour); !ok {
 		a.rcpts.give(w, l.window)
-		return &Refusal{Key: d.key, Limit: RecipientsPerHour, Max: d.limits.RecipientsPerHour}
+		return l.refuse(&Refusal{Key: d.key, Limit: RecipientsPerHour, Max: d.limits.RecipientsPerHour})
 	}
 	a.lastUse, d.lastUse = now, now
 	t.rcpts = append(t.rcpts, w)
 	return nil
+}
+
+// refuse reports r to Config.Refused and returns it.
+func (l *Limiter) refuse(r *Refusal) error {
+	if l.cfg.Refused != nil {
+		l.cfg.Refused(r)
+	}
+	return r
 }
 
 // Commit keeps the charges: the message was accepted.
