@@ -47,6 +47,8 @@ type Config struct {
 	Delivery delivery.Config `yaml:"delivery"`
 	SRS      SRSConfig       `yaml:"srs"`
 	DKIM     DKIMConfig      `yaml:"dkim"`
+	// SendingLimits bounds what authenticated users send (sendlimits.go).
+	SendingLimits SendingLimitsConfig `yaml:"sending_limits"`
 	Metrics  MetricsConfig   `yaml:"metrics"`
 	Control  ControlConfig   `yaml:"control"`
 	RunAs    string          `yaml:"run_as" help:"user to switch to after binding the ports when started as root"`
@@ -223,6 +225,7 @@ func defaultConfig() Config {
 		Metrics:         MetricsConfig{Address: "127.0.0.1:9187", MinFreeBytes: 1 << 30},
 		Control:         ControlConfig{Mode: "0600"},
 		SRS:             SRSConfig{Enabled: true, Separator: srs.DefaultSeparator, MaxAgeDays: srs.DefaultMaxAgeDays, HashLength: srs.DefaultHashLength},
+		SendingLimits:   defaultSendingLimits(),
 		DKIM:            DKIMConfig{Headers: slices.Clone(dkim.DefaultHeaders), Canonicalization: dkim.DefaultCanonicalization},
 		ShutdownTimeout: 30 * time.Second,
 	}
@@ -288,6 +291,7 @@ func (c *Config) validate() []string {
 	problems = append(problems, c.Control.resolve(c.DataDir)...)
 	problems = append(problems, c.SRS.resolve(c.Hostname, c.DataDir)...)
 	problems = append(problems, c.DKIM.resolve(c.DataDir)...)
+	problems = append(problems, c.SendingLimits.validate()...)
 	problems = append(problems, c.validateAutoconfig()...)
 	problems = append(problems, c.Queue.Smarthost.validate()...)
 	problems = append(problems, c.checkRanges()...)

@@ -148,6 +148,7 @@ func (s *server) startControl(level *slog.LevelVar, reread func() (Config, error
 	cs.srv = &control.Server{Logger: s.log.With("component", "control"), Classify: classifyControl}
 	s.ctl = cs
 	s.registerControl()
+	s.registerLimits()
 	go func() { cs.done <- cs.srv.Serve(ln) }()
 	s.log.Info("listening", "listener", "control", "address", c.Socket, "mode", fmt.Sprintf("%04o", mode))
 	return nil

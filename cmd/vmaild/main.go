@@ -90,6 +90,7 @@ func newRoot(a *app) *cobra.Command {
 		a.aliasCommand(),
 		a.senderCommand(),
 		a.dkimCommand(),
+		a.limitsCommand(),
 		a.quotaCommand(),
 		a.ldifCommand(),
 		a.benchCommand(),
