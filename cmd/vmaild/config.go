@@ -49,9 +49,9 @@ type Config struct {
 	DKIM     DKIMConfig      `yaml:"dkim"`
 	// SendingLimits bounds what authenticated users send (sendlimits.go).
 	SendingLimits SendingLimitsConfig `yaml:"sending_limits"`
-	Metrics  MetricsConfig   `yaml:"metrics"`
-	Control  ControlConfig   `yaml:"control"`
-	RunAs    string          `yaml:"run_as" help:"user to switch to after binding the ports when started as root"`
+	Metrics       MetricsConfig       `yaml:"metrics"`
+	Control       ControlConfig       `yaml:"control"`
+	RunAs         string              `yaml:"run_as" help:"user to switch to after binding the ports when started as root"`
 	// ShutdownTimeout bounds how long SIGTERM waits for transactions in
 	// flight.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" help:"how long SIGTERM waits for transactions in flight"`
