@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vmaild/vmaild/internal/testsrv"
+	"github.com/vmaild/vmaild/protocols/sendlimit"
 	"github.com/vmaild/vmaild/userdb"
 	"github.com/vmaild/vmaild/userdb/ldap"
 	"github.com/vmaild/vmaild/userdb/password"
@@ -443,5 +444,39 @@ func checkSendLimits(t *testing.T, u *userdb.Users) {
 		if show(a) != tt.account || show(d) != tt.domain {
 			t.Errorf("SendLimits(%s) = %q, %q; want %q, %q", tt.address, show(a), show(d), tt.account, tt.domain)
 		}
+	}
+
+	// The limiter honours them: frank's own 500 over the default of 3,
+	// the domain's 50 recipients per message for carol.
+	l := sendlimit.New(sendlimit.Config{Account: sendlimit.Limits{MessagesPerHour: 3}, Lookup: u.SendLimits})
+	for i := range 5 {
+		tx, err := l.Begin(ctx, "frank@example.org")
+		if err != nil {
+			t.Fatalf("frank's message %d: %v", i+1, err)
+		}
+		tx.Commit()
+	}
+	for i := range 3 {
+		tx, err := l.Begin(ctx, "alice@example.com")
+		if err != nil {
+			t.Fatalf("alice's message %d: %v", i+1, err)
+		}
+		tx.Commit()
+	}
+	var r *sendlimit.Refusal
+	if _, err := l.Begin(ctx, "alice@example.com"); !errors.As(err, &r) || r.Limit != sendlimit.MessagesPerHour {
+		t.Errorf("alice's 4th message: %v, want the default limit of 3", err)
+	}
+	tx, err := l.Begin(ctx, "carol@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		if err := tx.Recipient(); err != nil {
+			t.Fatalf("carol's recipient %d: %v", i+1, err)
+		}
+	}
+	if err := tx.Recipient(); !errors.As(err, &r) || r.Key != "@example.org" || r.Limit != sendlimit.RecipientsPerMessage {
+		t.Errorf("carol's 51st recipient: %v, want the domain's recipients per message", err)
 	}
 }
