@@ -47,6 +47,8 @@ type Config struct {
 	Delivery delivery.Config `yaml:"delivery"`
 	SRS      SRSConfig       `yaml:"srs"`
 	DKIM     DKIMConfig      `yaml:"dkim"`
+	// DNS is what vmaild dns publishes for hosted domains (dnscmd.go).
+	DNS DNSConfig `yaml:"dns"`
 	// SendingLimits bounds what authenticated users send (sendlimits.go).
 	SendingLimits SendingLimitsConfig `yaml:"sending_limits"`
 	Metrics       MetricsConfig       `yaml:"metrics"`
@@ -226,6 +228,7 @@ func defaultConfig() Config {
 		Control:         ControlConfig{Mode: "0600"},
 		SRS:             SRSConfig{Enabled: true, Separator: srs.DefaultSeparator, MaxAgeDays: srs.DefaultMaxAgeDays, HashLength: srs.DefaultHashLength},
 		SendingLimits:   defaultSendingLimits(),
+		DNS:             defaultDNS(),
 		DKIM:            DKIMConfig{Headers: slices.Clone(dkim.DefaultHeaders), Canonicalization: dkim.DefaultCanonicalization},
 		ShutdownTimeout: 30 * time.Second,
 	}
@@ -292,6 +295,7 @@ func (c *Config) validate() []string {
 	problems = append(problems, c.SRS.resolve(c.Hostname, c.DataDir)...)
 	problems = append(problems, c.DKIM.resolve(c.DataDir)...)
 	problems = append(problems, c.SendingLimits.validate()...)
+	problems = append(problems, c.DNS.validate()...)
 	problems = append(problems, c.validateAutoconfig()...)
 	problems = append(problems, c.Queue.Smarthost.validate()...)
 	problems = append(problems, c.checkRanges()...)

@@ -61,6 +61,9 @@ var configSections = map[string]struct{ title, intro string }{
 	"dkim": {"DKIM signing", "Mail authenticated users send to remote destinations, and the queue's bounces, are DKIM-signed (RFC 6376, ed25519 or RSA) " +
 		"by the domain of their From header when that domain has a key; every key of a domain signs, so a rotation has two signatures. " +
 		"Make keys with `vmaild dkim keygen DOMAIN`, publish `vmaild dkim show DOMAIN`. Keys are read at start and on reload; one that does not load stops the start, and a reload keeps the old keys."},
+	"dns": {"DNS records of hosted domains", "What `vmaild dns DOMAIN` prints and `vmaild dns check DOMAIN` looks up, beside what the " +
+		"configuration already says: the MX (hostname), the DKIM keys (`dkim.*`), the autoconfig and autodiscover names and the RFC 6186 SRV " +
+		"records (the listeners as autoconfig announces them). The MTA-STS policy's id is derived from its content, so it changes with it."},
 	"sending_limits": {"Sending limits", "What an authenticated user (submission, or AUTH on smtp) may send, per account and per domain " +
 		"(all its accounts together): messages and recipients per hour (a sliding hour), recipients per message; 0 is unlimited. " +
 		"The directory overrides them per account (SQL `accounts.send_*` columns, LDAP `vmailSend*` attributes) and per domain " +

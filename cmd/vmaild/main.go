@@ -91,6 +91,7 @@ func newRoot(a *app) *cobra.Command {
 		a.senderCommand(),
 		a.dkimCommand(),
 		a.limitsCommand(),
+		a.dnsCommand(),
 		a.quotaCommand(),
 		a.ldifCommand(),
 		a.benchCommand(),
