@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -78,5 +79,22 @@ func TestServeSendingLimits(t *testing.T) {
 	}
 	if out := d.cli("", "limits", "--all"); !strings.Contains(out, "xia@example.com") || !strings.Contains(out, "directory") {
 		t.Errorf("vmaild limits --all:\n%s", out)
+	}
+
+	// A reload raises the default: zoe sends again, yan's own limit
+	// stays.
+	cfg, err := os.ReadFile(d.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(d.config, []byte(strings.Replace(string(cfg), "messages_per_hour: 2", "messages_per_hour: 4", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, "reload", d.cli("", "reload"), "applied: sending_limits")
+	if err := send("zoe"); err != nil {
+		t.Errorf("zoe after the reload: %v", err)
+	}
+	if err := send("yan"); err == nil {
+		t.Error("yan after the reload: accepted, want his own limit of 3")
 	}
 }

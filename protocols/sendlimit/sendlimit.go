@@ -193,6 +193,18 @@ func New(cfg Config) *Limiter {
 	return &Limiter{cfg: cfg, window: int64(cfg.Window), entries: make(map[string]*entry)}
 }
 
+// SetLimits changes the configured defaults (a reload). Counts are kept;
+// every key's limits are read again, with the directory's overrides, at
+// its next message.
+func (l *Limiter) SetLimits(account, domain Limits) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cfg.Account, l.cfg.Domain = account, domain
+	for _, e := range l.entries {
+		e.lookedUp = 0
+	}
+}
+
 // Tx is one message's charges, from Begin to Commit or Abort.
 type Tx struct {
 	l          *Limiter
