@@ -16,7 +16,7 @@ import (
 // what the listeners, the hostname and the DKIM keys say. "%d" in a value
 // stands for the domain.
 type DNSConfig struct {
-	SPF          string        `yaml:"spf" help:"SPF record of a hosted domain; vmaild dns check wants exactly these terms"`
+	SPF          string        `yaml:"spf" help:"SPF record of a hosted domain (with queue.smarthost, name the relay's addresses or include: instead of mx); vmaild dns check wants exactly these terms"`
 	DMARC        string        `yaml:"dmarc" help:"DMARC record (_dmarc.DOMAIN), %d: the domain; vmaild dns check wants these tags, others may be added"`
 	TLSRPT       string        `yaml:"tls_rpt" help:"TLS-RPT record (_smtp._tls.DOMAIN, RFC 8460), %d: the domain; empty: none"`
 	MTASTSMode   string        `yaml:"mta_sts_mode" help:"mode of the MTA-STS policy (RFC 8461): enforce, testing or none; empty: no MTA-STS records"`

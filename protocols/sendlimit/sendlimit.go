@@ -151,7 +151,8 @@ func (c *counter) roll(now, size int64) {
 // count is the weighted count of the last window's length before now.
 func (c *counter) count(now, size int64) int64 {
 	c.roll(now, size)
-	rest := float64(size-(now-c.start)) / float64(size)
+	// Clamped: a clock stepped back must not weigh the last window more.
+	rest := min(max(float64(size-(now-c.start))/float64(size), 0), 1)
 	return c.cur + int64(math.Ceil(float64(c.prev)*rest))
 }
 
