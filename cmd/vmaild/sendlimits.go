@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/vmaild/vmaild/protocols/control"
 	"github.com/vmaild/vmaild/protocols/sendlimit"
+	"github.com/vmaild/vmaild/userdb"
 )
 
 // SendingLimitsConfig bounds what authenticated users send (package
@@ -147,7 +150,149 @@ func (a *app) limitsCommand() *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
 	cmd.Flags().BoolVar(&all, "all", false, "list everyone who sent in the last hour")
 	cmd.Flags().Float64Var(&near, "near", 0, "list from this share of a limit (0.8: 80%; default sending_limits.near)")
+	cmd.AddCommand(a.limitsSetCommand(), a.limitsShowCommand())
 	return cmd
+}
+
+// limitsSetCommand writes an account's or a domain's limits into the SQL
+// directory (LDAP accounts keep theirs in vmailSend* attributes).
+func (a *app) limitsSetCommand() *cobra.Command {
+	var perHour, perMessage, rcptsPerHour int64
+	var inherit bool
+	cmd := &cobra.Command{
+		Use:   "set ADDRESS|DOMAIN",
+		Short: "Set the sending limits of an account or a domain in SQL (0 = unlimited); limits not given go back to sending_limits.*",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f := cmd.Flags()
+			var l userdb.SendLimits
+			for _, o := range []struct {
+				flag string
+				v    *int64
+				dst  **int64
+			}{
+				{"messages-per-hour", &perHour, &l.MessagesPerHour},
+				{"recipients-per-message", &perMessage, &l.RecipientsPerMessage},
+				{"recipients-per-hour", &rcptsPerHour, &l.RecipientsPerHour},
+			} {
+				if f.Changed(o.flag) {
+					if *o.v < 0 {
+						return badArg(cmd, fmt.Errorf("--%s %d: negative (0 is unlimited)", o.flag, *o.v))
+					}
+					*o.dst = o.v
+				}
+			}
+			if l == (userdb.SendLimits{}) && !inherit {
+				return badArg(cmd, errors.New("give --messages-per-hour, --recipients-per-message or --recipients-per-hour, or --inherit"))
+			}
+			target := args[0]
+			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
+				if err := dir.sql.SetSendLimits(ctx, target, l); err != nil {
+					if strings.Contains(target, "@") && dir.ldap != nil {
+						return fmt.Errorf("%w (accounts are in LDAP: set their %s attributes there)", err, "vmailSend*")
+					}
+					return explain(err, target, "user list` or `vmaild domain list")
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "sending limits of %s: %s (a running server reads them within a minute)\n", target, formatSendLimits(l))
+				return nil
+			})
+		},
+	}
+	cmd.Flags().Int64Var(&perHour, "messages-per-hour", 0, "messages per hour")
+	cmd.Flags().Int64Var(&perMessage, "recipients-per-message", 0, "recipients of one message")
+	cmd.Flags().Int64Var(&rcptsPerHour, "recipients-per-hour", 0, "recipients per hour")
+	cmd.Flags().BoolVar(&inherit, "inherit", false, "every limit back to sending_limits.*")
+	return cmd
+}
+
+// formatSendLimits names the limits set, "defaults" when none is.
+func formatSendLimits(l userdb.SendLimits) string {
+	var parts []string
+	for _, o := range []struct {
+		name string
+		v    *int64
+	}{{"messages/hour", l.MessagesPerHour}, {"recipients/message", l.RecipientsPerMessage}, {"recipients/hour", l.RecipientsPerHour}} {
+		switch {
+		case o.v == nil:
+		case *o.v == 0:
+			parts = append(parts, o.name+" unlimited")
+		default:
+			parts = append(parts, fmt.Sprintf("%s %d", o.name, *o.v))
+		}
+	}
+	if len(parts) == 0 {
+		return "the defaults (sending_limits.*)"
+	}
+	return strings.Join(parts, ", ") + "; the rest from sending_limits.*"
+}
+
+// limitsShowRow is one line of `vmaild limits show`.
+type limitsShowRow struct {
+	Key    string           `json:"key"`
+	Limits sendlimit.Limits `json:"limits"`
+	// From says, per limit, "directory" or "config".
+	From map[string]string `json:"from"`
+}
+
+// limitsShowCommand prints the limits in force for an account and its
+// domain: the directory's overrides (SQL or LDAP) over the defaults.
+func (a *app) limitsShowCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show ADDRESS",
+		Short: "Show the sending limits in force for an account and its domain, and where each comes from",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			addr, err := userdb.Canonical(args[0])
+			if err != nil {
+				return badArg(cmd, err)
+			}
+			return a.withDirectory(cmd, func(ctx context.Context, dir *directory) error {
+				acct, dom, err := dir.users.SendLimits(ctx, addr)
+				if err != nil {
+					return explain(err, "user "+addr, "user list")
+				}
+				_, domain, _ := userdb.Split(addr)
+				c := a.cfg.SendingLimits
+				rows := []limitsShowRow{effective(addr, c.Account, acct), effective("@"+domain, c.Domain, dom)}
+				if asJSON {
+					return printJSON(cmd.OutOrStdout(), rows)
+				}
+				w := table(cmd.OutOrStdout())
+				fmt.Fprintln(w, "SENDER\tMESSAGES/HOUR\tRECIPIENTS/MESSAGE\tRECIPIENTS/HOUR")
+				for _, r := range rows {
+					cell := func(name string, v int64) string {
+						s := "unlimited"
+						if v > 0 {
+							s = strconv.FormatInt(v, 10)
+						}
+						return s + " (" + r.From[name] + ")"
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Key, cell(sendlimit.MessagesPerHour, r.Limits.MessagesPerHour),
+						cell(sendlimit.RecipientsPerMessage, r.Limits.RecipientsPerMessage), cell(sendlimit.RecipientsPerHour, r.Limits.RecipientsPerHour))
+				}
+				return w.Flush()
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// effective is the limits the limiter applies (sendlimit.Limits.With),
+// and where each comes from.
+func effective(key string, def sendlimit.Limits, o userdb.SendLimits) limitsShowRow {
+	from := func(v *int64) string {
+		if v != nil {
+			return "directory"
+		}
+		return "config"
+	}
+	return limitsShowRow{Key: key, Limits: def.With(o), From: map[string]string{
+		sendlimit.MessagesPerHour:      from(o.MessagesPerHour),
+		sendlimit.RecipientsPerMessage: from(o.RecipientsPerMessage),
+		sendlimit.RecipientsPerHour:    from(o.RecipientsPerHour),
+	}}
 }
 
 // ofLimit is "12/500", or "12" when unlimited.

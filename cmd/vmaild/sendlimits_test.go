@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/vmaild/vmaild/protocols/sendlimit"
 	"github.com/vmaild/vmaild/userdb"
 	sqldir "github.com/vmaild/vmaild/userdb/sql"
 )
@@ -96,5 +98,41 @@ func TestServeSendingLimits(t *testing.T) {
 	}
 	if err := send("yan"); err == nil {
 		t.Error("yan after the reload: accepted, want his own limit of 3")
+	}
+}
+
+// TestLimitsSetShow: `vmaild limits set` writes an account's and a
+// domain's limits into SQL, `vmaild limits show` tells what is in force and
+// where each limit comes from.
+func TestLimitsSetShow(t *testing.T) {
+	c := newCLI(t, sqliteConfig(t.TempDir()))
+	c.ok("", "domain", "add", "example.com")
+	c.ok("bob-secret\n", "user", "add", "bob@example.com", "--password-stdin")
+	c.ok("", "limits", "set", "bob@example.com", "--messages-per-hour", "7", "--recipients-per-hour", "0")
+	c.ok("", "limits", "set", "example.com", "--recipients-per-message", "20")
+	out := c.ok("", "limits", "show", "bob@example.com")
+	wantLines(t, "limits show", out,
+		"bob@example.com  7 (directory)",
+		"unlimited (directory)",
+		"@example.com     unlimited (config)",
+		"20 (directory)")
+	var rows []limitsShowRow
+	if err := json.Unmarshal([]byte(c.ok("", "limits", "show", "bob@example.com", "--json")), &rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].Limits != (sendlimit.Limits{MessagesPerHour: 7, RecipientsPerHour: 0}) ||
+		rows[1].Limits.RecipientsPerMessage != 20 || rows[0].From[sendlimit.MessagesPerHour] != "directory" {
+		t.Errorf("limits show --json: %+v", rows)
+	}
+	c.ok("", "limits", "set", "bob@example.com", "--inherit")
+	wantLines(t, "after --inherit", c.ok("", "limits", "show", "bob@example.com"), "bob@example.com  500 (config)")
+	for _, args := range [][]string{
+		{"limits", "set", "bob@example.com"},
+		{"limits", "set", "bob@example.com", "--messages-per-hour", "-1"},
+		{"limits", "set", "nobody@example.com", "--messages-per-hour", "1"},
+		{"limits", "set", "other.test", "--messages-per-hour", "1"},
+		{"limits", "show", "nobody@example.com"},
+	} {
+		c.fails("", args...)
 	}
 }

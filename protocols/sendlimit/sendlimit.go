@@ -37,8 +37,8 @@ type Limits struct {
 	RecipientsPerHour    int64 `yaml:"recipients_per_hour" help:"recipients per hour over all messages (sliding window); 0: unlimited"`
 }
 
-// with applies the directory's overrides to the configured defaults.
-func (l Limits) with(o userdb.SendLimits) Limits {
+// With applies the directory's overrides to the configured defaults.
+func (l Limits) With(o userdb.SendLimits) Limits {
 	if o.MessagesPerHour != nil {
 		l.MessagesPerHour = *o.MessagesPerHour
 	}
@@ -325,8 +325,8 @@ func (l *Limiter) refresh(ctx context.Context, account, domain string) error {
 	defer l.mu.Unlock()
 	a = l.entry(account, false, now)
 	d = l.entry("@"+domain, true, now)
-	a.limits, a.lookedUp, a.overridden = l.cfg.Account.with(ao), now, ao != (userdb.SendLimits{})
-	d.limits, d.lookedUp, d.overridden = l.cfg.Domain.with(do), now, do != (userdb.SendLimits{})
+	a.limits, a.lookedUp, a.overridden = l.cfg.Account.With(ao), now, ao != (userdb.SendLimits{})
+	d.limits, d.lookedUp, d.overridden = l.cfg.Domain.With(do), now, do != (userdb.SendLimits{})
 	return nil
 }
 
