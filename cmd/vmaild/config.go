@@ -66,6 +66,12 @@ type Config struct {
 
 	// Autoconfig tells mail clients about the listeners (autoconfig.go).
 	Autoconfig AutoconfigConfig `yaml:"autoconfig"`
+
+	// Inbound trust checks of the smtp listener (inbound.go).
+	InboundDNS InboundDNS       `yaml:"inbound_dns"`
+	SenderAuth SenderAuthConfig `yaml:"sender_auth"`
+	DNSBL      DNSBLConfig      `yaml:"dnsbl"`
+	Greylist   GreylistConfig   `yaml:"greylist"`
 }
 
 // MetricsConfig is the Prometheus and health-check listener.
@@ -181,7 +187,7 @@ func defaultConfig() Config {
 		data = "./data"
 	}
 	host, _ := os.Hostname()
-	return Config{
+	c := Config{
 		Hostname: host,
 		DataDir:  data,
 		Log:      LogConfig{Level: "info", Format: "text"},
@@ -232,6 +238,8 @@ func defaultConfig() Config {
 		DKIM:            DKIMConfig{Headers: slices.Clone(dkim.DefaultHeaders), Canonicalization: dkim.DefaultCanonicalization},
 		ShutdownTimeout: 30 * time.Second,
 	}
+	defaultInbound(&c)
+	return c
 }
 
 // validate checks what can be checked without touching the network, and
@@ -298,6 +306,7 @@ func (c *Config) validate() []string {
 	problems = append(problems, c.DNS.validate()...)
 	problems = append(problems, c.validateAutoconfig()...)
 	problems = append(problems, c.Queue.Smarthost.validate()...)
+	problems = append(problems, c.validateInbound()...)
 	problems = append(problems, c.checkRanges()...)
 	return problems
 }

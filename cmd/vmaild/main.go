@@ -92,6 +92,7 @@ func newRoot(a *app) *cobra.Command {
 		a.dkimCommand(),
 		a.limitsCommand(),
 		a.dnsCommand(),
+		a.sieveCommand(),
 		a.quotaCommand(),
 		a.ldifCommand(),
 		a.benchCommand(),

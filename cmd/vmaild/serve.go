@@ -23,7 +23,10 @@ import (
 
 	"github.com/vmaild/vmaild/backend/delivery"
 	"github.com/vmaild/vmaild/backend/dkim"
+	"github.com/vmaild/vmaild/backend/greylist"
+	"github.com/vmaild/vmaild/backend/inbound"
 	"github.com/vmaild/vmaild/backend/queue"
+	"github.com/vmaild/vmaild/backend/senderauth"
 	"github.com/vmaild/vmaild/backend/srs"
 	"github.com/vmaild/vmaild/backend/store"
 	"github.com/vmaild/vmaild/protocols/control"
@@ -84,6 +87,12 @@ type server struct {
 	sendLimits *sendlimit.Limiter
 
 	ctl *controlState // the control socket; nil until it is open
+
+	// Inbound checks of the MTA listener (inbound.go); nil or empty: off.
+	screens    []smtp.Screen
+	greylist   *greylist.Greylister
+	senderAuth *senderauth.Checker
+	checks     *inbound.Pipeline // end of DATA; nil: none
 
 	wg       sync.WaitGroup
 	bound    map[string]net.Listener
@@ -229,6 +238,12 @@ func (s *server) open(ctx context.Context, a *app) error {
 			return fmt.Errorf("smtp.mynetworks: %w", err)
 		}
 		s.myNetworks = append(s.myNetworks, p)
+	}
+	if err := s.openInbound(ctx); err != nil {
+		return err
+	}
+	if steps := s.inboundSteps(); len(steps) > 0 {
+		s.checks = &inbound.Pipeline{Steps: steps, Logger: s.log.With("component", "inbound")}
 	}
 	for _, d := range []string{cfg.Store.Root, cfg.Queue.Dir, filepath.Join(cfg.DataDir, "spool")} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
@@ -421,7 +436,7 @@ func (s *server) newProtocolServer(sp listenerSpec, log *slog.Logger) protocolSe
 		MaxMessageBytes: s.cfg.SMTP.MaxMessageBytes, MaxRecipients: s.cfg.SMTP.MaxRecipients,
 		SkipHeaderSenderCheck: !s.cfg.SMTP.CheckHeaderFrom,
 		Logins:                s.logins, Logger: log, SpoolDir: filepath.Join(s.cfg.DataDir, "spool"),
-		Gate: s.gate, SRS: s.srs, SendLimits: s.sendLimits,
+		Gate: s.gate, SRS: s.srs, Screens: s.mtaScreens(role), Checks: s.checks, SendLimits: s.sendLimits,
 	}
 }
 

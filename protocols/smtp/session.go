@@ -254,6 +254,9 @@ func (ss *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 		e = ss.chargeRecipient(tx.limit, to)
 	}
 	if e == nil {
+		e = ss.screen(tx, rc)
+	}
+	if e == nil {
 		rc.resolved.ORCPT = to
 		if opts != nil && opts.OriginalRecipient != "" {
 			rc.resolved.ORCPT = opts.OriginalRecipient
