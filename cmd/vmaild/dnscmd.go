@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vmaild/vmaild/backend/dnsclient"
 	"github.com/vmaild/vmaild/protocols/dnsrecords"
 	"github.com/vmaild/vmaild/userdb"
 )
@@ -21,7 +22,6 @@ type DNSConfig struct {
 	TLSRPT       string        `yaml:"tls_rpt" help:"TLS-RPT record (_smtp._tls.DOMAIN, RFC 8460), %d: the domain; empty: none"`
 	MTASTSMode   string        `yaml:"mta_sts_mode" help:"mode of the MTA-STS policy (RFC 8461): enforce, testing or none; empty: no MTA-STS records"`
 	MTASTSMaxAge time.Duration `yaml:"mta_sts_max_age" help:"max_age of the MTA-STS policy: how long senders keep it"`
-	Resolver     string        `yaml:"resolver" help:"DNS server host:port vmaild dns check asks (default queue.resolver, else resolv.conf)"`
 }
 
 // defaultDNS: SPF by the MX (this server), DMARC quarantining what fails
@@ -135,7 +135,7 @@ func (a *app) dnsCommand() *cobra.Command {
 	check := &cobra.Command{
 		Use:   "check DOMAIN",
 		Short: "Look up the records of DOMAIN through the resolver and say which are missing or wrong",
-		Long: "Asks dns.resolver (else queue.resolver, else resolv.conf) for every record `vmaild dns\n" +
+		Long: "Asks queue.resolver (else resolv.conf's) for every record `vmaild dns\n" +
 			"DOMAIN` prints. ok: as expected; missing: not there; wrong: there but not what is\n" +
 			"expected (found and expected are shown); error: the lookup failed. Exits 1 unless every\n" +
 			"record is ok.",
@@ -150,16 +150,15 @@ func (a *app) dnsCommand() *cobra.Command {
 				return err
 			}
 			if resolver == "" {
-				resolver = a.cfg.DNS.Resolver
-			}
-			if resolver == "" {
+				// The resolver outbound mail asks: what the world's MTAs
+				// see, short of caches.
 				resolver = a.cfg.Queue.Resolver
 			}
-			r := dnsrecords.Resolver{Addr: resolver}
-			results, err := r.Check(cmd.Context(), dnsrecords.Expected(s))
+			r, err := dnsclient.New(resolver, a.cfg.InboundDNS.Timeout)
 			if err != nil {
 				return err
 			}
+			results := dnsrecords.Check(cmd.Context(), r, dnsrecords.Expected(s))
 			ans := dnsCheckAnswer{Domain: domain, Resolver: resolver, Results: results, Failed: dnsrecords.Failed(results)}
 			if ans.Resolver == "" {
 				ans.Resolver = "resolv.conf"
@@ -179,7 +178,7 @@ func (a *app) dnsCommand() *cobra.Command {
 		},
 	}
 	check.Flags().BoolVar(&checkJSON, "json", false, "print one JSON object")
-	check.Flags().StringVar(&resolver, "resolver", "", "DNS server host:port to ask (default dns.resolver)")
+	check.Flags().StringVar(&resolver, "resolver", "", "DNS server host:port to ask (default queue.resolver)")
 	cmd.AddCommand(check)
 	return cmd
 }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/miekg/dns"
 )
@@ -33,87 +32,36 @@ type Result struct {
 	Note string `json:"note,omitempty"`
 }
 
-// Resolver asks one DNS server (normally the local recursive resolver,
-// as the queue does).
-type Resolver struct {
-	// Addr is host:port; empty: the first nameserver of /etc/resolv.conf.
-	Addr    string
-	Timeout time.Duration
+// Querier asks the resolver one question: backend/dnsclient.Resolver,
+// the configured resolver every DNS lookup of vmaild goes through. A name
+// or type with no records is a *net.DNSError with IsNotFound.
+type Querier interface {
+	Query(ctx context.Context, name string, qtype uint16) ([]dns.RR, error)
 }
 
-var errNXDomain = errors.New("no such name (NXDOMAIN)")
-
-func (r Resolver) server() (string, error) {
-	if r.Addr != "" {
-		return r.Addr, nil
+// query is q.Query with "no such record" as an empty answer.
+func query(ctx context.Context, q Querier, name string, qtype uint16) ([]dns.RR, error) {
+	rrs, err := q.Query(ctx, name, qtype)
+	var de *net.DNSError
+	if errors.As(err, &de) && de.IsNotFound {
+		return nil, nil
 	}
-	cc, err := dns.ClientConfigFromFile("/etc/resolv.conf")
-	if err != nil {
-		return "", fmt.Errorf("dns: no resolver configured and /etc/resolv.conf unusable: %w", err)
-	}
-	if len(cc.Servers) == 0 {
-		return "", errors.New("dns: no resolver configured and no nameserver in /etc/resolv.conf")
-	}
-	return net.JoinHostPort(cc.Servers[0], cc.Port), nil
+	return rrs, err
 }
 
-// query asks for one name and type, again over TCP when the UDP answer
-// was truncated (a long DKIM key), and returns the answers of that type.
-func (r Resolver) query(ctx context.Context, server, name string, qtype uint16) ([]dns.RR, error) {
-	timeout := r.Timeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(name), qtype)
-	m.SetEdns0(1232, false)
-	resp, _, err := (&dns.Client{Net: "udp", Timeout: timeout}).ExchangeContext(ctx, m, server)
-	if err == nil && resp.Truncated {
-		resp, _, err = (&dns.Client{Net: "tcp", Timeout: timeout}).ExchangeContext(ctx, m, server)
-	}
-	qt := dns.TypeToString[qtype]
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", qt, name, err)
-	}
-	switch resp.Rcode {
-	case dns.RcodeSuccess:
-	case dns.RcodeNameError:
-		return nil, errNXDomain
-	default:
-		return nil, fmt.Errorf("%s %s: %s", qt, name, dns.RcodeToString[resp.Rcode])
-	}
-	var out []dns.RR
-	for _, rr := range resp.Answer {
-		if rr.Header().Rrtype == qtype {
-			out = append(out, rr)
-		}
-	}
-	return out, nil
-}
-
-// Check looks up every record and compares what it finds.
-func (r Resolver) Check(ctx context.Context, recs []Record) ([]Result, error) {
-	server, err := r.server()
-	if err != nil {
-		return nil, err
-	}
+// Check looks up every record through q and compares what it finds.
+func Check(ctx context.Context, q Querier, recs []Record) []Result {
 	out := make([]Result, len(recs))
 	for i, rec := range recs {
-		out[i] = r.check(ctx, server, rec)
+		out[i] = check(ctx, q, rec)
 	}
-	return out, nil
+	return out
 }
 
-func (r Resolver) check(ctx context.Context, server string, rec Record) Result {
+func check(ctx context.Context, q Querier, rec Record) Result {
 	res := Result{Record: rec}
-	qtype := dns.StringToType[rec.Type]
-	rrs, err := r.query(ctx, server, rec.Name, qtype)
-	switch {
-	case errors.Is(err, errNXDomain):
-		rrs = nil
-	case err != nil:
+	rrs, err := query(ctx, q, rec.Name, dns.StringToType[rec.Type])
+	if err != nil {
 		res.Status, res.Note = StatusError, err.Error()
 		return res
 	}
@@ -125,7 +73,7 @@ func (r Resolver) check(ctx context.Context, server string, rec Record) Result {
 	case "TXT":
 		res.Status, res.Found, res.Note = compareTXT(rec, found)
 	case "CNAME":
-		res.Status, res.Found, res.Note = r.compareAlias(ctx, server, rec, found)
+		res.Status, res.Found, res.Note = compareAlias(ctx, q, rec, found)
 	default:
 		res.Found = found
 		res.Status, res.Note = compareHost(rec, found)
@@ -283,7 +231,7 @@ func validPolicyID(id string) bool {
 
 // compareAlias checks a name that must reach the server: a CNAME to it,
 // or else address records equal to the server's own.
-func (r Resolver) compareAlias(ctx context.Context, server string, rec Record, cnames []string) (string, []string, string) {
+func compareAlias(ctx context.Context, q Querier, rec Record, cnames []string) (string, []string, string) {
 	for _, c := range cnames {
 		if c == rec.Value {
 			return StatusOK, cnames, ""
@@ -292,14 +240,14 @@ func (r Resolver) compareAlias(ctx context.Context, server string, rec Record, c
 	if len(cnames) > 0 {
 		return StatusWrong, cnames, "points elsewhere"
 	}
-	mine, err := r.addrs(ctx, server, rec.Name)
+	mine, err := addrs(ctx, q, rec.Name)
 	if err != nil {
 		return StatusError, nil, err.Error()
 	}
 	if len(mine) == 0 {
 		return StatusMissing, nil, ""
 	}
-	theirs, err := r.addrs(ctx, server, rec.Value)
+	theirs, err := addrs(ctx, q, rec.Value)
 	if err != nil {
 		return StatusError, mine, err.Error()
 	}
@@ -311,14 +259,11 @@ func (r Resolver) compareAlias(ctx context.Context, server string, rec Record, c
 	return StatusWrong, mine, "addresses are not " + rec.Value + "'s (" + strings.Join(theirs, " ") + ")"
 }
 
-// addrs are a name's A and AAAA records; NXDOMAIN is none.
-func (r Resolver) addrs(ctx context.Context, server, name string) ([]string, error) {
+// addrs are a name's A and AAAA records.
+func addrs(ctx context.Context, q Querier, name string) ([]string, error) {
 	var out []string
 	for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
-		rrs, err := r.query(ctx, server, name, qt)
-		if errors.Is(err, errNXDomain) {
-			continue
-		}
+		rrs, err := query(ctx, q, name, qt)
 		if err != nil {
 			return nil, err
 		}

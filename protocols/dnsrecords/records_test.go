@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmaild/vmaild/backend/dnsclient"
 	"github.com/vmaild/vmaild/backend/queue/queuetest"
 	"github.com/vmaild/vmaild/protocols/autoconfig"
 )
@@ -221,10 +222,11 @@ func TestCheck(t *testing.T) {
 			if tc.extra != nil {
 				tc.extra(d)
 			}
-			results, err := Resolver{Addr: d.Addr, Timeout: 5 * time.Second}.Check(context.Background(), expected)
+			r, err := dnsclient.New(d.Addr, 5*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
+			results := Check(context.Background(), r, expected)
 			if len(results) != len(expected) {
 				t.Fatalf("%d results for %d records", len(results), len(expected))
 			}
