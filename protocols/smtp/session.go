@@ -250,11 +250,12 @@ func (ss *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 		return ss.refuse(smtpErr(503, "5.5.1", "Need MAIL before RCPT"))
 	}
 	rc, e := ss.checkRecipient(to, tx.utf8)
-	if e == nil && tx.limit != nil {
-		e = ss.chargeRecipient(tx.limit, to)
-	}
 	if e == nil {
 		e = ss.screen(tx, rc)
+	}
+	if e == nil && tx.limit != nil {
+		// Last: only a recipient every other check accepted is charged.
+		e = ss.chargeRecipient(tx.limit, to)
 	}
 	if e == nil {
 		rc.resolved.ORCPT = to
