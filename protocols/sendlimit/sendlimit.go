@@ -280,20 +280,25 @@ func (l *Limiter) refuse(r *Refusal) error {
 	return r
 }
 
-// Commit keeps the charges: the message was accepted.
-func (t *Tx) Commit() { t.done = true }
+// Commit keeps the charges: the message was accepted. It may race with
+// Abort (BDAT runs on a goroutine of its own), hence the lock.
+func (t *Tx) Commit() {
+	t.l.mu.Lock()
+	t.done = true
+	t.l.mu.Unlock()
+}
 
 // Abort gives the charges back, unless Commit came first: the
 // transaction ended without a message accepted (RSET, QUIT, a refused
 // DATA). A window that has passed meanwhile keeps its count.
 func (t *Tx) Abort() {
+	l := t.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if t.done {
 		return
 	}
 	t.done = true
-	l := t.l
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	for _, e := range []*entry{t.acct, t.dom} {
 		e.msgs.give(t.msgWindow, l.window)
 		for _, w := range t.rcpts {
