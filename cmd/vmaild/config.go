@@ -47,9 +47,13 @@ type Config struct {
 	Delivery delivery.Config `yaml:"delivery"`
 	SRS      SRSConfig       `yaml:"srs"`
 	DKIM     DKIMConfig      `yaml:"dkim"`
-	Metrics  MetricsConfig   `yaml:"metrics"`
-	Control  ControlConfig   `yaml:"control"`
-	RunAs    string          `yaml:"run_as" help:"user to switch to after binding the ports when started as root"`
+	// DNS is what vmaild dns publishes for hosted domains (dnscmd.go).
+	DNS DNSConfig `yaml:"dns"`
+	// SendingLimits bounds what authenticated users send (sendlimits.go).
+	SendingLimits SendingLimitsConfig `yaml:"sending_limits"`
+	Metrics       MetricsConfig       `yaml:"metrics"`
+	Control       ControlConfig       `yaml:"control"`
+	RunAs         string              `yaml:"run_as" help:"user to switch to after binding the ports when started as root"`
 	// ShutdownTimeout bounds how long SIGTERM waits for transactions in
 	// flight.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" help:"how long SIGTERM waits for transactions in flight"`
@@ -243,6 +247,8 @@ func defaultConfig() Config {
 		Metrics:         MetricsConfig{Address: "127.0.0.1:9187", MinFreeBytes: 1 << 30},
 		Control:         ControlConfig{Mode: "0600"},
 		SRS:             SRSConfig{Enabled: true, Separator: srs.DefaultSeparator, MaxAgeDays: srs.DefaultMaxAgeDays, HashLength: srs.DefaultHashLength},
+		SendingLimits:   defaultSendingLimits(),
+		DNS:             defaultDNS(),
 		DKIM:            DKIMConfig{Headers: slices.Clone(dkim.DefaultHeaders), Canonicalization: dkim.DefaultCanonicalization},
 		ShutdownTimeout: 30 * time.Second,
 	}
@@ -310,6 +316,8 @@ func (c *Config) validate() []string {
 	problems = append(problems, c.Control.resolve(c.DataDir)...)
 	problems = append(problems, c.SRS.resolve(c.Hostname, c.DataDir)...)
 	problems = append(problems, c.DKIM.resolve(c.DataDir)...)
+	problems = append(problems, c.SendingLimits.validate()...)
+	problems = append(problems, c.DNS.validate()...)
 	problems = append(problems, c.validateAutoconfig()...)
 	problems = append(problems, c.Queue.Smarthost.validate()...)
 	problems = append(problems, c.validateInbound()...)

@@ -35,7 +35,7 @@ var configSections = map[string]struct{ title, intro string }{
 		"see [userdb/sql/POSTFIXADMIN.md](userdb/sql/POSTFIXADMIN.md)."},
 	"ldap": {"LDAP accounts", "Used when `userdb.accounts` is `ldap`. Plain `inetOrgPerson` entries with `mail`, " +
 		"`userPassword` and `cn` work as they are; the optional schema in `schema/ldap/` adds the attributes " +
-		"named in `ldap.attributes.*` (`vmailQuotaBytes`, `vmailQuotaMessages`, `vmailActive`, `vmailMaildir`, `vmailSenderAddress`)."},
+		"named in `ldap.attributes.*` (`vmailQuotaBytes`, `vmailQuotaMessages`, `vmailActive`, `vmailMaildir`, `vmailSenderAddress`, `vmailSendMessagesPerHour`, `vmailSendRecipientsPerMessage`, `vmailSendRecipientsPerHour`)."},
 	"listen": {"Listeners", "One socket per protocol; an empty address turns the listener off. " +
 		"smtp is the MTA (25), submission uses STARTTLS (587), submissions implicit TLS (465); " +
 		"imap and pop3 offer STARTTLS/STLS, imaps and pop3s are implicit TLS. " +
@@ -63,6 +63,16 @@ var configSections = map[string]struct{ title, intro string }{
 	"dkim": {"DKIM signing", "Mail authenticated users send to remote destinations, and the queue's bounces, are DKIM-signed (RFC 6376, ed25519 or RSA) " +
 		"by the domain of their From header when that domain has a key; every key of a domain signs, so a rotation has two signatures. " +
 		"Make keys with `vmaild dkim keygen DOMAIN`, publish `vmaild dkim show DOMAIN`. Keys are read at start and on reload; one that does not load stops the start, and a reload keeps the old keys."},
+	"dns": {"DNS records of hosted domains", "What `vmaild dns DOMAIN` prints and `vmaild dns check DOMAIN` looks up, beside what the " +
+		"configuration already says: the MX (hostname), the DKIM keys (`dkim.*`), the autoconfig and autodiscover names and the RFC 6186 SRV " +
+		"records (the listeners as autoconfig announces them). The MTA-STS policy's id is derived from its content, so it changes with it."},
+	"sending_limits": {"Sending limits", "What an authenticated user (submission, or AUTH on smtp) may send, per account and per domain " +
+		"(all its accounts together): messages and recipients per hour (a sliding hour), recipients per message; 0 is unlimited. " +
+		"The directory overrides them per account (SQL `accounts.send_*` columns, LDAP `vmailSend*` attributes) and per domain " +
+		"(`domains.send_*`); NULL or absent keeps these defaults. Over an hourly limit MAIL or RCPT gets `450 4.7.1` (the client's " +
+		"queue retries later), over the recipients of one message the RCPT gets `452 4.5.3` (RFC 5321 4.5.3.1.10: the client sends " +
+		"the rest in another message); each refusal is logged and counted in `vmaild_send_limit_refusals_total`. " +
+		"Counts live in memory: a restart starts them afresh. `vmaild limits` shows who is near a limit."},
 	"control": {"Control channel", "The unix socket on which `vmaild serve` answers the admin commands while it runs " +
 		"(`vmaild queue …`, `auth-cache flush`, `reload`, `status`); without a running server they work on the files. " +
 		"The socket's file mode is its access control; each change is logged with the caller's uid (SO_PEERCRED)."},

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +16,7 @@ import (
 	"github.com/vmaild/vmaild/backend/delivery"
 	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/login"
+	"github.com/vmaild/vmaild/protocols/sendlimit"
 	"github.com/vmaild/vmaild/userdb"
 )
 
@@ -28,6 +30,7 @@ type metrics struct {
 	refusals    *prometheus.CounterVec
 	messages    *prometheus.CounterVec
 	dirLatency  *prometheus.HistogramVec
+	sendLimits  *prometheus.CounterVec
 }
 
 func newMetrics(s *server) *metrics {
@@ -45,7 +48,11 @@ func newMetrics(s *server) *metrics {
 	m.dirLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "vmaild_directory_seconds", Help: "User directory call latency, by operation (cache included).",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9)}, []string{"op"})
-	m.reg.MustRegister(m.connections, m.open, m.refusals, m.messages, m.dirLatency,
+	m.sendLimits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vmaild_send_limit_refusals_total",
+		Help: "MAIL and RCPT of authenticated senders refused by a sending limit, by limit (messages_per_hour, recipients_per_message, recipients_per_hour) and scope (account, domain)."},
+		[]string{"limit", "scope"})
+	m.reg.MustRegister(m.connections, m.open, m.refusals, m.messages, m.dirLatency, m.sendLimits,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "vmaild_queue_messages", Help: "Messages in the outbound queue."},
@@ -67,6 +74,15 @@ func newMetrics(s *server) *metrics {
 		func() float64 { _, mi := s.dir.cache.Stats(); return float64(mi) }))
 	m.registerLogin(s)
 	return m
+}
+
+// sendLimitRefused counts a refusal of the sending limits.
+func (m *metrics) sendLimitRefused(r *sendlimit.Refusal) {
+	scope := "account"
+	if strings.HasPrefix(r.Key, "@") {
+		scope = "domain"
+	}
+	m.sendLimits.WithLabelValues(r.Limit, scope).Inc()
 }
 
 // registerLogin exposes the login service's counters, read from its

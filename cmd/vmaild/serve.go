@@ -35,6 +35,7 @@ import (
 	"github.com/vmaild/vmaild/protocols/imap"
 	"github.com/vmaild/vmaild/protocols/login"
 	"github.com/vmaild/vmaild/protocols/pop3"
+	"github.com/vmaild/vmaild/protocols/sendlimit"
 	"github.com/vmaild/vmaild/protocols/smtp"
 	"github.com/vmaild/vmaild/userdb"
 )
@@ -83,6 +84,8 @@ type server struct {
 	agentI    delivery.Agent
 	// pop3Locks is shared by 110 and 995: one maildrop, one session.
 	pop3Locks *pop3.Locks
+	// sendLimits counts what authenticated users send, across listeners.
+	sendLimits *sendlimit.Limiter
 
 	ctl *controlState // the control socket; nil until it is open
 
@@ -233,6 +236,7 @@ func (s *server) open(ctx context.Context, a *app) error {
 	limits.Networks = cfg.ClientNetworks // one grouping for the gate and the login service
 	s.gate = &gate.Gate{Limits: limits, Logger: s.log.With("component", "gate"), Refused: s.metrics.refused}
 	s.directory = instrumentedDirectory{s.dir.users, s.metrics}
+	s.sendLimits = s.openSendLimits()
 	s.agentI = instrumentedAgent{s.agent, s.metrics}
 	for _, n := range cfg.SMTP.MyNetworks {
 		p, err := netip.ParsePrefix(n)
@@ -438,7 +442,7 @@ func (s *server) newProtocolServer(sp listenerSpec, log *slog.Logger) protocolSe
 		MaxMessageBytes: s.cfg.SMTP.MaxMessageBytes, MaxRecipients: s.cfg.SMTP.MaxRecipients,
 		SkipHeaderSenderCheck: !s.cfg.SMTP.CheckHeaderFrom,
 		Logins:                s.logins, Logger: log, SpoolDir: filepath.Join(s.cfg.DataDir, "spool"),
-		Gate: s.gate, SRS: s.srs, Screens: s.mtaScreens(role), Checks: s.checks,
+		Gate: s.gate, SRS: s.srs, Screens: s.mtaScreens(role), Checks: s.checks, SendLimits: s.sendLimits,
 	}
 }
 

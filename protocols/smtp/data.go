@@ -39,6 +39,9 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	outcomes := ss.deliver(tx, msg, v, true)
 	reply := summarize(tx, outcomes)
+	if tx.limit != nil && (reply == nil || reply.Code/100 == 2) {
+		tx.limit.Commit()
+	}
 	ss.logTx(tx, msg.Size(), outcomes, reply)
 	return reply
 }

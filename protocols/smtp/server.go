@@ -19,6 +19,7 @@ import (
 	"github.com/vmaild/vmaild/backend/srs"
 	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/login"
+	"github.com/vmaild/vmaild/protocols/sendlimit"
 	"github.com/vmaild/vmaild/userdb"
 )
 
@@ -93,6 +94,10 @@ type Server struct {
 	// their account may not send as into the From and Sender header
 	// fields. MAIL FROM is checked whatever it says.
 	SkipHeaderSenderCheck bool
+	// SendLimits bounds what authenticated sessions send (messages and
+	// recipients per hour, recipients per message), counted per account
+	// and per domain across every listener sharing it; nil: no limits.
+	SendLimits *sendlimit.Limiter
 	// MaxMessageBytes limits a message (default DefaultMaxMessageBytes).
 	MaxMessageBytes int64
 	// MaxRecipients limits recipients per message (default 100).

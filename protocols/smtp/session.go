@@ -13,6 +13,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/vmaild/vmaild/backend/delivery"
+	"github.com/vmaild/vmaild/protocols/sendlimit"
 	"github.com/vmaild/vmaild/userdb"
 )
 
@@ -44,6 +45,9 @@ type transaction struct {
 	rcpts    []recipient
 	refused  int
 	done     bool // Data finished and was logged
+	// limit is the sending-limit charge of an authenticated sender's
+	// message; nil without limits.
+	limit *sendlimit.Tx
 }
 
 // recipient is one accepted RCPT. raw is what go-smtp handed us and must be
@@ -206,7 +210,18 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 			return ss.refuse(e)
 		}
 	}
+	var limit *sendlimit.Tx
+	if account != nil && ss.srv.SendLimits != nil {
+		lt, e := ss.beginLimited(account.Address)
+		if e != nil {
+			return e
+		}
+		limit = lt
+	}
 	if !ss.tc.beginTx() {
+		if limit != nil {
+			limit.Abort()
+		}
 		return ss.hangUp(errShuttingDown)
 	}
 	ss.mu.Lock()
@@ -216,6 +231,7 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 		start: time.Now(),
 		from:  addr,
 		utf8:  utf8,
+		limit: limit,
 	}
 	if opts != nil {
 		ss.tx.declared = opts.Size
@@ -236,6 +252,10 @@ func (ss *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	rc, e := ss.checkRecipient(to, tx.utf8)
 	if e == nil {
 		e = ss.screen(tx, rc)
+	}
+	if e == nil && tx.limit != nil {
+		// Last: only a recipient every other check accepted is charged.
+		e = ss.chargeRecipient(tx.limit, to)
 	}
 	if e == nil {
 		rc.resolved.ORCPT = to
@@ -323,6 +343,11 @@ func (ss *session) Reset() {
 	logged := tx == nil || tx.done
 	ss.mu.Unlock()
 	if tx != nil {
+		if tx.limit != nil {
+			// After an accepted message Commit came first and this
+			// gives nothing back.
+			tx.limit.Abort()
+		}
 		if !logged {
 			ss.log.Info("transaction aborted", "tx", tx.id, "from", tx.from,
 				"rcpts", len(tx.rcpts), "refused", tx.refused,

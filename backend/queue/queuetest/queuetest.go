@@ -91,6 +91,20 @@ func (d *DNS) TXT(name, text string) {
 	d.add(&dns.TXT{Hdr: dns.RR_Header{Name: dns.Fqdn(name), Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60}, Txt: parts})
 }
 
+// SRV adds a service record (RFC 2782), e.g. for "_imaps._tcp.example.com";
+// target "." is the "no service" record.
+func (d *DNS) SRV(name string, priority, weight, port uint16, target string) {
+	d.add(&dns.SRV{Hdr: dns.RR_Header{Name: dns.Fqdn(name), Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: 60},
+		Priority: priority, Weight: weight, Port: port, Target: dns.Fqdn(target)})
+}
+
+// CNAME adds an alias record. It is answered to CNAME queries only: the
+// server does not follow it for other types, as a recursive resolver
+// would.
+func (d *DNS) CNAME(name, target string) {
+	d.add(&dns.CNAME{Hdr: dns.RR_Header{Name: dns.Fqdn(name), Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: 60}, Target: dns.Fqdn(target)})
+}
+
 // ServFail makes every query for name fail with SERVFAIL (on is true) or
 // stops doing so.
 func (d *DNS) ServFail(name string, on bool) {
