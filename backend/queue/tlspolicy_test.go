@@ -1,0 +1,421 @@
+package queue
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/tls"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmaild/vmaild/backend/mtasts"
+	"github.com/vmaild/vmaild/backend/queue/queuetest"
+)
+
+func TestParseTLSPolicyTable(t *testing.T) {
+	tests := []struct {
+		name    string
+		lines   []string
+		want    TLSPolicyTable
+		wantErr string
+	}{
+		{name: "empty", lines: nil, want: nil},
+		{name: "entries, comments, case", lines: []string{
+			"# partners",
+			"example.com verify",
+			"  .Example.NET.   ENCRYPT  # every subdomain",
+			"",
+			"legacy.test none",
+			"b.test may", "c.test dane",
+		}, want: TLSPolicyTable{
+			{"example.com", TLSVerify}, {".example.net", TLSEncrypt}, {"legacy.test", TLSNone}, {"b.test", TLSMay}, {"c.test", TLSDANE},
+		}},
+		{name: "unknown level", lines: []string{"example.com secure"}, wantErr: "level"},
+		{name: "missing level", lines: []string{"example.com"}, wantErr: "DESTINATION LEVEL"},
+		{name: "extra field", lines: []string{"example.com verify match=x"}, wantErr: "DESTINATION LEVEL"},
+		{name: "not a domain", lines: []string{"exa_mple..com verify"}, wantErr: "not a domain"},
+		{name: "brackets", lines: []string{"[mx.example.com] verify"}, wantErr: "not a domain"},
+		{name: "twice", lines: []string{"a.test may", "A.test. verify"}, wantErr: "twice"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseTLSPolicyTable(tc.lines)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one with %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+			for i := range got {
+				if got[i] != tc.want[i] {
+					t.Fatalf("entry %d = %v, want %v", i, got[i], tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestTLSPolicyTableLookup(t *testing.T) {
+	table, err := ParseTLSPolicyTable([]string{"example.com verify", ".example.com encrypt", ".mx.example.com none", "other.test may"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for domain, want := range map[string]TLSLevel{
+		"example.com":        TLSVerify,
+		"EXAMPLE.com":        TLSVerify,
+		"a.example.com":      TLSEncrypt,
+		"a.b.example.com":    TLSEncrypt,
+		"x.mx.example.com":   TLSNone, // the closest parent wins
+		"other.test":         TLSMay,
+		"sub.other.test":     "",
+		"notexample.com":     "",
+		"example.com.evil.x": "",
+	} {
+		got, ok := table.lookup(domain)
+		if got != want || ok != (want != "") {
+			t.Errorf("lookup(%q) = %q, %v; want %q", domain, got, ok, want)
+		}
+	}
+}
+
+// tlsRemote is the remote end of the TLS tests: remote.test with MX
+// mx.remote.test (192.0.2.10) served by sink, routed through router.
+type tlsRemote struct {
+	dns    *queuetest.DNS
+	router *queuetest.Router
+	ca     *queuetest.CA
+}
+
+const tlsMXAddr = "192.0.2.10"
+
+func newTLSRemote(t *testing.T) *tlsRemote {
+	r := &tlsRemote{dns: queuetest.NewDNS(t), router: &queuetest.Router{}, ca: queuetest.NewCA(t)}
+	r.dns.MX("remote.test", 10, "mx.remote.test")
+	r.dns.A("mx.remote.test", tlsMXAddr)
+	return r
+}
+
+// sink starts the MX with a server configuration and routes port 25 to it.
+func (r *tlsRemote) sink(t *testing.T, opts queuetest.SinkOptions) *queuetest.Sink {
+	s := queuetest.NewSink(t, opts)
+	r.router.Route(tlsMXAddr+":25", s.Addr)
+	return s
+}
+
+// mtaSTS publishes a policy for remote.test: the TXT record and an HTTPS
+// server at mta-sts.remote.test with a certificate from the test's CA.
+func (r *tlsRemote) mtaSTS(t *testing.T, policy string) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path != mtasts.WellKnownPath || req.Host != "mta-sts.remote.test" {
+			http.NotFound(w, req)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte(policy))
+	}))
+	srv.TLS = r.ca.ServerTLS(t, "mta-sts.remote.test")
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	r.dns.TXT("_mta-sts.remote.test", "v=STSv1; id=20261203;")
+	r.dns.A("mta-sts.remote.test", "192.0.2.80")
+	r.router.Route("192.0.2.80:443", srv.Listener.Addr().String())
+}
+
+// queue starts a queue that trusts the test's CA only.
+func (r *tlsRemote) queue(t *testing.T, edit func(*Config)) (*Queue, *logBuf) {
+	cfg, lb := testConfig(t, r.dns)
+	cfg.Dial = r.router.Dial
+	cfg.TLSConfig = &tls.Config{RootCAs: r.ca.Pool()}
+	cfg.Retry = []time.Duration{time.Hour}
+	if edit != nil {
+		edit(&cfg)
+	}
+	return startQueue(t, cfg), lb
+}
+
+func send(t *testing.T, q *Queue, ctx context.Context, subject string) string {
+	t.Helper()
+	id, err := q.EnqueueBytes(ctx, "alice@local.test", []string{"bob@remote.test"}, testMessage(subject, 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// waitAttempt waits for the item's first attempt and returns its
+// recipient.
+func waitAttempt(t *testing.T, q *Queue, id string) Recipient {
+	t.Helper()
+	var rc Recipient
+	waitFor(t, "an attempt", func() bool {
+		it, err := q.Get(context.Background(), id)
+		if err != nil {
+			return false
+		}
+		rc = it.Recipients[0]
+		return rc.Attempts > 0
+	})
+	return rc
+}
+
+func waitLog(t *testing.T, lb *logBuf, want ...string) {
+	t.Helper()
+	waitFor(t, "log lines "+strings.Join(want, ", "), func() bool {
+		s := lb.String()
+		for _, w := range want {
+			if !strings.Contains(s, w) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestMTASTS: a policy in enforce mode, served over HTTPS by the remote,
+// makes an MX with an untrusted certificate unusable (deferred, logged)
+// and one with a trusted certificate fine; testing mode delivers to the
+// untrusted one and reports; enforce skips an MX not in the policy.
+func TestMTASTS(t *testing.T) {
+	const enforce = "version: STSv1\nmode: enforce\nmx: mx.remote.test\nmax_age: 86400\n"
+	const testing_ = "version: STSv1\nmode: testing\nmx: mx.remote.test\nmax_age: 86400\n"
+	ctx := context.Background()
+
+	t.Run("enforce, untrusted certificate", func(t *testing.T) {
+		r := newTLSRemote(t)
+		r.mtaSTS(t, enforce)
+		untrusted, _ := queuetest.SelfSigned(t, "mx.remote.test")
+		sink := r.sink(t, queuetest.SinkOptions{TLS: untrusted})
+		q, lb := r.queue(t, nil)
+		id := send(t, q, ctx, "enforce untrusted")
+		rc := waitAttempt(t, q, id)
+		if rc.State != Pending || rc.Status != "4.7.5" || rc.TLSPolicy != "mta-sts enforce" {
+			t.Fatalf("recipient %+v, want pending 4.7.5 under mta-sts enforce", rc)
+		}
+		waitLog(t, lb, "deferred=1", `tls_policy="mta-sts enforce"`, "certificate signed by unknown authority")
+		if n := len(sink.Messages()); n != 0 {
+			t.Fatalf("sink got %d messages", n)
+		}
+	})
+	t.Run("enforce, trusted certificate", func(t *testing.T) {
+		r := newTLSRemote(t)
+		r.mtaSTS(t, enforce)
+		sink := r.sink(t, queuetest.SinkOptions{TLS: r.ca.ServerTLS(t, "mx.remote.test")})
+		q, lb := r.queue(t, nil)
+		send(t, q, ctx, "enforce trusted")
+		m := sink.Wait(t, 1)
+		waitEmpty(t, q)
+		if !m[0].TLS {
+			t.Fatal("delivered without TLS")
+		}
+		waitLog(t, lb, "delivered=1", "tls=verified", `tls_policy="mta-sts enforce"`)
+	})
+	t.Run("enforce, MX not in policy", func(t *testing.T) {
+		r := newTLSRemote(t)
+		r.mtaSTS(t, "version: STSv1\nmode: enforce\nmx: *.elsewhere.test\nmax_age: 86400\n")
+		sink := r.sink(t, queuetest.SinkOptions{TLS: r.ca.ServerTLS(t, "mx.remote.test")})
+		q, lb := r.queue(t, nil)
+		id := send(t, q, ctx, "enforce mismatch")
+		rc := waitAttempt(t, q, id)
+		if rc.State != Pending || rc.Status != "4.7.5" || !strings.Contains(rc.LastReply, "not in the MTA-STS policy") {
+			t.Fatalf("recipient %+v", rc)
+		}
+		waitLog(t, lb, "TLS policy rules out host")
+		if sink.Sessions() != 0 {
+			t.Fatal("the MX not in the policy was contacted")
+		}
+	})
+	t.Run("testing, untrusted certificate", func(t *testing.T) {
+		r := newTLSRemote(t)
+		r.mtaSTS(t, testing_)
+		untrusted, _ := queuetest.SelfSigned(t, "mx.remote.test")
+		sink := r.sink(t, queuetest.SinkOptions{TLS: untrusted})
+		q, lb := r.queue(t, nil)
+		send(t, q, ctx, "testing untrusted")
+		sink.Wait(t, 1)
+		waitEmpty(t, q)
+		waitLog(t, lb, "TLS policy report", `tls_policy="mta-sts testing"`, "certificate not verified", "delivered anyway (testing mode)")
+	})
+	t.Run("table entry replaces the policy", func(t *testing.T) {
+		r := newTLSRemote(t)
+		r.mtaSTS(t, enforce)
+		untrusted, _ := queuetest.SelfSigned(t, "mx.remote.test")
+		sink := r.sink(t, queuetest.SinkOptions{TLS: untrusted})
+		table, err := ParseTLSPolicyTable([]string{"remote.test encrypt"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, lb := r.queue(t, func(c *Config) { c.TLSPolicy = table })
+		send(t, q, ctx, "table")
+		sink.Wait(t, 1)
+		waitEmpty(t, q)
+		waitLog(t, lb, `tls_policy="table encrypt"`, "tls=unverified")
+	})
+}
+
+// TestTLSPolicyTable: verify refuses an untrusted certificate, encrypt
+// refuses a server without STARTTLS, none sends in plaintext although
+// STARTTLS is offered.
+func TestTLSPolicyTable(t *testing.T) {
+	ctx := context.Background()
+	untrusted, _ := queuetest.SelfSigned(t, "mx.remote.test")
+	tests := []struct {
+		level     TLSLevel
+		serverTLS *tls.Config
+		delivered bool
+		wantTLS   bool
+	}{
+		{TLSVerify, untrusted, false, false},
+		{TLSVerify, nil, false, false},
+		{TLSEncrypt, nil, false, false},
+		{TLSEncrypt, untrusted, true, true},
+		{TLSMay, untrusted, true, true},
+		{TLSNone, untrusted, true, false},
+	}
+	for _, tc := range tests {
+		name := string(tc.level)
+		if tc.serverTLS == nil {
+			name += " without STARTTLS"
+		}
+		t.Run(name, func(t *testing.T) {
+			r := newTLSRemote(t)
+			sink := r.sink(t, queuetest.SinkOptions{TLS: tc.serverTLS})
+			q, lb := r.queue(t, func(c *Config) { c.TLSPolicy = TLSPolicyTable{{"remote.test", tc.level}} })
+			id := send(t, q, ctx, "table "+name)
+			if !tc.delivered {
+				rc := waitAttempt(t, q, id)
+				if rc.State != Pending || rc.TLSPolicy != "table "+string(tc.level) {
+					t.Fatalf("recipient %+v", rc)
+				}
+				if len(sink.Messages()) != 0 {
+					t.Fatal("delivered")
+				}
+				return
+			}
+			m := sink.Wait(t, 1)
+			waitEmpty(t, q)
+			if m[0].TLS != tc.wantTLS {
+				t.Fatalf("TLS = %v, want %v", m[0].TLS, tc.wantTLS)
+			}
+			waitLog(t, lb, `tls_policy="table `+string(tc.level)+`"`)
+		})
+	}
+}
+
+// TestDANE: TLSA records authenticate the MX's certificate only when the
+// resolver's answers carry the AD bit; an answer without it is ignored.
+func TestDANE(t *testing.T) {
+	ctx := context.Background()
+	const tlsaName = "_25._tcp.mx.remote.test"
+	type setup struct {
+		r    *tlsRemote
+		self *tls.Config // a self-signed certificate for mx.remote.test
+	}
+	sha := func(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
+	tests := []struct {
+		name string
+		// serve picks the MX's certificate and publishes records.
+		serve       func(t *testing.T, s setup) *tls.Config
+		secureMX    bool
+		secureTLSA  bool
+		delivered   bool
+		wantPolicy  string
+		wantTLS     string
+		wantStatus  string
+		wantInReply string
+	}{
+		{name: "DANE-EE SPKI SHA-256 (3 1 1)", secureMX: true, secureTLSA: true, delivered: true, wantPolicy: "dane", wantTLS: "verified",
+			serve: func(t *testing.T, s setup) *tls.Config {
+				s.r.dns.TLSA(tlsaName, 3, 1, 1, sha(s.self.Certificates[0].Leaf.RawSubjectPublicKeyInfo))
+				return s.self
+			}},
+		{name: "DANE-EE full certificate SHA-512 (3 0 2)", secureMX: true, secureTLSA: true, delivered: true, wantPolicy: "dane", wantTLS: "verified",
+			serve: func(t *testing.T, s setup) *tls.Config {
+				sum := sha512.Sum512(s.self.Certificates[0].Leaf.Raw)
+				s.r.dns.TLSA(tlsaName, 3, 0, 2, sum[:])
+				return s.self
+			}},
+		{name: "DANE-TA full CA certificate (2 0 1)", secureMX: true, secureTLSA: true, delivered: true, wantPolicy: "dane", wantTLS: "verified",
+			serve: func(t *testing.T, s setup) *tls.Config {
+				s.r.dns.TLSA(tlsaName, 2, 0, 1, sha(s.r.ca.Cert.Raw))
+				return s.r.ca.ServerTLS(t, "mx.remote.test")
+			}},
+		{name: "DANE-TA, leaf for another name", secureMX: true, secureTLSA: true, wantPolicy: "dane", wantStatus: "4.7.5", wantInReply: "mx.remote.test",
+			serve: func(t *testing.T, s setup) *tls.Config {
+				s.r.dns.TLSA(tlsaName, 2, 1, 1, sha(s.r.ca.Cert.RawSubjectPublicKeyInfo))
+				return s.r.ca.ServerTLS(t, "other.test")
+			}},
+		{name: "DANE-EE, another key", secureMX: true, secureTLSA: true, wantPolicy: "dane", wantStatus: "4.7.5", wantInReply: "matches no TLSA record",
+			serve: func(t *testing.T, s setup) *tls.Config {
+				s.r.dns.TLSA(tlsaName, 3, 1, 1, sha([]byte("some other key")))
+				return s.self
+			}},
+		{name: "TLSA answer without AD bit is ignored", secureMX: true, secureTLSA: false, delivered: true, wantPolicy: "may", wantTLS: "unverified",
+			serve: func(t *testing.T, s setup) *tls.Config {
+				s.r.dns.TLSA(tlsaName, 3, 1, 1, sha([]byte("some other key")))
+				return s.self
+			}},
+		{name: "MX answer without AD bit: no DANE", secureMX: false, secureTLSA: true, delivered: true, wantPolicy: "may", wantTLS: "unverified",
+			serve: func(t *testing.T, s setup) *tls.Config {
+				s.r.dns.TLSA(tlsaName, 3, 1, 1, sha([]byte("some other key")))
+				return s.self
+			}},
+		{name: "only unusable records: TLS without authentication", secureMX: true, secureTLSA: true, delivered: true, wantPolicy: "dane (no usable TLSA: encrypt)", wantTLS: "unverified",
+			serve: func(t *testing.T, s setup) *tls.Config {
+				s.r.dns.TLSA(tlsaName, 1, 1, 1, sha(s.self.Certificates[0].Leaf.RawSubjectPublicKeyInfo)) // PKIX-EE
+				return s.self
+			}},
+		{name: "only unusable records and no STARTTLS", secureMX: true, secureTLSA: true, wantPolicy: "dane (no usable TLSA: encrypt)", wantStatus: "4.7.5", wantInReply: "STARTTLS",
+			serve: func(t *testing.T, s setup) *tls.Config {
+				s.r.dns.TLSA(tlsaName, 0, 1, 1, sha([]byte("x")))
+				return nil
+			}},
+		{name: "TLSA lookup fails", secureMX: true, secureTLSA: true, wantPolicy: "dane", wantStatus: "4.7.5", wantInReply: "TLSA lookup failed",
+			serve: func(t *testing.T, s setup) *tls.Config {
+				s.r.dns.TLSA(tlsaName, 3, 1, 1, sha(s.self.Certificates[0].Leaf.RawSubjectPublicKeyInfo))
+				s.r.dns.ServFail(tlsaName, true)
+				return s.self
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newTLSRemote(t)
+			self, _ := queuetest.SelfSigned(t, "mx.remote.test")
+			serverTLS := tc.serve(t, setup{r: r, self: self})
+			r.dns.Secure("remote.test", tc.secureMX)
+			r.dns.Secure(tlsaName, tc.secureTLSA)
+			sink := r.sink(t, queuetest.SinkOptions{TLS: serverTLS})
+			q, lb := r.queue(t, nil)
+			id := send(t, q, ctx, "dane")
+			if !tc.delivered {
+				rc := waitAttempt(t, q, id)
+				if rc.State != Pending || rc.Status != tc.wantStatus || rc.TLSPolicy != tc.wantPolicy || !strings.Contains(rc.LastReply, tc.wantInReply) {
+					t.Fatalf("recipient %+v; want pending %s under %q, reply with %q", rc, tc.wantStatus, tc.wantPolicy, tc.wantInReply)
+				}
+				if len(sink.Messages()) != 0 {
+					t.Fatal("delivered")
+				}
+				return
+			}
+			sink.Wait(t, 1)
+			waitEmpty(t, q)
+			waitLog(t, lb, "delivered=1", "tls="+tc.wantTLS, "tls_policy="+quoteLog(tc.wantPolicy))
+		})
+	}
+}
+
+// quoteLog is how slog's text handler writes a value.
+func quoteLog(s string) string {
+	if strings.ContainsAny(s, " =\"") {
+		return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"`
+	}
+	return s
+}
