@@ -419,3 +419,109 @@ func quoteLog(s string) string {
 	}
 	return s
 }
+
+// TestRequireTLS: a REQUIRETLS item goes only over authenticated TLS to
+// a server that advertises REQUIRETLS, with the parameter on MAIL FROM;
+// otherwise it bounces with 5.7.30, the bounce naming the policy and
+// itself marked REQUIRETLS. The mark survives a restart.
+func TestRequireTLS(t *testing.T) {
+	rctx := WithRequireTLS(context.Background())
+	daneEE := func(t *testing.T, r *tlsRemote) *tls.Config {
+		self, _ := queuetest.SelfSigned(t, "mx.remote.test")
+		sum := sha256.Sum256(self.Certificates[0].Leaf.RawSubjectPublicKeyInfo)
+		r.dns.TLSA("_25._tcp.mx.remote.test", 3, 1, 1, sum[:])
+		r.dns.Secure("remote.test", true)
+		r.dns.Secure("_25._tcp.mx.remote.test", true)
+		return self
+	}
+	tests := []struct {
+		name string
+		// serve publishes the remote's records and says how its MX
+		// serves TLS and whether it advertises REQUIRETLS.
+		serve      func(t *testing.T, r *tlsRemote) (*tls.Config, bool)
+		table      TLSPolicyTable
+		delivered  bool
+		wantPolicy string
+		wantReply  string
+	}{
+		{name: "DANE, server takes REQUIRETLS", delivered: true, wantPolicy: "dane",
+			serve: func(t *testing.T, r *tlsRemote) (*tls.Config, bool) { return daneEE(t, r), true }},
+		{name: "MTA-STS testing counts as enforce, server takes REQUIRETLS", delivered: true, wantPolicy: "mta-sts testing",
+			serve: func(t *testing.T, r *tlsRemote) (*tls.Config, bool) {
+				r.mtaSTS(t, "version: STSv1\nmode: testing\nmx: mx.remote.test\nmax_age: 600\n")
+				return r.ca.ServerTLS(t, "mx.remote.test"), true
+			}},
+		{name: "a table entry does not lower it", delivered: true, wantPolicy: "dane", table: TLSPolicyTable{{"remote.test", TLSNone}},
+			serve: func(t *testing.T, r *tlsRemote) (*tls.Config, bool) { return daneEE(t, r), true }},
+		{name: "DANE, server without REQUIRETLS", wantPolicy: "dane", wantReply: "does not support REQUIRETLS",
+			serve: func(t *testing.T, r *tlsRemote) (*tls.Config, bool) { return daneEE(t, r), false }},
+		{name: "no DANE, no MTA-STS", wantPolicy: "requiretls", wantReply: "neither DNSSEC-validated TLSA records nor an MTA-STS policy",
+			serve: func(t *testing.T, r *tlsRemote) (*tls.Config, bool) {
+				return r.ca.ServerTLS(t, "mx.remote.test"), true
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newTLSRemote(t)
+			serverTLS, advertise := tc.serve(t, r)
+			sink := r.sink(t, queuetest.SinkOptions{TLS: serverTLS, RequireTLS: advertise})
+			var local localSink
+			q, lb := r.queue(t, func(c *Config) {
+				local.install(c, "local.test")
+				c.TLSPolicy = tc.table
+			})
+			id := send(t, q, rctx, "requiretls")
+			if it, err := q.Get(context.Background(), id); err != nil || !it.RequireTLS {
+				t.Fatalf("item %+v, %v: not marked REQUIRETLS", it, err)
+			}
+			waitEmpty(t, q)
+			if tc.delivered {
+				m := sink.Messages()
+				if len(m) != 1 || !m[0].RequireTLS || !m[0].TLS {
+					t.Fatalf("sink got %+v, want one message with REQUIRETLS over TLS", m)
+				}
+				waitLog(t, lb, "delivered=1", "tls=verified", "tls_policy="+quoteLog(tc.wantPolicy))
+				return
+			}
+			if len(sink.Messages()) != 0 {
+				t.Fatal("delivered")
+			}
+			bounces := local.messages()
+			if len(bounces) != 1 {
+				t.Fatalf("%d bounces", len(bounces))
+			}
+			dsn := string(bounces[0].Data)
+			for _, want := range []string{"Status: 5.7.30", tc.wantReply, "X-Vmaild-TLS-Policy: " + tc.wantPolicy} {
+				if !strings.Contains(dsn, want) {
+					t.Errorf("bounce lacks %q:\n%s", want, dsn)
+				}
+			}
+			// The bounce was queued with the mark too.
+			waitLog(t, lb, "bounce=true held=false final=0 requiretls=true")
+		})
+	}
+}
+
+// TestRequireTLSSpooled: the mark is in the spool, so a restart keeps it.
+func TestRequireTLSSpooled(t *testing.T) {
+	r := newTLSRemote(t)
+	cfg, _ := testConfig(t, r.dns)
+	q, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := send(t, q, WithRequireTLS(context.Background()), "spooled")
+	plain := send(t, q, context.Background(), "plain")
+	q.Shutdown(context.Background())
+	q, err = New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Shutdown(context.Background())
+	for want, id := range map[bool]string{true: id, false: plain} {
+		it, err := q.Get(context.Background(), id)
+		if err != nil || it.RequireTLS != want {
+			t.Errorf("after restart: item %s RequireTLS=%v (%v), want %v", id, it.RequireTLS, err, want)
+		}
+	}
+}
