@@ -97,6 +97,9 @@ type Envelope struct {
 	// OneReply says that the client hears one reply for all recipients
 	// (SMTP DATA): the agent owns partial failures across recipients.
 	OneReply bool
+	// RequireTLS: the client gave REQUIRETLS (RFC 8689); the message is
+	// relayed only over authenticated TLS.
+	RequireTLS bool
 }
 
 // Recipient is one accepted RCPT.
