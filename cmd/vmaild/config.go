@@ -62,6 +62,8 @@ type Config struct {
 
 	// Autoconfig tells mail clients about the listeners (autoconfig.go).
 	Autoconfig AutoconfigConfig `yaml:"autoconfig"`
+	// MTASTS serves our own MTA-STS policy (mtasts.go).
+	MTASTS MTASTSConfig `yaml:"mta_sts"`
 }
 
 // MetricsConfig is the Prometheus and health-check listener.
@@ -130,6 +132,7 @@ type QueueConfig struct {
 	RetryMin  time.Duration `yaml:"retry_min" help:"first retry delay, doubling up to retry_max (Postfix's minimal_backoff_time; default 5m)"`
 	RetryMax  time.Duration `yaml:"retry_max" help:"longest retry delay (Postfix's maximal_backoff_time; default 4h)"`
 	Smarthost Smarthost     `yaml:"smarthost"`
+	TLS       OutboundTLS   `yaml:"tls"`
 }
 
 // Smarthost relays all outbound mail through one server.
@@ -218,7 +221,8 @@ func defaultConfig() Config {
 			CheckHeaderFrom: true,
 		},
 		Store:           StoreConfig{PathTemplate: "%d/%n/Maildir"},
-		Queue:           QueueConfig{Port: 25, Workers: 32, PerDomain: 8, MaxAge: 5 * 24 * time.Hour},
+		Queue:           QueueConfig{Port: 25, Workers: 32, PerDomain: 8, MaxAge: 5 * 24 * time.Hour, TLS: OutboundTLS{DANE: true, MTASTS: true}},
+		MTASTS:          MTASTSConfig{TLS: true, Mode: "testing", MaxAge: 7 * 24 * time.Hour},
 		Delivery:        delivery.Config{MaxHops: 50},
 		Metrics:         MetricsConfig{Address: "127.0.0.1:9187", MinFreeBytes: 1 << 30},
 		Control:         ControlConfig{Mode: "0600"},
@@ -289,6 +293,7 @@ func (c *Config) validate() []string {
 	problems = append(problems, c.SRS.resolve(c.Hostname, c.DataDir)...)
 	problems = append(problems, c.DKIM.resolve(c.DataDir)...)
 	problems = append(problems, c.validateAutoconfig()...)
+	problems = append(problems, c.validateTLSPolicy()...)
 	problems = append(problems, c.Queue.Smarthost.validate()...)
 	problems = append(problems, c.checkRanges()...)
 	return problems
