@@ -48,7 +48,7 @@ var configSections = map[string]struct{ title, intro string }{
 	"smtp": {"SMTP policy", "Relay, size and sender policy of the SMTP listeners. Relaying needs a client in `mynetworks` or an authenticated session. " +
 		"An authenticated user sends only as its own address, its plus forms, the same local part in an alias domain, " +
 		"and what `vmaild sender` (or `ldap.attributes.sender_address`) grants; aliases and catch-alls grant nothing."},
-	"store":    {"Mail store", "Maildir++ laid out as Dovecot does it, with a UID index beside the files."},
+	"store": {"Mail store", "Maildir++ laid out as Dovecot does it, with a UID index beside the files."},
 	"queue": {"Outbound queue", "The durable spool for remote recipients: MX lookup, retries, bounces. " +
 		"`queue.tls.*` is the TLS towards other servers: a `queue.tls.policy` entry decides for the destinations it names; " +
 		"the others get DANE when their MX host has DNSSEC-validated TLSA records, else their MTA-STS policy, else opportunistic TLS. " +
