@@ -19,6 +19,7 @@ python3            imaplib, poplib and smtplib (REQUIRETLS) client tests
 postsrsd           backend/srs interoperates with a private postsrsd
 srs                Mail::SRS's srs command, the second SRS oracle
 python3-dkim       dkimpy's dkimverify, the independent verifier of vmaild's DKIM signatures
+openssl            computes DANE TLSA record data for backend/queue tests, as admins do
 gcc                go test -race needs cgo
 libc6-dev          cgo's C headers and startup files (a Recommends of gcc)
 ca-certificates    go downloads modules over HTTPS

@@ -3,10 +3,13 @@ package queue
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/tls"
+	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -334,13 +337,12 @@ func TestDANE(t *testing.T) {
 	}{
 		{name: "DANE-EE SPKI SHA-256 (3 1 1)", secureMX: true, secureTLSA: true, delivered: true, wantPolicy: "dane", wantTLS: "verified",
 			serve: func(t *testing.T, s setup) *tls.Config {
-				s.r.dns.TLSA(tlsaName, 3, 1, 1, sha(s.self.Certificates[0].Leaf.RawSubjectPublicKeyInfo))
+				s.r.dns.TLSA(tlsaName, 3, 1, 1, opensslTLSA(t, s.self.Certificates[0].Leaf.Raw, "3 1 1"))
 				return s.self
 			}},
 		{name: "DANE-EE full certificate SHA-512 (3 0 2)", secureMX: true, secureTLSA: true, delivered: true, wantPolicy: "dane", wantTLS: "verified",
 			serve: func(t *testing.T, s setup) *tls.Config {
-				sum := sha512.Sum512(s.self.Certificates[0].Leaf.Raw)
-				s.r.dns.TLSA(tlsaName, 3, 0, 2, sum[:])
+				s.r.dns.TLSA(tlsaName, 3, 0, 2, opensslTLSA(t, s.self.Certificates[0].Leaf.Raw, "3 0 2"))
 				return s.self
 			}},
 		{name: "DANE-TA full CA certificate (2 0 1)", secureMX: true, secureTLSA: true, delivered: true, wantPolicy: "dane", wantTLS: "verified",
@@ -410,6 +412,40 @@ func TestDANE(t *testing.T) {
 			waitLog(t, lb, "delivered=1", "tls="+tc.wantTLS, "tls_policy="+quoteLog(tc.wantPolicy))
 		})
 	}
+}
+
+// opensslTLSA computes a TLSA record's data the way admins do, with the
+// openssl command line: the independent check of our matching.
+func opensslTLSA(t *testing.T, certDER []byte, kind string) []byte {
+	t.Helper()
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("openssl is required in CI")
+		}
+		t.Skip("openssl not installed")
+	}
+	pemFile := filepath.Join(t.TempDir(), "cert.pem")
+	if err := os.WriteFile(pemFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var script string
+	var size int
+	switch kind {
+	case "3 1 1": // SHA-256 of the SubjectPublicKeyInfo
+		script, size = `"$0" x509 -in "$1" -noout -pubkey | "$0" pkey -pubin -outform DER | "$0" dgst -sha256 -binary`, 32
+	case "3 0 2": // SHA-512 of the whole certificate
+		script, size = `"$0" x509 -in "$1" -outform DER | "$0" dgst -sha512 -binary`, 64
+	default:
+		t.Fatalf("opensslTLSA: %s", kind)
+	}
+	// A failure early in the pipe shows as a digest of nothing, which
+	// matches no certificate: the test then fails on delivery.
+	out, err := exec.Command("sh", "-c", script, openssl, pemFile).Output()
+	if err != nil || len(out) != size {
+		t.Fatalf("openssl for TLSA %s: %v (%d bytes)", kind, err, len(out))
+	}
+	return out
 }
 
 // quoteLog is how slog's text handler writes a value.

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -58,7 +60,34 @@ func TestServeMTASTS(t *testing.T) {
 	if code, _, _ := get("mta-sts.example.org", "mta-sts.example.com"); code != http.StatusNotFound {
 		t.Errorf("SNI of an unhosted domain: %d, want 404", code)
 	}
+
+	// curl, a real client, asks as a sender would: the name resolved to
+	// the listener, so SNI and Host are mta-sts.example.com.
+	curl := needCurl(t)
+	url := "https://mta-sts.example.com:" + strconv.Itoa(port) + mtasts.WellKnownPath
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, curl, "-sS", "--fail", "-k", "--max-redirs", "0",
+		"--resolve", "mta-sts.example.com:"+strconv.Itoa(port)+":127.0.0.1", url).Output()
+	if err != nil {
+		t.Fatalf("curl %s: %v", url, err)
+	}
+	if string(out) != body {
+		t.Errorf("curl got %q, want %q", out, body)
+	}
 	d.stop()
+}
+
+func needCurl(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("curl")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("curl is required in CI")
+		}
+		t.Skip("curl not installed")
+	}
+	return p
 }
 
 // TestTLSPolicyConfigProblems: a bad table entry and a policy we would
