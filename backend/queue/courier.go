@@ -391,7 +391,7 @@ func (q *Queue) transaction(ctx context.Context, addr, host string, hp hostPolic
 	if it.RequireTLS {
 		// RFC 8689 section 4.1: the next hop must promise to keep the
 		// demand; one that cannot is not an MX for this message.
-		if ok, _ := c.Extension("REQUIRETLS"); !ok || check.state != "verified" {
+		if ok, _ := c.Extension("REQUIRETLS"); !ok || check.state != "verified" || !hp.authenticated {
 			c.Quit()
 			r := reply{Perm: true, Status: "5.7.30", Host: host, Text: "REQUIRETLS: " + host + " does not support REQUIRETLS (TLS policy " + hp.name + ")"}
 			return fail(r, errors.New(r.Text))

@@ -175,9 +175,15 @@ func (p *tlsPolicy) forHost(ctx context.Context, dp destPolicy, host string, req
 	// section 2).
 	if p.dane && dp.mxSecure {
 		hp, fail := p.daneHost(ctx, host)
-		if fail != nil || hp.name != "" {
+		// Records that are all unusable make TLS mandatory but
+		// authenticate nothing: REQUIRETLS may still get its
+		// authentication from MTA-STS.
+		if fail != nil || hp.authenticated || hp.name != "" && !requireTLS {
 			return hp, fail
 		}
+	}
+	if dp.level == TLSDANE {
+		return hostPolicy{name: "table dane (no TLSA: may)", mode: tlsOpportunistic}, nil
 	}
 	if dp.level == "" && dp.sts != nil {
 		sts := dp.sts

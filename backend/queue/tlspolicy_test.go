@@ -266,7 +266,7 @@ func TestMTASTS(t *testing.T) {
 
 // TestTLSPolicyTable: verify refuses an untrusted certificate, encrypt
 // refuses a server without STARTTLS, none sends in plaintext although
-// STARTTLS is offered.
+// STARTTLS is offered, dane without TLSA records is may.
 func TestTLSPolicyTable(t *testing.T) {
 	ctx := context.Background()
 	untrusted, _ := queuetest.SelfSigned(t, "mx.remote.test")
@@ -282,6 +282,7 @@ func TestTLSPolicyTable(t *testing.T) {
 		{TLSEncrypt, untrusted, true, true},
 		{TLSMay, untrusted, true, true},
 		{TLSNone, untrusted, true, false},
+		{TLSDANE, untrusted, true, true},
 	}
 	for _, tc := range tests {
 		name := string(tc.level)
@@ -308,7 +309,11 @@ func TestTLSPolicyTable(t *testing.T) {
 			if m[0].TLS != tc.wantTLS {
 				t.Fatalf("TLS = %v, want %v", m[0].TLS, tc.wantTLS)
 			}
-			waitLog(t, lb, `tls_policy="table `+string(tc.level)+`"`)
+			want := "table " + string(tc.level)
+			if tc.level == TLSDANE {
+				want = "table dane (no TLSA: may)"
+			}
+			waitLog(t, lb, "tls_policy="+quoteLog(want))
 		})
 	}
 }
@@ -491,6 +496,13 @@ func TestRequireTLS(t *testing.T) {
 			serve: func(t *testing.T, r *tlsRemote) (*tls.Config, bool) { return daneEE(t, r), true }},
 		{name: "DANE, server without REQUIRETLS", wantPolicy: "dane", wantReply: "does not support REQUIRETLS",
 			serve: func(t *testing.T, r *tlsRemote) (*tls.Config, bool) { return daneEE(t, r), false }},
+		{name: "only unusable TLSA records, no MTA-STS", wantPolicy: "requiretls", wantReply: "neither DNSSEC-validated TLSA records nor an MTA-STS policy",
+			serve: func(t *testing.T, r *tlsRemote) (*tls.Config, bool) {
+				r.dns.TLSA("_25._tcp.mx.remote.test", 1, 1, 1, make([]byte, 32)) // PKIX-EE: unusable for SMTP
+				r.dns.Secure("remote.test", true)
+				r.dns.Secure("_25._tcp.mx.remote.test", true)
+				return r.ca.ServerTLS(t, "mx.remote.test"), true
+			}},
 		{name: "no DANE, no MTA-STS", wantPolicy: "requiretls", wantReply: "neither DNSSEC-validated TLSA records nor an MTA-STS policy",
 			serve: func(t *testing.T, r *tlsRemote) (*tls.Config, bool) {
 				return r.ca.ServerTLS(t, "mx.remote.test"), true
