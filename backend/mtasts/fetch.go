@@ -25,6 +25,11 @@ const (
 	retryFetch = 5 * time.Minute
 	// maxEntries bounds the cache; expired entries go first.
 	maxEntries = 10000
+	// refreshAfter is when a cached policy whose record is unchanged is
+	// fetched again anyway (or after half its max_age, if sooner), so
+	// that a policy is renewed before it expires instead of lapsing
+	// between two messages, as RFC 8461 asks of senders.
+	refreshAfter = 24 * time.Hour
 )
 
 // Cache finds the MTA-STS policy of destination domains: the TXT record
@@ -55,6 +60,7 @@ type Cache struct {
 type entry struct {
 	id        string
 	policy    *Policy
+	fetched   time.Time
 	expires   time.Time
 	failUntil time.Time // a fetch failed: use what is cached until then
 }
@@ -112,8 +118,10 @@ func (c *Cache) Get(ctx context.Context, domain string) Result {
 	e := c.entries[domain]
 	var cached *Policy
 	var cachedID string
+	stale := false
 	if e != nil && now.Before(e.expires) {
 		cached, cachedID = e.policy, e.id
+		stale = !now.Before(e.fetched.Add(min(refreshAfter, e.policy.MaxAge/2)))
 	}
 	backoff := e != nil && now.Before(e.failUntil)
 	c.mu.Unlock()
@@ -131,7 +139,7 @@ func (c *Cache) Get(ctx context.Context, domain string) Result {
 		}
 		return Result{Policy: active(cached), Cached: cached != nil, Err: err}
 	}
-	if cached != nil && cachedID == rec.ID {
+	if cached != nil && cachedID == rec.ID && (!stale || backoff) {
 		return Result{Policy: active(cached), Cached: true}
 	}
 	if backoff {
@@ -148,7 +156,7 @@ func (c *Cache) Get(ctx context.Context, domain string) Result {
 		}
 		return Result{Policy: active(cached), Cached: cached != nil, Err: err}
 	}
-	c.store(domain, &entry{id: rec.ID, policy: p, expires: now.Add(p.MaxAge)}, now)
+	c.store(domain, &entry{id: rec.ID, policy: p, fetched: now, expires: now.Add(p.MaxAge)}, now)
 	return Result{Policy: active(p)}
 }
 

@@ -184,7 +184,8 @@ func TestHandler(t *testing.T) {
 // the test's own CA and checks the cache rules: a certificate for another
 // name is refused, the id decides a new fetch, a lost record keeps the
 // cached policy, a failed fetch falls back to it, mode none is no policy,
-// and an expired policy is gone.
+// a policy past half its max_age is fetched again, and an expired policy
+// is gone.
 func TestCache(t *testing.T) {
 	ca := queuetest.NewCA(t)
 	var body atomic.Value
@@ -238,20 +239,23 @@ func TestCache(t *testing.T) {
 	check("wrong name", "other.test", "", false, true, 0)
 	check("first", "example.org", Enforce, false, false, 1)
 	check("same id", "example.org", Enforce, true, false, 1)
+	now = now.Add(31 * time.Minute) // past half its max_age: refreshed
+	check("refresh", "example.org", Enforce, false, false, 2)
+	check("refreshed", "example.org", Enforce, true, false, 2)
 	txt.Store([]string(nil))
-	check("record gone", "example.org", Enforce, true, false, 1)
+	check("record gone", "example.org", Enforce, true, false, 2)
 	txt.Store([]string{"v=STSv1; id=2"})
 	body.Store("version: STSv1\nmode: testing\nmx: mx.example.org\nmax_age: 3600\n")
-	check("new id", "example.org", Testing, false, false, 2)
+	check("new id", "example.org", Testing, false, false, 3)
 	txt.Store([]string{"v=STSv1; id=3"})
 	fail.Store(true)
-	check("fetch fails", "example.org", Testing, true, true, 3)
-	check("not refetched at once", "example.org", Testing, true, true, 3)
+	check("fetch fails", "example.org", Testing, true, true, 4)
+	check("not refetched at once", "example.org", Testing, true, true, 4)
 	now = now.Add(10 * time.Minute)
 	fail.Store(false)
 	body.Store("version: STSv1\nmode: none\nmax_age: 3600\n")
-	check("mode none", "example.org", "", false, false, 4)
+	check("mode none", "example.org", "", false, false, 5)
 	txt.Store([]string(nil))
 	now = now.Add(2 * time.Hour)
-	check("expired, no record", "example.org", "", false, false, 4)
+	check("expired, no record", "example.org", "", false, false, 5)
 }
