@@ -141,18 +141,7 @@ func (q *Queue) deliverMX(ctx context.Context, it *item, domain string, rcpts []
 	remaining := rcpts
 	last := reply{Status: "4.4.1", Text: "no mail host for " + domain + " could be reached"}
 	for _, h := range hosts {
-		hp, pfail := q.policy.forHost(ctx, dp, h.Name, it.RequireTLS)
-		a.policy = hp.name
-		if pfail != nil {
-			// The policy forbids this host; another MX may do.
-			last = *pfail
-			q.log.Warn("queue: TLS policy rules out host", "queue_id", it.ID, "domain", domain, "host", h.Name, "tls_policy", hp.name, "reason", pfail.Text)
-			continue
-		}
-		if hp.reportWhy != "" {
-			q.log.Warn("queue: TLS policy report", "queue_id", it.ID, "domain", domain, "host", h.Name, "tls_policy", hp.name, "failure", hp.reportWhy, "action", "delivering anyway (testing mode)")
-		}
-		addrs, fail := q.dns.lookupAddrs(ctx, h.Name)
+		addrs, addrSecure, fail := q.dns.lookupAddrs(ctx, h.Name)
 		if fail != nil {
 			if implicit {
 				// The domain itself is the only host: no MX and no
@@ -166,6 +155,17 @@ func (q *Queue) deliverMX(ctx context.Context, it *item, domain string, rcpts []
 			// Another MX, or a later retry, may work.
 			last.Perm, last.Status = false, "4.4.4"
 			continue
+		}
+		hp, pfail := q.policy.forHost(ctx, dp, h.Name, addrSecure, it.RequireTLS)
+		a.policy = hp.name
+		if pfail != nil {
+			// The policy forbids this host; another MX may do.
+			last = *pfail
+			q.log.Warn("queue: TLS policy rules out host", "queue_id", it.ID, "domain", domain, "host", h.Name, "tls_policy", hp.name, "reason", pfail.Text)
+			continue
+		}
+		if hp.reportWhy != "" {
+			q.log.Warn("queue: TLS policy report", "queue_id", it.ID, "domain", domain, "host", h.Name, "tls_policy", hp.name, "failure", hp.reportWhy, "action", "delivering anyway (testing mode)")
 		}
 		for _, ip := range addrs {
 			if ctx.Err() != nil {

@@ -132,12 +132,14 @@ func (r *resolver) lookupMX(ctx context.Context, domain string, rng func(int) in
 	return hosts, false, secure, nil
 }
 
-// lookupAddrs returns the IPv4 then IPv6 addresses of a host. A nil
-// slice with a nil reply cannot happen; a reply says why there is none.
-func (r *resolver) lookupAddrs(ctx context.Context, host string) ([]netip.Addr, *reply) {
+// lookupAddrs returns the IPv4 then IPv6 addresses of a host, and
+// whether every answer was DNSSEC-validated (AD bit). A nil slice with a
+// nil reply cannot happen; a reply says why there is none.
+func (r *resolver) lookupAddrs(ctx context.Context, host string) ([]netip.Addr, bool, *reply) {
 	var addrs []netip.Addr
 	var errs []error
 	nx := 0
+	secure := true
 	for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
 		resp, err := r.query(ctx, host, qt)
 		if err != nil {
@@ -145,8 +147,10 @@ func (r *resolver) lookupAddrs(ctx context.Context, host string) ([]netip.Addr, 
 				nx++
 			}
 			errs = append(errs, err)
+			secure = false
 			continue
 		}
+		secure = secure && resp.AuthenticatedData
 		for _, rr := range resp.Answer {
 			switch rr := rr.(type) {
 			case *dns.A:
@@ -161,16 +165,16 @@ func (r *resolver) lookupAddrs(ctx context.Context, host string) ([]netip.Addr, 
 		}
 	}
 	if len(addrs) > 0 {
-		return addrs, nil
+		return addrs, secure, nil
 	}
 	if len(errs) == 0 || nx == len(errs) && nx == 2 {
 		text := "host " + host + " has no address records"
 		if nx > 0 {
 			text = "host " + host + " not found (NXDOMAIN)"
 		}
-		return nil, &reply{Perm: true, Status: "5.1.2", Text: text}
+		return nil, false, &reply{Perm: true, Status: "5.1.2", Text: text}
 	}
-	return nil, &reply{Status: "4.4.3", Text: errors.Join(errs...).Error()}
+	return nil, false, &reply{Status: "4.4.3", Text: errors.Join(errs...).Error()}
 }
 
 // randIntN adapts a *rand.Rand for lookupMX; tests may pass their own.

@@ -157,10 +157,11 @@ func (p *tlsPolicy) forDomain(ctx context.Context, domain string, mxSecure, requ
 	return dp
 }
 
-// forHost decides for one MX host. A non-nil reply means the host must
-// not be used (MTA-STS enforce and the host not in the policy, a TLSA
-// lookup that failed, REQUIRETLS without an authenticated path).
-func (p *tlsPolicy) forHost(ctx context.Context, dp destPolicy, host string, requireTLS bool) (hostPolicy, *reply) {
+// forHost decides for one MX host; addrSecure says its address records
+// were DNSSEC-validated. A non-nil reply means the host must not be used
+// (MTA-STS enforce and the host not in the policy, a TLSA lookup that
+// failed, REQUIRETLS without an authenticated path).
+func (p *tlsPolicy) forHost(ctx context.Context, dp destPolicy, host string, addrSecure, requireTLS bool) (hostPolicy, *reply) {
 	switch dp.level {
 	case TLSNone:
 		return hostPolicy{name: "table none", mode: tlsNone}, nil
@@ -172,8 +173,10 @@ func (p *tlsPolicy) forHost(ctx context.Context, dp destPolicy, host string, req
 		return hostPolicy{name: "table verify", mode: tlsRequired, verify: true}, nil
 	}
 	// DANE first: validated TLSA records outrank MTA-STS (RFC 8461
-	// section 2).
-	if p.dane && dp.mxSecure {
+	// section 2). TLSA records are looked for only where the MX and
+	// address answers were validated (RFC 7672 section 2.2): an insecure
+	// name is not expected to have them.
+	if p.dane && dp.mxSecure && addrSecure {
 		hp, fail := p.daneHost(ctx, host)
 		// Records that are all unusable make TLS mandatory but
 		// authenticate nothing: REQUIRETLS may still get its
@@ -282,7 +285,7 @@ func newTLSPolicy(cfg *Config, res *resolver) *tlsPolicy {
 				if err != nil {
 					return nil, err
 				}
-				addrs, fail := res.lookupAddrs(ctx, host)
+				addrs, _, fail := res.lookupAddrs(ctx, host)
 				if fail != nil {
 					return nil, errors.New(fail.Text)
 				}

@@ -332,6 +332,7 @@ func TestDANE(t *testing.T) {
 		name string
 		// serve picks the MX's certificate and publishes records.
 		serve       func(t *testing.T, s setup) *tls.Config
+		insecureA   bool // the MX host's address records lack the AD bit
 		secureMX    bool
 		secureTLSA  bool
 		delivered   bool
@@ -370,6 +371,11 @@ func TestDANE(t *testing.T) {
 				s.r.dns.TLSA(tlsaName, 3, 1, 1, sha([]byte("some other key")))
 				return s.self
 			}},
+		{name: "address answer without AD bit: no DANE", secureMX: true, secureTLSA: true, insecureA: true, delivered: true, wantPolicy: "may", wantTLS: "unverified",
+			serve: func(t *testing.T, s setup) *tls.Config {
+				s.r.dns.TLSA(tlsaName, 3, 1, 1, sha([]byte("some other key")))
+				return s.self
+			}},
 		{name: "MX answer without AD bit: no DANE", secureMX: false, secureTLSA: true, delivered: true, wantPolicy: "may", wantTLS: "unverified",
 			serve: func(t *testing.T, s setup) *tls.Config {
 				s.r.dns.TLSA(tlsaName, 3, 1, 1, sha([]byte("some other key")))
@@ -398,6 +404,7 @@ func TestDANE(t *testing.T) {
 			self, _ := queuetest.SelfSigned(t, "mx.remote.test")
 			serverTLS := tc.serve(t, setup{r: r, self: self})
 			r.dns.Secure("remote.test", tc.secureMX)
+			r.dns.Secure("mx.remote.test", !tc.insecureA)
 			r.dns.Secure(tlsaName, tc.secureTLSA)
 			sink := r.sink(t, queuetest.SinkOptions{TLS: serverTLS})
 			q, lb := r.queue(t, nil)
@@ -472,6 +479,7 @@ func TestRequireTLS(t *testing.T) {
 		sum := sha256.Sum256(self.Certificates[0].Leaf.RawSubjectPublicKeyInfo)
 		r.dns.TLSA("_25._tcp.mx.remote.test", 3, 1, 1, sum[:])
 		r.dns.Secure("remote.test", true)
+		r.dns.Secure("mx.remote.test", true)
 		r.dns.Secure("_25._tcp.mx.remote.test", true)
 		return self
 	}
@@ -500,6 +508,7 @@ func TestRequireTLS(t *testing.T) {
 			serve: func(t *testing.T, r *tlsRemote) (*tls.Config, bool) {
 				r.dns.TLSA("_25._tcp.mx.remote.test", 1, 1, 1, make([]byte, 32)) // PKIX-EE: unusable for SMTP
 				r.dns.Secure("remote.test", true)
+				r.dns.Secure("mx.remote.test", true)
 				r.dns.Secure("_25._tcp.mx.remote.test", true)
 				return r.ca.ServerTLS(t, "mx.remote.test"), true
 			}},

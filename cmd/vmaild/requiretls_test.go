@@ -27,6 +27,7 @@ func TestServeRequireTLS(t *testing.T) {
 	spki := sha256.Sum256(self.Certificates[0].Leaf.RawSubjectPublicKeyInfo)
 	dns.TLSA(tlsa, 3, 1, 1, spki[:])
 	dns.Secure("remote.test", true)
+	dns.Secure("mx.remote.test", true)
 	dns.Secure(tlsa, true)
 	dns.MX("plain.test", 10, "mx.remote.test") // same MX, no DNSSEC
 
