@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"strings"
@@ -98,4 +99,22 @@ func TestServeRequireTLS(t *testing.T) {
 		t.Errorf("log does not name the policy and the mark:\n%s", out)
 	}
 	d.stop()
+}
+
+// TestCheckResolverDNSSEC: `vmaild config check` says whether the
+// resolver validates DNSSEC, which DANE depends on.
+func TestCheckResolverDNSSEC(t *testing.T) {
+	dns := queuetest.NewDNS(t)
+	dns.TXT(".", "root") // any record: the name exists
+	ctx := context.Background()
+	if c := checkResolver(ctx, dns.Addr, true); c.err != nil || !strings.Contains(c.ok, "does not validate DNSSEC") {
+		t.Errorf("without the AD bit: %+v", c)
+	}
+	dns.Secure(".", true)
+	if c := checkResolver(ctx, dns.Addr, true); c.err != nil || !strings.Contains(c.ok, "validates DNSSEC (DANE can apply)") {
+		t.Errorf("with the AD bit: %+v", c)
+	}
+	if c := checkResolver(ctx, dns.Addr, false); c.err != nil || c.ok != "answers" {
+		t.Errorf("DANE off: %+v", c)
+	}
 }
