@@ -97,18 +97,11 @@ func (q *Queue) deliver(ctx context.Context, it *item, domain string, rcpts []st
 	case q.cfg.Smarthost != nil:
 		sh := q.cfg.Smarthost
 		host, _, _ := net.SplitHostPort(sh.Addr)
-		hp := hostPolicy{name: "smarthost", mode: tlsRequired, verify: !sh.InsecureSkipVerify, authenticated: !sh.InsecureSkipVerify}
-		switch {
-		case sh.ImplicitTLS:
-			hp.mode = tlsImplicit
-		case sh.PlainText:
-			hp = hostPolicy{name: "smarthost plaintext", mode: tlsNone}
-		}
-		if it.RequireTLS && !hp.authenticated {
-			r := reply{Perm: true, Status: "5.7.30", Host: host, Text: "REQUIRETLS: the smarthost is configured without a verified TLS connection"}
+		hp, fail := forSmarthost(sh, host, it.RequireTLS)
+		if fail != nil {
 			a := attempt{results: make(map[string]reply, len(rcpts)), relay: sh.Addr, policy: hp.name}
 			for _, rc := range rcpts {
-				a.results[rc] = r
+				a.results[rc] = *fail
 			}
 			return a
 		}

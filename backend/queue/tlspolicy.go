@@ -176,7 +176,7 @@ func (p *tlsPolicy) forHost(ctx context.Context, dp destPolicy, host string, add
 	// section 2). TLSA records are looked for only where the MX and
 	// address answers were validated (RFC 7672 section 2.2): an insecure
 	// name is not expected to have them.
-	if p.dane && dp.mxSecure && addrSecure {
+	if (p.dane || dp.level == TLSDANE) && dp.mxSecure && addrSecure {
 		hp, fail := p.daneHost(ctx, host)
 		// Records that are all unusable make TLS mandatory but
 		// authenticate nothing: REQUIRETLS may still get its
@@ -219,6 +219,24 @@ func (p *tlsPolicy) forHost(ctx context.Context, dp destPolicy, host string, add
 		return hostPolicy{name: "none", mode: tlsNone}, nil
 	}
 	return hostPolicy{name: "may", mode: tlsOpportunistic}, nil
+}
+
+// forSmarthost is the policy towards the smarthost, which replaces the
+// destinations' own: TLS as its configuration says, verified unless the
+// admin chose otherwise. The admin's relay stands in for DANE and
+// MTA-STS for a REQUIRETLS message when its certificate is verified.
+func forSmarthost(sh *Smarthost, host string, requireTLS bool) (hostPolicy, *reply) {
+	hp := hostPolicy{name: "smarthost", mode: tlsRequired, verify: !sh.InsecureSkipVerify, authenticated: !sh.InsecureSkipVerify}
+	switch {
+	case sh.ImplicitTLS:
+		hp.mode = tlsImplicit
+	case sh.PlainText:
+		hp = hostPolicy{name: "smarthost plaintext", mode: tlsNone}
+	}
+	if requireTLS && !hp.authenticated {
+		return hp, &reply{Perm: true, Status: "5.7.30", Host: host, Text: "REQUIRETLS: the smarthost is configured without a verified TLS connection"}
+	}
+	return hp, nil
 }
 
 // daneHost looks up the TLSA records of an MX host whose name came from

@@ -582,3 +582,36 @@ func TestRequireTLSSpooled(t *testing.T) {
 		}
 	}
 }
+
+// TestRequireTLSSmarthost: through a smarthost whose certificate is
+// verified and that takes REQUIRETLS the item goes with it; a smarthost
+// taken without verification bounces it with 5.7.30.
+func TestRequireTLSSmarthost(t *testing.T) {
+	for _, skip := range []bool{false, true} {
+		t.Run(map[bool]string{false: "verified", true: "insecure_skip_verify"}[skip], func(t *testing.T) {
+			ca := queuetest.NewCA(t)
+			sink := queuetest.NewSink(t, queuetest.SinkOptions{TLS: ca.ServerTLS(t, "relay.test"), RequireTLS: true})
+			d := queuetest.NewDNS(t)
+			cfg, _ := testConfig(t, d)
+			var local localSink
+			local.install(&cfg, "local.test")
+			sh := &Smarthost{Addr: sink.Addr, InsecureSkipVerify: skip}
+			if !skip {
+				sh.RootCAs = ca.Pool()
+			}
+			cfg.Smarthost = sh
+			q := startQueue(t, cfg)
+			send(t, q, WithRequireTLS(context.Background()), "smarthost")
+			waitEmpty(t, q)
+			if skip {
+				if b := local.messages(); len(b) != 1 || !strings.Contains(string(b[0].Data), "Status: 5.7.30") || len(sink.Messages()) != 0 {
+					t.Fatalf("bounces %d, sink %d", len(b), len(sink.Messages()))
+				}
+				return
+			}
+			if m := sink.Messages(); len(m) != 1 || !m[0].RequireTLS {
+				t.Fatalf("sink got %+v", m)
+			}
+		})
+	}
+}
