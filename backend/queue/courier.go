@@ -13,6 +13,7 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -128,6 +129,7 @@ func (q *Queue) deliverMX(ctx context.Context, it *item, domain string, rcpts []
 		return failAll(*fail)
 	}
 	dp := q.policy.forDomain(ctx, domain, secure, it.RequireTLS)
+	msg := msgTLS{requireTLS: it.RequireTLS, tlsRequiredNo: sync.OnceValue(func() bool { return q.tlsRequiredNo(it) })}
 	if dp.stsErr != nil {
 		q.log.Warn("queue: MTA-STS policy unavailable", "queue_id", it.ID, "domain", domain, "err", dp.stsErr)
 	}
@@ -149,7 +151,7 @@ func (q *Queue) deliverMX(ctx context.Context, it *item, domain string, rcpts []
 			last.Perm, last.Status = false, "4.4.4"
 			continue
 		}
-		hp, pfail := q.policy.forHost(ctx, dp, h.Name, addrSecure, it.RequireTLS)
+		hp, pfail := q.policy.forHost(ctx, dp, h.Name, addrSecure, msg)
 		a.policy = hp.name
 		if pfail != nil {
 			// The policy forbids this host; another MX may do.
@@ -158,7 +160,7 @@ func (q *Queue) deliverMX(ctx context.Context, it *item, domain string, rcpts []
 			continue
 		}
 		if hp.reportWhy != "" {
-			q.log.Warn("queue: TLS policy report", "queue_id", it.ID, "domain", domain, "host", h.Name, "tls_policy", hp.name, "failure", hp.reportWhy, "action", "delivering anyway (testing mode)")
+			q.log.Warn("queue: TLS policy report", "queue_id", it.ID, "domain", domain, "host", h.Name, "tls_policy", hp.name, "failure", hp.reportWhy, "action", "delivering without enforcing the policy")
 		}
 		for _, ip := range addrs {
 			if ctx.Err() != nil {
@@ -171,7 +173,7 @@ func (q *Queue) deliverMX(ctx context.Context, it *item, domain string, rcpts []
 				if out.verifyErr != nil {
 					why = "certificate not verified: " + oneLine(out.verifyErr.Error())
 				}
-				q.log.Warn("queue: TLS policy report", "queue_id", it.ID, "domain", domain, "host", h.Name, "tls_policy", hp.name, "failure", why, "tls", out.tls, "action", "delivered anyway (testing mode)")
+				q.log.Warn("queue: TLS policy report", "queue_id", it.ID, "domain", domain, "host", h.Name, "tls_policy", hp.name, "failure", why, "tls", out.tls, "action", "delivered without enforcing the policy")
 			}
 			for rc, r := range out.final {
 				a.results[rc] = r

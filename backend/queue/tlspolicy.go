@@ -1,13 +1,17 @@
 package queue
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 
+	"github.com/emersion/go-message/textproto"
 	"github.com/miekg/dns"
 
 	"github.com/vmaild/vmaild/backend/mtasts"
@@ -139,6 +143,9 @@ type hostPolicy struct {
 	reportWhy string
 	// authenticated: DANE or MTA-STS vouch for this host (REQUIRETLS).
 	authenticated bool
+	// published: the policy is the destination's own (DANE, MTA-STS),
+	// which "TLS-Required: No" lets a sender set aside.
+	published bool
 }
 
 // forDomain gathers what applies to a domain: its table entry, else its
@@ -157,11 +164,36 @@ func (p *tlsPolicy) forDomain(ctx context.Context, domain string, mxSecure, requ
 	return dp
 }
 
+// msgTLS is what the message itself asks of TLS: REQUIRETLS from its
+// envelope, or "TLS-Required: No" in its header (RFC 8689 section 5),
+// read only when a policy would hold the message back.
+type msgTLS struct {
+	requireTLS    bool
+	tlsRequiredNo func() bool
+}
+
 // forHost decides for one MX host; addrSecure says its address records
 // were DNSSEC-validated. A non-nil reply means the host must not be used
 // (MTA-STS enforce and the host not in the policy, a TLSA lookup that
-// failed, REQUIRETLS without an authenticated path).
-func (p *tlsPolicy) forHost(ctx context.Context, dp destPolicy, host string, addrSecure, requireTLS bool) (hostPolicy, *reply) {
+// failed, REQUIRETLS without an authenticated path). A message with
+// "TLS-Required: No" gets the policies the destination publishes (DANE,
+// MTA-STS) applied but not enforced, as its sender asked; the admin's
+// table still is.
+func (p *tlsPolicy) forHost(ctx context.Context, dp destPolicy, host string, addrSecure bool, msg msgTLS) (hostPolicy, *reply) {
+	hp, fail := p.hostPolicy(ctx, dp, host, addrSecure, msg.requireTLS)
+	enforcing := fail != nil || hp.mode == tlsRequired || hp.verify && !hp.report
+	if hp.published && enforcing && !msg.requireTLS && msg.tlsRequiredNo != nil && msg.tlsRequiredNo() {
+		relaxed := hostPolicy{name: hp.name + " (not enforced: TLS-Required: No)", mode: tlsOpportunistic,
+			verify: hp.verify, tlsa: hp.tlsa, report: true, published: true}
+		if fail != nil {
+			relaxed.reportWhy = fail.Text
+		}
+		return relaxed, nil
+	}
+	return hp, fail
+}
+
+func (p *tlsPolicy) hostPolicy(ctx context.Context, dp destPolicy, host string, addrSecure, requireTLS bool) (hostPolicy, *reply) {
 	switch dp.level {
 	case TLSNone:
 		return hostPolicy{name: "table none", mode: tlsNone}, nil
@@ -194,16 +226,16 @@ func (p *tlsPolicy) forHost(ctx context.Context, dp destPolicy, host string, add
 		enforce := sts.Mode == mtasts.Enforce || requireTLS
 		if !sts.Match(host) {
 			if enforce {
-				return hostPolicy{name: name}, &reply{Status: "4.7.5", Host: host,
+				return hostPolicy{name: name, published: true}, &reply{Status: "4.7.5", Host: host,
 					Text: "TLS policy " + name + ": MX host " + host + " is not in the MTA-STS policy of " + dp.domain}
 			}
-			return hostPolicy{name: name, mode: tlsOpportunistic, report: true,
+			return hostPolicy{name: name, mode: tlsOpportunistic, report: true, published: true,
 				reportWhy: "MX host " + host + " is not in the MTA-STS policy of " + dp.domain}, nil
 		}
 		if enforce {
-			return hostPolicy{name: name, mode: tlsRequired, verify: true, authenticated: true}, nil
+			return hostPolicy{name: name, mode: tlsRequired, verify: true, authenticated: true, published: true}, nil
 		}
-		return hostPolicy{name: name, mode: tlsOpportunistic, verify: true, report: true}, nil
+		return hostPolicy{name: name, mode: tlsOpportunistic, verify: true, report: true, published: true}, nil
 	}
 	if requireTLS {
 		why := "neither DNSSEC-validated TLSA records nor an MTA-STS policy"
@@ -251,7 +283,7 @@ func (p *tlsPolicy) daneHost(ctx context.Context, host string) (hostPolicy, *rep
 		}
 		// RFC 7672 section 2.2: a failed TLSA lookup could be an attacker
 		// hiding the records; the host is not used.
-		return hostPolicy{name: "dane"}, &reply{Status: "4.7.5", Host: host, Text: "TLS policy dane: TLSA lookup failed: " + oneLine(err.Error())}
+		return hostPolicy{name: "dane", published: true}, &reply{Status: "4.7.5", Host: host, Text: "TLS policy dane: TLSA lookup failed: " + oneLine(err.Error())}
 	}
 	if !resp.AuthenticatedData {
 		return hostPolicy{}, nil // only validated answers are trusted
@@ -271,9 +303,9 @@ func (p *tlsPolicy) daneHost(ctx context.Context, host string) (hostPolicy, *rep
 	case len(usable) == 0:
 		// RFC 7672 section 2.2: records exist but none is usable, so TLS
 		// is still mandatory, without authentication.
-		return hostPolicy{name: "dane (no usable TLSA: encrypt)", mode: tlsRequired}, nil
+		return hostPolicy{name: "dane (no usable TLSA: encrypt)", mode: tlsRequired, published: true}, nil
 	}
-	return hostPolicy{name: "dane", mode: tlsRequired, verify: true, tlsa: usable, authenticated: true}, nil
+	return hostPolicy{name: "dane", mode: tlsRequired, verify: true, tlsa: usable, authenticated: true, published: true}, nil
 }
 
 // newTLSPolicy builds the policy from the configuration; MTA-STS TXT
@@ -320,6 +352,21 @@ func newTLSPolicy(cfg *Config, res *resolver) *tlsPolicy {
 		}
 	}
 	return p
+}
+
+// tlsRequiredNo reports whether a queued message's header has
+// "TLS-Required: No" (RFC 8689 section 5). A header that cannot be read
+// or parsed asks nothing.
+func (q *Queue) tlsRequiredNo(it *item) bool {
+	hdr, err := q.originalHeaders(it)
+	if err != nil {
+		return false
+	}
+	h, err := textproto.ReadHeader(bufio.NewReader(io.MultiReader(bytes.NewReader(hdr), strings.NewReader("\r\n"))))
+	if err != nil {
+		return false
+	}
+	return strings.EqualFold(strings.TrimSpace(h.Get("TLS-Required")), "No")
 }
 
 // txtRecords returns the TXT records at name, each one's strings joined;

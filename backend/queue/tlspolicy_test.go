@@ -245,7 +245,7 @@ func TestMTASTS(t *testing.T) {
 		send(t, q, ctx, "testing untrusted")
 		sink.Wait(t, 1)
 		waitEmpty(t, q)
-		waitLog(t, lb, "TLS policy report", `tls_policy="mta-sts testing"`, "certificate not verified", "delivered anyway (testing mode)")
+		waitLog(t, lb, "TLS policy report", `tls_policy="mta-sts testing"`, "certificate not verified", "delivered without enforcing the policy")
 	})
 	t.Run("table entry replaces the policy", func(t *testing.T) {
 		r := newTLSRemote(t)
@@ -611,6 +611,79 @@ func TestRequireTLSSmarthost(t *testing.T) {
 			}
 			if m := sink.Messages(); len(m) != 1 || !m[0].RequireTLS {
 				t.Fatalf("sink got %+v", m)
+			}
+		})
+	}
+}
+
+// TestTLSRequiredNo: a message with "TLS-Required: No" (RFC 8689 section
+// 5) is delivered although the destination's MTA-STS or DANE policy
+// would hold it, and the log says the policy was not enforced; the
+// admin's table still holds it, and REQUIRETLS outranks the header.
+func TestTLSRequiredNo(t *testing.T) {
+	const enforce = "version: STSv1\nmode: enforce\nmx: mx.remote.test\nmax_age: 86400\n"
+	msg := func(optOut bool) []byte {
+		m := testMessage("opt out", 100)
+		if optOut {
+			m = append([]byte("TLS-Required: No\r\n"), m...)
+		}
+		return m
+	}
+	tests := []struct {
+		name       string
+		setup      func(t *testing.T, r *tlsRemote)
+		table      TLSPolicyTable
+		optOut     bool
+		requireTLS bool
+		delivered  bool
+		wantPolicy string
+	}{
+		{name: "MTA-STS enforce, untrusted certificate", optOut: true, delivered: true,
+			wantPolicy: "mta-sts enforce (not enforced: TLS-Required: No)",
+			setup:      func(t *testing.T, r *tlsRemote) { r.mtaSTS(t, enforce) }},
+		{name: "same without the header", wantPolicy: "mta-sts enforce",
+			setup: func(t *testing.T, r *tlsRemote) { r.mtaSTS(t, enforce) }},
+		{name: "DANE, key does not match", optOut: true, delivered: true,
+			wantPolicy: "dane (not enforced: TLS-Required: No)",
+			setup: func(t *testing.T, r *tlsRemote) {
+				r.dns.TLSA("_25._tcp.mx.remote.test", 3, 1, 1, make([]byte, 32))
+				for _, n := range []string{"remote.test", "mx.remote.test", "_25._tcp.mx.remote.test"} {
+					r.dns.Secure(n, true)
+				}
+			}},
+		{name: "the table is the admin's", optOut: true, table: TLSPolicyTable{{"remote.test", TLSVerify}},
+			wantPolicy: "table verify", setup: func(*testing.T, *tlsRemote) {}},
+		{name: "REQUIRETLS outranks the header", optOut: true, requireTLS: true,
+			wantPolicy: "mta-sts enforce",
+			setup:      func(t *testing.T, r *tlsRemote) { r.mtaSTS(t, enforce) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newTLSRemote(t)
+			tc.setup(t, r)
+			untrusted, _ := queuetest.SelfSigned(t, "mx.remote.test")
+			sink := r.sink(t, queuetest.SinkOptions{TLS: untrusted})
+			q, lb := r.queue(t, func(c *Config) { c.TLSPolicy = tc.table })
+			ctx := context.Background()
+			if tc.requireTLS {
+				ctx = WithRequireTLS(ctx)
+			}
+			id, err := q.EnqueueBytes(ctx, "alice@local.test", []string{"bob@remote.test"}, msg(tc.optOut))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.delivered {
+				sink.Wait(t, 1)
+				waitEmpty(t, q)
+				waitLog(t, lb, "delivered=1", "tls_policy="+quoteLog(tc.wantPolicy), "without enforcing the policy")
+				return
+			}
+			rc := waitAttempt(t, q, id)
+			if rc.State != Pending || rc.TLSPolicy != tc.wantPolicy {
+				t.Fatalf("recipient %+v, want pending under %q", rc, tc.wantPolicy)
+			}
+			if len(sink.Messages()) != 0 {
+				t.Fatal("delivered")
 			}
 		})
 	}

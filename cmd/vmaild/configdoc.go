@@ -52,7 +52,8 @@ var configSections = map[string]struct{ title, intro string }{
 	"queue": {"Outbound queue", "The durable spool for remote recipients: MX lookup, retries, bounces. " +
 		"`queue.tls.*` is the TLS towards other servers: a `queue.tls.policy` entry decides for the destinations it names; " +
 		"the others get DANE when their MX host has DNSSEC-validated TLSA records, else their MTA-STS policy, else opportunistic TLS. " +
-		"A message received with REQUIRETLS (RFC 8689) goes only over DANE- or MTA-STS-authenticated TLS to a server that takes REQUIRETLS, or bounces with 5.7.30. " +
+		"A message received with REQUIRETLS (RFC 8689) goes only over DANE- or MTA-STS-authenticated TLS to a server that takes REQUIRETLS, or bounces with 5.7.30; " +
+		"one with the header `TLS-Required: No` gets DANE and MTA-STS applied but not enforced. " +
 		"The delivery log (`tls_policy`), `vmaild queue show` and bounces name the policy that applied."},
 	"delivery": {"Local delivery", "The delivery agent: aliases, quota, loops, folders."},
 	"metrics": {"Metrics and health", "Prometheus `/metrics` and `/healthz` on their own listener. `/healthz` is 200 when SQL and LDAP answer, " +
