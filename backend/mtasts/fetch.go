@@ -4,12 +4,16 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
 	"mime"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +54,13 @@ type Cache struct {
 	Timeout time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// File, when set, keeps the policies across restarts: read at the
+	// first Get, rewritten (atomically) after each fetch. Without it a
+	// restart forgets them, and an attacker who then hides a domain's
+	// TXT record gets its mail without the policy.
+	File string
+	// Logger receives problems with File; nil discards.
+	Logger *slog.Logger
 
 	once    sync.Once
 	client  *http.Client
@@ -93,6 +104,10 @@ func (c *Cache) init() {
 			dial = d.DialContext
 		}
 		c.entries = make(map[string]*entry)
+		if c.Logger == nil {
+			c.Logger = slog.New(slog.DiscardHandler)
+		}
+		c.load()
 		c.client = &http.Client{
 			Timeout: c.Timeout,
 			Transport: &http.Transport{
@@ -157,7 +172,67 @@ func (c *Cache) Get(ctx context.Context, domain string) Result {
 		return Result{Policy: active(cached), Cached: cached != nil, Err: err}
 	}
 	c.store(domain, &entry{id: rec.ID, policy: p, fetched: now, expires: now.Add(p.MaxAge)}, now)
+	c.save(now)
 	return Result{Policy: active(p)}
+}
+
+// savedEntry is one policy in File.
+type savedEntry struct {
+	ID      string    `json:"id"`
+	Policy  string    `json:"policy"` // as served: one parser reads both
+	Fetched time.Time `json:"fetched"`
+	Expires time.Time `json:"expires"`
+}
+
+// load reads File; a missing file is an empty cache, a bad one is
+// logged and ignored (the policies are fetched again).
+func (c *Cache) load() {
+	if c.File == "" {
+		return
+	}
+	b, err := os.ReadFile(c.File)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	var saved map[string]savedEntry
+	if err == nil {
+		err = json.Unmarshal(b, &saved)
+	}
+	if err != nil {
+		c.Logger.Warn("mta-sts: policy cache unreadable, starting empty", "file", c.File, "err", err)
+		return
+	}
+	now := c.Now()
+	for domain, s := range saved {
+		p, err := ParsePolicy([]byte(s.Policy))
+		if err != nil || !now.Before(s.Expires) {
+			continue
+		}
+		c.entries[domain] = &entry{id: s.ID, policy: p, fetched: s.Fetched, expires: s.Expires}
+	}
+}
+
+// save writes the live policies to File; caller holds c.mu.
+func (c *Cache) save(now time.Time) {
+	if c.File == "" {
+		return
+	}
+	saved := make(map[string]savedEntry, len(c.entries))
+	for domain, e := range c.entries {
+		if e.policy != nil && now.Before(e.expires) {
+			saved[domain] = savedEntry{ID: e.id, Policy: string(e.policy.Format()), Fetched: e.fetched, Expires: e.expires}
+		}
+	}
+	b, err := json.Marshal(saved)
+	if err == nil {
+		tmp := c.File + ".tmp"
+		if err = os.WriteFile(tmp, b, 0o600); err == nil {
+			err = os.Rename(tmp, c.File)
+		}
+	}
+	if err != nil {
+		c.Logger.Warn("mta-sts: cannot save the policy cache", "file", c.File, "err", err)
+	}
 }
 
 // active is the policy to apply: mode none is no policy.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -258,4 +259,48 @@ func TestCache(t *testing.T) {
 	txt.Store([]string(nil))
 	now = now.Add(2 * time.Hour)
 	check("expired, no record", "example.org", "", false, false, 5)
+}
+
+// TestCacheFile: a policy fetched before a restart is in force after it,
+// even when the TXT record is then hidden; an expired one is not.
+func TestCacheFile(t *testing.T) {
+	ca := queuetest.NewCA(t)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte("version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 3600\n"))
+	}))
+	srv.TLS = ca.ServerTLS(t, "mta-sts.example.org")
+	srv.StartTLS()
+	defer srv.Close()
+	file := filepath.Join(t.TempDir(), "mta-sts.json")
+	now := time.Now()
+	newCache := func(txt []string) *Cache {
+		return &Cache{
+			LookupTXT: func(context.Context, string) ([]string, error) {
+				if txt == nil {
+					return nil, ErrNoRecord
+				}
+				return txt, nil
+			},
+			Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, network, srv.Listener.Addr().String())
+			},
+			RootCAs: ca.Pool(),
+			Now:     func() time.Time { return now },
+			File:    file,
+		}
+	}
+	if r := newCache([]string{"v=STSv1; id=1"}).Get(context.Background(), "example.org"); r.Policy == nil || r.Cached {
+		t.Fatalf("first fetch: %+v", r)
+	}
+	srv.Close() // nothing to fetch from any more
+	r := newCache(nil).Get(context.Background(), "example.org")
+	if r.Policy == nil || r.Policy.Mode != Enforce || !r.Cached {
+		t.Fatalf("after a restart, record hidden: %+v", r)
+	}
+	now = now.Add(2 * time.Hour)
+	if r := newCache(nil).Get(context.Background(), "example.org"); r.Policy != nil {
+		t.Fatalf("expired policy still in force: %+v", r)
+	}
 }

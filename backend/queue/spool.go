@@ -39,6 +39,7 @@ const (
 	tmpDir       = "tmp"
 	corruptDir   = "corrupt"
 	lockFile     = "lock"
+	stsCacheFile = "mta-sts.json" // the MTA-STS policies (tlspolicy.go)
 	envVersion   = 1
 	stateVersion = 1
 )
@@ -462,7 +463,7 @@ func (s *spool) load() ([]*item, error) {
 	for _, e := range entries {
 		name := e.Name()
 		switch {
-		case name == tmpDir || name == corruptDir || name == lockFile:
+		case name == tmpDir || name == corruptDir || name == lockFile || name == stsCacheFile:
 		case !e.Type().IsRegular():
 			s.log.Warn("queue: ignoring unexpected entry in spool", "file", name)
 		case strings.HasSuffix(name, msgSuffix):

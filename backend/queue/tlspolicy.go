@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"strings"
 
 	"github.com/emersion/go-message/textproto"
@@ -330,6 +331,8 @@ func newTLSPolicy(cfg *Config, res *resolver) *tlsPolicy {
 			LookupTXT: res.txtRecords,
 			RootCAs:   roots,
 			Timeout:   cfg.MTASTSTimeout,
+			File:      filepath.Join(cfg.Dir, stsCacheFile),
+			Logger:    cfg.Logger,
 			Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 				host, port, err := net.SplitHostPort(addr)
 				if err != nil {
