@@ -200,6 +200,10 @@ func (a *app) ownQueue(what string, edit func(*queue.Config)) (*queue.Queue, err
 		return nil, fmt.Errorf("queue %s: %w", what, err)
 	}
 	qc.Smarthost = sh
+	// A flush without the server delivers under the same TLS policy.
+	if err := c.queueTLS(&qc); err != nil {
+		return nil, fmt.Errorf("queue %s: %w", what, err)
+	}
 	if edit != nil {
 		edit(&qc)
 	}
