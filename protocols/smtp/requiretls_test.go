@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	gosasl "github.com/emersion/go-sasl"
+	gosmtp "github.com/emersion/go-smtp"
 )
 
 // TestRequireTLS: the MTA and submission listeners advertise REQUIRETLS
@@ -88,5 +91,39 @@ s.quit()
 	got := e.agent.all()
 	if len(got) != 1 || !got[0].env.RequireTLS || got[0].rcpts[0] != "friend@remote.test" {
 		t.Fatalf("deliveries: %+v", got)
+	}
+}
+
+// TestRequireTLSImplicit: submission over implicit TLS (465) offers and
+// takes REQUIRETLS too.
+func TestRequireTLSImplicit(t *testing.T) {
+	e := startServer(t, RoleSubmission, true)
+	c, err := gosmtp.DialTLS(e.addr, e.tls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if ok, _ := c.Extension("REQUIRETLS"); !ok {
+		t.Fatal("REQUIRETLS not offered over implicit TLS")
+	}
+	if err := c.Auth(gosasl.NewPlainClient("", "bob@example.org", "secret-bob")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("bob@example.org", &gosmtp.MailOptions{RequireTLS: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("friend@other.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte(testMessage("bob@example.org", "friend@other.test", "465rt", "x")))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.agent.all(); len(got) != 1 || !got[0].env.RequireTLS {
+		t.Fatalf("deliveries %+v", got)
 	}
 }
