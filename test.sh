@@ -18,8 +18,12 @@ curl               IMAP and POP3 client tests
 python3            imaplib, poplib and smtplib (REQUIRETLS) client tests
 postsrsd           backend/srs interoperates with a private postsrsd
 srs                Mail::SRS's srs command, the second SRS oracle
-python3-dkim       dkimpy's dkimverify, the independent verifier of vmaild's DKIM signatures
+python3-dkim       dkimpy's dkimverify checks vmaild's DKIM signatures; its dkimsign signs what senderauth verifies
 openssl            computes DANE TLSA record data for backend/queue tests, as admins do
+dovecot-core       sieve-test: Pigeonhole as the Sieve oracle only (never started as a service)
+dovecot-sieve      sieve-test: Pigeonhole as the Sieve oracle only (sieve-test, sievec)
+postfix            protocols/bridge tests start a private Postfix that authenticates and looks up through vmaild
+sasl2-bin          testsaslauthd, the saslauthd client of protocols/bridge tests
 gcc                go test -race needs cgo
 libc6-dev          cgo's C headers and startup files (a Recommends of gcc)
 ca-certificates    go downloads modules over HTTPS

@@ -134,3 +134,97 @@ func MapKey(s string) (key, domain string, err error) {
 	local, domain, err := Split(s)
 	return local + "@" + domain, domain, err
 }
+
+// SenderLogins lists the accounts that may send as address, for lookup
+// tables asked the other way round (Postfix's smtpd_sender_login_maps):
+// the address's owner (the account itself, the account of its form
+// without a plus tag, the same local part through alias domains) and the
+// logins the sender map grants it, its plus-less form or its domain. Each
+// candidate is confirmed by MaySendAs, the one decision. Grants kept on
+// account entries (Account.SenderAddresses) cannot be found from the
+// address without searching every entry, so they are not listed. A
+// malformed address lists nobody.
+func (u *Users) SenderLogins(ctx context.Context, address string) ([]string, error) {
+	ctx, cancel := u.bound(ctx)
+	defer cancel()
+	local, domain, err := Split(address)
+	if err != nil {
+		return nil, nil
+	}
+	base := local
+	if b, _, ok := u.splitDetail(local); ok {
+		base = b
+	}
+	var candidates []string
+	owners, err := u.owners(ctx, local, base, domain)
+	if err != nil {
+		return nil, err
+	}
+	candidates = append(candidates, owners...)
+	if u.Senders != nil {
+		keys := []string{local + "@" + domain}
+		if base != local {
+			keys = append(keys, base+"@"+domain)
+		}
+		for _, k := range append(keys, "@"+domain) {
+			logins, err := u.Senders.SenderLogins(ctx, k)
+			if err != nil {
+				return nil, fmt.Errorf("sender logins of %s: sender map: %w", address, err)
+			}
+			for _, l := range logins {
+				if c, err := Canonical(strings.TrimSpace(l)); err == nil {
+					candidates = append(candidates, c)
+				}
+			}
+		}
+	}
+	var out []string
+	for _, c := range candidates {
+		if slices.Contains(out, c) {
+			continue
+		}
+		ok, err := u.MaySendAs(ctx, c, local+"@"+domain)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// owners are the accounts local@domain (or base@domain, its plus-less
+// form) names, following alias domains as Resolve does.
+func (u *Users) owners(ctx context.Context, local, base, domain string) ([]string, error) {
+	for depth := 0; ; depth++ {
+		if depth >= MaxAliasDepth {
+			return nil, nil
+		}
+		d, err := u.Domains.LookupDomain(ctx, domain)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			// Accounts stand on their own (see checkActive).
+		case err != nil:
+			return nil, fmt.Errorf("sender logins of %s@%s: domain: %w", local, domain, err)
+		case !d.Active:
+			return nil, nil
+		case d.AliasFor != "":
+			domain = d.AliasFor
+			continue
+		}
+		break
+	}
+	var out []string
+	for _, l := range slices.Compact([]string{local, base}) {
+		a, err := u.Accounts.LookupAccount(ctx, l+"@"+domain)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return nil, fmt.Errorf("sender logins of %s@%s: account: %w", l, domain, err)
+		default:
+			out = append(out, a.Address)
+		}
+	}
+	return out, nil
+}

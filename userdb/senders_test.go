@@ -55,6 +55,29 @@ func checkSenderRights(t *testing.T, u *userdb.Users) {
 			t.Errorf("%s: MaySendAs(%s, %q) = %v, %v; want %v", tt.why, tt.account, tt.address, got, err, tt.want)
 		}
 	}
+	// The same rights asked the other way round, as Postfix's
+	// smtpd_sender_login_maps asks: owners first, then the map's grants.
+	for _, tt := range []struct {
+		address string
+		want    string
+	}{
+		{"alice@example.com", "alice@example.com"},
+		{"ALICE+lists@Example.COM", "alice@example.com"},
+		{"alice@alias.example", "alice@example.com"},
+		{"sales@example.com", "bob@example.com"},
+		{"sales+q3@example.com", "bob@example.com"},
+		{"ceo@example.org", "carol@example.org"},
+		{"dave@example.org", "dave@example.org carol@example.org"},
+		{"ceo@catch.example", ""},
+		{"nobody@example.com", ""},
+		{"alice@remote.test", ""},
+		{"alice@@example.com", ""},
+	} {
+		got, err := u.SenderLogins(ctx, tt.address)
+		if err != nil || strings.Join(got, " ") != tt.want {
+			t.Errorf("SenderLogins(%q) = %q, %v; want %q", tt.address, got, err, tt.want)
+		}
+	}
 }
 
 // checkSenderOutage: a directory that does not answer is "try later",
@@ -77,6 +100,9 @@ func checkSenderOutage(t *testing.T, u *userdb.Users, down string) {
 		}
 		if err != nil && !strings.Contains(err.Error(), c[0]) {
 			t.Errorf("error does not name the account: %v", err)
+		}
+		if logins, err := u.SenderLogins(ctx, c[1]); !userdb.Temporary(err) {
+			t.Errorf("%s down: SenderLogins(%s) = %q, %v; want a temporary error", down, c[1], logins, err)
 		}
 	}
 }

@@ -32,6 +32,9 @@ type Account struct {
 	// "@domain" value grants the whole domain. Users.MaySendAs reads them;
 	// SQL keeps its grants in the sender map instead.
 	SenderAddresses []string
+	// SendLimits are the account's own sending limits when its source
+	// keeps them on the entry (LDAP); Users.SendLimits completes them.
+	SendLimits SendLimits
 }
 
 // Limit is a quota limit. A zero field means unlimited.
@@ -224,4 +227,35 @@ type Destination struct {
 	// Detail is the plus-addressing tag of the original address ("tag" of
 	// user+tag@), for delivery into a folder when configured.
 	Detail string
+}
+
+// SendLimits are the sending limits the directory sets for one account or
+// one domain (package protocols/sendlimit applies them). A nil field is
+// not set there, so the configured default applies; 0 is unlimited.
+type SendLimits struct {
+	MessagesPerHour      *int64
+	RecipientsPerMessage *int64
+	RecipientsPerHour    *int64
+}
+
+// Or fills the fields s leaves unset from o.
+func (s SendLimits) Or(o SendLimits) SendLimits {
+	if s.MessagesPerHour == nil {
+		s.MessagesPerHour = o.MessagesPerHour
+	}
+	if s.RecipientsPerMessage == nil {
+		s.RecipientsPerMessage = o.RecipientsPerMessage
+	}
+	if s.RecipientsPerHour == nil {
+		s.RecipientsPerHour = o.RecipientsPerHour
+	}
+	return s
+}
+
+// SendLimitSource serves the sending limits kept beside accounts and
+// domains (SQL columns).
+type SendLimitSource interface {
+	// SendLimits returns the limits stored for the account address and
+	// for domain; an address or a domain without a row has none set.
+	SendLimits(ctx context.Context, address, domain string) (account, dom SendLimits, err error)
 }

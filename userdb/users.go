@@ -29,6 +29,9 @@ type Users struct {
 	// Senders is the explicit sender-login map; nil grants nothing beyond
 	// what MaySendAs allows by itself.
 	Senders SenderMap
+	// Limits serves the sending limits kept in SQL; nil: only those on
+	// the account entries (LDAP), if any.
+	Limits SendLimitSource
 	// DefaultDomain lets users log in with a bare local part.
 	DefaultDomain string
 	// RecipientDelimiter separates a plus-address tag ("+"); empty turns

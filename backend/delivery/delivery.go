@@ -52,8 +52,20 @@
 // Filter is called once per local destination, in configuration order; a
 // later filter sees what earlier ones decided and may change it. An error
 // tempfails that destination only. DetailFolders (user+tag@ into folder
-// "tag") is the filter shipped here; Sieve, scanners and signing plug in the
-// same way.
+// "tag") and JunkFolder are the filters shipped here; Sieve and signing
+// plug in the same way.
+//
+// # Checks and verdicts
+//
+// Scanners and sender authentication do not run here: they run once per
+// message in the SMTP session, at the end of DATA and before the reply, so
+// a refusal is an SMTP reply and never a bounce (package backend/inbound).
+// What they conclude reaches the filters as Envelope.Verdict: the spam
+// score and flag, the virus found, and a request for the Junk folder.
+// JunkFolder files spam into the recipient's \Junk folder at a per-user or
+// per-domain threshold; Sieve's spamtest and virustest read
+// Verdict.SpamTest and Verdict.VirusTest. Header fields the checks add
+// (Authentication-Results, X-Spam-*) are already in the message.
 package delivery
 
 import (
@@ -100,6 +112,9 @@ type Envelope struct {
 	// RequireTLS: the client gave REQUIRETLS (RFC 8689); the message is
 	// relayed only over authenticated TLS.
 	RequireTLS bool
+	// Verdict is what the checks at the end of DATA concluded (package
+	// backend/inbound); nil when nothing was checked.
+	Verdict *Verdict
 }
 
 // Recipient is one accepted RCPT.

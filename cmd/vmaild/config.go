@@ -60,10 +60,19 @@ type Config struct {
 	// Login is the login service shared by every listener.
 	Login login.Config `yaml:"login"`
 
+	// Bridge is what the auth bridge's sockets answer (bridge.go).
+	Bridge BridgeConfig `yaml:"bridge"`
+
 	// Autoconfig tells mail clients about the listeners (autoconfig.go).
 	Autoconfig AutoconfigConfig `yaml:"autoconfig"`
 	// MTASTS serves our own MTA-STS policy (mtasts.go).
 	MTASTS MTASTSConfig `yaml:"mta_sts"`
+
+	// Inbound trust checks of the smtp listener (inbound.go).
+	InboundDNS InboundDNS       `yaml:"inbound_dns"`
+	SenderAuth SenderAuthConfig `yaml:"sender_auth"`
+	DNSBL      DNSBLConfig      `yaml:"dnsbl"`
+	Greylist   GreylistConfig   `yaml:"greylist"`
 }
 
 // MetricsConfig is the Prometheus and health-check listener.
@@ -87,6 +96,12 @@ type Listeners struct {
 	IMAPS       Listener `yaml:"imaps"`
 	POP3        Listener `yaml:"pop3"`
 	POP3S       Listener `yaml:"pop3s"`
+	// The auth bridge's sockets (bridge.go), for a Postfix or Exim in
+	// front.
+	DovecotAuth BridgeListener `yaml:"dovecot_auth"`
+	Saslauthd   BridgeListener `yaml:"saslauthd"`
+	Policy      BridgeListener `yaml:"policy"`
+	Socketmap   BridgeListener `yaml:"socketmap"`
 }
 
 // Listener is one listening socket.
@@ -180,7 +195,7 @@ func defaultConfig() Config {
 		data = "./data"
 	}
 	host, _ := os.Hostname()
-	return Config{
+	c := Config{
 		Hostname: host,
 		DataDir:  data,
 		Log:      LogConfig{Level: "info", Format: "text"},
@@ -201,7 +216,12 @@ func defaultConfig() Config {
 			IMAPS:       Listener{Address: ":1993"},
 			POP3:        Listener{Address: ":1110"},
 			POP3S:       Listener{Address: ":1995"},
+			DovecotAuth: defaultBridgeListener(),
+			Saslauthd:   defaultBridgeListener(),
+			Policy:      defaultBridgeListener(),
+			Socketmap:   defaultBridgeListener(),
 		},
+		Bridge:         defaultBridgeConfig(),
 		Limits:         gate.DefaultConfig(),
 		ClientNetworks: gate.Networks{IPv4Prefix: gate.DefaultIPv4Prefix, IPv6Prefix: gate.DefaultIPv6Prefix},
 		// Zero slots and queue sizes follow the CPU count (see their help).
@@ -230,6 +250,8 @@ func defaultConfig() Config {
 		DKIM:            DKIMConfig{Headers: slices.Clone(dkim.DefaultHeaders), Canonicalization: dkim.DefaultCanonicalization},
 		ShutdownTimeout: 30 * time.Second,
 	}
+	defaultInbound(&c)
+	return c
 }
 
 // validate checks what can be checked without touching the network, and
@@ -295,6 +317,8 @@ func (c *Config) validate() []string {
 	problems = append(problems, c.validateAutoconfig()...)
 	problems = append(problems, c.validateTLSPolicy()...)
 	problems = append(problems, c.Queue.Smarthost.validate()...)
+	problems = append(problems, c.validateInbound()...)
+	problems = append(problems, c.validateBridge()...)
 	problems = append(problems, c.checkRanges()...)
 	return problems
 }

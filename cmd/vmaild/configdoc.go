@@ -38,7 +38,9 @@ var configSections = map[string]struct{ title, intro string }{
 		"named in `ldap.attributes.*` (`vmailQuotaBytes`, `vmailQuotaMessages`, `vmailActive`, `vmailMaildir`, `vmailSenderAddress`)."},
 	"listen": {"Listeners", "One socket per protocol; an empty address turns the listener off. " +
 		"smtp is the MTA (25), submission uses STARTTLS (587), submissions implicit TLS (465); " +
-		"imap and pop3 offer STARTTLS/STLS, imaps and pop3s are implicit TLS."},
+		"imap and pop3 offer STARTTLS/STLS, imaps and pop3s are implicit TLS. " +
+		"dovecot_auth, saslauthd, policy and socketmap are the auth bridge's sockets for a Postfix or Exim in front " +
+		"(README, \"Keep your Postfix\")."},
 	"limits": {"Connection limits", "One connection gate in front of every listener: the counts are shared by all of them, " +
 		"so a client network's connections to SMTP, IMAP and POP3 add up. A refused client is told so in its protocol " +
 		"(SMTP `421 4.7.0`, IMAP `* BYE [UNAVAILABLE]`, POP3 `-ERR [SYS/TEMP]`; implicit TLS ports just close). " +
@@ -77,6 +79,8 @@ var configSections = map[string]struct{ title, intro string }{
 		"change the id whenever mode, mx or max_age change. Start with `testing`, switch to `enforce` once every MX has a valid certificate."},
 	"client_networks": {"Client networks", "How client addresses are grouped wherever clients are counted or limited: " +
 		"one IPv4 address, and one IPv6 /64, since a host or a customer line is usually handed a whole /64."},
+	"bridge": {"Auth bridge", "What the `listen.dovecot_auth`, `saslauthd`, `policy` and `socketmap` sockets answer a Postfix or Exim in front: " +
+		"logins through the login service, recipients as vmaild's RCPT judges them, lookups with vmaild's alias resolution."},
 	"login": {"Login service", "One login service checks every password (SMTP AUTH, IMAP, POP3). " +
 		"Failures per account and per client network delay the next attempt, doubling up to `penalty_cap`, never locking anyone out; " +
 		"a client network that logged in to an account skips the delays for it. " +

@@ -20,7 +20,9 @@ func main() {
 	err := newRootCommand().ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "vmaild:", err)
+		if err.Error() != "" { // "": the command said everything already
+			fmt.Fprintln(os.Stderr, "vmaild:", err)
+		}
 		var ec exitCoder
 		if errors.As(err, &ec) {
 			os.Exit(ec.ExitCode())
@@ -90,10 +92,13 @@ func newRoot(a *app) *cobra.Command {
 		a.aliasCommand(),
 		a.senderCommand(),
 		a.dkimCommand(),
+		a.sieveCommand(),
 		a.quotaCommand(),
 		a.ldifCommand(),
 		a.benchCommand(),
 		a.queueCommand(),
+		a.authCommand(),
+		a.lookupCommand(),
 		versionCommand(),
 	)
 	root.SetVersionTemplate("vmaild {{.Version}}\n")

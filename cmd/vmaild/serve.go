@@ -23,9 +23,13 @@ import (
 
 	"github.com/vmaild/vmaild/backend/delivery"
 	"github.com/vmaild/vmaild/backend/dkim"
+	"github.com/vmaild/vmaild/backend/greylist"
+	"github.com/vmaild/vmaild/backend/inbound"
 	"github.com/vmaild/vmaild/backend/queue"
+	"github.com/vmaild/vmaild/backend/senderauth"
 	"github.com/vmaild/vmaild/backend/srs"
 	"github.com/vmaild/vmaild/backend/store"
+	"github.com/vmaild/vmaild/protocols/bridge"
 	"github.com/vmaild/vmaild/protocols/control"
 	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/imap"
@@ -82,6 +86,13 @@ type server struct {
 
 	ctl *controlState // the control socket; nil until it is open
 
+	// Inbound checks of the MTA listener (inbound.go); nil or empty: off.
+	screens    []smtp.Screen
+	greylist   *greylist.Greylister
+	senderAuth *senderauth.Checker
+	checks     *inbound.Pipeline // end of DATA; nil: none
+	bridges    []*bridge.Server  // the auth bridge's sockets being served
+
 	wg       sync.WaitGroup
 	bound    map[string]net.Listener
 	serveErr chan error
@@ -101,6 +112,9 @@ func (a *app) serve(ctx context.Context, out io.Writer, reread func() (Config, e
 
 	// Bind first: privileged ports need root, everything after does not.
 	err := s.bindAll()
+	if err == nil {
+		err = s.bindBridges()
+	}
 	if err == nil {
 		err = s.bindMetrics()
 	}
@@ -134,6 +148,7 @@ func (a *app) serve(ctx context.Context, out io.Writer, reread func() (Config, e
 		return err
 	}
 	s.startAll()
+	s.startBridges()
 	if ln, ok := s.bound["metrics"]; ok {
 		hs := s.serveMetrics(ln)
 		defer hs.Close()
@@ -232,6 +247,12 @@ func (s *server) open(ctx context.Context, a *app) error {
 			return fmt.Errorf("smtp.mynetworks: %w", err)
 		}
 		s.myNetworks = append(s.myNetworks, p)
+	}
+	if err := s.openInbound(ctx); err != nil {
+		return err
+	}
+	if steps := s.inboundSteps(); len(steps) > 0 {
+		s.checks = &inbound.Pipeline{Steps: steps, Logger: s.log.With("component", "inbound")}
 	}
 	for _, d := range []string{cfg.Store.Root, cfg.Queue.Dir, filepath.Join(cfg.DataDir, "spool")} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
@@ -427,7 +448,7 @@ func (s *server) newProtocolServer(sp listenerSpec, log *slog.Logger) protocolSe
 		MaxMessageBytes: s.cfg.SMTP.MaxMessageBytes, MaxRecipients: s.cfg.SMTP.MaxRecipients,
 		SkipHeaderSenderCheck: !s.cfg.SMTP.CheckHeaderFrom,
 		Logins:                s.logins, Logger: log, SpoolDir: filepath.Join(s.cfg.DataDir, "spool"),
-		Gate: s.gate, SRS: s.srs,
+		Gate: s.gate, SRS: s.srs, Screens: s.mtaScreens(role), Checks: s.checks,
 	}
 }
 
@@ -501,6 +522,7 @@ func (s *server) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	s.stopControl()
+	s.shutdownBridges(ctx)
 	if err := s.gate.Shutdown(ctx); err != nil && !errors.Is(err, gate.ErrClosed) {
 		s.log.Warn("listener shutdown", "err", err)
 	}
@@ -517,6 +539,11 @@ func (s *server) shutdown() error {
 func (s *server) printHint(out io.Writer) {
 	fmt.Fprintf(out, "vmaild is running (data in %s; %s).\n", s.cfg.DataDir, s.cfg.directorySummary())
 	for _, sp := range s.specs() {
+		if ln, ok := s.bound[sp.name]; ok {
+			fmt.Fprintf(out, "  %-12s %s\n", sp.name, ln.Addr())
+		}
+	}
+	for _, sp := range s.cfg.bridgeSpecs() {
 		if ln, ok := s.bound[sp.name]; ok {
 			fmt.Fprintf(out, "  %-12s %s\n", sp.name, ln.Addr())
 		}

@@ -51,3 +51,8 @@ func writeSelfSigned(dir string) error {
 	}
 	return os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
 }
+
+// WriteSelfSigned writes cert.pem and key.pem into dir, as the private
+// servers here use them, for tests that give another server (Postfix) a
+// certificate.
+func WriteSelfSigned(dir string) error { return writeSelfSigned(dir) }

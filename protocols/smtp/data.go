@@ -9,6 +9,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/vmaild/vmaild/backend/delivery"
+	"github.com/vmaild/vmaild/backend/inbound"
 )
 
 var (
@@ -27,7 +28,16 @@ func (ss *session) Data(r io.Reader) error {
 		return e
 	}
 	defer sp.Close()
-	outcomes := ss.deliver(tx, msg, true)
+	v, msg, refusal := ss.runChecks(tx, msg)
+	if refusal != nil {
+		ss.endTx(tx, "refused", slog.Int64("size", sp.Size()), slog.Int("code", refusal.Code))
+		return refusal
+	}
+	if v != nil && v.Action == inbound.Discard {
+		ss.endTx(tx, "discarded", slog.Int64("size", sp.Size()))
+		return smtpErr(250, "2.0.0", "Message accepted, id "+tx.id)
+	}
+	outcomes := ss.deliver(tx, msg, v, true)
 	reply := summarize(tx, outcomes)
 	ss.logTx(tx, msg.Size(), outcomes, reply)
 	return reply
@@ -41,7 +51,19 @@ func (ss *session) LMTPData(r io.Reader, sc gosmtp.StatusCollector) error {
 		return e
 	}
 	defer sp.Close()
-	outcomes := ss.deliver(tx, msg, false)
+	v, msg, refusal := ss.runChecks(tx, msg)
+	if refusal != nil || (v != nil && v.Action == inbound.Discard) {
+		result, reply := "refused", refusal
+		if refusal == nil {
+			result, reply = "discarded", smtpErr(250, "2.0.0", "Message accepted, id "+tx.id)
+		}
+		for _, rc := range tx.rcpts {
+			sc.SetStatus(rc.raw, reply)
+		}
+		ss.endTx(tx, result, slog.Int64("size", sp.Size()), slog.Int("code", reply.Code))
+		return nil
+	}
+	outcomes := ss.deliver(tx, msg, v, false)
 	for i, rc := range tx.rcpts {
 		sc.SetStatus(rc.raw, Reply(outcomes[i]))
 	}
@@ -124,9 +146,13 @@ func (ss *session) readError(err error) *gosmtp.SMTPError {
 
 // deliver hands the message and what RCPT resolved to the agent, once per
 // distinct recipient, and returns one outcome per accepted RCPT, in order.
-func (ss *session) deliver(tx *transaction, msg *message, oneReply bool) []delivery.Outcome {
+func (ss *session) deliver(tx *transaction, msg *message, v *inbound.Verdict, oneReply bool) []delivery.Outcome {
 	env := ss.envelope(tx)
 	env.OneReply = oneReply
+	if v != nil {
+		dv := v.Verdict
+		env.Verdict = &dv
+	}
 	index := make(map[string]int, len(tx.rcpts))
 	for _, rc := range tx.rcpts {
 		if _, dup := index[rc.addr]; !dup {

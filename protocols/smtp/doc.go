@@ -64,6 +64,18 @@
 // Received header (and for submission Date and Message-ID when missing) and
 // handed to Agent.Deliver as one delivery.Message.
 //
+// # Checks before the reply
+//
+// With Server.Checks set, the checks of package inbound (SPF, DKIM, DMARC,
+// scanners, milters) run on the spooled message after the Received field
+// is added and before the reply, for the roles each names (the MTA by
+// default). A reject or tempfail verdict is the reply (its code and text,
+// by default 550 5.7.1 or 451 4.7.1) and nothing is delivered; a discard
+// is answered 250 and delivers nothing (LMTP: the same reply for every
+// recipient). Otherwise the fields the checks add are put on top of the
+// message, the fields they name are removed, and the verdict goes to the
+// agent in delivery.Envelope.Verdict (Junk filing, Sieve).
+//
 // # Replies after the message
 //
 // The agent returns a typed outcome per recipient (delivery.Outcome); Reply

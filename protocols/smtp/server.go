@@ -15,6 +15,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/vmaild/vmaild/backend/delivery"
+	"github.com/vmaild/vmaild/backend/inbound"
 	"github.com/vmaild/vmaild/backend/srs"
 	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/login"
@@ -85,6 +86,9 @@ type Server struct {
 	// MyNetworks are the client networks the MTA relays for without AUTH
 	// (Postfix's mynetworks).
 	MyNetworks []netip.Prefix
+	// Screens judge unauthenticated MTA clients outside MyNetworks at each
+	// RCPT, in order (DNS blocklists, greylisting); nil screens nothing.
+	Screens []Screen
 	// SkipHeaderSenderCheck lets authenticated sessions put addresses
 	// their account may not send as into the From and Sender header
 	// fields. MAIL FROM is checked whatever it says.
@@ -124,6 +128,10 @@ type Server struct {
 	// MemorySpoolBytes is the largest message kept in memory (default 256
 	// KiB).
 	MemorySpoolBytes int
+	// Checks run at the end of DATA, after the message is spooled and
+	// before the reply (sender authentication, scanners, milters; see
+	// package inbound), for the roles each step names. Nil checks nothing.
+	Checks *inbound.Pipeline
 
 	initOnce sync.Once
 	initErr  error

@@ -248,6 +248,9 @@ func (ss *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	}
 	rc, e := ss.checkRecipient(to, tx.utf8)
 	if e == nil {
+		e = ss.screen(tx, rc)
+	}
+	if e == nil {
 		rc.resolved.ORCPT = to
 		if opts != nil && opts.OriginalRecipient != "" {
 			rc.resolved.ORCPT = opts.OriginalRecipient

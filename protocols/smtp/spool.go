@@ -125,13 +125,15 @@ func (s *spool) Close() error {
 }
 
 // message is what the agent reads: header lines this server adds, then the
-// spooled message, without copying either.
+// spooled message from off (past header fields removed), without copying
+// either.
 type message struct {
 	head []byte
 	body *spool
+	off  int64
 }
 
-func (m *message) Size() int64 { return int64(len(m.head)) + m.body.Size() }
+func (m *message) Size() int64 { return int64(len(m.head)) + m.body.Size() - m.off }
 
 func (m *message) ReadAt(p []byte, off int64) (int, error) {
 	n := 0
@@ -142,6 +144,6 @@ func (m *message) ReadAt(p []byte, off int64) (int, error) {
 		}
 		off = int64(len(m.head))
 	}
-	k, err := m.body.ReadAt(p[n:], off-int64(len(m.head)))
+	k, err := m.body.ReadAt(p[n:], off-int64(len(m.head))+m.off)
 	return n + k, err
 }

@@ -52,7 +52,7 @@ func testMigrate(t *testing.T, e engine) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	for i, want := range [][]string{{"0001_init.sql", "0002_sender_logins.sql"}, nil, nil} {
+	for i, want := range [][]string{{"0001_init.sql", "0002_sender_logins.sql", "0003_send_limits.sql", "0004_greylist.sql"}, nil, nil} {
 		got, err := d.Migrate(ctx(t))
 		if err != nil {
 			t.Fatalf("run %d: %v", i+1, err)
@@ -79,7 +79,7 @@ func testMigrate(t *testing.T, e engine) {
 	if got, err := applyMigrations(ctx(t), old.db, ms[:1]); err != nil || len(got) != 1 {
 		t.Fatalf("version 1: %q, %v", got, err)
 	}
-	if got, err := old.Migrate(ctx(t)); err != nil || !reflect.DeepEqual(got, []string{"0002_sender_logins.sql"}) {
+	if got, err := old.Migrate(ctx(t)); err != nil || !reflect.DeepEqual(got, []string{"0002_sender_logins.sql", "0003_send_limits.sql", "0004_greylist.sql"}) {
 		t.Fatalf("upgrade applied %q, %v", got, err)
 	}
 	if err := old.AddSender(ctx(t), "ceo@example.com", "alice@example.com"); err != nil {

@@ -160,3 +160,11 @@ func isNoTable(err error) bool {
 	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_ERROR &&
 		strings.Contains(se.Error(), "no such table")
 }
+
+// isDuplicateColumn reports MySQL's answer to adding a column that exists:
+// MySQL commits each ALTER TABLE by itself, so after a migration was
+// interrupted it is the mark of a statement that already ran.
+func isDuplicateColumn(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1060 // ER_DUP_FIELDNAME
+}

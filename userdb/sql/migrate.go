@@ -109,7 +109,7 @@ func applyMigrations(ctx context.Context, db execQueryer, ms []schema.Migration)
 			continue
 		}
 		for i, stmt := range m.Statements() {
-			if _, err := db.ExecContext(ctx, stmt); err != nil {
+			if _, err := db.ExecContext(ctx, stmt); err != nil && !isDuplicateColumn(err) {
 				return applied, fmt.Errorf("%s statement %d: %w", m.Name, i+1, err)
 			}
 		}

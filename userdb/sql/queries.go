@@ -25,6 +25,11 @@ import (
 //	quota_reserve (:address, :bytes, :messages, :limit_bytes, :limit_messages)
 //	              one conditional UPDATE: affects the row only when it fits
 //	quota_set     (:address, :bytes, :messages) overwrites
+//	send_limits   (:address, :domain) → one row: the account's messages per
+//	              hour, recipients per message, recipients per hour, then the
+//	              domain's (NULL: the configured default, 0: unlimited); no
+//	              row sets none. An installation that overrides account but
+//	              not send_limits has none in SQL (its schema lacks them).
 //
 // NULL quota_bytes and quota_messages both NULL mean "the domain default";
 // otherwise a NULL or 0 limit is unlimited. NULL name, maildir, catchall
@@ -40,6 +45,7 @@ type Queries struct {
 	QuotaAdd     string `yaml:"quota_add" mapstructure:"quota_add" help:"(:address, :bytes, :messages) adds to the usage, clamped at 0; empty: vmaild's schema"`
 	QuotaReserve string `yaml:"quota_reserve" mapstructure:"quota_reserve" help:"(:address, :bytes, :messages, :limit_bytes, :limit_messages) adds only when it fits; empty: vmaild's schema"`
 	QuotaSet     string `yaml:"quota_set" mapstructure:"quota_set" help:"(:address, :bytes, :messages) overwrites the usage; empty: vmaild's schema"`
+	SendLimits   string `yaml:"send_limits" mapstructure:"send_limits" help:"(:address, :domain) → the account's messages per hour, recipients per message, recipients per hour, then the domain's (NULL: the sending_limits default, 0: unlimited); empty: vmaild's schema, or none when account is overridden"`
 }
 
 // params carries every input a query may name.
@@ -177,6 +183,8 @@ type compiledQueries struct {
 	// Overridable reads and quota statements.
 	account, password, domain, aliases, senderLogins          *query
 	quotaUsage, quotaEnsure, quotaAdd, quotaReserve, quotaSet *query
+	// sendLimits is nil when the schema has no sending limits.
+	sendLimits *query
 
 	// Admin statements on vmaild's own schema.
 	addAccount, updateAccount, deleteAccount, deleteUsage *query
@@ -206,6 +214,16 @@ func builtin(driver string) Queries {
 		Aliases:  "SELECT destination FROM aliases WHERE source = :source ORDER BY destination",
 
 		SenderLogins: "SELECT login FROM sender_logins WHERE address = :address ORDER BY login",
+
+		// Scalar subqueries: one row whether or not the account (LDAP) or
+		// the domain has one.
+		SendLimits: "SELECT" +
+			" (SELECT send_messages_per_hour FROM accounts WHERE address = :address)," +
+			" (SELECT send_recipients_per_message FROM accounts WHERE address = :address)," +
+			" (SELECT send_recipients_per_hour FROM accounts WHERE address = :address)," +
+			" (SELECT send_messages_per_hour FROM domains WHERE name = :domain)," +
+			" (SELECT send_recipients_per_message FROM domains WHERE name = :domain)," +
+			" (SELECT send_recipients_per_hour FROM domains WHERE name = :domain)",
 
 		QuotaUsage: "SELECT bytes, messages FROM quota_usage WHERE address = :address",
 		// The limit test and the increment are one statement: the row
@@ -265,6 +283,9 @@ func compileQueries(driver string, over Queries) (compiledQueries, error) {
 	must(&c.quotaReserve, "quota_reserve", pick(over.QuotaReserve, def.QuotaReserve),
 		"address", "bytes", "messages", "limit_bytes", "limit_messages")
 	must(&c.quotaSet, "quota_set", pick(over.QuotaSet, def.QuotaSet), "address", "bytes", "messages")
+	if strings.TrimSpace(over.SendLimits) != "" || strings.TrimSpace(over.Account) == "" {
+		must(&c.sendLimits, "send_limits", pick(over.SendLimits, def.SendLimits), "address", "domain")
+	}
 
 	all := func(dst **query, name, text string) { must(dst, name, text, allInputs...) }
 	all(&c.addAccount, "add account",

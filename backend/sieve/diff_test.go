@@ -1,0 +1,187 @@
+package sieve
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vmaild/vmaild/internal/pigeonhole"
+)
+
+// The envelope every corpus run uses, on both sides.
+const (
+	corpusFrom = "sender@ex.org"
+	corpusTo   = "me@example.com"
+)
+
+func readCorpus(t testing.TB, dir string) map[string][]byte {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join("testdata", dir, "*"))
+	if err != nil || len(names) == 0 {
+		t.Fatalf("corpus %s: %v (%d files)", dir, err, len(names))
+	}
+	out := map[string][]byte{}
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[filepath.Base(n)] = b
+	}
+	return out
+}
+
+// corpusEnv is the run environment sieve-test sees with the oracle's
+// configuration: envelope from -f and -r, spam and virus verdicts from
+// the score headers, dates in UTC.
+func corpusEnv(m *Message) Env {
+	env := Env{From: corpusFrom, To: corpusTo, Location: time.UTC}
+	if vs := header(m.fields, pigeonhole.SpamHeader); len(vs) > 0 {
+		if f, err := strconv.ParseFloat(strings.TrimSpace(vs[0]), 64); err == nil {
+			env.Spam = ScoreVerdict(f, pigeonhole.SpamMax, false)
+		}
+	}
+	if vs := header(m.fields, pigeonhole.VirusHeader); len(vs) > 0 {
+		if f, err := strconv.ParseFloat(strings.TrimSpace(vs[0]), 64); err == nil {
+			env.Virus = ScoreVerdict(f, pigeonhole.VirusMax, true)
+		}
+	}
+	return env
+}
+
+// normalise writes our result in the oracle's normal form.
+func normalise(res *Result, err error) []string {
+	var re *RuntimeError
+	if errors.As(err, &re) {
+		return []string{"error", "implicit keep"}
+	}
+	var lines []string
+	for _, a := range res.Actions {
+		switch a.Kind {
+		case Keep:
+			lines = append(lines, pigeonhole.Store("INBOX", a.Flags, a.Create, a.Copy))
+		case FileInto:
+			lines = append(lines, pigeonhole.Store(sanitize(a.Mailbox, 128), a.Flags, a.Create, a.Copy))
+		case Redirect:
+			lines = append(lines, pigeonhole.Redirect(a.Address, a.Copy))
+		case Reject, EReject:
+			lines = append(lines, "reject "+sanitize(a.Reason, 128))
+		case Discard:
+			lines = append(lines, "discard")
+		case Vacation:
+			v := a.Vacation
+			lines = append(lines, pigeonhole.Vacation(int64(v.Period/time.Second), v.Subject, v.Subject != "", v.From, v.From != "", v.Handle, v.Reason))
+		}
+	}
+	if res.ImplicitKeep {
+		lines = append(lines, "implicit keep"+pigeonhole.FlagsSuffix(res.KeepFlags))
+	}
+	return lines
+}
+
+// sanitize is how sieve-test prints a reject reason: control characters
+// as '?', cut at max bytes with "...".
+func sanitize(s string, max int) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 {
+			c = '?'
+		}
+		b.WriteByte(c)
+	}
+	if b.Len() <= max {
+		return b.String()
+	}
+	return truncate(b.String(), max-3) + "..."
+}
+
+// TestPigeonholeCorpus runs every script of testdata/scripts on every
+// message of testdata/messages through the interpreter and through
+// Pigeonhole's sieve-test, and wants the same actions from both.
+func TestPigeonholeCorpus(t *testing.T) {
+	o := pigeonhole.New(t)
+	scripts := readCorpus(t, "scripts")
+	msgs := readCorpus(t, "messages")
+	if len(scripts) < 60 || len(msgs) < 30 {
+		t.Fatalf("corpus too small: %d scripts, %d messages", len(scripts), len(msgs))
+	}
+	type job struct{ sn, mn string }
+	jobs := make(chan job)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	mismatches := 0
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				want, err := o.Test(scripts[j.sn], msgs[j.mn], corpusFrom, corpusTo)
+				if err != nil {
+					t.Errorf("%s × %s: %v", j.sn, j.mn, err)
+					continue
+				}
+				got, cerr := ourLines(scripts[j.sn], msgs[j.mn])
+				mu.Lock()
+				switch {
+				case !want.Compiled:
+					t.Errorf("%s: sieve-test refuses a corpus script:\n%s", j.sn, want.Output)
+				case cerr != nil:
+					t.Errorf("%s: %v", j.sn, cerr)
+				case strings.Join(got, "\n") != strings.Join(want.Lines, "\n"):
+					mismatches++
+					if mismatches <= 40 {
+						t.Errorf("%s × %s:\n vmaild:     %q\n pigeonhole: %q", j.sn, j.mn, got, want.Lines)
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for sn := range scripts {
+		for mn := range msgs {
+			jobs <- job{sn, mn}
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if mismatches > 0 {
+		t.Errorf("%d of %d pairs differ", mismatches, len(scripts)*len(msgs))
+	}
+}
+
+func ourLines(script, msg []byte) ([]string, error) {
+	s, err := Compile(script, Options{})
+	if err != nil {
+		return nil, err
+	}
+	m := ParseMessage(msg)
+	res, err := s.Run(context.Background(), corpusEnv(m), m)
+	return normalise(res, err), nil
+}
+
+// TestPigeonholeInvalid wants every script of testdata/invalid refused
+// by both sievec and Compile, and every script of testdata/scripts and
+// testdata/accepted (edge cases: nesting just under the limit, odd but
+// legal arguments) accepted by both.
+func TestPigeonholeInvalid(t *testing.T) {
+	o := pigeonhole.New(t)
+	for dir, valid := range map[string]bool{"invalid": false, "scripts": true, "accepted": true} {
+		for name, src := range readCorpus(t, dir) {
+			ok, out, err := o.Check(src)
+			if err != nil {
+				t.Fatalf("%s: sievec: %v", name, err)
+			}
+			_, cerr := Compile(src, Options{})
+			if ok != valid || (cerr == nil) != valid {
+				t.Errorf("%s/%s: want valid=%v; sievec accepts=%v, vmaild: %v\n%s", dir, name, valid, ok, cerr, out)
+			}
+		}
+	}
+}

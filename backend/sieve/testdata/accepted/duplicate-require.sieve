@@ -1,0 +1,3 @@
+require ["fileinto"];
+require "fileinto";
+keep;

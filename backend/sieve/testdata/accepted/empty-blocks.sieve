@@ -1,0 +1,2 @@
+if true { } elsif false { } else { }
+keep;

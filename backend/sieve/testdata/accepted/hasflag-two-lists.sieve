@@ -1,0 +1,2 @@
+require ["imap4flags", "variables"];
+if hasflag :contains ["a", "b"] ["x"] { keep; }

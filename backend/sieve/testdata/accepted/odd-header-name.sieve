@@ -1,0 +1,1 @@
+if header :is "sub ject" "x" { keep; }

@@ -1,0 +1,1 @@
+if anyof (not true, allof (true, not false)) { keep; }

@@ -1,0 +1,2 @@
+require ["variables", "fileinto"];
+fileinto "${}${1x}${ a}$";

@@ -1,0 +1,2 @@
+require "relational";
+if header :value "foo" "subject" "x" { keep; }

@@ -1,0 +1,2 @@
+require "index";
+if header :index 0 :is "subject" "x" { keep; }

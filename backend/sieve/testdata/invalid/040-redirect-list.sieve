@@ -1,0 +1,1 @@
+redirect ["a@b.c", "d@e.f"];

@@ -1,0 +1,1 @@
+if spamtest :is "1" { keep; }

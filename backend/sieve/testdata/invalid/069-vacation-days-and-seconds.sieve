@@ -1,0 +1,2 @@
+require ["vacation", "vacation-seconds"];
+vacation :days 1 :seconds 2 "x";

@@ -1,0 +1,3 @@
+require ["imap4flags"];
+setflag "\\Seen";
+if header :contains "subject" "won" { addflag ["\\Flagged", "$Junk"]; }

@@ -1,0 +1,5 @@
+require ["imap4flags", "fileinto"];
+setflag ["\\Seen \\Flagged", "Work"];
+removeflag "\\flagged";
+fileinto "Flags";
+keep;

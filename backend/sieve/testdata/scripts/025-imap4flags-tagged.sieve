@@ -1,0 +1,3 @@
+require ["imap4flags", "fileinto"];
+fileinto :flags ["\\Answered", "done"] "Done";
+keep :flags "\\Draft";

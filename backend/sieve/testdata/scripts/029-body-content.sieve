@@ -1,0 +1,3 @@
+require ["body", "fileinto"];
+if body :content "text/html" :contains "HTML" { fileinto "Html"; }
+if body :content "application" :contains "JVBER" { fileinto "Pdf"; }

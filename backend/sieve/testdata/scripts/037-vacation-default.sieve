@@ -1,0 +1,2 @@
+require "vacation";
+if not header :contains "subject" "won" { vacation "Away."; }

@@ -1,0 +1,3 @@
+require ["mailbox", "fileinto"];
+if mailboxexists "INBOX" { fileinto :create "Exists"; }
+if mailboxexists "NoSuchFolder" { discard; }

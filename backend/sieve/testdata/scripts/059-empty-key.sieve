@@ -1,0 +1,3 @@
+require "fileinto";
+if header :contains "cc" "" { fileinto "HasCc"; }
+if address :is :all "cc" "" { fileinto "EmptyCc"; }

@@ -1,0 +1,2 @@
+REQUIRE "fileinto";
+IF HEADER :CONTAINS "Subject" "e" { FILEINTO "Upper"; } ELSE { Keep; }

@@ -1,0 +1,2 @@
+require "vacation";
+if exists "list-id" { vacation "one"; vacation "two"; }

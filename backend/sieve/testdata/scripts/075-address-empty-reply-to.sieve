@@ -1,0 +1,3 @@
+require "fileinto";
+if address :is :all "reply-to" "" { fileinto "NullReplyTo"; }
+if exists "reply-to" { fileinto "HasReplyTo"; }

@@ -1,0 +1,2 @@
+require "fileinto";
+if address :is ["resent-from", "bcc"] ["resent@example.org", "hidden@example.com"] { fileinto "Resent"; }
