@@ -194,6 +194,8 @@ func (p *tlsPolicy) forHost(ctx context.Context, dp destPolicy, host string, add
 	return hp, fail
 }
 
+// hostPolicy is forHost before the sender's opt-out: the table, then
+// DANE, then MTA-STS, then REQUIRETLS's demand, then opportunism.
 func (p *tlsPolicy) hostPolicy(ctx context.Context, dp destPolicy, host string, addrSecure, requireTLS bool) (hostPolicy, *reply) {
 	switch dp.level {
 	case TLSNone:
