@@ -463,7 +463,7 @@ func (s *spool) load() ([]*item, error) {
 	for _, e := range entries {
 		name := e.Name()
 		switch {
-		case name == tmpDir || name == corruptDir || name == lockFile || name == stsCacheFile:
+		case name == tmpDir || name == corruptDir || name == lockFile || name == stsCacheFile || name == stsCacheFile+".tmp":
 		case !e.Type().IsRegular():
 			s.log.Warn("queue: ignoring unexpected entry in spool", "file", name)
 		case strings.HasSuffix(name, msgSuffix):
