@@ -304,3 +304,49 @@ func TestCacheFile(t *testing.T) {
 		t.Fatalf("expired policy still in force: %+v", r)
 	}
 }
+
+// TestFetchRefuses: what a policy server answers besides a policy is no
+// policy: a redirect (not followed), another status, another content
+// type, a body over MaxPolicyBytes.
+func TestFetchRefuses(t *testing.T) {
+	good := "version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 3600\n"
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+		wantErr string
+	}{
+		{"redirect", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "https://mta-sts.example.org/elsewhere.txt", http.StatusFound)
+		}, "302"},
+		{"not found", http.NotFound, "404"},
+		{"html", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			w.Write([]byte(good))
+		}, "not text/plain"},
+		{"too big", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			w.Write([]byte(good + strings.Repeat("x-pad: "+strings.Repeat("y", 100)+"\n", MaxPolicyBytes/100)))
+		}, "over"},
+	}
+	ca := queuetest.NewCA(t)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewUnstartedServer(tc.handler)
+			srv.TLS = ca.ServerTLS(t, "mta-sts.example.org")
+			srv.StartTLS()
+			defer srv.Close()
+			c := &Cache{
+				LookupTXT: func(context.Context, string) ([]string, error) { return []string{"v=STSv1; id=1"}, nil },
+				Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+					var d net.Dialer
+					return d.DialContext(ctx, network, srv.Listener.Addr().String())
+				},
+				RootCAs: ca.Pool(),
+			}
+			r := c.Get(context.Background(), "example.org")
+			if r.Policy != nil || r.Err == nil || !strings.Contains(r.Err.Error(), tc.wantErr) {
+				t.Fatalf("got %+v, want no policy and an error with %q", r, tc.wantErr)
+			}
+		})
+	}
+}
