@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vmaild/vmaild/backend/queue"
 	"github.com/vmaild/vmaild/backend/store"
 	"github.com/vmaild/vmaild/userdb"
 )
@@ -229,6 +230,12 @@ func (a *LocalAgent) execute(ctx context.Context, r *run, locals, remotes []*job
 	}
 	if len(relayed)+len(forwarded)+len(redirects) > 0 {
 		msg = a.sign(ctx, r)
+	}
+	if env.RequireTLS {
+		// The sender's REQUIRETLS goes with the message to every remote
+		// destination, forwarded ones included (RFC 8689 section 4.1);
+		// a reply written here is a new message and does not get it.
+		ctx = queue.WithRequireTLS(ctx)
 	}
 	a.queueRemote(ctx, r, msg, env.From, relayed)
 	fwdFrom := env.From

@@ -69,6 +69,8 @@ type Config struct {
 
 	// Autoconfig tells mail clients about the listeners (autoconfig.go).
 	Autoconfig AutoconfigConfig `yaml:"autoconfig"`
+	// MTASTS serves our own MTA-STS policy (mtasts.go).
+	MTASTS MTASTSConfig `yaml:"mta_sts"`
 
 	// Inbound trust checks of the smtp listener (inbound.go).
 	InboundDNS InboundDNS       `yaml:"inbound_dns"`
@@ -149,6 +151,7 @@ type QueueConfig struct {
 	RetryMin  time.Duration `yaml:"retry_min" help:"first retry delay, doubling up to retry_max (Postfix's minimal_backoff_time; default 5m)"`
 	RetryMax  time.Duration `yaml:"retry_max" help:"longest retry delay (Postfix's maximal_backoff_time; default 4h)"`
 	Smarthost Smarthost     `yaml:"smarthost"`
+	TLS       OutboundTLS   `yaml:"tls"`
 }
 
 // Smarthost relays all outbound mail through one server.
@@ -242,7 +245,8 @@ func defaultConfig() Config {
 			CheckHeaderFrom: true,
 		},
 		Store:           StoreConfig{PathTemplate: "%d/%n/Maildir"},
-		Queue:           QueueConfig{Port: 25, Workers: 32, PerDomain: 8, MaxAge: 5 * 24 * time.Hour},
+		Queue:           QueueConfig{Port: 25, Workers: 32, PerDomain: 8, MaxAge: 5 * 24 * time.Hour, TLS: OutboundTLS{DANE: true, MTASTS: true}},
+		MTASTS:          MTASTSConfig{TLS: true, Mode: "testing", MaxAge: 7 * 24 * time.Hour},
 		Delivery:        delivery.Config{MaxHops: 50},
 		Metrics:         MetricsConfig{Address: "127.0.0.1:9187", MinFreeBytes: 1 << 30},
 		Control:         ControlConfig{Mode: "0600"},
@@ -319,6 +323,7 @@ func (c *Config) validate() []string {
 	problems = append(problems, c.SendingLimits.validate()...)
 	problems = append(problems, c.DNS.validate()...)
 	problems = append(problems, c.validateAutoconfig()...)
+	problems = append(problems, c.validateTLSPolicy()...)
 	problems = append(problems, c.Queue.Smarthost.validate()...)
 	problems = append(problems, c.validateInbound()...)
 	problems = append(problems, c.validateBridge()...)

@@ -55,7 +55,8 @@ func checkServers(ctx context.Context, cfg Config, problems []string) []serverCh
 		checks = append(checks, func() serverCheck { return checkTCP(ctx, "smarthost "+a, a) })
 	}
 	if a := cfg.Queue.Resolver; a != "" && !broken("queue.resolver") {
-		checks = append(checks, func() serverCheck { return checkResolver(ctx, a) })
+		dane := cfg.Queue.TLS.DANE
+		checks = append(checks, func() serverCheck { return checkResolver(ctx, a, dane) })
 	}
 	if cfg.TLS.CertFile != "" || cfg.TLS.KeyFile != "" {
 		checks = append(checks, func() serverCheck { return checkCertificate(cfg.TLS) })
@@ -119,17 +120,27 @@ func checkTCP(ctx context.Context, name, addr string) serverCheck {
 }
 
 // checkResolver asks the DNS server for the root's name servers, which
-// every recursive resolver answers.
-func checkResolver(ctx context.Context, addr string) serverCheck {
+// every recursive resolver answers; with DANE on it also says whether
+// the answer came validated (the root zone is signed), as DANE trusts
+// nothing else.
+func checkResolver(ctx context.Context, addr string, dane bool) serverCheck {
 	name := "resolver " + addr
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	m := new(dns.Msg)
 	m.SetQuestion(".", dns.TypeNS)
-	if _, _, err := (&dns.Client{Timeout: checkTimeout}).ExchangeContext(ctx, m, addr); err != nil {
+	m.AuthenticatedData = true
+	resp, _, err := (&dns.Client{Timeout: checkTimeout}).ExchangeContext(ctx, m, addr)
+	if err != nil {
 		return serverCheck{name: name, err: fmt.Errorf("%s unreachable: %w", name, err)}
 	}
-	return serverCheck{name: name, ok: "answers"}
+	switch {
+	case !dane:
+		return serverCheck{name: name, ok: "answers"}
+	case resp.AuthenticatedData:
+		return serverCheck{name: name, ok: "answers, validates DNSSEC (DANE can apply)"}
+	}
+	return serverCheck{name: name, ok: "answers, but does not validate DNSSEC (no AD bit): DANE (queue.tls.dane) never applies"}
 }
 
 func checkCertificate(f TLSFiles) serverCheck {

@@ -50,8 +50,13 @@ var configSections = map[string]struct{ title, intro string }{
 	"smtp": {"SMTP policy", "Relay, size and sender policy of the SMTP listeners. Relaying needs a client in `mynetworks` or an authenticated session. " +
 		"An authenticated user sends only as its own address, its plus forms, the same local part in an alias domain, " +
 		"and what `vmaild sender` (or `ldap.attributes.sender_address`) grants; aliases and catch-alls grant nothing."},
-	"store":    {"Mail store", "Maildir++ laid out as Dovecot does it, with a UID index beside the files."},
-	"queue":    {"Outbound queue", "The durable spool for remote recipients: MX lookup, retries, bounces."},
+	"store": {"Mail store", "Maildir++ laid out as Dovecot does it, with a UID index beside the files."},
+	"queue": {"Outbound queue", "The durable spool for remote recipients: MX lookup, retries, bounces. " +
+		"`queue.tls.*` is the TLS towards other servers: a `queue.tls.policy` entry decides for the destinations it names; " +
+		"the others get DANE when their MX host has DNSSEC-validated TLSA records, else their MTA-STS policy, else opportunistic TLS. " +
+		"A message received with REQUIRETLS (RFC 8689) goes only over DANE- or MTA-STS-authenticated TLS to a server that takes REQUIRETLS, or bounces with 5.7.30; " +
+		"one with the header `TLS-Required: No` gets DANE and MTA-STS applied but not enforced. " +
+		"The delivery log (`tls_policy`), `vmaild queue show` and bounces name the policy that applied."},
 	"delivery": {"Local delivery", "The delivery agent: aliases, quota, loops, folders."},
 	"metrics": {"Metrics and health", "Prometheus `/metrics` and `/healthz` on their own listener. `/healthz` is 200 when SQL and LDAP answer, " +
 		"the store and queue folders are writable and their file systems have `min_free_bytes` free; " +
@@ -79,6 +84,9 @@ var configSections = map[string]struct{ title, intro string }{
 	"autoconfig": {"Client autoconfiguration", "Thunderbird autoconfig, Outlook autodiscover (POX) and an Apple `.mobileconfig` for every hosted domain " +
 		"(other domains: 404), announcing the enabled imaps, imap, pop3s, pop3, submissions and submission listeners " +
 		"(implicit TLS first) with the full address as login. See the README for the DNS names and the RFC 6186 SRV records."},
+	"mta_sts": {"Our MTA-STS policy", "One MTA-STS policy (RFC 8461) for every hosted domain D, served at `https://mta-sts.D/.well-known/mta-sts.txt` " +
+		"(the name asked for, SNI or Host, picks the domain; other names: 404). Senders fetch it when `_mta-sts.D` has a TXT record `v=STSv1; id=…`; " +
+		"change the id whenever mode, mx or max_age change. Start with `testing`, switch to `enforce` once every MX has a valid certificate."},
 	"client_networks": {"Client networks", "How client addresses are grouped wherever clients are counted or limited: " +
 		"one IPv4 address, and one IPv6 /64, since a host or a customer line is usually handed a whole /64."},
 	"bridge": {"Auth bridge", "What the `listen.dovecot_auth`, `saslauthd`, `policy` and `socketmap` sockets answer a Postfix or Exim in front: " +

@@ -124,6 +124,9 @@ func (a *app) serve(ctx context.Context, out io.Writer, reread func() (Config, e
 	if err == nil {
 		err = s.bindAutoconfig()
 	}
+	if err == nil {
+		err = s.bindMTASTS()
+	}
 	if err != nil {
 		s.closeListeners()
 		return err
@@ -156,6 +159,10 @@ func (a *app) serve(ctx context.Context, out io.Writer, reread func() (Config, e
 	}
 	if ln, ok := s.bound["autoconfig"]; ok {
 		hs := s.serveAutoconfig(ln)
+		defer hs.Close()
+	}
+	if ln, ok := s.bound["mta_sts"]; ok {
+		hs := s.serveMTASTS(ln)
 		defer hs.Close()
 	}
 	s.printHint(out)
@@ -288,6 +295,9 @@ func (s *server) queueConfig() (queue.Config, error) {
 		qc.BounceTo = s.bounceTo
 	}
 	qc.SignDSN = signDSN(s.dkim.Load)
+	if err := c.queueTLS(&qc); err != nil {
+		return qc, err
+	}
 	sh, err := c.Smarthost.queueSmarthost()
 	qc.Smarthost = sh
 	return qc, err

@@ -224,6 +224,9 @@ func (s *Server) setup() error {
 	}
 	gs.WriteTimeout = s.WriteTimeout
 	gs.EnableSMTPUTF8 = true
+	// REQUIRETLS (RFC 8689) where mail enters to be relayed; go-smtp
+	// advertises it only over TLS. LMTP is final delivery.
+	gs.EnableREQUIRETLS = s.Role != RoleLMTP
 	gs.ErrorLog = errorLog{s.log}
 	s.gs = gs
 	return nil

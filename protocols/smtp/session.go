@@ -37,14 +37,17 @@ type session struct {
 
 // transaction is one MAIL … DATA exchange.
 type transaction struct {
-	id       string
-	start    time.Time
-	from     string // "" is the null sender
-	utf8     bool
-	declared int64 // SIZE=
-	rcpts    []recipient
-	refused  int
-	done     bool // Data finished and was logged
+	id    string
+	start time.Time
+	from  string // "" is the null sender
+	utf8  bool
+	// requireTLS: MAIL FROM had REQUIRETLS (RFC 8689), kept with the
+	// message to its remote destinations.
+	requireTLS bool
+	declared   int64 // SIZE=
+	rcpts      []recipient
+	refused    int
+	done       bool // Data finished and was logged
 	// limit is the sending-limit charge of an authenticated sender's
 	// message; nil without limits.
 	limit *sendlimit.Tx
@@ -148,6 +151,7 @@ var (
 	errAuthRequired  = smtpErr(530, "5.7.0", "Authentication required")
 	errNullSender    = smtpErr(553, "5.7.1", "The null sender is not accepted from authenticated users")
 	errNeedUTF8      = smtpErr(553, "5.6.7", "Non-ASCII address needs the SMTPUTF8 parameter")
+	errRequireTLS    = smtpErr(530, "5.7.10", "REQUIRETLS needs a TLS session")
 	errRelayDenied   = smtpErr(554, "5.7.1", "Relay access denied")
 	errNotLocalLMTP  = smtpErr(550, "5.1.2", "Not a local domain")
 	errSizeExceeded  = smtpErr(552, "5.3.4", "Message size exceeds the limit")
@@ -191,6 +195,13 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 		return ss.refuse(errSizeExceeded)
 	}
 	utf8 := opts != nil && opts.UTF8
+	requireTLS := opts != nil && opts.RequireTLS
+	if _, ok := ss.tlsState(); requireTLS && !ok {
+		// go-smtp advertises REQUIRETLS only over TLS but takes the
+		// parameter anyway: a demand for TLS made in the clear is
+		// refused: RFC 8689 is for sessions that TLS protects.
+		return ss.refuse(errRequireTLS)
+	}
 	addr := ""
 	if from != "" {
 		a, e := checkAddress(from, true)
@@ -232,6 +243,8 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 		from:  addr,
 		utf8:  utf8,
 		limit: limit,
+
+		requireTLS: requireTLS,
 	}
 	if opts != nil {
 		ss.tx.declared = opts.Size

@@ -35,6 +35,7 @@ type DNS struct {
 	mu       sync.Mutex
 	rrs      map[string][]dns.RR
 	servfail map[string]bool
+	secure   map[string]bool // AD bit on answers (dnssec.go)
 	queries  int
 }
 
@@ -142,6 +143,7 @@ func (d *DNS) serve(w dns.ResponseWriter, req *dns.Msg) {
 				}
 			}
 		}
+		m.AuthenticatedData = d.secure[name]
 	} else {
 		m.Rcode = dns.RcodeFormatError
 	}
@@ -156,6 +158,8 @@ type Message struct {
 	Data  []byte
 	TLS   bool
 	Helo  string
+	// RequireTLS: MAIL FROM carried REQUIRETLS (RFC 8689).
+	RequireTLS bool
 }
 
 // SinkOptions script a sink. Nil functions accept everything.
@@ -172,6 +176,8 @@ type SinkOptions struct {
 	Auth *[2]string
 	// Hold delays each DATA reply so concurrent sessions overlap.
 	Hold time.Duration
+	// RequireTLS advertises REQUIRETLS (RFC 8689) over TLS.
+	RequireTLS bool
 }
 
 // Sink is an SMTP server that records messages.
@@ -206,6 +212,7 @@ func NewSink(t testing.TB, opts SinkOptions) *Sink {
 	srv.WriteTimeout = 10 * time.Second
 	srv.EnableSMTPUTF8 = true
 	srv.AllowInsecureAuth = true
+	srv.EnableREQUIRETLS = opts.RequireTLS
 	if opts.ImplicitTLS {
 		l = tls.NewListener(l, opts.TLS)
 	}
@@ -250,16 +257,18 @@ func (s *Sink) Wait(t testing.TB, n int) []Message {
 }
 
 type session struct {
-	s     *Sink
-	c     *smtp.Conn
-	from  string
-	rcpts []string
+	s          *Sink
+	c          *smtp.Conn
+	from       string
+	rcpts      []string
+	requireTLS bool
 }
 
-func (ss *session) Reset()        { ss.from, ss.rcpts = "", nil }
+func (ss *session) Reset()        { ss.from, ss.rcpts, ss.requireTLS = "", nil, false }
 func (ss *session) Logout() error { return nil }
-func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
+func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	ss.from = from
+	ss.requireTLS = opts != nil && opts.RequireTLS
 	return nil
 }
 
@@ -279,7 +288,7 @@ func (ss *session) Data(r io.Reader) error {
 		return err
 	}
 	_, isTLS := ss.c.TLSConnectionState()
-	m := Message{From: ss.from, Rcpts: append([]string(nil), ss.rcpts...), Data: data, TLS: isTLS, Helo: ss.c.Hostname()}
+	m := Message{From: ss.from, Rcpts: append([]string(nil), ss.rcpts...), Data: data, TLS: isTLS, Helo: ss.c.Hostname(), RequireTLS: ss.requireTLS}
 	if ss.s.opts.Hold > 0 {
 		time.Sleep(ss.s.opts.Hold)
 	}
