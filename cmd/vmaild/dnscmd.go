@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,11 +16,9 @@ import (
 // what the listeners, the hostname and the DKIM keys say. "%d" in a value
 // stands for the domain.
 type DNSConfig struct {
-	SPF          string        `yaml:"spf" help:"SPF record of a hosted domain (with queue.smarthost, name the relay's addresses or include: instead of mx); vmaild dns check wants exactly these terms"`
-	DMARC        string        `yaml:"dmarc" help:"DMARC record (_dmarc.DOMAIN), %d: the domain; vmaild dns check wants these tags, others may be added"`
-	TLSRPT       string        `yaml:"tls_rpt" help:"TLS-RPT record (_smtp._tls.DOMAIN, RFC 8460), %d: the domain; empty: none"`
-	MTASTSMode   string        `yaml:"mta_sts_mode" help:"mode of the MTA-STS policy (RFC 8461): enforce, testing or none; empty: no MTA-STS records"`
-	MTASTSMaxAge time.Duration `yaml:"mta_sts_max_age" help:"max_age of the MTA-STS policy: how long senders keep it"`
+	SPF    string `yaml:"spf" help:"SPF record of a hosted domain (with queue.smarthost, name the relay's addresses or include: instead of mx); vmaild dns check wants exactly these terms"`
+	DMARC  string `yaml:"dmarc" help:"DMARC record (_dmarc.DOMAIN), %d: the domain; vmaild dns check wants these tags, others may be added"`
+	TLSRPT string `yaml:"tls_rpt" help:"TLS-RPT record (_smtp._tls.DOMAIN, RFC 8460), %d: the domain; empty: none"`
 }
 
 // defaultDNS: SPF by the MX (this server), DMARC quarantining what fails
@@ -29,24 +26,14 @@ type DNSConfig struct {
 // clean), MTA-STS in testing mode until the admin has seen the reports.
 func defaultDNS() DNSConfig {
 	return DNSConfig{
-		SPF:          "v=spf1 mx ~all",
-		DMARC:        "v=DMARC1; p=quarantine; rua=mailto:postmaster@%d",
-		TLSRPT:       "v=TLSRPTv1; rua=mailto:postmaster@%d",
-		MTASTSMode:   "testing",
-		MTASTSMaxAge: 7 * 24 * time.Hour,
+		SPF:    "v=spf1 mx ~all",
+		DMARC:  "v=DMARC1; p=quarantine; rua=mailto:postmaster@%d",
+		TLSRPT: "v=TLSRPTv1; rua=mailto:postmaster@%d",
 	}
 }
 
 func (c DNSConfig) validate() []string {
 	var problems []string
-	switch c.MTASTSMode {
-	case "", "enforce", "testing", "none":
-	default:
-		problems = append(problems, fmt.Sprintf("dns.mta_sts_mode: %q is not enforce, testing or none", c.MTASTSMode))
-	}
-	if c.MTASTSMaxAge < 0 || c.MTASTSMaxAge > 31557600*time.Second {
-		problems = append(problems, fmt.Sprintf("dns.mta_sts_max_age: %s is not between 0 and a year (RFC 8461 3.2)", c.MTASTSMaxAge))
-	}
 	if !strings.HasPrefix(strings.ToLower(c.SPF), "v=spf1") {
 		problems = append(problems, fmt.Sprintf("dns.spf: %q does not start with v=spf1", c.SPF))
 	}
@@ -67,11 +54,15 @@ func (c *Config) dnsSettings(domain string) (dnsrecords.Settings, []error, error
 	if err != nil {
 		return dnsrecords.Settings{}, nil, err
 	}
-	return dnsrecords.Settings{
+	s := dnsrecords.Settings{
 		Domain: domain, Hostname: c.Hostname, Clients: c.autoconfigSettings(), DKIM: keys,
 		SPF: c.DNS.SPF, DMARC: c.DNS.DMARC, TLSRPT: c.DNS.TLSRPT,
-		MTASTSMode: c.DNS.MTASTSMode, MTASTSMaxAge: c.DNS.MTASTSMaxAge,
-	}, warnings, nil
+	}
+	if c.MTASTS.Mode != "" {
+		p := c.MTASTS.policy(c.Hostname)
+		s.MTASTS = &p
+	}
+	return s, warnings, nil
 }
 
 type dnsAnswer struct {

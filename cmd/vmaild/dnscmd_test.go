@@ -72,8 +72,8 @@ listen:
   imap: {address: ""}
   pop3: {address: ""}
   pop3s: {address: "127.0.0.1:1995", public_port: 995}
-dns:
-  mta_sts_mode: enforce
+mta_sts:
+  mode: enforce
 `, filepath.Join(dir, "data"), dns.Addr))
 	c.ok("", "dkim", "keygen", "example.com", "--selector", "s1")
 	c.ok("", "dkim", "keygen", "example.com", "--selector", "r1", "--algorithm", "rsa")

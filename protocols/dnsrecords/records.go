@@ -11,8 +11,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
-	"time"
 
+	"github.com/vmaild/vmaild/backend/mtasts"
 	"github.com/vmaild/vmaild/protocols/autoconfig"
 )
 
@@ -52,10 +52,9 @@ type Settings struct {
 	DKIM []DKIMKey
 	// SPF, DMARC and TLSRPT are the TXT values; "%d" stands for Domain.
 	SPF, DMARC, TLSRPT string
-	// MTASTSMode is enforce, testing or none; MTASTSMaxAge the policy's
-	// max_age.
-	MTASTSMode   string
-	MTASTSMaxAge time.Duration
+	// MTASTS is our MTA-STS policy (mta_sts.* in the configuration, the
+	// one the mta_sts listener serves); nil: no MTA-STS records.
+	MTASTS *mtasts.Policy
 }
 
 // Record is one record to publish.
@@ -111,7 +110,7 @@ func Expected(s Settings) []Record {
 		recs = append(recs, Record{Kind: KindDKIM, Label: k.Selector, Name: k.Selector + "._domainkey." + d, Type: "TXT", Value: k.Record})
 	}
 	recs = append(recs, Record{Kind: KindDMARC, Name: "_dmarc." + d, Type: "TXT", Value: expand(s.DMARC)})
-	if mode := s.MTASTSMode; mode != "" {
+	if s.MTASTS != nil {
 		recs = append(recs,
 			Record{Kind: KindMTASTS, Name: "_mta-sts." + d, Type: "TXT", Value: "v=STSv1; id=" + PolicyID(Policy(s))},
 			Record{Kind: KindMTASTSHost, Name: "mta-sts." + d, Type: "CNAME", Value: host})
@@ -134,22 +133,14 @@ func Expected(s Settings) []Record {
 }
 
 // Policy is the MTA-STS policy file (RFC 8461 section 3.2) served at
-// https://mta-sts.DOMAIN/.well-known/mta-sts.txt: this server is the only
-// MX. It is empty when MTA-STS is off (no mode).
+// https://mta-sts.DOMAIN/.well-known/mta-sts.txt, written by the one
+// formatter the mta_sts listener serves with, so the TXT record's id is
+// the id of what is served. It is empty when MTA-STS is off.
 func Policy(s Settings) string {
-	if s.MTASTSMode == "" {
+	if s.MTASTS == nil {
 		return ""
 	}
-	maxAge := s.MTASTSMaxAge
-	if maxAge <= 0 {
-		maxAge = 7 * 24 * time.Hour
-	}
-	lines := []string{"version: STSv1", "mode: " + s.MTASTSMode}
-	if s.MTASTSMode != "none" {
-		lines = append(lines, "mx: "+strings.TrimSuffix(strings.ToLower(s.Hostname), "."))
-	}
-	lines = append(lines, fmt.Sprintf("max_age: %d", int64(maxAge/time.Second)))
-	return strings.Join(lines, "\r\n") + "\r\n"
+	return string(s.MTASTS.Format())
 }
 
 // PolicyID is the id of the _mta-sts TXT record for a policy: derived from

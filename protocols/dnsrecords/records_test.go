@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vmaild/vmaild/backend/dnsclient"
+	"github.com/vmaild/vmaild/backend/mtasts"
 	"github.com/vmaild/vmaild/backend/queue/queuetest"
 	"github.com/vmaild/vmaild/protocols/autoconfig"
 )
@@ -27,11 +28,10 @@ func testSettings() Settings {
 			{Selector: "s202612", Record: "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="},
 			{Selector: "r202612", Record: "v=DKIM1; k=rsa; p=" + strings.Repeat("MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA", 9)},
 		},
-		SPF:          "v=spf1 mx ~all",
-		DMARC:        "v=DMARC1; p=quarantine; rua=mailto:postmaster@%d",
-		TLSRPT:       "v=TLSRPTv1; rua=mailto:postmaster@%d",
-		MTASTSMode:   "enforce",
-		MTASTSMaxAge: 7 * 24 * time.Hour,
+		SPF:    "v=spf1 mx ~all",
+		DMARC:  "v=DMARC1; p=quarantine; rua=mailto:postmaster@%d",
+		TLSRPT: "v=TLSRPTv1; rua=mailto:postmaster@%d",
+		MTASTS: &mtasts.Policy{Mode: mtasts.Enforce, MX: []string{"mx.example.net"}, MaxAge: 7 * 24 * time.Hour},
 	}
 }
 
@@ -71,7 +71,7 @@ func TestExpected(t *testing.T) {
 		t.Errorf("policy %q, want %q", policy, want)
 	}
 	s := testSettings()
-	s.MTASTSMode = "testing"
+	s.MTASTS = &mtasts.Policy{Mode: mtasts.Testing, MX: []string{"mx.example.net"}, MaxAge: 7 * 24 * time.Hour}
 	if PolicyID(Policy(s)) == PolicyID(policy) {
 		t.Error("the policy id does not change with the policy")
 	}
