@@ -83,7 +83,7 @@ func TestShutdown(t *testing.T) {
 		t.Fatalf("answer %q", got)
 	}
 	busy.send("40:virtual_alias") // a request begun
-	waitBusy(t, srv) // else Shutdown may find it idle and close it
+	waitBusy(t, srv)              // else Shutdown may find it idle and close it
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	errc := make(chan error, 1)
