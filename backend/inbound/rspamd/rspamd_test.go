@@ -126,4 +126,3 @@ func TestRspamdDown(t *testing.T) {
 		})
 	}
 }
-
