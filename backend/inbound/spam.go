@@ -55,9 +55,13 @@ func MarkSpam(m *Message, v *Verdict, s delivery.Spam, tests []string, report st
 // Dial connects to a scanner under ctx: the connection's deadline is
 // ctx's, and it is closed when ctx is done, so a scanner that hangs
 // mid-answer ends the check at its timeout. Call stop when done with it.
-func Dial(ctx context.Context, network, address string) (conn net.Conn, stop func(), err error) {
+// address is a socket path ("/run/clamav/clamd.ctl", or "unix:" and a
+// path) or a TCP address ("127.0.0.1:3310", "tcp:" or Postfix's "inet:"
+// before it).
+func Dial(ctx context.Context, address string) (conn net.Conn, stop func(), err error) {
+	network, addr := SplitAddress(address)
 	var d net.Dialer
-	c, err := d.DialContext(ctx, network, address)
+	c, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to %s: %w", address, err)
 	}
@@ -66,4 +70,20 @@ func Dial(ctx context.Context, network, address string) (conn net.Conn, stop fun
 	}
 	release := context.AfterFunc(ctx, func() { c.Close() })
 	return c, func() { release(); c.Close() }, nil
+}
+
+// SplitAddress reads a scanner's address (see Dial) as a network and an
+// address for net.Dial.
+func SplitAddress(address string) (network, addr string) {
+	switch {
+	case strings.HasPrefix(address, "unix:"):
+		return "unix", strings.TrimPrefix(address, "unix:")
+	case strings.HasPrefix(address, "/"):
+		return "unix", address
+	case strings.HasPrefix(address, "tcp:"):
+		return "tcp", strings.TrimPrefix(address, "tcp:")
+	case strings.HasPrefix(address, "inet:"):
+		return "tcp", strings.TrimPrefix(address, "inet:")
+	}
+	return "tcp", address
 }

@@ -22,7 +22,10 @@ const EICARSignature = "Eicar-Test-Signature"
 
 // Clamd is a private ClamAV clamd listening on a socket in its directory,
 // with a database holding one signature, EICAR's (written here: no
-// download, no ClamAV database needed).
+// download, no ClamAV database needed). AlertExceedsMax is on, as it
+// should be in production: a message nested deeper than MaxRecursion, or
+// over another scan limit, is reported as Heuristics.Limits.Exceeded
+// instead of passing unscanned.
 type Clamd struct {
 	*Daemon
 	// Socket is the path of its local socket.
@@ -63,8 +66,9 @@ Foreground yes
 LogFile %[3]s
 PidFile %[4]s
 TemporaryDirectory %[5]s
-StreamMaxLength 64M
+StreamMaxLength 8M
 MaxThreads 4
+AlertExceedsMax yes
 `, db, c.Socket, c.Log, filepath.Join(dir, "clamd.pid"), dir)
 	cfg := filepath.Join(dir, "clamd.conf")
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
