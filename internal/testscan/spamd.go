@@ -48,6 +48,11 @@ func StartSpamd(bin, dir string, port int) (*Spamd, error) {
 	if _, err := os.Stat(filepath.Join(spamdRules, "20_body_tests.cf")); err != nil {
 		return nil, fmt.Errorf("spamd rules: %w", err)
 	}
+	// spamd started as root runs as nobody, who must read the site
+	// configuration.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, err
+	}
 	site := filepath.Join(dir, "site")
 	home := filepath.Join(dir, "home")
 	for _, d := range []string{site, home} {
