@@ -36,7 +36,7 @@ type Clamd struct {
 func (p *Pool) Clamd(t testing.TB) *Clamd {
 	t.Helper()
 	bin := testsrv.RequireBinary(t, "clamd")
-	return p.get(t, "clamd", func(dir string) (any, func(), error) {
+	return p.get(t, "clamd", "", func(dir string) (any, func(), error) {
 		c, err := StartClamd(bin, dir)
 		if err != nil {
 			return nil, nil, err

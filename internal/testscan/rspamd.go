@@ -27,7 +27,7 @@ type Rspamd struct {
 func (p *Pool) Rspamd(t testing.TB) *Rspamd {
 	t.Helper()
 	bin := testsrv.RequireBinary(t, "rspamd")
-	return p.get(t, "rspamd", func(dir string) (any, func(), error) {
+	return p.get(t, "rspamd", "", func(dir string) (any, func(), error) {
 		r, err := StartRspamd(bin, dir, testsrv.FreePort(t))
 		if err != nil {
 			return nil, nil, err

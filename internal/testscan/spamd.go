@@ -28,7 +28,7 @@ type Spamd struct {
 func (p *Pool) Spamd(t testing.TB) *Spamd {
 	t.Helper()
 	bin := testsrv.RequireBinary(t, "spamd")
-	return p.get(t, "spamd", func(dir string) (any, func(), error) {
+	return p.get(t, "spamd", "", func(dir string) (any, func(), error) {
 		s, err := StartSpamd(bin, dir, testsrv.FreePort(t))
 		if err != nil {
 			return nil, nil, err

@@ -179,7 +179,8 @@ type pooled struct {
 }
 
 // get returns the scanner called name, starting it on first use.
-func (p *Pool) get(t testing.TB, name string, start func(dir string) (any, func(), error)) any {
+// Its directory is made in base ("" is os.TempDir).
+func (p *Pool) get(t testing.TB, name, base string, start func(dir string) (any, func(), error)) any {
 	t.Helper()
 	p.mu.Lock()
 	if p.started == nil {
@@ -192,7 +193,7 @@ func (p *Pool) get(t testing.TB, name string, start func(dir string) (any, func(
 	}
 	p.mu.Unlock()
 	e.once.Do(func() {
-		dir, err := os.MkdirTemp("", "vmaild-"+name+"-")
+		dir, err := os.MkdirTemp(base, "vmaild-"+name+"-")
 		if err != nil {
 			e.err = err
 			return
@@ -223,4 +224,19 @@ func (p *Pool) Close() {
 		}
 	}
 	p.started = nil
+}
+
+// privateBase is a directory no other user can write to, nor any
+// directory above it, for daemons that refuse to read configuration or
+// keys from a world-writable /tmp (opendkim): the user's cache directory.
+func privateBase() (string, error) {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	base := filepath.Join(cache, "vmaild-test")
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return "", err
+	}
+	return base, nil
 }
