@@ -19,6 +19,11 @@ python3            imaplib and poplib client tests
 postsrsd           backend/srs interoperates with a private postsrsd
 srs                Mail::SRS's srs command, the second SRS oracle
 python3-dkim       dkimpy's dkimverify, the independent verifier of vmaild's DKIM signatures
+rspamd             internal/testscan starts a private rspamd: the inbound rspamd check's peer (GTUBE)
+spamd              internal/testscan starts a private spamd: the SPAMC peer of the inbound spamd check
+spamassassin       the rules spamd reads from /usr/share/spamassassin (GTUBE among them)
+clamav-daemon      internal/testscan starts a private clamd (INSTREAM, a database of only EICAR's signature)
+opendkim           internal/testscan starts a private opendkim: the milter the inbound milter check talks to
 gcc                go test -race needs cgo
 libc6-dev          cgo's C headers and startup files (a Recommends of gcc)
 ca-certificates    go downloads modules over HTTPS

@@ -61,6 +61,12 @@ var configSections = map[string]struct{ title, intro string }{
 	"dkim": {"DKIM signing", "Mail authenticated users send to remote destinations, and the queue's bounces, are DKIM-signed (RFC 6376, ed25519 or RSA) " +
 		"by the domain of their From header when that domain has a key; every key of a domain signs, so a rotation has two signatures. " +
 		"Make keys with `vmaild dkim keygen DOMAIN`, publish `vmaild dkim show DOMAIN`. Keys are read at start and on reload; one that does not load stops the start, and a reload keeps the old keys."},
+	"inbound": {"Inbound checks", "Scanners and milters consulted on the MTA listener at the end of DATA, after the message is spooled and before the reply, " +
+		"so a refusal is an SMTP reply and never a bounce. Each is optional (an empty address turns it off) and has its own roles, timeout, size limit " +
+		"and failure mode: `tempfail` (451 4.7.1, nothing is delivered unscanned) or `accept` (delivered with an `X-Vmaild-Unchecked` field). " +
+		"A virus is refused with 554 5.7.1; spam gets `X-Spam-Flag`, `X-Spam-Score` and `X-Spam-Status` and is filed into the recipient's Junk folder " +
+		"(or refused, see `rspamd.reject_as_junk` and `spamd.reject_score`). Every check and verdict is logged on one line and counted in " +
+		"`vmaild_inbound_checks_total` and `vmaild_inbound_verdicts_total`."},
 	"control": {"Control channel", "The unix socket on which `vmaild serve` answers the admin commands while it runs " +
 		"(`vmaild queue …`, `auth-cache flush`, `reload`, `status`); without a running server they work on the files. " +
 		"The socket's file mode is its access control; each change is logged with the caller's uid (SO_PEERCRED)."},

@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vmaild/vmaild/backend/delivery"
+	"github.com/vmaild/vmaild/backend/inbound"
 	"github.com/vmaild/vmaild/backend/dkim"
 	"github.com/vmaild/vmaild/backend/queue"
 	"github.com/vmaild/vmaild/backend/srs"
@@ -77,6 +78,8 @@ type server struct {
 	// directory and agent are what the protocols see: instrumented.
 	directory userdb.Directory
 	agentI    delivery.Agent
+	// checks run at the end of DATA on the SMTP listeners; nil: none.
+	checks *inbound.Pipeline
 	// pop3Locks is shared by 110 and 995: one maildrop, one session.
 	pop3Locks *pop3.Locks
 
@@ -219,6 +222,11 @@ func (s *server) open(ctx context.Context, a *app) error {
 	s.gate = &gate.Gate{Limits: limits, Logger: s.log.With("component", "gate"), Refused: s.metrics.refused}
 	s.directory = instrumentedDirectory{s.dir.users, s.metrics}
 	s.agentI = instrumentedAgent{s.agent, s.metrics}
+	s.checks = cfg.Inbound.pipeline(s.log.With("component", "inbound"), s.metrics.inbound())
+	if s.checks != nil {
+		// The checks' spam verdict reaches the agent in the envelope.
+		s.agent.Filters = append(s.agent.Filters, cfg.Inbound.Junk.junkFilter())
+	}
 	for _, n := range cfg.SMTP.MyNetworks {
 		p, err := netip.ParsePrefix(n)
 		if err != nil {
@@ -417,7 +425,7 @@ func (s *server) newProtocolServer(sp listenerSpec, log *slog.Logger) protocolSe
 		MaxMessageBytes: s.cfg.SMTP.MaxMessageBytes, MaxRecipients: s.cfg.SMTP.MaxRecipients,
 		SkipHeaderSenderCheck: !s.cfg.SMTP.CheckHeaderFrom,
 		Logins:                s.logins, Logger: log, SpoolDir: filepath.Join(s.cfg.DataDir, "spool"),
-		Gate: s.gate, SRS: s.srs,
+		Gate: s.gate, SRS: s.srs, Checks: s.checks,
 	}
 }
 
