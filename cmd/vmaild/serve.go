@@ -22,8 +22,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vmaild/vmaild/backend/delivery"
-	"github.com/vmaild/vmaild/backend/inbound"
 	"github.com/vmaild/vmaild/backend/dkim"
+	"github.com/vmaild/vmaild/backend/inbound"
 	"github.com/vmaild/vmaild/backend/queue"
 	"github.com/vmaild/vmaild/backend/srs"
 	"github.com/vmaild/vmaild/backend/store"
