@@ -168,3 +168,23 @@ func TestChecksSeeEnvelope(t *testing.T) {
 		t.Errorf("verdict %+v without checks", v)
 	}
 }
+
+// TestChecksLMTP: on LMTP a refusal is every recipient's reply.
+func TestChecksLMTP(t *testing.T) {
+	reject := inbound.CheckFunc("virus", func(ctx context.Context, m *inbound.Message, v *inbound.Verdict) error {
+		v.Reject(554, "5.7.1", "Virus found: Eicar-Test-Signature")
+		return nil
+	})
+	e := startServer(t, RoleLMTP, false, withChecks(inbound.Step{Check: reject, Roles: []string{delivery.RoleLMTP}}))
+	c := dialRaw(t, e.addr)
+	c.must("LHLO client.test", "250 ")
+	c.must("MAIL FROM:<someone@remote.test>", "250 ")
+	c.must("RCPT TO:<alice@example.org>", "250 ")
+	c.must("RCPT TO:<bob@example.org>", "250 ")
+	c.must("DATA", "354 ")
+	c.must(testMessage("someone@remote.test", "alice@example.org", "hi", "Hello.")+".", "554 5.7.1 <alice@example.org> Virus found")
+	c.expect("554 5.7.1 <bob@example.org> Virus found")
+	if got := e.agent.all(); len(got) != 0 {
+		t.Errorf("%d deliveries of a refused message", len(got))
+	}
+}
