@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/vmaild/vmaild/internal/testsrv"
 )
 
 // EICAR is the anti-virus test file (eicar.org): harmless, and found by
@@ -35,7 +33,7 @@ type Clamd struct {
 // Clamd returns the pool's clamd, starting it on first use.
 func (p *Pool) Clamd(t testing.TB) *Clamd {
 	t.Helper()
-	bin := testsrv.RequireBinary(t, "clamd")
+	bin := require(t, "clamd", "clamav-daemon")
 	return p.get(t, "clamd", "", func(dir string) (any, func(), error) {
 		c, err := StartClamd(bin, dir)
 		if err != nil {

@@ -32,7 +32,7 @@ type OpenDKIM struct {
 // OpenDKIM returns the pool's opendkim, starting it on first use.
 func (p *Pool) OpenDKIM(t testing.TB) *OpenDKIM {
 	t.Helper()
-	bin := testsrv.RequireBinary(t, "opendkim")
+	bin := require(t, "opendkim", "opendkim")
 	base, err := privateBase()
 	if err != nil {
 		t.Fatalf("opendkim: %v", err)

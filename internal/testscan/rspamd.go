@@ -26,7 +26,7 @@ type Rspamd struct {
 // Rspamd returns the pool's rspamd, starting it on first use.
 func (p *Pool) Rspamd(t testing.TB) *Rspamd {
 	t.Helper()
-	bin := testsrv.RequireBinary(t, "rspamd")
+	bin := require(t, "rspamd", "rspamd")
 	return p.get(t, "rspamd", "", func(dir string) (any, func(), error) {
 		r, err := StartRspamd(bin, dir, testsrv.FreePort(t))
 		if err != nil {

@@ -27,7 +27,7 @@ type Spamd struct {
 // Spamd returns the pool's spamd, starting it on first use.
 func (p *Pool) Spamd(t testing.TB) *Spamd {
 	t.Helper()
-	bin := testsrv.RequireBinary(t, "spamd")
+	bin := require(t, "spamd", "spamd spamassassin")
 	return p.get(t, "spamd", "", func(dir string) (any, func(), error) {
 		s, err := StartSpamd(bin, dir, testsrv.FreePort(t))
 		if err != nil {

@@ -7,7 +7,7 @@
 // Scanners are slow to start (rspamd compiles its maps, spamd its rules),
 // so a test package starts each at most once, through a Pool that its
 // TestMain closes. A missing binary skips the test, or fails it when CI is
-// set (testsrv.RequireBinary).
+// set, as with testsrv.RequireBinary.
 package testscan
 
 import (
@@ -92,7 +92,9 @@ func (d *Daemon) logs() string {
 	return s
 }
 
-// Stop ends the daemon and its children and waits for it.
+// Stop ends the daemon and its children and waits for it. It is given a
+// second to exit on SIGTERM (opendkim takes four), then killed: nothing
+// of a test's scanner is worth waiting for.
 func (d *Daemon) Stop() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -104,7 +106,7 @@ func (d *Daemon) Stop() {
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	select {
 	case <-d.exited:
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Second):
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		<-d.exited
 	}
@@ -239,4 +241,24 @@ func privateBase() (string, error) {
 		return "", err
 	}
 	return base, nil
+}
+
+// require is testsrv.RequireBinary with the Debian package to install
+// named: a missing scanner skips the test, or fails it when CI is set.
+func require(t testing.TB, name, pkg string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} {
+		if st, err := os.Stat(filepath.Join(dir, name)); err == nil && !st.IsDir() {
+			return filepath.Join(dir, name)
+		}
+	}
+	msg := name + " not installed (Debian: apt-get install -y " + pkg + "; ./test.sh installs it)"
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
 }
