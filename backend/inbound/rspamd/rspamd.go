@@ -11,7 +11,8 @@
 //	no action       → accept
 //
 // The score goes into the verdict and the X-Spam-* fields (see
-// inbound.MarkSpam), and the fields rspamd's milter_headers module asks
+// inbound.MarkSpam; X-Spam-Report lists the symbols with their scores),
+// and the fields rspamd's milter_headers module asks
 // for are added or removed as it says.
 package rspamd
 
@@ -103,7 +104,7 @@ func (c *Check) Check(ctx context.Context, m *inbound.Message, v *inbound.Verdic
 func (c *Check) apply(m *inbound.Message, v *inbound.Verdict, r *Result) {
 	spam := r.Action == "reject" || r.Action == "add header" || r.Action == "rewrite subject"
 	inbound.MarkSpam(m, v, delivery.Spam{Checked: true, Scanner: "rspamd", Score: r.Score, Threshold: r.RequiredScore, Flag: spam},
-		r.symbolNames(), "")
+		r.symbolNames(), r.report())
 	for _, name := range r.Milter.removeNames() {
 		// rspamd's remove_headers: 0 removes every copy, n the n-th.
 		n := r.Milter.RemoveHeaders[name]
@@ -267,6 +268,19 @@ func (r *Result) symbolNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// report lists the symbols with their scores, the details an admin reads
+// to see why a message scored as it did.
+func (r *Result) report() string {
+	var b strings.Builder
+	for i, name := range r.symbolNames() {
+		if i > 0 {
+			b.WriteString(",\n\t")
+		}
+		fmt.Fprintf(&b, "%s(%.2f)", name, r.Symbols[name].Score)
+	}
+	return b.String()
 }
 
 func (m Milter) removeNames() []string {
