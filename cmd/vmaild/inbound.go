@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -94,7 +95,10 @@ func (c *InboundConfig) pipeline(log *slog.Logger, obs inbound.Observer) *inboun
 	}
 	steps := map[string][]inbound.Step{}
 	if r := c.Rspamd; r.URL != "" {
-		steps["rspamd"] = []inbound.Step{step(&rspamd.Check{URL: r.URL, Password: r.Password, RejectAsJunk: r.RejectAsJunk},
+		// A transport of its own: rspamd is ours to reach directly,
+		// whatever HTTP_PROXY the daemon's environment names.
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute}}
+		steps["rspamd"] = []inbound.Step{step(&rspamd.Check{URL: r.URL, Password: r.Password, RejectAsJunk: r.RejectAsJunk, Client: client},
 			r.Roles, r.Timeout, r.MaxSize, r.Oversize, r.OnFailure)}
 	}
 	if s := c.Spamd; s.Address != "" {
