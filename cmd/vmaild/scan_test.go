@@ -109,6 +109,13 @@ func TestServeScanners(t *testing.T) {
   milter:
     sockets: [opendkim=inet:%s]
 `, clamd.Socket, rspamd.URL, opendkim.Addr))
+		out := d.cli("", "config", "check")
+		for _, want := range []string{"clamd " + clamd.Socket + ": reachable", "rspamd " + rspamd.URL + ": reachable",
+			"milter opendkim inet:" + opendkim.Addr + ": reachable"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("config check does not say %q:\n%s", want, out)
+			}
+		}
 		eicar := base64.StdEncoding.EncodeToString([]byte(testscan.EICAR))
 		for _, tt := range []struct {
 			name, msg, want string
@@ -151,7 +158,7 @@ func TestServeScanners(t *testing.T) {
 				t.Errorf("the sender's X-Spam-Flag survived:\n%s", head)
 			}
 		}
-		out := d.out.String()
+		out = d.out.String()
 		for _, want := range []string{"msg=check", "check=clamd result=reject", "check=rspamd result=reject", "check=opendkim result=accept", "msg=verdict", "action=reject"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("log lacks %q", want)
@@ -204,6 +211,9 @@ func TestServeScanners(t *testing.T) {
     url: http://%s
     on_failure: accept
 `, clamd.Socket, closed))
+		if out, err := d.run("config", "check"); err == nil || !strings.Contains(out, "rspamd http://"+closed+" unreachable") {
+			t.Errorf("config check with rspamd down: %v\n%s", err, out)
+		}
 		msg := scanMessage("alice@example.com", "clean", clean)
 		// rspamd is down but fails open: delivered, marked.
 		if err := sendMail(t, d.addr("smtp"), nil, "someone@remote.test", []string{"alice@example.com"}, msg); err != nil {
