@@ -195,18 +195,26 @@ func (p *Pool) get(t testing.TB, name, base string, start func(dir string) (any,
 	}
 	p.mu.Unlock()
 	e.once.Do(func() {
-		dir, err := os.MkdirTemp(base, "vmaild-"+name+"-")
-		if err != nil {
-			e.err = err
-			return
-		}
-		var stop func()
-		e.d, stop, e.err = start(dir)
-		e.stop = func() {
-			if stop != nil {
-				stop()
+		// A port free when picked can be taken by another test process
+		// before the daemon binds it; it then exits at once, and a new
+		// directory and port are tried.
+		for attempt := 1; attempt <= 3; attempt++ {
+			dir, err := os.MkdirTemp(base, "vmaild-"+name+"-")
+			if err != nil {
+				e.err = err
+				return
 			}
-			os.RemoveAll(dir)
+			var stop func()
+			e.d, stop, e.err = start(dir)
+			if e.err != nil {
+				os.RemoveAll(dir)
+				continue
+			}
+			e.stop = func() {
+				stop()
+				os.RemoveAll(dir)
+			}
+			return
 		}
 	})
 	if e.err != nil {
