@@ -14,14 +14,18 @@
 //	change header         → the field removed, the new value added
 //
 // Changes to the body, the sender or the recipients are not offered to
-// the milter.
+// the milter. A message whose header cannot be split into fields (a line
+// without a colon) is refused with 554 5.6.0: no milter could be shown it,
+// and a retry would bring the same header.
 package milter
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -71,12 +75,23 @@ func (c *Check) Check(ctx context.Context, m *inbound.Message, v *inbound.Verdic
 	}
 	defer s.Close()
 	act, mods, err := c.converse(s, m)
+	if errors.Is(err, errMalformedHeader) {
+		// A header no milter can be shown is refused for good: a retry
+		// would bring the same header.
+		v.Log(slog.String("err", err.Error()))
+		v.Reject(554, "5.6.0", "Message header is malformed")
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.Name(), err)
 	}
 	c.apply(m, v, act, mods)
 	return nil
 }
+
+// errMalformedHeader is a message header that cannot be split into the
+// fields a milter is shown.
+var errMalformedHeader = errors.New("malformed message header")
 
 // dialer connects under the check's context (inbound.Dial), whatever
 // address family the client asks for.
@@ -155,8 +170,9 @@ func (c *Check) converse(s *gomilter.ClientSession, m *inbound.Message) (*gomilt
 	}
 	br := bufio.NewReaderSize(m.Reader(), 64<<10)
 	h, err := textproto.ReadHeader(br)
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading the header: %w", err)
+	// io.EOF: a message that is all header, without an empty line.
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, nil, fmt.Errorf("%w: %v", errMalformedHeader, err)
 	}
 	if err := s.Macros(gomilter.CodeEOH, "i", m.ID); err != nil {
 		return nil, nil, err

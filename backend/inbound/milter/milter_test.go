@@ -71,6 +71,34 @@ func TestRealOpenDKIM(t *testing.T) {
 	}
 }
 
+// TestMilterHostileHeader: a header line without a colon is refused for
+// good; a message that is all header goes through.
+func TestMilterHostileHeader(t *testing.T) {
+	o := scanners.OpenDKIM(t)
+	for _, tt := range []struct {
+		name, data string
+		action     inbound.Action
+	}{
+		{"line without a colon", "Received: from x by y; Thu, 3 Dec 2026 15:00:00 +0000\r\nFrom: <a@remote.test>\r\nThis is no field\r\n\r\nbody\r\n", inbound.Reject},
+		{"no body", "Received: from x by y; Thu, 3 Dec 2026 15:00:00 +0000\r\nFrom: <a@remote.test>\r\nSubject: all header\r\n", inbound.Accept},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := message("192.0.2.1", "a@remote.test")
+			m.Data = bytesMessage{bytes.NewReader([]byte(tt.data))}
+			v := &inbound.Verdict{}
+			if err := (&Check{Address: o.Addr}).Check(context.Background(), m, v); err != nil {
+				t.Fatal(err)
+			}
+			if v.Action != tt.action {
+				t.Errorf("action %v, want %v", v.Action, tt.action)
+			}
+			if code, enh, _, _ := v.Reply(); tt.action == inbound.Reject && (code != 554 || enh != "5.6.0") {
+				t.Errorf("reply %d %s", code, enh)
+			}
+		})
+	}
+}
+
 // TestMilterDown: a milter not listening or hung answers 451 within the
 // step's timeout.
 func TestMilterDown(t *testing.T) {
