@@ -158,6 +158,15 @@ func TestServeScanners(t *testing.T) {
 				t.Errorf("the sender's X-Spam-Flag survived:\n%s", head)
 			}
 		}
+		// Submission is not scanned unless a scanner's roles name it.
+		login := &[2]string{"alice@example.com", "alice-secret"}
+		if err := sendMail(t, d.addr("submission"), login, "alice@example.com", []string{"bob@example.com"},
+			strings.Replace(scanMessage("bob@example.com", "submitted", gtube), "someone@remote.test", "alice@example.com", 1)); err != nil {
+			t.Fatalf("submission: %v", err)
+		}
+		if got := d.mailbox("bob", ""); len(got) != 1 || strings.Contains(got[0], "X-Spam-Status") {
+			t.Errorf("submitted mail: %q", got)
+		}
 		out = d.out.String()
 		for _, want := range []string{"msg=check", "check=clamd result=reject", "check=rspamd result=reject", "check=opendkim result=accept", "msg=verdict", "action=reject"} {
 			if !strings.Contains(out, want) {
