@@ -512,7 +512,7 @@ type MilterConfig struct {
 // JunkConfig is how the spam verdict files mail into the recipient's
 // \Junk folder (delivery.JunkFolder).
 type JunkConfig struct {
-	Folder     string   `yaml:"folder" help:"folder spam is filed into (created when missing, special use \\Junk)"`
+	Folder     string   `yaml:"folder" help:"folder spam is filed into; Junk, the special-use \\Junk folder, is created when missing, another folder must exist (else INBOX)"`
 	Threshold  float64  `yaml:"threshold" help:"spam score from which mail goes into Junk; 0: when the scanner calls it spam"`
 	Thresholds []string `yaml:"thresholds" help:"per domain or address, DOMAIN=SCORE or ADDRESS=SCORE (an address wins over its domain); SCORE off keeps spam in INBOX"`
 }
