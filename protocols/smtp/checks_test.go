@@ -188,3 +188,30 @@ func TestChecksLMTP(t *testing.T) {
 		t.Errorf("%d deliveries of a refused message", len(got))
 	}
 }
+
+// TestChecksRewriteSpooledToDisk: a message over MemorySpoolBytes (in the
+// spool file) loses the fields a check removes and keeps its body whole.
+func TestChecksRewriteSpooledToDisk(t *testing.T) {
+	check := inbound.CheckFunc("strip", func(ctx context.Context, m *inbound.Message, v *inbound.Verdict) error {
+		v.Remove("X-Spam-Flag", 1)
+		v.Add("X-Spam-Flag", "YES")
+		return nil
+	})
+	e := startServer(t, RoleMTA, false, withChecks(inbound.Step{Check: check}), func(s *Server) { s.MemorySpoolBytes = 1024 })
+	body := strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n", 2000)
+	msg := "X-Spam-Flag: NO\r\n" + testMessage("someone@remote.test", "alice@example.org", "big", body)
+	if r := sendRaw(t, e.addr, msg); r.code != 250 {
+		t.Fatal(r)
+	}
+	got := e.agent.all()
+	if len(got) != 1 {
+		t.Fatalf("%d deliveries", len(got))
+	}
+	head, gotBody, _ := strings.Cut(got[0].data, "\r\n\r\n")
+	if !strings.HasPrefix(head, "X-Spam-Flag: YES\r\nReceived: ") || strings.Contains(head, "X-Spam-Flag: NO") {
+		t.Errorf("header:\n%s", head)
+	}
+	if gotBody != body+"\r\n" {
+		t.Errorf("body of %d bytes, want %d", len(gotBody), len(body)+2)
+	}
+}
