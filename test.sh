@@ -24,6 +24,11 @@ dovecot-core       sieve-test: Pigeonhole as the Sieve oracle only (never starte
 dovecot-sieve      sieve-test: Pigeonhole as the Sieve oracle only (sieve-test, sievec)
 postfix            protocols/bridge tests start a private Postfix that authenticates and looks up through vmaild
 sasl2-bin          testsaslauthd, the saslauthd client of protocols/bridge tests
+rspamd             internal/testscan starts a private rspamd: the inbound rspamd check's peer (GTUBE)
+spamd              internal/testscan starts a private spamd: the SPAMC peer of the inbound spamd check
+spamassassin       the rules spamd reads from /usr/share/spamassassin (GTUBE among them)
+clamav-daemon      internal/testscan starts a private clamd (INSTREAM, a database of only EICAR's signature)
+opendkim           internal/testscan starts a private opendkim: the milter the inbound milter check talks to
 gcc                go test -race needs cgo
 libc6-dev          cgo's C headers and startup files (a Recommends of gcc)
 ca-certificates    go downloads modules over HTTPS

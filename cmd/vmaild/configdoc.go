@@ -78,6 +78,12 @@ var configSections = map[string]struct{ title, intro string }{
 		"queue retries later), over the recipients of one message the RCPT gets `452 4.5.3` (RFC 5321 4.5.3.1.10: the client sends " +
 		"the rest in another message); each refusal is logged and counted in `vmaild_send_limit_refusals_total`. " +
 		"Counts live in memory: a restart starts them afresh. `vmaild limits` shows who is near a limit."},
+	"inbound": {"Inbound checks", "Scanners and milters consulted on the MTA listener at the end of DATA, after the message is spooled and before the reply, " +
+		"so a refusal is an SMTP reply and never a bounce. Each is optional (an empty address turns it off) and has its own roles, timeout, size limit " +
+		"and failure mode: `tempfail` (451 4.7.1, nothing is delivered unscanned) or `accept` (delivered with an `X-Vmaild-Unchecked` field). " +
+		"A virus is refused with 554 5.7.1; spam gets `X-Spam-Flag`, `X-Spam-Score` and `X-Spam-Status` and is filed into the recipient's Junk folder " +
+		"(or refused, see `rspamd.reject_as_junk` and `spamd.reject_score`). Every check and verdict is logged on one line and counted in " +
+		"`vmaild_inbound_checks_total` and `vmaild_inbound_verdicts_total`."},
 	"control": {"Control channel", "The unix socket on which `vmaild serve` answers the admin commands while it runs " +
 		"(`vmaild queue …`, `auth-cache flush`, `reload`, `status`); without a running server they work on the files. " +
 		"The socket's file mode is its access control; each change is logged with the caller's uid (SO_PEERCRED)."},

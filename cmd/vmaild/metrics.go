@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vmaild/vmaild/backend/delivery"
+	"github.com/vmaild/vmaild/backend/inbound"
 	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/login"
 	"github.com/vmaild/vmaild/protocols/sendlimit"
@@ -31,6 +32,9 @@ type metrics struct {
 	messages    *prometheus.CounterVec
 	dirLatency  *prometheus.HistogramVec
 	sendLimits  *prometheus.CounterVec
+	checks      *prometheus.CounterVec
+	checkTime   *prometheus.HistogramVec
+	verdicts    *prometheus.CounterVec
 }
 
 func newMetrics(s *server) *metrics {
@@ -52,7 +56,17 @@ func newMetrics(s *server) *metrics {
 		Name: "vmaild_send_limit_refusals_total",
 		Help: "MAIL and RCPT of authenticated senders refused by a sending limit, by limit (messages_per_hour, recipients_per_message, recipients_per_hour) and scope (account, domain)."},
 		[]string{"limit", "scope"})
-	m.reg.MustRegister(m.connections, m.open, m.refusals, m.messages, m.dirLatency, m.sendLimits,
+	m.checks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vmaild_inbound_checks_total",
+		Help: "Inbound checks run at the end of DATA, by check (clamd, rspamd, spamd, a milter's name) and result (accept, junk, discard, tempfail, reject, error, timeout, skipped)."},
+		[]string{"check", "result"})
+	m.checkTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "vmaild_inbound_check_seconds", Help: "Inbound check latency, by check.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 9)}, []string{"check"})
+	m.verdicts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vmaild_inbound_verdicts_total", Help: "Messages checked at the end of DATA, by action (accept, junk, discard, tempfail, reject)."},
+		[]string{"action"})
+	m.reg.MustRegister(m.connections, m.open, m.refusals, m.messages, m.dirLatency, m.sendLimits, m.checks, m.checkTime, m.verdicts,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "vmaild_queue_messages", Help: "Messages in the outbound queue."},
@@ -264,4 +278,18 @@ func (s *server) serveMetrics(ln net.Listener) *http.Server {
 		}
 	}()
 	return hs
+}
+
+// inbound is the observer of the checks at the end of DATA.
+func (m *metrics) inbound() inbound.Observer { return inboundMetrics{m} }
+
+type inboundMetrics struct{ m *metrics }
+
+func (o inboundMetrics) CheckDone(check, result string, d time.Duration) {
+	o.m.checks.WithLabelValues(check, result).Inc()
+	o.m.checkTime.WithLabelValues(check).Observe(d.Seconds())
+}
+
+func (o inboundMetrics) VerdictDone(v *inbound.Verdict) {
+	o.m.verdicts.WithLabelValues(v.Action.String()).Inc()
 }

@@ -93,7 +93,7 @@ type server struct {
 	screens    []smtp.Screen
 	greylist   *greylist.Greylister
 	senderAuth *senderauth.Checker
-	checks     *inbound.Pipeline // end of DATA; nil: none
+	checks     *inbound.Pipeline // end of DATA: sender_auth, then the scanners; nil: none
 	bridges    []*bridge.Server  // the auth bridge's sockets being served
 
 	wg       sync.WaitGroup
@@ -255,8 +255,19 @@ func (s *server) open(ctx context.Context, a *app) error {
 	if err := s.openInbound(ctx); err != nil {
 		return err
 	}
+	// End of DATA: sender authentication first, so the scanners see its
+	// Authentication-Results field, then the scanners in inbound.order.
+	s.checks = cfg.Inbound.pipeline(s.log.With("component", "inbound"), s.metrics.inbound())
 	if steps := s.inboundSteps(); len(steps) > 0 {
-		s.checks = &inbound.Pipeline{Steps: steps, Logger: s.log.With("component", "inbound")}
+		if s.checks == nil {
+			s.checks = &inbound.Pipeline{Logger: s.log.With("component", "inbound"), Observer: s.metrics.inbound()}
+		}
+		s.checks.Steps = append(steps, s.checks.Steps...)
+	}
+	if s.checks != nil {
+		// The checks' spam verdict (a scanner's, or DMARC quarantine)
+		// reaches the agent in the envelope.
+		s.agent.Filters = append(s.agent.Filters, cfg.Inbound.Junk.junkFilter())
 	}
 	for _, d := range []string{cfg.Store.Root, cfg.Queue.Dir, filepath.Join(cfg.DataDir, "spool")} {
 		if err := os.MkdirAll(d, 0o750); err != nil {

@@ -107,7 +107,7 @@ func TestInboundConfig(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := defaultConfig()
 			tc.set(&c)
-			problems := strings.Join(c.validateInbound(), "\n")
+			problems := strings.Join(c.validateSenderChecks(), "\n")
 			if tc.want == "" && problems != "" || tc.want != "" && !strings.Contains(problems, tc.want) {
 				t.Errorf("problems %q, want %q", problems, tc.want)
 			}
