@@ -33,6 +33,7 @@ type metrics struct {
 	dirLatency  *prometheus.HistogramVec
 	sendLimits  *prometheus.CounterVec
 	checks      *prometheus.CounterVec
+	screens     *prometheus.CounterVec
 	checkTime   *prometheus.HistogramVec
 	verdicts    *prometheus.CounterVec
 }
@@ -56,6 +57,10 @@ func newMetrics(s *server) *metrics {
 		Name: "vmaild_send_limit_refusals_total",
 		Help: "MAIL and RCPT of authenticated senders refused by a sending limit, by limit (messages_per_hour, recipients_per_message, recipients_per_hour) and scope (account, domain)."},
 		[]string{"limit", "scope"})
+	m.screens = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vmaild_screen_results_total",
+		Help: "RCPT screens of unauthenticated MTA clients (dnsbl, greylist), by screen and result (pass, defer, refuse)."},
+		[]string{"screen", "result"})
 	m.checks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vmaild_inbound_checks_total",
 		Help: "Inbound checks run at the end of DATA, by check (clamd, rspamd, spamd, a milter's name) and result (accept, junk, discard, tempfail, reject, error, timeout, skipped)."},
@@ -66,7 +71,7 @@ func newMetrics(s *server) *metrics {
 	m.verdicts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vmaild_inbound_verdicts_total", Help: "Messages checked at the end of DATA, by action (accept, junk, discard, tempfail, reject)."},
 		[]string{"action"})
-	m.reg.MustRegister(m.connections, m.open, m.refusals, m.messages, m.dirLatency, m.sendLimits, m.checks, m.checkTime, m.verdicts,
+	m.reg.MustRegister(m.connections, m.open, m.refusals, m.messages, m.dirLatency, m.sendLimits, m.screens, m.checks, m.checkTime, m.verdicts,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "vmaild_queue_messages", Help: "Messages in the outbound queue."},
@@ -292,4 +297,9 @@ func (o inboundMetrics) CheckDone(check, result string, d time.Duration) {
 
 func (o inboundMetrics) VerdictDone(v *inbound.Verdict) {
 	o.m.verdicts.WithLabelValues(v.Action.String()).Inc()
+}
+
+// screened counts one RCPT screen's result.
+func (m *metrics) screened(screen, result string) {
+	m.screens.WithLabelValues(screen, result).Inc()
 }

@@ -463,7 +463,7 @@ func (s *server) newProtocolServer(sp listenerSpec, log *slog.Logger) protocolSe
 		MaxMessageBytes: s.cfg.SMTP.MaxMessageBytes, MaxRecipients: s.cfg.SMTP.MaxRecipients,
 		SkipHeaderSenderCheck: !s.cfg.SMTP.CheckHeaderFrom,
 		Logins:                s.logins, Logger: log, SpoolDir: filepath.Join(s.cfg.DataDir, "spool"),
-		Gate: s.gate, SRS: s.srs, Screens: s.mtaScreens(role), Checks: s.checks, SendLimits: s.sendLimits,
+		Gate: s.gate, SRS: s.srs, Screens: s.mtaScreens(role), Screened: s.metrics.screened, Checks: s.checks, SendLimits: s.sendLimits,
 	}
 }
 

@@ -90,6 +90,9 @@ type Server struct {
 	// Screens judge unauthenticated MTA clients outside MyNetworks at each
 	// RCPT, in order (DNS blocklists, greylisting); nil screens nothing.
 	Screens []Screen
+	// Screened, when set, is told each screen's result (ScreenPassed,
+	// ScreenDeferred, ScreenRefused): the metrics.
+	Screened func(screen, result string)
 	// SkipHeaderSenderCheck lets authenticated sessions put addresses
 	// their account may not send as into the From and Sender header
 	// fields. MAIL FROM is checked whatever it says.
