@@ -15,15 +15,21 @@ mariadb-server     internal/testsrv starts a private mariadbd (mariadb-install-d
 swaks              the SMTP, submission and LMTP client of protocols/smtp tests
 libnet-ssleay-perl swaks's TLS (--tls, --tlsc): a Recommends of swaks
 curl               IMAP and POP3 client tests
-python3            imaplib and poplib client tests
+python3            imaplib, poplib and smtplib (REQUIRETLS) client tests
 postsrsd           backend/srs interoperates with a private postsrsd
 srs                Mail::SRS's srs command, the second SRS oracle
 python3-dkim       dkimpy's dkimverify checks vmaild's DKIM signatures; its dkimsign signs what senderauth verifies
+openssl            computes DANE TLSA record data for backend/queue tests, as admins do
 dovecot-core       sieve-test: Pigeonhole as the Sieve oracle only (never started as a service)
 dovecot-sieve      sieve-test: Pigeonhole as the Sieve oracle only (sieve-test, sievec)
 postfix            protocols/bridge tests start a private Postfix that authenticates and looks up through vmaild
 sasl2-bin          testsaslauthd, the saslauthd client of protocols/bridge tests
 sieve-connect      the ManageSieve client cmd/vmaild's end-to-end test uploads scripts with
+rspamd             internal/testscan starts a private rspamd: the inbound rspamd check's peer (GTUBE)
+spamd              internal/testscan starts a private spamd: the SPAMC peer of the inbound spamd check
+spamassassin       the rules spamd reads from /usr/share/spamassassin (GTUBE among them)
+clamav-daemon      internal/testscan starts a private clamd (INSTREAM, a database of only EICAR's signature)
+opendkim           internal/testscan starts a private opendkim: the milter the inbound milter check talks to
 gcc                go test -race needs cgo
 libc6-dev          cgo's C headers and startup files (a Recommends of gcc)
 ca-certificates    go downloads modules over HTTPS

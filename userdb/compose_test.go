@@ -6,12 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/vmaild/vmaild/internal/testsrv"
+	"github.com/vmaild/vmaild/protocols/sendlimit"
 	"github.com/vmaild/vmaild/userdb"
 	"github.com/vmaild/vmaild/userdb/ldap"
 	"github.com/vmaild/vmaild/userdb/password"
@@ -72,6 +74,11 @@ func seedDomains(t testing.TB, db *sqldir.DB) {
 			t.Fatalf("add alias %v: %v", a, err)
 		}
 	}
+	// Sending limits of a domain (its accounts together), in SQL whatever
+	// serves the accounts.
+	if err := db.SetSendLimits(ctx, "example.org", userdb.SendLimits{MessagesPerHour: ptr(1000), RecipientsPerMessage: ptr(50)}); err != nil {
+		t.Fatalf("domain send limits: %v", err)
+	}
 	// The sender map: bob may send as an alias he does not receive, carol
 	// as any address of her domain.
 	for _, g := range [][2]string{
@@ -109,6 +116,10 @@ func seedSQLAccounts(t testing.TB, db *sqldir.DB) {
 			t.Fatalf("add account %s: %v", addr, err)
 		}
 	}
+	// frank's vmailSendMessagesPerHour.
+	if err := db.SetSendLimits(context.Background(), "frank@example.org", userdb.SendLimits{MessagesPerHour: ptr(500)}); err != nil {
+		t.Fatalf("send limits: %v", err)
+	}
 	// What frank's vmailSenderAddress values grant in LDAP.
 	for _, a := range []string{"postmaster@example.org", "@news.example.org"} {
 		if err := db.AddSender(context.Background(), a, "frank@example.org"); err != nil {
@@ -121,13 +132,13 @@ func sqliteSetup(t testing.TB) *setup {
 	db := openSQL(t, sqldir.Config{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "vmaild.db")})
 	seedDomains(t, db)
 	seedSQLAccounts(t, db)
-	return &setup{users: &userdb.Users{Accounts: db, Domains: db, Quotas: db, Senders: db, RecipientDelimiter: "+", DefaultDomain: "example.com"}, sql: db}
+	return &setup{users: &userdb.Users{Accounts: db, Domains: db, Quotas: db, Senders: db, Limits: db, RecipientDelimiter: "+", DefaultDomain: "example.com"}, sql: db}
 }
 
 func mariaSetup(t testing.TB, m *testsrv.MariaDB, name string) *setup {
 	db := openSQL(t, sqldir.Config{Driver: "mysql", DSN: m.CreateDatabase(name), Timeout: 2 * time.Second})
 	seedDomains(t, db)
-	return &setup{users: &userdb.Users{Accounts: db, Domains: db, Quotas: db, Senders: db, RecipientDelimiter: "+", DefaultDomain: "example.com"}, sql: db,
+	return &setup{users: &userdb.Users{Accounts: db, Domains: db, Quotas: db, Senders: db, Limits: db, RecipientDelimiter: "+", DefaultDomain: "example.com"}, sql: db,
 		stopAccounts: m.Stop, startAccounts: m.Start, stopDomains: m.Stop, startDomains: m.Start}
 }
 
@@ -196,6 +207,7 @@ func TestDirectoryBackends(t *testing.T) {
 			})
 			t.Run("sender rights", func(t *testing.T) { checkSenderRights(t, s.users) })
 			t.Run("quota", func(t *testing.T) { checkQuota(t, s.users) })
+			t.Run("send limits", func(t *testing.T) { checkSendLimits(t, s.users) })
 			if s.stopAccounts != nil {
 				t.Run("outage", func(t *testing.T) { checkOutage(t, s) })
 			}
@@ -399,5 +411,72 @@ func BenchmarkLoginLDAP(b *testing.B) {
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "logins/s")
 		})
+	}
+}
+
+func ptr(v int64) *int64 { return &v }
+
+// checkSendLimits: an account's sending limits come from its entry (LDAP
+// attribute) or its SQL row, its domain's from SQL.
+func checkSendLimits(t *testing.T, u *userdb.Users) {
+	ctx := context.Background()
+	show := func(l userdb.SendLimits) string {
+		var out []string
+		for _, p := range []*int64{l.MessagesPerHour, l.RecipientsPerMessage, l.RecipientsPerHour} {
+			if p == nil {
+				out = append(out, "-")
+			} else {
+				out = append(out, strconv.FormatInt(*p, 10))
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	for _, tt := range []struct{ address, account, domain string }{
+		{"frank@example.org", "500 - -", "1000 50 -"},
+		{"carol@example.org", "- - -", "1000 50 -"},
+		{"alice@example.com", "- - -", "- - -"},
+	} {
+		a, d, err := u.SendLimits(ctx, tt.address)
+		if err != nil {
+			t.Errorf("SendLimits(%s): %v", tt.address, err)
+			continue
+		}
+		if show(a) != tt.account || show(d) != tt.domain {
+			t.Errorf("SendLimits(%s) = %q, %q; want %q, %q", tt.address, show(a), show(d), tt.account, tt.domain)
+		}
+	}
+
+	// The limiter honours them: frank's own 500 over the default of 3,
+	// the domain's 50 recipients per message for carol.
+	l := sendlimit.New(sendlimit.Config{Account: sendlimit.Limits{MessagesPerHour: 3}, Lookup: u.SendLimits})
+	for i := range 5 {
+		tx, err := l.Begin(ctx, "frank@example.org")
+		if err != nil {
+			t.Fatalf("frank's message %d: %v", i+1, err)
+		}
+		tx.Commit()
+	}
+	for i := range 3 {
+		tx, err := l.Begin(ctx, "alice@example.com")
+		if err != nil {
+			t.Fatalf("alice's message %d: %v", i+1, err)
+		}
+		tx.Commit()
+	}
+	var r *sendlimit.Refusal
+	if _, err := l.Begin(ctx, "alice@example.com"); !errors.As(err, &r) || r.Limit != sendlimit.MessagesPerHour {
+		t.Errorf("alice's 4th message: %v, want the default limit of 3", err)
+	}
+	tx, err := l.Begin(ctx, "carol@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		if err := tx.Recipient(); err != nil {
+			t.Fatalf("carol's recipient %d: %v", i+1, err)
+		}
+	}
+	if err := tx.Recipient(); !errors.As(err, &r) || r.Key != "@example.org" || r.Limit != sendlimit.RecipientsPerMessage {
+		t.Errorf("carol's 51st recipient: %v, want the domain's recipients per message", err)
 	}
 }

@@ -102,7 +102,8 @@ type LocalAgent struct {
 	// remote destinations: called once per delivery, before the message
 	// is queued, so every remote copy carries the same signature. An
 	// error is logged and the mail is queued unsigned: a signature is
-	// worth less than the message.
+	// worth less than the message. A reply a filter writes (vacation) is
+	// signed too, with Envelope.User the mailbox owner it answers for.
 	Sign   func(ctx context.Context, env *Envelope, msg Message) ([]byte, error)
 	Logger *slog.Logger
 }

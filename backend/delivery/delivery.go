@@ -110,6 +110,9 @@ type Envelope struct {
 	// OneReply says that the client hears one reply for all recipients
 	// (SMTP DATA): the agent owns partial failures across recipients.
 	OneReply bool
+	// RequireTLS: the client gave REQUIRETLS (RFC 8689); the message is
+	// relayed only over authenticated TLS.
+	RequireTLS bool
 	// Verdict is what the checks at the end of DATA concluded (package
 	// backend/inbound); nil when nothing was checked.
 	Verdict *Verdict

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vmaild/vmaild/backend/queue"
 	"github.com/vmaild/vmaild/backend/store"
 	"github.com/vmaild/vmaild/userdb"
 )
@@ -200,7 +201,7 @@ func (a *LocalAgent) execute(ctx context.Context, r *run, locals, remotes []*job
 		}
 		redirects = append(redirects, j.plan.Redirect...)
 		for _, rp := range j.plan.Replies {
-			if _, err := a.enqueue(ctx, "", []string{rp.To}, bytesMessage{bytes.NewReader(rp.Message)}); err != nil {
+			if _, err := a.enqueue(ctx, "", []string{rp.To}, a.signReply(ctx, r, j.dest.Address, rp.Message)); err != nil {
 				r.log.Error("queue reply", "to", rp.To, "err", err)
 			}
 		}
@@ -229,6 +230,12 @@ func (a *LocalAgent) execute(ctx context.Context, r *run, locals, remotes []*job
 	}
 	if len(relayed)+len(forwarded)+len(redirects) > 0 {
 		msg = a.sign(ctx, r)
+	}
+	if env.RequireTLS {
+		// The sender's REQUIRETLS goes with the message to every remote
+		// destination, forwarded ones included (RFC 8689 section 4.1);
+		// a reply written here is a new message and does not get it.
+		ctx = queue.WithRequireTLS(ctx)
 	}
 	a.queueRemote(ctx, r, msg, env.From, relayed)
 	fwdFrom := env.From
@@ -268,6 +275,25 @@ func (a *LocalAgent) sign(ctx context.Context, r *run) Message {
 		return r.msg
 	}
 	return prefixed(h, r.msg)
+}
+
+// signReply is a reply a filter wrote for the mailbox owner (a vacation
+// notice): it leaves in the owner's name, so it is signed as mail the
+// owner sent would be (RFC 5230's replies are signed like any other).
+func (a *LocalAgent) signReply(ctx context.Context, r *run, owner string, reply []byte) Message {
+	msg := bytesMessage{bytes.NewReader(reply)}
+	if a.Sign == nil {
+		return msg
+	}
+	h, err := a.Sign(ctx, &Envelope{ID: r.env.ID, User: owner, Role: r.env.Role}, msg)
+	if err != nil {
+		r.log.Error("signing a reply failed; queued unsigned", "owner", owner, "err", err)
+		return msg
+	}
+	if len(h) == 0 {
+		return msg
+	}
+	return prefixed(h, msg)
 }
 
 // queueRemote puts remote destinations into the queue as one item.

@@ -67,3 +67,42 @@ func TestSignRemote(t *testing.T) {
 		})
 	}
 }
+
+// TestSignReply: a reply a filter writes (a vacation notice) is queued
+// signed in the name of the mailbox owner it answers for, whoever sent
+// the message it answers.
+func TestSignReply(t *testing.T) {
+	f := newFixture(t, delivery.Config{})
+	var signedFor []string
+	f.agent.Sign = func(ctx context.Context, env *delivery.Envelope, m delivery.Message) ([]byte, error) {
+		signedFor = append(signedFor, env.User)
+		return []byte("X-Signed: by test\r\n"), nil
+	}
+	reply := "From: bob@example.com\r\nTo: x@remote.test\r\nAuto-Submitted: auto-replied\r\n\r\naway\r\n"
+	f.agent.Filters = []delivery.Filter{delivery.FilterFunc(func(_ context.Context, m *delivery.Mail, d *delivery.Decision) error {
+		d.Replies = append(d.Replies, delivery.Reply{To: "x@remote.test", Message: []byte(reply)})
+		return nil
+	})}
+	env := delivery.Envelope{From: "x@remote.test", Role: delivery.RoleMTA, Recipients: rcpts("bob@example.com")}
+	for i, o := range f.agent.Deliver(context.Background(), env, newMsg("From: x@remote.test\r\n\r\nhi\r\n")) {
+		if o.Failed() {
+			t.Fatalf("rcpt %d: %v", i, o)
+		}
+	}
+	if len(signedFor) != 1 || signedFor[0] != "bob@example.com" {
+		t.Fatalf("Sign called for %q, want once for bob@example.com", signedFor)
+	}
+	items, err := f.queue.List(context.Background())
+	if err != nil || len(items) != 1 {
+		t.Fatalf("queue: %v %v", items, err)
+	}
+	rc, err := f.queue.Message(context.Background(), items[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if want := "X-Signed: by test\r\n" + reply; string(got) != want {
+		t.Errorf("queued reply %q, want %q", got, want)
+	}
+}

@@ -2,6 +2,9 @@ package delivery
 
 import (
 	"context"
+	"math"
+	"net/textproto"
+	"strconv"
 	"strings"
 )
 
@@ -9,7 +12,8 @@ import (
 // concluded about a message, carried to the filters in Envelope.Verdict:
 // JunkFolder files by it, and Sieve's spamtest and virustest (RFC 5235)
 // read it. Nil in the envelope means nothing was checked (submission, LMTP
-// without checks, queue retries).
+// without checks), or a queue retry (JunkFolder then reads the fields the
+// checks wrote).
 type Verdict struct {
 	// Spam is the spam scanners' opinion.
 	Spam Spam
@@ -95,6 +99,9 @@ type JunkFolder struct {
 
 func (j JunkFolder) Filter(_ context.Context, m *Mail, d *Decision) error {
 	v := m.Envelope.Verdict
+	if v == nil && m.Envelope.Role == RoleQueue {
+		v = verdictOfFields(m.Header)
+	}
 	if v == nil || !j.spam(v, m.Destination.Address) {
 		return nil
 	}
@@ -103,6 +110,23 @@ func (j JunkFolder) Filter(_ context.Context, m *Mail, d *Decision) error {
 		d.Folder = DefaultJunkFolder
 	}
 	return nil
+}
+
+// verdictOfFields reads back the spam verdict the checks wrote into the
+// message (X-Spam-Flag, X-Spam-Score; inbound.MarkSpam), for a recipient
+// the queue retries: the envelope's verdict did not travel with it. The
+// checks removed the sender's own such fields, and on mail that was not
+// checked a sender can only send its own message to Junk.
+func verdictOfFields(h textproto.MIMEHeader) *Verdict {
+	flag := h.Get("X-Spam-Flag")
+	if flag == "" {
+		return nil
+	}
+	v := &Verdict{Spam: Spam{Checked: true, Flag: strings.EqualFold(strings.TrimSpace(flag), "YES")}}
+	if score, err := strconv.ParseFloat(strings.TrimSpace(h.Get("X-Spam-Score")), 64); err == nil && !math.IsNaN(score) {
+		v.Spam.Score = score
+	}
+	return v
 }
 
 func (j JunkFolder) spam(v *Verdict, address string) bool {

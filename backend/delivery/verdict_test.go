@@ -2,6 +2,7 @@ package delivery_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/vmaild/vmaild/backend/delivery"
@@ -31,13 +32,21 @@ func TestJunkFolder(t *testing.T) {
 		{"junk asked", "alice@example.com", &delivery.Verdict{Junk: true}, true},
 		{"filing off", "carol@example.com", &delivery.Verdict{Junk: true, Spam: spam(50, true).Spam}, false},
 		{"not scanned", "alice@example.com", &delivery.Verdict{Virus: delivery.Virus{Checked: true}}, false},
+		// A queue retry reads the fields the checks wrote.
+		{"retry of spam", "alice@example.com", nil, true},
+		{"retry of spam, per user threshold", "bob@example.com", nil, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, delivery.Config{})
 			f.agent.Filters = []delivery.Filter{filter}
 			env := delivery.Envelope{ID: "t", From: "sender@remote.test", Recipients: rcpts(tt.rcpt), Verdict: tt.verdict}
-			out := f.agent.Deliver(context.Background(), env, newMsg(body))
+			msg := body
+			if strings.HasPrefix(tt.name, "retry") {
+				env.Role = delivery.RoleQueue
+				msg = "X-Spam-Flag: YES\r\nX-Spam-Score: 7.50\r\n" + body
+			}
+			out := f.agent.Deliver(context.Background(), env, newMsg(msg))
 			if out[0] != delivered {
 				t.Fatalf("outcome %v", out[0])
 			}

@@ -345,9 +345,13 @@ func (e *ListedError) Error() string {
 	return text
 }
 
+// Name names the blocklist check in logs and metrics.
+func (c *Checker) Name() string { return "dnsbl" }
+
 // ScreenRcpt refuses a client whose score reaches the threshold; it
 // implements the SMTP server's Screen. The verdict is cached, so a
 // message to many recipients asks the lists once.
+
 func (c *Checker) ScreenRcpt(ctx context.Context, ip netip.Addr, _, _, _ string) error {
 	if v := c.Check(ctx, ip); v.Listed {
 		return &ListedError{IP: ip.Unmap(), Verdict: v}

@@ -182,9 +182,13 @@ func (e *DeferredError) Error() string {
 // Temporary is true: the client is welcome to retry.
 func (e *DeferredError) Temporary() bool { return true }
 
+// Name names greylisting in logs and metrics.
+func (g *Greylister) Name() string { return "greylist" }
+
 // ScreenRcpt implements the SMTP server's Screen. A store that fails lets
 // the mail through (greylisting only delays; losing it must not stop
 // mail), logged when Logger is set.
+
 func (g *Greylister) ScreenRcpt(ctx context.Context, ip netip.Addr, _, from, rcpt string) error {
 	d, err := g.Check(ctx, ip, from, rcpt)
 	if err != nil {

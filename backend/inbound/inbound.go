@@ -46,6 +46,14 @@
 // reply, writes the header fields and hands delivery.Verdict to the agent
 // in delivery.Envelope.Verdict, where the JunkFolder filter files spam into
 // Junk at a per-user or per-domain threshold.
+//
+// The checks shipped are in sub-packages, one per peer: rspamd, spamd,
+// clamd and milter. cmd/vmaild builds the pipeline from the inbound.*
+// configuration keys (cmd/vmaild/inbound.go), in inbound.order; a new
+// check adds its keys, its name in that order and its Step there. Sender
+// authentication (package backend/senderauth: SPF, DKIM, DMARC, keys
+// sender_auth.*) always runs first, so the scanners see its
+// Authentication-Results field (cmd/vmaild/senderchecks.go).
 package inbound
 
 import (

@@ -78,8 +78,12 @@ type Verdict struct {
 	attrs []slog.Attr // details for its log line
 }
 
-// HeaderRef names one field of the message as received: the Index-th
-// (from 1) field called Name (case-insensitive), counting from the top.
+// HeaderRef names one field of the message as the client sent it: the
+// Index-th (from 1) field called Name (case-insensitive), counting from
+// the top. Message.Data and Message.Header also show the fields this
+// server put on top (its Received field; Date and Message-ID that
+// submission adds when missing), which are not counted and not removed:
+// for any other name the count of Header().Values(name) is the same.
 type HeaderRef struct {
 	Name  string
 	Index int

@@ -19,7 +19,9 @@ type Item struct {
 	Created time.Time `json:"created"`
 	Size    int64     `json:"size"`
 	// Bounce is set on delivery status notifications this queue made.
-	Bounce     bool        `json:"bounce,omitempty"`
+	Bounce bool `json:"bounce,omitempty"`
+	// RequireTLS: the message carries REQUIRETLS (RFC 8689).
+	RequireTLS bool        `json:"requiretls,omitempty"`
 	Recipients []Recipient `json:"recipients"`
 	// NextAttempt is the earliest next attempt of a pending recipient,
 	// zero when none is pending.
@@ -41,7 +43,7 @@ type Stats struct {
 }
 
 func (it *item) snapshot() Item {
-	out := Item{ID: it.ID, From: it.From, Created: it.Created, Size: it.Size, Bounce: it.Bounce, Recipients: slices.Clone(it.rcpts), Held: it.onHold}
+	out := Item{ID: it.ID, From: it.From, Created: it.Created, Size: it.Size, Bounce: it.Bounce, RequireTLS: it.RequireTLS, Recipients: slices.Clone(it.rcpts), Held: it.onHold}
 	for _, r := range it.rcpts {
 		if r.State == Pending && (out.NextAttempt.IsZero() || r.NextAttempt.Before(out.NextAttempt)) {
 			out.NextAttempt = r.NextAttempt

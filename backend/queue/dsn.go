@@ -67,7 +67,11 @@ func (q *Queue) buildDSN(it *item, to string, failed []Recipient) ([]byte, error
 	for _, r := range failed {
 		// An address and a reply, each bounded, may together still
 		// exceed a line.
-		b.Write(cutLine([]byte("<" + r.Addr + ">: " + r.LastReply)))
+		line := "<" + r.Addr + ">: " + r.LastReply
+		if r.TLSPolicy != "" {
+			line += " (TLS policy: " + r.TLSPolicy + ")"
+		}
+		b.Write(cutLine([]byte(line)))
 		b.WriteString("\r\n")
 	}
 	h("")
@@ -98,6 +102,11 @@ func (q *Queue) buildDSN(it *item, to string, failed []Recipient) ([]byte, error
 		}
 		if !r.LastAttempt.IsZero() {
 			h("Last-Attempt-Date: %s", r.LastAttempt.Local().Format(mailDate))
+		}
+		if r.TLSPolicy != "" {
+			// An extension field (RFC 3464 section 7): which outbound
+			// TLS policy the last attempt ran under.
+			h("X-Vmaild-TLS-Policy: %s", oneLine(r.TLSPolicy))
 		}
 	}
 	h("")

@@ -62,6 +62,9 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16) (*dns.M
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(name), qtype)
 	m.SetEdns0(1232, false)
+	// Ask a validating resolver to say whether it validated the answer
+	// (RFC 6840 5.7): DANE trusts only answers with the AD bit.
+	m.AuthenticatedData = true
 	resp, _, err := r.udp.ExchangeContext(ctx, m, r.addr)
 	if err == nil && resp.Truncated {
 		resp, _, err = r.tcp.ExchangeContext(ctx, m, r.addr)
@@ -82,16 +85,18 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16) (*dns.M
 
 // lookupMX returns the hosts to try for a domain in order: by preference,
 // shuffled among equal preference (RFC 5321 5.1), or the domain itself
-// when it has no MX (implicit MX). A non-nil reply is the failure for
+// when it has no MX (implicit MX). secure says the resolver validated the
+// answer (AD bit), which DANE needs. A non-nil reply is the failure for
 // every recipient of the domain.
-func (r *resolver) lookupMX(ctx context.Context, domain string, rng func(int) int) (hosts []mxHost, implicit bool, fail *reply) {
+func (r *resolver) lookupMX(ctx context.Context, domain string, rng func(int) int) (hosts []mxHost, implicit, secure bool, fail *reply) {
 	resp, err := r.query(ctx, domain, dns.TypeMX)
 	if err != nil {
 		if errors.Is(err, errNXDomain) {
-			return nil, false, &reply{Perm: true, Status: "5.1.2", Text: err.Error()}
+			return nil, false, false, &reply{Perm: true, Status: "5.1.2", Text: err.Error()}
 		}
-		return nil, false, &reply{Status: "4.4.3", Text: err.Error()}
+		return nil, false, false, &reply{Status: "4.4.3", Text: err.Error()}
 	}
+	secure = resp.AuthenticatedData
 	var null int
 	for _, rr := range resp.Answer {
 		mx, ok := rr.(*dns.MX)
@@ -106,10 +111,10 @@ func (r *resolver) lookupMX(ctx context.Context, domain string, rng func(int) in
 	}
 	if null > 0 && len(hosts) == 0 {
 		// RFC 7505: the domain accepts no mail; fail at once.
-		return nil, false, &reply{Perm: true, Status: "5.1.10", Text: "domain " + domain + " does not accept mail (null MX)"}
+		return nil, false, false, &reply{Perm: true, Status: "5.1.10", Text: "domain " + domain + " does not accept mail (null MX)"}
 	}
 	if len(hosts) == 0 {
-		return []mxHost{{Name: domain}}, true, nil
+		return []mxHost{{Name: domain}}, true, secure, nil
 	}
 	slices.SortStableFunc(hosts, func(a, b mxHost) int { return int(a.Pref) - int(b.Pref) })
 	for i := 0; i < len(hosts); {
@@ -124,15 +129,17 @@ func (r *resolver) lookupMX(ctx context.Context, domain string, rng func(int) in
 		}
 		i = j
 	}
-	return hosts, false, nil
+	return hosts, false, secure, nil
 }
 
-// lookupAddrs returns the IPv4 then IPv6 addresses of a host. A nil
-// slice with a nil reply cannot happen; a reply says why there is none.
-func (r *resolver) lookupAddrs(ctx context.Context, host string) ([]netip.Addr, *reply) {
+// lookupAddrs returns the IPv4 then IPv6 addresses of a host, and
+// whether every answer was DNSSEC-validated (AD bit). A nil slice with a
+// nil reply cannot happen; a reply says why there is none.
+func (r *resolver) lookupAddrs(ctx context.Context, host string) ([]netip.Addr, bool, *reply) {
 	var addrs []netip.Addr
 	var errs []error
 	nx := 0
+	secure := true
 	for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
 		resp, err := r.query(ctx, host, qt)
 		if err != nil {
@@ -140,8 +147,10 @@ func (r *resolver) lookupAddrs(ctx context.Context, host string) ([]netip.Addr, 
 				nx++
 			}
 			errs = append(errs, err)
+			secure = false
 			continue
 		}
+		secure = secure && resp.AuthenticatedData
 		for _, rr := range resp.Answer {
 			switch rr := rr.(type) {
 			case *dns.A:
@@ -156,16 +165,16 @@ func (r *resolver) lookupAddrs(ctx context.Context, host string) ([]netip.Addr, 
 		}
 	}
 	if len(addrs) > 0 {
-		return addrs, nil
+		return addrs, secure, nil
 	}
 	if len(errs) == 0 || nx == len(errs) && nx == 2 {
 		text := "host " + host + " has no address records"
 		if nx > 0 {
 			text = "host " + host + " not found (NXDOMAIN)"
 		}
-		return nil, &reply{Perm: true, Status: "5.1.2", Text: text}
+		return nil, false, &reply{Perm: true, Status: "5.1.2", Text: text}
 	}
-	return nil, &reply{Status: "4.4.3", Text: errors.Join(errs...).Error()}
+	return nil, false, &reply{Status: "4.4.3", Text: errors.Join(errs...).Error()}
 }
 
 // randIntN adapts a *rand.Rand for lookupMX; tests may pass their own.

@@ -45,7 +45,7 @@ func TestLookupMX(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.domain, func(t *testing.T) {
-			hosts, implicit, fail := res.lookupMX(context.Background(), tc.domain, tc.rng)
+			hosts, implicit, _, fail := res.lookupMX(context.Background(), tc.domain, tc.rng)
 			if tc.status != "" {
 				if fail == nil || fail.Status != tc.status || fail.Perm != tc.perm {
 					t.Fatalf("fail = %+v, want %s perm=%v", fail, tc.status, tc.perm)

@@ -103,9 +103,25 @@ type Config struct {
 	DataTimeout time.Duration
 	// TLSConfig is the base TLS configuration for STARTTLS to MX hosts and
 	// the smarthost (RootCAs, client certificates). TLS 1.2 is the floor.
+	// Its RootCAs (nil: the system's) are the trust roots of every
+	// verified connection: MX hosts under MTA-STS or level verify, and
+	// the HTTPS servers MTA-STS policies are fetched from.
 	TLSConfig *tls.Config
-	// DisableSTARTTLS turns opportunistic STARTTLS to MX hosts off.
+	// DisableSTARTTLS turns opportunistic STARTTLS to MX hosts off
+	// (level none for destinations that have no other policy).
 	DisableSTARTTLS bool
+	// TLSPolicy is the per-destination table (ParseTLSPolicyTable); a
+	// destination it names gets that level instead of the automatic
+	// policy: DANE when the MX host has DNSSEC-validated TLSA records,
+	// else MTA-STS when the domain publishes a policy, else may.
+	TLSPolicy TLSPolicyTable
+	// DisableDANE stops looking up TLSA records (RFC 7672). DANE needs a
+	// Resolver that validates DNSSEC and sets the AD bit.
+	DisableDANE bool
+	// DisableMTASTS stops looking up MTA-STS policies (RFC 8461).
+	DisableMTASTS bool
+	// MTASTSTimeout bounds fetching one MTA-STS policy. Default 30s.
+	MTASTSTimeout time.Duration
 	// Smarthost, when set, replaces MX lookup.
 	Smarthost *Smarthost
 
@@ -242,6 +258,8 @@ type Queue struct {
 	log   *slog.Logger
 	spool *spool
 	dns   *resolver
+	// policy decides the TLS of each delivery to an MX host.
+	policy *tlsPolicy
 
 	mu       sync.Mutex
 	items    map[string]*item
@@ -280,6 +298,7 @@ func New(cfg Config) (*Queue, error) {
 	}
 	q := &Queue{
 		cfg:     cfg,
+		policy:  newTLSPolicy(&cfg, res),
 		log:     cfg.Logger,
 		spool:   sp,
 		dns:     res,
@@ -443,6 +462,23 @@ func (q *Queue) Release(id string, keep []string) error {
 
 type itemIDKey struct{}
 
+type requireTLSKey struct{}
+
+// WithRequireTLS marks what is enqueued with ctx as a REQUIRETLS message
+// (RFC 8689): it is delivered only over TLS that DANE or MTA-STS
+// authenticates, to servers that take REQUIRETLS on, or bounced. It
+// travels in the context so that the layers between the SMTP session
+// and the queue (the delivery agent) need no new parameter.
+func WithRequireTLS(ctx context.Context) context.Context {
+	return context.WithValue(ctx, requireTLSKey{}, true)
+}
+
+// RequireTLS reports whether ctx carries WithRequireTLS's mark.
+func RequireTLS(ctx context.Context) bool {
+	v, _ := ctx.Value(requireTLSKey{}).(bool)
+	return v
+}
+
 // ItemID is the id of the queued item whose local delivery Config.Local
 // was called for, read from its context; "" elsewhere.
 func ItemID(ctx context.Context) string {
@@ -462,6 +498,7 @@ func (q *Queue) enqueueItem(ctx context.Context, from string, rcpts, final []str
 	if err != nil {
 		return "", err
 	}
+	env.RequireTLS = RequireTLS(ctx)
 	q.mu.Lock()
 	closed := q.closing
 	q.mu.Unlock()
@@ -481,6 +518,6 @@ func (q *Queue) enqueueItem(ctx context.Context, from string, rcpts, final []str
 		q.scheduleLocked(it)
 		q.poke()
 	}
-	q.log.Info("queued", "queue_id", it.ID, "from", from, "nrcpt", len(rcpts), "size", it.Size, "bounce", bounce, "held", held, "final", len(env.Final))
+	q.log.Info("queued", "queue_id", it.ID, "from", from, "nrcpt", len(rcpts), "size", it.Size, "bounce", bounce, "held", held, "final", len(env.Final), "requiretls", env.RequireTLS)
 	return it.ID, nil
 }

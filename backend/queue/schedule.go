@@ -227,6 +227,7 @@ func (q *Queue) finish(ctx context.Context, j *job, a attempt, start time.Time) 
 			continue
 		}
 		r.LastAttempt, r.LastReply, r.ReplyCode, r.Status, r.RemoteMTA = now, oneLine(res.String()), res.Code, res.Status, oneLine(res.Host)
+		r.TLSPolicy = a.policy
 		switch {
 		case res.OK:
 			r.State = Delivered
@@ -284,7 +285,7 @@ func (q *Queue) finish(ctx context.Context, j *job, a attempt, start time.Time) 
 		return
 	}
 	q.log.Info("delivery attempt",
-		"queue_id", it.ID, "domain", j.domain, "relay", a.relay, "tls", a.tls,
+		"queue_id", it.ID, "domain", j.domain, "relay", a.relay, "tls", a.tls, "tls_policy", a.policy, "requiretls", it.RequireTLS,
 		"delivered", nOK, "deferred", nTemp, "failed", nPerm,
 		"reply", last.String(), "aborted", aborted, "duration", time.Since(start).Round(time.Millisecond))
 	if settle {
@@ -349,7 +350,13 @@ func (q *Queue) settle(it *item) {
 			dsn, err := q.buildDSN(it, to, failed)
 			var id string
 			if err == nil {
-				id, err = q.enqueue(context.Background(), "", []string{to}, bytes.NewReader(dsn), int64(len(dsn)), true)
+				bctx := context.Background()
+				if it.RequireTLS {
+					// RFC 8689 section 5: the bounce quotes the headers
+					// the sender wanted protected; it gets the same care.
+					bctx = WithRequireTLS(bctx)
+				}
+				id, err = q.enqueue(bctx, "", []string{to}, bytes.NewReader(dsn), int64(len(dsn)), true)
 			}
 			if err != nil {
 				// Still unreported: tried again at the next settle

@@ -39,6 +39,7 @@ const (
 	tmpDir       = "tmp"
 	corruptDir   = "corrupt"
 	lockFile     = "lock"
+	stsCacheFile = "mta-sts.json" // the MTA-STS policies (tlspolicy.go)
 	envVersion   = 1
 	stateVersion = 1
 )
@@ -67,6 +68,9 @@ type Recipient struct {
 	Status      string    `json:"status,omitempty"`
 	RemoteMTA   string    `json:"remote_mta,omitempty"`
 	LastAttempt time.Time `json:"last_attempt,omitzero"`
+	// TLSPolicy names the TLS policy of the last attempt ("dane",
+	// "mta-sts enforce", "table verify", "may", …).
+	TLSPolicy   string    `json:"tls_policy,omitempty"`
 	NextAttempt time.Time `json:"next_attempt,omitzero"`
 	// Notified is set once a failure has been reported to the sender (or
 	// deliberately not, for a null sender).
@@ -95,6 +99,9 @@ type envelope struct {
 	// written before the mark existed have none: their recipients are
 	// resolved again, as they always were.
 	Final []string `json:"final,omitempty"`
+	// RequireTLS: the message arrived with REQUIRETLS (RFC 8689) and
+	// goes on only over authenticated TLS.
+	RequireTLS bool `json:"requiretls,omitempty"`
 }
 
 type stateFile struct {
@@ -114,7 +121,9 @@ type item struct {
 	Created time.Time
 	Size    int64
 	Bounce  bool
-	rcpts   []Recipient
+	// RequireTLS is the envelope's REQUIRETLS mark.
+	RequireTLS bool
+	rcpts      []Recipient
 
 	held     bool            // spooled by EnqueueHeld, not scheduled until Release
 	onHold   bool            // the admin's hold (Hold), persisted; not scheduled until Unhold
@@ -334,7 +343,7 @@ func (s *spool) write(ctx context.Context, env *envelope, msg io.Reader, size in
 }
 
 func itemFromEnvelope(env *envelope) *item {
-	it := &item{ID: env.ID, From: env.From, Created: env.Created, Size: env.Size, Bounce: env.Bounce}
+	it := &item{ID: env.ID, From: env.From, Created: env.Created, Size: env.Size, Bounce: env.Bounce, RequireTLS: env.RequireTLS}
 	it.rcpts = make([]Recipient, len(env.Rcpts))
 	for i, r := range env.Rcpts {
 		it.rcpts[i] = Recipient{Addr: r, State: Pending, NextAttempt: env.Created, Final: slices.Contains(env.Final, r)}
@@ -454,7 +463,7 @@ func (s *spool) load() ([]*item, error) {
 	for _, e := range entries {
 		name := e.Name()
 		switch {
-		case name == tmpDir || name == corruptDir || name == lockFile:
+		case name == tmpDir || name == corruptDir || name == lockFile || name == stsCacheFile || name == stsCacheFile+".tmp":
 		case !e.Type().IsRegular():
 			s.log.Warn("queue: ignoring unexpected entry in spool", "file", name)
 		case strings.HasSuffix(name, msgSuffix):

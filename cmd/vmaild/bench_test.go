@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/vmaild/vmaild/internal/testscan"
 	"github.com/vmaild/vmaild/protocols/smtp/smtpbench"
 )
 
@@ -51,6 +52,49 @@ func BenchmarkServeSMTP(b *testing.B) {
 			b.ReportMetric(float64(sent)/total.Duration.Seconds(), "msgs/s")
 			b.ReportMetric(float64(total.P99.Microseconds())/1000, "p99-ms")
 			d.stop()
+		})
+	}
+}
+
+// BenchmarkServeScanners: 10 KB messages to one local user through the
+// MTA port of the running daemon, with no check and with each scanner
+// alone (real rspamd, spamd, clamd and opendkim as a milter, started once,
+// on the same machine). The figure to read is msgs/s.
+func BenchmarkServeScanners(b *testing.B) {
+	var pool testscan.Pool
+	defer pool.Close()
+	configs := []struct {
+		name    string
+		inbound func() string
+	}{
+		{"none", func() string { return "" }},
+		{"clamd", func() string { return "  clamd:\n    address: " + pool.Clamd(b).Socket + "\n" }},
+		{"rspamd", func() string { return "  rspamd:\n    url: " + pool.Rspamd(b).URL + "\n" }},
+		{"spamd", func() string { return "  spamd:\n    address: " + pool.Spamd(b).Addr + "\n" }},
+		{"opendkim", func() string { return "  milter:\n    sockets: [opendkim=inet:" + pool.OpenDKIM(b).Addr + "]\n" }},
+	}
+	for _, c := range configs {
+		b.Run(c.name, func(b *testing.B) {
+			extra := ""
+			if in := c.inbound(); in != "" {
+				extra = "inbound:\n" + in
+			}
+			d := newDaemon(b, extra)
+			d.start()
+			defer d.stop()
+			d.cli("", "domain", "add", "example.com")
+			d.cli("secret\n", "user", "add", "u1@example.com", "--password-stdin")
+			b.ResetTimer()
+			res, err := smtpbench.Run(context.Background(), smtpbench.Options{
+				Addr: d.addr("smtp"), From: "bench@remote.test", To: []string{"u1@example.com"},
+				Count: b.N, Concurrency: 8, Size: 10240,
+			})
+			b.StopTimer()
+			if err != nil || res.Errors > 0 {
+				b.Fatalf("bench: %v, %d errors, first %v", err, res.Errors, res.FirstError)
+			}
+			b.ReportMetric(float64(res.Messages)/res.Duration.Seconds(), "msgs/s")
+			b.ReportMetric(float64(res.P99.Microseconds())/1000, "p99-ms")
 		})
 	}
 }

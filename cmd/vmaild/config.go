@@ -49,9 +49,15 @@ type Config struct {
 	Sieve    SieveConfig     `yaml:"sieve"`
 	SRS      SRSConfig       `yaml:"srs"`
 	DKIM     DKIMConfig      `yaml:"dkim"`
-	Metrics  MetricsConfig   `yaml:"metrics"`
-	Control  ControlConfig   `yaml:"control"`
-	RunAs    string          `yaml:"run_as" help:"user to switch to after binding the ports when started as root"`
+	// DNS is what vmaild dns publishes for hosted domains (dnscmd.go).
+	DNS DNSConfig `yaml:"dns"`
+	// SendingLimits bounds what authenticated users send (sendlimits.go).
+	SendingLimits SendingLimitsConfig `yaml:"sending_limits"`
+	// Inbound are the scanners and milters at the end of DATA (inbound.go).
+	Inbound InboundConfig `yaml:"inbound"`
+	Metrics MetricsConfig `yaml:"metrics"`
+	Control ControlConfig `yaml:"control"`
+	RunAs   string        `yaml:"run_as" help:"user to switch to after binding the ports when started as root"`
 	// ShutdownTimeout bounds how long SIGTERM waits for transactions in
 	// flight.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" help:"how long SIGTERM waits for transactions in flight"`
@@ -67,6 +73,8 @@ type Config struct {
 
 	// Autoconfig tells mail clients about the listeners (autoconfig.go).
 	Autoconfig AutoconfigConfig `yaml:"autoconfig"`
+	// MTASTS serves our own MTA-STS policy (mtasts.go).
+	MTASTS MTASTSConfig `yaml:"mta_sts"`
 
 	// Inbound trust checks of the smtp listener (inbound.go).
 	InboundDNS InboundDNS       `yaml:"inbound_dns"`
@@ -148,6 +156,7 @@ type QueueConfig struct {
 	RetryMin  time.Duration `yaml:"retry_min" help:"first retry delay, doubling up to retry_max (Postfix's minimal_backoff_time; default 5m)"`
 	RetryMax  time.Duration `yaml:"retry_max" help:"longest retry delay (Postfix's maximal_backoff_time; default 4h)"`
 	Smarthost Smarthost     `yaml:"smarthost"`
+	TLS       OutboundTLS   `yaml:"tls"`
 }
 
 // Smarthost relays all outbound mail through one server.
@@ -250,16 +259,20 @@ func defaultConfig() Config {
 			CheckHeaderFrom: true,
 		},
 		Store:           StoreConfig{PathTemplate: "%d/%n/Maildir"},
-		Queue:           QueueConfig{Port: 25, Workers: 32, PerDomain: 8, MaxAge: 5 * 24 * time.Hour},
+		Queue:           QueueConfig{Port: 25, Workers: 32, PerDomain: 8, MaxAge: 5 * 24 * time.Hour, TLS: OutboundTLS{DANE: true, MTASTS: true}},
+		MTASTS:          MTASTSConfig{TLS: true, Mode: "testing", MaxAge: 7 * 24 * time.Hour},
 		Delivery:        delivery.Config{MaxHops: 50, Sieve: true},
 		Sieve:           SieveConfig{MaxScripts: 20, MaxStorage: 1 << 20, MaxScriptSize: 256 << 10},
 		Metrics:         MetricsConfig{Address: "127.0.0.1:9187", MinFreeBytes: 1 << 30},
 		Control:         ControlConfig{Mode: "0600"},
 		SRS:             SRSConfig{Enabled: true, Separator: srs.DefaultSeparator, MaxAgeDays: srs.DefaultMaxAgeDays, HashLength: srs.DefaultHashLength},
+		SendingLimits:   defaultSendingLimits(),
+		DNS:             defaultDNS(),
 		DKIM:            DKIMConfig{Headers: slices.Clone(dkim.DefaultHeaders), Canonicalization: dkim.DefaultCanonicalization},
+		Inbound:         defaultInbound(),
 		ShutdownTimeout: 30 * time.Second,
 	}
-	defaultInbound(&c)
+	defaultSenderChecks(&c)
 	return c
 }
 
@@ -323,9 +336,13 @@ func (c *Config) validate() []string {
 	problems = append(problems, c.Control.resolve(c.DataDir)...)
 	problems = append(problems, c.SRS.resolve(c.Hostname, c.DataDir)...)
 	problems = append(problems, c.DKIM.resolve(c.DataDir)...)
+	problems = append(problems, c.SendingLimits.validate()...)
+	problems = append(problems, c.DNS.validate()...)
+	problems = append(problems, c.Inbound.validate()...)
 	problems = append(problems, c.validateAutoconfig()...)
+	problems = append(problems, c.validateTLSPolicy()...)
 	problems = append(problems, c.Queue.Smarthost.validate()...)
-	problems = append(problems, c.validateInbound()...)
+	problems = append(problems, c.validateSenderChecks()...)
 	problems = append(problems, c.validateBridge()...)
 	problems = append(problems, c.checkRanges()...)
 	return problems
@@ -491,6 +508,71 @@ func validateLDAP(c ldap.Config) []string {
 		}
 	}
 	return problems
+}
+
+// InboundConfig is the checks a message passes at the end of DATA, before
+// the reply (package backend/inbound; built in inbound.go): scanners and
+// milters, and how their spam verdict files mail into Junk.
+type InboundConfig struct {
+	Order  []string     `yaml:"order" help:"order the configured checks run in, by name (clamd, rspamd, spamd, milter for every milter); checks not named run after these in that order"`
+	Rspamd RspamdConfig `yaml:"rspamd"`
+	Spamd  SpamdConfig  `yaml:"spamd"`
+	Clamd  ClamdConfig  `yaml:"clamd"`
+	Milter MilterConfig `yaml:"milter"`
+	Junk   JunkConfig   `yaml:"junk"`
+}
+
+// RspamdConfig is the rspamd check (HTTP /checkv2).
+type RspamdConfig struct {
+	URL          string        `yaml:"url" help:"base URL of rspamd's normal worker, e.g. http://127.0.0.1:11333; empty: off"`
+	Password     string        `yaml:"password" help:"sent as rspamd's Password header when set"`
+	RejectAsJunk bool          `yaml:"reject_as_junk" help:"file what rspamd would reject into Junk instead of refusing it with 554 5.7.1"`
+	Roles        []string      `yaml:"roles" help:"listener roles checked: mta, submission, lmtp"`
+	Timeout      time.Duration `yaml:"timeout" help:"time rspamd has for one message"`
+	MaxSize      int64         `yaml:"max_size" unit:"bytes" help:"larger messages are not sent to rspamd (see oversize); 0: no limit"`
+	Oversize     string        `yaml:"oversize" help:"a message over max_size: skip (delivered, marked X-Vmaild-Unchecked) or reject (552 5.3.4)"`
+	OnFailure    string        `yaml:"on_failure" help:"rspamd down, hung or answering nonsense: tempfail (451 4.7.1, the client retries) or accept (delivered, marked X-Vmaild-Unchecked)"`
+}
+
+// SpamdConfig is the SpamAssassin check (spamd, SPAMC protocol).
+type SpamdConfig struct {
+	Address     string        `yaml:"address" help:"spamd's host:port or unix socket path, e.g. 127.0.0.1:783; empty: off"`
+	User        string        `yaml:"user" help:"user whose SpamAssassin preferences apply (spamc -u); empty: spamd's default"`
+	RejectScore float64       `yaml:"reject_score" help:"refuse messages scoring at least this with 550 5.7.1; 0: never (spam goes into Junk)"`
+	Roles       []string      `yaml:"roles" help:"listener roles checked: mta, submission, lmtp"`
+	Timeout     time.Duration `yaml:"timeout" help:"time spamd has for one message"`
+	MaxSize     int64         `yaml:"max_size" unit:"bytes" help:"larger messages are not sent to spamd (see oversize); 0: no limit"`
+	Oversize    string        `yaml:"oversize" help:"a message over max_size: skip (delivered, marked X-Vmaild-Unchecked) or reject (552 5.3.4)"`
+	OnFailure   string        `yaml:"on_failure" help:"spamd down, hung or answering nonsense: tempfail (451 4.7.1) or accept (delivered, marked X-Vmaild-Unchecked)"`
+}
+
+// ClamdConfig is the ClamAV check (clamd, INSTREAM).
+type ClamdConfig struct {
+	Address   string        `yaml:"address" help:"clamd's LocalSocket path or TCPAddr:TCPSocket, e.g. /run/clamav/clamd.ctl; empty: off"`
+	OnVirus   string        `yaml:"on_virus" help:"a virus found: reject (554 5.7.1 naming it), discard or junk"`
+	Roles     []string      `yaml:"roles" help:"listener roles checked: mta, submission, lmtp"`
+	Timeout   time.Duration `yaml:"timeout" help:"time clamd has for one message"`
+	MaxSize   int64         `yaml:"max_size" unit:"bytes" help:"larger messages are not sent to clamd (see oversize); keep it at or below clamd's StreamMaxLength; 0: no limit"`
+	Oversize  string        `yaml:"oversize" help:"a message over max_size: skip (delivered, marked X-Vmaild-Unchecked) or reject (552 5.3.4)"`
+	OnFailure string        `yaml:"on_failure" help:"clamd down, hung, over its limits or answering nonsense: tempfail (451 4.7.1) or accept (delivered, marked X-Vmaild-Unchecked)"`
+}
+
+// MilterConfig is the milters the MTA consults, with one policy for all.
+type MilterConfig struct {
+	Sockets   []string      `yaml:"sockets" help:"milters as NAME=SOCKET, consulted in this order, e.g. opendkim=inet:127.0.0.1:8891 or clamav=unix:/run/clamav-milter/milter.sock"`
+	Roles     []string      `yaml:"roles" help:"listener roles the milters see: mta, submission, lmtp"`
+	Timeout   time.Duration `yaml:"timeout" help:"time each milter has for one message"`
+	MaxSize   int64         `yaml:"max_size" unit:"bytes" help:"larger messages are not sent to the milters (see oversize); 0: no limit"`
+	Oversize  string        `yaml:"oversize" help:"a message over max_size: skip (delivered, marked X-Vmaild-Unchecked) or reject (552 5.3.4)"`
+	OnFailure string        `yaml:"on_failure" help:"a milter down, hung or failing: tempfail (451 4.7.1) or accept (delivered, marked X-Vmaild-Unchecked)"`
+}
+
+// JunkConfig is how the spam verdict files mail into the recipient's
+// \Junk folder (delivery.JunkFolder).
+type JunkConfig struct {
+	Folder     string   `yaml:"folder" help:"folder spam is filed into; Junk, the special-use \\Junk folder, is created when missing, another folder must exist (else INBOX)"`
+	Threshold  float64  `yaml:"threshold" help:"spam score from which mail goes into Junk; 0: when the scanner calls it spam"`
+	Thresholds []string `yaml:"thresholds" help:"per domain or address, DOMAIN=SCORE or ADDRESS=SCORE (an address wins over its domain); SCORE off keeps spam in INBOX"`
 }
 
 // DKIMConfig is DKIM signing (package backend/dkim) of the mail

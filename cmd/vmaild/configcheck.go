@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/miekg/dns"
 
+	"github.com/vmaild/vmaild/backend/inbound"
 	"github.com/vmaild/vmaild/userdb"
 	"github.com/vmaild/vmaild/userdb/ldap"
 	sqldir "github.com/vmaild/vmaild/userdb/sql"
@@ -55,13 +57,19 @@ func checkServers(ctx context.Context, cfg Config, problems []string) []serverCh
 		checks = append(checks, func() serverCheck { return checkTCP(ctx, "smarthost "+a, a) })
 	}
 	if a := cfg.Queue.Resolver; a != "" && !broken("queue.resolver") {
-		checks = append(checks, func() serverCheck { return checkResolver(ctx, a) })
+		dane := cfg.Queue.TLS.DANE
+		checks = append(checks, func() serverCheck { return checkResolver(ctx, a, dane) })
 	}
 	if cfg.TLS.CertFile != "" || cfg.TLS.KeyFile != "" {
 		checks = append(checks, func() serverCheck { return checkCertificate(cfg.TLS) })
 	}
 	if !broken("dkim") {
 		checks = append(checks, func() serverCheck { return checkDKIM(cfg.DKIM) })
+	}
+	if !broken("inbound.") {
+		for name, addr := range scannerAddresses(cfg.Inbound) {
+			checks = append(checks, func() serverCheck { return checkScanner(ctx, name, addr) })
+		}
 	}
 	results := make([]serverCheck, len(checks))
 	var wg sync.WaitGroup
@@ -118,18 +126,69 @@ func checkTCP(ctx context.Context, name, addr string) serverCheck {
 	return serverCheck{name: name, ok: "reachable"}
 }
 
+// scannerAddresses are the sockets of the configured inbound checks, by
+// the name config check reports them under.
+func scannerAddresses(c InboundConfig) map[string]string {
+	out := map[string]string{}
+	if c.Clamd.Address != "" {
+		out["clamd "+c.Clamd.Address] = c.Clamd.Address
+	}
+	if c.Spamd.Address != "" {
+		out["spamd "+c.Spamd.Address] = c.Spamd.Address
+	}
+	if u, err := url.Parse(c.Rspamd.URL); err == nil && u.Host != "" {
+		host := u.Host
+		if u.Port() == "" {
+			port := "80"
+			if u.Scheme == "https" {
+				port = "443"
+			}
+			host = net.JoinHostPort(u.Hostname(), port)
+		}
+		out["rspamd "+c.Rspamd.URL] = host
+	}
+	for _, m := range c.Milter.Sockets {
+		name, addr, _ := strings.Cut(m, "=")
+		out["milter "+name+" "+addr] = addr
+	}
+	return out
+}
+
+// checkScanner connects to a scanner's socket (TCP or unix, as the
+// checks do) and hangs up.
+func checkScanner(ctx context.Context, name, addr string) serverCheck {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	_, stop, err := inbound.Dial(ctx, addr)
+	if err != nil {
+		return serverCheck{name: name, err: fmt.Errorf("%s unreachable: %w", name, err)}
+	}
+	stop()
+	return serverCheck{name: name, ok: "reachable"}
+}
+
 // checkResolver asks the DNS server for the root's name servers, which
-// every recursive resolver answers.
-func checkResolver(ctx context.Context, addr string) serverCheck {
+// every recursive resolver answers; with DANE on it also says whether
+// the answer came validated (the root zone is signed), as DANE trusts
+// nothing else.
+func checkResolver(ctx context.Context, addr string, dane bool) serverCheck {
 	name := "resolver " + addr
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	m := new(dns.Msg)
 	m.SetQuestion(".", dns.TypeNS)
-	if _, _, err := (&dns.Client{Timeout: checkTimeout}).ExchangeContext(ctx, m, addr); err != nil {
+	m.AuthenticatedData = true
+	resp, _, err := (&dns.Client{Timeout: checkTimeout}).ExchangeContext(ctx, m, addr)
+	if err != nil {
 		return serverCheck{name: name, err: fmt.Errorf("%s unreachable: %w", name, err)}
 	}
-	return serverCheck{name: name, ok: "answers"}
+	switch {
+	case !dane:
+		return serverCheck{name: name, ok: "answers"}
+	case resp.AuthenticatedData:
+		return serverCheck{name: name, ok: "answers, validates DNSSEC (DANE can apply)"}
+	}
+	return serverCheck{name: name, ok: "answers, but does not validate DNSSEC (no AD bit): DANE (queue.tls.dane) never applies"}
 }
 
 func checkCertificate(f TLSFiles) serverCheck {

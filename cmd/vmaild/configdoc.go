@@ -35,7 +35,7 @@ var configSections = map[string]struct{ title, intro string }{
 		"see [userdb/sql/POSTFIXADMIN.md](userdb/sql/POSTFIXADMIN.md)."},
 	"ldap": {"LDAP accounts", "Used when `userdb.accounts` is `ldap`. Plain `inetOrgPerson` entries with `mail`, " +
 		"`userPassword` and `cn` work as they are; the optional schema in `schema/ldap/` adds the attributes " +
-		"named in `ldap.attributes.*` (`vmailQuotaBytes`, `vmailQuotaMessages`, `vmailActive`, `vmailMaildir`, `vmailSenderAddress`)."},
+		"named in `ldap.attributes.*` (`vmailQuotaBytes`, `vmailQuotaMessages`, `vmailActive`, `vmailMaildir`, `vmailSenderAddress`, `vmailSendMessagesPerHour`, `vmailSendRecipientsPerMessage`, `vmailSendRecipientsPerHour`)."},
 	"listen": {"Listeners", "One socket per protocol; an empty address turns the listener off. " +
 		"smtp is the MTA (25), submission uses STARTTLS (587), submissions implicit TLS (465); " +
 		"imap and pop3 offer STARTTLS/STLS, imaps and pop3s are implicit TLS. " +
@@ -50,8 +50,13 @@ var configSections = map[string]struct{ title, intro string }{
 	"smtp": {"SMTP policy", "Relay, size and sender policy of the SMTP listeners. Relaying needs a client in `mynetworks` or an authenticated session. " +
 		"An authenticated user sends only as its own address, its plus forms, the same local part in an alias domain, " +
 		"and what `vmaild sender` (or `ldap.attributes.sender_address`) grants; aliases and catch-alls grant nothing."},
-	"store":    {"Mail store", "Maildir++ laid out as Dovecot does it, with a UID index beside the files."},
-	"queue":    {"Outbound queue", "The durable spool for remote recipients: MX lookup, retries, bounces."},
+	"store": {"Mail store", "Maildir++ laid out as Dovecot does it, with a UID index beside the files."},
+	"queue": {"Outbound queue", "The durable spool for remote recipients: MX lookup, retries, bounces. " +
+		"`queue.tls.*` is the TLS towards other servers: a `queue.tls.policy` entry decides for the destinations it names; " +
+		"the others get DANE when their MX host has DNSSEC-validated TLSA records, else their MTA-STS policy, else opportunistic TLS. " +
+		"A message received with REQUIRETLS (RFC 8689) goes only over DANE- or MTA-STS-authenticated TLS to a server that takes REQUIRETLS, or bounces with 5.7.30; " +
+		"one with the header `TLS-Required: No` gets DANE and MTA-STS applied but not enforced. " +
+		"The delivery log (`tls_policy`), `vmaild queue show` and bounces name the policy that applied."},
 	"delivery": {"Local delivery", "The delivery agent: aliases, quota, loops, folders."},
 	"metrics": {"Metrics and health", "Prometheus `/metrics` and `/healthz` on their own listener. `/healthz` is 200 when SQL and LDAP answer, " +
 		"the store and queue folders are writable and their file systems have `min_free_bytes` free; " +
@@ -63,12 +68,31 @@ var configSections = map[string]struct{ title, intro string }{
 	"dkim": {"DKIM signing", "Mail authenticated users send to remote destinations, and the queue's bounces, are DKIM-signed (RFC 6376, ed25519 or RSA) " +
 		"by the domain of their From header when that domain has a key; every key of a domain signs, so a rotation has two signatures. " +
 		"Make keys with `vmaild dkim keygen DOMAIN`, publish `vmaild dkim show DOMAIN`. Keys are read at start and on reload; one that does not load stops the start, and a reload keeps the old keys."},
+	"dns": {"DNS records of hosted domains", "What `vmaild dns DOMAIN` prints and `vmaild dns check DOMAIN` looks up, beside what the " +
+		"configuration already says: the MX (hostname), the DKIM keys (`dkim.*`), the autoconfig and autodiscover names and the RFC 6186 SRV " +
+		"records (the listeners as autoconfig announces them). The MTA-STS policy's id is derived from its content, so it changes with it."},
+	"sending_limits": {"Sending limits", "What an authenticated user (submission, or AUTH on smtp) may send, per account and per domain " +
+		"(all its accounts together): messages and recipients per hour (a sliding hour), recipients per message; 0 is unlimited. " +
+		"The directory overrides them per account (SQL `accounts.send_*` columns, LDAP `vmailSend*` attributes) and per domain " +
+		"(`domains.send_*`); NULL or absent keeps these defaults. Over an hourly limit MAIL or RCPT gets `450 4.7.1` (the client's " +
+		"queue retries later), over the recipients of one message the RCPT gets `452 4.5.3` (RFC 5321 4.5.3.1.10: the client sends " +
+		"the rest in another message); each refusal is logged and counted in `vmaild_send_limit_refusals_total`. " +
+		"Counts live in memory: a restart starts them afresh. `vmaild limits` shows who is near a limit."},
+	"inbound": {"Inbound checks", "Scanners and milters consulted on the MTA listener at the end of DATA, after the message is spooled and before the reply, " +
+		"so a refusal is an SMTP reply and never a bounce. Each is optional (an empty address turns it off) and has its own roles, timeout, size limit " +
+		"and failure mode: `tempfail` (451 4.7.1, nothing is delivered unscanned) or `accept` (delivered with an `X-Vmaild-Unchecked` field). " +
+		"A virus is refused with 554 5.7.1; spam gets `X-Spam-Flag`, `X-Spam-Score` and `X-Spam-Status` and is filed into the recipient's Junk folder " +
+		"(or refused, see `rspamd.reject_as_junk` and `spamd.reject_score`). Every check and verdict is logged on one line and counted in " +
+		"`vmaild_inbound_checks_total` and `vmaild_inbound_verdicts_total`."},
 	"control": {"Control channel", "The unix socket on which `vmaild serve` answers the admin commands while it runs " +
 		"(`vmaild queue …`, `auth-cache flush`, `reload`, `status`); without a running server they work on the files. " +
 		"The socket's file mode is its access control; each change is logged with the caller's uid (SO_PEERCRED)."},
 	"autoconfig": {"Client autoconfiguration", "Thunderbird autoconfig, Outlook autodiscover (POX) and an Apple `.mobileconfig` for every hosted domain " +
 		"(other domains: 404), announcing the enabled imaps, imap, pop3s, pop3, submissions and submission listeners " +
 		"(implicit TLS first) with the full address as login. See the README for the DNS names and the RFC 6186 SRV records."},
+	"mta_sts": {"Our MTA-STS policy", "One MTA-STS policy (RFC 8461) for every hosted domain D, served at `https://mta-sts.D/.well-known/mta-sts.txt` " +
+		"(the name asked for, SNI or Host, picks the domain; other names: 404). Senders fetch it when `_mta-sts.D` has a TXT record `v=STSv1; id=…`; " +
+		"change the id whenever mode, mx or max_age change. Start with `testing`, switch to `enforce` once every MX has a valid certificate."},
 	"client_networks": {"Client networks", "How client addresses are grouped wherever clients are counted or limited: " +
 		"one IPv4 address, and one IPv6 /64, since a host or a customer line is usually handed a whole /64."},
 	"bridge": {"Auth bridge", "What the `listen.dovecot_auth`, `saslauthd`, `policy` and `socketmap` sockets answer a Postfix or Exim in front: " +

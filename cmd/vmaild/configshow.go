@@ -64,7 +64,7 @@ func jsonValue(k configKey, v any) any {
 // a file holding one (srs.secret_file, tls.key_file) are not secret.
 func isSecretKey(name string) bool {
 	switch name {
-	case "ldap.bind_password", "queue.smarthost.password", "srs.secrets":
+	case "ldap.bind_password", "queue.smarthost.password", "srs.secrets", "inbound.rspamd.password":
 		return true
 	}
 	return false

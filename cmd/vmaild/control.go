@@ -148,6 +148,7 @@ func (s *server) startControl(level *slog.LevelVar, reread func() (Config, error
 	cs.srv = &control.Server{Logger: s.log.With("component", "control"), Classify: classifyControl}
 	s.ctl = cs
 	s.registerControl()
+	s.registerLimits()
 	go func() { cs.done <- cs.srv.Serve(ln) }()
 	s.log.Info("listening", "listener", "control", "address", c.Socket, "mode", fmt.Sprintf("%04o", mode))
 	return nil
@@ -286,8 +287,9 @@ func (s *server) registerControl() {
 }
 
 // reload reads the configuration again and applies what can change under
-// a running server: log.level, userdb.cache.ttl and negative_ttl, and the
-// TLS certificate (its files, as SIGHUP does). Every other section that
+// a running server: log.level, userdb.cache.ttl and negative_ttl, the
+// sending limits (sending_limits.account and .domain), the DKIM keys and
+// the TLS certificate (its files, as SIGHUP does). Every other section that
 // changed is named as waiting for a restart. A configuration that does not
 // load changes nothing.
 func (s *server) reload(peer control.Peer) (reloadAnswer, error) {
@@ -328,6 +330,13 @@ func (s *server) reload(peer control.Peer) (reloadAnswer, error) {
 			cur.Log.Level = next.Log.Level
 		}
 	}
+	if ns, cs := next.SendingLimits, cur.SendingLimits; ns.Account != cs.Account || ns.Domain != cs.Domain {
+		s.sendLimits.SetLimits(ns.Account, ns.Domain)
+		ans.Applied = append(ans.Applied, "sending_limits")
+		cur.SendingLimits.Account, cur.SendingLimits.Domain = ns.Account, ns.Domain
+	}
+	// near is read by vmaild limits itself, from its own configuration.
+	cur.SendingLimits.Near = next.SendingLimits.Near
 	nc, cc := next.UserDB.Cache, cur.UserDB.Cache
 	if nc.TTL != cc.TTL || nc.NegativeTTL != cc.NegativeTTL {
 		s.dir.cache.SetTTL(nc.TTL, nc.NegativeTTL)

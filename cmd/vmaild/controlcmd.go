@@ -68,9 +68,10 @@ func (a *app) controlCommands() []*cobra.Command {
 	reload := &cobra.Command{
 		Use:   "reload",
 		Short: "Make the running server read its configuration again (what can change without a restart)",
-		Long: "Applies log.level, userdb.cache.ttl and userdb.cache.negative_ttl, and reloads the TLS\n" +
-			"certificate files (as SIGHUP does); names every other section that changed, which\n" +
-			"needs a restart. A configuration with errors changes nothing.",
+		Long: "Applies log.level, userdb.cache.ttl, userdb.cache.negative_ttl and\n" +
+			"sending_limits.account and .domain, and reloads the TLS certificate files (as SIGHUP\n" +
+			"does); names every other section that changed, which needs a restart. A configuration\n" +
+			"with errors changes nothing.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var ans reloadAnswer

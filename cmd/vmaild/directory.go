@@ -73,6 +73,7 @@ func (a *app) openDirectory(ctx context.Context) (*directory, error) {
 		Domains:            d.cache.Domains(),
 		Quotas:             db,
 		Senders:            d.cache.Senders(db),
+		Limits:             db,
 		DefaultDomain:      cfg.UserDB.DefaultDomain,
 		RecipientDelimiter: cfg.UserDB.RecipientDelimiter,
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vmaild/vmaild/backend/delivery"
 	"github.com/vmaild/vmaild/backend/dkim"
+	"github.com/vmaild/vmaild/protocols/dnsrecords"
 	"github.com/vmaild/vmaild/userdb"
 )
 
@@ -128,34 +129,52 @@ func (a *app) dkimCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			specs, err := a.cfg.DKIM.specs()
-			if err != nil {
-				return err
-			}
-			keys, warnings, err := dkim.LoadKeys(a.cfg.DKIM.Dir, specs)
+			keys, warnings, err := a.cfg.DKIM.records(domain)
 			if err != nil {
 				return err
 			}
 			for _, w := range warnings {
 				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
 			}
-			n := 0
-			for _, k := range keys {
-				if k.Domain == domain {
-					if err := printRecord(cmd.OutOrStdout(), domain, k.Selector, k.Signer); err != nil {
-						return err
-					}
-					n++
-				}
-			}
-			if n == 0 {
+			if len(keys) == 0 {
 				return errors.New("no DKIM key for " + domain + ": make one with `vmaild dkim keygen " + domain + "`")
+			}
+			for _, k := range keys {
+				if _, err := fmt.Fprintln(cmd.OutOrStdout(), dkim.ZoneLine(domain, k.Selector, k.Record)); err != nil {
+					return err
+				}
 			}
 			return nil
 		},
 	}
 	cmd.AddCommand(keygen, show)
 	return cmd
+}
+
+// records are the TXT records of domain's signing keys: what `vmaild dkim
+// show` prints and `vmaild dns` lists. warnings are key files others may
+// read.
+func (c DKIMConfig) records(domain string) ([]dnsrecords.DKIMKey, []error, error) {
+	specs, err := c.specs()
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, warnings, err := dkim.LoadKeys(c.Dir, specs)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []dnsrecords.DKIMKey
+	for _, k := range keys {
+		if k.Domain != domain {
+			continue
+		}
+		rec, err := dkim.Record(k.Signer)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, dnsrecords.DKIMKey{Selector: k.Selector, Record: rec})
+	}
+	return out, warnings, nil
 }
 
 // printRecord writes the zone line that publishes key.

@@ -1,244 +1,178 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"net/netip"
+	"log/slog"
+	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/vmaild/vmaild/backend/dnsbl"
-	"github.com/vmaild/vmaild/backend/dnsclient"
-	"github.com/vmaild/vmaild/backend/greylist"
+	"github.com/vmaild/vmaild/backend/delivery"
 	"github.com/vmaild/vmaild/backend/inbound"
-	"github.com/vmaild/vmaild/backend/senderauth"
-	"github.com/vmaild/vmaild/protocols/gate"
-	"github.com/vmaild/vmaild/protocols/smtp"
+	"github.com/vmaild/vmaild/backend/inbound/clamd"
+	"github.com/vmaild/vmaild/backend/inbound/milter"
+	"github.com/vmaild/vmaild/backend/inbound/rspamd"
+	"github.com/vmaild/vmaild/backend/inbound/spamd"
+	"github.com/vmaild/vmaild/userdb"
 )
 
-// InboundDNS is the resolver of the inbound checks (SPF, DKIM, DMARC,
-// DNS blocklists).
-type InboundDNS struct {
-	Resolver string        `yaml:"resolver" help:"DNS server host:port the inbound checks ask (SPF, DKIM, DMARC, dnsbl); empty: queue.resolver, then resolv.conf"`
-	Timeout  time.Duration `yaml:"timeout" help:"how long one DNS question of the inbound checks may take"`
-}
+// Default policy of a scanner: the MTA only (submission is our own users'
+// mail, LMTP was scanned by the MTA in front), a timeout long enough for
+// a loaded scanner, and fail closed.
+const defaultScanTimeout = 30 * time.Second
 
-// SenderAuthConfig is SPF, DKIM and DMARC on the smtp listener (package
-// backend/senderauth).
-type SenderAuthConfig struct {
-	Enabled     bool   `yaml:"enabled" help:"check SPF, DKIM and DMARC of mail arriving on the smtp listener (not submission, not LMTP, not authenticated or mynetworks clients) and add one Authentication-Results field"`
-	DMARCReject string `yaml:"dmarc_reject" help:"what happens to mail failing DMARC whose domain publishes p=reject: reject (550 5.7.1 at end of DATA), quarantine (deliver into Junk) or mark (only the header); p=quarantine is filed into Junk unless this is mark"`
-	SPFFail     string `yaml:"spf_fail" help:"what happens to mail whose SPF result is fail (hard fail): reject, quarantine or mark"`
-	// MaxSignatures bounds the work a message with many signatures costs.
-	MaxSignatures int `yaml:"max_signatures" help:"DKIM signatures verified per message; more are ignored"`
-}
-
-// DNSBLConfig is DNS blocklists and allowlists at RCPT (package
-// backend/dnsbl).
-type DNSBLConfig struct {
-	Zones     []string      `yaml:"zones" help:"lists asked about unauthenticated smtp clients outside mynetworks, ZONE[:WEIGHT[:CODES]]: weight added when listed (default 1, negative for an allowlist such as list.dnswl.org:-5), CODES the answers that count, comma-separated addresses or ranges (zen.spamhaus.org:1:127.0.0.2-127.0.0.9); empty: off"`
-	Threshold float64       `yaml:"threshold" help:"score at which a client is refused with 554 5.7.1 naming the zone"`
-	Allow     []string      `yaml:"allow" help:"client networks (CIDR) never looked up"`
-	CacheTTL  time.Duration `yaml:"cache_ttl" help:"how long a client's answers are reused"`
-}
-
-// GreylistConfig is greylisting at RCPT (package backend/greylist), its
-// triplets in the SQL directory's greylist table.
-type GreylistConfig struct {
-	Enabled       bool          `yaml:"enabled" help:"greylist unauthenticated smtp clients outside mynetworks: the first attempt of a (client network, sender, recipient) triplet gets 451 4.7.1"`
-	Delay         time.Duration `yaml:"delay" help:"how long a new triplet is deferred"`
-	RetryMax      time.Duration `yaml:"retry_max" help:"how long after the first attempt a retry still passes; later ones start over"`
-	Remember      time.Duration `yaml:"remember" help:"how long a passed triplet stays passed without mail"`
-	IPv4Prefix    int           `yaml:"ipv4_prefix" help:"prefix length grouping IPv4 clients into one greylisting client (a sender's pool of servers)"`
-	IPv6Prefix    int           `yaml:"ipv6_prefix" help:"prefix length grouping IPv6 clients into one greylisting client"`
-	AllowNetworks []string      `yaml:"allow_networks" help:"client networks (CIDR) never greylisted"`
-	AllowDomains  []string      `yaml:"allow_domains" help:"sender or recipient domains never greylisted (subdomains included)"`
-}
-
-func defaultInbound(c *Config) {
-	c.InboundDNS = InboundDNS{Timeout: dnsclient.DefaultTimeout}
-	c.SenderAuth = SenderAuthConfig{DMARCReject: "reject", SPFFail: "mark", MaxSignatures: senderauth.DefaultMaxSignatures}
-	c.DNSBL = DNSBLConfig{Threshold: dnsbl.DefaultThreshold, CacheTTL: dnsbl.DefaultCacheTTL}
-	c.Greylist = GreylistConfig{
-		Delay: greylist.DefaultDelay, RetryMax: greylist.DefaultRetryMax, Remember: greylist.DefaultRemember,
-		IPv4Prefix: greylist.DefaultIPv4Bits, IPv6Prefix: greylist.DefaultIPv6Bits,
+func defaultInbound() InboundConfig {
+	mta := func() []string { return []string{delivery.RoleMTA} }
+	return InboundConfig{
+		Order:  []string{"clamd", "rspamd", "spamd", "milter"},
+		Rspamd: RspamdConfig{Roles: mta(), Timeout: defaultScanTimeout, MaxSize: 50 << 20, Oversize: "skip", OnFailure: "tempfail"},
+		Spamd:  SpamdConfig{Roles: mta(), Timeout: defaultScanTimeout, MaxSize: 2 << 20, Oversize: "skip", OnFailure: "tempfail"},
+		Clamd:  ClamdConfig{OnVirus: "reject", Roles: mta(), Timeout: defaultScanTimeout, MaxSize: 25 << 20, Oversize: "skip", OnFailure: "tempfail"},
+		Milter: MilterConfig{Roles: mta(), Timeout: defaultScanTimeout, Oversize: "skip", OnFailure: "tempfail"},
+		Junk:   JunkConfig{Folder: delivery.DefaultJunkFolder},
 	}
 }
 
-// validateInbound checks the inbound keys without the network.
-func (c *Config) validateInbound() []string {
+// checkNames are the names inbound.order knows.
+var checkNames = []string{"clamd", "rspamd", "spamd", "milter"}
+
+// validate checks the inbound keys; building the pipeline cannot fail
+// after it.
+func (c *InboundConfig) validate() []string {
 	var problems []string
-	if _, err := senderauth.ParseAction(c.SenderAuth.DMARCReject); err != nil {
-		problems = append(problems, "sender_auth.dmarc_reject: "+err.Error())
-	}
-	if _, err := senderauth.ParseAction(c.SenderAuth.SPFFail); err != nil {
-		problems = append(problems, "sender_auth.spf_fail: "+err.Error())
-	}
-	if _, err := parseZones(c.DNSBL.Zones); err != nil {
-		problems = append(problems, "dnsbl.zones: "+err.Error())
-	}
-	if c.DNSBL.Threshold <= 0 {
-		problems = append(problems, "dnsbl.threshold: must be above 0")
-	}
-	for key, nets := range map[string][]string{"dnsbl.allow": c.DNSBL.Allow, "greylist.allow_networks": c.Greylist.AllowNetworks} {
-		if _, err := parsePrefixes(nets); err != nil {
-			problems = append(problems, key+": "+err.Error())
+	for _, name := range c.Order {
+		if !slices.Contains(checkNames, name) {
+			problems = append(problems, fmt.Sprintf("inbound.order: %q is not one of %s", name, strings.Join(checkNames, ", ")))
 		}
 	}
-	if p := c.Greylist.IPv4Prefix; p < 0 || p > 32 {
-		problems = append(problems, fmt.Sprintf("greylist.ipv4_prefix: %d is not 0..32", p))
+	policy := func(key string, roles []string, oversize, onFailure string) {
+		for _, r := range roles {
+			switch r {
+			case delivery.RoleMTA, delivery.RoleSubmission, delivery.RoleLMTP:
+			default:
+				problems = append(problems, fmt.Sprintf("inbound.%s.roles: %q is not mta, submission or lmtp", key, r))
+			}
+		}
+		if oversize != "skip" && oversize != "reject" {
+			problems = append(problems, fmt.Sprintf("inbound.%s.oversize: %q is not skip or reject", key, oversize))
+		}
+		if _, err := inbound.ParseFailMode(onFailure); err != nil {
+			problems = append(problems, fmt.Sprintf("inbound.%s.on_failure: %v", key, err))
+		}
 	}
-	if p := c.Greylist.IPv6Prefix; p < 0 || p > 128 {
-		problems = append(problems, fmt.Sprintf("greylist.ipv6_prefix: %d is not 0..128", p))
+	policy("rspamd", c.Rspamd.Roles, c.Rspamd.Oversize, c.Rspamd.OnFailure)
+	policy("spamd", c.Spamd.Roles, c.Spamd.Oversize, c.Spamd.OnFailure)
+	policy("clamd", c.Clamd.Roles, c.Clamd.Oversize, c.Clamd.OnFailure)
+	policy("milter", c.Milter.Roles, c.Milter.Oversize, c.Milter.OnFailure)
+	if u := c.Rspamd.URL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		problems = append(problems, fmt.Sprintf("inbound.rspamd.url: %q is not an http:// or https:// URL", u))
+	}
+	switch c.Clamd.OnVirus {
+	case "reject", "discard", "junk":
+	default:
+		problems = append(problems, fmt.Sprintf("inbound.clamd.on_virus: %q is not reject, discard or junk", c.Clamd.OnVirus))
+	}
+	for _, m := range c.Milter.Sockets {
+		if name, addr, ok := strings.Cut(m, "="); !ok || name == "" || addr == "" {
+			problems = append(problems, fmt.Sprintf("inbound.milter.sockets: %q is not NAME=SOCKET", m))
+		}
+	}
+	if _, err := c.Junk.thresholds(); err != nil {
+		problems = append(problems, "inbound.junk.thresholds: "+err.Error())
 	}
 	return problems
 }
 
-// parseZones reads ZONE[:WEIGHT[:CODES]] entries.
-func parseZones(specs []string) ([]dnsbl.Zone, error) {
-	var zones []dnsbl.Zone
-	for _, s := range specs {
-		parts := strings.SplitN(strings.TrimSpace(s), ":", 3)
-		z := dnsbl.Zone{Name: strings.TrimSuffix(parts[0], "."), Weight: 1}
-		if z.Name == "" || strings.ContainsAny(z.Name, " /") {
-			return nil, fmt.Errorf("%q: want ZONE[:WEIGHT[:CODES]]", s)
-		}
-		if len(parts) > 1 {
-			w, err := strconv.ParseFloat(parts[1], 64)
-			if err != nil || w == 0 {
-				return nil, fmt.Errorf("%q: weight %q is not a non-zero number", s, parts[1])
-			}
-			z.Weight = w
-		}
-		if len(parts) > 2 {
-			for _, c := range strings.Split(parts[2], ",") {
-				r, err := dnsbl.ParseCodes(c)
-				if err != nil {
-					return nil, fmt.Errorf("%q: %w", s, err)
-				}
-				z.Codes = append(z.Codes, r)
-			}
-		}
-		zones = append(zones, z)
+// pipeline builds the checks of the SMTP listeners from the configuration,
+// in inbound.order; nil when none is configured.
+func (c *InboundConfig) pipeline(log *slog.Logger, obs inbound.Observer) *inbound.Pipeline {
+	step := func(check inbound.Check, roles []string, timeout time.Duration, maxSize int64, oversize, onFailure string) inbound.Step {
+		mode, _ := inbound.ParseFailMode(onFailure)
+		return inbound.Step{Check: check, Roles: slices.Clone(roles), Timeout: timeout, MaxSize: maxSize,
+			OversizeReject: oversize == "reject", OnFailure: mode}
 	}
-	return zones, nil
+	steps := map[string][]inbound.Step{}
+	if r := c.Rspamd; r.URL != "" {
+		// A transport of its own: rspamd is ours to reach directly,
+		// whatever HTTP_PROXY the daemon's environment names.
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute}}
+		steps["rspamd"] = []inbound.Step{step(&rspamd.Check{URL: r.URL, Password: r.Password, RejectAsJunk: r.RejectAsJunk, Client: client},
+			r.Roles, r.Timeout, r.MaxSize, r.Oversize, r.OnFailure)}
+	}
+	if s := c.Spamd; s.Address != "" {
+		steps["spamd"] = []inbound.Step{step(&spamd.Check{Address: s.Address, User: s.User, RejectScore: s.RejectScore},
+			s.Roles, s.Timeout, s.MaxSize, s.Oversize, s.OnFailure)}
+	}
+	if cl := c.Clamd; cl.Address != "" {
+		found := inbound.Reject
+		switch cl.OnVirus {
+		case "discard":
+			found = inbound.Discard
+		case "junk":
+			found = inbound.Junk
+		}
+		steps["clamd"] = []inbound.Step{step(&clamd.Check{Address: cl.Address, Found: found},
+			cl.Roles, cl.Timeout, cl.MaxSize, cl.Oversize, cl.OnFailure)}
+	}
+	for _, sock := range c.Milter.Sockets {
+		name, addr, _ := strings.Cut(sock, "=")
+		m := c.Milter
+		steps["milter"] = append(steps["milter"], step(&milter.Check{Address: addr, CheckName: name},
+			m.Roles, m.Timeout, m.MaxSize, m.Oversize, m.OnFailure))
+	}
+	order := slices.Clone(c.Order)
+	for _, name := range checkNames {
+		if !slices.Contains(order, name) {
+			order = append(order, name)
+		}
+	}
+	p := &inbound.Pipeline{Logger: log, Observer: obs}
+	for _, name := range order {
+		p.Steps = append(p.Steps, steps[name]...)
+		delete(steps, name)
+	}
+	if len(p.Steps) == 0 {
+		return nil
+	}
+	return p
 }
 
-func parsePrefixes(nets []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, n := range nets {
-		p, err := netip.ParsePrefix(strings.TrimSpace(n))
-		if err != nil {
-			return nil, fmt.Errorf("%q is not a CIDR prefix like 192.0.2.0/24", n)
+// junkFilter is the delivery filter that files spam into Junk.
+func (c JunkConfig) junkFilter() delivery.JunkFolder {
+	t, _ := c.thresholds()
+	return delivery.JunkFolder{Folder: c.Folder, Threshold: c.Threshold, Thresholds: t}
+}
+
+// thresholds reads junk.thresholds: DOMAIN=SCORE or ADDRESS=SCORE, "off"
+// as a negative threshold (no filing).
+func (c JunkConfig) thresholds() (map[string]float64, error) {
+	out := map[string]float64{}
+	for _, item := range c.Thresholds {
+		key, value, ok := strings.Cut(item, "=")
+		key, value = strings.ToLower(strings.TrimSpace(key)), strings.TrimSpace(value)
+		if !ok || key == "" {
+			return nil, fmt.Errorf("%q is not DOMAIN=SCORE or ADDRESS=SCORE", item)
 		}
-		out = append(out, p)
+		if local, domain, isAddr := strings.Cut(key, "@"); isAddr {
+			if local == "" {
+				return nil, fmt.Errorf("%q: empty local part", item)
+			}
+			key = local + "@" + domain
+		}
+		if _, err := userdb.CanonicalDomain(key[strings.LastIndex(key, "@")+1:]); err != nil {
+			return nil, fmt.Errorf("%q: %v", item, err)
+		}
+		if strings.EqualFold(value, "off") {
+			out[key] = -1
+			continue
+		}
+		f, err := strconv.ParseFloat(value, 64)
+		if err != nil || f < 0 {
+			return nil, fmt.Errorf("%q: the score is not a number from 0 or off", item)
+		}
+		out[key] = f
 	}
 	return out, nil
-}
-
-// inboundResolver is the DNS client of the inbound checks.
-func (s *server) inboundResolver() (*dnsclient.Resolver, error) {
-	addr := s.cfg.InboundDNS.Resolver
-	if addr == "" {
-		addr = s.cfg.Queue.Resolver
-	}
-	return dnsclient.New(addr, s.cfg.InboundDNS.Timeout)
-}
-
-// openInbound builds the RCPT screens (dnsbl, greylisting) and the
-// sender authentication checker from the configuration; each is nil
-// when off.
-func (s *server) openInbound(ctx context.Context) error {
-	cfg := s.cfg
-	zones, err := parseZones(cfg.DNSBL.Zones)
-	if err != nil {
-		return fmt.Errorf("dnsbl.zones: %w", err)
-	}
-	if len(zones) == 0 && !cfg.SenderAuth.Enabled && !cfg.Greylist.Enabled {
-		return nil
-	}
-	var r *dnsclient.Resolver
-	if len(zones) > 0 || cfg.SenderAuth.Enabled {
-		if r, err = s.inboundResolver(); err != nil {
-			return err
-		}
-	}
-	if len(zones) > 0 {
-		allow, err := parsePrefixes(cfg.DNSBL.Allow)
-		if err != nil {
-			return fmt.Errorf("dnsbl.allow: %w", err)
-		}
-		s.screens = append(s.screens, &dnsbl.Checker{
-			Resolver: r, Zones: zones, Threshold: cfg.DNSBL.Threshold, Allow: allow, CacheTTL: cfg.DNSBL.CacheTTL,
-		})
-	}
-	if cfg.Greylist.Enabled {
-		allow, err := parsePrefixes(cfg.Greylist.AllowNetworks)
-		if err != nil {
-			return fmt.Errorf("greylist.allow_networks: %w", err)
-		}
-		s.greylist = &greylist.Greylister{
-			Store: greylist.Directory{DB: s.dir.sql},
-			Delay: cfg.Greylist.Delay, RetryMax: cfg.Greylist.RetryMax, Remember: cfg.Greylist.Remember,
-			Networks:      gate.Networks{IPv4Prefix: cfg.Greylist.IPv4Prefix, IPv6Prefix: cfg.Greylist.IPv6Prefix},
-			AllowNetworks: allow, AllowDomains: cfg.Greylist.AllowDomains,
-			Logger: s.log.With("component", "greylist"),
-		}
-		s.screens = append(s.screens, s.greylist)
-		// Not in s.wg: it holds no work shutdown must wait for, and
-		// ends with the serve context.
-		go s.expireGreylist(ctx)
-	}
-	if cfg.SenderAuth.Enabled {
-		dmarcReject, _ := senderauth.ParseAction(cfg.SenderAuth.DMARCReject)
-		spfFail, _ := senderauth.ParseAction(cfg.SenderAuth.SPFFail)
-		s.senderAuth = &senderauth.Checker{
-			Resolver: r, AuthServID: cfg.Hostname, DMARCReject: dmarcReject, SPFFail: spfFail,
-			MaxSignatures: cfg.SenderAuth.MaxSignatures,
-		}
-	}
-	return nil
-}
-
-// inboundSteps are the end-of-DATA checks of this package's keys, to run
-// first: later checks (scanners) see the Authentication-Results field.
-// DNS trouble is a temperror in the field, never a failed step, so the
-// step's failure mode only meets a timeout: the message is then accepted
-// unmarked by sender authentication rather than held.
-func (s *server) inboundSteps() []inbound.Step {
-	if s.senderAuth == nil {
-		return nil
-	}
-	return []inbound.Step{{Check: s.senderAuth, OnFailure: inbound.FailAccept}}
-}
-
-// greylistExpiry is how often forgotten triplets are deleted.
-const greylistExpiry = time.Hour
-
-// expireGreylist deletes old triplets every hour until ctx ends, so the
-// table holds only what greylisting can still use.
-func (s *server) expireGreylist(ctx context.Context) {
-	t := time.NewTicker(greylistExpiry)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if n, err := s.greylist.Expire(ctx); err != nil {
-			s.log.Warn("greylist expiry failed", "err", err)
-		} else if n > 0 {
-			s.log.Info("greylist expired", "triplets", n)
-		}
-	}
-}
-
-// mtaScreens are the RCPT screens of a listener: only the MTA has them.
-func (s *server) mtaScreens(role smtp.Role) []smtp.Screen {
-	if role != smtp.RoleMTA {
-		return nil
-	}
-	return s.screens
 }

@@ -92,6 +92,8 @@ func newRoot(a *app) *cobra.Command {
 		a.aliasCommand(),
 		a.senderCommand(),
 		a.dkimCommand(),
+		a.limitsCommand(),
+		a.dnsCommand(),
 		a.sieveCommand(),
 		a.quotaCommand(),
 		a.ldifCommand(),

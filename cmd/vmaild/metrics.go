@@ -7,14 +7,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vmaild/vmaild/backend/delivery"
+	"github.com/vmaild/vmaild/backend/inbound"
 	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/login"
+	"github.com/vmaild/vmaild/protocols/sendlimit"
 	"github.com/vmaild/vmaild/userdb"
 )
 
@@ -28,6 +31,11 @@ type metrics struct {
 	refusals    *prometheus.CounterVec
 	messages    *prometheus.CounterVec
 	dirLatency  *prometheus.HistogramVec
+	sendLimits  *prometheus.CounterVec
+	checks      *prometheus.CounterVec
+	screens     *prometheus.CounterVec
+	checkTime   *prometheus.HistogramVec
+	verdicts    *prometheus.CounterVec
 }
 
 func newMetrics(s *server) *metrics {
@@ -45,7 +53,25 @@ func newMetrics(s *server) *metrics {
 	m.dirLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "vmaild_directory_seconds", Help: "User directory call latency, by operation (cache included).",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9)}, []string{"op"})
-	m.reg.MustRegister(m.connections, m.open, m.refusals, m.messages, m.dirLatency,
+	m.sendLimits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vmaild_send_limit_refusals_total",
+		Help: "MAIL and RCPT of authenticated senders refused by a sending limit, by limit (messages_per_hour, recipients_per_message, recipients_per_hour) and scope (account, domain)."},
+		[]string{"limit", "scope"})
+	m.screens = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vmaild_screen_results_total",
+		Help: "RCPT screens of unauthenticated MTA clients (dnsbl, greylist), by screen and result (pass, defer, refuse)."},
+		[]string{"screen", "result"})
+	m.checks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vmaild_inbound_checks_total",
+		Help: "Inbound checks run at the end of DATA, by check (clamd, rspamd, spamd, a milter's name) and result (accept, junk, discard, tempfail, reject, error, timeout, skipped)."},
+		[]string{"check", "result"})
+	m.checkTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "vmaild_inbound_check_seconds", Help: "Inbound check latency, by check.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 9)}, []string{"check"})
+	m.verdicts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vmaild_inbound_verdicts_total", Help: "Messages checked at the end of DATA, by action (accept, junk, discard, tempfail, reject)."},
+		[]string{"action"})
+	m.reg.MustRegister(m.connections, m.open, m.refusals, m.messages, m.dirLatency, m.sendLimits, m.screens, m.checks, m.checkTime, m.verdicts,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "vmaild_queue_messages", Help: "Messages in the outbound queue."},
@@ -67,6 +93,15 @@ func newMetrics(s *server) *metrics {
 		func() float64 { _, mi := s.dir.cache.Stats(); return float64(mi) }))
 	m.registerLogin(s)
 	return m
+}
+
+// sendLimitRefused counts a refusal of the sending limits.
+func (m *metrics) sendLimitRefused(r *sendlimit.Refusal) {
+	scope := "account"
+	if strings.HasPrefix(r.Key, "@") {
+		scope = "domain"
+	}
+	m.sendLimits.WithLabelValues(r.Limit, scope).Inc()
 }
 
 // registerLogin exposes the login service's counters, read from its
@@ -248,4 +283,23 @@ func (s *server) serveMetrics(ln net.Listener) *http.Server {
 		}
 	}()
 	return hs
+}
+
+// inbound is the observer of the checks at the end of DATA.
+func (m *metrics) inbound() inbound.Observer { return inboundMetrics{m} }
+
+type inboundMetrics struct{ m *metrics }
+
+func (o inboundMetrics) CheckDone(check, result string, d time.Duration) {
+	o.m.checks.WithLabelValues(check, result).Inc()
+	o.m.checkTime.WithLabelValues(check).Observe(d.Seconds())
+}
+
+func (o inboundMetrics) VerdictDone(v *inbound.Verdict) {
+	o.m.verdicts.WithLabelValues(v.Action.String()).Inc()
+}
+
+// screened counts one RCPT screen's result.
+func (m *metrics) screened(screen, result string) {
+	m.screens.WithLabelValues(screen, result).Inc()
 }

@@ -200,6 +200,10 @@ func (a *app) ownQueue(what string, edit func(*queue.Config)) (*queue.Queue, err
 		return nil, fmt.Errorf("queue %s: %w", what, err)
 	}
 	qc.Smarthost = sh
+	// A flush without the server delivers under the same TLS policy.
+	if err := c.queueTLS(&qc); err != nil {
+		return nil, fmt.Errorf("queue %s: %w", what, err)
+	}
 	if edit != nil {
 		edit(&qc)
 	}
@@ -291,18 +295,25 @@ func printQueued(out io.Writer, it *queue.Item) error {
 	if it.Bounce {
 		fmt.Fprintf(w, "bounce:\tyes (a delivery status notification)\n")
 	}
+	if it.RequireTLS {
+		fmt.Fprintf(w, "requiretls:\tyes (only over authenticated TLS, RFC 8689)\n")
+	}
 	fmt.Fprintf(w, "next attempt:\t%s\n", nextAttempt(*it))
 	if err := w.Flush(); err != nil {
 		return err
 	}
 	w = table(out)
-	fmt.Fprintln(w, "RECIPIENT\tSTATE\tATTEMPTS\tLAST ATTEMPT\tNEXT ATTEMPT\tLAST REPLY")
+	fmt.Fprintln(w, "RECIPIENT\tSTATE\tATTEMPTS\tLAST ATTEMPT\tNEXT ATTEMPT\tTLS POLICY\tLAST REPLY")
 	for _, r := range it.Recipients {
 		next := "-"
 		if r.State == queue.Pending {
 			next = formatWhen(r.NextAttempt)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", r.Addr, r.State, r.Attempts, formatWhen(r.LastAttempt), next, r.LastReply)
+		policy := r.TLSPolicy
+		if policy == "" {
+			policy = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Addr, r.State, r.Attempts, formatWhen(r.LastAttempt), next, policy, r.LastReply)
 	}
 	return w.Flush()
 }

@@ -37,6 +37,7 @@ import (
 	"github.com/vmaild/vmaild/protocols/login"
 	"github.com/vmaild/vmaild/protocols/managesieve"
 	"github.com/vmaild/vmaild/protocols/pop3"
+	"github.com/vmaild/vmaild/protocols/sendlimit"
 	"github.com/vmaild/vmaild/protocols/smtp"
 	"github.com/vmaild/vmaild/userdb"
 )
@@ -85,6 +86,8 @@ type server struct {
 	agentI    delivery.Agent
 	// pop3Locks is shared by 110 and 995: one maildrop, one session.
 	pop3Locks *pop3.Locks
+	// sendLimits counts what authenticated users send, across listeners.
+	sendLimits *sendlimit.Limiter
 
 	ctl *controlState // the control socket; nil until it is open
 
@@ -92,7 +95,7 @@ type server struct {
 	screens    []smtp.Screen
 	greylist   *greylist.Greylister
 	senderAuth *senderauth.Checker
-	checks     *inbound.Pipeline // end of DATA; nil: none
+	checks     *inbound.Pipeline // end of DATA: sender_auth, then the scanners; nil: none
 	bridges    []*bridge.Server  // the auth bridge's sockets being served
 
 	wg       sync.WaitGroup
@@ -122,6 +125,9 @@ func (a *app) serve(ctx context.Context, out io.Writer, reread func() (Config, e
 	}
 	if err == nil {
 		err = s.bindAutoconfig()
+	}
+	if err == nil {
+		err = s.bindMTASTS()
 	}
 	if err != nil {
 		s.closeListeners()
@@ -155,6 +161,10 @@ func (a *app) serve(ctx context.Context, out io.Writer, reread func() (Config, e
 	}
 	if ln, ok := s.bound["autoconfig"]; ok {
 		hs := s.serveAutoconfig(ln)
+		defer hs.Close()
+	}
+	if ln, ok := s.bound["mta_sts"]; ok {
+		hs := s.serveMTASTS(ln)
 		defer hs.Close()
 	}
 	s.printHint(out)
@@ -244,6 +254,7 @@ func (s *server) open(ctx context.Context, a *app) error {
 	limits.Networks = cfg.ClientNetworks // one grouping for the gate and the login service
 	s.gate = &gate.Gate{Limits: limits, Logger: s.log.With("component", "gate"), Refused: s.metrics.refused}
 	s.directory = instrumentedDirectory{s.dir.users, s.metrics}
+	s.sendLimits = s.openSendLimits()
 	s.agentI = instrumentedAgent{s.agent, s.metrics}
 	for _, n := range cfg.SMTP.MyNetworks {
 		p, err := netip.ParsePrefix(n)
@@ -255,8 +266,19 @@ func (s *server) open(ctx context.Context, a *app) error {
 	if err := s.openInbound(ctx); err != nil {
 		return err
 	}
+	// End of DATA: sender authentication first, so the scanners see its
+	// Authentication-Results field, then the scanners in inbound.order.
+	s.checks = cfg.Inbound.pipeline(s.log.With("component", "inbound"), s.metrics.inbound())
 	if steps := s.inboundSteps(); len(steps) > 0 {
-		s.checks = &inbound.Pipeline{Steps: steps, Logger: s.log.With("component", "inbound")}
+		if s.checks == nil {
+			s.checks = &inbound.Pipeline{Logger: s.log.With("component", "inbound"), Observer: s.metrics.inbound()}
+		}
+		s.checks.Steps = append(steps, s.checks.Steps...)
+	}
+	if s.checks != nil {
+		// The checks' spam verdict (a scanner's, or DMARC quarantine)
+		// reaches the agent in the envelope.
+		s.agent.Filters = append(s.agent.Filters, cfg.Inbound.Junk.junkFilter())
 	}
 	for _, d := range []string{cfg.Store.Root, cfg.Queue.Dir, filepath.Join(cfg.DataDir, "spool")} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
@@ -295,6 +317,9 @@ func (s *server) queueConfig() (queue.Config, error) {
 		qc.BounceTo = s.bounceTo
 	}
 	qc.SignDSN = signDSN(s.dkim.Load)
+	if err := c.queueTLS(&qc); err != nil {
+		return qc, err
+	}
 	sh, err := c.Smarthost.queueSmarthost()
 	qc.Smarthost = sh
 	return qc, err
@@ -459,7 +484,7 @@ func (s *server) newProtocolServer(sp listenerSpec, log *slog.Logger) protocolSe
 		MaxMessageBytes: s.cfg.SMTP.MaxMessageBytes, MaxRecipients: s.cfg.SMTP.MaxRecipients,
 		SkipHeaderSenderCheck: !s.cfg.SMTP.CheckHeaderFrom,
 		Logins:                s.logins, Logger: log, SpoolDir: filepath.Join(s.cfg.DataDir, "spool"),
-		Gate: s.gate, SRS: s.srs, Screens: s.mtaScreens(role), Checks: s.checks,
+		Gate: s.gate, SRS: s.srs, Screens: s.mtaScreens(role), Screened: s.metrics.screened, Checks: s.checks, SendLimits: s.sendLimits,
 	}
 }
 

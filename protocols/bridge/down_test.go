@@ -83,6 +83,7 @@ func TestShutdown(t *testing.T) {
 		t.Fatalf("answer %q", got)
 	}
 	busy.send("40:virtual_alias") // a request begun
+	waitBusy(t, srv)              // else Shutdown may find it idle and close it
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	errc := make(chan error, 1)
@@ -96,4 +97,23 @@ func TestShutdown(t *testing.T) {
 	if err := <-done; err != ErrServerClosed {
 		t.Errorf("Serve: %v", err)
 	}
+}
+
+// waitBusy returns once one of srv's connections is inside a request.
+func waitBusy(t *testing.T, srv *Server) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		srv.mu.Lock()
+		busy := false
+		for c := range srv.conns {
+			c.mu.Lock()
+			busy = busy || c.busy
+			c.mu.Unlock()
+		}
+		srv.mu.Unlock()
+		if busy {
+			return
+		}
+	}
+	t.Fatal("no connection began its request")
 }

@@ -37,8 +37,8 @@ type Limits struct {
 	RecipientsPerHour    int64 `yaml:"recipients_per_hour" help:"recipients per hour over all messages (sliding window); 0: unlimited"`
 }
 
-// with applies the directory's overrides to the configured defaults.
-func (l Limits) with(o userdb.SendLimits) Limits {
+// With applies the directory's overrides to the configured defaults.
+func (l Limits) With(o userdb.SendLimits) Limits {
 	if o.MessagesPerHour != nil {
 		l.MessagesPerHour = *o.MessagesPerHour
 	}
@@ -80,6 +80,9 @@ type Config struct {
 	MaxEntries int
 	// Now is the clock; tests inject one.
 	Now func() time.Time
+	// Refused, when set, is told of every refusal (a metric); it runs
+	// under the Limiter's lock and must not call it.
+	Refused func(*Refusal)
 }
 
 // Kinds of limit, as a Refusal and the metrics name them.
@@ -148,7 +151,8 @@ func (c *counter) roll(now, size int64) {
 // count is the weighted count of the last window's length before now.
 func (c *counter) count(now, size int64) int64 {
 	c.roll(now, size)
-	rest := float64(size-(now-c.start)) / float64(size)
+	// Clamped: a clock stepped back must not weigh the last window more.
+	rest := min(max(float64(size-(now-c.start))/float64(size), 0), 1)
 	return c.cur + int64(math.Ceil(float64(c.prev)*rest))
 }
 
@@ -190,6 +194,18 @@ func New(cfg Config) *Limiter {
 	return &Limiter{cfg: cfg, window: int64(cfg.Window), entries: make(map[string]*entry)}
 }
 
+// SetLimits changes the configured defaults (a reload). Counts are kept;
+// every key's limits are read again, with the directory's overrides, at
+// its next message.
+func (l *Limiter) SetLimits(account, domain Limits) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cfg.Account, l.cfg.Domain = account, domain
+	for _, e := range l.entries {
+		e.lookedUp = 0
+	}
+}
+
 // Tx is one message's charges, from Begin to Commit or Abort.
 type Tx struct {
 	l          *Limiter
@@ -219,11 +235,11 @@ func (l *Limiter) Begin(ctx context.Context, account string) (*Tx, error) {
 	d := l.entry("@"+domain, true, now)
 	wa, ok := a.msgs.take(now, l.window, a.limits.MessagesPerHour)
 	if !ok {
-		return nil, &Refusal{Key: a.key, Limit: MessagesPerHour, Max: a.limits.MessagesPerHour}
+		return nil, l.refuse(&Refusal{Key: a.key, Limit: MessagesPerHour, Max: a.limits.MessagesPerHour})
 	}
 	if _, ok := d.msgs.take(now, l.window, d.limits.MessagesPerHour); !ok {
 		a.msgs.give(wa, l.window)
-		return nil, &Refusal{Key: d.key, Limit: MessagesPerHour, Max: d.limits.MessagesPerHour}
+		return nil, l.refuse(&Refusal{Key: d.key, Limit: MessagesPerHour, Max: d.limits.MessagesPerHour})
 	}
 	t := &Tx{l: l, acct: a, dom: d, msgWindow: wa}
 	t.perMessage, t.perMsgKey = a.limits.RecipientsPerMessage, a.key
@@ -236,7 +252,7 @@ func (l *Limiter) Begin(ctx context.Context, account string) (*Tx, error) {
 // Recipient charges one more recipient, or refuses it with a *Refusal.
 func (t *Tx) Recipient() error {
 	if t.perMessage > 0 && int64(len(t.rcpts)) >= t.perMessage {
-		return &Refusal{Key: t.perMsgKey, Limit: RecipientsPerMessage, Max: t.perMessage}
+		return t.l.refuse(&Refusal{Key: t.perMsgKey, Limit: RecipientsPerMessage, Max: t.perMessage})
 	}
 	l := t.l
 	now := l.cfg.Now().UnixNano()
@@ -245,31 +261,44 @@ func (t *Tx) Recipient() error {
 	a, d := t.acct, t.dom
 	w, ok := a.rcpts.take(now, l.window, a.limits.RecipientsPerHour)
 	if !ok {
-		return &Refusal{Key: a.key, Limit: RecipientsPerHour, Max: a.limits.RecipientsPerHour}
+		return l.refuse(&Refusal{Key: a.key, Limit: RecipientsPerHour, Max: a.limits.RecipientsPerHour})
 	}
 	if _, ok := d.rcpts.take(now, l.window, d.limits.RecipientsPerHour); !ok {
 		a.rcpts.give(w, l.window)
-		return &Refusal{Key: d.key, Limit: RecipientsPerHour, Max: d.limits.RecipientsPerHour}
+		return l.refuse(&Refusal{Key: d.key, Limit: RecipientsPerHour, Max: d.limits.RecipientsPerHour})
 	}
 	a.lastUse, d.lastUse = now, now
 	t.rcpts = append(t.rcpts, w)
 	return nil
 }
 
-// Commit keeps the charges: the message was accepted.
-func (t *Tx) Commit() { t.done = true }
+// refuse reports r to Config.Refused and returns it.
+func (l *Limiter) refuse(r *Refusal) error {
+	if l.cfg.Refused != nil {
+		l.cfg.Refused(r)
+	}
+	return r
+}
+
+// Commit keeps the charges: the message was accepted. It may race with
+// Abort (BDAT runs on a goroutine of its own), hence the lock.
+func (t *Tx) Commit() {
+	t.l.mu.Lock()
+	t.done = true
+	t.l.mu.Unlock()
+}
 
 // Abort gives the charges back, unless Commit came first: the
 // transaction ended without a message accepted (RSET, QUIT, a refused
 // DATA). A window that has passed meanwhile keeps its count.
 func (t *Tx) Abort() {
+	l := t.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if t.done {
 		return
 	}
 	t.done = true
-	l := t.l
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	for _, e := range []*entry{t.acct, t.dom} {
 		e.msgs.give(t.msgWindow, l.window)
 		for _, w := range t.rcpts {
@@ -301,8 +330,8 @@ func (l *Limiter) refresh(ctx context.Context, account, domain string) error {
 	defer l.mu.Unlock()
 	a = l.entry(account, false, now)
 	d = l.entry("@"+domain, true, now)
-	a.limits, a.lookedUp, a.overridden = l.cfg.Account.with(ao), now, ao != (userdb.SendLimits{})
-	d.limits, d.lookedUp, d.overridden = l.cfg.Domain.with(do), now, do != (userdb.SendLimits{})
+	a.limits, a.lookedUp, a.overridden = l.cfg.Account.With(ao), now, ao != (userdb.SendLimits{})
+	d.limits, d.lookedUp, d.overridden = l.cfg.Domain.With(do), now, do != (userdb.SendLimits{})
 	return nil
 }
 

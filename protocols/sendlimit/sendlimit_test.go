@@ -241,3 +241,16 @@ func BenchmarkMessage(b *testing.B) {
 		}
 	})
 }
+
+func TestSetLimits(t *testing.T) {
+	l := New(Config{Account: Limits{MessagesPerHour: 1}, Now: newClock().Now})
+	if err := send(l, "u@a.example", 1); err != nil {
+		t.Fatal(err)
+	}
+	refusal(t, send(l, "u@a.example", 1))
+	l.SetLimits(Limits{MessagesPerHour: 2}, Limits{})
+	if err := send(l, "u@a.example", 1); err != nil {
+		t.Fatalf("after raising the limit: %v", err)
+	}
+	refusal(t, send(l, "u@a.example", 1))
+}

@@ -168,3 +168,50 @@ func TestChecksSeeEnvelope(t *testing.T) {
 		t.Errorf("verdict %+v without checks", v)
 	}
 }
+
+// TestChecksLMTP: on LMTP a refusal is every recipient's reply.
+func TestChecksLMTP(t *testing.T) {
+	reject := inbound.CheckFunc("virus", func(ctx context.Context, m *inbound.Message, v *inbound.Verdict) error {
+		v.Reject(554, "5.7.1", "Virus found: Eicar-Test-Signature")
+		return nil
+	})
+	e := startServer(t, RoleLMTP, false, withChecks(inbound.Step{Check: reject, Roles: []string{delivery.RoleLMTP}}))
+	c := dialRaw(t, e.addr)
+	c.must("LHLO client.test", "250 ")
+	c.must("MAIL FROM:<someone@remote.test>", "250 ")
+	c.must("RCPT TO:<alice@example.org>", "250 ")
+	c.must("RCPT TO:<bob@example.org>", "250 ")
+	c.must("DATA", "354 ")
+	c.must(testMessage("someone@remote.test", "alice@example.org", "hi", "Hello.")+".", "554 5.7.1 <alice@example.org> Virus found")
+	c.expect("554 5.7.1 <bob@example.org> Virus found")
+	if got := e.agent.all(); len(got) != 0 {
+		t.Errorf("%d deliveries of a refused message", len(got))
+	}
+}
+
+// TestChecksRewriteSpooledToDisk: a message over MemorySpoolBytes (in the
+// spool file) loses the fields a check removes and keeps its body whole.
+func TestChecksRewriteSpooledToDisk(t *testing.T) {
+	check := inbound.CheckFunc("strip", func(ctx context.Context, m *inbound.Message, v *inbound.Verdict) error {
+		v.Remove("X-Spam-Flag", 1)
+		v.Add("X-Spam-Flag", "YES")
+		return nil
+	})
+	e := startServer(t, RoleMTA, false, withChecks(inbound.Step{Check: check}), func(s *Server) { s.MemorySpoolBytes = 1024 })
+	body := strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n", 2000)
+	msg := "X-Spam-Flag: NO\r\n" + testMessage("someone@remote.test", "alice@example.org", "big", body)
+	if r := sendRaw(t, e.addr, msg); r.code != 250 {
+		t.Fatal(r)
+	}
+	got := e.agent.all()
+	if len(got) != 1 {
+		t.Fatalf("%d deliveries", len(got))
+	}
+	head, gotBody, _ := strings.Cut(got[0].data, "\r\n\r\n")
+	if !strings.HasPrefix(head, "X-Spam-Flag: YES\r\nReceived: ") || strings.Contains(head, "X-Spam-Flag: NO") {
+		t.Errorf("header:\n%s", head)
+	}
+	if gotBody != body+"\r\n" {
+		t.Errorf("body of %d bytes, want %d", len(gotBody), len(body)+2)
+	}
+}

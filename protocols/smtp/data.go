@@ -39,6 +39,9 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	outcomes := ss.deliver(tx, msg, v, true)
 	reply := summarize(tx, outcomes)
+	if tx.limit != nil && (reply == nil || reply.Code/100 == 2) {
+		tx.limit.Commit()
+	}
 	ss.logTx(tx, msg.Size(), outcomes, reply)
 	return reply
 }
@@ -179,7 +182,7 @@ func (ss *session) deliver(tx *transaction, msg *message, v *inbound.Verdict, on
 func (ss *session) envelope(tx *transaction) delivery.Envelope {
 	env := delivery.Envelope{
 		ID: tx.id, From: tx.from, ClientIP: ss.tc.ip, Helo: cleanHelo(ss.conn.Hostname()),
-		Role: ss.srv.Role.String(), Received: tx.start,
+		Role: ss.srv.Role.String(), Received: tx.start, RequireTLS: tx.requireTLS,
 	}
 	ss.mu.Lock()
 	if ss.account != nil {
@@ -293,6 +296,9 @@ func (ss *session) endTx(tx *transaction, result string, attrs ...slog.Attr) {
 	}
 	if st, ok := ss.tlsState(); ok {
 		base = append(base, slog.String("tls", tlsVersion(st.Version)))
+	}
+	if tx.requireTLS {
+		base = append(base, slog.Bool("requiretls", true))
 	}
 	ss.log.LogAttrs(ss.ctx(), slog.LevelInfo, "transaction", append(base, attrs...)...)
 }

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/vmaild/vmaild/backend/inbound"
 	"github.com/vmaild/vmaild/internal/scriptconn"
 	"github.com/vmaild/vmaild/userdb"
 )
@@ -274,4 +276,55 @@ func (p *panicTrap) panicked() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.msg
+}
+
+// FuzzRemoveFields: cutting the fields a check names out of a hostile
+// header keeps every other byte of it, in order, and finds the end of the
+// header where the message's empty line is.
+func FuzzRemoveFields(f *testing.F) {
+	for _, seed := range []string{
+		"Authentication-Results: mx.example.org; dkim=pass\r\nFrom: a@b\r\n\r\nbody\r\n",
+		"X-Spam-Flag: NO\r\nX-Spam-Flag: YES\r\n folded\r\n\tmore\r\nSubject: x\r\n\r\n",
+		"Subject: no body\r\n",
+		"\r\nbody only\r\n",
+		"Broken field without colon\r\nX-Spam-Flag: NO\r\n\r\n",
+	} {
+		f.Add([]byte(seed), "X-Spam-Flag", 1)
+	}
+	f.Fuzz(func(t *testing.T, msg []byte, name string, index int) {
+		sp := newSpool(1<<20, 1<<20, os.TempDir()) // in memory: the limit is the message limit
+		defer sp.Close()
+		if _, err := sp.Write(msg); err != nil {
+			return // not CRLF-clean: refused before any check runs
+		}
+		kept, end, ok := removeFields(sp, []inbound.HeaderRef{{Name: name, Index: index}})
+		if !ok {
+			t.Fatalf("a header under the limit was not rewritten")
+		}
+		if end < 0 || end > int64(len(msg)) || len(kept) > int(end) {
+			t.Fatalf("end %d, kept %d of %d bytes", end, len(kept), len(msg))
+		}
+		if end < int64(len(msg)) && !bytes.HasPrefix(msg[end:], []byte("\r\n")) {
+			t.Fatalf("the header ends at %d, not at an empty line: %q", end, msg[end:])
+		}
+		// What is kept is the header with whole fields taken out.
+		if !isSubsequence(kept, msg[:end]) {
+			t.Fatalf("kept %q is not taken from %q", kept, msg[:end])
+		}
+		none, end2, _ := removeFields(sp, nil)
+		if end2 != end || !bytes.Equal(none, msg[:end]) {
+			t.Fatalf("without refs: %q, want %q", none, msg[:end])
+		}
+	})
+}
+
+// isSubsequence reports whether a's bytes appear in b in order.
+func isSubsequence(a, b []byte) bool {
+	i := 0
+	for _, c := range b {
+		if i < len(a) && a[i] == c {
+			i++
+		}
+	}
+	return i == len(a)
 }

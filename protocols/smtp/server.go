@@ -19,6 +19,7 @@ import (
 	"github.com/vmaild/vmaild/backend/srs"
 	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/login"
+	"github.com/vmaild/vmaild/protocols/sendlimit"
 	"github.com/vmaild/vmaild/userdb"
 )
 
@@ -89,10 +90,17 @@ type Server struct {
 	// Screens judge unauthenticated MTA clients outside MyNetworks at each
 	// RCPT, in order (DNS blocklists, greylisting); nil screens nothing.
 	Screens []Screen
+	// Screened, when set, is told each screen's result (ScreenPassed,
+	// ScreenDeferred, ScreenRefused): the metrics.
+	Screened func(screen, result string)
 	// SkipHeaderSenderCheck lets authenticated sessions put addresses
 	// their account may not send as into the From and Sender header
 	// fields. MAIL FROM is checked whatever it says.
 	SkipHeaderSenderCheck bool
+	// SendLimits bounds what authenticated sessions send (messages and
+	// recipients per hour, recipients per message), counted per account
+	// and per domain across every listener sharing it; nil: no limits.
+	SendLimits *sendlimit.Limiter
 	// MaxMessageBytes limits a message (default DefaultMaxMessageBytes).
 	MaxMessageBytes int64
 	// MaxRecipients limits recipients per message (default 100).
@@ -219,6 +227,9 @@ func (s *Server) setup() error {
 	}
 	gs.WriteTimeout = s.WriteTimeout
 	gs.EnableSMTPUTF8 = true
+	// REQUIRETLS (RFC 8689) where mail enters to be relayed; go-smtp
+	// advertises it only over TLS. LMTP is final delivery.
+	gs.EnableREQUIRETLS = s.Role != RoleLMTP
 	gs.ErrorLog = errorLog{s.log}
 	s.gs = gs
 	return nil

@@ -13,6 +13,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/vmaild/vmaild/backend/delivery"
+	"github.com/vmaild/vmaild/protocols/sendlimit"
 	"github.com/vmaild/vmaild/userdb"
 )
 
@@ -36,14 +37,20 @@ type session struct {
 
 // transaction is one MAIL … DATA exchange.
 type transaction struct {
-	id       string
-	start    time.Time
-	from     string // "" is the null sender
-	utf8     bool
-	declared int64 // SIZE=
-	rcpts    []recipient
-	refused  int
-	done     bool // Data finished and was logged
+	id    string
+	start time.Time
+	from  string // "" is the null sender
+	utf8  bool
+	// requireTLS: MAIL FROM had REQUIRETLS (RFC 8689), kept with the
+	// message to its remote destinations.
+	requireTLS bool
+	declared   int64 // SIZE=
+	rcpts      []recipient
+	refused    int
+	done       bool // Data finished and was logged
+	// limit is the sending-limit charge of an authenticated sender's
+	// message; nil without limits.
+	limit *sendlimit.Tx
 }
 
 // recipient is one accepted RCPT. raw is what go-smtp handed us and must be
@@ -144,6 +151,7 @@ var (
 	errAuthRequired  = smtpErr(530, "5.7.0", "Authentication required")
 	errNullSender    = smtpErr(553, "5.7.1", "The null sender is not accepted from authenticated users")
 	errNeedUTF8      = smtpErr(553, "5.6.7", "Non-ASCII address needs the SMTPUTF8 parameter")
+	errRequireTLS    = smtpErr(530, "5.7.10", "REQUIRETLS needs a TLS session")
 	errRelayDenied   = smtpErr(554, "5.7.1", "Relay access denied")
 	errNotLocalLMTP  = smtpErr(550, "5.1.2", "Not a local domain")
 	errSizeExceeded  = smtpErr(552, "5.3.4", "Message size exceeds the limit")
@@ -187,6 +195,13 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 		return ss.refuse(errSizeExceeded)
 	}
 	utf8 := opts != nil && opts.UTF8
+	requireTLS := opts != nil && opts.RequireTLS
+	if _, ok := ss.tlsState(); requireTLS && !ok {
+		// go-smtp advertises REQUIRETLS only over TLS but takes the
+		// parameter anyway: a demand for TLS made in the clear is
+		// refused: RFC 8689 is for sessions that TLS protects.
+		return ss.refuse(errRequireTLS)
+	}
 	addr := ""
 	if from != "" {
 		a, e := checkAddress(from, true)
@@ -206,7 +221,18 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 			return ss.refuse(e)
 		}
 	}
+	var limit *sendlimit.Tx
+	if account != nil && ss.srv.SendLimits != nil {
+		lt, e := ss.beginLimited(account.Address)
+		if e != nil {
+			return e
+		}
+		limit = lt
+	}
 	if !ss.tc.beginTx() {
+		if limit != nil {
+			limit.Abort()
+		}
 		return ss.hangUp(errShuttingDown)
 	}
 	ss.mu.Lock()
@@ -216,6 +242,9 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 		start: time.Now(),
 		from:  addr,
 		utf8:  utf8,
+		limit: limit,
+
+		requireTLS: requireTLS,
 	}
 	if opts != nil {
 		ss.tx.declared = opts.Size
@@ -236,6 +265,10 @@ func (ss *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	rc, e := ss.checkRecipient(to, tx.utf8)
 	if e == nil {
 		e = ss.screen(tx, rc)
+	}
+	if e == nil && tx.limit != nil {
+		// Last: only a recipient every other check accepted is charged.
+		e = ss.chargeRecipient(tx.limit, to)
 	}
 	if e == nil {
 		rc.resolved.ORCPT = to
@@ -323,6 +356,11 @@ func (ss *session) Reset() {
 	logged := tx == nil || tx.done
 	ss.mu.Unlock()
 	if tx != nil {
+		if tx.limit != nil {
+			// After an accepted message Commit came first and this
+			// gives nothing back.
+			tx.limit.Abort()
+		}
 		if !logged {
 			ss.log.Info("transaction aborted", "tx", tx.id, "from", tx.from,
 				"rcpts", len(tx.rcpts), "refused", tx.refused,

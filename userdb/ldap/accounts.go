@@ -139,7 +139,8 @@ func (s *Source) verify(ctx context.Context, e *goldap.Entry, plain string) erro
 func (s *Source) accountAttrs() []string {
 	a := s.cfg.Attributes
 	attrs := []string{a.Mail, a.Name}
-	for _, n := range []string{a.QuotaBytes, a.QuotaMessages, a.Active, a.Maildir, a.SenderAddress} {
+	for _, n := range []string{a.QuotaBytes, a.QuotaMessages, a.Active, a.Maildir, a.SenderAddress,
+		a.SendMessagesPerHour, a.SendRecipientsPerMessage, a.SendRecipientsPerHour} {
 		if n != "" {
 			attrs = append(attrs, n)
 		}
@@ -235,6 +236,29 @@ func (s *Source) account(e *goldap.Entry, address string) (*userdb.Account, erro
 	}
 	if haveLimit {
 		acct.Quota = &limit
+	}
+	for _, q := range []struct {
+		attr string
+		dst  **int64
+	}{
+		{a.SendMessagesPerHour, &acct.SendLimits.MessagesPerHour},
+		{a.SendRecipientsPerMessage, &acct.SendLimits.RecipientsPerMessage},
+		{a.SendRecipientsPerHour, &acct.SendLimits.RecipientsPerHour},
+	} {
+		if q.attr == "" {
+			continue
+		}
+		v := e.GetEqualFoldAttributeValue(q.attr)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil || n < 0 {
+			// Fail closed, like the active flag: an unreadable limit
+			// must not become no limit.
+			return nil, fmt.Errorf("ldap entry %q: %s: %q is not a non-negative integer", e.DN, q.attr, v)
+		}
+		*q.dst = &n
 	}
 	if a.Maildir != "" {
 		acct.Maildir = e.GetEqualFoldAttributeValue(a.Maildir)

@@ -125,6 +125,11 @@ type Attributes struct {
 	// SenderAddress lists, on the account's entry, further addresses it
 	// may send as ("@domain": every address of the domain); multi-valued.
 	SenderAddress string `yaml:"sender_address" mapstructure:"sender_address" help:"multi-valued attribute listing further addresses the account may send as, @domain for a whole domain (vmailSenderAddress); empty: not in the directory"`
+	// The account's sending limits (absent: the configured default; 0:
+	// unlimited), read like the quota.
+	SendMessagesPerHour      string `yaml:"send_messages_per_hour" mapstructure:"send_messages_per_hour" help:"attribute holding the messages the account may send per hour, 0 unlimited (vmailSendMessagesPerHour); empty: not in the directory"`
+	SendRecipientsPerMessage string `yaml:"send_recipients_per_message" mapstructure:"send_recipients_per_message" help:"attribute holding the recipients of one message the account sends, 0 unlimited (vmailSendRecipientsPerMessage); empty: not in the directory"`
+	SendRecipientsPerHour    string `yaml:"send_recipients_per_hour" mapstructure:"send_recipients_per_hour" help:"attribute holding the recipients the account may send to per hour, 0 unlimited (vmailSendRecipientsPerHour); empty: not in the directory"`
 }
 
 // SchemaAttributes returns the attribute names of vmaild's own schema
@@ -139,6 +144,10 @@ func SchemaAttributes() Attributes {
 		Active:        "vmailActive",
 		Maildir:       "vmailMaildir",
 		SenderAddress: "vmailSenderAddress",
+
+		SendMessagesPerHour:      "vmailSendMessagesPerHour",
+		SendRecipientsPerMessage: "vmailSendRecipientsPerMessage",
+		SendRecipientsPerHour:    "vmailSendRecipientsPerHour",
 	}
 }
 

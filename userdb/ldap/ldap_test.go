@@ -83,6 +83,9 @@ func modes(t *testing.T, f func(t *testing.T, authBind bool)) {
 
 func withAuthBind(on bool) func(*Config) { return func(c *Config) { c.AuthBind = on } }
 
+// frankPerHour is frank's vmailSendMessagesPerHour in example-vmail.ldif.
+var frankPerHour int64 = 500
+
 func TestLookupAccount(t *testing.T) {
 	s := exampleSlapd(t)
 	src := newSource(t, s, nil)
@@ -99,7 +102,8 @@ func TestLookupAccount(t *testing.T) {
 		{"frank@example.org", &userdb.Account{Address: "frank@example.org", Name: "Frank Quota", Active: true,
 			Quota:           &userdb.Limit{Bytes: 1 << 30, Messages: 50000},
 			Maildir:         "/var/vmail/example.org/frank/Maildir",
-			SenderAddresses: []string{"postmaster@example.org", "@news.example.org"}}, nil},
+			SenderAddresses: []string{"postmaster@example.org", "@news.example.org"},
+			SendLimits:      userdb.SendLimits{MessagesPerHour: &frankPerHour}}, nil},
 		{"nobody@example.com", nil, userdb.ErrNotFound},
 		{"alice@example.org", nil, userdb.ErrNotFound},
 	}

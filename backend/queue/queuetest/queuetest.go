@@ -35,6 +35,7 @@ type DNS struct {
 	mu       sync.Mutex
 	rrs      map[string][]dns.RR
 	servfail map[string]bool
+	secure   map[string]bool // AD bit on answers (dnssec.go)
 	queries  int
 }
 
@@ -91,6 +92,20 @@ func (d *DNS) TXT(name, text string) {
 	d.add(&dns.TXT{Hdr: dns.RR_Header{Name: dns.Fqdn(name), Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60}, Txt: parts})
 }
 
+// SRV adds a service record (RFC 2782), e.g. for "_imaps._tcp.example.com";
+// target "." is the "no service" record.
+func (d *DNS) SRV(name string, priority, weight, port uint16, target string) {
+	d.add(&dns.SRV{Hdr: dns.RR_Header{Name: dns.Fqdn(name), Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: 60},
+		Priority: priority, Weight: weight, Port: port, Target: dns.Fqdn(target)})
+}
+
+// CNAME adds an alias record. It is answered to CNAME queries only: the
+// server does not follow it for other types, as a recursive resolver
+// would.
+func (d *DNS) CNAME(name, target string) {
+	d.add(&dns.CNAME{Hdr: dns.RR_Header{Name: dns.Fqdn(name), Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: 60}, Target: dns.Fqdn(target)})
+}
+
 // ServFail makes every query for name fail with SERVFAIL (on is true) or
 // stops doing so.
 func (d *DNS) ServFail(name string, on bool) {
@@ -128,6 +143,7 @@ func (d *DNS) serve(w dns.ResponseWriter, req *dns.Msg) {
 				}
 			}
 		}
+		m.AuthenticatedData = d.secure[name]
 	} else {
 		m.Rcode = dns.RcodeFormatError
 	}
@@ -142,6 +158,8 @@ type Message struct {
 	Data  []byte
 	TLS   bool
 	Helo  string
+	// RequireTLS: MAIL FROM carried REQUIRETLS (RFC 8689).
+	RequireTLS bool
 }
 
 // SinkOptions script a sink. Nil functions accept everything.
@@ -158,6 +176,8 @@ type SinkOptions struct {
 	Auth *[2]string
 	// Hold delays each DATA reply so concurrent sessions overlap.
 	Hold time.Duration
+	// RequireTLS advertises REQUIRETLS (RFC 8689) over TLS.
+	RequireTLS bool
 }
 
 // Sink is an SMTP server that records messages.
@@ -192,6 +212,7 @@ func NewSink(t testing.TB, opts SinkOptions) *Sink {
 	srv.WriteTimeout = 10 * time.Second
 	srv.EnableSMTPUTF8 = true
 	srv.AllowInsecureAuth = true
+	srv.EnableREQUIRETLS = opts.RequireTLS
 	if opts.ImplicitTLS {
 		l = tls.NewListener(l, opts.TLS)
 	}
@@ -236,16 +257,18 @@ func (s *Sink) Wait(t testing.TB, n int) []Message {
 }
 
 type session struct {
-	s     *Sink
-	c     *smtp.Conn
-	from  string
-	rcpts []string
+	s          *Sink
+	c          *smtp.Conn
+	from       string
+	rcpts      []string
+	requireTLS bool
 }
 
-func (ss *session) Reset()        { ss.from, ss.rcpts = "", nil }
+func (ss *session) Reset()        { ss.from, ss.rcpts, ss.requireTLS = "", nil, false }
 func (ss *session) Logout() error { return nil }
-func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
+func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	ss.from = from
+	ss.requireTLS = opts != nil && opts.RequireTLS
 	return nil
 }
 
@@ -265,7 +288,7 @@ func (ss *session) Data(r io.Reader) error {
 		return err
 	}
 	_, isTLS := ss.c.TLSConnectionState()
-	m := Message{From: ss.from, Rcpts: append([]string(nil), ss.rcpts...), Data: data, TLS: isTLS, Helo: ss.c.Hostname()}
+	m := Message{From: ss.from, Rcpts: append([]string(nil), ss.rcpts...), Data: data, TLS: isTLS, Helo: ss.c.Hostname(), RequireTLS: ss.requireTLS}
 	if ss.s.opts.Hold > 0 {
 		time.Sleep(ss.s.opts.Hold)
 	}

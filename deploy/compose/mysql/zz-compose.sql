@@ -5,7 +5,9 @@
 -- migrate`: record them, so that migrate applies only later migrations.
 INSERT INTO schema_version (version, name) VALUES
     (1, '0001_init.sql'),
-    (2, '0002_sender_logins.sql');
+    (2, '0002_sender_logins.sql'),
+    (3, '0003_send_limits.sql'),
+    (4, '0004_greylist.sql');
 
 -- The domains of ldif/example.ldif: accounts come from LDAP, but a domain is
 -- local only when it is in SQL.

@@ -61,6 +61,17 @@ greylist:
 		t.Errorf("dnsbl: %v", err)
 	}
 
+	metrics := httpGet(t, "http://"+d.addr("metrics")+"/metrics")
+	for _, want := range []string{
+		`vmaild_screen_results_total{result="defer",screen="greylist"} 1`,
+		`vmaild_screen_results_total{result="refuse",screen="dnsbl"} 1`,
+		`vmaild_screen_results_total{result="pass",screen="dnsbl"} 3`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
 	msgs := pop3Retrieve(t, d.addr("pop3"), "alice@example.com", "alice-secret")
 	if len(msgs) != 1 {
 		t.Fatalf("mailbox holds %d messages, want 1", len(msgs))
@@ -107,7 +118,7 @@ func TestInboundConfig(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := defaultConfig()
 			tc.set(&c)
-			problems := strings.Join(c.validateInbound(), "\n")
+			problems := strings.Join(c.validateSenderChecks(), "\n")
 			if tc.want == "" && problems != "" || tc.want != "" && !strings.Contains(problems, tc.want) {
 				t.Errorf("problems %q, want %q", problems, tc.want)
 			}
