@@ -11,11 +11,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/vmaild/vmaild/backend/sievestore"
 	"github.com/vmaild/vmaild/internal/testsrv"
 )
 
@@ -198,4 +200,25 @@ func TestManageSieveEndToEnd(t *testing.T) {
 		t.Errorf("daemon log:\n%s", out)
 	}
 	d.stop()
+}
+
+// TestManageSieveQuotaRace: sessions uploading at once cannot both take a
+// user's last script slot.
+func TestManageSieveQuotaRace(t *testing.T) {
+	b := &manageSieveBackend{quota: sievestore.Quota{MaxScripts: 3, MaxSize: 1 << 10}}
+	home := t.TempDir()
+	var wg sync.WaitGroup
+	for i := range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := &sieveSession{b: b, account: "zoe@example.com", s: sievestore.Scripts{Home: home}}
+			s.Put(t.Context(), fmt.Sprintf("s%d", i), []byte("keep;"))
+		}()
+	}
+	wg.Wait()
+	list, err := sievestore.Scripts{Home: home}.List()
+	if err != nil || len(list) != 3 {
+		t.Errorf("%d scripts stored with a quota of 3: %v", len(list), err)
+	}
 }
