@@ -24,6 +24,7 @@ dovecot-core       sieve-test: Pigeonhole as the Sieve oracle only (never starte
 dovecot-sieve      sieve-test: Pigeonhole as the Sieve oracle only (sieve-test, sievec)
 postfix            protocols/bridge tests start a private Postfix that authenticates and looks up through vmaild
 sasl2-bin          testsaslauthd, the saslauthd client of protocols/bridge tests
+sieve-connect      the ManageSieve client cmd/vmaild's end-to-end test uploads scripts with
 rspamd             internal/testscan starts a private rspamd: the inbound rspamd check's peer (GTUBE)
 spamd              internal/testscan starts a private spamd: the SPAMC peer of the inbound spamd check
 spamassassin       the rules spamd reads from /usr/share/spamassassin (GTUBE among them)

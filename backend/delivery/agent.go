@@ -59,6 +59,18 @@ type Config struct {
 	// mailbox (Dovecot's lmtp_hdr_delivery_address = none). Loops through
 	// outside forwarders are then caught by max_hops alone.
 	DeliveredTo string `yaml:"delivered_to" help:"Delivered-To of local copies: recipient (the RCPT address) or none (one file for all recipients of a message)"`
+	// Sieve runs each account's active Sieve script (Pigeonhole's
+	// .dovecot.sieve in the mail home beside the Maildir) as a filter;
+	// the server adds the Sieve filter when set. Default on.
+	Sieve bool `yaml:"sieve" help:"run users' active Sieve scripts (.dovecot.sieve in the mail home, as Pigeonhole) at delivery"`
+	// SieveBefore and SieveAfter are the administrator's scripts, run
+	// before and after each account's own (Pigeonhole's sieve_before and
+	// sieve_after; "spam into Junk" for everyone): files, or directories
+	// whose *.sieve files run in name order. %d in a path is the
+	// recipient's domain, so a domain may have its own; paths that do not
+	// exist are skipped.
+	SieveBefore []string `yaml:"sieve_before" help:"Sieve scripts (files or directories of *.sieve; %d: the recipient's domain) run before each user's script"`
+	SieveAfter  []string `yaml:"sieve_after" help:"Sieve scripts (files or directories of *.sieve; %d: the recipient's domain) run after each user's script, while the message is still kept"`
 	// Timeout bounds one delivery, all its destinations together.
 	// Default 2m.
 	Timeout time.Duration `yaml:"timeout" help:"deadline of one delivery across all its destinations (a frozen directory or store makes it tempfail, not hang)"`

@@ -52,8 +52,9 @@
 // Filter is called once per local destination, in configuration order; a
 // later filter sees what earlier ones decided and may change it. An error
 // tempfails that destination only. DetailFolders (user+tag@ into folder
-// "tag") and JunkFolder are the filters shipped here; Sieve and signing
-// plug in the same way.
+// "tag"), JunkFolder and Sieve (each account's active Sieve script,
+// several copies through Decision.More) are the filters shipped here;
+// signing plugs in the same way.
 //
 // # Checks and verdicts
 //

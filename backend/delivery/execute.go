@@ -350,12 +350,18 @@ func (a *LocalAgent) writeLocal(ctx context.Context, r *run, prefixes []string, 
 	body := func(p string) io.Reader {
 		return io.MultiReader(strings.NewReader(p), io.NewSectionReader(msg, 0, msg.Size()))
 	}
+	// Each job has one store.Recipient per copy (Decision.More); owner
+	// maps them back.
 	sg := make([]store.Group, len(prefixes))
+	owner := make([][]*job, len(prefixes))
 	for gi, p := range prefixes {
-		rcs := make([]store.Recipient, len(groups[p]))
-		for i, j := range groups[p] {
-			rcs[i] = a.storeRecipient(j)
-			rcs[i].Key, rcs[i].Once = r.key, r.once
+		var rcs []store.Recipient
+		for _, j := range groups[p] {
+			for _, rc := range a.storeRecipients(j) {
+				rc.Key, rc.Once = r.key, r.once
+				rcs = append(rcs, rc)
+				owner[gi] = append(owner[gi], j)
+			}
 		}
 		sg[gi] = store.Group{Recipients: rcs, Body: body(p)}
 	}
@@ -367,30 +373,61 @@ func (a *LocalAgent) writeLocal(ctx context.Context, r *run, prefixes []string, 
 	} else if len(sg) > 0 {
 		res = a.Store.DeliverGroups(ctx, sg)
 	}
+	// A job with a copy for INBOX needs no second one there when another
+	// of its folders is missing.
+	inbox := map[*job]bool{}
+	for gi := range prefixes {
+		for i, j := range owner[gi] {
+			if sg[gi].Recipients[i].Folder == "" {
+				inbox[j] = true
+			}
+		}
+	}
 	for gi, p := range prefixes {
-		for i, j := range groups[p] {
+		for i, j := range owner[gi] {
 			rc, d := sg[gi].Recipients[i], res[gi][i]
 			if rc.Folder != "" && errors.Is(d.Err, store.ErrNotFound) {
-				rc.Folder = "" // no such folder: INBOX
+				if inbox[j] {
+					r.log.Info("no such folder; the INBOX copy stands", "rcpt", j.dest.Address, "folder", rc.Folder)
+					continue
+				}
+				rc.Folder, rc.Create = "", false // no such folder: INBOX
+				inbox[j] = true
 				d, d.Err = a.Store.Deliver(ctx, rc, body(p))
 			}
 			if d.Err != nil {
-				j.outcome = a.storeOutcome(d.Err)
-				r.log.Warn("local delivery failed", "rcpt", j.dest.Address, "outcome", j.outcome.String(), "err", d.Err)
+				if j.outcome.Kind == Accepted || j.outcome.Kind == Delivered {
+					j.outcome = a.storeOutcome(d.Err)
+				}
+				r.log.Warn("local delivery failed", "rcpt", j.dest.Address, "folder", rc.Folder, "outcome", j.outcome.String(), "err", d.Err)
 				continue
 			}
-			j.outcome = Outcome{Kind: Delivered}
+			if j.outcome.Kind == Accepted {
+				j.outcome = Outcome{Kind: Delivered}
+			}
 			r.log.Info("delivered", "rcpt", j.dest.Address, "size", d.Size, "folder", rc.Folder, "file", d.Name)
 		}
 	}
 }
 
 func (a *LocalAgent) storeRecipient(j *job) store.Recipient {
-	rc := store.Recipient{Address: j.dest.Address, Maildir: j.dest.Maildir, Folder: j.plan.Folder, Flags: j.plan.Flags}
+	rc := store.Recipient{Address: j.dest.Address, Maildir: j.dest.Maildir, Folder: j.plan.Folder, Flags: j.plan.Flags, Create: j.plan.Create}
 	if a.Quotas != nil && j.dest.limitKnown {
 		rc.Quota = store.UserdbQuota{Store: a.Quotas, Address: j.dest.Address, Limit: j.dest.Limit}
 	}
 	return rc
+}
+
+// storeRecipients are the copies a job writes: its Folder, then More.
+func (a *LocalAgent) storeRecipients(j *job) []store.Recipient {
+	first := a.storeRecipient(j)
+	out := []store.Recipient{first}
+	for _, c := range j.plan.More {
+		rc := first
+		rc.Folder, rc.Flags, rc.Create = c.Folder, c.Flags, c.Create
+		out = append(out, rc)
+	}
+	return out
 }
 
 // settle decides one recipient's outcome from its destinations'. When

@@ -40,6 +40,13 @@ type Decision struct {
 	// filed into cur/, as Dovecot does; new keywords are added to the
 	// folder's keyword list. An unknown system flag tempfails the copy.
 	Flags []string
+	// Create makes a missing Folder (Sieve's fileinto :create) instead
+	// of filing into INBOX.
+	Create bool
+	// More are further copies into other folders of the same mailbox
+	// (Sieve's fileinto A; fileinto B), each as Folder, Flags and
+	// Create are for the first. The destination fails if one does.
+	More []Copy
 	// AddHeader are fields put on top of this copy, in order.
 	AddHeader []HeaderField
 	// Discard drops this copy (it counts as delivered).
@@ -51,6 +58,13 @@ type Decision struct {
 	Replies []Reply
 	// Refuse, when Temporary or Permanent, fails this destination.
 	Refuse Outcome
+}
+
+// Copy is one more copy of a destination's message (Decision.More).
+type Copy struct {
+	Folder string
+	Flags  []string
+	Create bool
 }
 
 // HeaderField is one header field a filter adds.

@@ -55,6 +55,14 @@ const (
 	vacationDefaultPeriod = 7 * 24 * time.Hour
 )
 
+// commands are the action and control command names (if, elsif, else
+// and require are handled before).
+var commands = map[string]bool{
+	"stop": true, "keep": true, "discard": true, "redirect": true,
+	"fileinto": true, "reject": true, "ereject": true, "setflag": true,
+	"addflag": true, "removeflag": true, "set": true, "vacation": true,
+}
+
 type opcode int
 
 const (
@@ -92,14 +100,13 @@ type stmt struct {
 }
 
 type vacationArgs struct {
-	period            time.Duration
-	subject, from     tmpl
-	hasSubj, hasFrom  bool
-	addresses         []tmpl
-	mime              bool
-	handle            tmpl
-	hasHandle         bool
-	hasPeriodArgument bool
+	period           time.Duration
+	subject, from    tmpl
+	hasSubj, hasFrom bool
+	addresses        []tmpl
+	mime             bool
+	handle           tmpl
+	hasHandle        bool
 }
 
 type testKind int
@@ -169,7 +176,6 @@ const (
 type compiler struct {
 	exts    map[string]bool
 	allowed map[string]bool
-	limits  Limits
 	vars    bool
 }
 
@@ -185,7 +191,7 @@ func compile(src []byte, opts Options) (*Script, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &compiler{exts: map[string]bool{}, limits: l}
+	c := &compiler{exts: map[string]bool{}}
 	if opts.Extensions != nil {
 		c.allowed = map[string]bool{}
 		for _, e := range opts.Extensions {
@@ -304,21 +310,19 @@ func (c *compiler) block(cmds []*command) ([]*stmt, error) {
 }
 
 func (c *compiler) ifArm(st *stmt, cmd *command) error {
-	if len(cmd.args) > 0 || len(cmd.tests) != 1 || !cmd.hasBlock {
-		return errAt(cmd.line, "%s takes one test and a block", cmd.name)
+	if len(cmd.args) > 0 || len(cmd.tests) != 1 || cmd.testList || !cmd.hasBlock {
+		return errAt(cmd.line, "%s takes one test (not a list in parentheses) and a block", cmd.name)
 	}
-	if len(cmd.tests) == 1 && cmd.tests[0] != nil && len(cmd.args) == 0 {
-		t, err := c.test(cmd.tests[0])
-		if err != nil {
-			return err
-		}
-		b, err := c.block(cmd.block)
-		if err != nil {
-			return err
-		}
-		st.conds = append(st.conds, t)
-		st.blocks = append(st.blocks, b)
+	t, err := c.test(cmd.tests[0])
+	if err != nil {
+		return err
 	}
+	b, err := c.block(cmd.block)
+	if err != nil {
+		return err
+	}
+	st.conds = append(st.conds, t)
+	st.blocks = append(st.blocks, b)
 	return nil
 }
 
@@ -400,6 +404,9 @@ func positional(what string, line int, pos []arg, kinds string) error {
 
 func (c *compiler) action(cmd *command) (*stmt, error) {
 	st := &stmt{line: cmd.line}
+	if !commands[cmd.name] {
+		return nil, errAt(cmd.line, "unknown command '%s'", cmd.name)
+	}
 	if len(cmd.tests) > 0 {
 		// Most often a missing semicolon: the next command was read
 		// as a test.
@@ -586,7 +593,6 @@ func (c *compiler) vacation(line int, tags map[string]arg) (*vacationArgs, error
 	if secs {
 		v.period = time.Duration(min(tags[":seconds"].num, 1<<35)) * time.Second
 	}
-	v.hasPeriodArgument = days || secs
 	if v.period < vacationMinPeriod {
 		v.period = vacationMinPeriod
 	}

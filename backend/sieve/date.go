@@ -49,11 +49,40 @@ func headerDate(name, v string) (time.Time, bool) {
 		}
 		v = v[i+1:]
 	}
-	t, err := mail.ParseDate(strings.TrimSpace(v))
+	t, err := mail.ParseDate(numericZone(strings.TrimSpace(v)))
 	if err != nil {
 		return time.Time{}, false
 	}
 	return t, true
+}
+
+// obsoleteZones are RFC 5322 section 4.3's zone names; military letters
+// and unknown names mean "-0000" (no information), read as UTC.
+var obsoleteZones = map[string]string{
+	"UT": "+0000", "GMT": "+0000", "Z": "+0000",
+	"EST": "-0500", "EDT": "-0400", "CST": "-0600", "CDT": "-0500",
+	"MST": "-0700", "MDT": "-0600", "PST": "-0800", "PDT": "-0700",
+}
+
+// numericZone replaces a trailing zone name with its offset, which
+// net/mail would otherwise read as UTC whatever the name.
+func numericZone(v string) string {
+	s := v
+	if i := strings.IndexByte(s, '('); i >= 0 {
+		s = strings.TrimSpace(s[:i])
+	}
+	i := strings.LastIndexAny(s, " \t")
+	if i < 0 {
+		return v
+	}
+	name := strings.ToUpper(s[i+1:])
+	if off, ok := obsoleteZones[name]; ok {
+		return s[:i+1] + off
+	}
+	if len(name) > 0 && name[0] != '+' && name[0] != '-' && !isDigit(name[0]) {
+		return s[:i+1] + "-0000"
+	}
+	return v
 }
 
 // datePart formats part of t (RFC 5260 section 4.3).
@@ -82,6 +111,9 @@ func datePart(t time.Time, part string) string {
 	case "time":
 		return t.Format("15:04:05")
 	case "iso8601":
+		if _, off := t.Zone(); off == 0 {
+			return t.Format("2006-01-02T15:04:05Z")
+		}
 		return t.Format("2006-01-02T15:04:05-07:00")
 	case "std11":
 		return t.Format("Mon, 02 Jan 2006 15:04:05 -0700")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -184,4 +185,110 @@ func TestPigeonholeInvalid(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestPigeonholeSequence runs admin scripts (testdata/before) before a
+// sample of the corpus scripts, and 9-after.sieve after them, as
+// sieve_before and sieve_after scripts run, through RunAll and through
+// sieve-test -s: the same actions for every sequence.
+func TestPigeonholeSequence(t *testing.T) {
+	o := pigeonhole.New(t)
+	befores := readCorpus(t, "before")
+	scripts := readCorpus(t, "scripts")
+	msgs := readCorpus(t, "messages")
+	after := befores["9-after.sieve"]
+	delete(befores, "9-after.sieve")
+	sample := func(m map[string][]byte, every int) []string {
+		var names []string
+		for n := range m {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		var out []string
+		for i, n := range names {
+			if i%every == 0 {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	users, mnames := sample(scripts, 17), sample(msgs, 7)
+	type job struct {
+		names []string
+		srcs  [][]byte
+		mn    string
+	}
+	jobs := make(chan job)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	mismatches, runs := 0, 0
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				want, err := o.TestSequence(j.srcs, msgs[j.mn], corpusFrom, corpusTo)
+				// sieve-test prints each script's actions; a keep
+				// in two scripts is still one copy.
+				want.Lines = uniqueLines(want.Lines)
+				var got []string
+				if err == nil {
+					got, err = ourSequence(j.srcs, msgs[j.mn])
+				}
+				mu.Lock()
+				runs++
+				switch {
+				case err != nil:
+					t.Errorf("%v × %s: %v", j.names, j.mn, err)
+				case !want.Compiled:
+					t.Errorf("%v: sieve-test refuses:\n%s", j.names, want.Output)
+				case strings.Join(got, "\n") != strings.Join(want.Lines, "\n"):
+					mismatches++
+					if mismatches <= 20 {
+						t.Errorf("%v × %s:\n vmaild:     %q\n pigeonhole: %q", j.names, j.mn, got, want.Lines)
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for bn, b := range befores {
+		for _, un := range users {
+			for _, mn := range mnames {
+				jobs <- job{[]string{bn, un}, [][]byte{b, scripts[un]}, mn}
+				jobs <- job{[]string{bn, un, "9-after.sieve"}, [][]byte{b, scripts[un], after}, mn}
+			}
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if mismatches > 0 {
+		t.Errorf("%d of %d sequences differ", mismatches, runs)
+	}
+}
+
+func ourSequence(srcs [][]byte, msg []byte) ([]string, error) {
+	var ss []*Script
+	for _, src := range srcs {
+		s, err := Compile(src, Options{})
+		if err != nil {
+			return nil, err
+		}
+		ss = append(ss, s)
+	}
+	m := ParseMessage(msg)
+	res, err := RunAll(context.Background(), ss, corpusEnv(m), m)
+	return normalise(res, err), nil
+}
+
+func uniqueLines(ls []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, l := range ls {
+		if !seen[l] {
+			seen[l] = true
+			out = append(out, l)
+		}
+	}
+	return out
 }

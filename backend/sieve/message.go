@@ -107,12 +107,21 @@ func decodeHeader(v string) string {
 	if !strings.Contains(v, "=?") {
 		return v
 	}
-	d := mime.WordDecoder{CharsetReader: charset.Reader}
+	d := mime.WordDecoder{CharsetReader: anyCharset}
 	s, err := d.DecodeHeader(v)
 	if err != nil {
 		return v
 	}
 	return validUTF8(s)
+}
+
+// anyCharset converts from charsets go-message knows; text in others is
+// taken as it is (and its invalid bytes replaced), as Dovecot does.
+func anyCharset(cs string, r io.Reader) (io.Reader, error) {
+	if cr, err := charset.Reader(cs, r); err == nil {
+		return cr, nil
+	}
+	return r, nil
 }
 
 // validUTF8 replaces each byte that is not part of valid UTF-8 with

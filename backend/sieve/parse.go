@@ -19,6 +19,8 @@ type command struct {
 	block []*command
 	// hasBlock distinguishes "if x {}" from "if x;".
 	hasBlock bool
+	// testList says the tests came in parentheses.
+	testList bool
 }
 
 type test struct {
@@ -319,11 +321,11 @@ func (p *parser) command(depth int) (*command, error) {
 	if err := p.next(); err != nil {
 		return nil, err
 	}
-	args, tests, _, err := p.arguments(0)
+	args, tests, list, err := p.arguments(0)
 	if err != nil {
 		return nil, err
 	}
-	c.args, c.tests = args, tests
+	c.args, c.tests, c.testList = args, tests, list
 	switch {
 	case p.punct(";"):
 		return c, p.next()

@@ -29,23 +29,40 @@ type runner struct {
 
 	actions   []Action
 	cancelled bool // the implicit keep
-	redirects int
-	vacation  bool
-	reject    int // index+1 of the reject action
+	kept      bool // an explicit keep in the current script
+	// vacationBefore: an earlier script of RunAll took a vacation action.
+	vacationBefore bool
+	redirects      int
+	vacation       bool
+	reject         int // index+1 of the reject action
 }
 
 // abort ends a run from deep inside a test; run recovers it.
 type abort struct{ err *RuntimeError }
 
-func (s *Script) run(ctx context.Context, env Env, msg *Message) (res *Result, err error) {
+func (s *Script) run(ctx context.Context, env Env, msg *Message) (*Result, error) {
+	return RunAll(ctx, []*Script{s}, env, msg)
+}
+
+// RunAll runs scripts one after the other as one delivery, the way
+// Pigeonhole runs sieve_before scripts, the user's script and sieve_after
+// scripts: their actions add up (duplicates merged, limits counted over
+// all), the imap4flags flags carry on from one script to the next, while
+// variables start afresh; stop ends only the script it is in. The next
+// script runs only while the message is still kept (the implicit keep,
+// or an explicit keep in the script just run); a fileinto, redirect,
+// discard or reject that cancels the keep ends the sequence. Each script
+// has its own implicit keep: the result's is the last script's. A later
+// vacation after an earlier script's is dropped. A RuntimeError in any
+// script gives the implicit keep alone, as for Run.
+func RunAll(ctx context.Context, scripts []*Script, env Env, msg *Message) (res *Result, err error) {
 	if env.Now.IsZero() {
 		env.Now = time.Now()
 	}
 	if env.Location == nil {
 		env.Location = time.Local
 	}
-	r := &runner{s: s, ctx: ctx, env: env, msg: msg, vars: map[string]string{},
-		deadline: time.Now().Add(s.limits.MaxRunTime)}
+	r := &runner{ctx: ctx, env: env, msg: msg}
 	defer func() {
 		if x := recover(); x != nil {
 			a, ok := x.(abort)
@@ -55,7 +72,18 @@ func (s *Script) run(ctx context.Context, env Env, msg *Message) (res *Result, e
 			res, err = &Result{ImplicitKeep: true}, a.err
 		}
 	}()
-	r.block(s.body)
+	for i, s := range scripts {
+		// Each script has its own implicit keep, as in Pigeonhole.
+		r.s, r.vars, r.matches, r.kept, r.cancelled = s, map[string]string{}, nil, false, false
+		r.deadline = time.Now().Add(s.limits.MaxRunTime)
+		r.check = r.work
+		r.block(s.body)
+		if i < len(scripts)-1 && r.cancelled && !r.kept {
+			break
+		}
+		r.vacationBefore = r.vacationBefore || r.vacation
+		r.vacation = false
+	}
 	res = &Result{Actions: r.actions, ImplicitKeep: !r.cancelled}
 	if res.ImplicitKeep {
 		res.KeepFlags = flagList(r.flags)
@@ -113,6 +141,7 @@ func (r *runner) exec(st *stmt) bool {
 		return false
 	case opKeep:
 		r.store(st, "INBOX", Keep)
+		r.kept = true
 	case opFileInto:
 		r.store(st, r.expand(st.str), FileInto)
 	case opDiscard:
@@ -233,13 +262,15 @@ func (r *runner) redirect(st *stmt) {
 	if !ok {
 		r.fail(st.line, "redirect: %q is not a valid address", raw)
 	}
-	to := addr.local + "@" + addr.domain
+	// The domain is case-insensitive, the local part is not (RFC 5321
+	// section 2.4): Pigeonhole lower-cases the one and keeps the other.
+	to := addr.local + "@" + strings.ToLower(addr.domain)
 	if !st.copy {
 		r.cancelled = true
 	}
 	for i := range r.actions {
 		a := &r.actions[i]
-		if a.Kind == Redirect && strings.EqualFold(a.Address, to) {
+		if a.Kind == Redirect && a.Address == to {
 			a.Copy = a.Copy && st.copy
 			return
 		}
@@ -256,6 +287,9 @@ func (r *runner) doVacation(st *stmt) {
 		r.fail(st.line, "duplicate vacation action not allowed")
 	}
 	r.vacation = true
+	if r.vacationBefore {
+		return
+	}
 	v := st.vac
 	p := &VacationParams{Reason: r.expand(st.str), Mime: v.mime, Period: v.period}
 	if v.hasSubj {
@@ -486,11 +520,11 @@ func (r *runner) bodyValues(c *cond) []string {
 	}
 	var out []string
 	for _, p := range r.msg.bodyParts() {
-		switch p.mediaType {
-		case "text/plain":
-			out = append(out, p.text)
-		case "text/html":
+		switch {
+		case p.mediaType == "text/html":
 			out = append(out, htmlText(p.text))
+		case strings.HasPrefix(p.mediaType, "text/"):
+			out = append(out, p.text)
 		}
 	}
 	return out

@@ -267,8 +267,8 @@ type Script struct {
 	requires []string
 	limits   Limits
 	body     []*stmt
-	// usesVariables and the other flags record which extensions the
-	// script required, for the run-time behaviour they switch on.
+	// exts are the extensions the script required, for the run-time
+	// behaviour they switch on (match variables).
 	exts map[string]bool
 }
 

@@ -20,8 +20,10 @@ type Recipient struct {
 	Maildir string
 	// Folder is the IMAP folder name; "" is INBOX. A folder that does not
 	// exist is ErrNotFound (the MDA falls back to INBOX if it wants to),
-	// except the special-use folders, which are created.
+	// except the special-use folders, which are created, and any folder
+	// when Create is set (Sieve's fileinto :create).
 	Folder string
+	Create bool
 	// Quota is charged with the message's exact size after it is written to
 	// tmp/ and before it becomes visible; ErrOverQuota leaves nothing
 	// behind. Nil means no quota. (The MDA's early "already full" check at
@@ -128,6 +130,12 @@ func (s *Store) deliveryDir(rc Recipient) (dir string, inbox bool, err error) {
 		}
 	}
 	dir, _, err = mb.resolve(rc.Folder, true)
+	if errors.Is(err, ErrNotFound) && rc.Create {
+		if err := mb.CreateFolder(context.Background(), rc.Folder); err != nil && !errors.Is(err, ErrExists) {
+			return "", false, err
+		}
+		dir, _, err = mb.resolve(rc.Folder, true)
+	}
 	return dir, false, err
 }
 

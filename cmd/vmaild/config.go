@@ -18,6 +18,7 @@ import (
 
 	"github.com/vmaild/vmaild/backend/delivery"
 	"github.com/vmaild/vmaild/backend/dkim"
+	"github.com/vmaild/vmaild/backend/sieve"
 	"github.com/vmaild/vmaild/backend/srs"
 	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/login"
@@ -45,6 +46,7 @@ type Config struct {
 	Store    StoreConfig     `yaml:"store"`
 	Queue    QueueConfig     `yaml:"queue"`
 	Delivery delivery.Config `yaml:"delivery"`
+	Sieve    SieveConfig     `yaml:"sieve"`
 	SRS      SRSConfig       `yaml:"srs"`
 	DKIM     DKIMConfig      `yaml:"dkim"`
 	// DNS is what vmaild dns publishes for hosted domains (dnscmd.go).
@@ -102,6 +104,7 @@ type Listeners struct {
 	IMAPS       Listener `yaml:"imaps"`
 	POP3        Listener `yaml:"pop3"`
 	POP3S       Listener `yaml:"pop3s"`
+	ManageSieve Listener `yaml:"managesieve"`
 	// The auth bridge's sockets (bridge.go), for a Postfix or Exim in
 	// front.
 	DovecotAuth BridgeListener `yaml:"dovecot_auth"`
@@ -179,6 +182,14 @@ type SRSConfig struct {
 	HashLength int      `yaml:"hash_length" help:"base64 characters of the hash in a rewritten sender (postsrsd's -n)"`
 }
 
+// SieveConfig bounds users' Sieve scripts (package sievestore), as
+// ManageSieve and the admin commands store them.
+type SieveConfig struct {
+	MaxScripts    int   `yaml:"max_scripts" help:"scripts one user may keep (Pigeonhole's sieve_quota_max_scripts); 0: no limit"`
+	MaxStorage    int64 `yaml:"max_storage" unit:"bytes" help:"octets all of one user's scripts may take (sieve_quota_max_storage); 0: no limit"`
+	MaxScriptSize int64 `yaml:"max_script_size" unit:"bytes" help:"largest script accepted (sieve_max_script_size), at most 1M"`
+}
+
 // LogConfig sets up log/slog.
 type LogConfig struct {
 	Level  string `yaml:"level" help:"debug, info, warn or error"`
@@ -222,6 +233,7 @@ func defaultConfig() Config {
 			IMAPS:       Listener{Address: ":1993"},
 			POP3:        Listener{Address: ":1110"},
 			POP3S:       Listener{Address: ":1995"},
+			ManageSieve: Listener{Address: ":4190"},
 			DovecotAuth: defaultBridgeListener(),
 			Saslauthd:   defaultBridgeListener(),
 			Policy:      defaultBridgeListener(),
@@ -249,7 +261,8 @@ func defaultConfig() Config {
 		Store:           StoreConfig{PathTemplate: "%d/%n/Maildir"},
 		Queue:           QueueConfig{Port: 25, Workers: 32, PerDomain: 8, MaxAge: 5 * 24 * time.Hour, TLS: OutboundTLS{DANE: true, MTASTS: true}},
 		MTASTS:          MTASTSConfig{TLS: true, Mode: "testing", MaxAge: 7 * 24 * time.Hour},
-		Delivery:        delivery.Config{MaxHops: 50},
+		Delivery:        delivery.Config{MaxHops: 50, Sieve: true},
+		Sieve:           SieveConfig{MaxScripts: 20, MaxStorage: 1 << 20, MaxScriptSize: 256 << 10},
 		Metrics:         MetricsConfig{Address: "127.0.0.1:9187", MinFreeBytes: 1 << 30},
 		Control:         ControlConfig{Mode: "0600"},
 		SRS:             SRSConfig{Enabled: true, Separator: srs.DefaultSeparator, MaxAgeDays: srs.DefaultMaxAgeDays, HashLength: srs.DefaultHashLength},
@@ -376,6 +389,7 @@ func (c *Config) checkRanges() []string {
 		{"listen.imaps.address", c.Listen.IMAPS.Address},
 		{"listen.pop3.address", c.Listen.POP3.Address},
 		{"listen.pop3s.address", c.Listen.POP3S.Address},
+		{"listen.managesieve.address", c.Listen.ManageSieve.Address},
 		{"metrics.address", c.Metrics.Address},
 		{"queue.smarthost.address", c.Queue.Smarthost.Address},
 		{"queue.resolver", c.Queue.Resolver},
@@ -383,6 +397,12 @@ func (c *Config) checkRanges() []string {
 		if p := checkHostPort(a.addr); p != "" {
 			problems = append(problems, a.key+": "+p)
 		}
+	}
+	if n := c.Sieve.MaxScriptSize; n < 0 || n > sieve.DefaultMaxScriptSize {
+		problems = append(problems, fmt.Sprintf("sieve.max_script_size: %d is out of range: 0 to %d (the interpreter's limit)", n, sieve.DefaultMaxScriptSize))
+	}
+	if c.Sieve.MaxScripts < 0 || c.Sieve.MaxStorage < 0 {
+		problems = append(problems, "sieve.max_scripts and sieve.max_storage: negative")
 	}
 	// No duration means anything negative.
 	for _, k := range configKeys(*c) {

@@ -158,7 +158,7 @@ func TestServeControlChannel(t *testing.T) {
 	// status: every listener with its address; the IMAP client is one
 	// logged-in connection.
 	out = d.cli("", "status")
-	for _, l := range []string{"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s"} {
+	for _, l := range []string{"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "managesieve"} {
 		if !regexp.MustCompile(`(?m)^` + l + `\s+` + regexp.QuoteMeta(d.addr(l)) + `\s+\d+\s+\d+`).MatchString(out) {
 			t.Errorf("status lacks listener %s at %s:\n%s", l, d.addr(l), out)
 		}
@@ -168,7 +168,7 @@ func TestServeControlChannel(t *testing.T) {
 	}
 	wantLines(t, "status", out, "1 messages (1 held)")
 	var st statusAnswer
-	if err := d.cliJSON(&st, "status"); err != nil || len(st.Gate.Listeners) != 7 || st.Held != 1 {
+	if err := d.cliJSON(&st, "status"); err != nil || len(st.Gate.Listeners) != 8 || st.Held != 1 {
 		t.Errorf("status --json: %+v, %v", st, err)
 	}
 	idle.Logout()

@@ -88,7 +88,7 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-var e2eListeners = []string{"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "metrics"}
+var e2eListeners = []string{"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "managesieve", "metrics"}
 
 // newDaemon writes a configuration on free loopback ports plus extra YAML
 // (the directory backends), ready to start.

@@ -27,6 +27,7 @@ import (
 	"github.com/vmaild/vmaild/backend/inbound"
 	"github.com/vmaild/vmaild/backend/queue"
 	"github.com/vmaild/vmaild/backend/senderauth"
+	"github.com/vmaild/vmaild/backend/sieve"
 	"github.com/vmaild/vmaild/backend/srs"
 	"github.com/vmaild/vmaild/backend/store"
 	"github.com/vmaild/vmaild/protocols/bridge"
@@ -34,6 +35,7 @@ import (
 	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/imap"
 	"github.com/vmaild/vmaild/protocols/login"
+	"github.com/vmaild/vmaild/protocols/managesieve"
 	"github.com/vmaild/vmaild/protocols/pop3"
 	"github.com/vmaild/vmaild/protocols/sendlimit"
 	"github.com/vmaild/vmaild/protocols/smtp"
@@ -211,6 +213,15 @@ func (s *server) open(ctx context.Context, a *app) error {
 		Directory: s.dir.users, Quotas: s.dir.sql, Store: s.store, Config: cfg.Delivery,
 		Logger: s.log.With("component", "delivery"),
 	}
+	if cfg.Delivery.Sieve {
+		s.agent.Filters = append(s.agent.Filters, &delivery.Sieve{
+			Maildir:            s.store.MaildirPath,
+			Before:             cfg.Delivery.SieveBefore,
+			After:              cfg.Delivery.SieveAfter,
+			RecipientDelimiter: cfg.UserDB.RecipientDelimiter,
+			Logger:             s.log.With("component", "sieve"),
+		})
+	}
 	if s.srs, err = openSRS(cfg.SRS); err != nil {
 		return err
 	}
@@ -352,6 +363,7 @@ func (s *server) specs() []listenerSpec {
 		{"smtp", l.SMTP, false}, {"submission", l.Submission, false}, {"submissions", l.Submissions, true},
 		{"lmtp", l.LMTP, false}, {"imap", l.IMAP, false}, {"imaps", l.IMAPS, true},
 		{"pop3", l.POP3, false}, {"pop3s", l.POP3S, true},
+		{"managesieve", l.ManageSieve, false},
 	}
 }
 
@@ -395,7 +407,7 @@ func (s *server) closeListeners() {
 // implemented reports whether this build serves a listener kind.
 func (s *server) implemented(name string) bool {
 	switch name {
-	case "pop3", "pop3s", "smtp", "submission", "submissions", "lmtp", "imap", "imaps":
+	case "pop3", "pop3s", "smtp", "submission", "submissions", "lmtp", "imap", "imaps", "managesieve":
 		return true
 	}
 	return false
@@ -448,6 +460,15 @@ func (s *server) newProtocolServer(sp listenerSpec, log *slog.Logger) protocolSe
 			Hostname: s.cfg.Hostname, TLSConfig: s.tls, AllowInsecureAuth: sp.l.InsecureAuth,
 			Logger: log, Logins: s.logins, Locks: s.pop3Locks,
 			Gate: s.gate,
+		}
+	case "managesieve":
+		opts := s.cfg.sieveOptions()
+		return &managesieve.Server{
+			Backend:    &manageSieveBackend{users: s.directory, store: s.store, opts: opts, quota: s.cfg.sieveQuota()},
+			Extensions: sieve.Extensions(), MaxRedirects: sieve.DefaultMaxRedirects,
+			MaxScriptSize: s.cfg.sieveQuota().MaxSize,
+			TLSConfig:     s.tls, AllowInsecureAuth: sp.l.InsecureAuth,
+			Logger: log, Logins: s.logins, Gate: s.gate,
 		}
 	}
 	role := smtp.RoleMTA

@@ -12,8 +12,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vmaild/vmaild/backend/delivery"
 	"github.com/vmaild/vmaild/backend/sieve"
+	"github.com/vmaild/vmaild/backend/sievestore"
 	"github.com/vmaild/vmaild/backend/store"
+	"github.com/vmaild/vmaild/userdb"
 )
 
 // activeScriptName is where a user's active Sieve script lives in the
@@ -31,8 +34,9 @@ func (a *app) sieveCommand() *cobra.Command {
 	test := &cobra.Command{
 		Use:   "test [USER] MESSAGE",
 		Short: "Print the actions a Sieve script takes on MESSAGE (a file, - for standard input), like Pigeonhole's sieve-test",
-		Long: "Runs USER's active script (~/.dovecot.sieve in the mail home, Pigeonhole's place),\n" +
-			"or the script --script names, on MESSAGE and prints the actions; nothing is\n" +
+		Long: "Runs what delivery runs for USER (delivery.sieve_before scripts, the active script\n" +
+			"~/.dovecot.sieve in the mail home as Pigeonhole keeps it, delivery.sieve_after\n" +
+			"scripts), or the script --script names, on MESSAGE and prints the actions; nothing is\n" +
 			"delivered or sent. The envelope recipient is USER (or --to), the sender --from\n" +
 			"(default: the message's Return-Path, else <>).",
 		Args: cobra.RangeArgs(1, 2),
@@ -46,12 +50,12 @@ func (a *app) sieveCommand() *cobra.Command {
 				return err
 			}
 			env := sieve.Env{From: from, To: to, SubaddressSeparator: a.cfg.UserDB.RecipientDelimiter}
-			src := script
+			paths := []string{script}
 			if len(args) == 2 {
 				if env.To == "" {
 					env.To = args[0]
 				}
-				if src, err = a.activeScript(cmd.Context(), args[0]); err != nil {
+				if paths, err = a.deliveryScripts(cmd.Context(), args[0]); err != nil {
 					return err
 				}
 			}
@@ -61,7 +65,7 @@ func (a *app) sieveCommand() *cobra.Command {
 			if cmd.Flags().Changed("virus-score") {
 				env.Virus = sieve.ScoreVerdict(virus, 5, true)
 			}
-			return runSieveTest(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), src, raw, env, !cmd.Flags().Changed("from"))
+			return runSieveTest(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), paths, raw, env, !cmd.Flags().Changed("from"))
 		},
 	}
 	test.Flags().StringVar(&script, "script", "", "run this script file instead of USER's active script")
@@ -70,25 +74,173 @@ func (a *app) sieveCommand() *cobra.Command {
 	test.Flags().Float64Var(&spam, "spam-score", 0, "spam scanner score out of 10, for spamtest (default: not scanned)")
 	test.Flags().Float64Var(&virus, "virus-score", 0, "virus scanner score out of 5, for virustest (default: not scanned)")
 	check := &cobra.Command{
-		Use:   "check FILE",
-		Short: "Compile a Sieve script and report the first error with its line",
-		Args:  cobra.ExactArgs(1),
+		Use:   "check FILE | USER [NAME]",
+		Short: "Compile a script file, or a user's scripts, and report each error with its line",
+		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src, err := readFileOrStdin(cmd, args[0])
+			if _, err := os.Stat(args[0]); len(args) == 1 && (err == nil || args[0] == "-") {
+				src, err := readFileOrStdin(cmd, args[0])
+				return checkScript(cmd.OutOrStdout(), args[0], src, err)
+			}
+			scripts, err := a.userScripts(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			s, err := sieve.Compile(src, sieve.Options{})
-			if err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
+			names := args[1:]
+			if len(names) == 0 {
+				list, err := scripts.List()
+				if err != nil {
+					return err
+				}
+				for _, i := range list {
+					names = append(names, i.Name)
+				}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid (requires: %s)\n", args[0], strings.Join(s.Requires(), ", "))
+			var failed error
+			for _, n := range names {
+				src, err := scripts.Get(n)
+				if err := checkScript(cmd.OutOrStdout(), n, src, err); err != nil {
+					fmt.Fprintln(cmd.ErrOrStderr(), err)
+					failed = errors.New("some scripts do not compile")
+				}
+			}
+			return failed
+		},
+	}
+	list := &cobra.Command{
+		Use:   "list USER",
+		Short: "List USER's scripts, the active one marked",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			scripts, err := a.userScripts(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			list, err := scripts.List()
+			if err != nil {
+				return err
+			}
+			w := table(cmd.OutOrStdout())
+			fmt.Fprintln(w, "NAME\tSIZE\tACTIVE")
+			for _, i := range list {
+				active := ""
+				if i.Active {
+					active = "yes"
+				}
+				fmt.Fprintf(w, "%s\t%d\t%s\n", i.Name, i.Size, active)
+			}
+			return w.Flush()
+		},
+	}
+	get := &cobra.Command{
+		Use:   "get USER NAME",
+		Short: "Print USER's script NAME",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			scripts, err := a.userScripts(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			src, err := scripts.Get(args[1])
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(src)
+			return err
+		},
+	}
+	var activate bool
+	put := &cobra.Command{
+		Use:   "put USER NAME [FILE]",
+		Short: "Store a script (FILE, default standard input) as USER's NAME once it compiles",
+		Args:  cobra.RangeArgs(2, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := "-"
+			if len(args) == 3 {
+				path = args[2]
+			}
+			src, err := readFileOrStdin(cmd, path)
+			if err != nil {
+				return err
+			}
+			scripts, err := a.userScripts(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if err := scripts.Put(args[1], src, sieve.Options{}); err != nil {
+				return fmt.Errorf("%s: %w", args[1], err)
+			}
+			if activate {
+				if err := scripts.Activate(args[1]); err != nil {
+					return err
+				}
+			}
+			if err := a.ownScripts(scripts, args[1]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "script %s stored for %s%s\n", args[1], args[0], map[bool]string{true: " and active"}[activate])
 			return nil
 		},
 	}
-	check.Annotations = map[string]string{"noconfig": "yes"}
-	cmd.AddCommand(test, check)
+	put.Flags().BoolVar(&activate, "activate", false, "make it the active script too")
+	activateCmd := &cobra.Command{
+		Use:   "activate USER NAME",
+		Short: "Make NAME USER's active script (the .dovecot.sieve link)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			scripts, err := a.userScripts(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if err := scripts.Activate(args[1]); err != nil {
+				return err
+			}
+			if err := a.ownScripts(scripts, args[1]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "script %s active for %s\n", args[1], args[0])
+			return nil
+		},
+	}
+	deactivate := &cobra.Command{
+		Use:   "deactivate USER",
+		Short: "Leave USER without an active script (mail goes to INBOX unfiltered)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			scripts, err := a.userScripts(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return scripts.Activate("")
+		},
+	}
+	del := &cobra.Command{
+		Use:   "delete USER NAME",
+		Short: "Delete USER's script NAME (not the active one)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			scripts, err := a.userScripts(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return scripts.Delete(args[1])
+		},
+	}
+	cmd.AddCommand(test, check, list, get, put, activateCmd, deactivate, del)
 	return cmd
+}
+
+// checkScript compiles one script and says so.
+func checkScript(w io.Writer, name string, src []byte, readErr error) error {
+	if readErr != nil {
+		return readErr
+	}
+	s, err := sieve.Compile(src, sieve.Options{})
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	fmt.Fprintf(w, "%s: valid (requires: %s)\n", name, strings.Join(s.Requires(), ", "))
+	return nil
 }
 
 func readFileOrStdin(cmd *cobra.Command, path string) ([]byte, error) {
@@ -98,9 +250,10 @@ func readFileOrStdin(cmd *cobra.Command, path string) ([]byte, error) {
 	return os.ReadFile(path)
 }
 
-// activeScript finds the path of user's active script.
-func (a *app) activeScript(ctx context.Context, user string) (string, error) {
-	var path string
+// userScripts are the scripts of user, in the mail home beside the
+// account's Maildir.
+func (a *app) userScripts(ctx context.Context, user string) (sievestore.Scripts, error) {
+	var scripts sievestore.Scripts
 	err := a.withDirectoryCtx(ctx, func(ctx context.Context, d *directory) error {
 		acct, err := d.users.Account(ctx, user)
 		if err != nil {
@@ -111,16 +264,33 @@ func (a *app) activeScript(ctx context.Context, user string) (string, error) {
 		if err != nil {
 			return err
 		}
-		path = filepath.Join(filepath.Dir(maildir), activeScriptName)
+		scripts.Home = sievestore.HomeOf(maildir)
 		return nil
 	})
+	return scripts, err
+}
+
+// deliveryScripts are the scripts delivery runs for user, in order.
+func (a *app) deliveryScripts(ctx context.Context, user string) ([]string, error) {
+	var paths []string
+	err := a.withDirectoryCtx(ctx, func(ctx context.Context, d *directory) error {
+		acct, err := d.users.Account(ctx, user)
+		if err != nil {
+			return err
+		}
+		st := &store.Store{Root: a.cfg.Store.Root, PathTemplate: a.cfg.Store.PathTemplate}
+		f := &delivery.Sieve{Maildir: st.MaildirPath, Before: a.cfg.Delivery.SieveBefore, After: a.cfg.Delivery.SieveAfter}
+		dest := &delivery.Destination{Destination: userdb.Destination{Address: acct.Address, Local: true}, Maildir: acct.Maildir}
+		paths, err = f.Paths(dest)
+		return err
+	})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	if _, err := os.Stat(path); err != nil {
-		return "", fmt.Errorf("%s has no active Sieve script: %w", user, err)
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("%s has no active Sieve script, and no delivery.sieve_before or sieve_after script applies", user)
 	}
-	return path, nil
+	return paths, nil
 }
 
 func (a *app) withDirectoryCtx(ctx context.Context, fn func(ctx context.Context, d *directory) error) error {
@@ -132,25 +302,50 @@ func (a *app) withDirectoryCtx(ctx context.Context, fn func(ctx context.Context,
 	return fn(ctx, d)
 }
 
-// runSieveTest compiles the script at path and prints what it does with
-// raw, in sieve-test's layout.
-func runSieveTest(ctx context.Context, out, errOut io.Writer, path string, raw []byte, env sieve.Env, senderFromMessage bool) error {
-	src, err := os.ReadFile(path)
+// ownScripts gives what a root CLI wrote in a mail home to run_as, so
+// the server can read and rewrite it.
+func (a *app) ownScripts(s sievestore.Scripts, name string) error {
+	if os.Geteuid() != 0 || a.cfg.RunAs == "" {
+		return nil
+	}
+	uid, gid, err := runAsIDs(a.cfg.RunAs)
 	if err != nil {
 		return err
 	}
-	s, err := sieve.Compile(src, sieve.Options{})
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+	for _, p := range []string{s.Home, filepath.Join(s.Home, sievestore.Dir), s.Path(name), filepath.Join(s.Home, sievestore.ActiveLink)} {
+		if err := os.Lchown(p, uid, gid); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("sieve script for run_as %s: %w", a.cfg.RunAs, err)
+		}
+	}
+	return nil
+}
+
+// runSieveTest compiles the scripts at paths and prints what they do, in
+// sequence as delivery runs them, with raw, in sieve-test's layout.
+func runSieveTest(ctx context.Context, out, errOut io.Writer, paths []string, raw []byte, env sieve.Env, senderFromMessage bool) error {
+	var scripts []*sieve.Script
+	for _, p := range paths {
+		src, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		s, err := sieve.Compile(src, sieve.Options{})
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		scripts = append(scripts, s)
 	}
 	msg := sieve.ParseMessage(raw)
 	if senderFromMessage {
 		env.From = msg.ReturnPath()
 	}
 	env.Now = time.Now()
-	res, err := s.Run(ctx, env, msg)
+	if len(paths) > 1 {
+		fmt.Fprintf(errOut, "scripts, in order: %s\n", strings.Join(paths, ", "))
+	}
+	res, err := sieve.RunAll(ctx, scripts, env, msg)
 	if err != nil {
-		fmt.Fprintf(errOut, "%s: %v; the message is kept\n", path, err)
+		fmt.Fprintf(errOut, "%v; the message is kept\n", err)
 	}
 	printResult(out, res)
 	return nil

@@ -90,3 +90,55 @@ func TestSieveCheckCommand(t *testing.T) {
 	wantLines(t, "sieve test", c.fails("", "sieve", "test", "nobody@example.com", good), "")
 	wantLines(t, "sieve test", c.fails("", "sieve", "test", "--script", good, "x", "y"), "give USER and MESSAGE, or --script FILE and MESSAGE")
 }
+
+// TestSieveScriptCommands: put (refusing a script that does not compile,
+// with its line), list, get, activate, check, test, deactivate, delete.
+func TestSieveScriptCommands(t *testing.T) {
+	data := t.TempDir()
+	c := newCLI(t, sqliteConfig(data))
+	c.ok("", "domain", "add", "example.com")
+	c.ok("pw-sieve-2\n", "user", "add", "ann@example.com", "--password-stdin")
+	spam := "require [\"fileinto\"];\nif header :contains \"subject\" \"viagra\" { fileinto \"Junk\"; }\n"
+	// (Standard input is where this harness passes passwords.)
+	dir := t.TempDir()
+	spamFile, brokenFile := filepath.Join(dir, "spam.sieve"), filepath.Join(dir, "broken.sieve")
+	os.WriteFile(spamFile, []byte(spam), 0o644)
+	os.WriteFile(brokenFile, []byte("keep;\nfileinto \"x\";\n"), 0o644)
+	wantLines(t, "sieve put", c.ok("", "sieve", "put", "ann@example.com", "spam", spamFile), "script spam stored for ann@example.com")
+	wantLines(t, "sieve put", c.fails("", "sieve", "put", "ann@example.com", "broken", brokenFile), "broken: sieve: line 2: fileinto needs require \"fileinto\"")
+	wantLines(t, "sieve list", c.ok("", "sieve", "list", "ann@example.com"), "spam  ", "NAME")
+	if got := c.ok("", "sieve", "get", "ann@example.com", "spam"); got != spam {
+		t.Errorf("sieve get = %q", got)
+	}
+	msg := filepath.Join(t.TempDir(), "m.eml")
+	os.WriteFile(msg, []byte("From: x@example.net\nSubject: cheap viagra\n\nbuy\n"), 0o644)
+	wantLines(t, "sieve test", c.fails("", "sieve", "test", "ann@example.com", msg), "has no active Sieve script")
+	c.ok("", "sieve", "activate", "ann@example.com", "spam")
+	home := filepath.Join(data, "mail", "example.com", "ann")
+	if target, err := os.Readlink(filepath.Join(home, ".dovecot.sieve")); err != nil || target != "sieve/spam.sieve" {
+		t.Errorf(".dovecot.sieve -> %q, %v", target, err)
+	}
+	wantLines(t, "sieve list", c.ok("", "sieve", "list", "ann@example.com"), "yes")
+	wantLines(t, "sieve test", c.ok("", "sieve", "test", "ann@example.com", msg), "store message in folder: Junk")
+	wantLines(t, "sieve check", c.ok("", "sieve", "check", "ann@example.com"), "spam: valid (requires: fileinto)")
+	wantLines(t, "sieve delete", c.fails("", "sieve", "delete", "ann@example.com", "spam"), "script is active")
+	c.ok("", "sieve", "deactivate", "ann@example.com")
+	c.ok("", "sieve", "delete", "ann@example.com", "spam")
+	if out := c.ok("", "sieve", "list", "ann@example.com"); strings.Contains(out, "spam") {
+		t.Errorf("deleted script still listed:\n%s", out)
+	}
+}
+
+// TestSieveTestAdminScripts: sieve test USER runs what delivery runs,
+// the administrator's delivery.sieve_before script included.
+func TestSieveTestAdminScripts(t *testing.T) {
+	data := t.TempDir()
+	before := filepath.Join(t.TempDir(), "before.sieve")
+	os.WriteFile(before, []byte("require [\"fileinto\"];\nif header :is \"x-spam-flag\" \"YES\" { fileinto \"Junk\"; }\n"), 0o644)
+	c := newCLI(t, sqliteConfig(data)+"delivery:\n  sieve_before: ["+before+"]\n")
+	c.ok("", "domain", "add", "example.com")
+	c.ok("pw-sieve-3\n", "user", "add", "dan@example.com", "--password-stdin")
+	msg := filepath.Join(t.TempDir(), "m.eml")
+	os.WriteFile(msg, []byte("From: x@example.net\nX-Spam-Flag: YES\nSubject: offer\n\nbuy\n"), 0o644)
+	wantLines(t, "sieve test", c.ok("", "sieve", "test", "dan@example.com", msg), "store message in folder: Junk")
+}

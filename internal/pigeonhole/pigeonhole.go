@@ -119,18 +119,32 @@ func (o *Oracle) write(name string, data []byte) (string, error) {
 // Test runs script on msg for the envelope from → to. Dates without a
 // zone are read in UTC.
 func (o *Oracle) Test(script, msg []byte, from, to string) (Result, error) {
-	sp, err := o.write("script.sieve", script)
-	if err != nil {
-		return Result{}, err
+	return o.TestSequence([][]byte{script}, msg, from, to)
+}
+
+// TestSequence runs scripts one after the other as one delivery (the
+// first ones with sieve-test's -s, as sieve_before scripts run); Lines
+// are then all the actions and the implicit keep of the last script run.
+func (o *Oracle) TestSequence(scripts [][]byte, msg []byte, from, to string) (Result, error) {
+	args := []string{"-c", o.conf, "-f", from, "-r", to}
+	for i, script := range scripts {
+		sp, err := o.write("script.sieve", script)
+		if err != nil {
+			return Result{}, err
+		}
+		defer os.Remove(sp)
+		defer os.Remove(strings.TrimSuffix(sp, ".sieve") + ".svbin")
+		if i < len(scripts)-1 {
+			args = append(args, "-s")
+		}
+		args = append(args, sp)
 	}
 	mp, err := o.write("msg.eml", msg)
 	if err != nil {
 		return Result{}, err
 	}
-	defer os.Remove(sp)
 	defer os.Remove(mp)
-	defer os.Remove(strings.TrimSuffix(sp, ".sieve") + ".svbin")
-	cmd := exec.Command(o.sieveTest, "-c", o.conf, "-f", from, "-r", to, sp, mp)
+	cmd := exec.Command(o.sieveTest, append(args, mp)...)
 	cmd.Env = []string{"TZ=UTC", "PATH=/usr/bin:/bin"}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -184,7 +198,16 @@ func Parse(out string) ([]string, error) {
 		l := text[i]
 		switch {
 		case l == "Performed actions:":
+			// A script of a sequence: only the last one's implicit
+			// keep stands.
 			section = "performed"
+			kept := acts[:0]
+			for _, a := range acts {
+				if !a.implicit {
+					kept = append(kept, a)
+				}
+			}
+			acts = kept
 			continue
 		case l == "Implicit keep:":
 			section = "implicit"

@@ -1,0 +1,2 @@
+require "copy";
+if address :domain :is "from" "example.org" { redirect :copy "audit@example.net"; }

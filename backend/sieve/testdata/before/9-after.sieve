@@ -1,0 +1,2 @@
+require ["fileinto", "imap4flags"];
+if hasflag "Scanned" { fileinto "After"; }

@@ -1,0 +1,3 @@
+require ["fileinto", "mailbox"];
+fileinto :create "Lists/Users/Weekly";
+fileinto "INBOX/Sub";

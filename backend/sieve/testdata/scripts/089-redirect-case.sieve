@@ -1,0 +1,3 @@
+require "copy";
+redirect :copy "User@Example.NET";
+redirect "user@example.net";

@@ -1,0 +1,4 @@
+require ["variables", "fileinto"];
+set "Folder" "Mixed";
+set "FOLDER" "${folder}Case";
+fileinto "${FoLdEr}";
