@@ -31,7 +31,7 @@ func (s *Server) Login(t testing.TB) *Conn {
 		t.Fatalf("dovecot greeting: %v", err)
 	}
 	if _, err := conn.Run(fmt.Sprintf("LOGIN %q %q", s.User, s.Password)); err != nil {
-		t.Fatalf("dovecot login: %v", err)
+		t.Fatalf("dovecot login: %v\n%s", err, readFile(s.Log))
 	}
 	return conn
 }

@@ -71,15 +71,49 @@ func Start(t testing.TB) *Server {
 			t.Fatal(err)
 		}
 	}
+	// imap-login refuses to run as root: as root, it runs as an
+	// unprivileged user, which must reach base_dir through the temporary
+	// directories.
+	loginUser := u.Username
+	if u.Uid == "0" {
+		loginUser = unprivilegedUser(t)
+		for d := dir; d != filepath.Dir(d) && strings.HasPrefix(d, os.TempDir()) && d != os.TempDir(); d = filepath.Dir(d) {
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The mail user is the current one, but Dovecot never lets mail
+	// processes run as root: then it is the unprivileged user, owning
+	// the home directory.
+	mailUID, mailGID := u.Uid, u.Gid
+	if u.Uid == "0" {
+		lu, err := user.Lookup(loginUser)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mailUID, mailGID = lu.Uid, lu.Gid
+		uid, _ := strconv.Atoi(lu.Uid)
+		gid, _ := strconv.Atoi(lu.Gid)
+		err = filepath.Walk(home, func(p string, _ os.FileInfo, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Chown(p, uid, gid)
+		})
+		if err != nil {
+			t.Fatalf("chown mail home: %v", err)
+		}
+	}
 	passwd := filepath.Join(dir, "passwd")
-	line := fmt.Sprintf("%s:{PLAIN}%s:%s:%s::%s::\n", s.User, s.Password, u.Uid, u.Gid, home)
-	if err := os.WriteFile(passwd, []byte(line), 0o600); err != nil {
+	line := fmt.Sprintf("%s:{PLAIN}%s:%s:%s::%s::\n", s.User, s.Password, mailUID, mailGID, home)
+	if err := os.WriteFile(passwd, []byte(line), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	port := testsrv.FreePort(t)
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	conf := filepath.Join(dir, "dovecot.conf")
-	if err := os.WriteFile(conf, []byte(config(dir, passwd, s.Log, libexec, u.Username, g.Name, port)), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(config(dir, passwd, s.Log, libexec, u.Username, g.Name, loginUser, port)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -132,6 +166,18 @@ func readFile(p string) string {
 	return string(b)
 }
 
+// unprivilegedUser is the account imap-login runs as when the tests run as
+// root: Dovecot's own dovenull if the package made it, else nobody.
+func unprivilegedUser(t testing.TB) string {
+	for _, name := range []string{"dovenull", "nobody"} {
+		if _, err := user.Lookup(name); err == nil {
+			return name
+		}
+	}
+	t.Fatal("no unprivileged user (dovenull, nobody) for imap-login")
+	return ""
+}
+
 // requireIMAP finds the directory of Dovecot's imap and imap-login.
 func requireIMAP(t testing.TB) string {
 	t.Helper()
@@ -160,7 +206,7 @@ func requireIMAP(t testing.TB) string {
 // directory works. The urlauth services are not wanted but are part of
 // the imap protocol: they get their binary if it is there, the login one
 // otherwise (never started).
-func config(dir, passwd, log, libexec, userName, group string, port int) string {
+func config(dir, passwd, log, libexec, userName, group, loginUser string, port int) string {
 	exe := func(name string) string {
 		p := filepath.Join(libexec, name)
 		if _, err := os.Stat(p); err != nil {
@@ -179,11 +225,11 @@ disable_plaintext_auth = no
 auth_mechanisms = plain login
 log_path = %[3]s
 mail_location = maildir:~/Maildir
-first_valid_uid = 0
-first_valid_gid = 0
+first_valid_uid = 1
+first_valid_gid = 1
 default_internal_user = %[5]s
 default_internal_group = %[6]s
-default_login_user = %[5]s
+default_login_user = %[7]s
 passdb {
   driver = passwd-file
   args = %[2]s
@@ -227,6 +273,6 @@ service stats {
     mode = 0600
   }
 }
-`, dir, passwd, log, libexec, userName, group, 0, port,
+`, dir, passwd, log, libexec, userName, group, loginUser, port,
 		exe("imap-login"), exe("imap"), exe("imap-urlauth"), exe("imap-urlauth-login"), exe("imap-urlauth-worker"), exe("imap-hibernate"))
 }

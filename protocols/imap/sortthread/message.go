@@ -16,7 +16,7 @@ type Message struct {
 	InternalDate time.Time
 	Size         int64 // RFC822.SIZE, the size with CRLF line ends
 
-	Date, Subject, From, To, Cc       string
+	Date, Subject, From, To, Cc      string
 	MessageID, References, InReplyTo string
 }
 
@@ -33,11 +33,12 @@ func (m *Message) SetHeader(h textproto.Header) {
 }
 
 // sentDate is the RFC 5256 sent date in Unix seconds: the Date header,
-// else the internal date. A Date of exactly the epoch counts as missing,
-// as in Dovecot, which stores "no date" as 0.
+// else the internal date. As in Dovecot, a Date of exactly the epoch
+// counts as missing, and one before it wraps around to after 2106.
 func (m *Message) sentDate() int64 {
 	if t, ok := ParseDate(m.Date); ok {
-		if u := t.Unix(); u != 0 {
+		// Dovecot keeps the date in 32 unsigned bits: 1969 is 2106.
+		if u := int64(uint32(t.Unix())); u != 0 {
 			return u
 		}
 	}

@@ -12,7 +12,7 @@ import "strings"
 func BaseSubject(raw string) (base string, replyOrForward bool) {
 	// (1) decode encoded-words, fold, turn tabs and line breaks into
 	// spaces and runs of white space into one space.
-	s := packSpace(casemap(decodeWords(raw)))
+	s := packSpace(decodeFold(raw))
 	for {
 		// (2) trailers: "(FWD)" and white space at the end.
 		for len(s) > 0 {
