@@ -97,17 +97,24 @@ func (t *threader) add(i int32) {
 		// is threaded as if it had none.
 		self = t.newNode(i)
 	}
+	// Each References entry is the parent of the next; the last is the
+	// message's parent. Without References, the first In-Reply-To entry.
 	parent := int32(-1)
-	if refs := MessageIDs(m.References, 0); len(refs) > 0 {
-		prev := t.nodeFor(refs[0])
-		for _, r := range refs[1:] {
-			c := t.nodeFor(r)
-			t.link(prev, c)
-			prev = c
+	for j := 0; ; {
+		id, next, ok := nextMessageID(m.References, j)
+		if !ok {
+			break
 		}
-		parent = prev
-	} else if id, ok := firstMessageID(m.InReplyTo); ok {
-		parent = t.nodeFor(id)
+		c := t.nodeFor(id)
+		if parent >= 0 {
+			t.link(parent, c)
+		}
+		parent, j = c, next
+	}
+	if parent < 0 {
+		if id, ok := firstMessageID(m.InReplyTo); ok {
+			parent = t.nodeFor(id)
+		}
 	}
 	// The message itself says who its parent is: a parent guessed from
 	// other messages' References gives way.
