@@ -27,6 +27,9 @@ func firstMessageID(s string) (string, bool) {
 	return id, ok
 }
 
+// maxSlowID bounds the identifiers with quotes or comments.
+const maxSlowID = 256
+
 // nextMessageID finds the first identifier at or after s[i:].
 func nextMessageID(s string, i int) (id string, next int, ok bool) {
 	for {
@@ -74,6 +77,13 @@ func nextMessageID(s string, i int) (id string, next int, ok bool) {
 // parseMessageID reads id-left "@" id-right ">" from s[i:], where id-left
 // may be a quoted string and comments may come between the parts.
 func parseMessageID(s string, i int) (string, int, bool) {
+	// Only a window after the "<" is read: an unterminated comment or
+	// quote would otherwise make every later "<" scan to the end of a
+	// hostile header, quadratic in its length. Real identifiers are far
+	// shorter.
+	if len(s)-i > maxSlowID {
+		s = s[:i+maxSlowID]
+	}
 	p := lexer{s: s, i: i}
 	p.skipCFWS()
 	var left string

@@ -29,13 +29,23 @@ func BaseSubject(raw string) (base string, replyOrForward bool) {
 			// (3) one leader: blobs, then "RE", "FW" or "FWD", an
 			// optional blob and ":"; a leading space always goes.
 			found := false
-			var rf bool
-			s, found, rf = cutLeader(s)
-			replyOrForward = replyOrForward || rf
-			// (4) a leading blob, unless nothing would be left.
-			if rest, ok := cutBlob(s); ok && rest != "" {
+			var leader bool
+			s, found, leader = cutLeader(s)
+			replyOrForward = replyOrForward || leader
+			// (4) a leading blob, unless nothing would be left. When no
+			// leader follows a run of blobs, (3) fails the same way
+			// after each blob (4) removes: take them all at once,
+			// rather than rescanning the run once per blob.
+			for {
+				rest, ok := cutBlob(s)
+				if !ok || rest == "" {
+					break
+				}
 				s = rest
 				found = true
+				if leader {
+					break
+				}
 			}
 			// (5) until neither matches.
 			if !found {
