@@ -12,6 +12,7 @@ const (
 type address struct {
 	name, mailbox, domain string
 	group                 bool // a group's name, as in "undisclosed-recipients:;"
+	at                    bool // an "@" followed the local part
 	ok                    bool // the header held an address at all
 }
 
@@ -38,11 +39,24 @@ func firstAddress(raw string) address {
 		a.name = phrase
 		return a.fill()
 	}
+	// An addr-spec, or what is left of one. Dovecot's reading: a comment
+	// after it is the display name; a lone word without "@" is a mailbox
+	// without a domain, but a lone quoted string, or words followed by
+	// more words, are a display name without an address.
 	p.i = start
 	p.comment = ""
+	quoted := p.peek() == '"'
 	a := p.addrSpec(false)
 	if p.comment != "" {
 		a.name = p.comment
+	} else if !a.at {
+		if rest := p.phrase(); rest != "" {
+			a.name = a.mailbox + " " + rest
+			a.mailbox = ""
+		} else if quoted && a.mailbox != "" {
+			a.name = a.mailbox
+			a.mailbox = ""
+		}
 	}
 	return a.fill()
 }
@@ -101,6 +115,7 @@ func (p *lexer) addrSpec(angle bool) address {
 		a.mailbox = p.dotAtom()
 	}
 	if p.eat('@') {
+		a.at = true
 		p.skipCFWS()
 		if p.peek() == '[' {
 			start := p.i

@@ -12,10 +12,13 @@ import (
 	"golang.org/x/text/unicode/norm"
 )
 
-// casemap folds s the way i;unicode-casemap (RFC 5051) compares: every
-// character to its titlecase form, then decomposed (NFKD). Dovecot's
-// uni_utf8_to_decomposed_titlecase does the same with its own tables;
-// invalid UTF-8 becomes U+FFFD. ASCII, the common case, only needs upper
+// casemap folds s the way Dovecot approximates i;unicode-casemap (RFC
+// 5051): every character to its titlecase form, then decomposed. RFC 5051
+// asks for the compatibility decomposition (NFKD); Dovecot's tables, as
+// its answers show, split "ﬁ" into "fi" (not titlecased again) but leave
+// "ǅ" whole. The rule that matches: a compatibility decomposition when it
+// is all ASCII, else the canonical one (NFD). Invalid UTF-8 becomes
+// U+FFFD. ASCII, the common case, only needs upper
 // casing and costs no allocation when it is already upper case.
 func casemap(s string) string {
 	ascii, upper := true, true
@@ -45,10 +48,30 @@ func casemap(s string) string {
 	}
 	var sb strings.Builder
 	sb.Grow(len(s) + 8)
+	var buf [utf8.UTFMax]byte
 	for _, r := range s {
-		sb.WriteRune(unicode.ToTitle(r))
+		r = unicode.ToTitle(r)
+		if r < utf8.RuneSelf {
+			sb.WriteByte(byte(r))
+			continue
+		}
+		ch := buf[:utf8.EncodeRune(buf[:], r)]
+		if k := norm.NFKD.Bytes(ch); isASCII(k) {
+			sb.Write(k)
+			continue
+		}
+		sb.Write(norm.NFD.Bytes(ch))
 	}
-	return norm.NFKD.String(sb.String())
+	return sb.String()
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // decodeWords turns RFC 2047 encoded-words into UTF-8; see decodeHeader.

@@ -14,8 +14,10 @@
 // reads the RFC in its own way this package does too:
 //
 //   - Strings compare by i;unicode-casemap as Dovecot approximates it:
-//     every character titlecased then decomposed (here Go's unicode.ToTitle
-//     then NFKD), compared octet by octet. The base subject is extracted
+//     every character titlecased then decomposed, compared octet by
+//     octet. Go's unicode.ToTitle stands for Dovecot's titlecase table;
+//     the decomposition is NFKD where that gives ASCII ("ﬁ" is "fi") and
+//     NFD otherwise ("ǅ" stays), which is what Dovecot answers. The base subject is extracted
 //     from the folded text, so "re:" and "RE:" are the same leader.
 //   - Encoded-words in a charset nobody knows keep their decoded bytes
 //     unfolded (Dovecot appends them without its normaliser).
@@ -26,7 +28,9 @@
 //   - FROM, TO, CC sort on the first address's mailbox (local part); an
 //     address without one gets "MISSING_MAILBOX", a group its name.
 //     DISPLAYFROM and DISPLAYTO use the display name, else a comment after
-//     a bare address ("user@host (Name)"), else mailbox@domain.
+//     a bare address ("user@host (Name)"), else mailbox@domain (with
+//     "MISSING_DOMAIN" for a lone word). Words without "<" or "@" ("Just
+//     A Name", a lone quoted string) are a display name, not a mailbox.
 //   - The last tie is broken by sequence number, ascending even when the
 //     last criterion is REVERSE.
 //   - REFERENCES: the first message with a Message-ID keeps it, later ones

@@ -35,7 +35,8 @@ func TestBaseSubject(t *testing.T) {
 		{"=?utf-8?q?broken", "=?UTF-8?Q?BROKEN", false},
 		{"Reply all", "REPLY ALL", false},
 		{"Fwd:Hello", "HELLO", true},
-		{"ﬁle", "fiLE", false}, // a ligature has no titlecase of its own: NFKD only
+		{"ﬁle", "fiLE", false}, // no titlecase of its own; split, not titlecased again
+		{"ǆungla", "ǅUNGLA", false},
 	} {
 		got, rf := BaseSubject(tc.in)
 		if got != tc.want || rf != tc.rf {
@@ -45,7 +46,9 @@ func TestBaseSubject(t *testing.T) {
 }
 
 func TestParseDate(t *testing.T) {
-	utc := func(y int, mo time.Month, d, h, mi, s int) time.Time { return time.Date(y, mo, d, h, mi, s, 0, time.UTC) }
+	utc := func(y int, mo time.Month, d, h, mi, s int) time.Time {
+		return time.Date(y, mo, d, h, mi, s, 0, time.UTC)
+	}
 	for _, tc := range []struct {
 		in   string
 		want time.Time
@@ -110,6 +113,9 @@ func TestFirstAddress(t *testing.T) {
 		{"<>", "MISSING_MAILBOX", "MISSING_MAILBOX@MISSING_DOMAIN"},
 		{"=?UTF-8?B?w4FuZ2Vs?= <angel@example.es>", "angel", "Ángel"},
 		{`"john doe"@example.org`, "john doe", "john doe@example.org"},
+		{"Just A Name", "MISSING_MAILBOX", "Just A Name"},
+		{`"Quoted Only"`, "MISSING_MAILBOX", "Quoted Only"},
+		{"user (Comment)", "user", "Comment"},
 		{"", "", ""},
 	} {
 		a := firstAddress(tc.in)
