@@ -170,8 +170,8 @@ type Code string
 
 // Response codes with arguments (RFC 9051, 4315 UIDPLUS, 7162 CONDSTORE).
 func CodeUIDValidity(v uint32) Code { return Code("UIDVALIDITY " + strconv.FormatUint(uint64(v), 10)) }
-func CodeUIDNext(uid imap.UID) Code  { return Code("UIDNEXT " + strconv.FormatUint(uint64(uid), 10)) }
-func CodeUnseen(seq uint32) Code     { return Code("UNSEEN " + strconv.FormatUint(uint64(seq), 10)) }
+func CodeUIDNext(uid imap.UID) Code { return Code("UIDNEXT " + strconv.FormatUint(uint64(uid), 10)) }
+func CodeUnseen(seq uint32) Code    { return Code("UNSEEN " + strconv.FormatUint(uint64(seq), 10)) }
 func CodeHighestModSeq(m uint64) Code {
 	return Code("HIGHESTMODSEQ " + strconv.FormatUint(m, 10))
 }
