@@ -558,11 +558,13 @@ func (e *Encoder) QuotaRoot(mailbox string, roots []string) {
 
 // Fetch starts * seq FETCH (...): write its items with the returned
 // FetchWriter's methods, then call End.
-func (e *Encoder) Fetch(seq uint32) *FetchWriter {
+// It is returned by value so that a large answer costs no allocation
+// per message.
+func (e *Encoder) Fetch(seq uint32) FetchWriter {
 	e.raw("* ")
 	e.num(uint64(seq))
 	e.raw(" FETCH (")
-	return &FetchWriter{e: e}
+	return FetchWriter{e: e}
 }
 
 // FetchWriter writes the items of one FETCH response.
