@@ -3,8 +3,8 @@ package wire
 import (
 	"math/rand/v2"
 	"reflect"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 )
