@@ -227,8 +227,8 @@ func TestClientDifferential(t *testing.T) {
 		w.InternalDate(date)
 		w.RFC822Size(int64(len(body)))
 		w.Envelope(&Envelope{Date: str("Tue, 5 Mar 2024 10:11:12 +0100"), Subject: str("hi \"there\""),
-			From: []imap.Address{{Name: "Al \u00e9", Mailbox: "a", Host: "b"}}, Sender: []imap.Address{{Mailbox: "a", Host: "b"}},
-			ReplyTo: []imap.Address{{Mailbox: "a", Host: "b"}}, To: []imap.Address{{Mailbox: "group"}, {Mailbox: "c", Host: "d"}, {}},
+			From: []Address{{Name: "Al \u00e9", Mailbox: "a", Host: "b"}}, Sender: []Address{{Mailbox: "a", Host: "b"}},
+			ReplyTo: []Address{{Mailbox: "a", Host: "b"}}, To: []Address{{Mailbox: "group"}, {Adl: "@route", Mailbox: "c", Host: "d"}, {}},
 			InReplyTo: str("<p@q>"), MessageID: str("<m@n>")})
 		w.BodyStructure(bs, true)
 		w.Section(SectionName(&imap.FetchItemBodySection{}), int64(len(body)), strings.NewReader(body), false)

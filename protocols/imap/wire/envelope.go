@@ -15,8 +15,27 @@ import (
 // what it is given.
 type Envelope struct {
 	Date, Subject                      *string
-	From, Sender, ReplyTo, To, Cc, Bcc []imap.Address
+	From, Sender, ReplyTo, To, Cc, Bcc []Address
 	InReplyTo, MessageID               *string
+}
+
+// Address is an ENVELOPE address: imap.Address with the source route
+// (at-domain-list) that Dovecot answers and go-imap drops. A group
+// starts with an Address with a Mailbox (the group's name) and no Host,
+// and ends with one with neither.
+type Address struct {
+	Name, Adl, Mailbox, Host string
+}
+
+func addressesFromIMAP(l []imap.Address) []Address {
+	if l == nil {
+		return nil
+	}
+	out := make([]Address, len(l))
+	for i, a := range l {
+		out[i] = Address{Name: a.Name, Mailbox: a.Mailbox, Host: a.Host}
+	}
+	return out
 }
 
 // envelopeDateLayout formats an imap.Envelope's parsed date back.
@@ -34,8 +53,8 @@ func EnvelopeFromIMAP(env *imap.Envelope) *Envelope {
 		}
 		return &s
 	}
-	out := &Envelope{Subject: ptr(env.Subject), From: env.From, Sender: env.Sender, ReplyTo: env.ReplyTo,
-		To: env.To, Cc: env.Cc, Bcc: env.Bcc}
+	out := &Envelope{Subject: ptr(env.Subject), From: addressesFromIMAP(env.From), Sender: addressesFromIMAP(env.Sender),
+		ReplyTo: addressesFromIMAP(env.ReplyTo), To: addressesFromIMAP(env.To), Cc: addressesFromIMAP(env.Cc), Bcc: addressesFromIMAP(env.Bcc)}
 	if !env.Date.IsZero() {
 		out.Date = ptr(env.Date.Format(envelopeDateLayout))
 	}
@@ -59,7 +78,7 @@ func (e *Encoder) envelope(env *Envelope) {
 	e.nstrPtr(env.Date)
 	e.sp()
 	e.nstrPtr(env.Subject)
-	for _, l := range [][]imap.Address{env.From, env.Sender, env.ReplyTo, env.To, env.Cc, env.Bcc} {
+	for _, l := range [][]Address{env.From, env.Sender, env.ReplyTo, env.To, env.Cc, env.Bcc} {
 		e.sp()
 		e.addressList(l)
 	}
@@ -70,9 +89,8 @@ func (e *Encoder) envelope(env *Envelope) {
 	e.byte1(')')
 }
 
-// addressList writes addresses; a group is an address with a Mailbox and
-// no Host (its name) up to one with neither (its end), as go-imap has it.
-func (e *Encoder) addressList(l []imap.Address) {
+// addressList writes an address list, NIL when empty.
+func (e *Encoder) addressList(l []Address) {
 	if len(l) == 0 {
 		e.nil_()
 		return
@@ -81,7 +99,9 @@ func (e *Encoder) addressList(l []imap.Address) {
 	for _, a := range l {
 		e.byte1('(')
 		e.nstr(a.Name)
-		e.raw(" NIL ")
+		e.sp()
+		e.nstr(a.Adl)
+		e.sp()
 		e.nstr(a.Mailbox)
 		e.sp()
 		e.nstr(a.Host)
