@@ -253,6 +253,9 @@ func (r *Reader) ReadCommand() (*Command, error) {
 			}
 		}
 	}
+	if cap(r.buf) > 16<<10 {
+		r.buf = nil // an idle connection keeps no large line buffer
+	}
 	for {
 		r.tag, r.name, r.tokens, r.depth, r.total = "", "", 0, 0, 0
 		err := r.readLine()

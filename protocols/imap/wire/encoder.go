@@ -31,6 +31,9 @@ func NewEncoder(w *bufio.Writer) *Encoder {
 	return &Encoder{w: w, scratch: make([]byte, 0, 64)}
 }
 
+// Reset makes the Encoder write to w (after STARTTLS or COMPRESS).
+func (e *Encoder) Reset(w *bufio.Writer) { e.w = w }
+
 // Flush sends what is buffered; it returns the first error of any write.
 func (e *Encoder) Flush() error {
 	if e.err == nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/emersion/go-imap/v2"
 )
@@ -108,6 +109,16 @@ type Reader struct {
 
 	open *Append // an APPEND whose messages are still being read
 }
+
+// Reset makes the Reader read from br: after STARTTLS or COMPRESS, once
+// the session has checked that nothing is left in the old one (Buffered),
+// which would be plaintext or uncompressed data injected before the
+// switch.
+func (r *Reader) Reset(br *bufio.Reader) { r.br = br }
+
+// Buffered is the number of octets read from the connection but not yet
+// parsed.
+func (r *Reader) Buffered() int { return r.br.Buffered() }
 
 // NewReader returns a Reader over br. cont is called, after the size of
 // a synchronizing literal has been checked, to send the client the
@@ -384,14 +395,41 @@ func (r *Reader) keyword() (string, error) {
 	return upper(a), nil
 }
 
+// upper upper-cases a in place and returns it as a string; the words of
+// the protocol come from a fixed table, so they cost no allocation.
 func upper(a []byte) string {
 	for i, c := range a {
 		if 'a' <= c && c <= 'z' {
 			a[i] = c - 'a' + 'A'
 		}
 	}
+	if k, ok := keywords[string(a)]; ok {
+		return k
+	}
 	return string(a)
 }
+
+// keywords are the protocol's words (command names, items, options,
+// search keys), read-only.
+var keywords = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range strings.Fields(`UID FETCH STORE SEARCH COPY MOVE EXPUNGE SORT THREAD
+		CAPABILITY NOOP LOGOUT STARTTLS CHECK CLOSE UNSELECT NAMESPACE IDLE LOGIN AUTHENTICATE
+		SELECT EXAMINE CREATE DELETE SUBSCRIBE UNSUBSCRIBE GETQUOTAROOT GETQUOTA SETQUOTA RENAME
+		LIST LSUB STATUS APPEND ENABLE ID COMPRESS DEFLATE PLAIN XOAUTH2 OAUTHBEARER
+		CONDSTORE QRESYNC USE SUBSCRIBED REMOTE RECURSIVEMATCH SPECIAL-USE RETURN CHILDREN
+		MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE APPENDLIMIT DELETED-STORAGE HIGHESTMODSEQ
+		ALL FAST FULL ENVELOPE FLAGS INTERNALDATE RFC822.SIZE MODSEQ BODYSTRUCTURE RFC822 RFC822.HEADER
+		RFC822.TEXT BODY BODY.PEEK BINARY BINARY.PEEK BINARY.SIZE HEADER TEXT MIME HEADER.FIELDS
+		HEADER.FIELDS.NOT CHANGEDSINCE VANISHED UNCHANGEDSINCE FLAGS.SILENT +FLAGS +FLAGS.SILENT -FLAGS
+		-FLAGS.SILENT MIN MAX COUNT SAVE ANSWERED DRAFT FLAGGED SEEN UNANSWERED UNDELETED UNDRAFT
+		UNFLAGGED NEW OLD KEYWORD UNKEYWORD BCC CC FROM SUBJECT TO BEFORE ON SINCE SENTBEFORE SENTON
+		SENTSINCE LARGER SMALLER NOT OR PRIV SHARED REVERSE ARRIVAL DATE DISPLAYFROM DISPLAYTO
+		REFERENCES ORDEREDSUBJECT UTF-8 US-ASCII UTF8=ACCEPT IMAP4REV2 STORAGE MESSAGE MAILBOX`) {
+		m[k] = k
+	}
+	return m
+}()
 
 // isLiteralNext reports whether a literal starts here.
 func (r *Reader) isLiteralNext() bool {
