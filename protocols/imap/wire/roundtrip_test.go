@@ -3,6 +3,7 @@ package wire
 import (
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -207,5 +208,88 @@ func TestRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// genText returns a random string of the characters that decide between
+// atom, quoted string and literal: quotes, backslashes, CR, LF, 8-bit.
+func (g gen) text(n int) string {
+	const alphabet = "ab Z09\"\\()[]{}%*\r\n\t.@-"
+	var b []byte
+	for i := g.r.IntN(n + 1); i > 0; i-- {
+		switch g.r.IntN(10) {
+		case 0:
+			b = append(b, []string{"\u00e9", "\u4e2d"}[g.r.IntN(2)]...)
+		default:
+			b = append(b, alphabet[g.r.IntN(len(alphabet))])
+		}
+	}
+	return string(b)
+}
+
+// TestEncoderDifferential encodes random FETCH, LIST and STATUS answers
+// and checks that go-imap's client decodes what was meant.
+func TestEncoderDifferential(t *testing.T) {
+	c, p := newPeer(t)
+	g := gen{rand.New(rand.NewPCG(3, 4))}
+	for i := 0; i < 200; i++ {
+		subject := g.text(30)
+		name := g.text(10)
+		body := g.text(200)
+		bin := body + "\x00" + g.text(5)
+		flags := []imap.Flag{genFlags[g.r.IntN(len(genFlags))]}
+		date := time.Date(2000+g.r.IntN(30), time.Month(1+g.r.IntN(12)), 1+g.r.IntN(28), g.r.IntN(24), g.r.IntN(60), g.r.IntN(60), 0, time.FixedZone("", 60*(g.r.IntN(1440)-720)))
+		fc := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{Flags: true, Envelope: true, InternalDate: true,
+			BodySection: []*imap.FetchItemBodySection{{}}, BinarySection: []*imap.FetchItemBinarySection{{}}})
+		p.serve("FETCH", func(cmd *Command, enc *Encoder) {
+			w := enc.Fetch(1)
+			w.Flags(flags)
+			w.InternalDate(date)
+			from := []Address{{Name: name, Mailbox: "u", Host: "h"}}
+			w.Envelope(&Envelope{Date: str(date.Format(envelopeDateLayout)), Subject: str(subject), From: from, Sender: from, ReplyTo: from})
+			w.Section("BODY[]", int64(len(body)), strings.NewReader(body), false)
+			w.Section("BINARY[]", int64(len(bin)), strings.NewReader(bin), true)
+			w.End()
+			ok(cmd, enc)
+		})
+		msgs, err := fc.Collect()
+		if err != nil {
+			t.Fatalf("fetch %d: %v", i, err)
+		}
+		m := msgs[0]
+		if !reflect.DeepEqual(m.Flags, flags) || !m.InternalDate.Equal(date) || m.Envelope.Subject != subject ||
+			m.Envelope.From[0].Name != name || !m.Envelope.Date.Equal(date) ||
+			string(m.BodySection[0].Bytes) != body || string(m.BinarySection[0].Bytes) != bin {
+			t.Fatalf("fetch %d: decoded %+v %+v\nsubject %q name %q", i, m, m.Envelope, subject, name)
+		}
+
+		// The session sends names in modified UTF-7 unless UTF8=ACCEPT
+		// is on, so they are printable ASCII here; "&" would start a
+		// UTF-7 run.
+		mbox := strings.Map(func(r rune) rune {
+			if r >= 0x80 || r == '&' || r < 0x20 {
+				return -1
+			}
+			return r
+		}, g.text(20))
+		if mbox == "" {
+			mbox = "x"
+		}
+		lc := c.List("", "*", &imap.ListOptions{ReturnStatus: &imap.StatusOptions{NumMessages: true}})
+		p.serve("LIST", func(cmd *Command, enc *Encoder) {
+			enc.List(&imap.ListData{Delim: '/', Mailbox: mbox, Attrs: []imap.MailboxAttr{imap.MailboxAttrHasChildren}}, false)
+			enc.StatusData(&imap.StatusData{Mailbox: mbox, NumMessages: u32(uint32(i))})
+			ok(cmd, enc)
+		})
+		ld, err := lc.Collect()
+		if err != nil {
+			t.Fatalf("list %d %q: %v", i, mbox, err)
+		}
+		want := &imap.ListData{Delim: '/', Mailbox: mbox, Attrs: []imap.MailboxAttr{imap.MailboxAttrHasChildren},
+			Status: &imap.StatusData{Mailbox: mbox, NumMessages: u32(uint32(i))}}
+		if strings.EqualFold(mbox, "INBOX") {
+			want.Mailbox, want.Status.Mailbox = "INBOX", "INBOX"
+		}
+		mustEqual(t, "LIST "+mbox, ld, []*imap.ListData{want})
 	}
 }
