@@ -781,7 +781,7 @@ func (r *Reader) nextAppend(a *Append) (*AppendMessage, error) {
 	if !r.isLiteralNext() {
 		return nil, r.bad("Expected a message literal at %q", r.near())
 	}
-	size, lit8, err := r.literalHeader(r.lim.Append, true)
+	size, lit8, err := r.literalHeader(r.lim.Append, true, false)
 	if err != nil {
 		return nil, err
 	}

@@ -440,13 +440,9 @@ func (r *Reader) isLiteralNext() bool {
 // literal reads the literal starting here: its marker must end the line.
 // max bounds its size; binary allows a literal8.
 func (r *Reader) literal(max int64, binary bool) ([]byte, error) {
-	size, lit8, err := r.literalHeader(max, binary)
+	size, lit8, err := r.literalHeader(max, binary, true)
 	if err != nil {
 		return nil, err
-	}
-	r.total += size
-	if r.total > r.lim.Command {
-		return nil, r.fatalTooBig("Command too long")
 	}
 	data := make([]byte, size)
 	if _, err := io.ReadFull(r.br, data); err != nil {
@@ -476,8 +472,10 @@ func (r *Reader) fatalTooBig(text string) *Error {
 
 // literalHeader checks the marker of the literal starting here, and for
 // a synchronizing literal sends the continuation request. After it the
-// caller reads size octets from r.br, then the next line.
-func (r *Reader) literalHeader(max int64, binary bool) (size int64, lit8 bool, err error) {
+// caller reads size octets from r.br, then the next line. A literal that
+// counts against Limits.Command (all but APPEND messages) is also bounded
+// by what is left of it, before any continuation request is sent.
+func (r *Reader) literalHeader(max int64, binary, counts bool) (size int64, lit8 bool, err error) {
 	if err := r.token(); err != nil {
 		return 0, false, err
 	}
@@ -490,6 +488,11 @@ func (r *Reader) literalHeader(max int64, binary bool) (size int64, lit8 bool, e
 		return 0, false, r.bad("literal8 not allowed here")
 	}
 	r.pos = len(r.buf)
+	text := "Literal too large"
+	if left := r.lim.Command - r.total; counts && left < max {
+		max = left
+		text = "Command too long"
+	}
 	if !sync && r.lim.LiteralMinus && usize > literalMinusMax {
 		r.marked = true
 		return 0, false, r.fatalTooBig("Non-synchronizing literal over 4096 octets (LITERAL-)")
@@ -499,7 +502,7 @@ func (r *Reader) literalHeader(max int64, binary bool) (size int64, lit8 bool, e
 			// The client waits for a continuation it will not get:
 			// the command ends here and the stream stays usable.
 			r.marked = false
-			e := r.bad("Literal too large")
+			e := r.bad("%s", text)
 			if r.name == "APPEND" {
 				e.Type = imap.StatusResponseTypeNo
 			}
@@ -510,6 +513,9 @@ func (r *Reader) literalHeader(max int64, binary bool) (size int64, lit8 bool, e
 		return 0, false, r.fatalTooBig("Non-synchronizing literal too large")
 	}
 	r.marked = false
+	if counts {
+		r.total += int64(usize)
+	}
 	if sync && r.cont != nil {
 		if err := r.cont(); err != nil {
 			return 0, false, err

@@ -416,7 +416,11 @@ var badInput = []struct {
 	{in: "a APPEND INBOX {5000+}\r\n", lim: Limits{LiteralMinus: true}, text: "LITERAL-", code: imap.ResponseCodeTooBig, fatal: true},
 	{in: "a NOOP {99999999999+}\r\n", text: "too large to skip", code: imap.ResponseCodeTooBig, fatal: true},
 	{in: "a LOGIN {60000+}\r\n" + strings.Repeat("x", 60000) + " {60000+}\r\n" + strings.Repeat("x", 60000) + "\r\nb NOOP\r\n",
-		lim: Limits{Command: 100000}, text: "Command too long", code: imap.ResponseCodeTooBig, fatal: true},
+		lim: Limits{Command: 100000}, text: "Non-synchronizing literal too large", code: imap.ResponseCodeTooBig, fatal: true},
+	// A synchronizing literal over what is left of the command is refused
+	// before the continuation request: the stream stays usable.
+	{in: "a LOGIN {60000+}\r\n" + strings.Repeat("x", 60000) + " {60000}\r\nb NOOP\r\n",
+		lim: Limits{Command: 100000}, text: "Command too long", code: imap.ResponseCodeTooBig, next: "NOOP"},
 }
 
 func TestReadCommandErrors(t *testing.T) {
