@@ -13,6 +13,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
 )
 
 // peer is a server made of our Reader and Encoder, answering go-imap's
@@ -29,7 +30,7 @@ type peer struct {
 // testCaps is what the peer advertises, so that the client uses what
 // the commands under test need.
 const testCaps = "IMAP4rev1 LITERAL+ CONDSTORE QRESYNC ESEARCH SORT THREAD=REFERENCES ID ENABLE UIDPLUS MOVE " +
-	"LIST-EXTENDED LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE NAMESPACE QUOTA IDLE UNSELECT BINARY SEARCHRES"
+	"LIST-EXTENDED LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE NAMESPACE QUOTA IDLE UNSELECT BINARY SEARCHRES SASL-IR AUTH=PLAIN"
 
 func newPeer(t *testing.T) (*imapclient.Client, *peer) {
 	t.Helper()
@@ -497,4 +498,62 @@ func debugW(t *testing.T) io.Writer {
 		return testWriter{t}
 	}
 	return nil
+}
+
+// TestClientCommands checks the rest of the commands go-imap's client
+// sends, each answered with a bare OK.
+func TestClientCommands(t *testing.T) {
+	c, p := newPeer(t)
+	waitErr := func(w interface{ Wait() error }) func() error { return w.Wait }
+	for _, tc := range []struct {
+		send func() func() error
+		name string
+		want any
+	}{
+		{func() func() error { return waitErr(c.Noop()) }, "NOOP", nil},
+		{func() func() error { return waitErr(c.Delete("Old Stuff")) }, "DELETE", &MailboxArg{"Old Stuff"}},
+		{func() func() error { return waitErr(c.Rename("a", "b/c", nil)) }, "RENAME", &Rename{"a", "b/c"}},
+		{func() func() error { return waitErr(c.Subscribe("inbox")) }, "SUBSCRIBE", &MailboxArg{"INBOX"}},
+		{func() func() error { return waitErr(c.Unsubscribe("x")) }, "UNSUBSCRIBE", &MailboxArg{"x"}},
+		{func() func() error {
+			return waitErr(c.SetQuota("", map[imap.QuotaResourceType]int64{imap.QuotaResourceStorage: 512}))
+		}, "SETQUOTA",
+			&SetQuota{Limits: []QuotaLimit{{imap.QuotaResourceStorage, 512}}}},
+		{func() func() error { w := c.GetQuota("root"); return func() error { _, err := w.Wait(); return err } }, "GETQUOTA", &QuotaRoot{"root"}},
+		{func() func() error {
+			w := c.Select("Sent", &imap.SelectOptions{ReadOnly: true})
+			return func() error { _, err := w.Wait(); return err }
+		}, "EXAMINE", &Select{Mailbox: "Sent", ReadOnly: true, Options: imap.SelectOptions{ReadOnly: true}}},
+		{func() func() error { w := c.Expunge(); return w.Close }, "EXPUNGE", nil},
+		{func() func() error {
+			w := c.Fetch(imap.SeqSetNum(1, 2), &imap.FetchOptions{Flags: true, RFC822Size: true})
+			return w.Close
+		}, "FETCH", &Fetch{NumSet: imap.SeqSetNum(1, 2), Options: imap.FetchOptions{Flags: true, RFC822Size: true}}},
+		{func() func() error {
+			w := c.UIDSort(&imapclient.SortOptions{SearchCriteria: &imap.SearchCriteria{}, SortCriteria: []imapclient.SortCriterion{{Key: imapclient.SortKeyArrival}}})
+			return func() error { _, err := w.Wait(); return err }
+		}, "UID SORT", &Sort{UID: true, Keys: []SortCriterion{{SortArrival, false}}, Charset: "UTF-8"}},
+		{func() func() error {
+			w := c.UIDThread(&imapclient.ThreadOptions{Algorithm: imap.ThreadOrderedSubject, SearchCriteria: &imap.SearchCriteria{}})
+			return func() error { _, err := w.Wait(); return err }
+		}, "UID THREAD", &Thread{UID: true, Algorithm: imap.ThreadOrderedSubject, Charset: "UTF-8"}},
+		{func() func() error { return waitErr(c.UnselectAndExpunge()) }, "CLOSE", nil},
+	} {
+		wait := tc.send()
+		cmd := p.serve(tc.name, ok)
+		mustEqual(t, tc.name, cmd.Args, tc.want)
+		if err := wait(); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+	}
+
+	// AUTHENTICATE PLAIN with SASL-IR: Authenticate returns only at the
+	// end, so it runs beside the server's answer.
+	done := make(chan error, 1)
+	go func() { done <- c.Authenticate(sasl.NewPlainClient("", "joe", "secret")) }()
+	cmd := p.serve("AUTHENTICATE", ok)
+	mustEqual(t, "AUTHENTICATE", cmd.Args, &Authenticate{Mechanism: "PLAIN", InitialResponse: []byte("\x00joe\x00secret"), HasInitial: true})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }
