@@ -285,6 +285,9 @@ func (e *Encoder) Expunge(seq uint32) { e.numResp(seq, " EXPUNGE\r\n") }
 
 // Vanished writes * VANISHED [(EARLIER)] uids (RFC 7162 QRESYNC).
 func (e *Encoder) Vanished(uids imap.UIDSet, earlier bool) {
+	if len(uids) == 0 {
+		return // RFC 7162 has no empty VANISHED
+	}
 	e.raw("* VANISHED ")
 	if earlier {
 		e.raw("(EARLIER) ")
