@@ -36,12 +36,16 @@
 // so "a NOOP x{11}" followed by 11 octets is one command whose literal is
 // an argument, never a second command.
 //
-// Bounds (Limits): a line, a literal argument, an APPEND message
-// (APPENDLIMIT), a command's total text, list and search-key nesting, and
-// the number of tokens. A synchronizing literal's size is checked before
-// the continuation request is sent (through the callback given to
-// NewReader, which writes "+ Ready" and flushes), so the server never
-// invites data it will refuse.
+// Bounds (Limits, defaults in brackets): a line [64 KiB], a literal
+// argument [64 KiB], an APPEND message (APPENDLIMIT) [64 MiB], a
+// command's total text outside APPEND messages [1 MiB], nesting of lists
+// and search keys [32; a parenthesised search key counts two], and the
+// number of tokens [20,000; one per range of a sequence set]. Sequence
+// sets are sorted and merged once, so a hostile order costs O(n log n). A
+// synchronizing literal's size is checked against these bounds before the
+// continuation request is sent (through the callback given to NewReader,
+// which writes "+ Ready" and flushes), so the server never invites data
+// it will refuse.
 //
 // Errors come in two kinds. An *Error is a command refused with a precise
 // reason (BAD [CLIENTBUG] "Error in IMAP command FETCH: Invalid sequence
@@ -62,6 +66,25 @@
 // date and an io.Reader over the literal, so a 50 MB message is never
 // held in memory. The next ReadCommand skips whatever the session left.
 // AUTHENTICATE's SASL responses and IDLE's DONE are read with ReadLine.
+// STARTTLS and COMPRESS swap the connection under both halves with Reset,
+// after checking with Buffered that the client pipelined nothing behind
+// the command (which would be plaintext injected before TLS).
+//
+// # Types
+//
+// go-imap's types are used where they fit: imap.SeqSet and imap.UIDSet
+// ("$" is imap.SearchRes()), imap.SearchCriteria (its ModSeq field
+// carries CONDSTORE's MODSEQ key), imap.FetchOptions (ChangedSince
+// included), imap.StoreFlags and StoreOptions (UnchangedSince),
+// imap.SelectOptions, ListOptions, StatusOptions, CreateOptions and
+// AppendOptions, and the data types of answers (imap.ListData,
+// StatusData, SearchData, BodyStructure). Our own types fill what they
+// lack: QResync (SELECT's QRESYNC parameter), Fetch.Vanished and
+// Fetch.RFC822 (RFC 3501's RFC822* items, answered under their own
+// names), FlagRecent (RECENT/NEW/OLD), SortKey (RFC 5957's DISPLAYFROM
+// and DISPLAYTO), ID's ordered fields (imap.IDData drops unknown ones),
+// Envelope and Address (raw header fields and source routes), ThreadNode
+// and QuotaResource.
 //
 // Semantics stay with the session: which commands a state allows, which
 // extensions are enabled (a command naming one the server did not
@@ -113,8 +136,12 @@
 //
 // What remains for wiring: the dispatch and the handlers over store.Folder
 // (today's session.go, selected.go, fetch.go and search.go logic moves
-// behind it), IDLE and COMPRESS (which wrap br and the bufio.Writer),
-// STARTTLS swapping the reader under the loop, the error budget before
-// login, the capability list, and removing front.go and go-imap's
-// imapserver. The protocols/imap package comment will then point here.
+// behind it), IDLE and COMPRESS (a deflate reader and writer under Reset,
+// bounded against a deflate bomb), STARTTLS, the error budget before
+// login, the capability list, mailbox names in modified UTF-7 unless
+// UTF8=ACCEPT is enabled, and removing front.go and go-imap's imapserver.
+// The protocols/imap package comment will then point here. Not parsed,
+// deliberately, until vmaild offers them: CATENATE, URLAUTH, NOTIFY,
+// CONTEXT=SEARCH and PARTIAL, SEARCH's OLDER/YOUNGER (WITHIN), APPEND's
+// UTF8 data item (RFC 6855), METADATA and ACL.
 package wire
