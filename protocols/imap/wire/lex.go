@@ -64,12 +64,20 @@ func (r *Reader) seqSet() (imap.SeqSet, error) {
 // ranges reads the ranges of a sequence-set in ascending order of start,
 // "*" (0) last, as imap's sets keep them.
 func (r *Reader) ranges() ([]imap.SeqRange, error) {
+	start := r.pos
 	word := r.word(func(c byte) bool { return c == ':' || c == ',' || c == '*' || ('0' <= c && c <= '9') })
 	if len(word) == 0 {
 		if r.atEnd() {
 			return nil, r.bad("Missing arguments")
 		}
 		return nil, r.bad("Expected a sequence set at %q", r.near())
+	}
+	if c := r.peek(); c != ' ' && c != ')' && !r.atEnd() {
+		end := r.pos
+		for end < len(r.buf) && r.buf[end] != ' ' && r.buf[end] != ')' {
+			end++
+		}
+		return nil, r.bad("Invalid sequence set %q", r.buf[start:end])
 	}
 	var out []imap.SeqRange
 	sorted := true
