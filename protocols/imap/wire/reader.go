@@ -278,8 +278,8 @@ func (r *Reader) token() error {
 	return nil
 }
 
-// rest is the unread part of the current line, not counting a literal
-// marker at its end.
+// atEnd reports whether the current line has been read to its end (a
+// literal marker ending it is consumed with the literal).
 func (r *Reader) atEnd() bool { return r.pos >= len(r.buf) }
 
 func (r *Reader) peek() byte {
