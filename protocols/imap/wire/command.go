@@ -364,4 +364,3 @@ var parsers = map[string]parser{
 	"GETQUOTA":     parseGetQuota,
 	"SETQUOTA":     parseSetQuota,
 }
-
