@@ -182,3 +182,46 @@ func BenchmarkSetFlag100k(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkSelect100k: SELECT of a 100,000-message folder. cold: a new
+// Store (a new process) reads the index; warm: another session of the
+// same process has the folder open, so its state is in memory.
+func BenchmarkSelect100k(b *testing.B) {
+	s, _ := bigFolder(b, bigN)
+	ctx := context.Background()
+	acct := Account{Address: "big@example.org"}
+	b.Run("cold", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			s2 := &Store{Root: s.Root}
+			mb, err := s2.OpenMailbox(ctx, acct)
+			if err != nil {
+				b.Fatal(err)
+			}
+			f, err := mb.Select(ctx, "INBOX", false)
+			if err != nil || f.Len() != bigN {
+				b.Fatal(err)
+			}
+			f.Close()
+		}
+	})
+	b.Run("warm", func(b *testing.B) {
+		mb, err := s.OpenMailbox(ctx, acct)
+		if err != nil {
+			b.Fatal(err)
+		}
+		keep, err := mb.Select(ctx, "INBOX", true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer keep.Close()
+		b.ReportAllocs()
+		for b.Loop() {
+			f, err := mb.Select(ctx, "INBOX", false)
+			if err != nil || f.Len() != bigN {
+				b.Fatal(err)
+			}
+			f.Close()
+		}
+	})
+}
