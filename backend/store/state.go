@@ -108,6 +108,10 @@ func newFolderState(s *Store, dir string) *folderState {
 	return &folderState{store: s, dir: dir, sem: make(chan struct{}, 1)}
 }
 
+// size is how many messages the state holds in memory; it is written
+// under st.sem, which an idle state (no references) has no holder of.
+func (st *folderState) size() int { return len(st.msgs) }
+
 func (st *folderState) close() {
 	if st.idx != nil {
 		st.idx.Close()
