@@ -725,9 +725,13 @@ func (st *folderState) pruneModLog() {
 	}
 	clear(st.modLog[len(cur):])
 	st.modLog = cur
-	if n := len(cur); n > maxModLog {
+	limit := maxModLog
+	if st.store != nil && st.store.modLogLimit > 0 {
+		limit = st.store.modLogLimit
+	}
+	if n := len(cur); n > limit {
 		// Entries sharing the floor's modseq go with it.
-		floor := cur[n-maxModLog-1].ms
+		floor := cur[n-limit-1].ms
 		i := sort.Search(n, func(i int) bool { return cur[i].ms > floor })
 		st.modLog = append([]modChange(nil), cur[i:]...)
 		st.floor = floor

@@ -76,6 +76,9 @@ type Store struct {
 	accounts [64]sync.Mutex
 	hub      hub
 
+	// modLogLimit replaces maxModLog when positive (tests).
+	modLogLimit int
+
 	seq      atomic.Uint64 // unique file names
 	validity atomic.Uint32 // last UIDVALIDITY handed out
 }
