@@ -414,7 +414,7 @@ func (st *folderState) apply(r record) {
 		if v, ok := vsizeFromName(e.base()); ok {
 			e.vsize = v
 		}
-		if r.uid >= st.next {
+		if st.next != 0 && r.uid >= st.next { // 0: exhausted, stays so
 			st.next = r.uid + 1
 		}
 		i := st.find(r.uid)
