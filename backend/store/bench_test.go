@@ -256,7 +256,7 @@ func BenchmarkChangedSince100k(b *testing.B) {
 	since := f.HighestModSeq()
 	for i := 0; i < 10; i++ {
 		uid := f.Messages()[i*(bigN/10)].UID
-		if _, err := f.SetFlags(ctx, []uint32{uid}, FlagsAdd, []string{`\Answered`}); err != nil {
+		if _, err := f.SetFlags(ctx, []uint32{uid}, FlagsAdd, []string{"$Bench"}); err != nil {
 			b.Fatal(err)
 		}
 	}

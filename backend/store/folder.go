@@ -205,7 +205,11 @@ func (f *Folder) claimRecent() error {
 	if hi <= lo {
 		return nil
 	}
-	f.recent = append(f.recent, uidRange{uint64(lo), uint64(hi)})
+	if n := len(f.recent); n > 0 && f.recent[n-1].hi == uint64(lo) {
+		f.recent[n-1].hi = uint64(hi)
+	} else {
+		f.recent = append(f.recent, uidRange{uint64(lo), uint64(hi)})
+	}
 	if f.readOnly {
 		// EXAMINE sees what nobody claimed, and does not claim it.
 		return nil
