@@ -487,6 +487,11 @@ func TestRecentExactlyOnce(t *testing.T) {
 	if a.IsRecent(uid) == b.IsRecent(uid) {
 		t.Fatalf("uid %d recent in both or neither", uid)
 	}
+	// The EXAMINE session keeps showing what it saw, and gets nothing
+	// a read-write session claimed.
+	if mustPoll(t, ex); ex.NumRecent() != 5 || ex.IsRecent(uid) {
+		t.Fatalf("EXAMINE after the claims: %d recent, uid %d recent %v", ex.NumRecent(), uid, ex.IsRecent(uid))
+	}
 	f := mustSelect(t, mustOpen(t, &Store{Root: root}, "recent@example.org"), "INBOX")
 	if f.NumRecent() != 0 {
 		t.Fatalf("after restart %d recent", f.NumRecent())
