@@ -966,6 +966,11 @@ func (c *compiler) test(t *test) (*cond, error) {
 			if cd.vars, err = c.tmpls(pos[0].line, pos[0].strs); err != nil {
 				return nil, err
 			}
+			for i, name := range pos[0].strs {
+				if cd.vars[i].literal() && !validVarName(strings.ToLower(name)) {
+					return nil, errAt(pos[0].line, "hasflag: invalid variable name %q", name)
+				}
+			}
 		}
 		last := pos[len(pos)-1]
 		if cd.keys, err = c.tmpls(last.line, last.strs); err != nil {

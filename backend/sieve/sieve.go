@@ -169,7 +169,8 @@ type Action struct {
 	// the name as the script spelled it, "/"-free hierarchy as written).
 	Mailbox string
 	// Flags are the IMAP flags a Keep or FileInto stores the copy with
-	// (imap4flags), system flags spelled canonically (\Seen).
+	// (imap4flags), system flags spelled canonically (\Seen), keywords
+	// as the script wrote them (ValidFlag tells which IMAP can store).
 	Flags []string
 	// Create asks FileInto to create a missing mailbox (RFC 5490 :create).
 	Create bool
