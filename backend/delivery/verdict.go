@@ -97,11 +97,19 @@ type JunkFolder struct {
 	Thresholds map[string]float64
 }
 
-func (j JunkFolder) Filter(_ context.Context, m *Mail, d *Decision) error {
+// Verdict is the checks' verdict on m: the envelope's, or for a
+// recipient the queue retries, what the checks wrote into the message.
+// Nil: nothing was checked.
+func (m *Mail) Verdict() *Verdict {
 	v := m.Envelope.Verdict
 	if v == nil && m.Envelope.Role == RoleQueue {
 		v = verdictOfFields(m.Header)
 	}
+	return v
+}
+
+func (j JunkFolder) Filter(_ context.Context, m *Mail, d *Decision) error {
+	v := m.Verdict()
 	if v == nil || !j.spam(v, m.Destination.Address) {
 		return nil
 	}

@@ -210,6 +210,37 @@ func TestServeScanners(t *testing.T) {
 		if junk, inbox := d.mailbox("bob", "Junk"), d.mailbox("bob", ""); len(junk) != 0 || len(inbox) != 2 {
 			t.Errorf("bob (junk off): %d in Junk, %d in INBOX", len(junk), len(inbox))
 		}
+
+		// Sieve reads the same verdict (spamtest), and a user's own
+		// fileinto wins over Junk; a script that does not file the spam
+		// leaves it to Junk (the implicit keep goes there).
+		scripts := map[string]string{
+			"carol": `require ["spamtest", "relational", "comparator-i;ascii-numeric", "fileinto", "mailbox"];
+if spamtest :value "ge" :comparator "i;ascii-numeric" "6" { fileinto :create "Spamtest"; }
+`,
+			"dave": `if header :contains "subject" "no such subject" { discard; }
+`,
+		}
+		for user, script := range scripts {
+			d.cli(user+"-secret\n", "user", "add", user+"@example.com", "--password-stdin")
+			file := filepath.Join(t.TempDir(), user+".sieve")
+			if err := os.WriteFile(file, []byte(script), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			d.cli("", "sieve", "put", user+"@example.com", "main", file, "--activate")
+			for _, msg := range []string{scanMessage(user+"@example.com", "spam", gtube), scanMessage(user+"@example.com", "ham", clean)} {
+				if err := sendMail(t, d.addr("smtp"), nil, "someone@remote.test", []string{user + "@example.com"}, msg); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if st, junk, inbox := d.mailbox("carol", "Spamtest"), d.mailbox("carol", "Junk"), d.mailbox("carol", ""); len(st) != 1 || len(junk) != 0 || len(inbox) != 1 ||
+			!strings.Contains(st[0], "Subject: spam") {
+			t.Errorf("carol (spamtest script): %d in Spamtest, %d in Junk, %d in INBOX", len(st), len(junk), len(inbox))
+		}
+		if junk, inbox := d.mailbox("dave", "Junk"), d.mailbox("dave", ""); len(junk) != 1 || len(inbox) != 1 {
+			t.Errorf("dave (script without spam rules): %d in Junk, %d in INBOX", len(junk), len(inbox))
+		}
 	})
 
 	t.Run("scanner down or hung", func(t *testing.T) {

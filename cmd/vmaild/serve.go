@@ -213,15 +213,6 @@ func (s *server) open(ctx context.Context, a *app) error {
 		Directory: s.dir.users, Quotas: s.dir.sql, Store: s.store, Config: cfg.Delivery,
 		Logger: s.log.With("component", "delivery"),
 	}
-	if cfg.Delivery.Sieve {
-		s.agent.Filters = append(s.agent.Filters, &delivery.Sieve{
-			Maildir:            s.store.MaildirPath,
-			Before:             cfg.Delivery.SieveBefore,
-			After:              cfg.Delivery.SieveAfter,
-			RecipientDelimiter: cfg.UserDB.RecipientDelimiter,
-			Logger:             s.log.With("component", "sieve"),
-		})
-	}
 	if s.srs, err = openSRS(cfg.SRS); err != nil {
 		return err
 	}
@@ -279,6 +270,11 @@ func (s *server) open(ctx context.Context, a *app) error {
 		// The checks' spam verdict (a scanner's, or DMARC quarantine)
 		// reaches the agent in the envelope.
 		s.agent.Filters = append(s.agent.Filters, cfg.Inbound.Junk.junkFilter())
+	}
+	if cfg.Delivery.Sieve {
+		// After Junk: a spam verdict only changes where the implicit
+		// keep goes, so a user's own fileinto still decides.
+		s.agent.Filters = append(s.agent.Filters, s.sieveFilter())
 	}
 	for _, d := range []string{cfg.Store.Root, cfg.Queue.Dir, filepath.Join(cfg.DataDir, "spool")} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
@@ -644,4 +640,36 @@ func (c *Config) directorySummary() string {
 		return "accounts in LDAP; domains, aliases and quotas in " + sqlName
 	}
 	return "accounts, domains, aliases and quotas in " + sqlName
+}
+
+// sieveFilter runs users' Sieve scripts at delivery, with the checks'
+// verdicts for spamtest and virustest and the store for mailboxexists.
+func (s *server) sieveFilter() *delivery.Sieve {
+	cfg := s.cfg
+	return &delivery.Sieve{
+		Maildir:            s.store.MaildirPath,
+		Before:             cfg.Delivery.SieveBefore,
+		After:              cfg.Delivery.SieveAfter,
+		RecipientDelimiter: cfg.UserDB.RecipientDelimiter,
+		Verdicts:           sieveVerdicts,
+		MailboxExists: func(d *delivery.Destination, name string) bool {
+			mb, err := s.store.OpenMailbox(context.Background(), store.Account{Address: d.Address, Maildir: d.Maildir})
+			return err == nil && mb.FolderExists(name)
+		},
+		Logger: s.log.With("component", "sieve"),
+	}
+}
+
+// sieveVerdicts gives Sieve's spamtest and virustest (RFC 5235) the
+// checks' verdict: 0 (not tested) stays untested, spamtestplus's
+// :percent spreads 1..10 over 0..100.
+func sieveVerdicts(m *delivery.Mail) (spam, virus sieve.Verdict) {
+	v := m.Verdict()
+	if st := v.SpamTest(); st > 0 {
+		spam = sieve.Verdict{Tested: true, Value: st, Percent: (st - 1) * 100 / 9}
+	}
+	if vt := v.VirusTest(); vt > 0 {
+		virus = sieve.Verdict{Tested: true, Value: vt, Percent: (vt - 1) * 100 / 4}
+	}
+	return spam, virus
 }
