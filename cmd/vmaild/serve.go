@@ -30,6 +30,7 @@ import (
 	"github.com/vmaild/vmaild/backend/sieve"
 	"github.com/vmaild/vmaild/backend/srs"
 	"github.com/vmaild/vmaild/backend/store"
+	"github.com/vmaild/vmaild/backend/vacation"
 	"github.com/vmaild/vmaild/protocols/bridge"
 	"github.com/vmaild/vmaild/protocols/control"
 	"github.com/vmaild/vmaild/protocols/gate"
@@ -219,6 +220,7 @@ func (s *server) open(ctx context.Context, a *app) error {
 			Before:             cfg.Delivery.SieveBefore,
 			After:              cfg.Delivery.SieveAfter,
 			RecipientDelimiter: cfg.UserDB.RecipientDelimiter,
+			Vacation:           s.vacationResponder().Reply,
 			Logger:             s.log.With("component", "sieve"),
 		})
 	}
@@ -485,6 +487,20 @@ func (s *server) newProtocolServer(sp listenerSpec, log *slog.Logger) protocolSe
 		SkipHeaderSenderCheck: !s.cfg.SMTP.CheckHeaderFrom,
 		Logins:                s.logins, Logger: log, SpoolDir: filepath.Join(s.cfg.DataDir, "spool"),
 		Gate: s.gate, SRS: s.srs, Screens: s.mtaScreens(role), Screened: s.metrics.screened, Checks: s.checks, SendLimits: s.sendLimits,
+	}
+}
+
+// vacationResponder answers Sieve's vacation action: From only as an
+// address the account may send as, periods within sieve.vacation_*.
+func (s *server) vacationResponder() *vacation.Responder {
+	lo := s.cfg.Sieve.VacationMinPeriod
+	if lo == 0 {
+		lo = -1 // the key's 0 is no minimum, as Pigeonhole's
+	}
+	return &vacation.Responder{
+		Maildir: s.store.MaildirPath, MaySendAs: s.dir.users.MaySendAs,
+		MinPeriod: lo, MaxPeriod: s.cfg.Sieve.VacationMaxPeriod,
+		Hostname: s.cfg.Hostname, Logger: s.log.With("component", "vacation"),
 	}
 }
 
