@@ -209,6 +209,8 @@ func (a *LocalAgent) execute(ctx context.Context, r *run, locals, remotes []*job
 		for _, rp := range j.plan.Replies {
 			if _, err := a.enqueue(ctx, "", []string{rp.To}, a.signReply(ctx, r, j.dest.Address, rp.Message)); err != nil {
 				r.log.Error("queue reply", "to", rp.To, "err", err)
+			} else if rp.Queued != nil {
+				rp.Queued()
 			}
 		}
 		if j.plan.Discard {

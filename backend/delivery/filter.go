@@ -74,6 +74,10 @@ type HeaderField struct{ Name, Value string }
 type Reply struct {
 	To      string
 	Message []byte
+	// Queued, when set, is called once the reply is in the queue: a
+	// vacation responder remembers the reply then, so that a delivery
+	// that fails and is retried still answers.
+	Queued func()
 }
 
 // DetailFolders files user+tag@ into the folder named tag when it exists

@@ -38,29 +38,42 @@ type Dupes struct {
 	mu sync.Mutex
 }
 
-// Mark records key in home's file until now+period unless it is there
-// already and not expired; it says whether it was (the reply is not due).
-func (d *Dupes) Mark(home, key string, now time.Time, period time.Duration) (bool, error) {
-	sum := sha256.Sum256([]byte(key))
-	id := hex.EncodeToString(sum[:])
+// Seen says whether key is in home's file and not expired at now: a
+// reply is not due.
+func (d *Dupes) Seen(home, key string, now time.Time) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	entries, err := readDupes(filepath.Join(home, DupesFile))
+	if err != nil {
+		return false, err
+	}
+	exp, ok := entries[hashKey(key)]
+	return ok && exp > now.Unix(), nil
+}
+
+// Record puts key in home's file until now+period, dropping expired
+// entries and, past MaxEntries, those that expire first.
+func (d *Dupes) Record(home, key string, now time.Time, period time.Duration) error {
 	path := filepath.Join(home, DupesFile)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	entries, err := readDupes(path)
 	if err != nil {
-		return false, err
+		return err
 	}
 	t := now.Unix()
-	if exp, ok := entries[id]; ok && exp > t {
-		return true, nil
-	}
 	for k, exp := range entries {
 		if exp <= t {
 			delete(entries, k)
 		}
 	}
-	entries[id] = now.Add(period).Unix()
-	return false, writeDupes(path, entries, d.max())
+	entries[hashKey(key)] = now.Add(period).Unix()
+	return writeDupes(path, entries, d.max())
+}
+
+func hashKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
 }
 
 func (d *Dupes) max() int {

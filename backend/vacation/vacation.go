@@ -152,13 +152,16 @@ func (r *Responder) Reply(ctx context.Context, m *delivery.Mail, p *sieve.Vacati
 		return nil, nil
 	}
 	now := r.now()
-	if period := r.Period(p); period > 0 {
+	period := r.Period(p)
+	var home string
+	key := strings.ToLower(m.Destination.Address) + "\x00" + strings.ToLower(m.Envelope.From) + "\x00" + p.Handle
+	if period > 0 {
 		maildir, err := r.Maildir(m.Destination.Address, m.Destination.Maildir)
 		if err != nil {
 			return nil, fmt.Errorf("vacation: mail home of %s: %w", m.Destination.Address, err)
 		}
-		key := strings.ToLower(m.Destination.Address) + "\x00" + strings.ToLower(m.Envelope.From) + "\x00" + p.Handle
-		seen, err := r.store().Mark(sievestore.HomeOf(maildir), key, now, period)
+		home = sievestore.HomeOf(maildir)
+		seen, err := r.store().Seen(home, key, now)
 		if err != nil {
 			return nil, err
 		}
@@ -171,8 +174,18 @@ func (r *Responder) Reply(ctx context.Context, m *delivery.Mail, p *sieve.Vacati
 	if err != nil {
 		return nil, err
 	}
-	log.Info("vacation: reply queued")
-	return &delivery.Reply{To: m.Envelope.From, Message: msg}, nil
+	rp := &delivery.Reply{To: m.Envelope.From, Message: msg}
+	if period > 0 {
+		// Remembered once queued, as Pigeonhole marks a reply once
+		// sent: a delivery that fails before answers on its retry.
+		rp.Queued = func() {
+			if err := r.store().Record(home, key, now, period); err != nil {
+				log.Warn("vacation: reply not remembered", "err", err)
+			}
+		}
+	}
+	log.Info("vacation: reply due", "period", period)
+	return rp, nil
 }
 
 // from is the reply's From field: :from when the account may send as it,

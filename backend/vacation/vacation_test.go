@@ -118,6 +118,7 @@ func TestPeriod(t *testing.T) {
 }
 
 // TestReplyOncePerPeriod: one reply per sender and handle per period,
+// remembered once queued,
 // remembered by a second Responder (a restart); another sender or handle
 // gets its own; after the period another is due.
 func TestReplyOncePerPeriod(t *testing.T) {
@@ -132,7 +133,15 @@ func TestReplyOncePerPeriod(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if rp != nil && rp.Queued != nil {
+			rp.Queued()
+		}
 		return rp
+	}
+	// A reply that never reached the queue (the delivery failed) is not
+	// remembered.
+	if rp, err := r.Reply(ctx, mailOf(t, "bob@example.net", hdr, nil), p); rp == nil || err != nil {
+		t.Fatalf("not answered: %v", err)
 	}
 	first := reply(r, "bob@example.net", p)
 	if first == nil || first.To != "bob@example.net" {
@@ -209,25 +218,58 @@ func TestDupesBounded(t *testing.T) {
 	home := t.TempDir()
 	d := &Dupes{MaxEntries: 3}
 	now := time.Unix(1_800_000_000, 0)
+	seen := func(key string, at time.Time) bool {
+		t.Helper()
+		ok, err := d.Seen(home, key, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
 	for i := range 5 {
-		if seen, err := d.Mark(home, string(rune('a'+i)), now, time.Duration(i+1)*time.Hour); seen || err != nil {
-			t.Fatalf("mark %d: %v %v", i, seen, err)
+		if err := d.Record(home, string(rune('a'+i)), now, time.Duration(i+1)*time.Hour); err != nil {
+			t.Fatal(err)
 		}
 	}
 	b, _ := os.ReadFile(filepath.Join(home, DupesFile))
 	if n := strings.Count(string(b), "\n"); n != 3 {
 		t.Errorf("%d entries, want 3:\n%s", n, b)
 	}
-	if seen, _ := d.Mark(home, "e", now, time.Hour); !seen {
-		t.Error("the entry expiring last was dropped")
+	if !seen("e", now) || !seen("c", now) {
+		t.Error("the entries expiring last were dropped")
 	}
-	if seen, _ := d.Mark(home, "a", now, time.Hour); seen {
-		t.Error("the entry expiring first was kept")
+	if seen("a", now) || seen("b", now) {
+		t.Error("the entries expiring first were kept")
 	}
-	later := now.Add(10 * time.Hour)
-	d.Mark(home, "z", later, time.Hour)
+	if seen("c", now.Add(3*time.Hour)) || !seen("e", now.Add(3*time.Hour)) {
+		t.Error("expiry")
+	}
+	d.Record(home, "z", now.Add(10*time.Hour), time.Hour)
 	b, _ = os.ReadFile(filepath.Join(home, DupesFile))
 	if n := strings.Count(string(b), "\n"); n != 1 {
 		t.Errorf("expired entries kept:\n%s", b)
 	}
+}
+
+// FuzzDupesFile: whatever the file holds, Seen and Record neither fail
+// nor panic, and the file Record writes reads back with the new entry.
+func FuzzDupesFile(f *testing.F) {
+	f.Add([]byte("1800003600 " + strings.Repeat("ab", 32) + "\n"))
+	f.Add([]byte("garbage\n\n-1 x\n99999999999999999999 " + strings.Repeat("0", 64) + "\n"))
+	f.Add([]byte(""))
+	f.Fuzz(func(t *testing.T, content []byte) {
+		home := t.TempDir()
+		os.WriteFile(filepath.Join(home, DupesFile), content, 0o600)
+		d := &Dupes{MaxEntries: 1 << 30} // the bound is TestDupesBounded's
+		now := time.Unix(1_800_000_000, 0)
+		if _, err := d.Seen(home, "k", now); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Record(home, "k", now, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := d.Seen(home, "k", now); !ok || err != nil {
+			t.Fatalf("recorded key not seen: %v", err)
+		}
+	})
 }
