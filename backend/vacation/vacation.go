@@ -231,16 +231,23 @@ func (r *Responder) compose(ctx context.Context, m *delivery.Mail, p *sieve.Vaca
 	}
 	field("From", r.from(ctx, m, p))
 	field("To", "<"+m.Envelope.From+">")
-	field("Subject", mime.QEncoding.Encode("utf-8", oneLine(subject)))
+	field("Subject", fold(len("Subject: "), mime.QEncoding.Encode("utf-8", truncate(oneLine(subject), maxSubject))))
 	field("Date", now.Format(time.RFC1123Z))
 	field("Message-ID", "<"+hex.EncodeToString(id[:])+"@"+host+">")
-	if orig := strings.TrimSpace(m.Header.Get("Message-Id")); orig != "" {
+	if orig := msgID(m.Header.Get("Message-Id")); orig != "" {
 		field("In-Reply-To", orig)
-		refs := strings.Join(strings.Fields(m.Header.Get("References")), " ")
-		if refs != "" {
-			refs += " "
+		var refs []string
+		for _, f := range strings.Fields(m.Header.Get("References")) {
+			if id := msgID(f); id != "" {
+				refs = append(refs, id)
+			}
 		}
-		field("References", refs+orig)
+		if len(refs) > maxReferences {
+			// The first and the latest, as RFC 5322 section 3.6.4
+			// suggests when trimming.
+			refs = append(refs[:1], refs[len(refs)-maxReferences+1:]...)
+		}
+		field("References", fold(len("References: "), strings.Join(append(refs, orig), " ")))
 	}
 	field("Auto-Submitted", "auto-replied (vacation)")
 	field("MIME-Version", "1.0")
@@ -264,6 +271,56 @@ func (r *Responder) compose(ctx context.Context, m *delivery.Mail, p *sieve.Vaca
 		b.WriteString("\r\n")
 	}
 	return []byte(b.String()), nil
+}
+
+// Bounds on what of the original goes into the reply's header.
+const (
+	maxSubject    = 200 // characters
+	maxReferences = 20
+	maxMsgID      = 250 // octets
+)
+
+// msgID is the first <id> in s, "" when there is none (or it is absurdly
+// long): a garbled Message-ID is left out rather than copied.
+func msgID(s string) string {
+	i := strings.IndexByte(s, '<')
+	if i < 0 {
+		return ""
+	}
+	j := strings.IndexByte(s[i:], '>')
+	if j < 2 || j > maxMsgID || strings.ContainsAny(s[i:i+j], " \t") {
+		return ""
+	}
+	return s[i : i+j+1]
+}
+
+// truncate cuts s to n characters.
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n])
+}
+
+// fold breaks a header value at spaces so that no line, the field name's
+// used octets included, passes 78 octets when the words allow it.
+func fold(used int, v string) string {
+	var b strings.Builder
+	n := used
+	for i, w := range strings.Split(v, " ") {
+		if i > 0 {
+			if n+1+len(w) > 78 {
+				b.WriteString("\r\n")
+				n = 0
+			}
+			b.WriteByte(' ')
+			n++
+		}
+		b.WriteString(w)
+		n += len(w)
+	}
+	return b.String()
 }
 
 // decodeHeader decodes encoded words (RFC 2047) in any charset go-message

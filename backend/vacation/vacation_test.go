@@ -3,6 +3,7 @@ package vacation
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net/textproto"
 	"os"
 	"path/filepath"
@@ -272,4 +273,46 @@ func FuzzDupesFile(f *testing.F) {
 			t.Fatalf("recorded key not seen: %v", err)
 		}
 	})
+}
+
+// TestReplyHeaderBounds: a huge subject, thousands of References and a
+// garbled Message-ID give a reply whose header lines stay short.
+func TestReplyHeaderBounds(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	var refs []string
+	for i := range 3000 {
+		refs = append(refs, fmt.Sprintf("<r%d@example.net>", i))
+	}
+	for _, tc := range []struct {
+		name, header string
+		want, not    []string
+	}{
+		{"long", "Subject: " + strings.Repeat("é", 5000) + "\r\nMessage-ID: <m@example.net>\r\nReferences: " + strings.Join(refs, " ") + "\r\n",
+			[]string{"<r0@example.net>", "<r2999@example.net>", "\r\nIn-Reply-To: <m@example.net>\r\n"}, []string{"<r1@example.net>"}},
+		{"garbled id", "Subject: x\r\nMessage-ID: no brackets at all\r\n", nil, []string{"In-Reply-To", "References"}},
+	} {
+		r := newResponder(t, &now)
+		rp, err := r.Reply(context.Background(), mailOf(t, "bob@example.net", "To: alice@example.com\r\n"+tc.header, nil),
+			&sieve.VacationParams{Reason: "away", Period: time.Hour})
+		if err != nil || rp == nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		msg := string(rp.Message)
+		head, _, _ := strings.Cut(msg, "\r\n\r\n")
+		for _, line := range strings.Split(head, "\r\n") {
+			if len(line) > 100 {
+				t.Errorf("%s: header line of %d octets: %.80q", tc.name, len(line), line)
+			}
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("%s: no %q", tc.name, w)
+			}
+		}
+		for _, w := range tc.not {
+			if strings.Contains(msg, w) {
+				t.Errorf("%s: %q in\n%s", tc.name, w, head)
+			}
+		}
+	}
 }
