@@ -246,10 +246,14 @@ func (f *Sieve) decide(ctx context.Context, m *Mail, res *sieve.Result, d *Decis
 	return nil
 }
 
-// mergeFlags adds a script's flags to those earlier filters set.
+// mergeFlags adds a script's flags to those earlier filters set, less
+// the keywords IMAP cannot store (Dovecot drops them too).
 func mergeFlags(base, add []string) []string {
 	out := append([]string(nil), base...)
 	for _, f := range add {
+		if !sieve.ValidFlag(f) {
+			continue
+		}
 		dup := false
 		for _, b := range out {
 			if strings.EqualFold(b, f) {

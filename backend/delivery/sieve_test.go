@@ -51,7 +51,7 @@ func TestSieveFilter(t *testing.T) {
 	f.userScript(t, "alice@example.com", `require ["fileinto", "imap4flags", "mailbox", "envelope", "subaddress", "vacation"];
 if envelope :detail :is "to" "lists" { fileinto :create "Lists"; stop; }
 if header :contains "subject" "hi" {
-  fileinto :create :flags "\\Seen" "Greetings";
+  fileinto :create :flags ["\\Seen", "(not-a-keyword"] "Greetings";
   fileinto :create "Archive/2026";
   keep :flags "\\Flagged";
 }

@@ -359,6 +359,9 @@ func takeTags(what string, line int, raw []arg, spec map[string]tagParam) (map[s
 			return nil, nil, nil, errAt(x.line, "%s: unknown tag %s", what, x.tag)
 		}
 		if _, dup := tags[x.tag]; dup {
+			if x.tag == ":last" {
+				continue // Pigeonhole lets it be repeated: it says the same
+			}
 			return nil, nil, nil, errAt(x.line, "%s: tag %s given twice", what, x.tag)
 		}
 		v := x
@@ -462,8 +465,11 @@ func (c *compiler) action(cmd *command) (*stmt, error) {
 		}
 		st.op = map[string]opcode{"setflag": opSetFlag, "addflag": opAddFlag, "removeflag": opRemoveFlag}[cmd.name]
 		kinds = "l"
-		if len(cmd.args) == 2 {
-			kinds = "sl"
+		if n := len(cmd.args); n >= 2 {
+			// Variable name and flag list; Pigeonhole ignores any
+			// further argument, and so do we, to accept the same
+			// scripts.
+			kinds = "sl" + strings.Repeat("l", n-2)
 		}
 	case "set":
 		if err := c.need("variables", cmd.line, "set"); err != nil {
@@ -524,8 +530,8 @@ func (c *compiler) action(cmd *command) (*stmt, error) {
 			return nil, err
 		}
 	case opSetFlag, opAddFlag, opRemoveFlag:
-		list := pos[len(pos)-1]
-		if len(pos) == 2 {
+		list := pos[min(len(pos)-1, 1)]
+		if len(pos) >= 2 {
 			if !c.vars {
 				return nil, errAt(cmd.line, "%s with a variable name needs require \"variables\"", cmd.name)
 			}
@@ -962,6 +968,11 @@ func (c *compiler) test(t *test) (*cond, error) {
 			}
 			if cd.vars, err = c.tmpls(pos[0].line, pos[0].strs); err != nil {
 				return nil, err
+			}
+			for i, name := range pos[0].strs {
+				if cd.vars[i].literal() && !validVarName(strings.ToLower(name)) {
+					return nil, errAt(pos[0].line, "hasflag: invalid variable name %q", name)
+				}
 			}
 		}
 		last := pos[len(pos)-1]

@@ -3,8 +3,10 @@ package sieve
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -291,4 +293,68 @@ func uniqueLines(ls []string) []string {
 		}
 	}
 	return out
+}
+
+// mutantToken finds the tokens a mutation works on: strings, tags,
+// identifiers, numbers, punctuation.
+var mutantToken = regexp.MustCompile(`"(?:[^"\\]|\\.)*"|:[a-z]+|[A-Za-z_][A-Za-z0-9_]*|\d+[KMG]?|[\[\](){},;]|\S`)
+
+// mutantPieces are what a mutation inserts: arguments and commands that
+// are valid somewhere, so most mutants are near misses.
+var mutantPieces = []string{`:is`, `:contains`, `:matches`, `:value "gt"`, `:value "xx"`, `:count "eq"`,
+	`:comparator "i;octet"`, `:comparator "i;ascii-numeric"`, `:all`, `:localpart`, `:domain`, `:user`,
+	`:detail`, `:index 1`, `:index 0`, `:last`, `:copy`, `:create`, `:flags "x"`, `:flags`, `:days 2`,
+	`:seconds 5`, `:mime`, `:raw`, `:text`, `:content "text"`, `:zone "+0100"`, `:originalzone`,
+	`:percent`, `:over 5`, `:under 5`, `"str"`, `"${1}"`, `"${a.b}"`, `"a@b.c"`, `["a","b"]`, `5`, `5K`,
+	`true`, `false`, `not`, `allof`, `anyof`, `(`, `)`, `{`, `}`, `;`, `,`, `[`, `]`, `stop`, `keep`,
+	`discard`, "text:\n.\n", `redirect "x@y.z";`, `require "copy";`, `elsif true {}`, `else {}`,
+	`set "a" "b";`, `string "a" "b"`, `exists "x"`, `header "a" "b"`, `size :over 1`, `envelope "to" "x"`,
+	`body "x"`, `date "date" "year" "2020"`, `hasflag "x"`, `mailboxexists "x"`, `spamtest "1"`,
+	`vacation "x";`, `reject "x";`, `fileinto "x";`, `addflag "x";`, `setflag "a" "b";`}
+
+// TestPigeonholeMutants: scripts of the corpus with one to three tokens
+// deleted, inserted or replaced (a fixed pseudo-random sequence) are
+// accepted or refused by Compile as by sievec.
+func TestPigeonholeMutants(t *testing.T) {
+	o := pigeonhole.New(t)
+	var srcs []string
+	for _, dir := range []string{"scripts", "accepted"} {
+		for _, b := range readCorpus(t, dir) {
+			srcs = append(srcs, string(b))
+		}
+	}
+	sort.Strings(srcs)
+	rng := rand.New(rand.NewPCG(14, 5228))
+	const n = 400
+	bad := 0
+	for i := range n {
+		s := srcs[rng.IntN(len(srcs))]
+		for range 1 + rng.IntN(3) {
+			toks := mutantToken.FindAllStringIndex(s, -1)
+			if len(toks) == 0 {
+				break
+			}
+			tk := toks[rng.IntN(len(toks))]
+			piece := mutantPieces[rng.IntN(len(mutantPieces))]
+			switch rng.IntN(3) {
+			case 0:
+				s = s[:tk[0]] + s[tk[1]:]
+			case 1:
+				s = s[:tk[0]] + piece + " " + s[tk[0]:]
+			default:
+				s = s[:tk[0]] + piece + s[tk[1]:]
+			}
+		}
+		ok, out, err := o.Check([]byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, cerr := Compile([]byte(s), Options{}); ok != (cerr == nil) {
+			bad++
+			t.Errorf("mutant %d: sievec accepts=%v, vmaild: %v\n%s\n%s", i, ok, cerr, s, out)
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of %d mutants differ", bad, n)
+	}
 }

@@ -47,8 +47,9 @@ func removeFlags(fs, drop []string) []string {
 	return out
 }
 
-// validFlags keeps what IMAP can store: the system flags and keywords
-// made of atom characters. Others are ignored, as Pigeonhole does.
+// validFlags drops what claims to be a system flag but is none (\Bogus),
+// as Pigeonhole does at run time. Keywords stay as the script wrote them,
+// even those IMAP cannot store: ValidFlag is the store's test.
 func validFlags(fs []string) []string {
 	var out []string
 	for _, f := range fs {
@@ -56,14 +57,27 @@ func validFlags(fs []string) []string {
 			if _, ok := systemFlags[strings.ToLower(f)]; !ok {
 				continue
 			}
-		} else if !isAtom(f) {
-			continue
 		}
 		out = append(out, f)
 	}
 	return out
 }
 
+// ValidFlag says whether IMAP can store f: one of the system flags, or a
+// keyword of atom characters (RFC 3501). A delivery drops the others, as
+// Dovecot does with a script's invalid keywords.
+func ValidFlag(f string) bool {
+	if strings.HasPrefix(f, `\`) {
+		_, ok := systemFlags[strings.ToLower(f)]
+		return ok
+	}
+	return isAtom(f)
+}
+
+// flagList is the flags a keep stores, from the internal variable.
+func flagList(s string) []string { return validFlags(splitFlags(s)) }
+
+// isAtom is RFC 3501's atom: no controls, space or atom-specials.
 func isAtom(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -73,6 +87,3 @@ func isAtom(s string) bool {
 	}
 	return s != ""
 }
-
-// flagList is the flags a keep stores, from the internal variable.
-func flagList(s string) []string { return validFlags(splitFlags(s)) }

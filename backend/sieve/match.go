@@ -3,7 +3,6 @@ package sieve
 import (
 	"strconv"
 	"strings"
-	"unicode/utf8"
 )
 
 // match.go: match types (RFC 5228 section 2.7.1, relational RFC 5231)
@@ -190,7 +189,7 @@ func indexFold(s, sub string, from int) int {
 
 // patTok is one element of a :matches pattern.
 type patTok struct {
-	any  bool // '?': one character
+	any  bool // '?': one octet
 	star bool // '*': any run of characters
 	c    byte // a literal octet otherwise
 }
@@ -223,11 +222,12 @@ func segAt(seg []patTok, s string, i int, fold bool, caps *[]string) (int, bool)
 			return 0, false
 		}
 		if t.any {
-			_, n := utf8.DecodeRuneInString(s[i:])
+			// One octet: i;octet and i;ascii-casemap compare octets
+			// (RFC 4790), and Pigeonhole's '?' takes one.
 			if caps != nil {
-				*caps = append(*caps, s[i:i+n])
+				*caps = append(*caps, s[i:i+1])
 			}
-			i += n
+			i++
 			continue
 		}
 		c := s[i]
@@ -285,9 +285,6 @@ func glob(p, s string, fold bool, caps *[]string) bool {
 			pos, found = len(s), true
 		}
 		for i := pos; !found && i <= len(s); i++ {
-			if i > pos && i < len(s) && !utf8.RuneStart(s[i]) {
-				continue
-			}
 			mark := len(cs)
 			end, ok := segAt(segs[k], s, i, fold, cp)
 			if ok && (!last || end == len(s)) {

@@ -283,13 +283,15 @@ func (r *runner) redirect(st *stmt) {
 }
 
 func (r *runner) doVacation(st *stmt) {
+	if r.vacationBefore {
+		// An earlier script of the sequence replied: every vacation
+		// here is a no-op, a second one no error (as in Pigeonhole).
+		return
+	}
 	if r.vacation {
 		r.fail(st.line, "duplicate vacation action not allowed")
 	}
 	r.vacation = true
-	if r.vacationBefore {
-		return
-	}
 	v := st.vac
 	p := &VacationParams{Reason: r.expand(st.str), Mime: v.mime, Period: v.period,
 		Requested: v.requested, HasPeriod: v.hasPeriod}

@@ -12,10 +12,15 @@
 // i;ascii-casemap and i;ascii-numeric (comparator-i;ascii-numeric).
 //
 // A Script is immutable and safe for concurrent use, so a compiled script
-// can be cached and shared by every delivery to its owner. Everything a
+// can be cached and shared by every delivery to its owner. RunAll runs an
+// administrator's scripts around a user's, as Pigeonhole's sieve_before
+// and sieve_after. Behaviour follows Pigeonhole (Dovecot's Sieve) where
+// the RFCs leave room, checked by running both on a corpus (diff_test.go);
+// one known difference is a Pigeonhole bug, see TestGlob. Everything a
 // hostile script could spend is bounded (see Limits): its size, nesting,
-// string lists, actions, redirects and run time; :matches runs in time
-// linear in pattern times subject, never backtracking exponentially.
+// string lists, actions, redirects and run time; :matches takes time at
+// most proportional to pattern length times subject length, never
+// backtracking exponentially.
 package sieve
 
 import (
@@ -169,7 +174,8 @@ type Action struct {
 	// the name as the script spelled it, "/"-free hierarchy as written).
 	Mailbox string
 	// Flags are the IMAP flags a Keep or FileInto stores the copy with
-	// (imap4flags), system flags spelled canonically (\Seen).
+	// (imap4flags), system flags spelled canonically (\Seen), keywords
+	// as the script wrote them (ValidFlag tells which IMAP can store).
 	Flags []string
 	// Create asks FileInto to create a missing mailbox (RFC 5490 :create).
 	Create bool

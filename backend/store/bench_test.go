@@ -182,3 +182,121 @@ func BenchmarkSetFlag100k(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkSelect100k: SELECT of a 100,000-message folder. cold: a new
+// Store (a new process) reads the index; warm: another session of the
+// same process has the folder open, so its state is in memory.
+func BenchmarkSelect100k(b *testing.B) {
+	s, _ := bigFolder(b, bigN)
+	ctx := context.Background()
+	acct := Account{Address: "big@example.org"}
+	b.Run("cold", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			s2 := &Store{Root: s.Root}
+			mb, err := s2.OpenMailbox(ctx, acct)
+			if err != nil {
+				b.Fatal(err)
+			}
+			f, err := mb.Select(ctx, "INBOX", false)
+			if err != nil || f.Len() != bigN {
+				b.Fatal(err)
+			}
+			f.Close()
+		}
+	})
+	b.Run("idle", func(b *testing.B) {
+		// No session has it open; the store kept it in memory.
+		mb, err := s.OpenMailbox(ctx, acct)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			f, err := mb.Select(ctx, "INBOX", false)
+			if err != nil || f.Len() != bigN {
+				b.Fatal(err)
+			}
+			f.Close()
+		}
+	})
+	b.Run("warm", func(b *testing.B) {
+		mb, err := s.OpenMailbox(ctx, acct)
+		if err != nil {
+			b.Fatal(err)
+		}
+		keep, err := mb.Select(ctx, "INBOX", true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer keep.Close()
+		b.ReportAllocs()
+		for b.Loop() {
+			f, err := mb.Select(ctx, "INBOX", false)
+			if err != nil || f.Len() != bigN {
+				b.Fatal(err)
+			}
+			f.Close()
+		}
+	})
+}
+
+// BenchmarkChangedSince100k: what a CONDSTORE resync asks of the store
+// (FETCH (CHANGEDSINCE n) and VANISHED (EARLIER)) after 10 flag changes
+// in a 100,000-message folder.
+func BenchmarkChangedSince100k(b *testing.B) {
+	s, _ := bigFolder(b, bigN)
+	ctx := context.Background()
+	mb, _ := s.OpenMailbox(ctx, Account{Address: "big@example.org"})
+	f, err := mb.Select(ctx, "INBOX", false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	since := f.HighestModSeq()
+	for i := 0; i < 10; i++ {
+		uid := f.Messages()[i*(bigN/10)].UID
+		if _, err := f.SetFlags(ctx, []uint32{uid}, FlagsAdd, []string{"$Bench"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := f.Poll(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		uids, err := f.ChangedSince(ctx, since)
+		if err != nil || len(uids) != 10 {
+			b.Fatal(uids, err)
+		}
+		if _, complete, err := f.ExpungedSince(ctx, since); err != nil || !complete {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkFetchFlags100k: the store's side of UID FETCH 1:* (FLAGS):
+// every message's UID and flag names, with one reused slice, so nothing
+// is allocated per message.
+func BenchmarkFetchFlags100k(b *testing.B) {
+	s, _ := bigFolder(b, bigN)
+	ctx := context.Background()
+	mb, _ := s.OpenMailbox(ctx, Account{Address: "big@example.org"})
+	f, err := mb.Select(ctx, "INBOX", true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	var names []string
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		for _, m := range f.Messages() {
+			names = f.AppendFlagNames(names[:0], m.Flags)
+			n += len(names) + int(m.UID&1)
+		}
+		if n == 0 {
+			b.Fatal("no flags")
+		}
+	}
+}

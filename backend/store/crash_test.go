@@ -95,8 +95,10 @@ func runAndKill(t *testing.T, bin, root, mode string, seed uint64, after time.Du
 // checkAfterCrash opens the tree like the next process would and checks
 // the invariants: no partial message, tmp/ cleaned, every acknowledged
 // delivery present once, acknowledged appends present under their UID,
-// acknowledged deletes gone, and the index agreeing with the files.
-func checkAfterCrash(t *testing.T, root string, a *acked, validity *uint32) (tmpLeft int) {
+// acknowledged deletes gone, the index agreeing with the files, and
+// HIGHESTMODSEQ never lower than after the previous crash, with every
+// message's modseq at or below it.
+func checkAfterCrash(t *testing.T, root string, a *acked, validity *uint32, highest *uint64) (tmpLeft int) {
 	t.Helper()
 	ctx := context.Background()
 	if ents, err := os.ReadDir(filepath.Join(root, "example.org", "crash", "Maildir", "tmp")); err == nil {
@@ -116,6 +118,16 @@ func checkAfterCrash(t *testing.T, root string, a *acked, validity *uint32) (tmp
 		*validity = f.UIDValidity()
 	} else if f.UIDValidity() != *validity {
 		t.Fatalf("UIDVALIDITY changed %d → %d: the index was thrown away", *validity, f.UIDValidity())
+	}
+	if h := f.HighestModSeq(); h < *highest {
+		t.Fatalf("HIGHESTMODSEQ went back %d → %d", *highest, h)
+	} else {
+		*highest = h
+	}
+	for _, m := range f.Messages() {
+		if m.ModSeq == 0 || m.ModSeq > *highest {
+			t.Errorf("uid %d modseq %d, HIGHESTMODSEQ %d", m.UID, m.ModSeq, *highest)
+		}
 	}
 	dir := mb.Dir()
 	if ents, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(ents) != 0 {
@@ -203,11 +215,12 @@ func TestCrashSafety(t *testing.T) {
 			root := t.TempDir()
 			a := &acked{map[string]bool{}, map[uint32]bool{}, map[uint32]bool{}, map[uint32]bool{}}
 			var validity uint32
+			var highest uint64
 			total, leftovers := 0, 0
 			for i := 0; i < 10; i++ {
 				after := time.Duration(10+rng.IntN(250)) * time.Millisecond
 				runAndKill(t, bin, root, mode, rng.Uint64(), after, a)
-				leftovers += checkAfterCrash(t, root, a, &validity)
+				leftovers += checkAfterCrash(t, root, a, &validity, &highest)
 				if t.Failed() {
 					t.Fatalf("iteration %d (killed after %v)", i, after)
 				}

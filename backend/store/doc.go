@@ -23,6 +23,21 @@
 // UIDVALIDITY and UIDs so migrated clients keep their caches. Opening and
 // indexing never rename or rewrite a user's message files.
 //
+// The index also keeps what IMAP needs beyond the files: a MODSEQ per
+// message and the folder's HIGHESTMODSEQ with the UIDs expunged since the
+// last compaction (RFC 7162 CONDSTORE/QRESYNC: Folder.ChangedSince,
+// ExpungedSince, StoreFlags with UNCHANGEDSINCE), and the \Recent boundary
+// that makes a new message \Recent in exactly one session of any process
+// (RFC 3501). index.go describes the records and how older indexes are
+// read.
+//
+// The folder state is shared by every session of the process and stays
+// in memory a while after the last one closes (Store.IdleFolders); each
+// use first compares it with the disk (the index's size and inode, the
+// directories' mtimes). A SELECT of an unchanged folder hands the new
+// view the state's message list (copied only when the view changes it),
+// so it costs the same for 10 or 100,000 messages.
+//
 // The special-use folders (Store.SpecialFolders; Drafts, Sent, Trash and
 // Junk by default) exist for every account: a new account gets them at its
 // first OpenMailbox, an existing tree when they are first listed or used.

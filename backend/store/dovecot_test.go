@@ -95,6 +95,17 @@ func TestDovecotTree(t *testing.T) {
 	if f.UIDNext() != 13 {
 		t.Errorf("UIDNEXT %d", f.UIDNext())
 	}
+	// Clients that used Dovecot's CONDSTORE keep its UIDVALIDITY with
+	// its modseqs (small counters): ours start above them, so their next
+	// CHANGEDSINCE gets every message rather than none.
+	if h := f.HighestModSeq(); h < 1<<50 {
+		t.Errorf("HIGHESTMODSEQ %d: not above a migrated client's", h)
+	}
+	for _, m := range f.Messages() {
+		if m.ModSeq != f.HighestModSeq() {
+			t.Errorf("uid %d modseq %d, want the start %d", m.UID, m.ModSeq, f.HighestModSeq())
+		}
+	}
 	wantFlags := map[uint32][]string{
 		3:  {`\Answered`, `\Seen`},
 		5:  {`\Seen`, "$Label1"},

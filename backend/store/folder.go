@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 )
@@ -25,6 +27,8 @@ type Message struct {
 	// the file name); MessageReader.Size is the file's actual size.
 	Size         int64
 	InternalDate time.Time
+	// ModSeq is the message's MODSEQ (RFC 7162) as the view knows it.
+	ModSeq uint64
 }
 
 // Expunged is one message an operation or a Poll removed from the view.
@@ -38,9 +42,10 @@ type Expunged struct {
 // FlagUpdate is a message's flags after a change, with its sequence number
 // in the view at the time the update is returned.
 type FlagUpdate struct {
-	Seq   uint32
-	UID   uint32
-	Flags Flags
+	Seq    uint32
+	UID    uint32
+	Flags  Flags
+	ModSeq uint64
 }
 
 // Update is what changed in a folder since the view last looked.
@@ -106,16 +111,36 @@ type Folder struct {
 	readOnly bool
 
 	msgs     []Message
+	shared   bool // msgs is the state's snapshot: copy before writing
 	maxUID   uint32
 	version  uint64
 	validity uint32
 	next     uint32
+	highest  uint64
 	keywords []string
 	closed   bool
+
+	// recent lists the UID ranges this session was given as \Recent;
+	// recentSeen is the first UID it has not considered yet.
+	recent     []uidRange
+	recentSeen uint32
 }
+
+// uidRange is the UIDs lo ≤ uid < hi.
+type uidRange struct{ lo, hi uint64 }
 
 // Select opens a folder as a snapshot view (IMAP SELECT/EXAMINE, POP3
 // INBOX). readOnly refuses changes.
+//
+// A read-write Select claims the messages no session has seen yet: they
+// are \Recent in this session (NumRecent, IsRecent) and in no other, of
+// this process or another. A read-only one (EXAMINE) shows them as
+// \Recent without claiming them.
+//
+// The view starts as the folder state's shared message list, so a
+// Select of a folder that is in memory (another session has it open, or
+// had it recently) and that did not change since does no per-message
+// work.
 func (m *Mailbox) Select(ctx context.Context, name string, readOnly bool) (*Folder, error) {
 	dir, canonical, err := m.resolve(name, true)
 	if err != nil {
@@ -127,18 +152,159 @@ func (m *Mailbox) Select(ctx context.Context, name string, readOnly bool) (*Fold
 		return nil, err
 	}
 	f := &Folder{mb: m, name: canonical, st: st, readOnly: readOnly}
-	f.msgs = make([]Message, len(st.msgs))
-	for i := range st.msgs {
-		e := &st.msgs[i]
-		f.msgs[i] = Message{UID: e.uid, Flags: e.flags, Size: e.size, InternalDate: time.Unix(e.date, 0)}
-	}
+	f.msgs, f.shared = st.snapshot(), true
 	if n := len(f.msgs); n > 0 {
 		f.maxUID = f.msgs[n-1].UID
 	}
-	f.version, f.validity, f.next = st.version, st.validity, st.next
+	f.version, f.validity, f.next, f.highest = st.version, st.validity, st.next, st.highest
 	f.keywords = append([]string(nil), st.keywords...)
+	err = f.claimRecent()
 	st.unlock()
+	if err != nil {
+		m.store.release(st)
+		return nil, err
+	}
 	return f, nil
+}
+
+// snapshot is the message list of the state for a new view; both locks
+// or st.sem held. Views share it and copy it before they change it.
+func (st *folderState) snapshot() []Message {
+	st.compactMsgs()
+	if st.snap == nil || st.snapVersion != st.version || len(st.snap) != len(st.msgs) {
+		snap := make([]Message, len(st.msgs))
+		for i := range st.msgs {
+			e := &st.msgs[i]
+			snap[i] = Message{UID: e.uid, Flags: e.flags, Size: e.size, InternalDate: time.Unix(e.date, 0), ModSeq: st.modOf(e)}
+		}
+		st.snap, st.snapVersion = snap, st.version
+	}
+	return st.snap
+}
+
+// own makes the view's message list its own before it is changed.
+func (f *Folder) own() {
+	if f.shared {
+		f.msgs = append([]Message(nil), f.msgs...)
+		f.shared = false
+	}
+}
+
+// claimRecent gives this view the \Recent messages among those it has
+// and no view had yet, and for a read-write view records the claim in
+// the index so that no other session gets them. Both locks must be held,
+// or only st.sem for a read-only view.
+func (f *Folder) claimRecent() error {
+	st := f.st
+	if f.maxUID == 0 || f.maxUID == math.MaxUint32 {
+		return nil
+	}
+	hi := f.maxUID + 1
+	lo := max(st.recentFrom, f.recentSeen, 1)
+	f.recentSeen = hi
+	if hi <= lo {
+		return nil
+	}
+	if n := len(f.recent); n > 0 && f.recent[n-1].hi == uint64(lo) {
+		f.recent[n-1].hi = uint64(hi)
+	} else {
+		f.recent = append(f.recent, uidRange{uint64(lo), uint64(hi)})
+	}
+	if f.readOnly {
+		// EXAMINE sees what nobody claimed, and does not claim it.
+		return nil
+	}
+	st.emit(record{op: 'B', uid: hi})
+	return st.flush()
+}
+
+// needsClaim: the view has UIDs no session has considered.
+func (f *Folder) needsClaim() bool {
+	return f.maxUID != 0 && f.maxUID != math.MaxUint32 && f.maxUID+1 > max(f.st.recentFrom, f.recentSeen)
+}
+
+// NumRecent is the number of messages of the view that are \Recent in
+// this session (RECENT).
+func (f *Folder) NumRecent() int {
+	n := 0
+	for _, r := range f.recent {
+		n += f.lowerBound(r.hi) - f.lowerBound(r.lo)
+	}
+	return n
+}
+
+// IsRecent reports whether uid is \Recent in this session.
+func (f *Folder) IsRecent(uid uint32) bool {
+	for _, r := range f.recent {
+		if uint64(uid) >= r.lo && uint64(uid) < r.hi {
+			return true
+		}
+	}
+	return false
+}
+
+// lowerBound is the position of the first message with UID ≥ uid.
+func (f *Folder) lowerBound(uid uint64) int {
+	return sort.Search(len(f.msgs), func(i int) bool { return uint64(f.msgs[i].UID) >= uid })
+}
+
+// HighestModSeq is the folder's HIGHESTMODSEQ as of the view: it covers
+// exactly the changes the view reflects, so it moves with Select and
+// Poll, not with this session's own STORE or EXPUNGE (poll after them).
+func (f *Folder) HighestModSeq() uint64 { return f.highest }
+
+// ChangedSince returns the UIDs of the view's messages whose modseq is
+// above modseq, ascending (FETCH/SEARCH CHANGEDSINCE). It reads the
+// folder's log of changes, so its cost grows with the changes since
+// modseq, not with the folder; only a modseq older than the oldest
+// change the index still knows makes it look at every message.
+func (f *Folder) ChangedSince(ctx context.Context, modseq uint64) ([]uint32, error) {
+	st := f.st
+	if err := st.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer st.leave()
+	var out []uint32
+	if modseq < st.floor {
+		for _, m := range f.msgs {
+			if m.ModSeq > modseq {
+				out = append(out, m.UID)
+			}
+		}
+		return out, nil
+	}
+	log := st.modLog
+	i := sort.Search(len(log), func(i int) bool { return log[i].ms > modseq })
+	for _, c := range log[i:] {
+		if seq := f.SeqNum(c.uid); seq != 0 && f.msgs[seq-1].ModSeq > modseq {
+			out = append(out, c.uid)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// ExpungedSince returns the UIDs expunged with a modseq above modseq,
+// ascending, that are no longer in the view (VANISHED (EARLIER) for
+// CHANGEDSINCE and SELECT (QRESYNC)). complete is false when modseq is
+// older than the expunge history the index keeps (see index.go): the
+// list is then partial and the caller must fall back to comparing the
+// client's UIDs with the view.
+func (f *Folder) ExpungedSince(ctx context.Context, modseq uint64) (uids []uint32, complete bool, err error) {
+	st := f.st
+	if err := st.enter(ctx); err != nil {
+		return nil, false, err
+	}
+	defer st.leave()
+	log := st.modLog
+	i := sort.Search(len(log), func(i int) bool { return log[i].ms > modseq })
+	for _, c := range log[i:] {
+		if ms, ok := st.expunged[c.uid]; ok && ms == c.ms && st.get(c.uid) == nil && f.SeqNum(c.uid) == 0 {
+			uids = append(uids, c.uid)
+		}
+	}
+	slices.Sort(uids)
+	return slices.Compact(uids), modseq >= st.floor, nil
 }
 
 // Close releases the folder; the Folder must not be used afterwards.
@@ -185,7 +351,13 @@ func (f *Folder) UID(seq uint32) uint32 {
 
 // FlagNames renders flags as IMAP flag names (\Seen, $Forwarded for
 // maildir P, keywords by this folder's dovecot-keywords).
-func (f *Folder) FlagNames(fl Flags) []string { return flagNames(fl, f.keywords) }
+func (f *Folder) FlagNames(fl Flags) []string { return flagNames(nil, fl, f.keywords) }
+
+// AppendFlagNames is FlagNames appending to dst, so that a FETCH FLAGS of
+// every message can reuse one slice instead of allocating per message.
+func (f *Folder) AppendFlagNames(dst []string, fl Flags) []string {
+	return flagNames(dst, fl, f.keywords)
+}
 
 // Keywords lists the folder's defined keywords (for FLAGS and
 // PERMANENTFLAGS; the store accepts new ones until 26 exist).
@@ -365,23 +537,46 @@ func (f *Folder) Open(ctx context.Context, uid uint32) (*MessageReader, error) {
 // Poll brings the view up to date and says what changed: messages other
 // sessions, deliveries and other programs added, expunged or reflagged.
 // When nothing changed on disk it costs three stat calls.
+//
+// New messages that no session has seen are \Recent in this one (a
+// read-write view claims them, as Select does).
 func (f *Folder) Poll(ctx context.Context) (Update, error) {
 	st := f.st
 	if err := st.enter(ctx); err != nil {
 		return Update{}, err
 	}
+	locked := false
 	if !st.upToDate() {
 		err := st.flock(ctx)
 		if err == nil {
+			locked = true
 			err = st.refresh(ctx)
-			st.unflock()
 		}
 		if err != nil {
+			if locked {
+				st.unflock()
+			}
 			st.leaveAndPublish()
 			return Update{}, err
 		}
 	}
 	u, err := f.diff()
+	if err == nil && f.needsClaim() {
+		if !locked && !f.readOnly {
+			// The claim is written to the index: at its end, as of now.
+			err = st.flock(ctx)
+			if err == nil {
+				locked = true
+				err = st.refresh(ctx)
+			}
+		}
+		if err == nil {
+			err = f.claimRecent()
+		}
+	}
+	if locked {
+		st.unflock()
+	}
 	st.leaveAndPublish()
 	return u, err
 }
@@ -395,8 +590,10 @@ func (f *Folder) diff() (Update, error) {
 	u := Update{UIDNext: st.next}
 	if st.version == f.version {
 		u.NumMessages = uint32(len(f.msgs))
+		f.highest = st.highest
 		return u, nil
 	}
+	f.own()
 	// Compact in place: kept[k] is written only after f.msgs[k] was read.
 	kept := f.msgs[:0]
 	j := 0
@@ -406,9 +603,11 @@ func (f *Folder) diff() (Update, error) {
 		}
 		if j < len(st.msgs) && st.msgs[j].uid == m.UID {
 			e := &st.msgs[j]
-			if e.flags != m.Flags {
-				m.Flags = e.flags
-				u.Flags = append(u.Flags, FlagUpdate{Seq: uint32(len(kept) + 1), UID: m.UID, Flags: m.Flags})
+			// A modseq raised only by a compaction (to the floor) is no
+			// news; a real change is above the floor or changed flags.
+			if e.flags != m.Flags || e.modseq > m.ModSeq && e.modseq > st.floor {
+				m.Flags, m.ModSeq = e.flags, st.modOf(e)
+				u.Flags = append(u.Flags, FlagUpdate{Seq: uint32(len(kept) + 1), UID: m.UID, Flags: m.Flags, ModSeq: m.ModSeq})
 			}
 			kept = append(kept, m)
 			j++
@@ -421,7 +620,7 @@ func (f *Folder) diff() (Update, error) {
 		if e.uid <= f.maxUID {
 			continue // UIDs never go back; a lower one is not news to this view
 		}
-		m := Message{UID: e.uid, Flags: e.flags, Size: e.size, InternalDate: time.Unix(e.date, 0)}
+		m := Message{UID: e.uid, Flags: e.flags, Size: e.size, InternalDate: time.Unix(e.date, 0), ModSeq: st.modOf(e)}
 		kept = append(kept, m)
 		u.New = append(u.New, m)
 		f.maxUID = e.uid
@@ -430,7 +629,7 @@ func (f *Folder) diff() (Update, error) {
 		u.Expunged[a], u.Expunged[b] = u.Expunged[b], u.Expunged[a]
 	}
 	f.msgs = kept
-	f.version, f.next = st.version, st.next
+	f.version, f.next, f.highest = st.version, st.next, st.highest
 	f.keywords = append(f.keywords[:0], st.keywords...)
 	u.NumMessages = uint32(len(kept))
 	return u, nil
@@ -450,23 +649,64 @@ func (f *Folder) writable() error {
 // their files, and returns the resulting flags of those still in the view
 // (for the untagged FETCH responses). A message in new/ moves to cur/.
 func (f *Folder) SetFlags(ctx context.Context, uids []uint32, op FlagOp, flags []string) ([]FlagUpdate, error) {
+	r, err := f.StoreFlags(ctx, uids, op, flags, StoreOptions{})
+	return r.Updates, err
+}
+
+// StoreOptions are STORE's modifiers.
+type StoreOptions struct {
+	// Conditional makes the store RFC 7162's UNCHANGEDSINCE: a message
+	// whose modseq is above UnchangedSince is left alone and reported in
+	// StoreResult.Modified.
+	Conditional    bool
+	UnchangedSince uint64
+}
+
+// StoreResult is what a STORE did.
+type StoreResult struct {
+	// Updates are the resulting flags and modseqs of the messages still
+	// in the view, except the Modified ones.
+	Updates []FlagUpdate
+	// Modified lists, ascending, the UIDs a conditional store refused
+	// (the MODIFIED response code).
+	Modified []uint32
+	// ModSeq is the modseq given to the changes; 0 when none changed.
+	ModSeq uint64
+}
+
+// StoreFlags is SetFlags with STORE's modifiers. The condition is tested
+// against each message's modseq under the folder's locks, so a change by
+// another session or process in between is never overwritten.
+func (f *Folder) StoreFlags(ctx context.Context, uids []uint32, op FlagOp, flags []string, opts StoreOptions) (StoreResult, error) {
+	var res StoreResult
 	if err := f.writable(); err != nil {
-		return nil, err
+		return res, err
 	}
 	st := f.st
 	if err := st.lock(ctx); err != nil {
-		return nil, err
+		return res, err
 	}
 	defer st.unlock()
 	fl, err := st.flagsFromNames(flags, op != FlagsRemove)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
 	preCur := st.curBefore()
 	var retry []uint32
+	var modified map[uint32]bool
 	change := func(uid uint32) error {
 		e := st.get(uid)
 		if e == nil {
+			return nil
+		}
+		if opts.Conditional && st.modOf(e) > opts.UnchangedSince {
+			if modified == nil {
+				modified = make(map[uint32]bool)
+			}
+			if !modified[uid] {
+				modified[uid] = true
+				res.Modified = append(res.Modified, uid)
+			}
 			return nil
 		}
 		nf := e.flags
@@ -499,13 +739,13 @@ func (f *Folder) SetFlags(ctx context.Context, uids []uint32, op FlagOp, flags [
 	for _, uid := range uids {
 		if err := change(uid); err != nil {
 			st.flush()
-			return nil, err
+			return StoreResult{}, err
 		}
 	}
 	if len(retry) > 0 {
 		// Renamed under us by another program: look at the files again.
 		if err := st.syncDirs(ctx, true); err != nil {
-			return nil, err
+			return StoreResult{}, err
 		}
 		preCur = st.curBefore()
 		todo := retry
@@ -513,26 +753,33 @@ func (f *Folder) SetFlags(ctx context.Context, uids []uint32, op FlagOp, flags [
 		for _, uid := range todo {
 			if err := change(uid); err != nil {
 				st.flush()
-				return nil, err
+				return StoreResult{}, err
 			}
 		}
 	}
 	st.ownCurChange(preCur)
+	res.ModSeq = st.opMod
 	if err := st.flush(); err != nil {
-		return nil, err
+		return StoreResult{}, err
 	}
 	f.keywords = append(f.keywords[:0], st.keywords...)
-	out := make([]FlagUpdate, 0, len(uids))
+	res.Updates = make([]FlagUpdate, 0, len(uids))
+	f.own()
 	for _, uid := range uids {
 		seq := f.SeqNum(uid)
 		e := st.get(uid)
-		if seq == 0 || e == nil {
+		if seq == 0 || e == nil || modified[uid] {
 			continue
 		}
-		f.msgs[seq-1].Flags = e.flags
-		out = append(out, FlagUpdate{Seq: seq, UID: uid, Flags: e.flags})
+		m := &f.msgs[seq-1]
+		m.Flags = e.flags
+		if ms := st.modOf(e); ms > m.ModSeq {
+			m.ModSeq = ms
+		}
+		res.Updates = append(res.Updates, FlagUpdate{Seq: seq, UID: uid, Flags: e.flags, ModSeq: m.ModSeq})
 	}
-	return out, nil
+	slices.Sort(res.Modified)
+	return res, nil
 }
 
 // Expunge removes the messages flagged \Deleted (IMAP EXPUNGE), or only
@@ -601,6 +848,7 @@ func (f *Folder) dropFromView(gone map[uint32]bool) []Expunged {
 		return nil
 	}
 	var out []Expunged
+	f.own()
 	kept := f.msgs[:0]
 	for i, m := range f.msgs {
 		if gone[m.UID] {

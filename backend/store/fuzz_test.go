@@ -108,12 +108,37 @@ func FuzzIndexLog(f *testing.F) {
 		{op: 'X', uid: 3},
 		{op: 'A', uid: 4294967295, size: 1, date: 1, name: "last"},
 		{op: 'M', a: 1, b: 2},
+		{op: 'Z', a: 1700000000000000, b: 1700000000000000},
+		{op: 'A', uid: 5, size: 30, date: 1700000002, name: "1700000002.M3.h,S=30"},
+		{op: 'Q', uid: 5, a: 1700000000000001},
+		{op: 'R', uid: 5, name: "1700000002.M3.h,S=30:2,S"},
+		{op: 'Q', uid: 5, a: 1700000000000002},
+		{op: 'X', uid: 1},
+		{op: 'Q', uid: 1, a: 1700000000000003},
+		{op: 'B', uid: 5},
 	} {
 		seed = appendRecord(seed, r)
 	}
 	f.Add(seed)
 	f.Add(seed[:len(seed)-5])
 	f.Add(append(append([]byte(nil), seed...), "00000000 A 1 n 1 1 x\n"...))
+	// A snapshot as a compaction writes it: Q of an expunge before the
+	// message's own, Q out of order, a Z below its floor (bad).
+	var snap []byte
+	for _, r := range []record{
+		{op: 'H', a: 1700000000, b: 9},
+		{op: 'A', uid: 2, size: 10, date: 1700000000, name: "1700000000.M1.h,S=10:2,S"},
+		{op: 'M', a: 1, b: 2},
+		{op: 'Z', a: 50, b: 40},
+		{op: 'Q', uid: 7, a: 45},
+		{op: 'Q', uid: 2, a: 48},
+		{op: 'Q', uid: 3, a: 41},
+		{op: 'B', uid: 2},
+	} {
+		snap = appendRecord(snap, r)
+	}
+	f.Add(snap)
+	f.Add(append(append([]byte(nil), snap...), appendRecord(nil, record{op: 'Z', a: 1, b: 2})...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		st := newFolderState(nil, "")
 		var records []record
@@ -138,6 +163,16 @@ func FuzzIndexLog(f *testing.F) {
 			back, err := parseRecord(line[:len(line)-1])
 			if err != nil || back != r {
 				t.Fatalf("record %+v encodes to %q, which decodes to %+v, %v", r, line, back, err)
+			}
+		}
+		for i := 1; i < len(st.modLog); i++ {
+			if st.modLog[i].ms < st.modLog[i-1].ms {
+				t.Fatalf("modseq log out of order at %d: %v", i, st.modLog)
+			}
+		}
+		for _, e := range st.msgs {
+			if e.modseq > st.highest {
+				t.Fatalf("uid %d modseq %d above HIGHESTMODSEQ %d", e.uid, e.modseq, st.highest)
 			}
 		}
 		var prev uint32

@@ -23,12 +23,36 @@ import (
 //	M <new/ mtime ns> <cur/ mtime ns>       directory mtimes the index reflects
 //	V <uid> <virtual size>                  size in CRLF form, for a message
 //	                                        whose name has no W= (computed once)
+//	Z <highest modseq> <floor modseq>       the modseq state starts here (below)
+//	Q <uid> <modseq>                        uid's last change (A, R with other
+//	                                        flags, X) has this modseq
+//	B <uid>                                 \Recent boundary: UIDs below it were
+//	                                        given to a session already
 //
 // Appends add records; compaction rewrites the file as H, one A per live
-// message, M and the V records still needed, and renames it over the old
-// one. V came later than the others: an index without V records is read
-// as before, and an older vmaild that meets V records at the end of a
-// compacted index takes them for a torn tail and drops them. Records are written after
+// message, M, the V records still needed, Z, the Q records of changes
+// above the floor (ascending modseq) and B, and renames it over the old
+// one. V, Z, Q and B came later than the others: an index without them is
+// read as before, and an older vmaild that meets them at the end of a
+// compacted index takes them for a torn tail and drops them (one that
+// meets them between older records takes the index for damaged and
+// rebuilds it, under a new UIDVALIDITY).
+//
+// MODSEQ (RFC 7162): after a Z record, every A, every R that changes a
+// message's flags and every X is followed by the Q record giving it its
+// modseq; one operation's changes share one modseq, and modseqs grow along
+// the file. A message with no Q after the Z has the floor modseq: a
+// compaction keeps only the newest changes (maxModLog) and raises older
+// ones to the floor, which may only report a message as changed that was
+// not, never the reverse. The UIDs of expunges above the floor are kept
+// (Q of a UID that is not live), so VANISHED is exact for a client whose
+// modseq is at least the floor. An index without Z (an older vmaild's,
+// or one just built from the files) starts at the present time in
+// microseconds: above any modseq handed out under the same UIDVALIDITY
+// before, whoever dropped the records (a rebuild keeping Dovecot's
+// UIDVALIDITY, an older vmaild's compaction). A/R/X records without
+// their Q (an older vmaild appended them, or a torn write cut between
+// them) get one when the tail is read. Records are written after
 // the file operation they describe, so a record on disk is always true of
 // the files (or was, before another program changed them).
 const (
@@ -46,7 +70,7 @@ type record struct {
 	size  int64
 	date  int64
 	name  string
-	a, b  int64 // H: uidvalidity, uidnext; M: new/ and cur/ mtimes
+	a, b  int64 // H: uidvalidity, uidnext; M: new/ and cur/ mtimes; Z: highest, floor; Q: modseq
 }
 
 var errBadRecord = errors.New("bad index record")
@@ -58,11 +82,16 @@ func appendRecord(buf []byte, r record) []byte {
 	p := len(buf)
 	buf = append(buf, r.op)
 	switch r.op {
-	case 'H', 'M':
+	case 'H', 'M', 'Z':
 		buf = append(buf, ' ')
 		buf = strconv.AppendInt(buf, r.a, 10)
 		buf = append(buf, ' ')
 		buf = strconv.AppendInt(buf, r.b, 10)
+	case 'Q':
+		buf = append(buf, ' ')
+		buf = strconv.AppendUint(buf, uint64(r.uid), 10)
+		buf = append(buf, ' ')
+		buf = strconv.AppendInt(buf, r.a, 10)
 	case 'A', 'R':
 		buf = append(buf, ' ')
 		buf = strconv.AppendUint(buf, uint64(r.uid), 10)
@@ -78,7 +107,7 @@ func appendRecord(buf []byte, r record) []byte {
 			buf = append(buf, ' ')
 		}
 		buf = append(buf, r.name...)
-	case 'X':
+	case 'X', 'B':
 		buf = append(buf, ' ')
 		buf = strconv.AppendUint(buf, uint64(r.uid), 10)
 	case 'V':
@@ -127,7 +156,7 @@ func parseRecord(line []byte) (record, error) {
 	var f []string
 	split := func(n int) []string { return splitN(buf[:0], payload, n) }
 	switch r.op {
-	case 'H', 'M':
+	case 'H', 'M', 'Z':
 		f = split(4)
 		if len(f) != 3 {
 			return record{}, errBadRecord
@@ -136,10 +165,19 @@ func parseRecord(line []byte) (record, error) {
 		if err == nil {
 			r.b, err = strconv.ParseInt(f[2], 10, 64)
 		}
-		if err != nil || (r.op == 'H' && (r.a <= 0 || r.a > 1<<32-1 || r.b <= 0 || r.b > 1<<32-1)) {
+		if err != nil || (r.op == 'H' && (r.a <= 0 || r.a > 1<<32-1 || r.b <= 0 || r.b > 1<<32-1)) ||
+			(r.op == 'Z' && (r.b <= 0 || r.a < r.b)) {
 			return record{}, errBadRecord
 		}
 		return r, nil
+	case 'Q':
+		f = split(4)
+		if len(f) != 3 {
+			return record{}, errBadRecord
+		}
+		if r.a, err = strconv.ParseInt(f[2], 10, 64); err != nil || r.a <= 0 {
+			return record{}, errBadRecord
+		}
 	case 'A':
 		f = split(6)
 		if len(f) != 6 {
@@ -158,7 +196,7 @@ func parseRecord(line []byte) (record, error) {
 			return record{}, errBadRecord
 		}
 		r.name = f[3]
-	case 'X':
+	case 'X', 'B':
 		f = split(3)
 		if len(f) != 2 {
 			return record{}, errBadRecord

@@ -137,8 +137,7 @@ func (st *folderState) saveKeywords() error {
 }
 
 // flagNames renders Flags as IMAP flag names with the given keyword table.
-func flagNames(f Flags, keywords []string) []string {
-	var out []string
+func flagNames(out []string, f Flags, keywords []string) []string {
 	for i, n := range sysNames {
 		if f&(1<<i) != 0 {
 			out = append(out, n)

@@ -53,6 +53,11 @@ type FolderStatus struct {
 	UIDValidity uint32
 	// Size is the sum of the messages' sizes in octets (STATUS SIZE).
 	Size int64
+	// HighestModSeq is the folder's HIGHESTMODSEQ (RFC 7162).
+	HighestModSeq uint64
+	// Recent counts the messages no session has been given as \Recent
+	// yet (STATUS RECENT); STATUS does not claim them.
+	Recent uint32
 }
 
 // resolve maps a folder name to its directory. A special-use folder that
@@ -436,7 +441,8 @@ func (m *Mailbox) Status(ctx context.Context, name string) (FolderStatus, error)
 		return FolderStatus{}, err
 	}
 	defer st.unlock()
-	s := FolderStatus{Name: canonical, UIDNext: st.next, UIDValidity: st.validity, Messages: uint32(len(st.msgs))}
+	s := FolderStatus{Name: canonical, UIDNext: st.next, UIDValidity: st.validity, Messages: uint32(len(st.msgs)), HighestModSeq: st.highest}
+	s.Recent = uint32(len(st.msgs) - st.find(st.recentFrom))
 	for i := range st.msgs {
 		e := &st.msgs[i]
 		if e.flags&FlagSeen == 0 {

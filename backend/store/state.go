@@ -37,6 +37,9 @@ type entry struct {
 	vsize int64 // size in CRLF form (W= or a V record); -1 unknown
 	date  int64 // internal date, unix seconds
 	name  string
+	// modseq of the last change; at or below the floor (0 included) it
+	// reads as the floor (see modOf).
+	modseq uint64
 }
 
 func (e *entry) base() string { b, _ := splitName(e.name); return b }
@@ -72,11 +75,42 @@ type folderState struct {
 
 	version uint64    // bumped on every change of msgs, for views
 	changed EventKind // what changed since the last unlock, to publish
+
+	// MODSEQ (RFC 7162), see index.go.
+	modKnown  bool   // a Z record was read: A/R/X get their Q
+	highest   uint64 // HIGHESTMODSEQ
+	floor     uint64 // every change at or below it is summarised
+	opMod     uint64 // the modseq of the operation under way; 0 none yet
+	unstamped []uint32
+	// modLog lists changes above the floor by ascending modseq; an entry
+	// is current when its uid's modseq (live) or expunge modseq (gone)
+	// is still ms. It is pruned by every compaction.
+	modLog   []modChange
+	expunged map[uint32]uint64 // expunge modseq of UIDs expunged above the floor
+
+	// recentFrom is the \Recent boundary: the lowest UID no session has
+	// been given as \Recent yet; 0 until the index says.
+	recentFrom uint32
+
+	// snap is the message list handed to new views (copy on write),
+	// valid while snapVersion == version.
+	snap        []Message
+	snapVersion uint64
+}
+
+// modChange is one entry of the modseq log.
+type modChange struct {
+	ms  uint64
+	uid uint32
 }
 
 func newFolderState(s *Store, dir string) *folderState {
 	return &folderState{store: s, dir: dir, sem: make(chan struct{}, 1)}
 }
+
+// size is how many messages the state holds in memory; it is written
+// under st.sem, which an idle state (no references) has no holder of.
+func (st *folderState) size() int { return len(st.msgs) }
 
 func (st *folderState) close() {
 	if st.idx != nil {
@@ -338,19 +372,41 @@ func (st *folderState) readTail(size int64) error {
 			return ioError("truncate", st.path(indexName), err)
 		}
 	}
+	// Changes another writer left without their modseq get one now (the
+	// caller flushes); then the records this index lacks.
+	st.stamp()
+	st.establish()
 	st.compactMsgs()
 	return nil
 }
 
 // apply changes the in-memory state by one record.
 func (st *folderState) apply(r record) {
-	st.version++
+	switch r.op {
+	case 'M', 'V', 'Z', 'B':
+		// Nothing a view shows.
+	default:
+		st.version++
+	}
 	switch r.op {
 	case 'H':
 		st.msgs, st.dead, st.byBase = st.msgs[:0], 0, nil
 		st.validity, st.next = uint32(r.a), uint32(r.b)
+		// The modseq state of the new snapshot follows in its Z; the
+		// highest modseq seen stays, so a snapshot without one (an older
+		// vmaild's) restarts above it.
+		st.modKnown, st.floor, st.unstamped, st.modLog, st.expunged = false, 0, st.unstamped[:0], nil, nil
+		st.recentFrom = 0
 	case 'M':
 		st.newMtime, st.curMtime = r.a, r.b
+	case 'Z':
+		st.modKnown = true
+		st.highest = max(st.highest, uint64(r.a))
+		st.floor = max(st.floor, uint64(r.b))
+	case 'Q':
+		st.applyModSeq(r.uid, uint64(r.a))
+	case 'B':
+		st.recentFrom = max(st.recentFrom, r.uid)
 	case 'A':
 		st.changed |= EventNew
 		_, fl := splitName(r.name)
@@ -358,7 +414,7 @@ func (st *folderState) apply(r record) {
 		if v, ok := vsizeFromName(e.base()); ok {
 			e.vsize = v
 		}
-		if r.uid >= st.next {
+		if st.next != 0 && r.uid >= st.next { // 0: exhausted, stays so
 			st.next = r.uid + 1
 		}
 		i := st.find(r.uid)
@@ -381,16 +437,23 @@ func (st *folderState) apply(r record) {
 		if st.byBase != nil {
 			st.byBase[e.base()] = e.uid
 		}
+		if st.modKnown {
+			st.unstamped = append(st.unstamped, e.uid)
+		}
 	case 'R':
 		st.changed |= EventFlags
 		if e := st.get(r.uid); e != nil {
 			if st.byBase != nil {
 				delete(st.byBase, e.base())
 			}
+			old := e.flags
 			e.name, e.inNew = r.name, r.inNew
 			_, e.flags = splitName(r.name)
 			if st.byBase != nil {
 				st.byBase[e.base()] = e.uid
+			}
+			if st.modKnown && e.flags != old {
+				st.unstamped = append(st.unstamped, e.uid)
 			}
 		}
 	case 'V':
@@ -406,7 +469,93 @@ func (st *folderState) apply(r record) {
 			if st.byBase != nil {
 				delete(st.byBase, e.base())
 			}
+			if st.modKnown {
+				st.unstamped = append(st.unstamped, e.uid)
+			}
 		}
+	}
+}
+
+// applyModSeq records that uid's last change has modseq ms.
+func (st *folderState) applyModSeq(uid uint32, ms uint64) {
+	st.highest = max(st.highest, ms)
+	for i := len(st.unstamped) - 1; i >= 0; i-- {
+		if st.unstamped[i] == uid {
+			st.unstamped = append(st.unstamped[:i], st.unstamped[i+1:]...)
+			break
+		}
+	}
+	if e := st.get(uid); e != nil {
+		e.modseq = ms
+	} else {
+		if st.expunged == nil {
+			st.expunged = make(map[uint32]uint64)
+		}
+		st.expunged[uid] = ms
+	}
+	c := modChange{ms: ms, uid: uid}
+	n := len(st.modLog)
+	if n == 0 || st.modLog[n-1].ms <= ms {
+		st.modLog = append(st.modLog, c)
+		return
+	}
+	// Out of order only in a hand-made index; keep the log sorted.
+	i := sort.Search(n, func(i int) bool { return st.modLog[i].ms > ms })
+	st.modLog = append(st.modLog, modChange{})
+	copy(st.modLog[i+1:], st.modLog[i:])
+	st.modLog[i] = c
+}
+
+// modOf is the modseq a message reports.
+func (st *folderState) modOf(e *entry) uint64 { return max(e.modseq, st.floor) }
+
+// stamp gives the changes applied since the last stamp the modseq of the
+// operation under way (one new modseq per operation, RFC 7162 allows it).
+func (st *folderState) stamp() {
+	if len(st.unstamped) == 0 {
+		return
+	}
+	if st.opMod == 0 {
+		st.highest++
+		st.opMod = st.highest
+	}
+	for len(st.unstamped) > 0 {
+		uid := st.unstamped[len(st.unstamped)-1]
+		st.emit(record{op: 'Q', uid: uid, a: int64(st.opMod)})
+	}
+}
+
+// startModSeq begins the modseq state of an index that has none: above
+// any modseq the folder had under this UIDVALIDITY (see index.go).
+func (st *folderState) startModSeq() uint64 {
+	base := max(uint64(time.Now().UnixMicro()), st.highest+1, 1)
+	st.modKnown, st.highest, st.floor = true, base, base
+	st.modLog, st.expunged, st.unstamped = nil, nil, st.unstamped[:0]
+	return base
+}
+
+// initialRecent is the \Recent boundary of an index that has none: the
+// messages still in new/ were never seen by a client.
+func (st *folderState) initialRecent() uint32 {
+	b := st.next
+	for i := range st.msgs {
+		if e := &st.msgs[i]; !e.dead && e.inNew {
+			b = e.uid
+			break
+		}
+	}
+	return max(b, 1)
+}
+
+// establish writes the Z and B records an index lacks (one of an older
+// vmaild, or a torn first write); both locks must be held.
+func (st *folderState) establish() {
+	if !st.modKnown {
+		base := int64(st.startModSeq())
+		st.emit(record{op: 'Z', a: base, b: base})
+	}
+	if st.recentFrom == 0 {
+		st.emit(record{op: 'B', uid: st.initialRecent()})
 	}
 }
 
@@ -444,6 +593,9 @@ func (st *folderState) emit(r record) {
 	st.apply(r)
 	st.pending = appendRecord(st.pending, r)
 	st.npend++
+	if r.op != 'Q' {
+		st.stamp()
+	}
 }
 
 // flush appends the queued records with one write and one fsync, so an
@@ -451,6 +603,7 @@ func (st *folderState) emit(r record) {
 // log when it has grown well past the live messages.
 func (st *folderState) flush() error {
 	st.compactMsgs()
+	st.opMod = 0
 	if st.npend == 0 {
 		return nil
 	}
@@ -477,6 +630,7 @@ func (st *folderState) flush() error {
 // failed write, so memory never claims what the index does not hold.
 func (st *folderState) forceReload() {
 	st.pending, st.npend = st.pending[:0], 0
+	st.opMod = 0
 	st.dropIndex()
 	st.resetMsgs()
 }
@@ -502,6 +656,19 @@ func (st *folderState) writeSnapshot() error {
 			nrec++
 		}
 	}
+	if !st.modKnown {
+		st.startModSeq()
+	}
+	st.pruneModLog()
+	buf = appendRecord(buf, record{op: 'Z', a: int64(st.highest), b: int64(st.floor)})
+	for _, c := range st.modLog {
+		buf = appendRecord(buf, record{op: 'Q', uid: c.uid, a: int64(c.ms)})
+	}
+	if st.recentFrom == 0 {
+		st.recentFrom = st.initialRecent()
+	}
+	buf = appendRecord(buf, record{op: 'B', uid: st.recentFrom})
+	nrec += len(st.modLog) + 2
 	p := st.path(indexName)
 	tmp := p + ".tmp"
 	os.Remove(tmp)
@@ -538,6 +705,44 @@ func (st *folderState) writeSnapshot() error {
 	return nil
 }
 
+// maxModLog bounds the changes a compaction keeps exact modseqs for
+// (live messages and expunges); older ones are raised to the floor.
+const maxModLog = 10000
+
+// pruneModLog leaves in modLog only the current entry of each change,
+// at most maxModLog of them, raising the floor over the others.
+func (st *folderState) pruneModLog() {
+	cur := st.modLog[:0]
+	for _, c := range st.modLog {
+		if c.ms <= st.floor {
+			continue
+		}
+		if e := st.get(c.uid); e != nil && e.modseq == c.ms {
+			cur = append(cur, c)
+		} else if e == nil && st.expunged[c.uid] == c.ms {
+			cur = append(cur, c)
+		}
+	}
+	clear(st.modLog[len(cur):])
+	st.modLog = cur
+	limit := maxModLog
+	if st.store != nil && st.store.modLogLimit > 0 {
+		limit = st.store.modLogLimit
+	}
+	if n := len(cur); n > limit {
+		// Entries sharing the floor's modseq go with it.
+		floor := cur[n-limit-1].ms
+		i := sort.Search(n, func(i int) bool { return cur[i].ms > floor })
+		st.modLog = append([]modChange(nil), cur[i:]...)
+		st.floor = floor
+	}
+	for uid, ms := range st.expunged {
+		if ms <= st.floor {
+			delete(st.expunged, uid)
+		}
+	}
+}
+
 // rebuild makes a new index from the files. On the first build of a folder
 // (fresh=true) Dovecot's dovecot-uidlist, when there is one, provides
 // UIDVALIDITY and the UIDs; a damaged index of ours gets a new UIDVALIDITY
@@ -558,10 +763,15 @@ func (st *folderState) rebuild(ctx context.Context, fresh bool, atLeast uint32) 
 	}
 	st.byBase = make(map[string]uint32)
 	st.newMtime, st.curMtime = 0, 0
+	st.startModSeq()
+	st.recentFrom = 0
 	if err := st.scan(ctx, true, true, known); err != nil {
 		return err
 	}
-	st.pending, st.npend = st.pending[:0], 0
+	// Every message found is as new as any other to a client.
+	st.floor = st.highest
+	st.modLog, st.expunged = nil, nil
+	st.pending, st.npend, st.opMod = st.pending[:0], 0, 0
 	return st.writeSnapshot()
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,13 @@ import (
 
 // DefaultPathTemplate is Dovecot's usual virtual-user layout.
 const DefaultPathTemplate = "%d/%n/Maildir"
+
+// DefaultIdleFolders and DefaultIdleMessages bound the folder states
+// kept in memory when no session has them open (Store.IdleFolders).
+const (
+	DefaultIdleFolders  = 32
+	DefaultIdleMessages = 500_000
+)
 
 // DefaultTmpMaxAge is how old a file in tmp/ must be before it is taken for
 // the leftover of a crashed writer and removed (the maildir spec's 36 hours).
@@ -48,16 +56,28 @@ type Store struct {
 	Hostname string
 	// Logger receives index repairs and cleanup notes; nil discards them.
 	Logger *slog.Logger
+	// IdleFolders is how many folders nobody has open stay in memory, so
+	// that selecting one again (a client reconnecting, STATUS of every
+	// folder) reads nothing but what changed. Zero means
+	// DefaultIdleFolders; negative keeps none.
+	IdleFolders int
+	// IdleMessages bounds the messages of those idle folders together.
+	// Zero means DefaultIdleMessages.
+	IdleMessages int
 
 	hostOnce sync.Once
 	hostname string
 
 	mu      sync.Mutex
 	folders map[string]*folderState // by folder directory
+	idle    []*folderState          // folders nobody has open, oldest first
 	// accounts serialises folder-tree and subscription changes of one
 	// account; striped so the registry does not grow with every account.
 	accounts [64]sync.Mutex
 	hub      hub
+
+	// modLogLimit replaces maxModLog when positive (tests).
+	modLogLimit int
 
 	seq      atomic.Uint64 // unique file names
 	validity atomic.Uint32 // last UIDVALIDITY handed out
@@ -252,24 +272,66 @@ func (s *Store) acquire(dir string) *folderState {
 		s.folders = make(map[string]*folderState)
 	}
 	st := s.folders[dir]
+	if st != nil && st.gone.Load() {
+		// Deleted by another program and since recreated, maybe.
+		delete(s.folders, dir)
+		if st.refs == 0 {
+			s.dropIdle(st)
+		}
+		st = nil
+	}
 	if st == nil {
 		st = newFolderState(s, dir)
 		s.folders[dir] = st
+	}
+	if st.refs == 0 {
+		s.idle = slices.DeleteFunc(s.idle, func(x *folderState) bool { return x == st })
 	}
 	st.refs++
 	return st
 }
 
+// release drops a reference; the last one keeps the state in memory
+// among the idle ones, or closes it. Keeping it is safe because every use
+// starts by comparing it with the disk (the index's size and inode, the
+// directories' mtimes).
 func (s *Store) release(st *folderState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st.refs--
-	if st.refs == 0 {
-		if s.folders[st.dir] == st {
-			delete(s.folders, st.dir)
-		}
-		st.close()
+	if st.refs != 0 {
+		return
 	}
+	if s.folders[st.dir] != st || st.gone.Load() {
+		st.close()
+		return
+	}
+	s.idle = append(s.idle, st)
+	maxN, maxMsgs := s.IdleFolders, s.IdleMessages
+	if maxN == 0 {
+		maxN = DefaultIdleFolders
+	}
+	if maxMsgs == 0 {
+		maxMsgs = DefaultIdleMessages
+	}
+	total := 0
+	for _, x := range s.idle {
+		total += x.size()
+	}
+	for len(s.idle) > 0 && (len(s.idle) > maxN || total > maxMsgs) {
+		x := s.idle[0]
+		total -= x.size()
+		s.dropIdle(x)
+	}
+}
+
+// dropIdle forgets an idle state; s.mu must be held.
+func (s *Store) dropIdle(st *folderState) {
+	s.idle = slices.DeleteFunc(s.idle, func(x *folderState) bool { return x == st })
+	if s.folders[st.dir] == st {
+		delete(s.folders, st.dir)
+	}
+	st.close()
 }
 
 // forget detaches the state of dir, and with tree those of its Maildir++
@@ -282,6 +344,9 @@ func (s *Store) forget(dir string, tree bool) {
 		if d == dir || tree && strings.HasPrefix(d, dir+".") {
 			delete(s.folders, d)
 			st.gone.Store(true)
+			if st.refs == 0 {
+				s.dropIdle(st)
+			}
 		}
 	}
 }

@@ -82,8 +82,13 @@ func TestShutdown(t *testing.T) {
 	if got := busy.netstring(); got != "OK example.com" {
 		t.Fatalf("answer %q", got)
 	}
+	// The server marks the first request done only after its answer is
+	// out: wait for that, then for the next request to begin, else
+	// Shutdown may find the connection idle (or ending the first
+	// request) and close it.
+	waitBusy(t, srv, false)
 	busy.send("40:virtual_alias") // a request begun
-	waitBusy(t, srv)              // else Shutdown may find it idle and close it
+	waitBusy(t, srv, true)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	errc := make(chan error, 1)
@@ -99,8 +104,9 @@ func TestShutdown(t *testing.T) {
 	}
 }
 
-// waitBusy returns once one of srv's connections is inside a request.
-func waitBusy(t *testing.T, srv *Server) {
+// waitBusy returns once one of srv's connections is inside a request
+// (want true), or once none is (want false).
+func waitBusy(t *testing.T, srv *Server, want bool) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		srv.mu.Lock()
@@ -111,9 +117,9 @@ func waitBusy(t *testing.T, srv *Server) {
 			c.mu.Unlock()
 		}
 		srv.mu.Unlock()
-		if busy {
+		if busy == want {
 			return
 		}
 	}
-	t.Fatal("no connection began its request")
+	t.Fatalf("no connection got busy=%v", want)
 }

@@ -1,0 +1,2 @@
+require ["index"];
+if address :index 1 :last :last :is "from" "x@example.org" { keep; }

@@ -1,0 +1,2 @@
+require ["imap4flags", "variables"];
+if hasflag :is "*caf? *" "c" { keep; }

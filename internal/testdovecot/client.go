@@ -1,0 +1,74 @@
+package testdovecot
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Conn is a line-level IMAP client for the oracle: the tests compare the
+// server's response lines as they are, so no client library stands
+// between them and the wire.
+type Conn struct {
+	c   net.Conn
+	r   *bufio.Reader
+	tag int
+}
+
+// Login connects and logs in as the server's user.
+func (s *Server) Login(t testing.TB) *Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", s.Addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial dovecot: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	conn := &Conn{c: c, r: bufio.NewReader(c)}
+	if _, err := conn.r.ReadString('\n'); err != nil {
+		t.Fatalf("dovecot greeting: %v", err)
+	}
+	if _, err := conn.Run(fmt.Sprintf("LOGIN %q %q", s.User, s.Password)); err != nil {
+		t.Fatalf("dovecot login: %v\n%s", err, readFile(s.Log))
+	}
+	return conn
+}
+
+// Run sends one command line and returns its untagged response lines
+// (without "* " and CRLF); a tagged NO or BAD is an error.
+func (c *Conn) Run(cmd string) ([]string, error) {
+	return c.RunLiteral(cmd, nil)
+}
+
+// RunLiteral is Run for a command ending in a literal, sent as a
+// non-synchronizing one (LITERAL+).
+func (c *Conn) RunLiteral(cmd string, literal []byte) ([]string, error) {
+	c.tag++
+	tag := fmt.Sprintf("t%d", c.tag)
+	_ = c.c.SetDeadline(time.Now().Add(60 * time.Second))
+	line := tag + " " + cmd
+	if literal != nil {
+		line += fmt.Sprintf(" {%d+}\r\n%s", len(literal), literal)
+	}
+	if _, err := c.c.Write([]byte(line + "\r\n")); err != nil {
+		return nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	var untagged []string
+	for {
+		l, err := c.r.ReadString('\n')
+		if err != nil {
+			return untagged, fmt.Errorf("%s: %w", cmd, err)
+		}
+		l = strings.TrimRight(l, "\r\n")
+		switch {
+		case strings.HasPrefix(l, "* "):
+			untagged = append(untagged, l[2:])
+		case strings.HasPrefix(l, tag+" OK"):
+			return untagged, nil
+		case strings.HasPrefix(l, tag+" "):
+			return untagged, fmt.Errorf("%s: %s", cmd, l)
+		}
+	}
+}
