@@ -41,6 +41,9 @@ type run struct {
 	keep      []string
 	// log names the delivery and the envelope's facts on every line.
 	log *slog.Logger
+	// deliveredTo are the addresses the message's Delivered-To fields
+	// name: where it has been delivered or redirected from before.
+	deliveredTo map[string]bool
 }
 
 // Deliver runs the three stages (package comment) under one deadline.
@@ -55,6 +58,7 @@ func (a *LocalAgent) deliver(ctx context.Context, env Envelope, msg Message, ret
 	r := &run{env: &env, msg: msg, key: retryKey, once: retryKey != "", log: a.envLog(&env)}
 	out := make([]Outcome, len(env.Recipients))
 	tr := readTrace(msg)
+	r.deliveredTo = tr.deliveredTo
 	maxHops := a.Config.MaxHops
 	if maxHops <= 0 {
 		maxHops = 50
@@ -194,15 +198,19 @@ func (a *LocalAgent) execute(ctx context.Context, r *run, locals, remotes []*job
 	env, msg := r.env, r.msg
 	groups := map[string][]*job{}
 	var order []string
-	var redirects []string
+	var redirects []redirect
 	for _, j := range locals {
 		if j.outcome.Kind != Accepted {
 			continue
 		}
-		redirects = append(redirects, j.plan.Redirect...)
+		if rd := a.redirect(r, j); len(rd.to) > 0 {
+			redirects = append(redirects, rd)
+		}
 		for _, rp := range j.plan.Replies {
 			if _, err := a.enqueue(ctx, "", []string{rp.To}, a.signReply(ctx, r, j.dest.Address, rp.Message)); err != nil {
 				r.log.Error("queue reply", "to", rp.To, "err", err)
+			} else if rp.Queued != nil {
+				rp.Queued()
 			}
 		}
 		if j.plan.Discard {
@@ -252,11 +260,50 @@ func (a *LocalAgent) execute(ctx context.Context, r *run, locals, remotes []*job
 		}
 	}
 	a.queueRemote(ctx, r, msg, fwdFrom, forwarded)
-	if len(redirects) > 0 {
-		if _, err := a.enqueue(ctx, fwdFrom, redirects, msg); err != nil {
-			r.log.Error("queue redirects", "err", err)
+	for _, rd := range redirects {
+		// Delivered-To names who redirected it, as Postfix's local(8)
+		// marks what it forwards: were the message to come back, it
+		// is not redirected there again (redirect).
+		id, err := a.enqueue(ctx, fwdFrom, rd.to, prefixed([]byte("Delivered-To: "+rd.by+"\r\n"), msg))
+		if err != nil {
+			r.log.Error("queue redirects", "rcpt", rd.by, "err", err)
+			continue
 		}
+		r.log.Info("redirected", "rcpt", rd.by, "to", rd.to, "from", fwdFrom, "queue_id", id)
 	}
+}
+
+// redirect is where a filter sends a destination's message on.
+type redirect struct {
+	by string // the recipient that redirects
+	to []string
+}
+
+// redirect is j's redirects less those that would loop: an address the
+// message was delivered or redirected to before (its Delivered-To), or
+// the recipient itself. A message whose every redirect loops is kept in
+// the mailbox instead of being discarded, as Pigeonhole keeps what it
+// cannot redirect: a redirect loop between two users ends there.
+func (a *LocalAgent) redirect(r *run, j *job) redirect {
+	rd := redirect{by: j.rcpt.Address}
+	looped := 0
+	for _, to := range j.plan.Redirect {
+		addr, err := userdb.Canonical(to)
+		if err != nil {
+			addr = strings.ToLower(to)
+		}
+		if r.deliveredTo[addr] || addr == j.rcpt.Address || addr == j.dest.Address {
+			r.log.Warn("redirect loop: the message was here before; not redirected again", "rcpt", j.dest.Address, "to", to)
+			looped++
+			continue
+		}
+		rd.to = append(rd.to, to)
+	}
+	if looped > 0 && len(rd.to) == 0 && j.plan.Discard {
+		j.plan.Discard = false
+		r.log.Info("redirect loop: kept instead", "rcpt", j.dest.Address)
+	}
+	return rd
 }
 
 // sign is the message as it leaves for remote destinations: with the

@@ -52,7 +52,10 @@ type Decision struct {
 	// Discard drops this copy (it counts as delivered).
 	Discard bool
 	// Redirect sends the message on to these addresses (through the
-	// queue, envelope sender unchanged), besides or instead of the copy.
+	// queue, from LocalAgent.ForwardSender's sender: SRS), besides or
+	// instead of the copy, with a Delivered-To naming the recipient on
+	// top; an address the message was delivered to before is dropped as
+	// a loop, and the copy kept if that leaves none.
 	Redirect []string
 	// Replies are new messages to send (vacation), from the null sender.
 	Replies []Reply
@@ -74,6 +77,10 @@ type HeaderField struct{ Name, Value string }
 type Reply struct {
 	To      string
 	Message []byte
+	// Queued, when set, is called once the reply is in the queue: a
+	// vacation responder remembers the reply then, so that a delivery
+	// that fails and is retried still answers.
+	Queued func()
 }
 
 // DetailFolders files user+tag@ into the folder named tag when it exists

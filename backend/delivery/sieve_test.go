@@ -3,6 +3,7 @@ package delivery_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -240,5 +241,49 @@ func BenchmarkDeliverSieve(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
 		})
+	}
+}
+
+// TestSieveRedirectLoop: alice redirects to bob and bob back to alice.
+// The copy alice redirects names her in Delivered-To; bob's redirect back
+// to her is then a loop: not queued, and the message kept in bob's INBOX
+// although his script discarded the implicit keep.
+func TestSieveRedirectLoop(t *testing.T) {
+	f := newFixture(t, delivery.Config{})
+	ctx := context.Background()
+	f.agent.Filters = []delivery.Filter{&delivery.Sieve{Maildir: f.store.MaildirPath}}
+	f.userScript(t, "alice@example.com", `redirect "bob@example.com";`)
+	f.userScript(t, "bob@example.com", `redirect "Alice@Example.com";`)
+	env := delivery.Envelope{From: "s@remote.test", Recipients: rcpts("alice@example.com")}
+	if got := f.agent.Deliver(ctx, env, newMsg(body))[0]; got != delivered {
+		t.Fatalf("alice: %v", got)
+	}
+	items, err := f.queue.List(ctx)
+	if err != nil || len(items) != 1 || len(items[0].Recipients) != 1 || items[0].Recipients[0].Addr != "bob@example.com" {
+		t.Fatalf("queued: %+v, %v", items, err)
+	}
+	rc, err := f.queue.Message(ctx, items[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	redirected, _ := io.ReadAll(rc)
+	rc.Close()
+	if !strings.HasPrefix(string(redirected), "Delivered-To: alice@example.com\r\n") {
+		t.Fatalf("redirected copy:\n%s", redirected)
+	}
+	f.queue.Delete(ctx, items[0].ID)
+	// The queue hands it to bob as the agent would.
+	env = delivery.Envelope{From: items[0].From, Recipients: rcpts("bob@example.com")}
+	if got := f.agent.Deliver(ctx, env, newMsg(string(redirected)))[0]; got != delivered {
+		t.Fatalf("bob: %v", got)
+	}
+	if p := f.pending(t); len(p) != 0 {
+		t.Errorf("the loop went on: queued %q", p)
+	}
+	if n := len(f.inbox(t, "bob@example.com")); n != 1 {
+		t.Errorf("bob's INBOX has %d messages, want the one not redirected", n)
+	}
+	if n := len(f.inbox(t, "alice@example.com")); n != 0 {
+		t.Errorf("alice's INBOX has %d messages", n)
 	}
 }

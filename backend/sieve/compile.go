@@ -101,6 +101,8 @@ type stmt struct {
 
 type vacationArgs struct {
 	period           time.Duration
+	requested        time.Duration // :days or :seconds as given
+	hasPeriod        bool
 	subject, from    tmpl
 	hasSubj, hasFrom bool
 	addresses        []tmpl
@@ -599,6 +601,7 @@ func (c *compiler) vacation(line int, tags map[string]arg) (*vacationArgs, error
 	if secs {
 		v.period = time.Duration(min(tags[":seconds"].num, 1<<35)) * time.Second
 	}
+	v.requested, v.hasPeriod = v.period, days || secs
 	if v.period < vacationMinPeriod {
 		v.period = vacationMinPeriod
 	}

@@ -293,7 +293,8 @@ func (r *runner) doVacation(st *stmt) {
 	}
 	r.vacation = true
 	v := st.vac
-	p := &VacationParams{Reason: r.expand(st.str), Mime: v.mime, Period: v.period}
+	p := &VacationParams{Reason: r.expand(st.str), Mime: v.mime, Period: v.period,
+		Requested: v.requested, HasPeriod: v.hasPeriod}
 	if v.hasSubj {
 		p.Subject = r.expand(v.subject)
 	}

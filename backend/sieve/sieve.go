@@ -210,8 +210,14 @@ type VacationParams struct {
 	// Handle names the reply for de-duplication; when the script gives
 	// none it is derived from the reason, subject, from and mime.
 	Handle string
-	// Period is :days or :seconds, defaulting to 7 days.
+	// Period is :days or :seconds, defaulting to 7 days, at least Pigeonhole's
+	// default minimum of a day.
 	Period time.Duration
+	// Requested is :days or :seconds as the script gave it, before that
+	// minimum, and HasPeriod says that it gave one: a responder with its
+	// own minimum and maximum (sieve_vacation_min_period) applies them.
+	Requested time.Duration
+	HasPeriod bool
 }
 
 // Result is what a run decided.

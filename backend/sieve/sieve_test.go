@@ -83,8 +83,10 @@ Away.
 		Addresses: []string{"me@example.com", "alias@example.com"},
 		Mime:      true,
 		Handle:    "Content-Type: text/plain\r\n\r\nAway.\r\nRe: hello worldMe <me@example.com><MIME>",
-		// :seconds under the one-day minimum is raised to it.
-		Period: 24 * time.Hour,
+		// :seconds under the one-day minimum is raised to it; the
+		// request stays for a responder with a lower minimum.
+		Period:    24 * time.Hour,
+		Requested: time.Minute, HasPeriod: true,
 	}
 	if got := res.Actions[0].Vacation; !reflect.DeepEqual(got, want) {
 		t.Errorf("vacation\n got %+v\nwant %+v", got, want)

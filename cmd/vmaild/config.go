@@ -20,6 +20,7 @@ import (
 	"github.com/vmaild/vmaild/backend/dkim"
 	"github.com/vmaild/vmaild/backend/sieve"
 	"github.com/vmaild/vmaild/backend/srs"
+	"github.com/vmaild/vmaild/backend/vacation"
 	"github.com/vmaild/vmaild/protocols/gate"
 	"github.com/vmaild/vmaild/protocols/login"
 	"github.com/vmaild/vmaild/userdb"
@@ -188,6 +189,9 @@ type SieveConfig struct {
 	MaxScripts    int   `yaml:"max_scripts" help:"scripts one user may keep (Pigeonhole's sieve_quota_max_scripts); 0: no limit"`
 	MaxStorage    int64 `yaml:"max_storage" unit:"bytes" help:"octets all of one user's scripts may take (sieve_quota_max_storage); 0: no limit"`
 	MaxScriptSize int64 `yaml:"max_script_size" unit:"bytes" help:"largest script accepted (sieve_max_script_size), at most 1M"`
+	// Vacation periods: a sender hears one reply per period.
+	VacationMinPeriod time.Duration `yaml:"vacation_min_period" help:"shortest :days or :seconds a vacation script gets (sieve_vacation_min_period); 0: none, every message answered when the script asks :seconds 0"`
+	VacationMaxPeriod time.Duration `yaml:"vacation_max_period" help:"longest :days or :seconds (sieve_vacation_max_period); 0: no limit"`
 }
 
 // LogConfig sets up log/slog.
@@ -262,7 +266,7 @@ func defaultConfig() Config {
 		Queue:           QueueConfig{Port: 25, Workers: 32, PerDomain: 8, MaxAge: 5 * 24 * time.Hour, TLS: OutboundTLS{DANE: true, MTASTS: true}},
 		MTASTS:          MTASTSConfig{TLS: true, Mode: "testing", MaxAge: 7 * 24 * time.Hour},
 		Delivery:        delivery.Config{MaxHops: 50, Sieve: true},
-		Sieve:           SieveConfig{MaxScripts: 20, MaxStorage: 1 << 20, MaxScriptSize: 256 << 10},
+		Sieve:           SieveConfig{MaxScripts: 20, MaxStorage: 1 << 20, MaxScriptSize: 256 << 10, VacationMinPeriod: vacation.DefaultMinPeriod},
 		Metrics:         MetricsConfig{Address: "127.0.0.1:9187", MinFreeBytes: 1 << 30},
 		Control:         ControlConfig{Mode: "0600"},
 		SRS:             SRSConfig{Enabled: true, Separator: srs.DefaultSeparator, MaxAgeDays: srs.DefaultMaxAgeDays, HashLength: srs.DefaultHashLength},
@@ -403,6 +407,9 @@ func (c *Config) checkRanges() []string {
 	}
 	if c.Sieve.MaxScripts < 0 || c.Sieve.MaxStorage < 0 {
 		problems = append(problems, "sieve.max_scripts and sieve.max_storage: negative")
+	}
+	if hi := c.Sieve.VacationMaxPeriod; hi > 0 && hi < c.Sieve.VacationMinPeriod {
+		problems = append(problems, fmt.Sprintf("sieve.vacation_max_period: %v is below sieve.vacation_min_period %v", hi, c.Sieve.VacationMinPeriod))
 	}
 	// No duration means anything negative.
 	for _, k := range configKeys(*c) {

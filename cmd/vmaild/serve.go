@@ -30,6 +30,7 @@ import (
 	"github.com/vmaild/vmaild/backend/sieve"
 	"github.com/vmaild/vmaild/backend/srs"
 	"github.com/vmaild/vmaild/backend/store"
+	"github.com/vmaild/vmaild/backend/vacation"
 	"github.com/vmaild/vmaild/protocols/bridge"
 	"github.com/vmaild/vmaild/protocols/control"
 	"github.com/vmaild/vmaild/protocols/gate"
@@ -484,6 +485,20 @@ func (s *server) newProtocolServer(sp listenerSpec, log *slog.Logger) protocolSe
 	}
 }
 
+// vacationResponder answers Sieve's vacation action: From only as an
+// address the account may send as, periods within sieve.vacation_*.
+func (s *server) vacationResponder() *vacation.Responder {
+	lo := s.cfg.Sieve.VacationMinPeriod
+	if lo == 0 {
+		lo = -1 // the key's 0 is no minimum, as Pigeonhole's
+	}
+	return &vacation.Responder{
+		Maildir: s.store.MaildirPath, MaySendAs: s.dir.users.MaySendAs,
+		MinPeriod: lo, MaxPeriod: s.cfg.Sieve.VacationMaxPeriod,
+		Hostname: s.cfg.Hostname, Logger: s.log.With("component", "vacation"),
+	}
+}
+
 // forwardSender is the sender of mail an alias or a filter forwards to a
 // remote address: SRS, except for the null sender and senders in our own
 // domains (we may send as them, and their bounces reach them). A sender SRS
@@ -652,6 +667,7 @@ func (s *server) sieveFilter() *delivery.Sieve {
 		After:              cfg.Delivery.SieveAfter,
 		RecipientDelimiter: cfg.UserDB.RecipientDelimiter,
 		Verdicts:           sieveVerdicts,
+		Vacation:           s.vacationResponder().Reply,
 		MailboxExists: func(d *delivery.Destination, name string) bool {
 			mb, err := s.store.OpenMailbox(context.Background(), store.Account{Address: d.Address, Maildir: d.Maildir})
 			return err == nil && mb.FolderExists(name)

@@ -167,7 +167,12 @@ func (a *app) sieveCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := scripts.Put(args[1], src, sieve.Options{}); err != nil {
+			// The limits ManageSieve enforces (sieve.max_*): the admin
+			// stores in the user's name.
+			if err := scripts.CheckQuota(a.cfg.sieveQuota(), args[1], int64(len(src))); err != nil {
+				return fmt.Errorf("%s: %w", args[1], err)
+			}
+			if err := scripts.Put(args[1], src, a.cfg.sieveOptions()); err != nil {
 				return fmt.Errorf("%s: %w", args[1], err)
 			}
 			if activate {

@@ -129,6 +129,30 @@ func TestSieveScriptCommands(t *testing.T) {
 	}
 }
 
+// TestSievePutQuota: sieve put enforces the limits ManageSieve does
+// (sieve.max_scripts, max_storage, max_script_size); replacing a script
+// counts it once.
+func TestSievePutQuota(t *testing.T) {
+	data := t.TempDir()
+	c := newCLI(t, sqliteConfig(data)+"sieve:\n  max_scripts: 2\n  max_storage: 30\n  max_script_size: 30\n")
+	c.ok("", "domain", "add", "example.com")
+	c.ok("pw-sieve-3\n", "user", "add", "ann@example.com", "--password-stdin")
+	dir := t.TempDir()
+	file := func(name, src string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(src), 0o644)
+		return p
+	}
+	small, big := file("small", "keep;\n"), file("big", "# "+strings.Repeat("x", 40)+"\nkeep;\n")
+	mid := file("mid", "# "+strings.Repeat("y", 20)+"\nkeep;\n")
+	c.ok("", "sieve", "put", "ann@example.com", "one", small)
+	c.ok("", "sieve", "put", "ann@example.com", "one", small)
+	wantLines(t, "too big", c.fails("", "sieve", "put", "ann@example.com", "two", big), "two: a script of 49 octets exceeds the limit of 30")
+	wantLines(t, "storage", c.fails("", "sieve", "put", "ann@example.com", "two", mid), "the scripts would take 35 octets, the limit is 30")
+	c.ok("", "sieve", "put", "ann@example.com", "two", small)
+	wantLines(t, "count", c.fails("", "sieve", "put", "ann@example.com", "three", small), "at most 2 scripts")
+}
+
 // TestSieveTestAdminScripts: sieve test USER runs what delivery runs,
 // the administrator's delivery.sieve_before script included.
 func TestSieveTestAdminScripts(t *testing.T) {
