@@ -195,11 +195,15 @@ func (a *LocalAgent) execute(ctx context.Context, r *run, locals, remotes []*job
 	groups := map[string][]*job{}
 	var order []string
 	var redirects []string
+	var redirecting []*job // whose outcome waits on the redirects being queued
 	for _, j := range locals {
 		if j.outcome.Kind != Accepted {
 			continue
 		}
 		redirects = append(redirects, j.plan.Redirect...)
+		if len(j.plan.Redirect) > 0 {
+			redirecting = append(redirecting, j)
+		}
 		for _, rp := range j.plan.Replies {
 			if _, err := a.enqueue(ctx, "", []string{rp.To}, a.signReply(ctx, r, j.dest.Address, rp.Message)); err != nil {
 				r.log.Error("queue reply", "to", rp.To, "err", err)
@@ -243,7 +247,7 @@ func (a *LocalAgent) execute(ctx context.Context, r *run, locals, remotes []*job
 		f, err := a.ForwardSender(ctx, env.From)
 		if err != nil {
 			r.log.Error("forwarding sender", "err", err)
-			for _, j := range forwarded {
+			for _, j := range append(forwarded, redirecting...) {
 				j.outcome = Temp(QueueFailed)
 			}
 			forwarded, redirects = nil, nil
@@ -254,7 +258,12 @@ func (a *LocalAgent) execute(ctx context.Context, r *run, locals, remotes []*job
 	a.queueRemote(ctx, r, msg, fwdFrom, forwarded)
 	if len(redirects) > 0 {
 		if _, err := a.enqueue(ctx, fwdFrom, redirects, msg); err != nil {
+			// A redirect not queued is a copy lost: the recipient is
+			// retried (a kept copy may then arrive twice, never zero times).
 			r.log.Error("queue redirects", "err", err)
+			for _, j := range redirecting {
+				j.outcome = Temp(QueueFailed)
+			}
 		}
 	}
 }
