@@ -251,8 +251,13 @@ func (a *LocalAgent) execute(ctx context.Context, r *run, locals, remotes []*job
 		f, err := a.ForwardSender(ctx, env.From)
 		if err != nil {
 			r.log.Error("forwarding sender", "err", err)
+			// A copy not queued is a copy lost: these recipients are
+			// retried (a kept copy may then arrive twice, never zero times).
 			for _, j := range forwarded {
 				j.outcome = Temp(QueueFailed)
+			}
+			for _, rd := range redirects {
+				rd.job.outcome = Temp(QueueFailed)
 			}
 			forwarded, redirects = nil, nil
 		} else {
@@ -266,7 +271,10 @@ func (a *LocalAgent) execute(ctx context.Context, r *run, locals, remotes []*job
 		// is not redirected there again (redirect).
 		id, err := a.enqueue(ctx, fwdFrom, rd.to, prefixed([]byte("Delivered-To: "+rd.by+"\r\n"), msg))
 		if err != nil {
+			// A redirect not queued is a copy lost: the recipient is
+			// retried (a kept copy may then arrive twice, never zero times).
 			r.log.Error("queue redirects", "rcpt", rd.by, "err", err)
+			rd.job.outcome = Temp(QueueFailed)
 			continue
 		}
 		r.log.Info("redirected", "rcpt", rd.by, "to", rd.to, "from", fwdFrom, "queue_id", id)
@@ -275,8 +283,9 @@ func (a *LocalAgent) execute(ctx context.Context, r *run, locals, remotes []*job
 
 // redirect is where a filter sends a destination's message on.
 type redirect struct {
-	by string // the recipient that redirects
-	to []string
+	job *job   // whose outcome waits on the redirect being queued
+	by  string // the recipient that redirects
+	to  []string
 }
 
 // redirect is j's redirects less those that would loop: an address the
@@ -285,7 +294,7 @@ type redirect struct {
 // the mailbox instead of being discarded, as Pigeonhole keeps what it
 // cannot redirect: a redirect loop between two users ends there.
 func (a *LocalAgent) redirect(r *run, j *job) redirect {
-	rd := redirect{by: j.rcpt.Address}
+	rd := redirect{job: j, by: j.rcpt.Address}
 	looped := 0
 	for _, to := range j.plan.Redirect {
 		addr, err := userdb.Canonical(to)

@@ -2,6 +2,7 @@ package delivery_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -285,5 +286,27 @@ func TestSieveRedirectLoop(t *testing.T) {
 	}
 	if n := len(f.inbox(t, "alice@example.com")); n != 0 {
 		t.Errorf("alice's INBOX has %d messages", n)
+	}
+}
+
+// failingQueue is a queue whose spool cannot take a message (disk full).
+type failingQueue struct{ delivery.Queue }
+
+func (failingQueue) EnqueueReaderAt(context.Context, string, []string, io.ReaderAt, int64) (string, error) {
+	return "", errors.New("spool full")
+}
+
+// TestSieveRedirectQueueFails: a script that only redirects leaves
+// nothing in the mailbox, so when the redirect cannot be queued the
+// recipient must get a temporary failure, not "delivered": that would
+// answer 250 and lose the message.
+func TestSieveRedirectQueueFails(t *testing.T) {
+	f := newFixture(t, delivery.Config{})
+	f.agent.Queue = failingQueue{f.queue}
+	f.agent.Filters = []delivery.Filter{&delivery.Sieve{Maildir: f.store.MaildirPath}}
+	f.userScript(t, "carol@example.com", `redirect "carol@remote.test";`)
+	got := f.agent.Deliver(context.Background(), delivery.Envelope{Recipients: rcpts("carol@example.com")}, newMsg(body))
+	if len(got) != 1 || got[0].Kind != delivery.Temporary {
+		t.Fatalf("outcomes %v, want one temporary failure", got)
 	}
 }

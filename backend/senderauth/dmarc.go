@@ -62,6 +62,19 @@ func (c *Checker) checkDMARC(ctx context.Context, in Input, res *Result) {
 			return
 		}
 	}
+	// An aligned identifier that could not be checked for DNS trouble
+	// might have passed: the result is temperror, never a fail that
+	// p=reject would turn into a 550 for an outage.
+	if res.SPF == authres.ResultTempError && !res.SPFHelo && aligned(res.SPFDomain, from, rec.SPFAlignment) {
+		res.DMARC, res.DMARCReason = authres.ResultTempError, "SPF of "+res.SPFDomain+" could not be checked"
+		return
+	}
+	for _, s := range res.DKIM {
+		if s.Result == authres.ResultTempError && aligned(s.Domain, from, rec.DKIMAlignment) {
+			res.DMARC, res.DMARCReason = authres.ResultTempError, "DKIM signature of "+s.Domain+" could not be checked"
+			return
+		}
+	}
 	res.DMARC = authres.ResultFail
 	if rec.Percent != nil && *rec.Percent < 100 && !c.sample(*rec.Percent) {
 		// Outside the sampled share the next weaker policy applies.

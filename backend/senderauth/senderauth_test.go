@@ -354,3 +354,30 @@ func TestParseAction(t *testing.T) {
 		t.Error("drop accepted")
 	}
 }
+
+// TestDMARCTempError: when DMARC would fail only because the aligned
+// identifier's DNS lookup failed (an SPF or DKIM temperror), the result
+// is temperror, not fail: a DNS outage must never be a 550 under
+// p=reject (RFC 7489 section 6.6.2 leaves the message to be retried or
+// accepted, never rejected).
+func TestDMARCTempError(t *testing.T) {
+	w := newWorld(t)
+	w.dns.ServFail("tempspf.test", true)
+	w.dns.TXT("_dmarc.tempspf.test", "v=DMARC1; p=reject")
+	signed := w.sign(t, message("a@signer.test", "body\r\n"), "down", "signer.test")
+	for _, tc := range []struct {
+		name     string
+		mailFrom string
+		msg      []byte
+	}{
+		{"aligned DKIM key lookup fails", "a@signer.test", signed},
+		{"aligned SPF lookup fails", "a@tempspf.test", message("a@tempspf.test", "x\r\n")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := w.check(tc.mailFrom, tc.msg)
+			if res.DMARC != authres.ResultTempError || res.Action == Reject {
+				t.Errorf("dmarc=%s action=%s (%s), want temperror and no reject", res.DMARC, res.Action, res.Why)
+			}
+		})
+	}
+}

@@ -232,6 +232,19 @@ func syncDir(dir string) error {
 // activating another script loses nothing.
 func (s Scripts) Activate(name string) error {
 	link := filepath.Join(s.Home, ActiveLink)
+	// The name is checked before the plain file is moved aside: a refused
+	// activation must leave the active script as it was.
+	if name != "" {
+		if err := ValidName(name); err != nil {
+			return err
+		}
+		if _, err := os.Stat(s.Path(name)); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("%w: %q", ErrNotFound, name)
+			}
+			return err
+		}
+	}
 	if err := s.adoptPlainFile(link); err != nil {
 		return err
 	}
@@ -240,15 +253,6 @@ func (s Scripts) Activate(name string) error {
 			return err
 		}
 		return nil
-	}
-	if err := ValidName(name); err != nil {
-		return err
-	}
-	if _, err := os.Stat(s.Path(name)); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("%w: %q", ErrNotFound, name)
-		}
-		return err
 	}
 	tmp := filepath.Join(s.Home, ".dovecot.sieve.tmp")
 	os.Remove(tmp)

@@ -111,3 +111,25 @@ func TestCache(t *testing.T) {
 		t.Errorf("Load of a broken script = %v", err)
 	}
 }
+
+// TestActivateRefusedKeepsPlainFile: a SETACTIVE that fails (unknown or
+// invalid name) changes nothing: the plain .dovecot.sieve stays the
+// active script instead of being moved aside, which would silently turn
+// the user's filtering off.
+func TestActivateRefusedKeepsPlainFile(t *testing.T) {
+	for _, name := range []string{"missing", "../x"} {
+		t.Run(name, func(t *testing.T) {
+			s := Scripts{Home: t.TempDir()}
+			plain := filepath.Join(s.Home, ".dovecot.sieve")
+			if err := os.WriteFile(plain, []byte("discard;\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Activate(name); err == nil {
+				t.Fatalf("Activate(%q) succeeded", name)
+			}
+			if _, path, err := s.Active(); path != plain || err != nil {
+				t.Errorf("after a refused Activate, Active = %q, %v; want %q", path, err, plain)
+			}
+		})
+	}
+}
