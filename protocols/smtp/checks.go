@@ -24,6 +24,13 @@ func (ss *session) runChecks(tx *transaction, msg *message) (*inbound.Verdict, *
 	if !p.Runs(role) {
 		return nil, msg, nil
 	}
+	// The checks judge the header: one that does not parse would hide
+	// fields from them that a lenient reader (a mail client) still sees,
+	// a From for DMARC or a forged Authentication-Results. Such a message
+	// is refused, as submission refuses it.
+	if _, e := ss.readHeader(msg.body); e != nil {
+		return nil, nil, e
+	}
 	env := ss.envelope(tx)
 	m := &inbound.Message{
 		ID: tx.id, ClientIP: env.ClientIP, Helo: env.Helo, From: tx.from,

@@ -215,3 +215,31 @@ func TestChecksRewriteSpooledToDisk(t *testing.T) {
 		t.Errorf("body of %d bytes, want %d", len(gotBody), len(body)+2)
 	}
 }
+
+// TestChecksRefuseMalformedHeader: a header line that is neither a field
+// nor a continuation would end the header the checks read, hiding what
+// follows (a From for DMARC, a forged Authentication-Results) from them
+// while a lenient mail client still shows it. Such a message is refused
+// before any check runs, and nothing is delivered.
+func TestChecksRefuseMalformedHeader(t *testing.T) {
+	ran := false
+	check := inbound.CheckFunc("seen", func(ctx context.Context, m *inbound.Message, v *inbound.Verdict) error {
+		ran = true
+		return nil
+	})
+	e := startServer(t, RoleMTA, false, withChecks(inbound.Step{Check: check}))
+	for _, msg := range []string{
+		"Subject: hi\r\nnot a header line\r\nAuthentication-Results: mx.example.org; dmarc=pass\r\nFrom: <ceo@bank.test>\r\n\r\nbody\r\n",
+		"Subject: hi\r\nFrom <ceo@bank.test>\r\n\r\nbody\r\n",
+	} {
+		if r := sendRaw(t, e.addr, msg); r.code != 554 || !strings.Contains(r.String(), "5.6.0") {
+			t.Errorf("%q: %v, want 554 5.6.0", msg, r)
+		}
+	}
+	if ran {
+		t.Error("a check ran on a malformed header")
+	}
+	if r := sendRaw(t, e.addr, testMessage("someone@remote.test", "alice@example.org", "hi", "Hello.")); r.code != 250 || !ran {
+		t.Errorf("a good message after them: %v (check ran %v)", r, ran)
+	}
+}
