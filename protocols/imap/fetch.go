@@ -59,8 +59,21 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options
 	gone := false
 	for _, i := range idx {
 		m := f.Messages()[i]
+		var r *store.MessageReader
+		if needFile {
+			r, err = f.Open(s.ctx, m.UID)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				r, gone = nil, true
+			case err != nil:
+				return s.storeError("fetch", err)
+			}
+		}
+		lost := needFile && r == nil
 		rw := w.CreateMessage(uint32(i + 1))
-		if options.UID {
+		if options.UID || lost {
+			// A FETCH response needs at least one item; the UID tells
+			// the client which message lost its file items.
 			rw.WriteUID(goimap.UID(m.UID))
 		}
 		if options.Flags || seen[m.UID] {
@@ -72,21 +85,12 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options
 		if options.RFC822Size {
 			rw.WriteRFC822Size(m.Size)
 		}
-		if needFile {
-			r, err := f.Open(s.ctx, m.UID)
-			switch {
-			case errors.Is(err, store.ErrNotFound):
-				gone = true
-			case err != nil:
+		if r != nil {
+			err = fetchFromFile(rw, r, options)
+			r.Close()
+			if err != nil {
 				rw.Close()
-				return s.storeError("fetch", err)
-			default:
-				err = fetchFromFile(rw, r, options)
-				r.Close()
-				if err != nil {
-					rw.Close()
-					return err
-				}
+				return err
 			}
 		}
 		if err := rw.Close(); err != nil {
@@ -94,10 +98,24 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options
 		}
 	}
 	if gone {
-		return no("EXPUNGEISSUED", "Some messages were expunged meanwhile")
+		return errExpungedMeanwhile
 	}
 	return nil
 }
+
+// errExpungedMeanwhile completes a FETCH that met messages another session
+// expunged after this one last saw them (RFC 2180 section 4.1). The
+// decision, like Dovecot 2.3's: the items the index still holds (UID,
+// FLAGS, INTERNALDATE, RFC822.SIZE) are answered, the items only the
+// vanished file could give (ENVELOPE, BODYSTRUCTURE, BODY[...], BINARY)
+// are left out of that message's FETCH response, and the command
+// completes with a tagged OK carrying EXPUNGEISSUED (RFC 5530), never NO:
+// the client did nothing wrong, will learn of the expunge at its next
+// NOOP or other command that may announce it, and a NO would make it
+// retry or give up on the whole range. Dovecot answers NIL for the lost
+// items; go-imap's response writer has no NIL for a body section, so
+// they are omitted, which clients treat as "not sent" in both cases.
+var errExpungedMeanwhile = imapErr(goimap.StatusResponseTypeOK, "EXPUNGEISSUED", "Some messages were already expunged")
 
 func setsSeen(options *goimap.FetchOptions) bool {
 	for _, bs := range options.BodySection {
