@@ -18,6 +18,14 @@
 // notifications (other sessions, deliveries through store.Deliver) and
 // polls now and then for changes of other programs.
 //
+// A FETCH of a message another session has expunged meanwhile, whose file
+// is gone while this session's snapshot still lists it, is answered as
+// Dovecot 2.3 answers it (RFC 2180 section 4.1): the snapshot's items
+// (UID, FLAGS, INTERNALDATE, RFC822.SIZE), an all-NIL ENVELOPE, no body
+// data, and a tagged OK [EXPUNGEISSUED], never NO; the other messages of
+// the FETCH arrive whole and the next NOOP announces the EXPUNGE. That
+// decision lives in fetch.go (errExpungedMeanwhile, writeExpungedItems).
+//
 // Between the client and go-imap sits a front (front.go): the net.Conn the
 // library sees. It follows the client's command stream exactly — lines,
 // literals by their announced length, the library's continuation requests

@@ -59,8 +59,21 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options
 	gone := false
 	for _, i := range idx {
 		m := f.Messages()[i]
+		var r *store.MessageReader
+		if needFile {
+			r, err = f.Open(s.ctx, m.UID)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				r, gone = nil, true
+			case err != nil:
+				return s.storeError("fetch", err)
+			}
+		}
+		lost := needFile && r == nil
 		rw := w.CreateMessage(uint32(i + 1))
-		if options.UID {
+		if options.UID || lost {
+			// A FETCH response needs at least one item; the UID tells
+			// the client which message lost its file items.
 			rw.WriteUID(goimap.UID(m.UID))
 		}
 		if options.Flags || seen[m.UID] {
@@ -72,31 +85,52 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options
 		if options.RFC822Size {
 			rw.WriteRFC822Size(m.Size)
 		}
-		if needFile {
-			r, err := f.Open(s.ctx, m.UID)
-			switch {
-			case errors.Is(err, store.ErrNotFound):
-				gone = true
-			case err != nil:
+		if r != nil {
+			err = fetchFromFile(rw, r, options)
+			r.Close()
+			if err != nil {
 				rw.Close()
-				return s.storeError("fetch", err)
-			default:
-				err = fetchFromFile(rw, r, options)
-				r.Close()
-				if err != nil {
-					rw.Close()
-					return err
-				}
+				return err
 			}
+		} else if lost {
+			writeExpungedItems(rw, options)
 		}
 		if err := rw.Close(); err != nil {
 			return err
 		}
 	}
 	if gone {
-		return no("EXPUNGEISSUED", "Some messages were expunged meanwhile")
+		return errExpungedMeanwhile
 	}
 	return nil
+}
+
+// A FETCH may name messages another session expunged after this one last
+// saw them: their index entries stay in this session's snapshot until it
+// may announce the expunge, but their files are gone (RFC 2180 section
+// 4.1). The choice is Dovecot 2.3's, seen on a private instance: the
+// items the snapshot still holds (UID, FLAGS, INTERNALDATE, RFC822.SIZE)
+// are answered, the file's items as empty as the syntax allows
+// (writeExpungedItems), and the command completes with a tagged OK
+// carrying EXPUNGEISSUED (RFC 5530), never NO. The client did nothing
+// wrong, learns of the expunge at its next NOOP or other command that may
+// announce it, and its other messages in the same FETCH arrive whole; a
+// NO made imaptest's stress mix report thousands of failed FETCHes where
+// Dovecot reports none. Keeping the file readable until every session has
+// seen the expunge would serve the old data instead, at the price of
+// store-wide bookkeeping, for a message the client is about to drop.
+var errExpungedMeanwhile = imapErr(goimap.StatusResponseTypeOK, "EXPUNGEISSUED", "Some messages were already expunged")
+
+// writeExpungedItems answers the file's items of an expunged message.
+// ENVELOPE is all NIL, as Dovecot sends it. Dovecot answers BODY[...],
+// BINARY[...] and BODYSTRUCTURE with NIL too, which go-imap's response
+// writer cannot express (a body section is always a literal, and an empty
+// one would claim an empty message), so they are left out: the client sees
+// the UID, written for every such message, and no data.
+func writeExpungedItems(rw *imapserver.FetchResponseWriter, options *goimap.FetchOptions) {
+	if options.Envelope {
+		rw.WriteEnvelope(nil)
+	}
 }
 
 func setsSeen(options *goimap.FetchOptions) bool {
