@@ -57,6 +57,11 @@ type Step struct {
 	// refused with 552 5.3.4 when OversizeReject is set.
 	MaxSize        int64
 	OversizeReject bool
+	// SpamScanner says the check writes the spam fields (MarkSpam): when
+	// it ran but gave no spam opinion (failed open, skipped), the
+	// sender's own X-Spam-* fields are still removed, so none claims an
+	// opinion we do not have.
+	SpamScanner bool
 }
 
 func (s *Step) runsFor(role string) bool {
@@ -109,13 +114,14 @@ func (p *Pipeline) Run(ctx context.Context, m *Message) *Verdict {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ran := false
+	ran, spamScanned := false, false
 	for i := range p.Steps {
 		s := &p.Steps[i]
 		if !s.runsFor(m.Role) {
 			continue
 		}
 		ran = true
+		spamScanned = spamScanned || s.SpamScanner
 		p.step(ctx, log, s, m, v)
 		if v.Action.Final() {
 			break
@@ -124,6 +130,9 @@ func (p *Pipeline) Run(ctx context.Context, m *Message) *Verdict {
 	v.check, v.attrs = "", nil
 	if !ran {
 		return v
+	}
+	if spamScanned && !v.Spam.Checked {
+		removeSenderSpamFields(m, v)
 	}
 	attrs := []slog.Attr{slog.String("tx", m.ID), slog.String("action", v.Action.String())}
 	if v.By != "" {

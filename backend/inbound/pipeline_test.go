@@ -110,3 +110,26 @@ func TestReply(t *testing.T) {
 		}
 	}
 }
+
+// TestSenderSpamFieldsWithoutOpinion: a spam scanner that failed open
+// gave no opinion, so the sender's own X-Spam-* fields are removed all the
+// same; a pipeline without a spam scanner leaves them (they are then not
+// ours to judge, and nothing reads them as our verdict).
+func TestSenderSpamFieldsWithoutOpinion(t *testing.T) {
+	const msg = "X-Spam-Flag: NO\r\nX-Spam-Score: -50\r\nSubject: hi\r\n\r\nbody\r\n"
+	fail := func(context.Context, *Message, *Verdict) error { return errors.New("down") }
+	for _, tc := range []struct {
+		name    string
+		spam    bool
+		removed int
+	}{
+		{"spam scanner failed open", true, 2},
+		{"no spam scanner", false, 0},
+	} {
+		p := &Pipeline{Steps: []Step{{Check: CheckFunc("scan", fail), OnFailure: FailAccept, SpamScanner: tc.spam}}}
+		v := p.Run(context.Background(), testMessage(msg))
+		if v.Action != Accept || len(v.RemoveHeader) != tc.removed {
+			t.Errorf("%s: action %v, removed %v, want accept and %d removed", tc.name, v.Action, v.RemoveHeader, tc.removed)
+		}
+	}
+}

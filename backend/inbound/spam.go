@@ -24,12 +24,7 @@ var spamFields = []string{"X-Spam-Flag", "X-Spam-Score", "X-Spam-Status", "X-Spa
 // leaves the fields of the first and adds its own below them.
 func MarkSpam(m *Message, v *Verdict, s delivery.Spam, tests []string, report string) {
 	if !v.Spam.Checked {
-		h := m.Header()
-		for _, name := range spamFields {
-			for i := range h.Values(name) {
-				v.Remove(name, i+1)
-			}
-		}
+		removeSenderSpamFields(m, v)
 	}
 	if !v.Spam.Checked || s.Flag || !v.Spam.Flag {
 		v.Spam = s
@@ -50,6 +45,17 @@ func MarkSpam(m *Message, v *Verdict, s delivery.Spam, tests []string, report st
 		v.Add("X-Spam-Report", report)
 	}
 	v.Log(slog.String("score", score), slog.String("spam", flag))
+}
+
+// removeSenderSpamFields removes the spam fields that came with the
+// message: only our scanners' opinion may be in them.
+func removeSenderSpamFields(m *Message, v *Verdict) {
+	h := m.Header()
+	for _, name := range spamFields {
+		for i := range h.Values(name) {
+			v.Remove(name, i+1)
+		}
+	}
 }
 
 // Dial connects to a scanner under ctx: the connection's deadline is

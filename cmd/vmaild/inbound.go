@@ -100,10 +100,12 @@ func (c *InboundConfig) pipeline(log *slog.Logger, obs inbound.Observer) *inboun
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute}}
 		steps["rspamd"] = []inbound.Step{step(&rspamd.Check{URL: r.URL, Password: r.Password, RejectAsJunk: r.RejectAsJunk, Client: client},
 			r.Roles, r.Timeout, r.MaxSize, r.Oversize, r.OnFailure)}
+		steps["rspamd"][0].SpamScanner = true
 	}
 	if s := c.Spamd; s.Address != "" {
 		steps["spamd"] = []inbound.Step{step(&spamd.Check{Address: s.Address, User: s.User, RejectScore: s.RejectScore},
 			s.Roles, s.Timeout, s.MaxSize, s.Oversize, s.OnFailure)}
+		steps["spamd"][0].SpamScanner = true
 	}
 	if cl := c.Clamd; cl.Address != "" {
 		found := inbound.Reject
