@@ -162,29 +162,32 @@ func firstDiff(a, b string) string {
 	return ""
 }
 
-// bomb returns a raw DEFLATE stream of size octets of zeros, built from
-// one compressed megabyte repeated: each sync-flushed block refers back
-// only to zeros, so the copies chain into one valid stream.
+// bomb returns a raw DEFLATE stream of size octets of zeros (size a
+// multiple of 1 MiB): one sync-flushed block of a megabyte of zeros,
+// repeated. The block starts with a literal zero and refers back only to
+// zeros, so its copies chain into one valid stream.
 func bomb(t testing.TB, size int) []byte {
 	t.Helper()
-	var first, block bytes.Buffer
-	fw, _ := flate.NewWriter(&first, flate.BestCompression)
-	zeros := make([]byte, 1<<20)
-	fw.Write(zeros)
+	var block bytes.Buffer
+	fw, err := flate.NewWriter(&block, flate.BestCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw.Write(make([]byte, 1<<20))
 	fw.Flush()
-	fw.Reset(&block)
-	fw.Write(zeros)
-	fw.Flush()
-	// Reset forgot the history, so block starts with a literal zero like
-	// first; either way it is self-contained after the first megabyte.
-	out := bytes.Repeat(block.Bytes(), size>>20)
-	return out
+	return bytes.Repeat(block.Bytes(), size>>20)
 }
 
 // TestDeflateBomb sends a gigabyte of zeros deflated (about a megabyte)
 // and expects the Reader to refuse it after its limits, having inflated
 // little and allocated little.
 func TestDeflateBomb(t *testing.T) {
+	// The stream is what it claims: flate alone inflates 8 of its
+	// megabytes to zeros.
+	small, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(bomb(t, 8<<20))), 9<<20))
+	if len(small) != 8<<20 || bytes.IndexFunc(small, func(r rune) bool { return r != 0 }) >= 0 {
+		t.Fatalf("the bomb inflates to %d octets (%v), want 8 MiB of zeros", len(small), err)
+	}
 	stream := bomb(t, 1<<30)
 	t.Logf("bomb: %d compressed octets for 1 GiB", len(stream))
 	for _, tc := range []struct {
