@@ -125,8 +125,9 @@ func NewReader(r io.Reader, lim Limits) *Reader {
 // Next starts a new command's budget of Limits.Command octets.
 func (z *Reader) Next() { z.command = 0 }
 
-// Read inflates into p. It never inflates past the command's budget: a
-// bomb costs the bytes of p, not the size it claims.
+// Read inflates into p. It never inflates past the command's budget, nor
+// more than one octet past the ratio: a bomb costs what the limits allow,
+// not the size it claims.
 func (z *Reader) Read(p []byte) (int, error) {
 	if z.err != nil {
 		return 0, z.err
@@ -135,6 +136,12 @@ func (z *Reader) Read(p []byte) (int, error) {
 	if left <= 0 {
 		z.err = z.limit(fmt.Sprintf("command over %d inflated octets", z.lim.Command))
 		return 0, z.err
+	}
+	// Within the ratio, as far as the compressed octets read so far
+	// tell, plus one octet: either the read brings more compressed
+	// octets, or that octet breaks the ratio.
+	if ratioLeft := max(z.lim.Grace, z.lim.Ratio*z.src.n) - z.inflated + 1; ratioLeft < left {
+		left = ratioLeft
 	}
 	if int64(len(p)) > left {
 		p = p[:left]
