@@ -63,6 +63,7 @@ func BenchmarkFetchResponse(b *testing.B) {
 			bw := newBufWriter(zw)
 			b.SetBytes(int64(resp.Len()))
 			b.ReportAllocs()
+			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				for _, l := range lines {
 					bw.Write(l)
