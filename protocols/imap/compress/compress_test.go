@@ -78,9 +78,6 @@ func serve(conn net.Conn, got chan<- string) error {
 		if err := bw.Flush(); err != nil {
 			return err
 		}
-		if strings.HasSuffix(line, " LOGOUT\r\n") {
-			return nil // the client hangs up mid-stream: RFC 4978 has no end
-		}
 	}
 }
 
@@ -229,6 +226,22 @@ func TestDeflateBomb(t *testing.T) {
 	}
 }
 
+// TestHangUp: a client that closes after a sync flush, or before
+// sending anything, ends the stream with io.EOF, as an uncompressed
+// connection does; Python's client in TestPythonZlibPeer does the same.
+func TestHangUp(t *testing.T) {
+	var good bytes.Buffer
+	fw, _ := flate.NewWriter(&good, DefaultLevel)
+	fw.Write([]byte("a1 NOOP\r\n"))
+	fw.Flush()
+	for _, stream := range [][]byte{good.Bytes(), nil} {
+		got, err := io.ReadAll(NewReader(bytes.NewReader(stream), Limits{}))
+		if err != nil || (stream != nil && string(got) != "a1 NOOP\r\n") {
+			t.Errorf("inflated %q, %v; want a1 NOOP and io.EOF", got, err)
+		}
+	}
+}
+
 // TestBrokenStreams: a truncated or corrupt stream is an error, never a
 // hang (the deadline is the net's, far beyond what the test needs).
 func TestBrokenStreams(t *testing.T) {
@@ -243,7 +256,7 @@ func TestBrokenStreams(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"truncated", whole[:len(whole)/2]},
-		{"truncated after a flush", whole[:len(whole)-2]},
+		{"truncated inside the sync marker", whole[:len(whole)-2]},
 		{"corrupt block type", []byte{0x07, 0x00}},
 		{"stored length mismatch", []byte{0x00, 0x05, 0x00, 0x00, 0x00, 'a'}},
 		{"distance before start", []byte{0x63, 0x00, 0x42, 0x00}},

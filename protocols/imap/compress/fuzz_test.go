@@ -10,8 +10,9 @@ import (
 )
 
 // FuzzReader feeds arbitrary octets to the bounded inflater: it must end
-// in an error or io.EOF, never inflate past its limits, and inflate a
-// valid stream to what was deflated.
+// in an error or io.EOF, never inflate past its limits, and end with
+// io.EOF only where flate itself reads the same octets to the end of a
+// stream or of a sync flush.
 func FuzzReader(f *testing.F) {
 	var valid bytes.Buffer
 	fw, _ := flate.NewWriter(&valid, DefaultLevel)
@@ -34,7 +35,9 @@ func FuzzReader(f *testing.F) {
 		if err == nil && len(data) > 0 {
 			// io.Copy reports io.EOF as nil: the stream was complete.
 			ref, rerr := io.ReadAll(flate.NewReader(bytes.NewReader(data)))
-			if rerr != nil || int64(len(ref)) != n {
+			// A stream may stop after a sync flush: a client hanging up.
+			hangUp := rerr == io.ErrUnexpectedEOF && bytes.HasSuffix(data, []byte{0, 0, 0xff, 0xff})
+			if (rerr != nil && !hangUp) || int64(len(ref)) != n {
 				t.Fatalf("accepted %d octets that flate itself reads as %d, %v", n, len(ref), rerr)
 			}
 		}
