@@ -15,7 +15,7 @@ mariadb-server     internal/testsrv starts a private mariadbd (mariadb-install-d
 swaks              the SMTP, submission and LMTP client of protocols/smtp tests
 libnet-ssleay-perl swaks's TLS (--tls, --tlsc): a Recommends of swaks
 curl               IMAP and POP3 client tests
-python3            imaplib, poplib and smtplib (REQUIRETLS) client tests
+python3            imaplib, poplib and smtplib (REQUIRETLS) client tests; zlib as the COMPRESS=DEFLATE peer
 postsrsd           backend/srs interoperates with a private postsrsd
 srs                Mail::SRS's srs command, the second SRS oracle
 python3-dkim       dkimpy's dkimverify checks vmaild's DKIM signatures; its dkimsign signs what senderauth verifies

@@ -136,10 +136,11 @@
 //
 // What remains for wiring: the dispatch and the handlers over store.Folder
 // (today's session.go, selected.go, fetch.go and search.go logic moves
-// behind it), IDLE and COMPRESS (a deflate reader and writer under Reset,
-// bounded against a deflate bomb), STARTTLS, the error budget before
+// behind it), IDLE and COMPRESS (package compress: its bounded Reader and
+// sync-flushing Writer go under Reset), STARTTLS, the error budget before
 // login, the capability list, mailbox names in modified UTF-7 unless
-// UTF8=ACCEPT is enabled, and removing front.go and go-imap's imapserver.
+// UTF8=ACCEPT is enabled (package utf7), and removing front.go and
+// go-imap's imapserver.
 // The protocols/imap package comment will then point here. Not parsed,
 // deliberately, until vmaild offers them: CATENATE, URLAUTH, NOTIFY,
 // CONTEXT=SEARCH and PARTIAL, SEARCH's OLDER/YOUNGER (WITHIN), APPEND's
