@@ -85,21 +85,6 @@ func (m *Mailbox) resolve(name string, create bool) (dir, canonical string, err 
 	return "", "", fmt.Errorf("folder %q: %w", name, ErrNotFound)
 }
 
-// FolderExists says whether the folder name exists, or is a special-use
-// folder the store creates on first use (Sieve's mailboxexists: a
-// fileinto there will succeed).
-func (m *Mailbox) FolderExists(name string) bool {
-	rel, canonical, err := folderDir(name)
-	if err != nil {
-		return false
-	}
-	if rel == "" || m.specialUse(canonical) != "" {
-		return true
-	}
-	_, err = os.Stat(filepath.Join(m.dir, rel, "cur"))
-	return err == nil
-}
-
 // ensureSpecial creates the special-use folders that are missing.
 func (m *Mailbox) ensureSpecial() error {
 	for _, sf := range m.store.special() {

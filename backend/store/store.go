@@ -142,6 +142,26 @@ func (s *Store) special() []SpecialFolder {
 	return DefaultSpecialFolders()
 }
 
+// FolderExists says whether acct's folder name exists, or is a
+// special-use folder the store creates on first use (Sieve's
+// mailboxexists: a fileinto there will succeed). It only looks: unlike
+// OpenMailbox it creates nothing.
+func (s *Store) FolderExists(acct Account, name string) bool {
+	dir, err := s.MaildirPath(acct.Address, acct.Maildir)
+	if err != nil {
+		return false
+	}
+	rel, canonical, err := folderDir(name)
+	if err != nil {
+		return false
+	}
+	if rel == "" || slices.ContainsFunc(s.special(), func(sf SpecialFolder) bool { return sf.Name == canonical }) {
+		return true
+	}
+	_, err = os.Stat(filepath.Join(dir, rel, "cur"))
+	return err == nil
+}
+
 // newUIDValidity returns a UIDVALIDITY that is the current time but never
 // repeats one this Store handed out before, so a folder deleted and created
 // again within one second still gets a new value.

@@ -669,8 +669,7 @@ func (s *server) sieveFilter() *delivery.Sieve {
 		Verdicts:           sieveVerdicts,
 		Vacation:           s.vacationResponder().Reply,
 		MailboxExists: func(d *delivery.Destination, name string) bool {
-			mb, err := s.store.OpenMailbox(context.Background(), store.Account{Address: d.Address, Maildir: d.Maildir})
-			return err == nil && mb.FolderExists(name)
+			return s.store.FolderExists(store.Account{Address: d.Address, Maildir: d.Maildir}, name)
 		},
 		Logger: s.log.With("component", "sieve"),
 	}
