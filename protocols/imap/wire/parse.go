@@ -489,6 +489,7 @@ func parseStore(r *Reader, uid bool) (any, error) {
 			if err := r.sp(); err != nil {
 				return err
 			}
+			a.Conditional = true
 			a.Options.UnchangedSince, err = r.number64()
 			return err
 		})
