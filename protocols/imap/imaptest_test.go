@@ -172,7 +172,9 @@ func TestImaptestCompliance(t *testing.T) {
 			case !r.summarised:
 				t.Fatalf("imaptest: %v, no summary:\n%s", runErr, tail(out.String(), 40))
 			case r.failed > 0 || len(r.failures) > 0:
-				t.Errorf("group failed (%s; %s):\n%s", r.base, r.ext, strings.Join(r.failures, "\n"))
+				// "Error:" lines are protocol violations imaptest saw
+				// besides the script's own checks.
+				t.Errorf("group failed (imaptest: %d group failed; %s; %s):\n%s", r.failed, r.base, r.ext, strings.Join(r.failures, "\n"))
 			case r.skipped > 0:
 				t.Skipf("imaptest skipped the group for a missing capability")
 			case runErr != nil:
@@ -258,7 +260,7 @@ var groupSummary = regexp.MustCompile(`(?m)^\d+ test groups: (\d+) failed, (\d+)
 
 // parseImaptestRun reads imaptest's compliance output: a "*** Test NAME
 // command I/N (line L)" block per failure (with " - failed:" and
-// " - Command:" lines), "Error:" lines for protocol errors, then the
+// " - Command:" lines, up to a blank line), "Error:" lines for protocol errors, then the
 // summary "N test groups: F failed, S skipped due to missing
 // capabilities" and the base protocol and extensions counts.
 func parseImaptestRun(out string) imaptestRun {
@@ -280,7 +282,9 @@ func parseImaptestRun(out string) imaptestRun {
 			r.failures = append(r.failures, l)
 		case strings.HasPrefix(l, "*** Test "):
 			block := []string{l}
-			for i+1 < len(lines) && strings.HasPrefix(lines[i+1], " - ") {
+			// The block ends with a blank line; its detail lines
+			// start " - " but may carry a server line of their own.
+			for i+1 < len(lines) && strings.TrimSpace(lines[i+1]) != "" {
 				i++
 				block = append(block, lines[i])
 			}
