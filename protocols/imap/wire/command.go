@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"io"
 
 	"github.com/emersion/go-imap/v2"
@@ -260,10 +261,13 @@ func (r *Reader) ReadCommand() (*Command, error) {
 		r.tag, r.name, r.tokens, r.depth, r.total = "", "", 0, 0, 0
 		err := r.readLine()
 		if err == errLineTooLong {
+			r.tag = r.longTag
 			if serr := r.skip(); serr != nil {
 				return nil, serr
 			}
-			return nil, r.bad("Line too long")
+			e := r.bad("Command line too long")
+			e.Code = imap.ResponseCodeTooBig
+			return nil, e
 		}
 		if err != nil {
 			return nil, err
@@ -285,17 +289,29 @@ func (r *Reader) ReadCommand() (*Command, error) {
 }
 
 func (r *Reader) command() (*Command, error) {
-	tag := r.word(func(c byte) bool { return c != '+' && isAStringChar(c) })
+	tag := r.word(isTagChar)
 	if len(tag) == 0 || (r.peek() != ' ' && !r.atEnd()) {
 		return nil, r.bad("Invalid tag")
 	}
 	r.tag = string(tag)
+	// Octets no command text may hold get a precise answer rather than
+	// one about whichever token they happen to fall in.
+	if bytes.IndexByte(r.buf, 0) >= 0 {
+		return nil, r.bad("NUL octet in command")
+	}
+	if bytes.IndexByte(r.buf, '\r') >= 0 {
+		return nil, r.bad("CR without LF in command")
+	}
 	if err := r.sp(); err != nil {
 		return nil, r.bad("Missing command")
 	}
 	name, err := r.keyword()
 	if err != nil {
 		return nil, r.bad("Missing command")
+	}
+	if !isASCII(name) {
+		// Not echoed: response texts are 7-bit.
+		return nil, r.bad("Invalid command name")
 	}
 	cmd := &Command{Tag: r.tag, Name: name}
 	uid := false
@@ -305,6 +321,9 @@ func (r *Reader) command() (*Command, error) {
 		}
 		if name, err = r.keyword(); err != nil {
 			return nil, err
+		}
+		if !isASCII(name) {
+			return nil, r.bad("Invalid command name")
 		}
 		uid = true
 		cmd.Name = "UID " + name
@@ -324,6 +343,19 @@ func (r *Reader) command() (*Command, error) {
 		return nil, err
 	}
 	return cmd, nil
+}
+
+// isTagChar reports whether c may be part of a tag: any ASTRING-CHAR but
+// "+" (RFC 9051), and 7-bit, since the tag is echoed in the answer.
+func isTagChar(c byte) bool { return c < 0x80 && c != '+' && isAStringChar(c) }
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 type parser func(r *Reader, uid bool) (any, error)

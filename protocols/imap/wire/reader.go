@@ -102,10 +102,12 @@ type Reader struct {
 	pos    int    // next unread octet of buf
 	marked bool   // buf ends in a literal marker not yet consumed
 	tag    string
-	name   string // command name, for error texts
-	tokens int
-	depth  int
-	total  int64
+	// longTag is the tag of the last line over Limits.Line.
+	longTag string
+	name    string // command name, for error texts
+	tokens  int
+	depth   int
+	total   int64
 
 	open *Append // an APPEND whose messages are still being read
 }
@@ -157,6 +159,7 @@ func (r *Reader) readLine() error {
 			r.buf = append(r.buf, chunk...)
 			if len(r.buf) > r.lim.Line+2 {
 				over = true
+				r.longTag = lineTag(r.buf)
 			}
 		}
 		if err == nil {
@@ -174,6 +177,20 @@ func (r *Reader) readLine() error {
 		return errLineTooLong
 	}
 	return nil
+}
+
+// lineTag is the tag starting line, "" if it does not start with one
+// followed by a space: an over-long command is answered with its tag.
+func lineTag(line []byte) string {
+	for i, c := range line {
+		if c == ' ' && i > 0 {
+			return string(line[:i])
+		}
+		if !isTagChar(c) {
+			break
+		}
+	}
+	return ""
 }
 
 // hasMarker reports whether line ends in a literal marker: {n}, {n+},
@@ -544,6 +561,8 @@ func (r *Reader) quoted() ([]byte, error) {
 			return r.quotedEscaped(start)
 		case 0:
 			return nil, r.bad("NUL octet in quoted string")
+		case '\r':
+			return nil, r.bad("CR in quoted string")
 		}
 	}
 	return nil, r.bad("Unterminated quoted string")
@@ -565,6 +584,8 @@ func (r *Reader) quotedEscaped(start int) ([]byte, error) {
 			c = r.buf[i]
 		case 0:
 			return nil, r.bad("NUL octet in quoted string")
+		case '\r':
+			return nil, r.bad("CR in quoted string")
 		}
 		out = append(out, c)
 	}
