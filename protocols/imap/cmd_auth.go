@@ -174,7 +174,7 @@ func (c *conn) cmdAuthenticate(cmd *wire.Command) error {
 		if err != nil {
 			var werr *wire.Error
 			if errors.As(err, &werr) {
-				return bad(werr.Text)
+				return imapErr(werr.Type, werr.Code, werr.Text) // TOOBIG stays
 			}
 			return errConnDone
 		}
