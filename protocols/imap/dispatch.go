@@ -115,7 +115,7 @@ func (c *conn) run(cmd *wire.Command) {
 	var ie *goimap.Error
 	switch {
 	case err == nil:
-		c.bad = 0
+		c.resetBad()
 		text := c.okText
 		if text == "" {
 			text = cmd.Name + " completed"
@@ -124,7 +124,7 @@ func (c *conn) run(cmd *wire.Command) {
 	case errors.Is(err, errConnDone):
 		c.logout = true
 	case errors.Is(err, errAnswered):
-		c.bad = 0
+		c.resetBad()
 	case errors.As(err, &ie):
 		c.enc.Status(cmd.Tag, ie.Type, wire.Code(ie.Code), ie.Text)
 		if ie.Type == goimap.StatusResponseTypeBad && !c.countBad() {
@@ -133,6 +133,16 @@ func (c *conn) run(cmd *wire.Command) {
 	default:
 		c.log.Error("imap "+cmd.Name, "err", err)
 		c.enc.Status(cmd.Tag, goimap.StatusResponseTypeNo, "SERVERBUG", "Internal error")
+	}
+}
+
+// resetBad: a command that succeeds clears a logged-in client's error
+// budget, which counts refusals in a row. Before login it is a total, as
+// in Dovecot's login process: a NOOP between bad commands must not let a
+// client probe forever.
+func (c *conn) resetBad() {
+	if c.authed {
+		c.bad = 0
 	}
 }
 
