@@ -51,6 +51,7 @@ type conn struct {
 
 	cancel     context.CancelFunc
 	readFor    time.Duration // deadline of the next read
+	idling     bool          // IDLE's reader goroutine owns reads; the loop, writes
 	bad        int           // refused commands (see maxBad*)
 	logout     bool
 	authed     bool
@@ -96,6 +97,16 @@ func (c *conn) nc() net.Conn {
 type connReader struct{ c *conn }
 
 func (r connReader) Read(p []byte) (int, error) {
+	// Whatever is answered goes out before waiting for the client: the
+	// loop's flush only looks at the buffer before a command, and reading
+	// the rest of a refused command (an APPEND's literals) or a pipelined
+	// command cut short could otherwise wait for a client that waits for
+	// the answer. Pipelined commands still share one write.
+	if !r.c.idling {
+		if err := r.c.enc.Flush(); err != nil {
+			return 0, err
+		}
+	}
 	nc := r.c.nc()
 	nc.SetReadDeadline(time.Now().Add(r.c.readFor))
 	return nc.Read(p)
