@@ -10,72 +10,118 @@ import (
 )
 
 // TestHostileInput sends malformed and hostile input over a raw socket and
-// checks the exact answer and that the connection (or, where it must
-// close, the server) goes on serving.
+// checks the exact answer, that nothing else is answered (a command
+// smuggled in the input would be), and that the connection (or, where it
+// must close, the server) goes on serving.
 func TestHostileInput(t *testing.T) {
 	e := newEnv(t)
+	e.deliver(t, "", msg1)
 	long := strings.Repeat("x", DefaultMaxLineLength+10)
+	// 10,000 ORs: a chain nests past the depth limit, a balanced tree
+	// stays within it but has too many tokens; both fit in a line.
+	orChain := strings.Repeat("OR 1 ", 10000) + "1"
+	var orTree func(n int) string
+	orTree = func(n int) string {
+		if n == 1 {
+			return "1"
+		}
+		return "OR " + orTree(n/2) + " " + orTree(n-n/2)
+	}
 	tests := []struct {
 		name    string
 		login   bool   // log in first
 		select_ bool   // and select INBOX
 		send    string // the hostile input
-		extra   string // sent after the first answer line (literal data)
-		want    string // prefix of the answer line sought
+		extra   string // sent after a continuation request (literal data)
+		want    string // prefix of the answer line sought; "" for none
+		exact   bool   // want is the whole line
+		then    string // prefix of a further answer line, if any
 		closes  bool   // the server closes the connection afterwards
 	}{
-		{name: "empty line", send: "\r\n", want: "* BAD [CLIENTBUG] Empty command line"},
-		{name: "tag only", send: "A1\r\n", want: "A1 BAD [CLIENTBUG] Missing or invalid command name"},
-		{name: "invalid tag", send: "A*1 NOOP\r\n", want: "* BAD [CLIENTBUG] Missing or invalid command tag"},
-		{name: "plus tag", send: "+ NOOP\r\n", want: "* BAD [CLIENTBUG] Missing or invalid command tag"},
-		{name: "bare UID", login: true, send: "A1 UID\r\n", want: "A1 BAD [CLIENTBUG] Missing or invalid command name"},
-		{name: "NUL in command", send: "A1 NO\x00OP\r\n", want: "A1 BAD [CLIENTBUG] NUL octet in command"},
-		{name: "NUL in argument", send: "A1 LOGIN a\x00b c\r\n", want: "A1 BAD [CLIENTBUG] NUL octet in command"},
-		{name: "overlong line", send: "A1 NOOP " + long + "\r\n", want: "A1 BAD [TOOBIG] Command line too long"},
-		{name: "overlong line announcing a literal", send: "A1 LOGIN " + long + " {5+}\r\nhello\r\n", want: "A1 BAD [TOOBIG] Command line too long"},
-		{name: "huge sync literal", send: "A1 LOGIN {999999999}\r\n", want: "A1 NO [TOOBIG] Literal of 999999999 octets exceeds the 4096-octet limit of LOGIN"},
-		{name: "absurd literal", send: "A1 LOGIN {99999999999999999999999}\r\n", want: "A1 NO [TOOBIG]"},
-		{name: "big non-sync literal is skipped", send: "A1 LOGIN {5000+}\r\n" + strings.Repeat("y", 5000) + " x\r\n", want: "A1 NO [TOOBIG]"},
-		{name: "huge non-sync literal closes", send: "A1 LOGIN {999999999+}\r\n", want: "A1 NO [TOOBIG]", closes: true},
-		{name: "bad literal syntax", send: "A1 LOGIN {abc}\r\n", want: "A1 BAD [CLIENTBUG] Syntax error"},
-		{name: "negative literal", send: "A1 LOGIN {-5}\r\n", want: "A1 BAD [CLIENTBUG] Syntax error"},
-		{name: "APPEND over APPENDLIMIT", login: true, send: "A1 APPEND INBOX {999999999}\r\n", want: "A1 NO [TOOBIG] Message of 999999999 octets exceeds the APPENDLIMIT"},
-		{name: "APPEND bad flag after + is drained", login: true, send: "A1 APPEND INBOX (\\Bad%flag) {5000}\r\n", extra: strings.Repeat("m", 5000) + "\r\n", want: "A1 BAD"},
-		{name: "SELECT before login", send: "A1 SELECT INBOX\r\n", want: "A1 BAD [CLIENTBUG] This command is only valid in the authenticated state"},
-		{name: "GETQUOTAROOT before login", send: "A1 GETQUOTAROOT INBOX\r\n", want: "A1 BAD [CLIENTBUG] This command is only valid in the authenticated state"},
-		{name: "FETCH without selection", login: true, send: "A1 FETCH 1 FLAGS\r\n", want: "A1 BAD [CLIENTBUG] This command is only valid in the selected state"},
-		{name: "LOGIN twice", login: true, send: "A1 LOGIN a b\r\n", want: "A1 BAD [CLIENTBUG] This command is only valid in the not authenticated state"},
-		{name: "STARTTLS without TLS", send: "A1 STARTTLS\r\n", want: "A1 NO STARTTLS is not available"},
+		// Empty lines are ignored, as Dovecot does.
+		{name: "empty lines", send: "\r\n\n\r\n"},
+		{name: "tag only", send: "A1\r\n", want: "A1 BAD [CLIENTBUG] Missing command", exact: true},
+		{name: "invalid tag", send: "A*1 NOOP\r\n", want: "* BAD [CLIENTBUG] Invalid tag", exact: true},
+		{name: "plus tag", send: "+ NOOP\r\n", want: "* BAD [CLIENTBUG] Invalid tag", exact: true},
+		{name: "8-bit tag", send: "A\xe91 NOOP\r\n", want: "* BAD [CLIENTBUG] Invalid tag", exact: true},
+		{name: "bare UID", login: true, send: "A1 UID\r\n", want: "A1 BAD [CLIENTBUG] Missing arguments", exact: true},
+		{name: "UID of a command without one", login: true, send: "A1 UID FROB 1\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command UID FROB: Unknown command", exact: true},
+		{name: "NUL in command", send: "A1 NO\x00OP\r\n", want: "A1 BAD [CLIENTBUG] NUL octet in command", exact: true},
+		{name: "NUL in argument", send: "A1 LOGIN a\x00b c\r\n", want: "A1 BAD [CLIENTBUG] NUL octet in command", exact: true},
+		{name: "overlong line", send: "A1 NOOP " + long + "\r\n", want: "A1 BAD [TOOBIG] Command line too long", exact: true},
+		{name: "overlong line announcing a literal", send: "A1 LOGIN " + long + " {5+}\r\nhello\r\n", want: "A1 BAD [TOOBIG] Command line too long", exact: true},
+		{name: "huge sync literal", send: "A1 LOGIN {999999999}\r\n", want: "A1 BAD [TOOBIG] Error in IMAP command LOGIN: Literal too large", exact: true},
+		{name: "absurd literal", send: "A1 LOGIN {99999999999999999999999}\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command LOGIN: Invalid literal"},
+		{name: "big non-sync literal after an error is skipped", send: "A1 NOOP x {70000+}\r\n" + strings.Repeat("y", 70000) + "\r\n",
+			want: "A1 BAD [CLIENTBUG] Error in IMAP command NOOP: Unexpected arguments"},
+		{name: "huge non-sync literal closes", send: "A1 LOGIN {999999999+}\r\n", want: "* BYE [TOOBIG] Error in IMAP command LOGIN: Non-synchronizing literal too large", exact: true, closes: true},
+		{name: "bad literal syntax", send: "A1 LOGIN {abc}\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command LOGIN: Invalid literal"},
+		{name: "negative literal", send: "A1 LOGIN {-5}\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command LOGIN: Invalid literal"},
+		{name: "APPEND over APPENDLIMIT", login: true, send: "A1 APPEND INBOX {999999999}\r\n", want: "A1 NO [TOOBIG] Error in IMAP command APPEND: Literal too large", exact: true},
+		// The flag is refused before the literal's "+": no data follows.
+		{name: "APPEND bad flag", login: true, send: "A1 APPEND INBOX (\\Bad%flag) {5000}\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command APPEND: Expected ' ' or ')'"},
+		{name: "SELECT before login", send: "A1 SELECT INBOX\r\n", want: "A1 BAD [CLIENTBUG] Not logged in", exact: true},
+		{name: "GETQUOTAROOT before login", send: "A1 GETQUOTAROOT INBOX\r\n", want: "A1 BAD [CLIENTBUG] Not logged in", exact: true},
+		{name: "ENABLE before login", send: "A1 ENABLE CONDSTORE\r\n", want: "A1 BAD [CLIENTBUG] Not logged in", exact: true},
+		{name: "COMPRESS before login", send: "A1 COMPRESS DEFLATE\r\n", want: "A1 BAD [CLIENTBUG] Not logged in", exact: true},
+		{name: "FETCH without selection", login: true, send: "A1 FETCH 1 FLAGS\r\n", want: "A1 BAD [CLIENTBUG] No mailbox selected", exact: true},
+		{name: "LOGIN twice", login: true, send: "A1 LOGIN a b\r\n", want: "A1 BAD [CLIENTBUG] Already logged in", exact: true},
+		{name: "STARTTLS without TLS", send: "A1 STARTTLS\r\n", want: "A1 BAD [CLIENTBUG] STARTTLS is not available on this listener", exact: true},
 		{name: "SETQUOTA", login: true, send: "A1 SETQUOTA \"\" (STORAGE 1)\r\n", want: "A1 NO [NOPERM]"},
-		{name: "unknown command after login", login: true, send: "A1 FROBNICATE\r\n", want: "A1 BAD Unknown command"},
-		{name: "unknown command before login", send: "GET / HTTP/1.1\r\n", want: "GET BAD Unknown command", closes: true},
-		{name: "sequence number out of range", login: true, select_: true, send: "A1 FETCH 7 FLAGS\r\n", want: "A1 BAD [CLIENTBUG] Invalid message sequence number"},
-		// go-imap's parser reports this overflow as its own failure.
-		{name: "huge sequence number", login: true, select_: true, send: "A1 FETCH 99999999999 FLAGS\r\n", want: "A1 NO [SERVERBUG]"},
-		{name: "deep nesting", login: true, select_: true, send: "A1 SEARCH " + strings.Repeat("(", 2000) + "\r\n", want: "A1 "},
-		{name: "IDLE ended by garbage", login: true, select_: true, send: "A1 IDLE\r\n", extra: "NOT-DONE\r\n", want: "A1 BAD [CLIENTBUG] Syntax error: expected DONE"},
-		{name: "AUTHENTICATE with an overlong response", send: "A1 AUTHENTICATE PLAIN\r\n", extra: strings.Repeat("Q", 60000) + "\r\n", want: "A1 BAD AUTHENTICATE cancelled"},
+		{name: "unknown command after login", login: true, send: "A1 FROBNICATE\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command FROBNICATE: Unknown command", exact: true},
+		// An HTTP request is refused line by line until the error budget
+		// (TestHostileErrorBudget) ends it.
+		{name: "unknown command before login", send: "GET / HTTP/1.1\r\n", want: "GET BAD [CLIENTBUG] Error in IMAP command /: Unknown command", exact: true},
+		{name: "sequence number out of range", login: true, select_: true, send: "A1 FETCH 7 FLAGS\r\n", want: "A1 BAD [CLIENTBUG] Invalid message sequence number", exact: true},
+		{name: "huge sequence number", login: true, select_: true, send: "A1 FETCH 99999999999 FLAGS\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command FETCH: Invalid sequence set \"99999999999\"", exact: true},
+		{name: "deep nesting", login: true, select_: true, send: "A1 SEARCH " + strings.Repeat("(", 2000) + "\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command SEARCH: Too deeply nested", exact: true},
+		{name: "nesting over the limit", login: true, select_: true, send: "A1 SEARCH " + strings.Repeat("(", 17) + "ALL" + strings.Repeat(")", 17) + "\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command SEARCH: Too deeply nested", exact: true},
+		{name: "SEARCH 10k ORs chained", login: true, select_: true, send: "A1 SEARCH " + orChain + "\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command SEARCH: Too deeply nested", exact: true},
+		{name: "SORT 10k ORs balanced", login: true, select_: true, send: "A1 SORT (ARRIVAL) UTF-8 " + orTree(10001) + "\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command SORT: Too many arguments", exact: true},
+		{name: "SORT criteria over the line limit", login: true, select_: true, send: "A1 SORT (DATE) UTF-8 " + strings.Repeat("OR ALL ", 10000) + "ALL\r\n", want: "A1 BAD [TOOBIG] Command line too long", exact: true},
+		{name: "SEARCH criteria over the command limit", login: true, select_: true,
+			send: "A1 SEARCH" + strings.Repeat(" SUBJECT {60000+}\r\n"+strings.Repeat("s", 60000), 17) + " SUBJECT {60000}\r\n",
+			want: "A1 BAD [TOOBIG] Error in IMAP command SEARCH: Command too long", exact: true},
+		{name: "THREAD unknown algorithm", login: true, select_: true, send: "A1 THREAD FROBNICATE UTF-8 ALL\r\n", want: "A1 BAD [CLIENTBUG] Unknown thread algorithm", exact: true},
+		{name: "FETCH CHANGEDSINCE not a number", login: true, select_: true, send: "A1 FETCH 1 (FLAGS) (CHANGEDSINCE x)\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command FETCH: Expected a number at \"x)\"", exact: true},
+		{name: "FETCH CHANGEDSINCE 0", login: true, select_: true, send: "A1 FETCH 1 (FLAGS) (CHANGEDSINCE 0)\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command FETCH: Mod-sequence must not be zero", exact: true},
+		{name: "STORE UNCHANGEDSINCE negative", login: true, select_: true, send: "A1 STORE 1 (UNCHANGEDSINCE -1) +FLAGS (\\Seen)\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command STORE: Expected a number"},
+		{name: "SEARCH MODSEQ over 2^63", login: true, select_: true, send: "A1 SEARCH MODSEQ 99999999999999999999\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command SEARCH: Number too large", exact: true},
+		{name: "SELECT QRESYNC without ENABLE", login: true, send: "A1 SELECT INBOX (QRESYNC (1 1))\r\n", want: "A1 BAD [CLIENTBUG] QRESYNC is not enabled", exact: true},
+		{name: "ID with too many fields", send: "A1 ID (" + strings.Repeat("\"k\" \"v\" ", 31) + ")\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command ID: Too many ID fields", exact: true},
+		{name: "ID with an oversized value", send: "A1 ID (\"name\" \"" + strings.Repeat("v", 1025) + "\")\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command ID: ID field too long", exact: true},
+		{name: "ID with an oversized key", send: "A1 ID (\"" + strings.Repeat("k", 31) + "\" \"v\")\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command ID: ID field too long", exact: true},
+		{name: "ID with a literal value", send: "A1 ID (\"name\" {5+}\r\nhello)\r\n", want: "* ID (\"name\" \"vmaild\")", exact: true, then: "A1 OK"},
+		{name: "ENABLE of unknown capabilities", login: true, send: "A1 ENABLE X-FROB IMAP4rev9 CONDSTORE\r\n", want: "* ENABLED CONDSTORE", exact: true, then: "A1 OK"},
+		{name: "COMPRESS of an unknown mechanism", login: true, send: "A1 COMPRESS LZW\r\n", want: "A1 BAD [CLIENTBUG] Unknown compression mechanism", exact: true},
+		{name: "IDLE ended by garbage", login: true, select_: true, send: "A1 IDLE\r\n", extra: "NOT-DONE\r\n", want: "A1 BAD [CLIENTBUG] Expected DONE", exact: true},
+		{name: "AUTHENTICATE cancelled", send: "A1 AUTHENTICATE PLAIN\r\n", extra: "*\r\n", want: "A1 BAD [CLIENTBUG] Authentication cancelled", exact: true},
+		{name: "AUTHENTICATE with an overlong response", send: "A1 AUTHENTICATE PLAIN\r\n", extra: strings.Repeat("Q", 70000) + "\r\n", want: "A1 BAD [TOOBIG] Line too long", exact: true},
+		{name: "AUTHENTICATE response with a bare CR", send: "A1 AUTHENTICATE PLAIN\r\n", extra: strings.Repeat("Q", 5000) + "\rA2 LOGOUT\r\n", want: "A1 BAD [CLIENTBUG] Invalid base64 in SASL response", exact: true},
 		{name: "bare LF line ends", send: "A1 NOOP\n", want: "A1 OK"},
-		// Command smuggling: bytes the front takes for data or for the
-		// rest of a line must never become a command for go-imap. Each
-		// case ends with a LOGOUT go-imap would run if smuggled: the
-		// connection staying open shows that it did not.
-		{name: "literal after a syntax error", send: "A1 NOOP x{11}\r\n", extra: "A2 LOGOUT\r\n\r\n", want: "A1 BAD [CLIENTBUG] Syntax error"},
-		{name: "non-sync literal after a syntax error", send: "A1 NOOP x{11+}\r\nA2 LOGOUT\r\n\r\n", want: "A1 BAD [CLIENTBUG] Syntax error"},
-		{name: "literal after a syntax error, logged in", login: true, send: "A1 SELECT INBOX x{11+}\r\nA2 LOGOUT\r\n\r\n", want: "A1 BAD [CLIENTBUG] Syntax error"},
-		{name: "quoted string across CRLF", send: "A1 LOGIN \"a\r\nA2 NOOP\r\n\" b\r\n", want: "A1 BAD [CLIENTBUG] Quoted string not closed at the end of the line"},
-		{name: "quoted string hiding a literal", send: "A1 LOGIN \"a {11+}\r\nA2 LOGOUT\r\n\r\n", want: "A1 BAD [CLIENTBUG] Quoted string not closed at the end of the line"},
-		{name: "escaped quote keeps the string open", send: "A1 LOGIN \"a\\\" {11+}\r\nA2 LOGOUT\r\n\r\n", want: "A1 BAD [CLIENTBUG] Quoted string not closed"},
-		{name: "CR inside a line", send: "A1 NOOP x\rA2 LOGOUT\r\n", want: "A1 BAD [CLIENTBUG] CR without LF in command"},
-		{name: "CR inside a quoted string", send: "A1 NOOP \"\rA2 LOGOUT\"\r\n", want: "A1 BAD [CLIENTBUG] CR without LF in command"},
-		{name: "name running into 8-bit", send: "A1 LOGOUT\xe9\r\n", want: "A1 BAD [CLIENTBUG] Missing or invalid command name"},
-		{name: "space after a literal announcement", send: "A1 SELECT {5} \r\n", extra: "INBOX\r\n", want: "A1 BAD [CLIENTBUG] This command is only valid in the authenticated state"},
-		{name: "second APPEND message", login: true, send: "A1 APPEND INBOX {5+}\r\nhello {11+}\r\nA2 LOGOUT\r\n\r\n", want: "A1 BAD [CLIENTBUG] Only one message per APPEND"},
-		{name: "data after the APPEND message", login: true, send: "A1 APPEND INBOX {5+}\r\nhello) x\r\n", want: "A1 BAD [CLIENTBUG] Only one message per APPEND"},
+		// Command smuggling: bytes taken for data or for the rest of a
+		// line must never become a command. Each case hides a LOGOUT that
+		// would close the connection, and the test fails on any answer to
+		// A2.
+		{name: "sync literal after a syntax error", send: "A1 NOOP x{11}\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command NOOP: Unexpected arguments"},
+		{name: "non-sync literal after a syntax error", send: "A1 NOOP x{11+}\r\nA2 LOGOUT\r\n\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command NOOP: Unexpected arguments"},
+		{name: "literal after a syntax error, logged in", login: true, send: "A1 SELECT INBOX x{11+}\r\nA2 LOGOUT\r\n\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command SELECT: Expected '('"},
+		// A quoted string ends with its line: what follows the CRLF is
+		// the next command (as for Dovecot).
+		{name: "quoted string across CRLF", send: "A1 LOGIN \"a\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command LOGIN: Unterminated quoted string", exact: true},
+		{name: "quoted string hiding a literal", send: "A1 LOGIN \"a {11+}\r\nA2 LOGOUT\r\n\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command LOGIN: Unterminated quoted string", exact: true},
+		{name: "escaped quote keeps the string open", send: "A1 LOGIN \"a\\\" {11+}\r\nA2 LOGOUT\r\n\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command LOGIN: Unterminated quoted string", exact: true},
+		{name: "CR inside a line", send: "A1 NOOP x\rA2 LOGOUT\r\n", want: "A1 BAD [CLIENTBUG] CR without LF in command", exact: true},
+		{name: "CR inside a quoted string", send: "A1 NOOP \"\rA2 LOGOUT\"\r\n", want: "A1 BAD [CLIENTBUG] CR without LF in command", exact: true},
+		{name: "CR inside a quoted string after a literal", send: "A1 LOGIN {1+}\r\nu \"p\rA2 LOGOUT\"\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command LOGIN: CR in quoted string", exact: true},
+		{name: "name running into 8-bit", send: "A1 LOGOUT\xe9\r\n", want: "A1 BAD [CLIENTBUG] Invalid command name", exact: true},
+		{name: "space after a literal announcement", send: "A1 SELECT {5} \r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command SELECT: Invalid literal"},
+		// MULTIAPPEND: the second literal is a second message, not a command.
+		{name: "second APPEND message", login: true, send: "A1 APPEND INBOX {5+}\r\nhello {11+}\r\nA2 LOGOUT\r\n\r\n", want: "A1 OK [APPENDUID"},
+		{name: "data after the APPEND message", login: true, send: "A1 APPEND INBOX {5+}\r\nhello) x\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command APPEND: Expected a space"},
 		{name: "second streamed APPEND message", login: true, send: "A1 APPEND INBOX {5000+}\r\n" + strings.Repeat("m", 5000) + " {11+}\r\nA2 LOGOUT\r\n\r\n", want: "A1 OK [APPENDUID"},
-		{name: "large APPEND mailbox literal", login: true, send: "A1 APPEND {5000+}\r\n" + strings.Repeat("m", 4990) + "\r\nA2 LOGOUT\r\n (\\Seen) {1+}\r\nx\r\n", want: "A1 NO [TOOBIG] Literal of 5000 octets exceeds the 4096-octet limit of APPEND"},
-		{name: "long tag", send: strings.Repeat("t", 300) + " NOOP x\r\n", want: strings.Repeat("t", 300) + " BAD [CLIENTBUG] Syntax error"},
-		{name: "AUTHENTICATE response longer than go-imap reads", send: "A1 AUTHENTICATE PLAIN\r\n", extra: strings.Repeat("Q", 5000) + "\rA2 LOGOUT\r\n", want: "A1 BAD AUTHENTICATE cancelled"},
+		{name: "large APPEND mailbox literal", login: true, send: "A1 APPEND {5000+}\r\n" + strings.Repeat("m", 5000-len("\r\nA2 LOGOUT\r\n")) + "\r\nA2 LOGOUT\r\n (\\Seen) {1+}\r\nx\r\n", want: "A1 BAD [CLIENTBUG] Mailbox name is not valid modified UTF-7", exact: true},
+		{name: "long tag", send: strings.Repeat("t", 300) + " NOOP x\r\n", want: strings.Repeat("t", 300) + " BAD [CLIENTBUG] Error in IMAP command NOOP: Unexpected arguments"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -94,14 +140,24 @@ func TestHostileInput(t *testing.T) {
 				}
 				r.send(tc.extra)
 			}
-			var got string
-			for {
-				got = r.line()
-				if strings.HasPrefix(got, tc.want) {
-					break
+			match := func(got, want string, exact bool) bool {
+				return got == want || !exact && strings.HasPrefix(got, want)
+			}
+			for _, w := range []struct {
+				want  string
+				exact bool
+			}{{tc.want, tc.exact}, {tc.then, false}} {
+				if w.want == "" {
+					continue
 				}
-				if !strings.HasPrefix(got, "*") {
-					t.Fatalf("answer %q, want prefix %q", got, tc.want)
+				for {
+					got := r.line()
+					if match(got, w.want, w.exact) {
+						break
+					}
+					if !strings.HasPrefix(got, "* ") || strings.HasPrefix(got, "* BYE") {
+						t.Fatalf("answer %q, want %q", got, w.want)
+					}
 				}
 			}
 			if tc.closes {
@@ -115,9 +171,17 @@ func TestHostileInput(t *testing.T) {
 				}
 				return
 			}
+			// Nothing else is answered: only untagged data may come
+			// before the next command's completion.
 			r.send("Z1 NOOP\r\n")
-			if l := r.until("Z1 "); !strings.HasPrefix(l[len(l)-1], "Z1 OK") {
-				t.Fatalf("after hostile input: %q", l)
+			lines := r.until("Z1 ")
+			for _, l := range lines[:len(lines)-1] {
+				if !strings.HasPrefix(l, "* ") || strings.HasPrefix(l, "* BYE") || strings.HasPrefix(l, "* BAD") {
+					t.Fatalf("unexpected answer %q before %q", l, lines[len(lines)-1])
+				}
+			}
+			if l := lines[len(lines)-1]; !strings.HasPrefix(l, "Z1 OK") {
+				t.Fatalf("after hostile input: %q", lines)
 			}
 		})
 	}
@@ -155,6 +219,9 @@ func TestByteExact(t *testing.T) {
 	}
 	for i, m := range msgs {
 		want := bodies[i/2]
+		if len(m.BodySection) != 1 {
+			t.Fatalf("message %d: %d body sections", i+1, len(m.BodySection))
+		}
 		if got := m.BodySection[0].Bytes; !bytes.Equal(got, []byte(want)) || m.RFC822Size != int64(len(want)) {
 			t.Errorf("message %d: %q (size %d), want %q", i+1, got, m.RFC822Size, want)
 		}
@@ -165,6 +232,9 @@ func TestByteExact(t *testing.T) {
 		msgs, err := c.Fetch(goimap.SeqSetNum(1), &goimap.FetchOptions{BodySection: []*goimap.FetchItemBodySection{{Peek: true, Partial: &p}}}).Collect()
 		if err != nil {
 			t.Fatal(err)
+		}
+		if len(msgs) != 1 || len(msgs[0].BodySection) != 1 {
+			t.Fatalf("partial %v: %+v", p, msgs)
 		}
 		end := min(int(p.Offset+p.Size), len(msg1))
 		start := min(int(p.Offset), len(msg1))
@@ -223,5 +293,32 @@ func TestLiterals(t *testing.T) {
 	r.send("A8 GETQUOTAROOT {5+}\r\nINBOX\r\n")
 	if l := r.until("A8 "); !strings.HasPrefix(l[len(l)-1], "A8 OK") {
 		t.Fatalf("GETQUOTAROOT with a literal: %q", l)
+	}
+}
+
+// TestPipelinedPartial: answers go out before the server waits for more
+// input, also when the input it holds is only the start of a command, or
+// the rest of a refused one: a client waiting for them before it sends
+// more must not wait for ever.
+func TestPipelinedPartial(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct {
+		name, send, want, rest string
+	}{
+		{"command cut short", "A1 NOOP\r\nA2 NO", "A1 OK", "OP\r\n"},
+		{"rest of a refused APPEND", "L1 LOGIN " + testUser + " " + testPass + "\r\nA1 APPEND \"&\" {1+}\r\nx\r\n", "A1 BAD", "A2 NOOP\r\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.raw(t)
+			r.send(tc.send)
+			if l := r.until(tc.want[:3]); !strings.HasPrefix(l[len(l)-1], tc.want) {
+				t.Fatalf("answer %q, want %q", l, tc.want)
+			}
+			r.send(tc.rest)
+			if l := r.until("A2 "); !strings.HasPrefix(l[len(l)-1], "A2 OK") {
+				t.Fatalf("then %q", l)
+			}
+		})
 	}
 }
