@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
 )
@@ -320,5 +321,86 @@ func TestPipelinedPartial(t *testing.T) {
 				t.Fatalf("then %q", l)
 			}
 		})
+	}
+}
+
+// TestHostileErrorBudget: refused commands are answered BAD and the
+// session goes on, up to the error budget, then BYE and close. Before
+// login the budget is a total (a NOOP in between does not reset it);
+// after, it counts refusals in a row.
+func TestHostileErrorBudget(t *testing.T) {
+	e := newEnv(t)
+	bads := []string{"B%d FROBNICATE\r\n", "B%d NOOP x\r\n", "+ NOOP\r\n", "B%d SELECT\r\n"}
+	badCmd := func(i int) (cmd, tag string) {
+		f := bads[i%len(bads)]
+		if !strings.Contains(f, "%d") {
+			return f, "*"
+		}
+		tag = fmt.Sprintf("B%d", i)
+		return fmt.Sprintf(f, i), tag
+	}
+	run := func(t *testing.T, r *raw, from, n int) {
+		t.Helper()
+		for i := from; i < from+n; i++ {
+			cmd, tag := badCmd(i)
+			r.send(cmd)
+			if l := r.line(); !strings.HasPrefix(l, tag+" BAD [CLIENTBUG] ") {
+				t.Fatalf("bad command %d: %q", i+1, l)
+			}
+		}
+	}
+	bye := func(t *testing.T, r *raw, i int) {
+		t.Helper()
+		cmd, tag := badCmd(i)
+		r.send(cmd)
+		if l := r.line(); !strings.HasPrefix(l, tag+" BAD [CLIENTBUG] ") {
+			t.Fatalf("last bad command: %q", l)
+		}
+		if l := r.line(); l != "* BYE Too many invalid IMAP commands." {
+			t.Fatalf("after the budget: %q", l)
+		}
+		if !r.closed() {
+			t.Fatal("open after BYE")
+		}
+	}
+	t.Run("before login", func(t *testing.T) {
+		r := e.raw(t)
+		run(t, r, 0, maxBadBeforeLogin/2)
+		r.send("N1 NOOP\r\n")
+		if l := r.line(); !strings.HasPrefix(l, "N1 OK") {
+			t.Fatalf("NOOP: %q", l)
+		}
+		run(t, r, maxBadBeforeLogin/2, maxBadBeforeLogin-1-maxBadBeforeLogin/2)
+		bye(t, r, maxBadBeforeLogin-1)
+	})
+	t.Run("logged in", func(t *testing.T) {
+		r := e.raw(t)
+		r.login()
+		run(t, r, 0, maxBadInARow-1)
+		r.send("N1 NOOP\r\n")
+		if l := r.line(); !strings.HasPrefix(l, "N1 OK") {
+			t.Fatalf("NOOP: %q", l)
+		}
+		run(t, r, 0, maxBadInARow-1)
+		bye(t, r, maxBadInARow-1)
+	})
+}
+
+// TestHostileIdleTimeout: a client that stays in IDLE past the idle
+// timeout is told BYE and disconnected.
+func TestHostileIdleTimeout(t *testing.T) {
+	e := newEnv(t, func(s *Server) { s.Timeouts.Idle = 300 * time.Millisecond })
+	r := e.raw(t)
+	r.login()
+	r.send("S1 SELECT INBOX\r\nI1 IDLE\r\n")
+	r.until("S1 OK")
+	if l := r.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	if l := r.line(); l != "* BYE Disconnected for inactivity." {
+		t.Fatalf("after the idle timeout: %q", l)
+	}
+	if !r.closed() {
+		t.Fatal("open after BYE")
 	}
 }
