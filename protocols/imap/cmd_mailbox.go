@@ -155,7 +155,14 @@ func (c *conn) status(name string, options *goimap.StatusOptions) (*goimap.Statu
 	if err != nil {
 		return nil, c.storeError("status", err)
 	}
-	d := &goimap.StatusData{Mailbox: name, UIDNext: goimap.UID(st.UIDNext), UIDValidity: st.UIDValidity}
+	// Only what was asked for (RFC 9051 6.3.11), as Dovecot answers.
+	d := &goimap.StatusData{Mailbox: name}
+	if options.UIDNext {
+		d.UIDNext = goimap.UID(st.UIDNext)
+	}
+	if options.UIDValidity {
+		d.UIDValidity = st.UIDValidity
+	}
 	u32 := func(v uint32) *uint32 { return &v }
 	if options.NumMessages {
 		d.NumMessages = u32(st.Messages)
