@@ -3,6 +3,7 @@ package imap
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
 
 	goimap "github.com/emersion/go-imap/v2"
@@ -249,8 +250,17 @@ func (c *conn) cmdAppend(cmd *wire.Command) error {
 		}
 		opts := store.AppendOptions{Size: m.Size, Flags: flagNames(m.Options.Flags), InternalDate: m.Options.Time}
 		c.gc.BeginData()
-		res, err := c.mb.Append(c.ctx, name, m.Body, opts)
+		body := &clientReader{r: m.Body}
+		res, err := c.mb.Append(c.ctx, name, body, opts)
 		c.gc.EndData()
+		if err != nil && body.err != nil {
+			// The client's stream failed (a deflate bomb, a timeout, a
+			// hang-up), not the store: the session ends with the reason
+			// rather than a NO telling the client to try again.
+			undo()
+			c.readError(body.err)
+			return errConnDone
+		}
 		if err != nil {
 			undo()
 			if errors.Is(err, store.ErrNotFound) {
@@ -270,6 +280,21 @@ func (c *conn) cmdAppend(cmd *wire.Command) error {
 	}
 	c.complete(wire.Code("APPENDUID "+uitoa(validity)+" "+set.String()), "Append completed.")
 	return nil
+}
+
+// clientReader keeps the first error of reading the client other than
+// io.EOF.
+type clientReader struct {
+	r   io.Reader
+	err error
+}
+
+func (cr *clientReader) Read(p []byte) (int, error) {
+	n, err := cr.r.Read(p)
+	if err != nil && err != io.EOF && cr.err == nil {
+		cr.err = err
+	}
+	return n, err
 }
 
 // flagNames converts IMAP flags for the store, dropping \Recent, which
