@@ -10,13 +10,21 @@ import (
 	goimap "github.com/emersion/go-imap/v2"
 )
 
-// TestHostileInput sends malformed and hostile input over a raw socket and
-// checks the exact answer, that nothing else is answered (a command
-// smuggled in the input would be), and that the connection (or, where it
-// must close, the server) goes on serving.
-func TestHostileInput(t *testing.T) {
-	e := newEnv(t)
-	e.deliver(t, "", msg1)
+// hostileCase is malformed or hostile client input and the answer it
+// must get; FuzzSession takes its inputs as seeds.
+type hostileCase struct {
+	name    string
+	login   bool   // log in first
+	select_ bool   // and select INBOX
+	send    string // the hostile input
+	extra   string // sent after a continuation request (literal data)
+	want    string // prefix of the answer line sought; "" for none
+	exact   bool   // want is the whole line
+	then    string // prefix of a further answer line, if any
+	closes  bool   // the server closes the connection afterwards
+}
+
+func hostileCases() []hostileCase {
 	long := strings.Repeat("x", DefaultMaxLineLength+10)
 	// 10,000 ORs: a chain nests past the depth limit, a balanced tree
 	// stays within it but has too many tokens; both fit in a line.
@@ -28,17 +36,7 @@ func TestHostileInput(t *testing.T) {
 		}
 		return "OR " + orTree(n/2) + " " + orTree(n-n/2)
 	}
-	tests := []struct {
-		name    string
-		login   bool   // log in first
-		select_ bool   // and select INBOX
-		send    string // the hostile input
-		extra   string // sent after a continuation request (literal data)
-		want    string // prefix of the answer line sought; "" for none
-		exact   bool   // want is the whole line
-		then    string // prefix of a further answer line, if any
-		closes  bool   // the server closes the connection afterwards
-	}{
+	return []hostileCase{
 		// Empty lines are ignored, as Dovecot does.
 		{name: "empty lines", send: "\r\n\n\r\n"},
 		{name: "tag only", send: "A1\r\n", want: "A1 BAD [CLIENTBUG] Missing command", exact: true},
@@ -124,7 +122,16 @@ func TestHostileInput(t *testing.T) {
 		{name: "large APPEND mailbox literal", login: true, send: "A1 APPEND {5000+}\r\n" + strings.Repeat("m", 5000-len("\r\nA2 LOGOUT\r\n")) + "\r\nA2 LOGOUT\r\n (\\Seen) {1+}\r\nx\r\n", want: "A1 BAD [CLIENTBUG] Mailbox name is not valid modified UTF-7", exact: true},
 		{name: "long tag", send: strings.Repeat("t", 300) + " NOOP x\r\n", want: strings.Repeat("t", 300) + " BAD [CLIENTBUG] Error in IMAP command NOOP: Unexpected arguments"},
 	}
-	for _, tc := range tests {
+}
+
+// TestHostileInput sends malformed and hostile input over a raw socket and
+// checks the exact answer, that nothing else is answered (a command
+// smuggled in the input would be), and that the connection (or, where it
+// must close, the server) goes on serving.
+func TestHostileInput(t *testing.T) {
+	e := newEnv(t)
+	e.deliver(t, "", msg1)
+	for _, tc := range hostileCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			r := e.raw(t)
 			if tc.login {
