@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"compress/flate"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -96,59 +97,64 @@ func TestCompress(t *testing.T) {
 			t.Fatalf("imaplib: %s", out)
 		}
 	})
-	t.Run("deflate bomb", func(t *testing.T) {
-		before := inboxMessages(t, e)
-		r := e.raw(t)
-		r.login()
-		r.send("C1 COMPRESS DEFLATE\r\n")
-		if l := r.line(); l != "C1 OK DEFLATE active" {
-			t.Fatalf("COMPRESS: %q", l)
-		}
-		// 4 KB of DEFLATE announcing a 4 MiB message: far past the
-		// inflate ratio once the grace megabyte is spent.
-		const size = 4 << 20
-		zw, err := flate.NewWriter(r.c, flate.BestCompression)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(zw, "B1 APPEND INBOX {%d+}\r\n", size)
-		chunk := []byte(strings.Repeat("a", 64<<10))
-		r.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		for n := 0; n < size; n += len(chunk) {
-			if _, err := zw.Write(chunk); err != nil {
-				break // the server may be gone already
+	// 4 KB of DEFLATE inflating to 4 MiB: far past the inflate ratio
+	// once the grace megabyte is spent; as a message and as command text.
+	const size = 4 << 20
+	for _, bomb := range []struct{ name, head string }{
+		{"an APPEND message", fmt.Sprintf("B1 APPEND INBOX {%d+}\r\n", size)},
+		{"a command line", "B1 SEARCH SUBJECT "},
+	} {
+		t.Run("deflate bomb in "+bomb.name, func(t *testing.T) {
+			before := inboxMessages(t, e)
+			r := e.raw(t)
+			r.login()
+			r.send("C1 COMPRESS DEFLATE\r\n")
+			if l := r.line(); l != "C1 OK DEFLATE active" {
+				t.Fatalf("COMPRESS: %q", l)
 			}
-		}
-		zw.Write([]byte("\r\n"))
-		zw.Flush()
-		// What the server sends now is deflated too.
-		zr := bufio.NewReader(flate.NewReader(r.br))
-		r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		var got []string
-		for {
-			l, err := zr.ReadString('\n')
-			if l != "" {
-				got = append(got, strings.TrimRight(l, "\r\n"))
-			}
+			zw, err := flate.NewWriter(r.c, flate.BestCompression)
 			if err != nil {
-				if ne, ok := err.(net.Error); ok && ne.Timeout() {
-					t.Fatalf("no BYE or close after the bomb: %q", got)
+				t.Fatal(err)
+			}
+			io.WriteString(zw, bomb.head)
+			chunk := []byte(strings.Repeat("a", 64<<10))
+			r.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			for n := 0; n < size; n += len(chunk) {
+				if _, err := zw.Write(chunk); err != nil {
+					break // the server may be gone already
 				}
-				break
 			}
-		}
-		// A BYE is sent; it may be lost to the reset of a connection
-		// closed with the bomb's rest unread, but nothing else may come.
-		for _, l := range got {
-			if !strings.HasPrefix(l, "* BYE [LIMIT] ") {
-				t.Fatalf("answers to the bomb: %q", got)
+			zw.Write([]byte("\r\n"))
+			zw.Flush()
+			// What the server sends now is deflated too.
+			zr := bufio.NewReader(flate.NewReader(r.br))
+			r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			var got []string
+			for {
+				l, err := zr.ReadString('\n')
+				if l != "" {
+					got = append(got, strings.TrimRight(l, "\r\n"))
+				}
+				if err != nil {
+					if ne, ok := err.(net.Error); ok && ne.Timeout() {
+						t.Fatalf("no BYE or close after the bomb: %q", got)
+					}
+					break
+				}
 			}
-		}
-		t.Logf("answer to the bomb: %q", got)
-		if n := inboxMessages(t, e); n != before {
-			t.Fatalf("INBOX has %d messages, had %d: the bomb was stored", n, before)
-		}
-	})
+			// A BYE is sent; it may be lost to the reset of a connection
+			// closed with the bomb's rest unread, but nothing else may come.
+			for _, l := range got {
+				if !strings.HasPrefix(l, "* BYE [LIMIT] ") {
+					t.Fatalf("answers to the bomb: %q", got)
+				}
+			}
+			t.Logf("answer to the bomb: %q", got)
+			if n := inboxMessages(t, e); n != before {
+				t.Fatalf("INBOX has %d messages, had %d: the bomb was stored", n, before)
+			}
+		})
+	}
 }
 
 // inboxMessages asks STATUS on a new connection.
