@@ -183,17 +183,20 @@ func literalMarker(line string) (size uint64, sync bool, ok bool) {
 }
 
 // commandStarts counts, for each tag, the positions of in where some
-// framing starts a command with it. The tag is the line's first word; a
-// line that is a SASL response or IDLE's DONE counts too, which only makes
-// the check more lenient.
+// framing starts a command with it. The tag is the line's first word.
+// After AUTHENTICATE and IDLE come lines that are not commands (SASL
+// responses, DONE), read whole with no literal; whether they come depends
+// on the server too, so both readings are followed.
 func commandStarts(in []byte) map[string]int {
-	type state struct {
-		pos   int
-		start bool // a command starts here, or a line goes on after a literal
-	}
+	const (
+		start = iota // a command starts here
+		cont         // a command goes on after a literal
+		plain        // a SASL response or DONE
+	)
+	type state struct{ pos, kind int }
 	seen := map[state]bool{}
 	starts := map[string]int{}
-	todo := []state{{0, true}}
+	todo := []state{{0, start}}
 	for len(todo) > 0 {
 		s := todo[len(todo)-1]
 		todo = todo[:len(todo)-1]
@@ -207,20 +210,28 @@ func commandStarts(in []byte) map[string]int {
 			end, next = s.pos+i, s.pos+i+1
 		}
 		line := strings.TrimSuffix(string(in[s.pos:end]), "\r")
-		if s.start {
-			tag, _, _ := strings.Cut(line, " ")
+		switch s.kind {
+		case plain:
+			todo = append(todo, state{next, start}, state{next, plain})
+			continue
+		case start:
+			tag, rest, _ := strings.Cut(line, " ")
 			starts[tag]++
+			name, _, _ := strings.Cut(rest, " ")
+			if strings.EqualFold(name, "AUTHENTICATE") || strings.EqualFold(name, "IDLE") {
+				todo = append(todo, state{next, plain})
+			}
 		}
 		size, sync, ok := literalMarker(line)
 		if !ok {
-			todo = append(todo, state{next, true})
+			todo = append(todo, state{next, start})
 			continue
 		}
 		if size <= uint64(len(in)) {
-			todo = append(todo, state{next + int(size), false})
+			todo = append(todo, state{next + int(size), cont})
 		}
 		if sync {
-			todo = append(todo, state{next, true})
+			todo = append(todo, state{next, start})
 		}
 	}
 	return starts
@@ -242,6 +253,10 @@ func TestSessionOracle(t *testing.T) {
 		// Synchronizing literal: accepted or refused, both framings.
 		{"A1 NOOP x{11}\r\nA2 LOGOUT\r\n\r\n", "A1 BAD x\r\nA2 OK\r\n", true},
 		{"A1 LOGIN {3}\r\nA2  x\r\n", "+ go\r\nA1 NO x\r\n", true},
+		// A SASL response is a line: a marker ending it announces nothing.
+		{"A1 AUTHENTICATE PLAIN\r\nxx{11+}\r\nA2 LOGOUT\r\n", "+ \r\nA1 BAD x\r\n* BYE\r\nA2 OK\r\n", true},
+		{"A1 IDLE\r\nDONE {11+}\r\nA2 LOGOUT\r\n", "+ idling\r\nA1 OK\r\n* BYE\r\nA2 OK\r\n", true},
+		{"A1 NOOP\r\nDONE {11+}\r\nA2 LOGOUT\r\n", "A1 OK\r\n* BYE\r\nA2 OK\r\n", false},
 		// Literals in the output are skipped.
 		{"A1 FETCH 1 BODY[]\r\n", "* 1 FETCH (BODY[] {7}\r\nA9 OK\r\n)\r\nA1 OK\r\n", true},
 		{"A1 FETCH 1 BODY[]\r\n", "* 1 FETCH (BODY[] {2}\r\nA9 OK\r\n)\r\nA1 OK\r\n", false},
