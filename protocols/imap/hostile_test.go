@@ -393,21 +393,42 @@ func TestHostileErrorBudget(t *testing.T) {
 	})
 }
 
-// TestHostileIdleTimeout: a client that stays in IDLE past the idle
-// timeout is told BYE and disconnected.
-func TestHostileIdleTimeout(t *testing.T) {
-	e := newEnv(t, func(s *Server) { s.Timeouts.Idle = 300 * time.Millisecond })
-	r := e.raw(t)
-	r.login()
-	r.send("S1 SELECT INBOX\r\nI1 IDLE\r\n")
-	r.until("S1 OK")
-	if l := r.line(); !strings.HasPrefix(l, "+ ") {
-		t.Fatalf("IDLE: %q", l)
+// TestHostileTimeouts: a client that stays in IDLE past the idle
+// timeout, or stalls in the middle of an APPEND message past the command
+// timeout, is told BYE and disconnected; the stalled message is not
+// answered as a failure to retry.
+func TestHostileTimeouts(t *testing.T) {
+	e := newEnv(t, func(s *Server) {
+		s.Timeouts.Idle = 300 * time.Millisecond
+		s.Timeouts.Command = 300 * time.Millisecond
+	})
+	tests := []struct{ name, send, cont, stall string }{
+		{"IDLE", "S1 SELECT INBOX\r\nI1 IDLE\r\n", "+ idling", ""},
+		{"APPEND", "A1 APPEND INBOX {100}\r\n", "+ ", "Subject: cut short\r\n"},
 	}
-	if l := r.line(); l != "* BYE Disconnected for inactivity." {
-		t.Fatalf("after the idle timeout: %q", l)
-	}
-	if !r.closed() {
-		t.Fatal("open after BYE")
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.raw(t)
+			r.login()
+			r.send(tc.send)
+			for {
+				l := r.line()
+				if strings.HasPrefix(l, tc.cont) {
+					break
+				}
+				if !strings.HasPrefix(l, "* ") && !strings.HasPrefix(l, "S1 OK") {
+					t.Fatalf("before the wait: %q", l)
+				}
+			}
+			if tc.stall != "" {
+				r.send(tc.stall)
+			}
+			if l := r.line(); l != "* BYE Disconnected for inactivity." {
+				t.Fatalf("after the timeout: %q", l)
+			}
+			if !r.closed() {
+				t.Fatal("open after BYE")
+			}
+		})
 	}
 }
