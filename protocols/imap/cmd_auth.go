@@ -126,6 +126,7 @@ func (c *conn) authenticate(username, password string) error {
 	c.user, c.mb, c.quota = acct.Address, mb, q
 	c.log = c.log.With("user", acct.Address)
 	c.authed = true
+	c.r.SetLimits(c.srv.limits())
 	c.bad = 0
 	c.log.Info("imap login", "tls", c.usingTLS())
 	return nil
@@ -206,6 +207,7 @@ func saslError(err error) error {
 func (c *conn) cmdUnauthenticate(cmd *wire.Command) error {
 	c.unselect()
 	c.authed = false
+	c.r.SetLimits(c.srv.preLoginLimits())
 	c.user, c.mb, c.quota = "", nil, nil
 	c.condstore, c.qresync, c.utf8, c.rev2 = false, false, false, false
 	return nil

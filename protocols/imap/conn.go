@@ -76,7 +76,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.br = bufio.NewReaderSize(connReader{c}, 8<<10)
 	c.bw = bufio.NewWriterSize(connWriter{c}, 32<<10)
 	c.enc = wire.NewEncoder(c.bw)
-	c.r = wire.NewReader(c.br, s.limits(), func() error {
+	c.r = wire.NewReader(c.br, s.preLoginLimits(), func() error {
 		c.enc.Continue("Ready for literal data")
 		return c.enc.Flush()
 	})

@@ -51,8 +51,13 @@ func hostileCases() []hostileCase {
 		{name: "overlong line announcing a literal", send: "A1 LOGIN " + long + " {5+}\r\nhello\r\n", want: "A1 BAD [TOOBIG] Command line too long", exact: true},
 		{name: "huge sync literal", send: "A1 LOGIN {999999999}\r\n", want: "A1 BAD [TOOBIG] Error in IMAP command LOGIN: Literal too large", exact: true},
 		{name: "absurd literal", send: "A1 LOGIN {99999999999999999999999}\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command LOGIN: Invalid literal"},
-		{name: "big non-sync literal after an error is skipped", send: "A1 NOOP x {70000+}\r\n" + strings.Repeat("y", 70000) + "\r\n",
+		{name: "big non-sync literal after an error is skipped", login: true, send: "A1 NOOP x {70000+}\r\n" + strings.Repeat("y", 70000) + "\r\n",
 			want: "A1 BAD [CLIENTBUG] Error in IMAP command NOOP: Unexpected arguments"},
+		// Before login no literal may exceed an argument's 64 KiB, not even
+		// one to skip: a client that never logs in cannot have the server
+		// read an APPEND's worth of octets per command.
+		{name: "big non-sync literal before login closes", send: "A1 NOOP x {70000+}\r\n", want: "* BYE [TOOBIG] Literal too large to skip", exact: true, closes: true},
+		{name: "APPEND before login", send: "A1 APPEND INBOX {70000+}\r\n", want: "A1 BAD [CLIENTBUG] Not logged in", exact: true, then: "* BYE [TOOBIG] Literal too large to skip", closes: true},
 		{name: "huge non-sync literal closes", send: "A1 LOGIN {999999999+}\r\n", want: "* BYE [TOOBIG] Error in IMAP command LOGIN: Non-synchronizing literal too large", exact: true, closes: true},
 		{name: "bad literal syntax", send: "A1 LOGIN {abc}\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command LOGIN: Invalid literal"},
 		{name: "negative literal", send: "A1 LOGIN {-5}\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command LOGIN: Invalid literal"},

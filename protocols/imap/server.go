@@ -153,6 +153,16 @@ func (s *Server) limits() wire.Limits {
 	return wire.Limits{Line: s.maxLine(), Append: s.appendLimit()}
 }
 
+// preLoginLimits: before login no command takes a message, so no literal,
+// not even one skipped after an error, may exceed the one of an argument.
+// Otherwise a client that never logs in could have the server read and
+// discard an APPEND's worth of octets per command.
+func (s *Server) preLoginLimits() wire.Limits {
+	l := s.limits()
+	l.Append = 64 << 10
+	return l
+}
+
 func durationOr(d, def time.Duration) time.Duration {
 	if d > 0 {
 		return d

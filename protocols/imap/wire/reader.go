@@ -118,6 +118,10 @@ type Reader struct {
 // switch.
 func (r *Reader) Reset(br *bufio.Reader) { r.br = br }
 
+// SetLimits changes the bounds from the next command on: the session
+// allows a client less before it has logged in.
+func (r *Reader) SetLimits(lim Limits) { r.lim = lim.withDefaults() }
+
 // Buffered is the number of octets read from the connection but not yet
 // parsed.
 func (r *Reader) Buffered() int { return r.br.Buffered() }
