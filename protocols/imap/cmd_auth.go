@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"strings"
 
 	goimap "github.com/emersion/go-imap/v2"
@@ -35,6 +36,9 @@ func (c *conn) cmdLogout(cmd *wire.Command) error {
 // allows 30 of at most 30 and 1024 octets; the reader bounds the rest).
 const maxIDFields = 30
 
+// maxIDLogValue bounds each logged ID value.
+const maxIDLogValue = 128
+
 func (c *conn) cmdID(cmd *wire.Command) error {
 	id := cmd.Args.(*wire.ID)
 	if len(id.Fields) > maxIDFields {
@@ -49,10 +53,14 @@ func (c *conn) cmdID(cmd *wire.Command) error {
 		if f.Value != nil {
 			v = *f.Value
 		}
-		attrs = append(attrs, strings.ToLower(f.Key), v)
+		attrs = append(attrs, strings.ToLower(f.Key), v[:min(len(v), maxIDLogValue)])
 	}
-	if len(attrs) > 0 {
-		c.log.Info("imap client id", attrs...)
+	// Logged once per connection, under "id.": the fields are the
+	// client's words, which must neither flood the log nor pass for the
+	// session's own attributes (an ID "user" field).
+	if len(attrs) > 0 && !c.idLogged {
+		c.idLogged = true
+		c.log.Info("imap client id", slog.Group("id", attrs...))
 	}
 	name := "vmaild"
 	c.enc.ID([]wire.IDField{{Key: "name", Value: &name}})

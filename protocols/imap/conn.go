@@ -52,6 +52,7 @@ type conn struct {
 	cancel     context.CancelFunc
 	readFor    time.Duration // deadline of the next read
 	idling     bool          // IDLE's reader goroutine owns reads; the loop, writes
+	idLogged   bool          // the client's ID was logged
 	bad        int           // refused commands (see maxBad*)
 	logout     bool
 	authed     bool

@@ -3,7 +3,10 @@ package imap
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -436,4 +439,48 @@ func TestHostileTimeouts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHostileID: the client's ID fields are logged once per connection,
+// bounded, and under "id." where they cannot pass for the session's own
+// attributes.
+func TestHostileID(t *testing.T) {
+	var log bytes.Buffer
+	var mu sync.Mutex
+	e := newEnv(t, func(s *Server) {
+		s.Logger = slog.New(slog.NewTextHandler(lockedWriter{&mu, &log}, nil))
+	})
+	r := e.raw(t)
+	id := "I%d ID (\"user\" \"victim@example.org\" \"name\" \"" + strings.Repeat("n", 1000) + "\")\r\n"
+	for i := range 3 {
+		r.send(fmt.Sprintf(id, i))
+		if l := r.until(fmt.Sprintf("I%d ", i)); !strings.HasPrefix(l[len(l)-1], fmt.Sprintf("I%d OK", i)) {
+			t.Fatalf("ID: %q", l)
+		}
+	}
+	r.send("Z1 LOGOUT\r\n")
+	r.closed()
+	mu.Lock()
+	defer mu.Unlock()
+	got := log.String()
+	if n := strings.Count(got, "imap client id"); n != 1 {
+		t.Fatalf("ID logged %d times:\n%s", n, got)
+	}
+	if !strings.Contains(got, " id.user=victim@example.org") || strings.Contains(got, " user=victim") {
+		t.Fatalf("ID fields not kept apart:\n%s", got)
+	}
+	if strings.Contains(got, strings.Repeat("n", maxIDLogValue+1)) {
+		t.Fatalf("ID value logged whole:\n%s", got)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
