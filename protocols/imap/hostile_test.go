@@ -79,7 +79,7 @@ func hostileCases() []hostileCase {
 		// An HTTP request is refused line by line until the error budget
 		// (TestHostileErrorBudget) ends it.
 		{name: "unknown command before login", send: "GET / HTTP/1.1\r\n", want: "GET BAD [CLIENTBUG] Error in IMAP command /: Unknown command", exact: true},
-		{name: "sequence number out of range", login: true, select_: true, send: "A1 FETCH 7 FLAGS\r\n", want: "A1 BAD [CLIENTBUG] Invalid message sequence number", exact: true},
+		{name: "sequence number out of range", login: true, select_: true, send: "A1 FETCH 99 FLAGS\r\n", want: "A1 BAD [CLIENTBUG] Invalid message sequence number", exact: true},
 		{name: "huge sequence number", login: true, select_: true, send: "A1 FETCH 99999999999 FLAGS\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command FETCH: Invalid sequence set \"99999999999\"", exact: true},
 		{name: "deep nesting", login: true, select_: true, send: "A1 SEARCH " + strings.Repeat("(", 2000) + "\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command SEARCH: Too deeply nested", exact: true},
 		{name: "nesting over the limit", login: true, select_: true, send: "A1 SEARCH " + strings.Repeat("(", 17) + "ALL" + strings.Repeat(")", 17) + "\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command SEARCH: Too deeply nested", exact: true},
@@ -89,6 +89,14 @@ func hostileCases() []hostileCase {
 		{name: "SEARCH criteria over the command limit", login: true, select_: true,
 			send: "A1 SEARCH" + strings.Repeat(" SUBJECT {60000+}\r\n"+strings.Repeat("s", 60000), 17) + " SUBJECT {60000}\r\n",
 			want: "A1 BAD [TOOBIG] Error in IMAP command SEARCH: Command too long", exact: true},
+		// Accepted criteria of hostile size, and messages built to trap
+		// threading and sorting (hostileMessages): answered, in time.
+		{name: "SEARCH 8k ORs", login: true, select_: true, send: "A1 SEARCH " + orTree(8000) + "\r\n", want: "* SEARCH", then: "A1 OK"},
+		{name: "SORT 8k ORs", login: true, select_: true, send: "A1 SORT (SUBJECT) UTF-8 " + orTree(8000) + "\r\n", want: "* SORT", then: "A1 OK"},
+		{name: "SORT of hostile headers", login: true, select_: true, send: "A1 SORT (REVERSE SUBJECT DISPLAYFROM DATE) UTF-8 ALL\r\n", want: "* SORT", then: "A1 OK"},
+		{name: "THREAD REFERENCES of hostile headers", login: true, select_: true, send: "A1 THREAD REFERENCES UTF-8 ALL\r\n", want: "* THREAD", then: "A1 OK"},
+		{name: "THREAD ORDEREDSUBJECT of hostile headers", login: true, select_: true, send: "A1 UID THREAD ORDEREDSUBJECT UTF-8 ALL\r\n", want: "* THREAD", then: "A1 OK"},
+		{name: "LIST with many wildcards", login: true, send: "A1 LIST \"\" \"" + strings.Repeat("*%", 500) + "x\"\r\n", want: "A1 OK"},
 		{name: "THREAD unknown algorithm", login: true, select_: true, send: "A1 THREAD FROBNICATE UTF-8 ALL\r\n", want: "A1 BAD [CLIENTBUG] Unknown thread algorithm", exact: true},
 		{name: "FETCH CHANGEDSINCE not a number", login: true, select_: true, send: "A1 FETCH 1 (FLAGS) (CHANGEDSINCE x)\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command FETCH: Expected a number at \"x)\"", exact: true},
 		{name: "FETCH CHANGEDSINCE 0", login: true, select_: true, send: "A1 FETCH 1 (FLAGS) (CHANGEDSINCE 0)\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command FETCH: Mod-sequence must not be zero", exact: true},
@@ -132,13 +140,33 @@ func hostileCases() []hostileCase {
 	}
 }
 
+// hostileMessages are messages whose headers threading, sorting and
+// searching must survive: References in a cycle, a message referring to
+// itself, ten thousand references, a subject buried under a thousand
+// "Re:" and "[Fwd: ...]" (base subject extraction, RFC 5256).
+func hostileMessages() []string {
+	var refs strings.Builder
+	for i := range 10000 {
+		fmt.Fprintf(&refs, " <r%d@example.net>", i)
+	}
+	return []string{
+		"Message-ID: <a@example.net>\r\nReferences: <b@example.net>\r\nIn-Reply-To: <b@example.net>\r\nSubject: loop\r\n\r\na\r\n",
+		"Message-ID: <b@example.net>\r\nReferences: <a@example.net>\r\nIn-Reply-To: <a@example.net>\r\nSubject: Re: loop\r\n\r\nb\r\n",
+		"Message-ID: <c@example.net>\r\nReferences: <c@example.net> <c@example.net>\r\nIn-Reply-To: <c@example.net>\r\nSubject: self\r\n\r\nc\r\n",
+		"Message-ID: <d@example.net>\r\nReferences:" + refs.String() + "\r\nSubject: many\r\n\r\nd\r\n",
+		"Message-ID: <e@example.net>\r\nSubject: " + strings.Repeat("Re: [Fwd: ", 1000) + "x" + strings.Repeat("]", 1000) + "\r\nFrom: " + strings.Repeat("\"a\" <a@b>, ", 2000) + "c@d\r\n\r\ne\r\n",
+	}
+}
+
 // TestHostileInput sends malformed and hostile input over a raw socket and
 // checks the exact answer, that nothing else is answered (a command
 // smuggled in the input would be), and that the connection (or, where it
 // must close, the server) goes on serving.
 func TestHostileInput(t *testing.T) {
 	e := newEnv(t)
-	e.deliver(t, "", msg1)
+	for _, m := range append([]string{msg1}, hostileMessages()...) {
+		e.deliver(t, "", m)
+	}
 	for _, tc := range hostileCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			r := e.raw(t)
