@@ -50,12 +50,7 @@ func (c *conn) cmdSelect(cmd *wire.Command) error {
 		return c.storeError("select", err)
 	}
 	c.sel = &selection{folder: f, watcher: w}
-
-	flags := append([]goimap.Flag(nil), systemFlags...)
-	for _, k := range f.Keywords() {
-		flags = append(flags, goimap.Flag(k))
-	}
-	c.enc.Flags(flags)
+	flags := c.writeFlags(true)
 	c.enc.Exists(uint32(f.Len()))
 	if !c.rev2 {
 		c.enc.Recent(uint32(f.NumRecent()))
@@ -68,11 +63,7 @@ func (c *conn) cmdSelect(cmd *wire.Command) error {
 	}
 	c.enc.Status("*", goimap.StatusResponseTypeOK, wire.CodeUIDValidity(f.UIDValidity()), "UIDs valid")
 	c.enc.Status("*", goimap.StatusResponseTypeOK, wire.CodeUIDNext(goimap.UID(f.UIDNext())), "Predicted next UID")
-	if a.ReadOnly {
-		c.enc.Status("*", goimap.StatusResponseTypeOK, wire.CodePermanentFlags(nil), "Read-only mailbox.")
-	} else {
-		c.enc.Status("*", goimap.StatusResponseTypeOK, wire.CodePermanentFlags(append(flags, goimap.FlagWildcard)), "Flags permitted.")
-	}
+	c.writePermanentFlags(flags)
 	if c.condstore {
 		c.enc.Status("*", goimap.StatusResponseTypeOK, wire.CodeHighestModSeq(max(f.HighestModSeq(), 1)), "Highest")
 	}
@@ -87,6 +78,43 @@ func (c *conn) cmdSelect(cmd *wire.Command) error {
 		c.complete("READ-WRITE", "Select completed")
 	}
 	return nil
+}
+
+// writeFlags writes FLAGS: the system flags and the folder's keywords,
+// which it returns. Unless always, only when keywords were added since
+// the client last heard (a keyword another session or this STORE
+// created: RFC 9051 7.3.5 wants it announced before it is used).
+func (c *conn) writeFlags(always bool) []goimap.Flag {
+	kw := c.sel.folder.Keywords()
+	if !always && len(kw) == c.sel.keywords {
+		return nil
+	}
+	c.sel.keywords = len(kw)
+	flags := append([]goimap.Flag(nil), systemFlags...)
+	for _, k := range kw {
+		flags = append(flags, goimap.Flag(k))
+	}
+	c.enc.Flags(flags)
+	return flags
+}
+
+func (c *conn) writePermanentFlags(flags []goimap.Flag) {
+	if c.sel.folder.ReadOnly() {
+		c.enc.Status("*", goimap.StatusResponseTypeOK, wire.CodePermanentFlags(nil), "Read-only mailbox.")
+		return
+	}
+	c.enc.Status("*", goimap.StatusResponseTypeOK, wire.CodePermanentFlags(append(flags, goimap.FlagWildcard)), "Flags permitted.")
+}
+
+// announceKeywords writes FLAGS and PERMANENTFLAGS when the folder has
+// keywords the client was not told of.
+func (c *conn) announceKeywords() {
+	if c.sel == nil {
+		return
+	}
+	if flags := c.writeFlags(false); flags != nil {
+		c.writePermanentFlags(flags)
+	}
 }
 
 // resync answers SELECT's QRESYNC parameter (RFC 7162 3.2.5): what was
@@ -267,6 +295,7 @@ func (c *conn) poll(allowExpunge bool) error {
 		return nil
 	}
 	c.writeExpunged(u.Expunged)
+	c.announceKeywords()
 	if len(u.New) > 0 {
 		c.enc.Exists(u.NumMessages)
 		if !c.rev2 {
@@ -494,6 +523,7 @@ func (c *conn) cmdStore(cmd *wire.Command) error {
 	if err != nil {
 		return c.storeError("store", err)
 	}
+	c.announceKeywords()
 	for _, u := range res.Updates {
 		if a.Flags.Silent && !c.condstore {
 			break
