@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sort"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +14,7 @@ import (
 	gosasl "github.com/emersion/go-sasl"
 
 	"github.com/vmaild/vmaild/backend/store"
+	"github.com/vmaild/vmaild/protocols/imap/wire"
 	"github.com/vmaild/vmaild/protocols/login"
 	"github.com/vmaild/vmaild/protocols/sasl"
 	"github.com/vmaild/vmaild/userdb"
@@ -296,98 +297,33 @@ func (s *session) Namespace() (*goimap.NamespaceData, error) {
 
 const delim = '/'
 
+// List is a wrapper over listMailboxes until the session loop calls it
+// directly: go-imap has already decoded the names (and drops empty
+// patterns) and encodes the answer, so the names stay UTF-8 here.
 func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *goimap.ListOptions) error {
 	if err := s.needMailbox(); err != nil {
 		return err
 	}
+	// go-imap tells LSUB from LIST (SUBSCRIBED) only in the writer.
+	cmd := &wire.List{Ref: ref, Patterns: patterns, LSUB: reflect.ValueOf(w).Elem().FieldByName("lsub").Bool()}
+	if options != nil && !cmd.LSUB {
+		cmd.Options = *options
+		cmd.Extended = *options != goimap.ListOptions{}
+	}
 	if len(patterns) == 0 {
-		// LIST "" "": the hierarchy delimiter and root.
-		return w.WriteList(&goimap.ListData{Attrs: []goimap.MailboxAttr{goimap.MailboxAttrNoSelect}, Delim: delim})
+		cmd.Patterns = []string{""}
 	}
 	folders, err := s.mb.ListFolders(s.ctx)
 	if err != nil {
 		return s.storeError("list", err)
 	}
-	if options == nil {
-		options = &goimap.ListOptions{}
+	subs, err := s.mb.Subscriptions(s.ctx)
+	if err != nil {
+		return s.storeError("list", err)
 	}
-	subscribed := map[string]bool{}
-	var subs []string
-	if options.SelectSubscribed || options.ReturnSubscribed {
-		subs, err = s.mb.Subscriptions(s.ctx)
-		if err != nil {
-			return s.storeError("list", err)
-		}
-		for _, n := range subs {
-			subscribed[n] = true
-		}
-	}
-	match := func(name string) bool {
-		for _, p := range patterns {
-			if imapserver.MatchList(name, delim, ref, p) {
-				return true
-			}
-		}
-		return false
-	}
-	type entry struct {
-		data   goimap.ListData
-		exists bool
-	}
-	var out []entry
-	known := map[string]bool{}
-	for _, fi := range folders {
-		known[fi.Name] = true
-		if !match(fi.Name) {
-			continue
-		}
-		if options.SelectSubscribed && !subscribed[fi.Name] && !options.SelectRecursiveMatch {
-			continue
-		}
-		if options.SelectSpecialUse && fi.SpecialUse == "" {
-			continue
-		}
-		d := goimap.ListData{Mailbox: fi.Name, Delim: delim}
-		for _, a := range fi.Attrs {
-			d.Attrs = append(d.Attrs, goimap.MailboxAttr(a))
-		}
-		if (options.SelectSubscribed || options.ReturnSubscribed) && subscribed[fi.Name] {
-			d.Attrs = append(d.Attrs, goimap.MailboxAttrSubscribed)
-		}
-		if options.SelectSubscribed && !subscribed[fi.Name] {
-			// RECURSIVEMATCH: listed only for a subscribed child.
-			child := false
-			for _, sn := range subs {
-				if strings.HasPrefix(sn, fi.Name+string(delim)) {
-					child = true
-					break
-				}
-			}
-			if !child {
-				continue
-			}
-			d.ChildInfo = &goimap.ListDataChildInfo{Subscribed: true}
-		}
-		out = append(out, entry{data: d, exists: !hasAttr(fi.Attrs, `\Noselect`)})
-	}
-	if options.SelectSubscribed && !options.SelectSpecialUse {
-		// Subscribed names that do not exist are still listed (LSUB,
-		// RFC 5258's \NonExistent).
-		for _, n := range subs {
-			if known[n] || !match(n) {
-				continue
-			}
-			out = append(out, entry{data: goimap.ListData{Mailbox: n, Delim: delim, Attrs: []goimap.MailboxAttr{
-				goimap.MailboxAttrNonExistent, goimap.MailboxAttrSubscribed,
-			}}})
-		}
-		sort.SliceStable(out, func(i, j int) bool { return listLess(out[i].data.Mailbox, out[j].data.Mailbox) })
-	}
-	for _, e := range out {
-		d := e.data
-		if options.ReturnStatus != nil && e.exists {
-			st, err := s.status(d.Mailbox, options.ReturnStatus)
-			if err == nil {
+	for _, d := range listMailboxes(folders, subs, cmd, true) {
+		if cmd.Options.ReturnStatus != nil && listWantsStatus(&d) {
+			if st, err := s.status(d.Mailbox, cmd.Options.ReturnStatus); err == nil {
 				d.Status = st
 			}
 		}
@@ -396,13 +332,6 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		}
 	}
 	return nil
-}
-
-func listLess(a, b string) bool {
-	if (a == store.Inbox) != (b == store.Inbox) {
-		return a == store.Inbox
-	}
-	return a < b
 }
 
 func hasAttr(attrs []string, a string) bool {
