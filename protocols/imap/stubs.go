@@ -4,12 +4,10 @@ package imap
 
 import (
 	"context"
-	"strings"
 
 	goimap "github.com/emersion/go-imap/v2"
 
 	"github.com/vmaild/vmaild/backend/store"
-	"github.com/vmaild/vmaild/protocols/imap/utf7"
 	"github.com/vmaild/vmaild/protocols/imap/wire"
 )
 
@@ -48,41 +46,4 @@ func fetchOne(ctx context.Context, enc *wire.Encoder, f *store.Folder, seq uint3
 	}
 	fw.End()
 	return false, nil
-}
-
-func listMailboxes(folders []store.FolderInfo, subs []string, cmd *wire.List, utf8 bool) []goimap.ListData {
-	var out []goimap.ListData
-	for _, fi := range folders {
-		d := goimap.ListData{Mailbox: clientName(fi.Name, utf8), Delim: delim}
-		for _, a := range fi.Attrs {
-			d.Attrs = append(d.Attrs, goimap.MailboxAttr(a))
-		}
-		out = append(out, d)
-	}
-	return out
-}
-
-func mailboxName(arg string, utf8 bool) (string, error) {
-	if strings.EqualFold(arg, store.Inbox) {
-		return store.Inbox, nil
-	}
-	if utf8 {
-		return arg, nil
-	}
-	n, err := utf7.Decode(arg)
-	if err != nil {
-		return "", bad("Mailbox name is not valid modified UTF-7")
-	}
-	return n, nil
-}
-
-func clientName(name string, utf8 bool) string {
-	if utf8 {
-		return name
-	}
-	n, err := utf7.Encode(name)
-	if err != nil {
-		return name
-	}
-	return n
 }
