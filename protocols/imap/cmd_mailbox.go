@@ -147,7 +147,13 @@ func (c *conn) status(name string, options *goimap.StatusOptions) (*goimap.Statu
 	if err != nil {
 		return nil, c.storeError("status", err)
 	}
-	d := &goimap.StatusData{Mailbox: name, UIDNext: goimap.UID(st.UIDNext), UIDValidity: st.UIDValidity}
+	d := &goimap.StatusData{Mailbox: name}
+	if options.UIDNext {
+		d.UIDNext = goimap.UID(st.UIDNext)
+	}
+	if options.UIDValidity {
+		d.UIDValidity = st.UIDValidity
+	}
 	u32 := func(v uint32) *uint32 { return &v }
 	if options.NumMessages {
 		d.NumMessages = u32(st.Messages)
