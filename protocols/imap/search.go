@@ -2,9 +2,12 @@ package imap
 
 import (
 	"bufio"
-	"bytes"
+	"context"
+	"errors"
 	"io"
-	"mime"
+	"io/fs"
+	nettextproto "net/textproto"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,39 +15,33 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	gomessage "github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // decode non-UTF-8 text for SEARCH
-	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
 
 	"github.com/vmaild/vmaild/backend/store"
+	"github.com/vmaild/vmaild/protocols/imap/sortthread"
+	"github.com/vmaild/vmaild/protocols/imap/wire"
 )
 
-// Search evaluates criteria against the view. Sequence numbers, UIDs,
-// flags, internal dates and sizes come from the index; a message file is
-// read only when a criterion about its header or text is still undecided
-// for it, and then once.
+// Search evaluates criteria against the view for go-imap's server; the
+// work is searchFolder's.
 func (s *session) Search(kind imapserver.NumKind, criteria *goimap.SearchCriteria, options *goimap.SearchOptions) (*goimap.SearchData, error) {
 	sel, err := s.selected()
 	if err != nil {
 		return nil, err
 	}
-	msgs := sel.folder.Messages()
-	ev := &searcher{s: s, sel: sel, flagBits: map[string]store.Flags{}}
-	for i := 0; i < 32; i++ {
-		if names := sel.folder.FlagNames(store.Flags(1) << i); len(names) == 1 {
-			ev.flagBits[strings.ToLower(names[0])] = store.Flags(1) << i
+	idx, err := searchFolder(s.ctx, sel.folder, "", criteria, sel.searchRes)
+	if err != nil {
+		var ie *goimap.Error
+		if errors.As(err, &ie) {
+			return nil, ie
 		}
+		return nil, s.storeError("search", err)
 	}
-	if err := ev.prepare(criteria); err != nil {
-		return nil, err
-	}
+	msgs := sel.folder.Messages()
 	var data goimap.SearchData
 	var seqs goimap.SeqSet
 	var uids goimap.UIDSet
-	for i := range msgs {
-		ev.cur = message{seq: uint32(i + 1), m: &msgs[i]}
-		if !ev.match(criteria) {
-			continue
-		}
+	for _, i := range idx {
 		uids.AddNum(goimap.UID(msgs[i].UID))
 		num := uint32(i + 1)
 		if kind == imapserver.NumKindUID {
@@ -58,9 +55,6 @@ func (s *session) Search(kind imapserver.NumKind, criteria *goimap.SearchCriteri
 		data.Max = max(data.Max, num)
 		data.Count++
 	}
-	if ev.err != nil {
-		return nil, s.storeError("search", ev.err)
-	}
 	if kind == imapserver.NumKindUID {
 		data.All = uids
 	} else {
@@ -72,241 +66,632 @@ func (s *session) Search(kind imapserver.NumKind, criteria *goimap.SearchCriteri
 	return &data, nil
 }
 
-type message struct {
-	seq    uint32
-	m      *store.Message
-	loaded bool
-	header textproto.Header
-	text   string // decoded body text, lower case
-	raw    []byte
-}
-
-type searcher struct {
-	s        *session
-	sel      *selection
-	flagBits map[string]store.Flags
-	cur      message
-	err      error
-}
-
-// prepare fixes dynamic sets ("*", "$") against the view and rejects what
-// cannot be answered.
-func (ev *searcher) prepare(c *goimap.SearchCriteria) error {
-	if c.ModSeq != nil {
-		return bad("CONDSTORE is not supported")
+// searchFolder evaluates c over f's view and returns ascending indexes
+// into f.Messages(). res is the SEARCHRES "$" set (UIDs). An error is an
+// *imap.Error to answer (e.g. NO [BADCHARSET (US-ASCII UTF-8)]) or a store
+// error.
+//
+// Criteria the index answers (sequence numbers, UIDs, flags, \Recent,
+// sizes, internal dates, MODSEQ) are decided first and never open a file;
+// a message file is opened only while a header or text criterion is still
+// undecided for it, once, and read only as far as the criteria need: the
+// header for header keys, the whole message for BODY and TEXT.
+func searchFolder(ctx context.Context, f *store.Folder, charset string, c *goimap.SearchCriteria, res goimap.UIDSet) ([]int, error) {
+	conv, err := searchCharset(charset)
+	if err != nil {
+		return nil, err
 	}
-	for i, set := range c.SeqNum {
-		idx, err := ev.sel.resolve(set)
-		if err != nil {
-			return err
-		}
-		var fixed goimap.SeqSet
-		for _, j := range idx {
-			fixed.AddNum(uint32(j + 1))
-		}
-		c.SeqNum[i] = fixed
-	}
-	for i, set := range c.UID {
-		var fixed goimap.UIDSet
-		idx, err := ev.sel.resolve(set)
-		if err != nil {
-			return err
-		}
-		for _, u := range ev.sel.uids(idx) {
-			fixed.AddNum(goimap.UID(u))
-		}
-		c.UID[i] = fixed
-	}
-	for i := range c.Not {
-		if err := ev.prepare(&c.Not[i]); err != nil {
-			return err
+	msgs := f.Messages()
+	ev := &searcher{ctx: ctx, f: f, msgs: msgs, flagBits: map[string]store.Flags{}}
+	for i := 0; i < 32; i++ {
+		if names := f.FlagNames(store.Flags(1) << i); len(names) == 1 {
+			ev.flagBits[strings.ToLower(names[0])] = store.Flags(1) << i
 		}
 	}
-	for i := range c.Or {
-		for j := range c.Or[i] {
-			if err := ev.prepare(&c.Or[i][j]); err != nil {
-				return err
+	root, err := ev.compile(c, res, conv)
+	if err != nil {
+		return nil, err
+	}
+	out := []int{}
+	for i := range msgs {
+		if i&1023 == 1023 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
 			}
 		}
+		ev.cur = loaded{idx: i, m: &msgs[i]}
+		ok := ev.match(root)
+		ev.cur.close()
+		if ev.err != nil {
+			return nil, ev.err
+		}
+		if ok {
+			out = append(out, i)
+		}
 	}
-	return nil
+	return out, nil
+}
+
+var errBadCharset = &goimap.Error{
+	Type: goimap.StatusResponseTypeNo,
+	Code: goimap.ResponseCodeBadCharset,
+	Text: "Unknown charset (US-ASCII UTF-8 and the usual 8-bit ones are known)",
+}
+
+// searchCharset returns how to turn the criteria's strings into UTF-8:
+// nil for US-ASCII and UTF-8, else a converter for a charset go-message
+// knows; an unknown one is NO [BADCHARSET].
+func searchCharset(charset string) (func(string) (string, error), error) {
+	switch strings.ToUpper(charset) {
+	case "", "US-ASCII", "UTF-8":
+		return nil, nil
+	}
+	if _, err := gomessage.CharsetReader(charset, strings.NewReader("")); err != nil {
+		return nil, errBadCharset
+	}
+	return func(s string) (string, error) {
+		r, err := gomessage.CharsetReader(charset, strings.NewReader(s))
+		if err != nil {
+			return "", errBadCharset
+		}
+		b, err := io.ReadAll(r)
+		if err != nil {
+			return "", bad("Search string not valid in charset " + charset)
+		}
+		return string(b), nil
+	}, nil
+}
+
+// level is how much of a message a criterion needs.
+type level uint8
+
+const (
+	levelIndex level = iota
+	levelHeader
+	levelBody
+)
+
+// span is an inclusive range of sequence numbers or UIDs; spans are
+// sorted and merged, so that membership is a binary search however many
+// ranges a client sends.
+type span struct{ lo, hi uint32 }
+
+type spans []span
+
+func (s spans) has(v uint32) bool {
+	i, _ := slices.BinarySearchFunc(s, v, func(sp span, v uint32) int {
+		switch {
+		case sp.hi < v:
+			return -1
+		case sp.lo > v:
+			return 1
+		}
+		return 0
+	})
+	return i < len(s) && s[i].lo <= v && v <= s[i].hi
+}
+
+func mergeSpans(s spans) spans {
+	slices.SortFunc(s, func(a, b span) int {
+		switch {
+		case a.lo < b.lo:
+			return -1
+		case a.lo > b.lo:
+			return 1
+		}
+		return 0
+	})
+	out := s[:0]
+	for _, sp := range s {
+		if n := len(out); n > 0 && uint64(sp.lo) <= uint64(out[n-1].hi)+1 {
+			out[n-1].hi = max(out[n-1].hi, sp.hi)
+			continue
+		}
+		out = append(out, sp)
+	}
+	return out
+}
+
+// headerTest is one HEADER, FROM, TO, CC, BCC or SUBJECT key.
+type headerTest struct {
+	key    string // canonical field name
+	needle string // folded; "" tests that the field exists
+	kind   headerKind
+}
+
+type headerKind uint8
+
+const (
+	headerPlain   headerKind = iota
+	headerAddress            // compared as Dovecot rewrites addresses
+	headerSubject            // white space runs compressed
+)
+
+// node is a compiled search key list: every test must hold.
+type node struct {
+	seqs, uids   []spans
+	need, forbid store.Flags
+	never        bool // a keyword the folder does not have is required
+	recent       int8 // 1: must be \Recent, -1: must not be
+	larger       int64
+	smaller      int64 // 0: none
+	since        time.Time
+	before       time.Time
+	modseq       uint64
+
+	sentSince, sentBefore time.Time
+	headers               []headerTest
+	body, text            []string // folded
+
+	subs  []sub // NOT and OR, cheapest first
+	level level // the most any test here or below needs
+}
+
+// sub is a NOT (not set) or an OR (both set).
+type sub struct {
+	not   *node
+	or    [2]*node
+	level level
+}
+
+// compile turns criteria into nodes: sets fixed against the view ("*" is
+// the last message, "$" the saved result), flags turned into store bits,
+// strings converted to UTF-8 and folded.
+func (ev *searcher) compile(c *goimap.SearchCriteria, res goimap.UIDSet, conv func(string) (string, error)) (*node, error) {
+	n := &node{}
+	utf8 := func(s string) (string, error) {
+		if conv == nil {
+			return s, nil
+		}
+		return conv(s)
+	}
+	count := uint32(len(ev.msgs))
+	var maxUID uint32
+	if count > 0 {
+		maxUID = ev.msgs[count-1].UID
+	}
+	for _, set := range c.SeqNum {
+		var sp spans
+		for _, r := range set {
+			lo, hi := r.Start, r.Stop
+			if lo == 0 {
+				lo = count
+			}
+			if hi == 0 {
+				hi = count
+			}
+			if lo > hi {
+				lo, hi = hi, lo
+			}
+			if lo == 0 {
+				lo = 1
+			}
+			if lo <= hi {
+				sp = append(sp, span{lo, hi})
+			}
+		}
+		n.seqs = append(n.seqs, mergeSpans(sp))
+	}
+	for _, set := range c.UID {
+		if goimap.IsSearchRes(set) {
+			set = res
+		}
+		var sp spans
+		for _, r := range set {
+			lo, hi := uint32(r.Start), uint32(r.Stop)
+			if lo == 0 {
+				lo = maxUID
+			}
+			if hi == 0 {
+				hi = maxUID
+			}
+			if lo > hi {
+				lo, hi = hi, lo
+			}
+			if hi > 0 {
+				sp = append(sp, span{max(lo, 1), hi})
+			}
+		}
+		n.uids = append(n.uids, mergeSpans(sp))
+	}
+	for _, fl := range c.Flag {
+		if fl == wire.FlagRecent {
+			if n.recent < 0 {
+				n.never = true
+			}
+			n.recent = 1
+			continue
+		}
+		bit, ok := ev.flagBits[strings.ToLower(string(fl))]
+		if !ok {
+			n.never = true
+		}
+		n.need |= bit
+	}
+	for _, fl := range c.NotFlag {
+		if fl == wire.FlagRecent {
+			if n.recent > 0 {
+				n.never = true
+			}
+			n.recent = -1
+			continue
+		}
+		n.forbid |= ev.flagBits[strings.ToLower(string(fl))]
+	}
+	if n.need&n.forbid != 0 {
+		n.never = true
+	}
+	n.larger, n.smaller = c.Larger, c.Smaller
+	n.since, n.before = dayOf(c.Since), dayOf(c.Before)
+	n.sentSince, n.sentBefore = dayOf(c.SentSince), dayOf(c.SentBefore)
+	if c.ModSeq != nil {
+		n.modseq = c.ModSeq.ModSeq
+	}
+	for _, h := range c.Header {
+		v, err := utf8(h.Value)
+		if err != nil {
+			return nil, err
+		}
+		t := headerTest{key: nettextproto.CanonicalMIMEHeaderKey(h.Key), needle: sortthread.Fold(v)}
+		switch t.key {
+		case "From", "To", "Cc", "Bcc":
+			t.kind = headerAddress
+		case "Subject":
+			t.kind = headerSubject
+			t.needle = compressSpace(t.needle)
+		}
+		n.headers = append(n.headers, t)
+		n.level = max(n.level, levelHeader)
+	}
+	if !n.sentSince.IsZero() || !n.sentBefore.IsZero() {
+		n.level = max(n.level, levelHeader)
+	}
+	for _, b := range c.Body {
+		v, err := utf8(b)
+		if err != nil {
+			return nil, err
+		}
+		n.body = append(n.body, sortthread.Fold(v))
+		n.level = levelBody
+	}
+	for _, t := range c.Text {
+		v, err := utf8(t)
+		if err != nil {
+			return nil, err
+		}
+		n.text = append(n.text, sortthread.Fold(v))
+		n.level = levelBody
+	}
+	for i := range c.Not {
+		k, err := ev.compile(&c.Not[i], res, conv)
+		if err != nil {
+			return nil, err
+		}
+		n.subs = append(n.subs, sub{not: k, level: k.level})
+	}
+	for i := range c.Or {
+		a, err := ev.compile(&c.Or[i][0], res, conv)
+		if err != nil {
+			return nil, err
+		}
+		b, err := ev.compile(&c.Or[i][1], res, conv)
+		if err != nil {
+			return nil, err
+		}
+		if b.level < a.level {
+			a, b = b, a // the cheaper side first: OR's answer is the same
+		}
+		n.subs = append(n.subs, sub{or: [2]*node{a, b}, level: b.level})
+	}
+	slices.SortStableFunc(n.subs, func(a, b sub) int { return int(a.level) - int(b.level) })
+	for _, s := range n.subs {
+		n.level = max(n.level, s.level)
+	}
+	return n, nil
 }
 
 func dayOf(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
 	y, m, d := t.Date()
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
-// match checks the index-only criteria first, then the file-based ones.
-func (ev *searcher) match(c *goimap.SearchCriteria) bool {
+// loaded is the message being evaluated, with what was read of it so far.
+type loaded struct {
+	idx int
+	m   *store.Message
+
+	r      *store.MessageReader
+	br     *bufio.Reader
+	gone   bool // the file vanished: nothing about its content matches
+	header *textproto.Header
+	text   *string // folded header block, for TEXT
+	body   *string // folded decoded text parts
+}
+
+func (l *loaded) close() {
+	if l.r != nil {
+		l.r.Close()
+		l.r = nil
+	}
+}
+
+type searcher struct {
+	ctx      context.Context
+	f        *store.Folder
+	msgs     []store.Message
+	flagBits map[string]store.Flags
+	cur      loaded
+	err      error // a store error: the search fails
+}
+
+// match evaluates n for the current message: the index's tests, then the
+// subs the index decides, then header tests and subs, then text.
+func (ev *searcher) match(n *node) bool {
+	if !ev.indexTests(n) {
+		return false
+	}
+	i := 0
+	for lv := levelIndex; lv <= levelBody; lv++ {
+		switch lv {
+		case levelHeader:
+			if !ev.headerTests(n) {
+				return false
+			}
+		case levelBody:
+			if !ev.bodyTests(n) {
+				return false
+			}
+		}
+		for ; i < len(n.subs) && n.subs[i].level == lv; i++ {
+			s := &n.subs[i]
+			if s.not != nil {
+				if ev.match(s.not) {
+					return false
+				}
+			} else if !ev.match(s.or[0]) && !ev.match(s.or[1]) {
+				return false
+			}
+			if ev.err != nil {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (ev *searcher) indexTests(n *node) bool {
 	m := ev.cur.m
-	for _, set := range c.SeqNum {
-		if !set.Contains(ev.cur.seq) {
-			return false
-		}
-	}
-	for _, set := range c.UID {
-		if !set.Contains(goimap.UID(m.UID)) {
-			return false
-		}
-	}
-	for _, f := range c.Flag {
-		if !ev.hasFlag(f) {
-			return false
-		}
-	}
-	for _, f := range c.NotFlag {
-		if ev.hasFlag(f) {
-			return false
-		}
-	}
-	if c.Larger > 0 && m.Size <= c.Larger {
+	if n.never || m.Flags&n.need != n.need || m.Flags&n.forbid != 0 {
 		return false
 	}
-	if c.Smaller > 0 && m.Size >= c.Smaller {
+	seq := uint32(ev.cur.idx + 1)
+	for _, s := range n.seqs {
+		if !s.has(seq) {
+			return false
+		}
+	}
+	for _, s := range n.uids {
+		if !s.has(m.UID) {
+			return false
+		}
+	}
+	if n.recent != 0 && ev.f.IsRecent(m.UID) != (n.recent > 0) {
 		return false
 	}
-	if !c.Since.IsZero() || !c.Before.IsZero() {
+	if n.larger > 0 && m.Size <= n.larger {
+		return false
+	}
+	if n.smaller > 0 && m.Size >= n.smaller {
+		return false
+	}
+	if n.modseq > 0 && m.ModSeq < n.modseq {
+		return false
+	}
+	if !n.since.IsZero() || !n.before.IsZero() {
 		day := dayOf(m.InternalDate.In(time.Local))
-		if !c.Since.IsZero() && day.Before(dayOf(c.Since)) {
+		if !n.since.IsZero() && day.Before(n.since) {
 			return false
 		}
-		if !c.Before.IsZero() && !day.Before(dayOf(c.Before)) {
-			return false
-		}
-	}
-	for i := range c.Not {
-		if ev.match(&c.Not[i]) {
-			return false
-		}
-	}
-	for _, or := range c.Or {
-		if !ev.match(&or[0]) && !ev.match(&or[1]) {
-			return false
-		}
-	}
-	if !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
-		if !ev.load() {
-			return false
-		}
-		mh := mail.Header{Header: gomessage.Header{Header: ev.cur.header}}
-		date, err := mh.Date()
-		if err != nil {
-			return false
-		}
-		day := dayOf(date)
-		if !c.SentSince.IsZero() && day.Before(dayOf(c.SentSince)) {
-			return false
-		}
-		if !c.SentBefore.IsZero() && !day.Before(dayOf(c.SentBefore)) {
-			return false
-		}
-	}
-	for _, h := range c.Header {
-		if !ev.load() || !ev.headerMatch(h.Key, h.Value) {
-			return false
-		}
-	}
-	for _, b := range c.Body {
-		if !ev.load() || !strings.Contains(ev.cur.text, strings.ToLower(b)) {
-			return false
-		}
-	}
-	for _, t := range c.Text {
-		if !ev.load() {
-			return false
-		}
-		needle := strings.ToLower(t)
-		if !strings.Contains(ev.cur.text, needle) && !ev.headerContains(needle) {
+		if !n.before.IsZero() && !day.Before(n.before) {
 			return false
 		}
 	}
 	return true
 }
 
-func (ev *searcher) hasFlag(f goimap.Flag) bool {
-	bit, ok := ev.flagBits[strings.ToLower(string(f))]
-	return ok && ev.cur.m.Flags.Has(bit)
-}
-
-var wordDecoder = mime.WordDecoder{CharsetReader: func(charset string, input io.Reader) (io.Reader, error) {
-	return gomessage.CharsetReader(charset, input)
-}}
-
-func decodeHeader(v string) string {
-	if d, err := wordDecoder.DecodeHeader(v); err == nil {
-		return d
+func (ev *searcher) headerTests(n *node) bool {
+	if n.sentSince.IsZero() && n.sentBefore.IsZero() && len(n.headers) == 0 {
+		return true
 	}
-	return v
+	h := ev.loadHeader()
+	if h == nil {
+		return false
+	}
+	if !n.sentSince.IsZero() || !n.sentBefore.IsZero() {
+		// As Dovecot: a missing or unreadable Date is the epoch.
+		var day time.Time
+		if t, ok := sortthread.ParseDate(h.Get("Date")); ok {
+			day = dayOf(t)
+		} else {
+			day = time.Unix(0, 0).UTC()
+		}
+		if !n.sentSince.IsZero() && day.Before(n.sentSince) {
+			return false
+		}
+		if !n.sentBefore.IsZero() && !day.Before(n.sentBefore) {
+			return false
+		}
+	}
+	for i := range n.headers {
+		if !headerMatch(h, &n.headers[i]) {
+			return false
+		}
+	}
+	return true
 }
 
-func (ev *searcher) headerMatch(key, value string) bool {
-	needle := strings.ToLower(value)
-	for f := ev.cur.header.FieldsByKey(key); f.Next(); {
-		if needle == "" || strings.Contains(strings.ToLower(decodeHeader(f.Value())), needle) {
+func headerMatch(h *textproto.Header, t *headerTest) bool {
+	for f := h.FieldsByKey(t.key); f.Next(); {
+		if t.needle == "" {
+			return true
+		}
+		v := unfold(f.Value())
+		var hay string
+		switch t.kind {
+		case headerAddress:
+			hay = sortthread.Fold(sortthread.AddressText(v))
+		case headerSubject:
+			hay = compressSpace(sortthread.Fold(sortthread.DecodeHeader(v)))
+		default:
+			hay = sortthread.Fold(sortthread.DecodeHeader(v))
+		}
+		if strings.Contains(hay, t.needle) {
 			return true
 		}
 	}
 	return false
 }
 
-func (ev *searcher) headerContains(needle string) bool {
-	for f := ev.cur.header.Fields(); f.Next(); {
-		if strings.Contains(strings.ToLower(decodeHeader(f.Value())), needle) {
-			return true
+func (ev *searcher) bodyTests(n *node) bool {
+	if len(n.body) == 0 && len(n.text) == 0 {
+		return true
+	}
+	body := ev.loadBody()
+	if body == nil {
+		return false
+	}
+	for _, b := range n.body {
+		if !strings.Contains(*body, b) {
+			return false
 		}
 	}
-	return false
+	for _, t := range n.text {
+		if !strings.Contains(*body, t) && !strings.Contains(ev.headerText(), t) {
+			return false
+		}
+	}
+	return true
 }
 
-// maxSearchBody bounds how much of one message SEARCH BODY/TEXT reads.
+// unfold joins a folded header value's lines.
+func unfold(v string) string {
+	if !strings.ContainsAny(v, "\r\n") {
+		return v
+	}
+	return strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(v)
+}
+
+// compressSpace turns runs of white space into one space, as Dovecot
+// compares SUBJECT.
+func compressSpace(s string) string {
+	if !strings.Contains(s, "  ") && !strings.ContainsAny(s, "\t\r\n") {
+		return s
+	}
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// maxSearchBody bounds what SEARCH reads of one message, header included.
 const maxSearchBody = 16 << 20
 
-// load reads the current message once: its header, and its text with
-// transfer encodings and charsets decoded, so that a search for "Grüße"
-// finds it in a quoted-printable ISO-8859-1 part.
-func (ev *searcher) load() bool {
+// open opens the current message's file once; a message expunged by
+// another process meanwhile has no content to match.
+func (ev *searcher) open() bool {
 	c := &ev.cur
-	if c.loaded {
-		return c.raw != nil
+	if c.r != nil {
+		return true
 	}
-	c.loaded = true
-	r, err := ev.sel.folder.Open(ev.s.ctx, c.m.UID)
+	if c.gone {
+		return false
+	}
+	r, err := ev.f.Open(ev.ctx, c.m.UID)
 	if err != nil {
-		if ev.err == nil && ev.s.ctx.Err() != nil {
+		c.gone = true
+		if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, fs.ErrNotExist) {
 			ev.err = err
 		}
 		return false
 	}
-	defer r.Close()
-	raw, err := io.ReadAll(io.LimitReader(r, maxSearchBody))
-	if err != nil {
-		return false
+	c.r = r
+	c.br = bufio.NewReader(io.LimitReader(r, maxSearchBody))
+	return true
+}
+
+// loadHeader reads the current message's header, and nothing after it.
+func (ev *searcher) loadHeader() *textproto.Header {
+	c := &ev.cur
+	if c.header != nil {
+		return c.header
 	}
-	c.raw = raw
-	br := bufio.NewReader(bytes.NewReader(raw))
-	c.header, _ = textproto.ReadHeader(br)
+	if !ev.open() {
+		return nil
+	}
+	h, _ := textproto.ReadHeader(c.br)
+	c.header = &h
+	return c.header
+}
+
+// headerText is the whole header, decoded and folded, for TEXT.
+func (ev *searcher) headerText() string {
+	c := &ev.cur
+	if c.text != nil {
+		return *c.text
+	}
+	var b strings.Builder
+	if h := ev.loadHeader(); h != nil {
+		for f := h.Fields(); f.Next(); {
+			b.WriteString(f.Key())
+			b.WriteString(": ")
+			b.WriteString(sortthread.DecodeHeader(unfold(f.Value())))
+			b.WriteByte('\n')
+		}
+	}
+	s := sortthread.Fold(b.String())
+	c.text = &s
+	return s
+}
+
+// loadBody reads the rest of the message and keeps the text of its text
+// parts with transfer encodings and charsets decoded, folded, so that a
+// search for "Grüße" finds it in a quoted-printable ISO-8859-1 part.
+func (ev *searcher) loadBody() *string {
+	c := &ev.cur
+	if c.body != nil {
+		return c.body
+	}
+	h := ev.loadHeader()
+	if h == nil {
+		return nil
+	}
 	var text strings.Builder
-	ent, err := gomessage.Read(bytes.NewReader(raw))
+	// An unknown charset or transfer encoding still yields the entity,
+	// searched as it is.
+	ent, _ := gomessage.New(gomessage.Header{Header: *h}, c.br)
 	if ent == nil {
 		// Unparseable: search the raw text after the header.
-		rest, _ := io.ReadAll(br)
-		c.text = strings.ToLower(string(rest))
-		return true
+		rest, _ := io.ReadAll(c.br)
+		text.Write(rest)
+	} else {
+		_ = ent.Walk(func(_ []int, e *gomessage.Entity, err error) error {
+			if e == nil || e.MultipartReader() != nil {
+				return nil
+			}
+			t, _, _ := e.Header.ContentType()
+			if t != "" && !strings.HasPrefix(t, "text/") && !strings.HasPrefix(t, "message/") {
+				return nil
+			}
+			b, _ := io.ReadAll(e.Body)
+			text.Write(b)
+			text.WriteByte('\n')
+			return nil
+		})
 	}
-	ent.Walk(func(path []int, e *gomessage.Entity, err error) error {
-		if err != nil || e.MultipartReader() != nil {
-			return nil
-		}
-		t, _, _ := e.Header.ContentType()
-		if t != "" && !strings.HasPrefix(t, "text/") && !strings.HasPrefix(t, "message/") {
-			return nil
-		}
-		b, _ := io.ReadAll(io.LimitReader(e.Body, maxSearchBody))
-		text.Write(b)
-		text.WriteByte('\n')
-		return nil
-	})
-	c.text = strings.ToLower(text.String())
-	return true
+	if err := ev.ctx.Err(); err != nil && ev.err == nil {
+		ev.err = err
+	}
+	s := sortthread.Fold(strings.ToValidUTF8(text.String(), "\uFFFD"))
+	c.body = &s
+	return c.body
 }
