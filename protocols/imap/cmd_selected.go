@@ -750,7 +750,7 @@ func (c *conn) cmdSort(cmd *wire.Command) error {
 	if err != nil {
 		return err
 	}
-	if idx, err = sortFolder(c.ctx, sel.folder, idx, a.Keys); err != nil {
+	if idx, err = c.srv.sorts.sortFolder(c.ctx, sel.folder, idx, a.Keys); err != nil {
 		return c.storeError("sort", err)
 	}
 	modseq := c.maxModSeq(idx, a.Criteria.ModSeq != nil)
@@ -769,7 +769,7 @@ func (c *conn) cmdThread(cmd *wire.Command) error {
 	if err != nil {
 		return err
 	}
-	threads, err := threadFolder(c.ctx, sel.folder, idx, a.Algorithm, a.UID)
+	threads, err := c.srv.sorts.threadFolder(c.ctx, sel.folder, idx, a.Algorithm, a.UID)
 	if err != nil {
 		return c.storeError("thread", err)
 	}

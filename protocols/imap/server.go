@@ -105,6 +105,7 @@ type Server struct {
 	started   bool
 	gate      *gate.Gate
 	tlsConfig *tls.Config
+	sorts     *sortCache
 }
 
 // init prepares the server's state once; s.mu is held.
@@ -113,6 +114,7 @@ func (s *Server) init() {
 		return
 	}
 	s.started = true
+	s.sorts = newSortCache(0)
 	s.gate = s.Gate
 	if s.gate == nil {
 		s.gate = &gate.Gate{Logger: s.logger()}

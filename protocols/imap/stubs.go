@@ -11,22 +11,6 @@ import (
 	"github.com/vmaild/vmaild/protocols/imap/wire"
 )
 
-func searchFolder(ctx context.Context, f *store.Folder, charset string, c *goimap.SearchCriteria, res goimap.UIDSet) ([]int, error) {
-	out := make([]int, f.Len())
-	for i := range out {
-		out[i] = i
-	}
-	return out, nil
-}
-
-func sortFolder(ctx context.Context, f *store.Folder, idx []int, keys []wire.SortCriterion) ([]int, error) {
-	return idx, nil
-}
-
-func threadFolder(ctx context.Context, f *store.Folder, idx []int, alg goimap.ThreadAlgorithm, uid bool) ([]wire.ThreadNode, error) {
-	return nil, nil
-}
-
 func fetchOne(ctx context.Context, enc *wire.Encoder, f *store.Folder, seq uint32, m store.Message, args *wire.Fetch, flags []goimap.Flag, withModSeq, utf8 bool) (bool, error) {
 	fw := enc.Fetch(seq)
 	if args.Options.UID {
