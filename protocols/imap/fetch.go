@@ -211,30 +211,3 @@ func writeItem(wc io.WriteCloser, r io.Reader, n int64) error {
 	}
 	return wc.Close()
 }
-
-// headerLength is the length of the header including the empty line that
-// ends it, or the whole message when there is none.
-func headerLength(r io.Reader) int64 {
-	br := bufio.NewReader(r)
-	var n int64
-	for {
-		line, err := br.ReadSlice('\n')
-		n += int64(len(line))
-		if errors.Is(err, bufio.ErrBufferFull) {
-			for errors.Is(err, bufio.ErrBufferFull) {
-				line, err = br.ReadSlice('\n')
-				n += int64(len(line))
-			}
-			if err != nil {
-				return n
-			}
-			continue
-		}
-		if err != nil {
-			return n
-		}
-		if len(line) == 1 || len(line) == 2 && line[0] == '\r' {
-			return n
-		}
-	}
-}
