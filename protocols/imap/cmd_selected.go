@@ -330,6 +330,15 @@ func (c *conn) imapFlags(fl store.Flags, uid uint32) []goimap.Flag {
 	return out
 }
 
+// flagStrings is imapFlags as strings.
+func (c *conn) flagStrings(fl store.Flags, uid uint32) []string {
+	names := c.sel.folder.FlagNames(fl)
+	if !c.rev2 && c.sel.folder.IsRecent(uid) {
+		names = append(names, string(wire.FlagRecent))
+	}
+	return names
+}
+
 var errBadDone = errors.New("imap: IDLE ended without DONE")
 
 // cmdIdle pushes changes as the store announces them, and looks now and
@@ -456,15 +465,19 @@ func (c *conn) cmdFetch(cmd *wire.Command) error {
 			c.enc.Vanished(vanished, true)
 		}
 	}
-	withModSeq := c.condstore && (a.Options.ModSeq || a.Options.ChangedSince != 0 || len(forced) > 0)
+	// RFC 7162 3.1.4.1: MODSEQ when asked for, with CHANGEDSINCE, and in
+	// every FETCH once CONDSTORE is enabled and flags are sent.
+	withModSeq := a.Options.ModSeq || a.Options.ChangedSince != 0 || c.condstore && (a.Options.Flags || len(forced) > 0)
 	gone := false
 	for _, i := range idx {
 		m := f.Messages()[i]
-		var flags []goimap.Flag
-		if a.Options.Flags || forced[m.UID] {
-			flags = c.imapFlags(m.Flags, m.UID)
+		// fetchOne writes FLAGS itself, without allocating, with
+		// \Recent; an IMAP4rev2 session has no \Recent.
+		var flags []string
+		if forced[m.UID] || a.Options.Flags && c.rev2 {
+			flags = c.flagStrings(m.Flags, m.UID)
 		}
-		lost, err := fetchOne(c.ctx, c.enc, f, uint32(i+1), m, a, flags, withModSeq && (a.Options.ModSeq || a.Options.ChangedSince != 0 || forced[m.UID]), c.utf8)
+		lost, err := fetchOne(c.ctx, c.enc, f, uint32(i+1), m, a, flags, withModSeq, c.utf8)
 		if err != nil {
 			var ie *goimap.Error
 			if errors.As(err, &ie) {

@@ -493,7 +493,7 @@ func headerMatch(h *textproto.Header, t *headerTest) bool {
 		if t.needle == "" {
 			return true
 		}
-		v := unfold(f.Value())
+		v := joinFolded(f.Value())
 		var hay string
 		switch t.kind {
 		case headerAddress:
@@ -531,8 +531,8 @@ func (ev *searcher) bodyTests(n *node) bool {
 	return true
 }
 
-// unfold joins a folded header value's lines.
-func unfold(v string) string {
+// joinFolded joins a folded header value's lines.
+func joinFolded(v string) string {
 	if !strings.ContainsAny(v, "\r\n") {
 		return v
 	}
@@ -599,7 +599,7 @@ func (ev *searcher) headerText() string {
 		for f := h.Fields(); f.Next(); {
 			b.WriteString(f.Key())
 			b.WriteString(": ")
-			b.WriteString(sortthread.DecodeHeader(unfold(f.Value())))
+			b.WriteString(sortthread.DecodeHeader(joinFolded(f.Value())))
 			b.WriteByte('\n')
 		}
 	}
