@@ -511,13 +511,7 @@ func (ev *searcher) headerTests(n *node) bool {
 		return false
 	}
 	if !n.sentSince.IsZero() || !n.sentBefore.IsZero() {
-		// As Dovecot: a missing or unreadable Date is the epoch.
-		var day time.Time
-		if t, ok := sortthread.ParseDate(h.Get("Date")); ok {
-			day = dayOf(t)
-		} else {
-			day = time.Unix(0, 0).UTC()
-		}
+		day := sortthread.SentDay(h.Get("Date"))
 		if !n.sentSince.IsZero() && day.Before(n.sentSince) {
 			return false
 		}
