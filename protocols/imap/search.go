@@ -112,10 +112,13 @@ func searchFolder(ctx context.Context, f *store.Folder, charset string, c *goima
 	return out, nil
 }
 
+// errBadCharset names the charsets every client can use; the usual 8-bit
+// ones work too (RFC 3501 lets the list be partial). The code carries its
+// argument, as the encoder writes codes.
 var errBadCharset = &goimap.Error{
 	Type: goimap.StatusResponseTypeNo,
-	Code: goimap.ResponseCodeBadCharset,
-	Text: "Unknown charset (US-ASCII UTF-8 and the usual 8-bit ones are known)",
+	Code: goimap.ResponseCodeBadCharset + " (US-ASCII UTF-8)",
+	Text: "Unknown charset",
 }
 
 // searchCharset returns how to turn the criteria's strings into UTF-8:
