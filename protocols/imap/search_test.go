@@ -321,7 +321,11 @@ func TestSearchHostile(t *testing.T) {
 		if i > 0 {
 			line.WriteByte(' ')
 		}
-		fmt.Fprintf(&line, "OR UID %d SUBJECT nomatch%d", 100000+i, i)
+		if i%2 == 0 {
+			fmt.Fprintf(&line, "OR UID %d SUBJECT nomatch%d", 100000+i, i)
+		} else {
+			fmt.Fprintf(&line, "OR UID 1:* SUBJECT nomatch%d", i)
+		}
 	}
 	line.WriteString(") ALL")
 	// Over the default line and token limits: the session refuses this
@@ -332,9 +336,23 @@ func TestSearchHostile(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := cmd.Args.(*wire.Sort)
+	// The even ORs hold for no message, so all of them for none; the odd
+	// ones (UID 1:*) for every message, at the index's cost.
 	idx, err := searchFolder(ctx, f, s.Charset, &s.Criteria, nil)
 	if err != nil || len(idx) != 0 {
 		t.Fatalf("10k ORs: %v, %v", idx, err)
+	}
+	var odd goimap.SearchCriteria
+	for i, or := range s.Criteria.Or {
+		if i%2 == 1 {
+			odd.Or = append(odd.Or, or)
+		}
+	}
+	if idx, err = searchFolder(ctx, f, s.Charset, &odd, nil); err != nil || len(idx) != 50 {
+		t.Fatalf("5k true ORs: %d, %v", len(idx), err)
+	}
+	if idx, err = (*sortCache)(nil).sortFolder(ctx, f, idx, s.Keys); err != nil || len(idx) != 50 {
+		t.Fatalf("SORT of 5k ORs: %d, %v", len(idx), err)
 	}
 	// A chain of 100,000 NOTs and one of 10,000 nested ORs, built
 	// directly (the parser stops at 32 levels).
