@@ -42,6 +42,17 @@
 // a log of changes (CHANGEDSINCE and QRESYNC touch only what changed),
 // and the \Recent messages this session was the first to see.
 //
+// SEARCH, SORT and THREAD are functions of a selected store.Folder, not of
+// the session: searchFolder (search.go) decides what the index knows
+// (flags, \Recent, UIDs, sizes, dates, MODSEQ) without opening a file and
+// reads a message's header, or its whole text, only for the criteria that
+// need them, comparing text as Dovecot does (package sortthread's
+// casemap, encoded-word decoding and address rewriting). sortFolder and
+// threadFolder (sortsearch.go) hand sortthread the index's data and the
+// header fields from the Server's sortCache (sortcache.go), which every
+// session shares, keyed by folder directory, UIDVALIDITY and UID and
+// bounded in octets. TestSearchOracle compares all three with Dovecot.
+//
 // A FETCH of a message another session has expunged meanwhile, whose file
 // is gone while this session's snapshot still lists it, is answered as
 // Dovecot 2.3 answers it (RFC 2180 section 4.1): the snapshot's items

@@ -67,10 +67,13 @@ func searchFolder(ctx context.Context, f *store.Folder, charset string, c *goima
 	return out, nil
 }
 
+// errBadCharset names the charsets every client can use; the usual 8-bit
+// ones work too (RFC 3501 lets the list be partial). The code carries its
+// argument, as the encoder writes codes.
 var errBadCharset = &goimap.Error{
 	Type: goimap.StatusResponseTypeNo,
-	Code: goimap.ResponseCodeBadCharset,
-	Text: "Unknown charset (US-ASCII UTF-8 and the usual 8-bit ones are known)",
+	Code: goimap.ResponseCodeBadCharset + " (US-ASCII UTF-8)",
+	Text: "Unknown charset",
 }
 
 // searchCharset returns how to turn the criteria's strings into UTF-8:
@@ -466,13 +469,7 @@ func (ev *searcher) headerTests(n *node) bool {
 		return false
 	}
 	if !n.sentSince.IsZero() || !n.sentBefore.IsZero() {
-		// As Dovecot: a missing or unreadable Date is the epoch.
-		var day time.Time
-		if t, ok := sortthread.ParseDate(h.Get("Date")); ok {
-			day = dayOf(t)
-		} else {
-			day = time.Unix(0, 0).UTC()
-		}
+		day := sortthread.SentDay(h.Get("Date"))
 		if !n.sentSince.IsZero() && day.Before(n.sentSince) {
 			return false
 		}

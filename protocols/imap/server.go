@@ -100,12 +100,16 @@ type Server struct {
 	// (default DefaultMaxLineLength).
 	MaxLineLength int
 	Timeouts      Timeouts
+	// SortCacheBytes bounds the header fields SORT and THREAD keep for
+	// every session of the server (default DefaultSortCacheBytes, about
+	// 120,000 messages' worth).
+	SortCacheBytes int64
 
+	sorts     *sortCache // SORT and THREAD's header fields, all sessions'
 	mu        sync.Mutex
 	started   bool
 	gate      *gate.Gate
 	tlsConfig *tls.Config
-	sorts     *sortCache
 }
 
 // init prepares the server's state once; s.mu is held.
@@ -114,7 +118,7 @@ func (s *Server) init() {
 		return
 	}
 	s.started = true
-	s.sorts = newSortCache(0)
+	s.sorts = newSortCache(s.SortCacheBytes)
 	s.gate = s.Gate
 	if s.gate == nil {
 		s.gate = &gate.Gate{Logger: s.logger()}

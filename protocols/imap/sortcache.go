@@ -124,24 +124,14 @@ func (c *sortCache) fill(ctx context.Context, f *store.Folder, msgs []sortthread
 	if len(missing) == 0 {
 		return nil
 	}
-	read := make([]*sortFields, 0, len(missing))
-	br := bufio.NewReaderSize(nil, 4096)
-	for n, i := range missing {
-		if n&255 == 255 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
+	read, err := readAllSortFields(ctx, f, msgs, missing)
+	if err != nil {
+		return err
+	}
+	for k, e := range read {
+		if e != nil {
+			e.copyTo(&msgs[missing[k]])
 		}
-		e, err := readSortFields(ctx, f, msgs[i].UID, br)
-		if err != nil {
-			return err
-		}
-		if e == nil {
-			read = append(read, nil)
-			continue
-		}
-		e.copyTo(&msgs[i])
-		read = append(read, e)
 	}
 	if c != nil {
 		c.add(key, msgs, missing, read)
@@ -195,6 +185,27 @@ func (c *sortCache) add(key sortFolderKey, msgs []sortthread.Message, missing []
 		cf.bytes += sz
 		c.used += sz
 	}
+}
+
+// readAllSortFields reads the headers of msgs[missing[k]] into the k-th
+// result (nil for a message that is gone). One file at a time: a Folder
+// is one goroutine's, and on a busy machine reading in parallel gained
+// nothing measurable.
+func readAllSortFields(ctx context.Context, f *store.Folder, msgs []sortthread.Message, missing []int) ([]*sortFields, error) {
+	read := make([]*sortFields, len(missing))
+	br := bufio.NewReaderSize(nil, 4096)
+	for k, i := range missing {
+		if k&255 == 255 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		var err error
+		if read[k], err = readSortFields(ctx, f, msgs[i].UID, br); err != nil {
+			return nil, err
+		}
+	}
+	return read, nil
 }
 
 // readSortFields reads one message's header; nil, nil when the message

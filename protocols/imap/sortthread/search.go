@@ -1,6 +1,9 @@
 package sortthread
 
-import "strings"
+import (
+	"strings"
+	"time"
+)
 
 // The readers below serve SEARCH, which compares header text the way
 // Dovecot does: with the same encoded-word decoding, the same casemap and,
@@ -19,11 +22,11 @@ func DecodeHeader(s string) string { return validUTF8(decodeWords(s)) }
 
 // AddressText rewrites an address-list header value (From, To, Cc, Bcc)
 // the way Dovecot writes it before a SEARCH FROM/TO/CC/BCC compares it:
-// comments and folding gone, "Name <mailbox@domain>" or "mailbox@domain"
+// comments and folding gone, "Name <mailbox@domain>" or "<mailbox@domain>"
 // per address, ", " between them, "group: a, b;" for groups, missing
 // parts filled in as SORT fills them, then encoded-words decoded. So
 // "user@host (Real Name)" reads "Real Name <user@host>" and
-// "<user (c)@ (c) host>" reads "user@host".
+// "user (c)@ (c) host" reads "<user@host>".
 func AddressText(raw string) string {
 	p := lexer{s: raw}
 	var b strings.Builder
@@ -62,19 +65,15 @@ func AddressText(raw string) string {
 			continue
 		}
 		sep()
-		switch {
-		case a.name != "":
+		if a.name != "" {
 			writePhrase(&b, a.name)
-			b.WriteString(" <")
-			b.WriteString(a.mailbox)
-			b.WriteByte('@')
-			b.WriteString(a.domain)
-			b.WriteByte('>')
-		default:
-			b.WriteString(a.mailbox)
-			b.WriteByte('@')
-			b.WriteString(a.domain)
+			b.WriteByte(' ')
 		}
+		b.WriteByte('<')
+		b.WriteString(a.mailbox)
+		b.WriteByte('@')
+		b.WriteString(a.domain)
+		b.WriteByte('>')
 		// Whatever follows the address up to the next separator is
 		// junk Dovecot skips too.
 		for p.i < len(p.s) && p.s[p.i] != ',' && p.s[p.i] != ';' {
@@ -112,4 +111,21 @@ func writePhrase(b *strings.Builder, s string) {
 		}
 	}
 	b.WriteString(s)
+}
+
+// SentDay is the day SEARCH's SENTBEFORE, SENTON and SENTSINCE compare: the
+// Date header's calendar day in its own zone, read as Dovecot reads it. A
+// missing or unreadable Date is the epoch's day, and a date before 1970
+// wraps around to after 2106 (Dovecot keeps sent dates in 32 unsigned
+// bits, as SORT does).
+func SentDay(date string) time.Time {
+	var u int64
+	if t, ok := ParseDate(date); ok {
+		if u = int64(uint32(t.Unix())); u != 0 {
+			_, off := t.Zone()
+			u += int64(off)
+		}
+	}
+	y, m, d := time.Unix(u, 0).UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
