@@ -297,7 +297,7 @@ func listMailboxes(folders []store.FolderInfo, subs []string, cmd *wire.List, ut
 		return false
 	}
 
-	var entries []*listEntry
+	var entries []listEntry
 	if cmd.LSUB || opts.SelectSubscribed {
 		last := ""
 		if len(cmd.Patterns) > 0 {
@@ -313,28 +313,35 @@ func listMailboxes(folders []store.FolderInfo, subs []string, cmd *wire.List, ut
 				subscribed[s] = true
 			}
 		}
+		// Indices first, so that the entries are allocated once.
+		var matched []int
 		for i := range folders {
-			fi := &folders[i]
-			if !match(fi.Name) {
-				continue
+			if match(folders[i].Name) {
+				matched = append(matched, i)
 			}
-			e := folderEntry(fi)
-			e.subscribed = subscribed[fi.Name]
-			entries = append(entries, e)
+		}
+		entries = make([]listEntry, len(matched))
+		for k, i := range matched {
+			entries[k] = folderEntry(&folders[i])
+			entries[k].subscribed = subscribed[folders[i].Name]
 		}
 	}
 	if opts.SelectSpecialUse {
-		entries = slices.DeleteFunc(entries, func(e *listEntry) bool { return e.special == "" })
+		entries = slices.DeleteFunc(entries, func(e listEntry) bool { return e.special == "" })
 	}
-	slices.SortFunc(entries, func(a, b *listEntry) int { return compareListNames(a.name, b.name) })
+	slices.SortFunc(entries, func(a, b listEntry) int { return compareListNames(a.name, b.name) })
 
 	ext := cmd.Extended
 	retChildren := (!ext && !cmd.LSUB) || opts.ReturnChildren
 	retSubscribed := opts.ReturnSubscribed || opts.SelectSubscribed
 	retSpecial := !ext || opts.ReturnSpecialUse || opts.SelectSpecialUse
 	out := make([]goimap.ListData, 0, len(entries))
-	for _, e := range entries {
+	// One array holds every entry's attributes (four at most).
+	attrs := make([]goimap.MailboxAttr, 0, 4*len(entries))
+	for i := range entries {
+		e := &entries[i]
 		d := goimap.ListData{Delim: listDelim, Mailbox: clientName(e.name, utf8)}
+		d.Attrs = attrs[len(attrs):len(attrs):len(attrs)+4]
 		if retSubscribed && e.subscribed {
 			d.Attrs = append(d.Attrs, goimap.MailboxAttrSubscribed)
 		}
@@ -359,6 +366,10 @@ func listMailboxes(folders []store.FolderInfo, subs []string, cmd *wire.List, ut
 		if ext && e.childSub {
 			d.ChildInfo = &goimap.ListDataChildInfo{Subscribed: true}
 		}
+		attrs = attrs[:len(attrs)+len(d.Attrs)]
+		if len(d.Attrs) == 0 {
+			d.Attrs = nil
+		}
 		out = append(out, d)
 	}
 	return out
@@ -380,8 +391,8 @@ func listWantsStatus(d *goimap.ListData) bool {
 	return d.ChildInfo == nil || subscribed
 }
 
-func folderEntry(fi *store.FolderInfo) *listEntry {
-	e := &listEntry{name: fi.Name, exists: true, special: fi.SpecialUse}
+func folderEntry(fi *store.FolderInfo) listEntry {
+	e := listEntry{name: fi.Name, exists: true, special: fi.SpecialUse}
 	for _, a := range fi.Attrs {
 		switch {
 		case strings.EqualFold(a, string(goimap.MailboxAttrNoSelect)):
@@ -398,7 +409,7 @@ func folderEntry(fi *store.FolderInfo) *listEntry {
 // its ancestors that match learn that they have a subscribed child, and
 // when the name itself does not match, the nearest matching ancestor is
 // listed for it.
-func subscribedEntries(folders []store.FolderInfo, subs []string, match func(string) bool, parents bool) []*listEntry {
+func subscribedEntries(folders []store.FolderInfo, subs []string, match func(string) bool, parents bool) []listEntry {
 	known := make(map[string]*store.FolderInfo, len(folders))
 	for i := range folders {
 		known[folders[i].Name] = &folders[i]
@@ -409,12 +420,12 @@ func subscribedEntries(folders []store.FolderInfo, subs []string, match func(str
 		if e := nodes[name]; e != nil {
 			return e
 		}
-		e := &listEntry{name: name}
+		e := listEntry{name: name}
 		if fi := known[name]; fi != nil {
 			e = folderEntry(fi)
 		}
-		nodes[name] = e
-		return e
+		nodes[name] = &e
+		return &e
 	}
 	for _, s := range subs {
 		name, first, list := s, true, true
@@ -438,9 +449,9 @@ func subscribedEntries(folders []store.FolderInfo, subs []string, match func(str
 			name, first = name[:i], false
 		}
 	}
-	out := make([]*listEntry, 0, len(listed))
+	out := make([]listEntry, 0, len(listed))
 	for name := range listed {
-		out = append(out, nodes[name])
+		out = append(out, *nodes[name])
 	}
 	return out
 }
