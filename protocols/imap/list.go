@@ -341,7 +341,7 @@ func listMailboxes(folders []store.FolderInfo, subs []string, cmd *wire.List, ut
 	for i := range entries {
 		e := &entries[i]
 		d := goimap.ListData{Delim: listDelim, Mailbox: clientName(e.name, utf8)}
-		d.Attrs = attrs[len(attrs):len(attrs):len(attrs)+4]
+		d.Attrs = attrs[len(attrs) : len(attrs) : len(attrs)+4]
 		if retSubscribed && e.subscribed {
 			d.Attrs = append(d.Attrs, goimap.MailboxAttrSubscribed)
 		}
