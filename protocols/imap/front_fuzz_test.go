@@ -501,7 +501,7 @@ func FuzzQuotaArgs(f *testing.F) {
 			if err != nil || len(back) != 1 || back[0].text != a.text {
 				t.Fatalf("argument %q echoed as %q, which reads back as %v, %v", a.text, a.raw, back, err)
 			}
-			decodeMUTF7(a.text)
+			mailboxName(a.text, false)
 		}
 	})
 }

@@ -3,12 +3,10 @@ package imap
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode/utf16"
 
 	goimap "github.com/emersion/go-imap/v2"
 
@@ -100,13 +98,9 @@ func (s *session) quotaReply(tag, name string, arg astring) string {
 		return tag + " NO [NONEXISTENT] No quota on this server\r\n"
 	}
 	if name == "GETQUOTAROOT" {
-		mailbox := arg.text
-		if !strings.EqualFold(mailbox, store.Inbox) {
-			dec, err := decodeMUTF7(mailbox)
-			if err != nil {
-				return tag + " BAD [CLIENTBUG] Mailbox name is not valid modified UTF-7\r\n"
-			}
-			mailbox = dec
+		mailbox, err := mailboxName(arg.text, false)
+		if err != nil {
+			return tag + " BAD [CLIENTBUG] Mailbox name is not valid modified UTF-7\r\n"
 		}
 		if err := s.folderExists(mailbox); err != nil {
 			return tag + " " + replyOf(err) + "\r\n"
@@ -251,39 +245,4 @@ func isPrintable(s string) bool {
 		}
 	}
 	return true
-}
-
-// decodeMUTF7 decodes a modified UTF-7 mailbox name (RFC 3501, 5.1.3).
-func decodeMUTF7(s string) (string, error) {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c > 0x7e {
-			return "", errSyntax
-		}
-		if c != '&' {
-			b.WriteByte(c)
-			continue
-		}
-		j := strings.IndexByte(s[i+1:], '-')
-		if j < 0 {
-			return "", errSyntax
-		}
-		enc := s[i+1 : i+1+j]
-		i += j + 1
-		if enc == "" {
-			b.WriteByte('&')
-			continue
-		}
-		raw, err := base64.RawStdEncoding.DecodeString(strings.ReplaceAll(enc, ",", "/"))
-		if err != nil || len(raw)%2 != 0 {
-			return "", errSyntax
-		}
-		u := make([]uint16, len(raw)/2)
-		for k := range u {
-			u[k] = uint16(raw[2*k])<<8 | uint16(raw[2*k+1])
-		}
-		b.WriteString(string(utf16.Decode(u)))
-	}
-	return b.String(), nil
 }
