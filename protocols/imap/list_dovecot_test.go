@@ -137,6 +137,19 @@ var listOracleCommands = []string{
 	`LIST "" "*" RETURN (STATUS (MESSAGES))`,
 	`LIST (SUBSCRIBED RECURSIVEMATCH) "" "%" RETURN (STATUS (MESSAGES))`,
 	`LIST (SUBSCRIBED) "" "*" RETURN (STATUS (MESSAGES) CHILDREN)`,
+	`LIST "a" "/b"`,
+	`LIST "INBOX/" "*"`,
+	`LIST "" "INBOX"`,
+	`LIST "" "*/child"`,
+	`LIST "Entw&APw-rfe/" "%"`,
+	`LIST "Entw&APw-" "*"`,
+	`LSUB "Entw&APw-rfe/" "*"`,
+	`LIST "" "日本語/*"`,
+	`LIST (SUBSCRIBED) "" "%" RETURN (SPECIAL-USE)`,
+	`LIST (SUBSCRIBED RECURSIVEMATCH) "" "*" RETURN (SPECIAL-USE CHILDREN)`,
+	`LIST (SUBSCRIBED RECURSIVEMATCH) "" ("o1" "q" "INBOX" "deep/1/2") RETURN (CHILDREN)`,
+	`LIST (SUBSCRIBED RECURSIVEMATCH REMOTE) "" "%"`,
+	`LIST (REMOTE) "" "%" RETURN (SUBSCRIBED)`,
 }
 
 // TestListDovecotOracle builds one folder tree with the same
