@@ -349,8 +349,9 @@ func listMailboxes(folders []store.FolderInfo, subs []string, cmd *wire.List, ut
 		case !e.exists && ext:
 			d.Attrs = append(d.Attrs, goimap.MailboxAttrNonExistent)
 		case !e.exists && !cmd.LSUB, !ext && e.childSub && !e.subscribed:
-			// LSUB's parent of a subscribed child; LSUB lists
-			// subscribed names that do not exist as they are.
+			// A level without a mailbox in the base syntax, and
+			// LSUB's parent of a subscribed child. LSUB lists a
+			// subscribed name without a mailbox as it is.
 			d.Attrs = append(d.Attrs, goimap.MailboxAttrNoSelect)
 		}
 		if retChildren {

@@ -305,7 +305,8 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		return err
 	}
 	// go-imap tells LSUB from LIST (SUBSCRIBED) only in the writer.
-	cmd := &wire.List{Ref: ref, Patterns: patterns, LSUB: reflect.ValueOf(w).Elem().FieldByName("lsub").Bool()}
+	lsub := reflect.ValueOf(w).Elem().FieldByName("lsub")
+	cmd := &wire.List{Ref: ref, Patterns: patterns, LSUB: lsub.Kind() == reflect.Bool && lsub.Bool()}
 	if options != nil && !cmd.LSUB {
 		cmd.Options = *options
 		cmd.Extended = *options != goimap.ListOptions{}
