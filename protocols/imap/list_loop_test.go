@@ -158,6 +158,9 @@ func (l *listLoop) dispatch(ctx context.Context, enc *wire.Encoder, cmd *wire.Co
 		}
 		return storeErr(l.status(ctx, enc, n, &a.Options))
 	case *wire.List:
+		if err := checkList(a); err != nil {
+			return err
+		}
 		folders, err := l.mb.ListFolders(ctx)
 		if err != nil {
 			return err

@@ -66,6 +66,31 @@ func TestMatchList(t *testing.T) {
 	}
 }
 
+// TestListManyPatterns: checkList refuses a LIST with more patterns than
+// maxListPatterns, and as many hostile ones as it lets through, each
+// passing the cheap tests on every name, still answer.
+func TestListManyPatterns(t *testing.T) {
+	var pats []string
+	for i := 0; i <= maxListPatterns; i++ {
+		pats = append(pats, "*"+strings.Repeat("x", i+1)+"%"+fmt.Sprint(i)+"%y")
+	}
+	var ie *goimap.Error
+	if err := checkList(&wire.List{Patterns: pats}); !errors.As(err, &ie) || ie.Code != goimap.ResponseCodeLimit {
+		t.Errorf("checkList(%d patterns) = %v, want NO [LIMIT]", len(pats), err)
+	}
+	pats = pats[:maxListPatterns]
+	if err := checkList(&wire.List{Patterns: pats}); err != nil {
+		t.Errorf("checkList(%d patterns) = %v", len(pats), err)
+	}
+	var folders []store.FolderInfo
+	for i := 0; i < 1000; i++ {
+		folders = append(folders, store.FolderInfo{Name: fmt.Sprintf("%s%d/y", strings.Repeat("x", 150+i%40), i)})
+	}
+	if out := listMailboxes(folders, nil, &wire.List{Patterns: pats, Extended: true}, false); len(out) != 0 {
+		t.Errorf("%d entries, want none (%% does not cross /)", len(out))
+	}
+}
+
 // refMatchList is the plain recursive reading of RFC 3501's wildcards
 // (with INBOX's first five octets case-insensitive), memoised: the
 // tests' and the fuzzer's reference.

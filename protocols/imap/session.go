@@ -314,6 +314,9 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 	if len(patterns) == 0 {
 		cmd.Patterns = []string{""}
 	}
+	if err := checkList(cmd); err != nil {
+		return err
+	}
 	folders, err := s.mb.ListFolders(s.ctx)
 	if err != nil {
 		return s.storeError("list", err)
