@@ -56,6 +56,24 @@ func TestMatchList(t *testing.T) {
 		{"日本語/子", "", "日本語/%", true},
 		{"日本語/子", "", "日%/%", true},
 		{"日本語/子", "", "%本/*", false},
+		// Each way a pattern is matched: one kind of wildcard, both,
+		// names under INBOX.
+		{"ab/bc", "", "a%/b%", true},
+		{"ab/bc/d", "", "a%/b%", false},
+		{"abab", "", "a%b%b", true},
+		{"ab/cb", "", "a%b", false},
+		{"xaxbx", "", "*a*b*", true},
+		{"xbxax", "", "*a*b*", false},
+		{"ab", "", "*ab*b", false},
+		{"a/x/c", "", "a%/*c", true},
+		{"b/x/c", "", "a%/*c", false},
+		{"ab/x/c", "", "a%/*c", true},
+		{"ab/x/c", "", "*%/%c", true},
+		{"ab/x/c", "", "*/%/%c", true},
+		{"ab/x/yc", "", "*/%/c", false},
+		{"INBOX/x", "", "inb%/*", true},
+		{"INBOX/x", "", "i*/%", true},
+		{"INBOX/x/y", "", "I%/%", false},
 	} {
 		if got := matchList(c.name, c.ref, c.pattern); got != c.want {
 			t.Errorf("matchList(%q, %q, %q) = %v, want %v", c.name, c.ref, c.pattern, got, c.want)
@@ -333,6 +351,7 @@ func FuzzMatchList(f *testing.F) {
 	for _, s := range [][3]string{
 		{"a/b/c", "", "a/%/c"}, {"INBOX/x", "inbox/", "%"}, {"abc", "", "%%**"},
 		{"a/b", "", "*%*"}, {"aaaa", "", "*a*a*a"}, {"日本語/子", "日", "%/*"}, {"INBOX", "", "inb%"},
+		{"ab/bc", "", "a%/b%"}, {"ab/x/c", "", "a%/*c"}, {"INBOX/x/y", "", "I%/*"}, {"xaxbx", "", "*a*b*"},
 	} {
 		f.Add(s[0], s[1], s[2])
 	}
