@@ -53,6 +53,13 @@
 // session shares, keyed by folder directory, UIDVALIDITY and UID and
 // bounded in octets. TestSearchOracle compares all three with Dovecot.
 //
+// Mailbox names cross between the client's spelling (modified UTF-7, or
+// UTF-8 after ENABLE UTF8=ACCEPT) and the store's UTF-8 in one place,
+// list.go (mailboxName, clientName), which also answers LIST and LSUB
+// with LIST-EXTENDED, LIST-STATUS and SPECIAL-USE as pure functions of
+// the store's folder list and subscriptions, the way Dovecot 2.3 answers
+// them (list_dovecot_test.go compares the two).
+//
 // A FETCH of a message another session has expunged meanwhile, whose file
 // is gone while this session's snapshot still lists it, is answered as
 // Dovecot 2.3 answers it (RFC 2180 section 4.1): the snapshot's items
