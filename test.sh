@@ -20,7 +20,7 @@ postsrsd           backend/srs interoperates with a private postsrsd
 srs                Mail::SRS's srs command, the second SRS oracle
 python3-dkim       dkimpy's dkimverify checks vmaild's DKIM signatures; its dkimsign signs what senderauth verifies
 openssl            computes DANE TLSA record data for backend/queue tests, as admins do
-dovecot-core       sieve-test: Pigeonhole as the Sieve oracle only (never started as a service), and a private Dovecot IMAP as the SORT/THREAD oracle (internal/testdovecot)
+dovecot-core       sieve-test: Pigeonhole as the Sieve oracle only (never started as a service), and a private Dovecot IMAP as the SEARCH/SORT/THREAD, FETCH and LIST oracle (internal/testdovecot)
 dovecot-imapd      imap and imap-login of that private Dovecot IMAP (internal/testdovecot; dovecot-core alone has no IMAP)
 dovecot-sieve      sieve-test: Pigeonhole as the Sieve oracle only (sieve-test, sievec)
 postfix            protocols/bridge tests start a private Postfix that authenticates and looks up through vmaild

@@ -316,6 +316,11 @@ func (f *Folder) Close() error {
 	return nil
 }
 
+// Dir is the folder's directory. With UIDValidity and a UID it names one
+// message for as long as the message exists (messages never change), so
+// caches of what a message says are keyed by the three.
+func (f *Folder) Dir() string { return f.st.dir }
+
 func (f *Folder) Name() string        { return f.name }
 func (f *Folder) ReadOnly() bool      { return f.readOnly }
 func (f *Folder) UIDValidity() uint32 { return f.validity }

@@ -3,7 +3,9 @@ package testdovecot
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -71,4 +73,62 @@ func (c *Conn) RunLiteral(cmd string, literal []byte) ([]string, error) {
 			return untagged, fmt.Errorf("%s: %s", cmd, l)
 		}
 	}
+}
+
+// RunRaw sends one command line and returns everything the server
+// answered before the tagged completion, as it came (CRLFs and literals
+// included), so that responses carrying literals (FETCH BODY[]) can be
+// compared octet for octet. A tagged NO or BAD is an error.
+func (c *Conn) RunRaw(cmd string) ([]byte, error) {
+	c.tag++
+	tag := fmt.Sprintf("t%d", c.tag)
+	_ = c.c.SetDeadline(time.Now().Add(60 * time.Second))
+	if _, err := c.c.Write([]byte(tag + " " + cmd + "\r\n")); err != nil {
+		return nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	var out []byte
+	for {
+		l, err := c.r.ReadString('\n')
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", cmd, err)
+		}
+		if strings.HasPrefix(l, tag+" ") {
+			if strings.HasPrefix(l, tag+" OK") {
+				return out, nil
+			}
+			return out, fmt.Errorf("%s: %s", cmd, strings.TrimRight(l, "\r\n"))
+		}
+		out = append(out, l...)
+		// A line ending in {n} or ~{n} announces n octets of literal,
+		// after which the response line goes on.
+		for {
+			n, ok := literalSize(l)
+			if !ok {
+				break
+			}
+			lit := make([]byte, n)
+			if _, err := io.ReadFull(c.r, lit); err != nil {
+				return out, fmt.Errorf("%s: literal: %w", cmd, err)
+			}
+			out = append(out, lit...)
+			if l, err = c.r.ReadString('\n'); err != nil {
+				return out, fmt.Errorf("%s: %w", cmd, err)
+			}
+			out = append(out, l...)
+		}
+	}
+}
+
+// literalSize reads the {n}CRLF at the end of a response line.
+func literalSize(l string) (int, bool) {
+	l = strings.TrimSuffix(l, "\r\n")
+	if !strings.HasSuffix(l, "}") {
+		return 0, false
+	}
+	i := strings.LastIndexByte(l, '{')
+	if i < 0 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(l[i+1 : len(l)-1])
+	return n, err == nil && n >= 0
 }

@@ -42,6 +42,20 @@ type Server struct {
 // Start starts Dovecot and waits until it accepts connections.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// Options adjust the private instance.
+type Options struct {
+	// Config is appended to the generated dovecot.conf, e.g. a
+	// namespace block with another hierarchy separator or special-use
+	// mailboxes.
+	Config string
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, o Options) *Server {
+	t.Helper()
 	master := testsrv.RequireBinary(t, "dovecot")
 	libexec := requireIMAP(t)
 
@@ -113,7 +127,7 @@ func Start(t testing.TB) *Server {
 	port := testsrv.FreePort(t)
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	conf := filepath.Join(dir, "dovecot.conf")
-	if err := os.WriteFile(conf, []byte(config(dir, passwd, s.Log, libexec, u.Username, g.Name, loginUser, port)), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(config(dir, passwd, s.Log, libexec, u.Username, g.Name, loginUser, port)+o.Config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 

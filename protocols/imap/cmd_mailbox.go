@@ -96,17 +96,9 @@ func (c *conn) cmdList(cmd *wire.Command) error {
 			return c.storeError("list", err)
 		}
 	}
-	selectable := map[string]bool{}
-	if a.Options.ReturnStatus != nil {
-		for _, fi := range folders {
-			if !hasAttr(fi.Attrs, `\Noselect`) {
-				selectable[clientName(fi.Name, c.utf8)] = true
-			}
-		}
-	}
 	for _, d := range listMailboxes(folders, subs, a, c.utf8) {
 		c.enc.List(&d, a.LSUB)
-		if a.Options.ReturnStatus != nil && selectable[d.Mailbox] {
+		if a.Options.ReturnStatus != nil && listWantsStatus(&d) {
 			name, err := mailboxName(d.Mailbox, c.utf8)
 			if err != nil {
 				continue
@@ -156,7 +148,6 @@ func (c *conn) status(name string, options *goimap.StatusOptions) (*goimap.Statu
 	if err != nil {
 		return nil, c.storeError("status", err)
 	}
-	// Only what was asked for (RFC 9051 6.3.11), as Dovecot answers.
 	d := &goimap.StatusData{Mailbox: name}
 	if options.UIDNext {
 		d.UIDNext = goimap.UID(st.UIDNext)

@@ -50,12 +50,7 @@ func (c *conn) cmdSelect(cmd *wire.Command) error {
 		return c.storeError("select", err)
 	}
 	c.sel = &selection{folder: f, watcher: w}
-
-	flags := append([]goimap.Flag(nil), systemFlags...)
-	for _, k := range f.Keywords() {
-		flags = append(flags, goimap.Flag(k))
-	}
-	c.enc.Flags(flags)
+	flags := c.writeFlags(true)
 	c.enc.Exists(uint32(f.Len()))
 	if !c.rev2 {
 		c.enc.Recent(uint32(f.NumRecent()))
@@ -68,11 +63,7 @@ func (c *conn) cmdSelect(cmd *wire.Command) error {
 	}
 	c.enc.Status("*", goimap.StatusResponseTypeOK, wire.CodeUIDValidity(f.UIDValidity()), "UIDs valid")
 	c.enc.Status("*", goimap.StatusResponseTypeOK, wire.CodeUIDNext(goimap.UID(f.UIDNext())), "Predicted next UID")
-	if a.ReadOnly {
-		c.enc.Status("*", goimap.StatusResponseTypeOK, wire.CodePermanentFlags(nil), "Read-only mailbox.")
-	} else {
-		c.enc.Status("*", goimap.StatusResponseTypeOK, wire.CodePermanentFlags(append(flags, goimap.FlagWildcard)), "Flags permitted.")
-	}
+	c.writePermanentFlags(flags)
 	if c.condstore {
 		c.enc.Status("*", goimap.StatusResponseTypeOK, wire.CodeHighestModSeq(max(f.HighestModSeq(), 1)), "Highest")
 	}
@@ -87,6 +78,43 @@ func (c *conn) cmdSelect(cmd *wire.Command) error {
 		c.complete("READ-WRITE", "Select completed")
 	}
 	return nil
+}
+
+// writeFlags writes FLAGS: the system flags and the folder's keywords,
+// which it returns. Unless always, only when keywords were added since
+// the client last heard (a keyword another session or this STORE
+// created: RFC 9051 7.3.5 wants it announced before it is used).
+func (c *conn) writeFlags(always bool) []goimap.Flag {
+	kw := c.sel.folder.Keywords()
+	if !always && len(kw) == c.sel.keywords {
+		return nil
+	}
+	c.sel.keywords = len(kw)
+	flags := append([]goimap.Flag(nil), systemFlags...)
+	for _, k := range kw {
+		flags = append(flags, goimap.Flag(k))
+	}
+	c.enc.Flags(flags)
+	return flags
+}
+
+func (c *conn) writePermanentFlags(flags []goimap.Flag) {
+	if c.sel.folder.ReadOnly() {
+		c.enc.Status("*", goimap.StatusResponseTypeOK, wire.CodePermanentFlags(nil), "Read-only mailbox.")
+		return
+	}
+	c.enc.Status("*", goimap.StatusResponseTypeOK, wire.CodePermanentFlags(append(flags, goimap.FlagWildcard)), "Flags permitted.")
+}
+
+// announceKeywords writes FLAGS and PERMANENTFLAGS when the folder has
+// keywords the client was not told of.
+func (c *conn) announceKeywords() {
+	if c.sel == nil {
+		return
+	}
+	if flags := c.writeFlags(false); flags != nil {
+		c.writePermanentFlags(flags)
+	}
 }
 
 // resync answers SELECT's QRESYNC parameter (RFC 7162 3.2.5): what was
@@ -267,6 +295,7 @@ func (c *conn) poll(allowExpunge bool) error {
 		return nil
 	}
 	c.writeExpunged(u.Expunged)
+	c.announceKeywords()
 	if len(u.New) > 0 {
 		c.enc.Exists(u.NumMessages)
 		if !c.rev2 {
@@ -299,6 +328,15 @@ func (c *conn) imapFlags(fl store.Flags, uid uint32) []goimap.Flag {
 		out = append(out, wire.FlagRecent)
 	}
 	return out
+}
+
+// flagStrings is imapFlags as strings.
+func (c *conn) flagStrings(fl store.Flags, uid uint32) []string {
+	names := c.sel.folder.FlagNames(fl)
+	if !c.rev2 && c.sel.folder.IsRecent(uid) {
+		names = append(names, string(wire.FlagRecent))
+	}
+	return names
 }
 
 var errBadDone = errors.New("imap: IDLE ended without DONE")
@@ -429,15 +467,19 @@ func (c *conn) cmdFetch(cmd *wire.Command) error {
 			c.enc.Vanished(vanished, true)
 		}
 	}
-	withModSeq := c.condstore && (a.Options.ModSeq || a.Options.ChangedSince != 0 || len(forced) > 0)
+	// RFC 7162 3.1.4.1: MODSEQ when asked for, with CHANGEDSINCE, and in
+	// every FETCH once CONDSTORE is enabled and flags are sent.
+	withModSeq := a.Options.ModSeq || a.Options.ChangedSince != 0 || c.condstore && (a.Options.Flags || len(forced) > 0)
 	gone := false
 	for _, i := range idx {
 		m := f.Messages()[i]
-		var flags []goimap.Flag
-		if a.Options.Flags || forced[m.UID] {
-			flags = c.imapFlags(m.Flags, m.UID)
+		// fetchOne writes FLAGS itself, without allocating, with
+		// \Recent; an IMAP4rev2 session has no \Recent.
+		var flags []string
+		if forced[m.UID] || a.Options.Flags && c.rev2 {
+			flags = c.flagStrings(m.Flags, m.UID)
 		}
-		lost, err := fetchOne(c.ctx, c.enc, f, uint32(i+1), m, a, flags, withModSeq && (a.Options.ModSeq || a.Options.ChangedSince != 0 || forced[m.UID]), c.utf8)
+		lost, err := fetchOne(c.ctx, c.enc, f, uint32(i+1), m, a, flags, withModSeq, c.utf8)
 		if err != nil {
 			var ie *goimap.Error
 			if errors.As(err, &ie) {
@@ -496,6 +538,7 @@ func (c *conn) cmdStore(cmd *wire.Command) error {
 	if err != nil {
 		return c.storeError("store", err)
 	}
+	c.announceKeywords()
 	for _, u := range res.Updates {
 		if a.Flags.Silent && !c.condstore {
 			break
@@ -722,7 +765,7 @@ func (c *conn) cmdSort(cmd *wire.Command) error {
 	if err != nil {
 		return err
 	}
-	if idx, err = sortFolder(c.ctx, sel.folder, idx, a.Keys); err != nil {
+	if idx, err = c.srv.sorts.sortFolder(c.ctx, sel.folder, idx, a.Keys); err != nil {
 		return c.storeError("sort", err)
 	}
 	modseq := c.maxModSeq(idx, a.Criteria.ModSeq != nil)
@@ -745,7 +788,7 @@ func (c *conn) cmdThread(cmd *wire.Command) error {
 	if err != nil {
 		return err
 	}
-	threads, err := threadFolder(c.ctx, sel.folder, idx, a.Algorithm, a.UID)
+	threads, err := c.srv.sorts.threadFolder(c.ctx, sel.folder, idx, a.Algorithm, a.UID)
 	if err != nil {
 		return c.storeError("thread", err)
 	}

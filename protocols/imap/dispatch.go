@@ -111,6 +111,7 @@ func (c *conn) run(cmd *wire.Command) {
 			c.logout = true
 			return
 		}
+		c.announceKeywords()
 	}
 	var ie *goimap.Error
 	switch {

@@ -16,6 +16,7 @@ type selection struct {
 	folder    *store.Folder
 	watcher   *store.Watcher
 	searchRes goimap.UIDSet // SEARCHRES "$"
+	keywords  int           // keywords the client was told of in FLAGS
 }
 
 func (sel *selection) close() {

@@ -100,7 +100,12 @@ type Server struct {
 	// (default DefaultMaxLineLength).
 	MaxLineLength int
 	Timeouts      Timeouts
+	// SortCacheBytes bounds the header fields SORT and THREAD keep for
+	// every session of the server (default DefaultSortCacheBytes, about
+	// 120,000 messages' worth).
+	SortCacheBytes int64
 
+	sorts     *sortCache // SORT and THREAD's header fields, all sessions'
 	mu        sync.Mutex
 	started   bool
 	gate      *gate.Gate
@@ -113,6 +118,7 @@ func (s *Server) init() {
 		return
 	}
 	s.started = true
+	s.sorts = newSortCache(s.SortCacheBytes)
 	s.gate = s.Gate
 	if s.gate == nil {
 		s.gate = &gate.Gate{Logger: s.logger()}

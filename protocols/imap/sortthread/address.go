@@ -25,6 +25,12 @@ func firstAddress(raw string) address {
 	if p.i >= len(p.s) {
 		return address{}
 	}
+	return p.address()
+}
+
+// address reads the address at p.i: a mailbox, or a group's name when a
+// ':' follows a phrase (the ':' is left for the caller).
+func (p *lexer) address() address {
 	start := p.i
 	phrase := p.phrase()
 	switch p.peek() {

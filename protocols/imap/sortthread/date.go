@@ -8,7 +8,8 @@ import "time"
 // name (only its first three letters count), a two-digit year (70–99 is
 // 19xx, the rest 20xx) or a four-digit year from 1900, hh:mm[:ss] with ":"
 // or "." between, then a zone. A missing or unknown zone is UTC; comments
-// may sit between the tokens. It reports ok=false for anything else, and
+// may sit between the tokens. The time is in the zone the value names.
+// It reports ok=false for anything else, and
 // the caller then sorts by the internal date (RFC 5256 section 2.2).
 func ParseDate(s string) (t time.Time, ok bool) {
 	p := lexer{s: s}
@@ -77,8 +78,13 @@ func ParseDate(s string) (t time.Time, ok bool) {
 	if zone := p.atom(); zone != "" {
 		offset = zoneOffset(zone)
 	}
-	t = time.Date(year, time.Month(month), day, hour, min, sec, 0, time.UTC)
-	return t.Add(-time.Duration(offset) * time.Minute), true
+	// The zone the header names, so that SEARCH's SENTON can take the
+	// day as the sender wrote it.
+	loc := time.UTC
+	if offset != 0 {
+		loc = time.FixedZone("", offset*60)
+	}
+	return time.Date(year, time.Month(month), day, hour, min, sec, 0, loc), true
 }
 
 // zoneOffset is a zone's offset from UTC in minutes; unknown zones, the

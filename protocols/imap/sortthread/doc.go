@@ -3,7 +3,9 @@
 // sort keys, base subject extraction, sent dates, THREAD=ORDEREDSUBJECT and
 // THREAD=REFERENCES, and the THREAD response's wire form. It knows nothing
 // of the store or the session: the caller hands it the header fields and
-// sizes (from the store's cache) and writes the numbers it gets back.
+// sizes (from its cache) and writes the numbers it gets back. SEARCH
+// compares header text with the same readers (Fold, DecodeHeader,
+// AddressText, SentDay), so one parser reads each header format.
 //
 //	sorted := sortthread.Sort(msgs, []sortthread.Criterion{{Key: sortthread.Date, Reverse: true}})
 //	threads := sortthread.Thread(msgs, sortthread.References)

@@ -63,3 +63,27 @@ func FuzzReferences(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAddressText: any address header rewrites to valid UTF-8, no longer
+// than the words it fills in per address can make it, and the rewrite can
+// be read again.
+func FuzzAddressText(f *testing.F) {
+	for _, s := range []string{
+		"user-from@domain.org", "RealFrom <user-from@domain.org>", "<u (c)@ (c) d.org>", "u@d.org (Real)",
+		"g: a@b, c@d;, g2: e@f;", "g:;", `"Doe, John" <j@x>`, "=?utf-8?q?=C3=89milie?= <e@x>", "a,,b", "<<>>", "(", "\"",
+		"@route,@r2:u@d", "\xff\xfe <a@b>",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := AddressText(s)
+		if !utf8.ValidString(out) {
+			t.Fatalf("AddressText(%q) = %q: invalid UTF-8", s, out)
+		}
+		seps := strings.Count(s, ",") + strings.Count(s, ";") + strings.Count(s, ":") + 1
+		if limit := 3*len(s) + 40*seps; len(out) > limit {
+			t.Fatalf("AddressText(%q) = %d octets, over %d", s, len(out), limit)
+		}
+		AddressText(out)
+	})
+}

@@ -176,7 +176,7 @@ func TestClientDifferential(t *testing.T) {
 		enc.List(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNonExistent}, Delim: '/', Mailbox: "a\"b\\c", ChildInfo: &imap.ListDataChildInfo{Subscribed: true}}, false)
 		ok(cmd, enc)
 	})
-	mustEqual(t, "LIST", cmd.Args, &List{Patterns: []string{"%"}, Options: *lo})
+	mustEqual(t, "LIST", cmd.Args, &List{Extended: true, Patterns: []string{"%"}, Options: *lo})
 	ld, err := lc.Collect()
 	if err != nil {
 		t.Fatal(err)

@@ -68,7 +68,13 @@ type SeqMatch struct {
 // List is LIST's and LSUB's (LSUB set), with LIST-EXTENDED's selection
 // and return options (RFC 5258, 5819 LIST-STATUS, 6154 SPECIAL-USE).
 type List struct {
-	LSUB     bool
+	LSUB bool
+	// Extended is set when the command used RFC 5258's syntax: a
+	// selection list, a parenthesized pattern list or RETURN, even an
+	// empty one. Then "" is an ordinary pattern, not the request for
+	// the hierarchy delimiter, and only the attributes asked for are
+	// returned.
+	Extended bool
 	Ref      string
 	Patterns []string
 	Options  imap.ListOptions

@@ -113,35 +113,10 @@
 // Nothing is flushed until the session says so: one write per command,
 // not one per response.
 //
-// # The session loop (the next step)
+// # The session loop
 //
-// The connection goroutine of package imap will be:
-//
-//	r := wire.NewReader(br, limits, func() error { enc.Continue(""); return enc.Flush() })
-//	for {
-//		cmd, err := r.ReadCommand()
-//		var werr *wire.Error
-//		switch {
-//		case errors.As(err, &werr):
-//			enc.Status(werr.Tag, werr.Type, wire.Code(werr.Code), werr.Text)
-//			// count it against the error budget; BYE and close if Fatal
-//		case err != nil:
-//			return // connection gone
-//		default:
-//			s.dispatch(cmd) // switch on cmd.Args's type / cmd.Name,
-//			// checks state, runs against the store, writes with enc
-//		}
-//		enc.Flush()
-//	}
-//
-// What remains for wiring: the dispatch and the handlers over store.Folder
-// (today's session.go, selected.go, fetch.go and search.go logic moves
-// behind it), IDLE and COMPRESS (package compress: its bounded Reader and
-// sync-flushing Writer go under Reset), STARTTLS, the error budget before
-// login, the capability list, mailbox names in modified UTF-7 unless
-// UTF8=ACCEPT is enabled (package utf7), and removing front.go and
-// go-imap's imapserver.
-// The protocols/imap package comment will then point here. Not parsed,
+// Package imap's conn.go is the loop over a Reader and an Encoder (see its
+// package comment). Not parsed,
 // deliberately, until vmaild offers them: CATENATE, URLAUTH, NOTIFY,
 // CONTEXT=SEARCH and PARTIAL, SEARCH's OLDER/YOUNGER (WITHIN), APPEND's
 // UTF8 data item (RFC 6855), METADATA and ACL.

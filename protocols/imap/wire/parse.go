@@ -220,6 +220,7 @@ func parseList(r *Reader, _ bool) (any, error) {
 	}
 	var err error
 	if !a.LSUB && r.peek() == '(' {
+		a.Extended = true
 		err = r.list(func() error {
 			k, err := r.keyword()
 			if err != nil {
@@ -256,6 +257,7 @@ func parseList(r *Reader, _ bool) (any, error) {
 		return nil, err
 	}
 	if !a.LSUB && r.peek() == '(' {
+		a.Extended = true
 		err = r.list(func() error {
 			p, err := r.listMailbox()
 			a.Patterns = append(a.Patterns, p)
@@ -282,6 +284,7 @@ func parseList(r *Reader, _ bool) (any, error) {
 	if k != "RETURN" {
 		return nil, r.bad("Expected RETURN")
 	}
+	a.Extended = true
 	if err := r.sp(); err != nil {
 		return nil, err
 	}

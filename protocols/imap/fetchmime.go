@@ -1,0 +1,365 @@
+package imap
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+)
+
+// The MIME tree of a message, as Dovecot's message parser builds it, so
+// that section numbers, sizes and line counts answer as Dovecot's do:
+//
+//   - a header ends at its empty line, or at the end of the data, or at a
+//     boundary line of an enclosing multipart; lines without a colon do
+//     not end it;
+//   - a boundary line is "--" and the boundary at the start of a line,
+//     whatever follows; the innermost multipart's boundary is tried
+//     first, an enclosing one ends every part inside it;
+//   - the line break before a boundary line belongs to the boundary;
+//   - a multipart without a boundary parameter has no parts, a
+//     multipart/digest's parts are message/rfc822 unless they say
+//     otherwise, and a message/rfc822 part holds one message;
+//   - nesting stops at maxMIMEDepth and maxMIMEParts (Dovecot's limits):
+//     deeper parts are leaves.
+//
+// The parser reads the message once, through a bufio.Reader, keeping
+// only the header fields BODYSTRUCTURE and ENVELOPE need (each cut at
+// maxFieldKept), never a body.
+const (
+	maxMIMEDepth = 100
+	maxMIMEParts = 10000
+	maxFieldKept = 64 << 10
+	maxLineKept  = maxFieldKept + 1024
+)
+
+// mimePart is one node of the tree. Offsets are in the message file.
+type mimePart struct {
+	off        int64 // start of the header
+	headerSize int64 // header with its empty line
+	bodySize   int64
+	lines      int64 // LFs in the body
+	h          partHeader
+	multipart  bool
+	message    bool // message/rfc822: children[0] is the message
+	children   []*mimePart
+}
+
+func (p *mimePart) bodyOff() int64 { return p.off + p.headerSize }
+func (p *mimePart) end() int64     { return p.off + p.headerSize + p.bodySize }
+
+// partHeader holds the raw values (unfolded, trimmed) of the header
+// fields that describe a part, and for a message the envelope's.
+type partHeader struct {
+	fields []headerField
+}
+
+type headerField struct {
+	name  string // lower-case
+	value string
+}
+
+// wantedField reports whether a header field is kept.
+func wantedField(lower []byte) bool {
+	if bytes.HasPrefix(lower, []byte("content-")) {
+		switch string(lower[len("content-"):]) {
+		case "type", "transfer-encoding", "id", "description", "disposition", "language", "location", "md5":
+			return true
+		}
+		return false
+	}
+	switch string(lower) {
+	case "date", "subject", "from", "sender", "reply-to", "to", "cc", "bcc", "in-reply-to", "message-id":
+		return true
+	}
+	return false
+}
+
+// first returns the first value of field name, as the parser takes
+// Content-Type.
+func (h *partHeader) first(name string) (string, bool) {
+	for _, f := range h.fields {
+		if f.name == name {
+			return f.value, true
+		}
+	}
+	return "", false
+}
+
+// last returns the last value of field name, as Dovecot's envelope and
+// body structure take them.
+func (h *partHeader) last(name string) (string, bool) {
+	for i := len(h.fields) - 1; i >= 0; i-- {
+		if h.fields[i].name == name {
+			return h.fields[i].value, true
+		}
+	}
+	return "", false
+}
+
+// lineReader reads lines and counts offsets and LFs.
+type lineReader struct {
+	br    *bufio.Reader
+	pos   int64 // offset of the next unread byte
+	lfs   int64 // LFs consumed
+	err   error
+	line  []byte // the current line, cut at maxLineKept
+	start int64  // its offset
+	size  int64  // its full length
+	term  int    // its line break: 0 (end of data), 1 (LF), 2 (CRLF)
+	// prevTerm is the line break of the line before the current one.
+	prevTerm int
+	peeked   bool
+}
+
+// next makes the following line current; false at the end of the data.
+func (l *lineReader) next() bool {
+	if l.peeked {
+		l.peeked = false
+		return true
+	}
+	if l.err != nil {
+		return false
+	}
+	l.prevTerm = l.term
+	l.line = l.line[:0]
+	l.start, l.size, l.term = l.pos, 0, 0
+	var last2 [2]byte
+	for {
+		seg, err := l.br.ReadSlice('\n')
+		l.size += int64(len(seg))
+		if len(l.line) < maxLineKept {
+			l.line = append(l.line, seg[:min(len(seg), maxLineKept-len(l.line))]...)
+		}
+		if n := len(seg); n >= 2 {
+			last2 = [2]byte{seg[n-2], seg[n-1]}
+		} else if n == 1 {
+			last2 = [2]byte{last2[1], seg[0]}
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if err != nil {
+			l.err = err
+		}
+		break
+	}
+	l.pos += l.size
+	if l.size > 0 && last2[1] == '\n' {
+		l.lfs++
+		l.term = 1
+		if l.size >= 2 && last2[0] == '\r' {
+			l.term = 2
+		}
+	}
+	if l.size == 0 {
+		l.term = l.prevTerm
+		return false
+	}
+	return true
+}
+
+// unread keeps the current line for the next call of next.
+func (l *lineReader) unread() { l.peeked = true }
+
+// content is the current line without its line break.
+func (l *lineReader) content() []byte {
+	b := l.line
+	if int64(len(b)) == l.size {
+		b = b[:len(b)-l.term]
+	}
+	return b
+}
+
+type mimeParser struct {
+	lr     lineReader
+	bounds []string // active boundaries, outermost first
+	parts  int
+}
+
+// parseMIME reads the tree of the size octets of r.
+func parseMIME(r io.Reader) *mimePart {
+	p := &mimeParser{lr: lineReader{br: bufio.NewReaderSize(r, 16<<10)}}
+	root := &mimePart{}
+	p.part(root, false, 0)
+	return root
+}
+
+// boundary returns the index of the active boundary the current line
+// is, innermost first, and whether it closes its multipart; -1 if none.
+func (p *mimeParser) boundary() (int, bool) {
+	line := p.lr.line
+	if len(p.bounds) == 0 || len(line) < 2 || line[0] != '-' || line[1] != '-' {
+		return -1, false
+	}
+	rest := line[2:]
+	for i := len(p.bounds) - 1; i >= 0; i-- {
+		b := p.bounds[i]
+		if len(rest) >= len(b) && string(rest[:len(b)]) == b {
+			after := rest[len(b):]
+			return i, len(after) >= 2 && after[0] == '-' && after[1] == '-'
+		}
+	}
+	return -1, false
+}
+
+// part parses one part from the current position up to a boundary
+// line of an enclosing multipart (left unread) or the end of the data.
+func (p *mimeParser) part(mp *mimePart, digestChild bool, depth int) {
+	p.parts++
+	mp.off = p.lr.pos
+	if p.lr.peeked {
+		mp.off = p.lr.start
+	}
+	p.header(mp)
+	mp.headerSize = p.lr.pos - mp.off
+	if p.lr.peeked {
+		mp.headerSize = p.lr.start - mp.off
+	}
+	bodyStart := mp.off + mp.headerSize
+
+	typ, sub, params := contentType(&mp.h)
+	if typ == "" && digestChild {
+		typ, sub = "message", "rfc822"
+	}
+	deeper := depth < maxMIMEDepth && p.parts < maxMIMEParts
+	switch {
+	case eqFold(typ, "multipart"):
+		mp.multipart = true
+		b, ok := paramValue(params, "boundary")
+		if !ok || b == "" || !deeper {
+			p.leafBody(mp, bodyStart)
+			return
+		}
+		p.bounds = append(p.bounds, b)
+		own := len(p.bounds) - 1
+		lf0 := p.lr.lfs
+		digest := eqFold(sub, "digest")
+		closed := false
+		for p.lr.next() {
+			i, isClose := p.boundary()
+			if i < 0 || (closed && i == own) {
+				continue
+			}
+			if i != own {
+				p.lr.unread()
+				break
+			}
+			if isClose {
+				closed = true
+				continue
+			}
+			for !closed {
+				child := &mimePart{}
+				mp.children = append(mp.children, child)
+				p.part(child, digest, depth+1)
+				if !p.lr.next() {
+					break
+				}
+				i, isClose := p.boundary()
+				if i != own {
+					p.lr.unread()
+					break
+				}
+				if isClose || p.parts >= maxMIMEParts {
+					closed = true
+				}
+			}
+			if !closed {
+				break
+			}
+		}
+		p.bounds = p.bounds[:own]
+		p.finishBody(mp, bodyStart, lf0)
+	case eqFold(typ, "message") && eqFold(sub, "rfc822") && deeper:
+		mp.message = true
+		lf0 := p.lr.lfs
+		child := &mimePart{}
+		mp.children = []*mimePart{child}
+		p.part(child, false, depth+1)
+		p.finishBody(mp, bodyStart, lf0)
+		// The message ends where its part ends.
+		child.off = bodyStart
+		if child.end() > mp.end() {
+			child.bodySize = max(0, mp.end()-child.bodyOff())
+		}
+	default:
+		p.leafBody(mp, bodyStart)
+	}
+}
+
+// header reads a header up to its empty line (consumed) or a boundary
+// line (left unread), keeping the wanted fields.
+func (p *mimeParser) header(mp *mimePart) {
+	var cur *headerField
+	var value []byte
+	flush := func() {
+		if cur != nil {
+			cur.value = string(bytes.TrimSpace(value))
+			mp.h.fields = append(mp.h.fields, *cur)
+			cur = nil
+		}
+	}
+	for p.lr.next() {
+		if i, _ := p.boundary(); i >= 0 {
+			p.lr.unread()
+			break
+		}
+		line := p.lr.content()
+		if len(line) == 0 {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if cur != nil && len(value) < maxFieldKept {
+				value = append(value, '\n')
+				value = append(value, line[:min(len(line), maxFieldKept-len(value))]...)
+			}
+			continue
+		}
+		flush()
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			continue
+		}
+		name := bytes.ToLower(bytes.TrimRight(line[:colon], " \t"))
+		if !wantedField(name) {
+			continue
+		}
+		cur = &headerField{name: string(name)}
+		value = append(value[:0], line[colon+1:]...)
+	}
+	flush()
+}
+
+// leafBody reads a body that has no parts.
+func (p *mimeParser) leafBody(mp *mimePart, bodyStart int64) {
+	lf0 := p.lr.lfs
+	for p.lr.next() {
+		if i, _ := p.boundary(); i >= 0 {
+			p.lr.unread()
+			break
+		}
+	}
+	p.finishBody(mp, bodyStart, lf0)
+}
+
+// finishBody sets the body's size and lines once the reader stands on
+// the boundary line that ends it (unread) or at the end of the data.
+func (p *mimeParser) finishBody(mp *mimePart, bodyStart, lf0 int64) {
+	lfs := p.lr.lfs - lf0
+	end := p.lr.pos
+	if p.lr.peeked {
+		end = p.lr.start
+		if p.lr.term > 0 {
+			lfs-- // the boundary line's own LF
+		}
+		if t := int64(p.lr.prevTerm); t > 0 && end-t >= bodyStart {
+			end -= t
+			lfs--
+		}
+	}
+	mp.bodySize = max(0, end-bodyStart)
+	mp.lines = max(0, lfs)
+}
+
+func eqFold(a, b string) bool { return len(a) == len(b) && bytes.EqualFold([]byte(a), []byte(b)) }

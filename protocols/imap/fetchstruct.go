@@ -1,0 +1,356 @@
+package imap
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/vmaild/vmaild/protocols/imap/wire"
+)
+
+// BODYSTRUCTURE and ENVELOPE from a parsed MIME tree, as Dovecot 2.3
+// answers them (the private Dovecot of TestFetchDovecotOracle is the
+// reference): names and values as the header writes them, parameters in
+// header order with RFC 2231 continuations joined after the plain ones,
+// text parts without a charset get charset us-ascii, envelope strings
+// are the raw field values with line breaks folded to one space and
+// encoded-words left encoded.
+
+// hdrToken reads an RFC 2045 token (or atom) at s[i:], after white
+// space and comments.
+func skipCFWS(s string, i int) int {
+	for i < len(s) {
+		switch c := s[i]; {
+		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
+			i++
+		case c == '(':
+			depth := 0
+			for i < len(s) {
+				c := s[i]
+				if c == '\\' && i+1 < len(s) {
+					i += 2
+					continue
+				}
+				i++
+				if c == '(' {
+					depth++
+				} else if c == ')' {
+					depth--
+					if depth == 0 {
+						break
+					}
+				}
+			}
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+func isTokenChar(c byte) bool {
+	if c <= ' ' || c >= 0x7f {
+		return false
+	}
+	return !strings.ContainsRune(`()<>@,;:\"/[]?=`, rune(c))
+}
+
+func token(s string, i int) (string, int) {
+	j := i
+	for j < len(s) && isTokenChar(s[j]) {
+		j++
+	}
+	return s[i:j], j
+}
+
+// quotedString reads a quoted string at s[i] == '"'; ok is false when it
+// is not terminated.
+func quotedString(s string, i int) (string, int, bool) {
+	var b strings.Builder
+	i++
+	for i < len(s) {
+		c := s[i]
+		switch c {
+		case '"':
+			return b.String(), i + 1, true
+		case '\\':
+			if i+1 < len(s) {
+				i++
+				c = s[i]
+			}
+		case '\r', '\n':
+			i++
+			continue
+		}
+		b.WriteByte(c)
+		i++
+	}
+	return b.String(), i, false
+}
+
+// contentType parses the first Content-Type: type and subtype as
+// written, "" when absent or invalid.
+func contentType(h *partHeader) (typ, sub string, params []wire.Param) {
+	v, ok := h.first("content-type")
+	if !ok {
+		return "", "", nil
+	}
+	i := skipCFWS(v, 0)
+	typ, i = token(v, i)
+	i = skipCFWS(v, i)
+	if typ == "" || i >= len(v) || v[i] != '/' {
+		return "", "", nil
+	}
+	i = skipCFWS(v, i+1)
+	sub, i = token(v, i)
+	if sub == "" {
+		return "", "", nil
+	}
+	return typ, sub, parseParams(v, i)
+}
+
+// parseParams reads "; name=value" pairs from v[i:], stopping at the
+// first malformed one, then joins RFC 2231 continuations.
+func parseParams(v string, i int) []wire.Param {
+	var plain, ext []wire.Param
+	for {
+		i = skipCFWS(v, i)
+		if i >= len(v) || v[i] != ';' {
+			break
+		}
+		i = skipCFWS(v, i+1)
+		name, j := token(v, i)
+		if name == "" {
+			break
+		}
+		j = skipCFWS(v, j)
+		if j >= len(v) || v[j] != '=' {
+			break
+		}
+		j = skipCFWS(v, j+1)
+		var value string
+		if j < len(v) && v[j] == '"' {
+			var ok bool
+			value, j, ok = quotedString(v, j)
+			if !ok {
+				break
+			}
+		} else {
+			value, j = token(v, j)
+			if value == "" {
+				break
+			}
+		}
+		i = j
+		if strings.IndexByte(name, '*') >= 0 {
+			ext = append(ext, wire.Param{Name: name, Value: value})
+		} else {
+			plain = append(plain, wire.Param{Name: name, Value: value})
+		}
+	}
+	return append(plain, joinRFC2231(ext)...)
+}
+
+// joinRFC2231 joins name*0, name*1... (and name*0*, name*1*...) into
+// name (or name* when the first piece is encoded), in name order; a lone
+// name* stays as it is.
+func joinRFC2231(ext []wire.Param) []wire.Param {
+	if len(ext) == 0 {
+		return nil
+	}
+	type piece struct {
+		base    string
+		idx     int
+		encoded bool
+		value   string
+	}
+	var pieces []piece
+	var out []wire.Param
+	for _, p := range ext {
+		star := strings.IndexByte(p.Name, '*')
+		base, rest := p.Name[:star], p.Name[star+1:]
+		encoded := strings.HasSuffix(rest, "*")
+		rest = strings.TrimSuffix(rest, "*")
+		if rest == "" {
+			pieces = append(pieces, piece{base, -1, true, p.Value})
+			continue
+		}
+		n, err := strconv.Atoi(rest)
+		if err != nil || n < 0 {
+			continue
+		}
+		pieces = append(pieces, piece{base, n, encoded, p.Value})
+	}
+	sort.SliceStable(pieces, func(a, b int) bool {
+		if !strings.EqualFold(pieces[a].base, pieces[b].base) {
+			return strings.ToLower(pieces[a].base) < strings.ToLower(pieces[b].base)
+		}
+		return pieces[a].idx < pieces[b].idx
+	})
+	for i := 0; i < len(pieces); {
+		p := pieces[i]
+		if p.idx < 0 {
+			out = append(out, wire.Param{Name: p.base + "*", Value: p.value})
+			i++
+			continue
+		}
+		j := i
+		var b strings.Builder
+		for j < len(pieces) && strings.EqualFold(pieces[j].base, p.base) && pieces[j].idx >= 0 {
+			b.WriteString(pieces[j].value)
+			j++
+		}
+		name := p.base
+		if p.encoded {
+			name += "*"
+		}
+		out = append(out, wire.Param{Name: name, Value: b.String()})
+		i = j
+	}
+	return out
+}
+
+func paramValue(params []wire.Param, name string) (string, bool) {
+	for _, p := range params {
+		if strings.EqualFold(p.Name, name) {
+			return p.Value, true
+		}
+	}
+	return "", false
+}
+
+// transferEncoding is a part's Content-Transfer-Encoding as written, ""
+// when absent.
+func transferEncoding(h *partHeader) string {
+	v, ok := h.last("content-transfer-encoding")
+	if !ok {
+		return ""
+	}
+	t, _ := token(v, skipCFWS(v, 0))
+	return t
+}
+
+func optString(h *partHeader, name string) *string {
+	v, ok := h.last(name)
+	if !ok {
+		return nil
+	}
+	v = unfold(v)
+	return &v
+}
+
+// bodyPart builds the BODYSTRUCTURE of p.
+func bodyPart(p *mimePart, digestChild bool) *wire.BodyPart {
+	bp := &wire.BodyPart{Size: p.bodySize}
+	typ, sub, params := contentType(&p.h)
+	if typ == "" {
+		typ, sub = "text", "plain"
+		if digestChild {
+			typ, sub = "message", "rfc822"
+		}
+	}
+	bp.Type, bp.Subtype, bp.Params = typ, sub, params
+	if p.multipart {
+		bp.Multipart = true
+		digest := eqFold(sub, "digest")
+		for _, c := range p.children {
+			bp.Children = append(bp.Children, bodyPart(c, digest))
+		}
+	} else {
+		if eqFold(typ, "text") {
+			if _, ok := paramValue(params, "charset"); !ok {
+				bp.Params = append(bp.Params, wire.Param{Name: "charset", Value: "us-ascii"})
+			}
+			bp.Lines, bp.HasLines = p.lines, true
+		}
+		bp.ID = optString(&p.h, "content-id")
+		bp.Description = optString(&p.h, "content-description")
+		bp.Encoding = transferEncoding(&p.h)
+		if bp.Encoding == "" {
+			bp.Encoding = "7bit"
+		}
+		if p.message && len(p.children) == 1 {
+			m := p.children[0]
+			bp.Envelope = envelope(&m.h)
+			bp.Message = bodyPart(m, false)
+			bp.Lines, bp.HasLines = p.lines, true
+		}
+		bp.MD5 = optString(&p.h, "content-md5")
+	}
+	if v, ok := p.h.last("content-disposition"); ok {
+		i := skipCFWS(v, 0)
+		d, j := token(v, i)
+		if d != "" {
+			bp.Disposition = &d
+			bp.DispositionParams = parseParams(v, j)
+		}
+	}
+	if v, ok := p.h.last("content-language"); ok {
+		for _, l := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' || r == '\r' }) {
+			bp.Language = append(bp.Language, l)
+		}
+	}
+	bp.Location = optString(&p.h, "content-location")
+	return bp
+}
+
+// unfold folds each line break and the white space after it into one
+// space and replaces NULs, as Dovecot writes header values.
+func unfold(v string) string {
+	if !strings.ContainsAny(v, "\r\n\x00") {
+		return v
+	}
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case '\r':
+		case '\n':
+			for i+1 < len(v) && (v[i+1] == ' ' || v[i+1] == '\t') {
+				i++
+			}
+			b.WriteByte(' ')
+		case 0:
+			b.WriteString("\uFFFD")
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// envelope builds the ENVELOPE of a message's header.
+func envelope(h *partHeader) *wire.Envelope {
+	env := &wire.Envelope{}
+	str := func(name string) *string {
+		v, ok := h.last(name)
+		if !ok {
+			return nil
+		}
+		v = unfold(v)
+		return &v
+	}
+	addrs := func(name string) []wire.Address {
+		v, ok := h.last(name)
+		if !ok {
+			return nil
+		}
+		return parseAddressList(v)
+	}
+	env.Date = str("date")
+	env.Subject = str("subject")
+	env.From = addrs("from")
+	env.Sender = addrs("sender")
+	env.ReplyTo = addrs("reply-to")
+	env.To = addrs("to")
+	env.Cc = addrs("cc")
+	env.Bcc = addrs("bcc")
+	env.InReplyTo = str("in-reply-to")
+	env.MessageID = str("message-id")
+	if len(env.Sender) == 0 {
+		env.Sender = env.From
+	}
+	if len(env.ReplyTo) == 0 {
+		env.ReplyTo = env.From
+	}
+	return env
+}
