@@ -9,8 +9,8 @@ import (
 // Streaming decoders for BINARY (RFC 3516), lenient where Dovecot's are:
 // base64 skips white space and line breaks anywhere and stops at its
 // padding; quoted-printable drops trailing white space, takes "=" at the
-// end of a line (after white space too) as a soft break, passes an "="
-// without two hex digits through, and ends hard line breaks with CRLF.
+// end of a line (after white space too) as a soft break, refuses an "="
+// without two hex digits, and ends hard line breaks with CRLF.
 
 // errBadEncoding: the data is not in its transfer encoding (a base64
 // body with other characters), answered NO [PARSE].
@@ -209,7 +209,15 @@ func (d *qpDecoder) decodeLine() error {
 				continue
 			}
 		}
+		if !partial || i+2 < len(b) {
+			return errBadEncoding
+		}
 		out = append(out, c)
+	}
+	if soft && !hard && d.eof {
+		// A soft break needs a line after it (Dovecot: "invalid
+		// quoted-printable input trailer").
+		return errBadEncoding
 	}
 	if hard && !soft {
 		out = append(out, '\r', '\n')

@@ -167,7 +167,7 @@ func (fm *fetchMessage) headerSize() int64 {
 // file, cut by a partial.
 func (fm *fetchMessage) writeRange(w *wire.FetchWriter, name string, off, n int64, p *goimap.SectionPartial) error {
 	off, n = cut(off, n, p)
-	return w.Section(name, n, io.NewSectionReader(fm.r, off, n), false)
+	return w.Section(name, n, nulFilter{io.NewSectionReader(fm.r, off, n)}, false)
 }
 
 // cut applies a partial <o.n> to the range [off, off+n).
@@ -256,7 +256,25 @@ func (fm *fetchMessage) writeSection(w *wire.FetchWriter, bs *goimap.FetchItemBo
 	if _, err := io.CopyN(io.Discard, r, off); err != nil {
 		return fmt.Errorf("fetch %s: %w", name, err)
 	}
-	return w.Section(name, n, r, false)
+	return w.Section(name, n, nulFilter{r}, false)
+}
+
+// nulFilter replaces NULs, which no IMAP literal may carry (RFC 9051
+// CHAR8), with 0x80, as Dovecot does in BODY and RFC822 items; BINARY
+// items are literal8s and carry them.
+type nulFilter struct{ r io.Reader }
+
+func (f nulFilter) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	for b := p[:n]; ; {
+		i := indexByte(b, 0)
+		if i < 0 {
+			break
+		}
+		b[i] = 0x80
+		b = b[i+1:]
+	}
+	return n, err
 }
 
 // headerFilter streams the fields of a header that are (or, with not,
@@ -269,7 +287,6 @@ type headerFilter struct {
 	buf    []byte
 	ended  bool
 	midCut bool // inside a line longer than the buffer
-	last   byte
 }
 
 func newHeaderFilter(r io.Reader, fields, notFields []string) *headerFilter {
@@ -291,7 +308,7 @@ func (f *headerFilter) Read(p []byte) (int, error) {
 			// The start of a line.
 			switch {
 			case seg[0] == '\n' || (seg[0] == '\r' && len(seg) >= 2 && seg[1] == '\n'):
-				f.finish()
+				f.finish(true)
 				continue
 			case seg[0] == ' ' || seg[0] == '\t':
 				// A continuation keeps its field's choice.
@@ -302,10 +319,9 @@ func (f *headerFilter) Read(p []byte) (int, error) {
 		f.midCut = !full
 		if f.keep && len(seg) > 0 {
 			f.buf = append(f.buf[:0], seg...)
-			f.last = seg[len(seg)-1]
 		}
 		if err != nil && full {
-			f.finish()
+			f.finish(false)
 		}
 	}
 	n := copy(p, f.buf)
@@ -313,14 +329,13 @@ func (f *headerFilter) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// finish ends the output: a line break if the last field had none, then
-// the empty line.
-func (f *headerFilter) finish() {
+// finish ends the output with the empty line as Dovecot does: always
+// for HEADER.FIELDS, for .NOT only when the header had one.
+func (f *headerFilter) finish(blank bool) {
 	f.ended = true
-	if f.last != 0 && f.last != '\n' {
+	if blank || !f.not {
 		f.buf = append(f.buf, '\r', '\n')
 	}
-	f.buf = append(f.buf, '\r', '\n')
 }
 
 func (f *headerFilter) matches(line []byte) bool {
@@ -380,9 +395,8 @@ type binaryItem struct {
 	sizeOf  bool // BINARY.SIZE
 	partial *goimap.SectionPartial
 	p       *mimePart // nil: no such part (empty)
-	whole   bool      // BINARY[]: the message as it is
 	total   int64     // decoded size
-	nul     bool      // the decoded data has a NUL: literal8
+	lit8    bool      // sent as a literal8
 }
 
 // binaryItems resolves and counts the BINARY items, so that a part that
@@ -397,35 +411,101 @@ func (fm *fetchMessage) binaryItems(o *goimap.FetchOptions) ([]binaryItem, error
 	}
 	for i := range out {
 		it := &out[i]
-		if len(it.part) == 0 {
-			it.whole, it.total = true, fm.size
-			it.nul = hasNUL(io.NewSectionReader(fm.r, 0, fm.size))
-			continue
-		}
 		if it.p = findPart(fm.tree(), it.part); it.p == nil {
 			continue
 		}
-		r, err := fm.decoded(it.p)
-		if err != nil {
-			return nil, err
-		}
 		cw := &countWriter{}
-		if _, err := io.Copy(cw, r); err != nil {
+		decodedAny, err := fm.writeBinaryTo(cw, it.p, len(it.part) == 0)
+		if err != nil {
 			return nil, parseError(err)
 		}
-		it.total, it.nul = cw.n, cw.nul
+		// Dovecot sends decoded data, and data with NULs, as a literal8.
+		it.total, it.lit8 = cw.n, decodedAny || cw.nul
 	}
 	return out, nil
 }
 
-// decoded returns a part's body in its content, undoing its transfer
-// encoding.
-func (fm *fetchMessage) decoded(p *mimePart) (io.Reader, error) {
-	body := io.NewSectionReader(fm.r, p.bodyOff(), p.bodySize)
-	if p.multipart || p.message {
-		return body, nil
+// writeBinaryTo writes the content of part p (the whole message when
+// whole): a leaf decoded from its transfer encoding; a multipart or
+// message/rfc822 as it is, save that every leaf inside is decoded and
+// its Content-Transfer-Encoding field says binary, as Dovecot answers.
+// decoded reports whether anything was decoded.
+func (fm *fetchMessage) writeBinaryTo(w io.Writer, p *mimePart, whole bool) (decoded bool, err error) {
+	if whole {
+		return fm.binaryPart(w, p)
 	}
-	switch cte := strings.ToLower(transferEncoding(&p.h)); cte {
+	return fm.binaryBody(w, p)
+}
+
+// binaryPart writes a part's header and content.
+func (fm *fetchMessage) binaryPart(w io.Writer, p *mimePart) (bool, error) {
+	hdr := io.NewSectionReader(fm.r, p.off, p.headerSize)
+	if p.multipart || p.message || !needsDecoding(&p.h) {
+		if _, err := io.Copy(w, hdr); err != nil {
+			return false, err
+		}
+		return fm.binaryBody(w, p)
+	}
+	if _, err := decoder(&p.h, strings.NewReader("")); err != nil {
+		return false, err
+	}
+	if err := rewriteTransferEncoding(w, hdr); err != nil {
+		return false, err
+	}
+	return fm.binaryBody(w, p)
+}
+
+// binaryBody writes a part's content.
+func (fm *fetchMessage) binaryBody(w io.Writer, p *mimePart) (bool, error) {
+	raw := func(off, end int64) error {
+		if end <= off {
+			return nil
+		}
+		_, err := io.Copy(w, io.NewSectionReader(fm.r, off, end-off))
+		return err
+	}
+	switch {
+	case p.message && len(p.children) == 1:
+		return fm.binaryPart(w, p.children[0])
+	case p.multipart:
+		decoded := false
+		at := p.bodyOff()
+		for _, c := range p.children {
+			if err := raw(at, c.off); err != nil {
+				return false, err
+			}
+			d, err := fm.binaryPart(w, c)
+			if err != nil {
+				return false, err
+			}
+			decoded = decoded || d
+			at = c.end()
+		}
+		return decoded, raw(at, p.end())
+	}
+	body := io.NewSectionReader(fm.r, p.bodyOff(), p.bodySize)
+	r, err := decoder(&p.h, body)
+	if err != nil {
+		return false, err
+	}
+	if _, err := io.Copy(w, r); err != nil {
+		return false, err
+	}
+	return needsDecoding(&p.h), nil
+}
+
+func needsDecoding(h *partHeader) bool {
+	switch strings.ToLower(transferEncoding(h)) {
+	case "", "7bit", "8bit", "binary":
+		return false
+	}
+	return true
+}
+
+// decoder undoes a leaf's transfer encoding; an unknown one is refused
+// with NO [UNKNOWN-CTE] (RFC 3516).
+func decoder(h *partHeader, body io.Reader) (io.Reader, error) {
+	switch cte := strings.ToLower(transferEncoding(h)); cte {
 	case "", "7bit", "8bit", "binary":
 		return body, nil
 	case "base64":
@@ -435,6 +515,39 @@ func (fm *fetchMessage) decoded(p *mimePart) (io.Reader, error) {
 	default:
 		return nil, &goimap.Error{Type: goimap.StatusResponseTypeNo, Code: goimap.ResponseCodeUnknownCTE,
 			Text: "Unknown Content-Transfer-Encoding"}
+	}
+}
+
+// rewriteTransferEncoding copies a header, its Content-Transfer-Encoding
+// field (continuation lines included) replaced by one saying binary.
+func rewriteTransferEncoding(w io.Writer, hdr io.Reader) error {
+	br := bufio.NewReader(hdr)
+	skipping, lineStart := false, true
+	for {
+		line, err := br.ReadSlice('\n')
+		long := errors.Is(err, bufio.ErrBufferFull)
+		if len(line) > 0 && lineStart && line[0] != ' ' && line[0] != '\t' {
+			skipping = false
+			if i := indexByte(line, ':'); i > 0 && strings.EqualFold(strings.TrimRight(string(line[:i]), " \t"), "content-transfer-encoding") {
+				skipping = true
+				if _, werr := io.WriteString(w, "Content-Transfer-Encoding: binary\r\n"); werr != nil {
+					return werr
+				}
+			}
+		}
+		if !skipping && len(line) > 0 {
+			if _, werr := w.Write(line); werr != nil {
+				return werr
+			}
+		}
+		lineStart = !long
+		switch {
+		case long:
+		case err == io.EOF:
+			return nil
+		case err != nil:
+			return err
+		}
 	}
 }
 
@@ -449,7 +562,8 @@ func parseError(err error) error {
 	return fmt.Errorf("fetch binary: %w", err)
 }
 
-// writeBinary writes one BINARY or BINARY.SIZE item.
+// writeBinary writes one BINARY or BINARY.SIZE item. The content is
+// produced again, through a pipe, as the counting pass produced it.
 func (fm *fetchMessage) writeBinary(w *wire.FetchWriter, it *binaryItem) error {
 	if it.sizeOf {
 		w.NumberItem(binaryName("BINARY.SIZE", it.part, nil), uint64(it.total))
@@ -457,22 +571,19 @@ func (fm *fetchMessage) writeBinary(w *wire.FetchWriter, it *binaryItem) error {
 	}
 	name := binaryName("BINARY", it.part, it.partial)
 	off, n := cut(0, it.total, it.partial)
-	var r io.Reader
-	switch {
-	case it.whole:
-		r = io.NewSectionReader(fm.r, 0, fm.size)
-	case it.p == nil:
-		r = strings.NewReader("")
-	default:
-		var err error
-		if r, err = fm.decoded(it.p); err != nil {
-			return err
-		}
+	if it.p == nil {
+		return w.Section(name, 0, strings.NewReader(""), false)
 	}
-	if _, err := io.CopyN(io.Discard, r, off); err != nil {
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := fm.writeBinaryTo(pw, it.p, len(it.part) == 0)
+		pw.CloseWithError(err)
+	}()
+	defer pr.Close() // stops the writer after a partial
+	if _, err := io.CopyN(io.Discard, pr, off); err != nil {
 		return fmt.Errorf("fetch %s: %w", name, err)
 	}
-	return w.Section(name, n, r, it.nul)
+	return w.Section(name, n, pr, it.lit8)
 }
 
 func binaryName(item string, part []int, p *goimap.SectionPartial) string {
@@ -504,10 +615,4 @@ func (c *countWriter) Write(p []byte) (int, error) {
 		c.nul = true
 	}
 	return len(p), nil
-}
-
-func hasNUL(r io.Reader) bool {
-	cw := &countWriter{}
-	_, _ = io.Copy(cw, r)
-	return cw.nul
 }

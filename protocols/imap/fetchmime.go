@@ -175,6 +175,9 @@ type mimeParser struct {
 	lr     lineReader
 	bounds []string // active boundaries, outermost first
 	parts  int
+	// boundaryEnd is where the last boundary line consumed ends: its
+	// line break is its own, never the one before a following boundary.
+	boundaryEnd int64
 }
 
 // parseMIME reads the tree of the size octets of r.
@@ -245,6 +248,7 @@ func (p *mimeParser) part(mp *mimePart, digestChild bool, depth int) {
 				p.lr.unread()
 				break
 			}
+			p.boundaryEnd = p.lr.pos
 			if isClose {
 				closed = true
 				continue
@@ -261,6 +265,7 @@ func (p *mimeParser) part(mp *mimePart, digestChild bool, depth int) {
 					p.lr.unread()
 					break
 				}
+				p.boundaryEnd = p.lr.pos
 				if isClose || p.parts >= maxMIMEParts {
 					closed = true
 				}
@@ -345,6 +350,8 @@ func (p *mimeParser) leafBody(mp *mimePart, bodyStart int64) {
 
 // finishBody sets the body's size and lines once the reader stands on
 // the boundary line that ends it (unread) or at the end of the data.
+// The line break before a boundary line is the boundary's: it is taken
+// from the body, or from the header when the body is empty.
 func (p *mimeParser) finishBody(mp *mimePart, bodyStart, lf0 int64) {
 	lfs := p.lr.lfs - lf0
 	end := p.lr.pos
@@ -353,12 +360,16 @@ func (p *mimeParser) finishBody(mp *mimePart, bodyStart, lf0 int64) {
 		if p.lr.term > 0 {
 			lfs-- // the boundary line's own LF
 		}
-		if t := int64(p.lr.prevTerm); t > 0 && end-t >= bodyStart {
+		if t := int64(p.lr.prevTerm); t > 0 && end-t >= max(mp.off, p.boundaryEnd) {
 			end -= t
 			lfs--
 		}
 	}
-	mp.bodySize = max(0, end-bodyStart)
+	if end < bodyStart {
+		mp.headerSize = end - mp.off
+		bodyStart = end
+	}
+	mp.bodySize = end - bodyStart
 	mp.lines = max(0, lfs)
 }
 
