@@ -466,7 +466,14 @@ func (fm *fetchMessage) binaryBody(w io.Writer, p *mimePart) (bool, error) {
 	}
 	switch {
 	case p.message && len(p.children) == 1:
-		return fm.binaryPart(w, p.children[0])
+		c := p.children[0]
+		d, err := fm.binaryPart(w, c)
+		if err != nil {
+			return false, err
+		}
+		// What the message leaves of its part (a line break Dovecot
+		// keeps there).
+		return d, raw(c.end(), p.end())
 	case p.multipart:
 		decoded := false
 		at := p.bodyOff()

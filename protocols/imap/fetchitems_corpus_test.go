@@ -43,7 +43,8 @@ func fetchCorpus(t testing.TB) []corpusMessage {
 		}
 		out = append(out, corpusMessage{filepath.Base(p), toCRLF(b)})
 	}
-	out = append(out, corpusMessage{"deep-multipart", deepMultipart(60)}, corpusMessage{"deep-rfc822", deepRFC822(30)})
+	out = append(out, corpusMessage{"deep-multipart", deepMultipart(60)}, corpusMessage{"deep-rfc822", deepRFC822(30)},
+		corpusMessage{"long-lines", longLines()})
 	return out
 }
 
@@ -109,4 +110,15 @@ func deepRFC822(n int) []byte {
 // corpusDate is the internal date of corpus message i.
 func corpusDate(i int) time.Time {
 	return time.Date(2024, 3, 1, 9, 30, 0, 0, time.UTC).Add(time.Duration(i) * time.Hour)
+}
+
+// longLines has a header field and a body line far longer than any
+// buffer.
+func longLines() []byte {
+	var b strings.Builder
+	b.WriteString("From: long@example.com\r\nSubject: " + strings.Repeat("s", 100<<10) + "\r\n")
+	b.WriteString("X-Folded: a\r\n" + strings.Repeat(" folded line\r\n", 5000))
+	b.WriteString("Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
+	b.WriteString(strings.Repeat("=41", 70<<10) + "\r\n" + strings.Repeat("x", 200<<10) + "=\r\nend\r\n")
+	return []byte(b.String())
 }

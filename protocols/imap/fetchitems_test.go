@@ -282,6 +282,7 @@ func TestFetchDovecotOracle(t *testing.T) {
 var fetchKnownDifferences = []struct{ message, item, why string }{
 	{"11-folded.eml", "BODYSTRUCTURE", "a folded Content-Transfer-Encoding value is read; Dovecot ignores it (7bit)"},
 	{"11-folded.eml", "BINARY", "the same: Dovecot answers NO [UNKNOWN-CTE]"},
+	{"17-rfc822-base64.eml", "BINARY.SIZE", "Dovecot counts a message/rfc822 part in base64 as empty"},
 	{"09-params.eml", "BINARY.SIZE", "Dovecot refuses BINARY.SIZE of every part of a message that has a part in an unknown encoding; we answer for the part asked"},
 }
 

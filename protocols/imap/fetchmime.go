@@ -29,7 +29,7 @@ import (
 const (
 	maxMIMEDepth = 100
 	maxMIMEParts = 10000
-	maxFieldKept = 64 << 10
+	maxFieldKept = 1 << 20
 	maxLineKept  = maxFieldKept + 1024
 )
 
@@ -42,7 +42,10 @@ type mimePart struct {
 	h          partHeader
 	multipart  bool
 	message    bool // message/rfc822: children[0] is the message
-	children   []*mimePart
+	// headerCut: a boundary line ended the header, which then keeps
+	// its last line break.
+	headerCut bool
+	children  []*mimePart
 }
 
 func (p *mimePart) bodyOff() int64 { return p.off + p.headerSize }
@@ -103,10 +106,11 @@ type lineReader struct {
 	pos   int64 // offset of the next unread byte
 	lfs   int64 // LFs consumed
 	err   error
-	line  []byte // the current line, cut at maxLineKept
-	start int64  // its offset
-	size  int64  // its full length
-	term  int    // its line break: 0 (end of data), 1 (LF), 2 (CRLF)
+	line  []byte // the current line, cut at keep octets
+	keep  int
+	start int64 // its offset
+	size  int64 // its full length
+	term  int   // its line break: 0 (end of data), 1 (LF), 2 (CRLF)
 	// prevTerm is the line break of the line before the current one.
 	prevTerm int
 	peeked   bool
@@ -128,8 +132,8 @@ func (l *lineReader) next() bool {
 	for {
 		seg, err := l.br.ReadSlice('\n')
 		l.size += int64(len(seg))
-		if len(l.line) < maxLineKept {
-			l.line = append(l.line, seg[:min(len(seg), maxLineKept-len(l.line))]...)
+		if len(l.line) < l.keep {
+			l.line = append(l.line, seg[:min(len(seg), l.keep-len(l.line))]...)
 		}
 		if n := len(seg); n >= 2 {
 			last2 = [2]byte{seg[n-2], seg[n-1]}
@@ -174,36 +178,48 @@ func (l *lineReader) content() []byte {
 type mimeParser struct {
 	lr     lineReader
 	bounds []string // active boundaries, outermost first
-	parts  int
+	// bodyKeep is what a body line must keep to be matched against the
+	// boundaries.
+	bodyKeep int
+	parts    int
 	// boundaryEnd is where the last boundary line consumed ends: its
 	// line break is its own, never the one before a following boundary.
 	boundaryEnd int64
+	// noTrimAt is a boundary line whose line break before it stays in
+	// the parts that end there.
+	noTrimAt int64
 }
 
 // parseMIME reads the tree of the size octets of r.
 func parseMIME(r io.Reader) *mimePart {
-	p := &mimeParser{lr: lineReader{br: bufio.NewReaderSize(r, 16<<10)}}
+	p := &mimeParser{lr: lineReader{br: bufio.NewReaderSize(r, 16<<10)}, bodyKeep: 2, noTrimAt: -1}
 	root := &mimePart{}
 	p.part(root, false, 0)
 	return root
 }
 
 // boundary returns the index of the active boundary the current line
-// is, innermost first, and whether it closes its multipart; -1 if none.
+// is, and whether it closes its multipart; -1 if none. As Dovecot's
+// parser: the line must start with "--" and the boundary; of several
+// such, the longest wins, then the innermost.
 func (p *mimeParser) boundary() (int, bool) {
 	line := p.lr.line
 	if len(p.bounds) == 0 || len(line) < 2 || line[0] != '-' || line[1] != '-' {
 		return -1, false
 	}
 	rest := line[2:]
+	best := -1
 	for i := len(p.bounds) - 1; i >= 0; i-- {
 		b := p.bounds[i]
-		if len(rest) >= len(b) && string(rest[:len(b)]) == b {
-			after := rest[len(b):]
-			return i, len(after) >= 2 && after[0] == '-' && after[1] == '-'
+		if len(rest) >= len(b) && string(rest[:len(b)]) == b && (best < 0 || len(b) > len(p.bounds[best])) {
+			best = i
 		}
 	}
-	return -1, false
+	if best < 0 {
+		return -1, false
+	}
+	after := rest[len(p.bounds[best]):]
+	return best, len(after) >= 2 && after[0] == '-' && after[1] == '-'
 }
 
 // part parses one part from the current position up to a boundary
@@ -236,6 +252,9 @@ func (p *mimeParser) part(mp *mimePart, digestChild bool, depth int) {
 		}
 		p.bounds = append(p.bounds, b)
 		own := len(p.bounds) - 1
+		saved := p.bodyKeep
+		p.bodyKeep = max(p.bodyKeep, len(b)+4)
+		p.lr.keep = p.bodyKeep
 		lf0 := p.lr.lfs
 		digest := eqFold(sub, "digest")
 		closed := false
@@ -275,6 +294,7 @@ func (p *mimeParser) part(mp *mimePart, digestChild bool, depth int) {
 			}
 		}
 		p.bounds = p.bounds[:own]
+		p.bodyKeep, p.lr.keep = saved, saved
 		p.finishBody(mp, bodyStart, lf0)
 	case eqFold(typ, "message") && eqFold(sub, "rfc822") && deeper:
 		mp.message = true
@@ -305,9 +325,12 @@ func (p *mimeParser) header(mp *mimePart) {
 			cur = nil
 		}
 	}
+	p.lr.keep = maxLineKept
+	defer func() { p.lr.keep = p.bodyKeep }()
 	for p.lr.next() {
 		if i, _ := p.boundary(); i >= 0 {
 			p.lr.unread()
+			mp.headerCut = true
 			break
 		}
 		line := p.lr.content()
@@ -360,9 +383,17 @@ func (p *mimeParser) finishBody(mp *mimePart, bodyStart, lf0 int64) {
 		if p.lr.term > 0 {
 			lfs-- // the boundary line's own LF
 		}
-		if t := int64(p.lr.prevTerm); t > 0 && end-t >= max(mp.off, p.boundaryEnd) {
+		if t := int64(p.lr.prevTerm); t > 0 && p.noTrimAt != end && end-t >= max(mp.off, p.boundaryEnd) {
 			end -= t
-			lfs--
+			if end >= bodyStart {
+				lfs--
+			}
+			if mp.headerCut {
+				// Dovecot takes the line break from a header a
+				// boundary cut, but not from the message/rfc822
+				// parts around it.
+				p.noTrimAt = p.lr.start
+			}
 		}
 	}
 	if end < bodyStart {

@@ -136,10 +136,7 @@ func parseParams(v string, i int) []wire.Param {
 				break
 			}
 		} else {
-			value, j = token(v, j)
-			if value == "" {
-				break
-			}
+			value, j = token(v, j) // may be empty, as Dovecot takes it
 		}
 		i = j
 		if strings.IndexByte(name, '*') >= 0 {
@@ -163,6 +160,7 @@ func joinRFC2231(ext []wire.Param) []wire.Param {
 		idx     int
 		encoded bool
 		value   string
+		raw     string // the name as written
 	}
 	var pieces []piece
 	var out []wire.Param
@@ -172,14 +170,14 @@ func joinRFC2231(ext []wire.Param) []wire.Param {
 		encoded := strings.HasSuffix(rest, "*")
 		rest = strings.TrimSuffix(rest, "*")
 		if rest == "" {
-			pieces = append(pieces, piece{base, -1, true, p.Value})
+			pieces = append(pieces, piece{base, -1, true, p.Value, p.Name})
 			continue
 		}
 		n, err := strconv.Atoi(rest)
 		if err != nil || n < 0 {
 			continue
 		}
-		pieces = append(pieces, piece{base, n, encoded, p.Value})
+		pieces = append(pieces, piece{base, n, encoded, p.Value, p.Name})
 	}
 	sort.SliceStable(pieces, func(a, b int) bool {
 		if !strings.EqualFold(pieces[a].base, pieces[b].base) {
@@ -196,9 +194,20 @@ func joinRFC2231(ext []wire.Param) []wire.Param {
 		}
 		j := i
 		var b strings.Builder
+		whole := true
 		for j < len(pieces) && strings.EqualFold(pieces[j].base, p.base) && pieces[j].idx >= 0 {
+			whole = whole && pieces[j].idx == j-i
 			b.WriteString(pieces[j].value)
 			j++
+		}
+		if !whole {
+			// Missing or repeated pieces: Dovecot sends them as they
+			// are.
+			for _, q := range pieces[i:j] {
+				out = append(out, wire.Param{Name: q.raw, Value: q.value})
+			}
+			i = j
+			continue
 		}
 		name := p.base
 		if p.encoded {
