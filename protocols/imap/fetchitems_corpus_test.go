@@ -12,7 +12,7 @@ import (
 )
 
 // corpusMessage is one message of the FETCH corpus: imaptest's fetch-*
-// mailboxes (testdata/fetch/*.mbox) and the hostile ones
+// mailboxes (testdata/fetch/imaptest/*.mbox) and the hostile ones
 // (testdata/fetch/hostile, generated ones), in CRLF form.
 type corpusMessage struct {
 	name string
@@ -23,7 +23,7 @@ type corpusMessage struct {
 func fetchCorpus(t testing.TB) []corpusMessage {
 	t.Helper()
 	var out []corpusMessage
-	mboxes, _ := filepath.Glob("testdata/fetch/*.mbox")
+	mboxes, _ := filepath.Glob("testdata/fetch/imaptest/*.mbox")
 	sort.Strings(mboxes)
 	for _, p := range mboxes {
 		b, err := os.ReadFile(p)

@@ -76,7 +76,7 @@ func fetchItems(resp []byte) (map[string]string, error) {
 		return nil, fmt.Errorf("not an untagged response: %q", resp)
 	}
 	p.atom()
-	if !p.eat(" FETCH (") {
+	if !p.eatFold(" FETCH (") {
 		return nil, fmt.Errorf("not a FETCH response: %q", resp)
 	}
 	items := map[string]string{}
@@ -109,6 +109,14 @@ type respParser struct {
 
 func (p *respParser) eat(s string) bool {
 	if bytes.HasPrefix(p.b[p.i:], []byte(s)) {
+		p.i += len(s)
+		return true
+	}
+	return false
+}
+
+func (p *respParser) eatFold(s string) bool {
+	if len(p.b)-p.i >= len(s) && strings.EqualFold(string(p.b[p.i:p.i+len(s)]), s) {
 		p.i += len(s)
 		return true
 	}
