@@ -50,10 +50,25 @@ func fetchOne(ctx context.Context, enc *wire.Encoder, f *store.Folder, seq uint3
 			msg = &fetchMessage{r: r, size: r.Size()}
 		}
 	}
+	if flags == nil && o.Flags {
+		var buf [16]string
+		flags = f.AppendFlagNames(buf[:0], m.Flags)
+		if f.IsRecent(m.UID) {
+			flags = append(flags, `\Recent`)
+		}
+	}
+	return gone, writeFetch(enc, seq, m, msg, gone, args, flags, withModSeq, utf8)
+}
+
+// writeFetch writes the response of fetchOne once the file is open (msg,
+// nil when not needed or gone) and the flags are known.
+func writeFetch(enc *wire.Encoder, seq uint32, m store.Message, msg *fetchMessage, gone bool, args *wire.Fetch, flags []string, withModSeq, utf8 bool) error {
+	o := &args.Options
 	var bins []binaryItem
 	if msg != nil && (len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0) {
+		var err error
 		if bins, err = msg.binaryItems(o); err != nil {
-			return false, err
+			return err
 		}
 	}
 
@@ -69,13 +84,6 @@ func fetchOne(ctx context.Context, enc *wire.Encoder, f *store.Folder, seq uint3
 	}
 	if flags != nil {
 		w.FlagNames(flags)
-	} else if o.Flags {
-		var buf [16]string
-		names := f.AppendFlagNames(buf[:0], m.Flags)
-		if f.IsRecent(m.UID) {
-			names = append(names, `\Recent`)
-		}
-		w.FlagNames(names)
 	}
 	if withModSeq {
 		w.ModSeq(m.ModSeq)
@@ -91,7 +99,7 @@ func fetchOne(ctx context.Context, enc *wire.Encoder, f *store.Folder, seq uint3
 			w.Envelope(&wire.Envelope{})
 		}
 		w.End()
-		return gone, enc.Err()
+		return enc.Err()
 	}
 	if o.Envelope {
 		w.Envelope(envelope(&msg.tree().h))
@@ -101,32 +109,32 @@ func fetchOne(ctx context.Context, enc *wire.Encoder, f *store.Folder, seq uint3
 	}
 	if args.RFC822.Whole {
 		if err := msg.writeRange(&w, "RFC822", 0, msg.size, nil); err != nil {
-			return false, err
+			return err
 		}
 	}
 	if args.RFC822.Header {
 		if err := msg.writeRange(&w, "RFC822.HEADER", 0, msg.headerSize(), nil); err != nil {
-			return false, err
+			return err
 		}
 	}
 	if args.RFC822.Text {
 		h := msg.headerSize()
 		if err := msg.writeRange(&w, "RFC822.TEXT", h, msg.size-h, nil); err != nil {
-			return false, err
+			return err
 		}
 	}
 	for _, bs := range o.BodySection {
 		if err := msg.writeSection(&w, bs); err != nil {
-			return false, err
+			return err
 		}
 	}
 	for i := range bins {
 		if err := msg.writeBinary(&w, &bins[i]); err != nil {
-			return false, err
+			return err
 		}
 	}
 	w.End()
-	return false, enc.Err()
+	return enc.Err()
 }
 
 // needsFile reports whether args asks for more than the index holds.

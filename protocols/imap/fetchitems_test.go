@@ -22,6 +22,13 @@ import (
 // fetchFolder puts the corpus into a fresh store and selects it.
 func fetchFolder(t testing.TB, corpus []corpusMessage) *store.Folder {
 	t.Helper()
+	f, _ := fetchStore(t, corpus)
+	return f
+}
+
+// fetchStore is fetchFolder that also says where the store is.
+func fetchStore(t testing.TB, corpus []corpusMessage) (*store.Folder, string) {
+	t.Helper()
 	ctx := context.Background()
 	st := &store.Store{Root: t.TempDir(), Hostname: "test"}
 	mb, err := st.OpenMailbox(ctx, store.Account{Address: "fetch@example.com"})
@@ -38,7 +45,7 @@ func fetchFolder(t testing.TB, corpus []corpusMessage) *store.Folder {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	return f
+	return f, st.Root
 }
 
 // parseFetchCommand reads "FETCH n items" with the wire package's reader.

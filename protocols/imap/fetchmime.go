@@ -354,7 +354,7 @@ func (p *mimeParser) header(mp *mimePart) {
 			continue
 		}
 		cur = &headerField{name: string(name)}
-		value = append(value[:0], line[colon+1:]...)
+		value = append(value[:0], line[colon+1:min(len(line), colon+1+maxFieldKept)]...)
 	}
 	flush()
 }
