@@ -303,10 +303,13 @@ func (p *mimeParser) part(mp *mimePart, digestChild bool, depth int) {
 		mp.children = []*mimePart{child}
 		p.part(child, false, depth+1)
 		p.finishBody(mp, bodyStart, lf0)
-		// The message ends where its part ends.
-		child.off = bodyStart
-		if child.end() > mp.end() {
-			child.bodySize = max(0, mp.end()-child.bodyOff())
+		// The message lies inside its part, whose header may have
+		// given its last line break to the boundary.
+		child.off = min(child.off, mp.bodyOff())
+		if excess := child.end() - mp.end(); excess > 0 {
+			cut := min(excess, child.bodySize)
+			child.bodySize -= cut
+			child.headerSize -= excess - cut
 		}
 	default:
 		p.leafBody(mp, bodyStart)
