@@ -2,6 +2,7 @@ package imap
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -102,7 +103,7 @@ func writeFetch(enc *wire.Encoder, seq uint32, m store.Message, msg *fetchMessag
 		return enc.Err()
 	}
 	if o.Envelope {
-		w.Envelope(envelope(&msg.tree().h))
+		w.Envelope(envelope(msg.header()))
 	}
 	if bs := o.BodyStructure; bs != nil {
 		w.BodyPart(bodyPart(msg.tree(), false), bs.Extended)
@@ -150,6 +151,7 @@ type fetchMessage struct {
 	r     io.ReaderAt
 	size  int64
 	root  *mimePart
+	hdr   *partHeader
 	hsize int64
 }
 
@@ -158,6 +160,17 @@ func (fm *fetchMessage) tree() *mimePart {
 		fm.root = parseMIME(io.NewSectionReader(fm.r, 0, fm.size))
 	}
 	return fm.root
+}
+
+// header is the message's header fields, from the tree when it is there.
+func (fm *fetchMessage) header() *partHeader {
+	if fm.root != nil {
+		return &fm.root.h
+	}
+	if fm.hdr == nil {
+		fm.hdr = parseHeader(io.NewSectionReader(fm.r, 0, fm.size))
+	}
+	return fm.hdr
 }
 
 // headerSize is the root header's size, from the tree when it is there.
@@ -360,14 +373,7 @@ func (f *headerFilter) matches(line []byte) bool {
 	return false
 }
 
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
-}
+func indexByte(b []byte, c byte) int { return bytes.IndexByte(b, c) }
 
 // headerLength is the length of the header including the empty line
 // that ends it, or the whole message when there is none.

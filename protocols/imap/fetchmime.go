@@ -192,10 +192,22 @@ type mimeParser struct {
 
 // parseMIME reads the tree of the size octets of r.
 func parseMIME(r io.Reader) *mimePart {
-	p := &mimeParser{lr: lineReader{br: bufio.NewReaderSize(r, 16<<10)}, bodyKeep: 2, noTrimAt: -1}
+	p := newMIMEParser(r)
 	root := &mimePart{}
 	p.part(root, false, 0)
 	return root
+}
+
+func newMIMEParser(r io.Reader) *mimeParser {
+	return &mimeParser{lr: lineReader{br: bufio.NewReaderSize(r, 4096)}, bodyKeep: 2, noTrimAt: -1}
+}
+
+// parseHeader reads only the message's header, which is all ENVELOPE
+// needs.
+func parseHeader(r io.Reader) *partHeader {
+	var mp mimePart
+	newMIMEParser(r).header(&mp)
+	return &mp.h
 }
 
 // boundary returns the index of the active boundary the current line
