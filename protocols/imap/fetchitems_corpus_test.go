@@ -44,6 +44,7 @@ func fetchCorpus(t testing.TB) []corpusMessage {
 		out = append(out, corpusMessage{filepath.Base(p), toCRLF(b)})
 	}
 	out = append(out, corpusMessage{"deep-multipart", deepMultipart(60)}, corpusMessage{"deep-rfc822", deepRFC822(30)},
+		corpusMessage{"deeper-multipart", deepMultipart(120)}, corpusMessage{"deeper-rfc822", deepRFC822(120)},
 		corpusMessage{"long-lines", longLines()})
 	return out
 }

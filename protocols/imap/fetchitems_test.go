@@ -331,7 +331,13 @@ func compareFetch(want []byte, werr error, got []byte, gerr error) string {
 		if g, ok := gi[k]; !ok {
 			diffs = append(diffs, fmt.Sprintf(" %s missing; dovecot: %.300s", k, w))
 		} else if g != w {
-			diffs = append(diffs, fmt.Sprintf(" %s\n  dovecot: %.600s\n  ours:    %.600s", k, w, g))
+			// Show where they part.
+			i := 0
+			for i < len(w) && i < len(g) && w[i] == g[i] {
+				i++
+			}
+			from := max(0, i-150)
+			diffs = append(diffs, fmt.Sprintf(" %s, from octet %d:\n  dovecot: %.400s\n  ours:    %.400s", k, from, w[from:], g[from:]))
 		}
 	}
 	for k := range gi {

@@ -20,8 +20,9 @@ import (
 //   - a multipart without a boundary parameter has no parts, a
 //     multipart/digest's parts are message/rfc822 unless they say
 //     otherwise, and a message/rfc822 part holds one message;
-//   - nesting stops at maxMIMEDepth and maxMIMEParts (Dovecot's limits):
-//     deeper parts are leaves.
+//   - nesting stops at maxMIMEDepth levels and maxMIMEParts parts
+//     (Dovecot's limits): a multipart or message/rfc822 there is a leaf,
+//     of type application/octet-stream.
 //
 // The parser reads the message once, through a bufio.Reader, keeping
 // only the header fields BODYSTRUCTURE and ENVELOPE need (each cut at
@@ -45,6 +46,9 @@ type mimePart struct {
 	// headerCut: a boundary line ended the header, which then keeps
 	// its last line break.
 	headerCut bool
+	// truncated: a multipart or message/rfc822 the limits left
+	// unparsed, answered as application/octet-stream as Dovecot does.
+	truncated bool
 	children  []*mimePart
 }
 
@@ -253,12 +257,15 @@ func (p *mimeParser) part(mp *mimePart, digestChild bool, depth int) {
 	if typ == "" && digestChild {
 		typ, sub = "message", "rfc822"
 	}
-	deeper := depth < maxMIMEDepth && p.parts < maxMIMEParts
+	deeper := depth+1 < maxMIMEDepth && p.parts < maxMIMEParts
 	switch {
+	case !deeper && (eqFold(typ, "multipart") || eqFold(typ, "message") && eqFold(sub, "rfc822")):
+		mp.truncated = true
+		p.leafBody(mp, bodyStart)
 	case eqFold(typ, "multipart"):
 		mp.multipart = true
 		b, ok := paramValue(params, "boundary")
-		if !ok || b == "" || !deeper {
+		if !ok || b == "" {
 			p.leafBody(mp, bodyStart)
 			return
 		}
@@ -308,7 +315,7 @@ func (p *mimeParser) part(mp *mimePart, digestChild bool, depth int) {
 		p.bounds = p.bounds[:own]
 		p.bodyKeep, p.lr.keep = saved, saved
 		p.finishBody(mp, bodyStart, lf0)
-	case eqFold(typ, "message") && eqFold(sub, "rfc822") && deeper:
+	case eqFold(typ, "message") && eqFold(sub, "rfc822"):
 		mp.message = true
 		lf0 := p.lr.lfs
 		child := &mimePart{}

@@ -258,6 +258,9 @@ func bodyPart(p *mimePart, digestChild bool) *wire.BodyPart {
 			typ, sub = "message", "rfc822"
 		}
 	}
+	if p.truncated {
+		typ, sub = "application", "octet-stream"
+	}
 	bp.Type, bp.Subtype, bp.Params = typ, sub, params
 	if p.multipart {
 		bp.Multipart = true
