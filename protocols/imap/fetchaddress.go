@@ -109,20 +109,20 @@ func (l *addrLexer) word() (string, bool) {
 	return "", false
 }
 
-// phrase reads words (and obsolete dots) joined by one space.
+// phrase reads words joined by one space, and obsolete dots joined to
+// the word before ("A. B. Name").
 func (l *addrLexer) phrase() string {
 	var b strings.Builder
 	for {
-		var w string
 		if l.peek() == '.' {
 			l.i++
 			l.cfws()
-			w = "."
-		} else {
-			var ok bool
-			if w, ok = l.word(); !ok {
-				return b.String()
-			}
+			b.WriteByte('.')
+			continue
+		}
+		w, ok := l.word()
+		if !ok {
+			return b.String()
 		}
 		if b.Len() > 0 {
 			b.WriteByte(' ')
@@ -256,19 +256,9 @@ func (l *addrLexer) mailbox(phrase string, havePhrase bool) wire.Address {
 	return fillAddress(a)
 }
 
-// skipToSeparator skips what a malformed element left, up to a ',' or
-// ';' (not consumed).
-func (l *addrLexer) skipToSeparator() {
-	for l.i < len(l.s) && l.s[l.i] != ',' && l.s[l.i] != ';' {
-		if l.s[l.i] == '"' {
-			_, l.i, _ = quotedString(l.s, l.i)
-			continue
-		}
-		l.i++
-	}
-}
-
-// parseAddressList reads an address-list header value.
+// parseAddressList reads an address-list header value. Like Dovecot's
+// parser it stops at the first element followed by something other
+// than a separator, keeping what it has read (and closing a group).
 func parseAddressList(v string) []wire.Address {
 	l := &addrLexer{s: v}
 	l.cfws()
@@ -290,11 +280,9 @@ func parseAddressList(v string) []wire.Address {
 					l.cfws()
 					continue
 				}
-				before := l.i
 				out = append(out, l.mailbox("", false))
-				l.skipToSeparator()
-				if l.i == before && l.peek() != ',' && l.peek() != ';' {
-					l.i++
+				if c := l.peek(); l.i < len(l.s) && c != ',' && c != ';' {
+					return append(out, wire.Address{})
 				}
 			}
 			if l.peek() == ';' {
@@ -305,14 +293,14 @@ func parseAddressList(v string) []wire.Address {
 		} else {
 			l.i = start
 			out = append(out, l.mailbox("", false))
-			l.skipToSeparator()
-			if l.i == start && l.peek() != ',' && l.peek() != ';' {
-				l.i++
-			}
 		}
-		if l.peek() == ',' || l.peek() == ';' {
-			l.i++
+		if l.i >= len(l.s) {
+			break
 		}
+		if l.peek() != ',' {
+			return out
+		}
+		l.i++
 		l.cfws()
 	}
 	return out

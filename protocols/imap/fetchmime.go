@@ -342,7 +342,9 @@ func (p *mimeParser) header(mp *mimePart) {
 	var value []byte
 	flush := func() {
 		if cur != nil {
-			cur.value = string(bytes.TrimSpace(value))
+			// A folded first line keeps the space that starts
+			// the next, as Dovecot has it.
+			cur.value = string(bytes.TrimRight(value, " \t\r\n"))
 			mp.h.fields = append(mp.h.fields, *cur)
 			cur = nil
 		}
@@ -376,7 +378,7 @@ func (p *mimeParser) header(mp *mimePart) {
 			continue
 		}
 		cur = &headerField{name: string(name)}
-		value = append(value[:0], line[colon+1:min(len(line), colon+1+maxFieldKept)]...)
+		value = append(value[:0], bytes.TrimLeft(line[colon+1:min(len(line), colon+1+maxFieldKept)], " \t")...)
 	}
 	flush()
 }

@@ -98,8 +98,12 @@ func contentType(h *partHeader) (typ, sub string, params []wire.Param) {
 	i := skipCFWS(v, 0)
 	typ, i = token(v, i)
 	i = skipCFWS(v, i)
-	if typ == "" || i >= len(v) || v[i] != '/' {
+	if typ == "" {
 		return "", "", nil
+	}
+	if i >= len(v) || v[i] != '/' {
+		// A type without a subtype: Dovecot keeps it, subtype empty.
+		return typ, "", parseParams(v, i)
 	}
 	i = skipCFWS(v, i+1)
 	sub, i = token(v, i)
@@ -209,11 +213,20 @@ func joinRFC2231(ext []wire.Param) []wire.Param {
 			i = j
 			continue
 		}
-		name := p.base
-		if p.encoded {
-			name += "*"
+		name, value := p.base, b.String()
+		anyEncoded := false
+		for _, q := range pieces[i:j] {
+			anyEncoded = anyEncoded || q.encoded
 		}
-		out = append(out, wire.Param{Name: name, Value: b.String()})
+		if anyEncoded {
+			// Encoded from the first piece on, or only later: then
+			// with an empty charset and language before.
+			name += "*"
+			if !p.encoded {
+				value = "''" + value
+			}
+		}
+		out = append(out, wire.Param{Name: name, Value: value})
 		i = j
 	}
 	return out
@@ -244,8 +257,27 @@ func optString(h *partHeader, name string) *string {
 	if !ok {
 		return nil
 	}
-	v = unfold(v)
+	v = dropLineBreaks(v)
 	return &v
+}
+
+// dropLineBreaks removes the line breaks of a folded value and replaces
+// NULs, as Dovecot's header parser unfolds.
+func dropLineBreaks(v string) string {
+	if !strings.ContainsAny(v, "\r\n\x00") {
+		return v
+	}
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case '\r', '\n':
+		case 0:
+			b.WriteString("\uFFFD")
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // bodyPart builds the BODYSTRUCTURE of p.
@@ -298,8 +330,17 @@ func bodyPart(p *mimePart, digestChild bool) *wire.BodyPart {
 		}
 	}
 	if v, ok := p.h.last("content-language"); ok {
-		for _, l := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' || r == '\r' }) {
+		for i := skipCFWS(v, 0); i < len(v); i = skipCFWS(v, i) {
+			if v[i] == ',' {
+				i++
+				continue
+			}
+			l, j := token(v, i)
+			if l == "" {
+				break
+			}
 			bp.Language = append(bp.Language, l)
+			i = j
 		}
 	}
 	bp.Location = optString(&p.h, "content-location")
@@ -333,31 +374,37 @@ func unfold(v string) string {
 // envelope builds the ENVELOPE of a message's header.
 func envelope(h *partHeader) *wire.Envelope {
 	env := &wire.Envelope{}
-	str := func(name string) *string {
+	// Subject and Date fold each line break and the white space after
+	// it into a space; In-Reply-To and Message-ID only lose the line
+	// breaks (Dovecot's two ways of writing them).
+	str := func(name string, fold func(string) string) *string {
 		v, ok := h.last(name)
 		if !ok {
 			return nil
 		}
-		v = unfold(v)
+		v = fold(v)
 		return &v
 	}
 	addrs := func(name string) []wire.Address {
-		v, ok := h.last(name)
-		if !ok {
-			return nil
+		// Every occurrence adds to the list, as Dovecot reads them.
+		var out []wire.Address
+		for _, f := range h.fields {
+			if f.name == name {
+				out = append(out, parseAddressList(f.value)...)
+			}
 		}
-		return parseAddressList(v)
+		return out
 	}
-	env.Date = str("date")
-	env.Subject = str("subject")
+	env.Date = str("date", unfold)
+	env.Subject = str("subject", unfold)
 	env.From = addrs("from")
 	env.Sender = addrs("sender")
 	env.ReplyTo = addrs("reply-to")
 	env.To = addrs("to")
 	env.Cc = addrs("cc")
 	env.Bcc = addrs("bcc")
-	env.InReplyTo = str("in-reply-to")
-	env.MessageID = str("message-id")
+	env.InReplyTo = str("in-reply-to", dropLineBreaks)
+	env.MessageID = str("message-id", dropLineBreaks)
 	if len(env.Sender) == 0 {
 		env.Sender = env.From
 	}
