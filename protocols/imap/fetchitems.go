@@ -16,6 +16,30 @@ import (
 	"github.com/vmaild/vmaild/protocols/imap/wire"
 )
 
+// FETCH answers are Dovecot 2.3's, octet for octet once quoted strings
+// and literals are taken as the same value: TestFetchDovecotOracle
+// compares every item on imaptest's fetch corpora and on hostile
+// messages, and the MIME tree, ENVELOPE, BODYSTRUCTURE and BINARY code
+// say where they follow Dovecot's reading over a naive one. Deliberate
+// differences (fetchKnownDifferences lists the oracle's cases):
+//
+//   - a message stored with bare LFs is sent as stored, sizes and line
+//     counts included; Dovecot sends CRLF. The store keeps what SMTP and
+//     APPEND delivered, which is CRLF.
+//   - strings with a quote or backslash are quoted strings with escapes;
+//     Dovecot sends them as literals.
+//   - a Content-Transfer-Encoding whose value starts on a folded line is
+//     read; Dovecot ignores it in BODYSTRUCTURE (7bit) and refuses BINARY
+//     with NO [UNKNOWN-CTE].
+//   - BINARY.SIZE answers for the part asked; Dovecot refuses it for every
+//     part of a message with a part in an unknown encoding, and counts a
+//     message/rfc822 part in base64 as empty.
+//   - a quoted-printable part ending in a soft line break is refused with
+//     NO [PARSE] before anything is written; Dovecot's imap process sends
+//     part of the literal and disconnects.
+//   - header fields are kept up to maxFieldKept (1 MiB) each for ENVELOPE
+//     and BODYSTRUCTURE; Dovecot keeps them whole.
+
 // fetchOne writes "* seq FETCH (...)" for message m of f. flags are the
 // names to send for FLAGS (nil: FLAGS not sent unless args asks; the
 // dispatcher passes the flags to force after an implicit \Seen), modseq
