@@ -32,8 +32,11 @@ import (
 //     read; Dovecot ignores it in BODYSTRUCTURE (7bit) and refuses BINARY
 //     with NO [UNKNOWN-CTE].
 //   - BINARY.SIZE answers for the part asked; Dovecot refuses it for every
-//     part of a message with a part in an unknown encoding, and counts a
-//     message/rfc822 part in base64 as empty.
+//     part of a message with a part in an unknown encoding or that does
+//     not decode, and counts a message/rfc822 part in base64 as empty.
+//   - of two Content-Transfer-Encoding fields the first counts, for
+//     BODYSTRUCTURE as in Dovecot and for BINARY too, where Dovecot takes
+//     the last.
 //   - a quoted-printable part ending in a soft line break is refused with
 //     NO [PARSE] before anything is written; Dovecot's imap process sends
 //     part of the literal and disconnects.

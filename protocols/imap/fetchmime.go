@@ -265,7 +265,9 @@ func (p *mimeParser) part(mp *mimePart, digestChild bool, depth int) {
 	case eqFold(typ, "multipart"):
 		mp.multipart = true
 		b, ok := paramValue(params, "boundary")
-		if !ok || b == "" {
+		if !ok {
+			// Without a boundary there are no parts; an empty one
+			// is a boundary, as Dovecot takes it.
 			p.leafBody(mp, bodyStart)
 			return
 		}

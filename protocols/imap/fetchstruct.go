@@ -244,7 +244,7 @@ func paramValue(params []wire.Param, name string) (string, bool) {
 // transferEncoding is a part's Content-Transfer-Encoding as written, ""
 // when absent.
 func transferEncoding(h *partHeader) string {
-	v, ok := h.last("content-transfer-encoding")
+	v, ok := h.first("content-transfer-encoding")
 	if !ok {
 		return ""
 	}
@@ -253,7 +253,7 @@ func transferEncoding(h *partHeader) string {
 }
 
 func optString(h *partHeader, name string) *string {
-	v, ok := h.last(name)
+	v, ok := h.first(name)
 	if !ok {
 		return nil
 	}
@@ -294,6 +294,10 @@ func bodyPart(p *mimePart, digestChild bool) *wire.BodyPart {
 		typ, sub = "application", "octet-stream"
 	}
 	bp.Type, bp.Subtype, bp.Params = typ, sub, params
+	if p.message {
+		// Dovecot writes these two in lower case, whatever the header.
+		bp.Type, bp.Subtype = "message", "rfc822"
+	}
 	if p.multipart {
 		bp.Multipart = true
 		digest := eqFold(sub, "digest")
@@ -321,7 +325,7 @@ func bodyPart(p *mimePart, digestChild bool) *wire.BodyPart {
 		}
 		bp.MD5 = optString(&p.h, "content-md5")
 	}
-	if v, ok := p.h.last("content-disposition"); ok {
+	if v, ok := p.h.first("content-disposition"); ok {
 		i := skipCFWS(v, 0)
 		d, j := token(v, i)
 		if d != "" {
@@ -329,7 +333,7 @@ func bodyPart(p *mimePart, digestChild bool) *wire.BodyPart {
 			bp.DispositionParams = parseParams(v, j)
 		}
 	}
-	if v, ok := p.h.last("content-language"); ok {
+	if v, ok := p.h.first("content-language"); ok {
 		for i := skipCFWS(v, 0); i < len(v); i = skipCFWS(v, i) {
 			if v[i] == ',' {
 				i++
