@@ -455,9 +455,12 @@ func (fm *fetchMessage) binaryItems(o *goimap.FetchOptions) ([]binaryItem, error
 		if it.p = findPart(fm.tree(), it.part); it.p == nil {
 			continue
 		}
-		cw := &countWriter{}
-		decodedAny, err := fm.writeBinaryTo(cw, it.p, len(it.part) == 0)
+		r, decodedAny, err := fm.binaryReader(it.p, len(it.part) == 0)
 		if err != nil {
+			return nil, parseError(err)
+		}
+		cw := &countWriter{}
+		if _, err := io.Copy(cw, r); err != nil {
 			return nil, parseError(err)
 		}
 		// Dovecot sends decoded data, and data with NULs, as a literal8.
@@ -466,79 +469,71 @@ func (fm *fetchMessage) binaryItems(o *goimap.FetchOptions) ([]binaryItem, error
 	return out, nil
 }
 
-// writeBinaryTo writes the content of part p (the whole message when
+// binaryReader returns the content of part p (the whole message when
 // whole): a leaf decoded from its transfer encoding; a multipart or
 // message/rfc822 as it is, save that every leaf inside is decoded and
 // its Content-Transfer-Encoding field says binary, as Dovecot answers.
-// decoded reports whether anything was decoded.
-func (fm *fetchMessage) writeBinaryTo(w io.Writer, p *mimePart, whole bool) (decoded bool, err error) {
+// It is a chain of file sections and decoders, read once to count and
+// once to send. decoded reports whether anything is decoded.
+func (fm *fetchMessage) binaryReader(p *mimePart, whole bool) (r io.Reader, decoded bool, err error) {
+	var parts []io.Reader
 	if whole {
-		return fm.binaryPart(w, p)
+		decoded, err = fm.binaryPart(&parts, p)
+	} else {
+		decoded, err = fm.binaryBody(&parts, p)
 	}
-	return fm.binaryBody(w, p)
+	return io.MultiReader(parts...), decoded, err
 }
 
-// binaryPart writes a part's header and content.
-func (fm *fetchMessage) binaryPart(w io.Writer, p *mimePart) (bool, error) {
-	hdr := io.NewSectionReader(fm.r, p.off, p.headerSize)
-	if p.multipart || p.message || !needsDecoding(&p.h) {
-		if _, err := io.Copy(w, hdr); err != nil {
-			return false, err
-		}
-		return fm.binaryBody(w, p)
+func (fm *fetchMessage) raw(parts *[]io.Reader, off, end int64) {
+	if end > off {
+		*parts = append(*parts, io.NewSectionReader(fm.r, off, end-off))
 	}
-	if _, err := decoder(&p.h, strings.NewReader("")); err != nil {
-		return false, err
-	}
-	if err := rewriteTransferEncoding(w, hdr); err != nil {
-		return false, err
-	}
-	return fm.binaryBody(w, p)
 }
 
-// binaryBody writes a part's content.
-func (fm *fetchMessage) binaryBody(w io.Writer, p *mimePart) (bool, error) {
-	raw := func(off, end int64) error {
-		if end <= off {
-			return nil
-		}
-		_, err := io.Copy(w, io.NewSectionReader(fm.r, off, end-off))
-		return err
+// binaryPart adds a part's header and content.
+func (fm *fetchMessage) binaryPart(parts *[]io.Reader, p *mimePart) (bool, error) {
+	cte := p.h.firstField("content-transfer-encoding")
+	if p.multipart || p.message || !needsDecoding(&p.h) || cte == nil {
+		fm.raw(parts, p.off, p.bodyOff())
+		return fm.binaryBody(parts, p)
 	}
+	fm.raw(parts, p.off, cte.off)
+	*parts = append(*parts, strings.NewReader("Content-Transfer-Encoding: binary\r\n"))
+	fm.raw(parts, cte.end, p.bodyOff())
+	return fm.binaryBody(parts, p)
+}
+
+// binaryBody adds a part's content.
+func (fm *fetchMessage) binaryBody(parts *[]io.Reader, p *mimePart) (bool, error) {
 	switch {
 	case p.message && len(p.children) == 1:
 		c := p.children[0]
-		d, err := fm.binaryPart(w, c)
-		if err != nil {
-			return false, err
-		}
+		d, err := fm.binaryPart(parts, c)
 		// What the message leaves of its part (a line break Dovecot
 		// keeps there).
-		return d, raw(c.end(), p.end())
+		fm.raw(parts, c.end(), p.end())
+		return d, err
 	case p.multipart:
 		decoded := false
 		at := p.bodyOff()
 		for _, c := range p.children {
-			if err := raw(at, c.off); err != nil {
-				return false, err
-			}
-			d, err := fm.binaryPart(w, c)
+			fm.raw(parts, at, c.off)
+			d, err := fm.binaryPart(parts, c)
 			if err != nil {
 				return false, err
 			}
 			decoded = decoded || d
 			at = c.end()
 		}
-		return decoded, raw(at, p.end())
+		fm.raw(parts, at, p.end())
+		return decoded, nil
 	}
-	body := io.NewSectionReader(fm.r, p.bodyOff(), p.bodySize)
-	r, err := decoder(&p.h, body)
+	r, err := decoder(&p.h, io.NewSectionReader(fm.r, p.bodyOff(), p.bodySize))
 	if err != nil {
 		return false, err
 	}
-	if _, err := io.Copy(w, r); err != nil {
-		return false, err
-	}
+	*parts = append(*parts, r)
 	return needsDecoding(&p.h), nil
 }
 
@@ -566,39 +561,6 @@ func decoder(h *partHeader, body io.Reader) (io.Reader, error) {
 	}
 }
 
-// rewriteTransferEncoding copies a header, its Content-Transfer-Encoding
-// field (continuation lines included) replaced by one saying binary.
-func rewriteTransferEncoding(w io.Writer, hdr io.Reader) error {
-	br := bufio.NewReader(hdr)
-	skipping, lineStart := false, true
-	for {
-		line, err := br.ReadSlice('\n')
-		long := errors.Is(err, bufio.ErrBufferFull)
-		if len(line) > 0 && lineStart && line[0] != ' ' && line[0] != '\t' {
-			skipping = false
-			if i := indexByte(line, ':'); i > 0 && strings.EqualFold(strings.TrimRight(string(line[:i]), " \t"), "content-transfer-encoding") {
-				skipping = true
-				if _, werr := io.WriteString(w, "Content-Transfer-Encoding: binary\r\n"); werr != nil {
-					return werr
-				}
-			}
-		}
-		if !skipping && len(line) > 0 {
-			if _, werr := w.Write(line); werr != nil {
-				return werr
-			}
-		}
-		lineStart = !long
-		switch {
-		case long:
-		case err == io.EOF:
-			return nil
-		case err != nil:
-			return err
-		}
-	}
-}
-
 func parseError(err error) error {
 	var e *goimap.Error
 	if errors.As(err, &e) {
@@ -610,8 +572,8 @@ func parseError(err error) error {
 	return fmt.Errorf("fetch binary: %w", err)
 }
 
-// writeBinary writes one BINARY or BINARY.SIZE item. The content is
-// produced again, through a pipe, as the counting pass produced it.
+// writeBinary writes one BINARY or BINARY.SIZE item, reading the
+// content again as the counting pass did.
 func (fm *fetchMessage) writeBinary(w *wire.FetchWriter, it *binaryItem) error {
 	if it.sizeOf {
 		w.NumberItem(binaryName("BINARY.SIZE", it.part, nil), uint64(it.total))
@@ -622,16 +584,14 @@ func (fm *fetchMessage) writeBinary(w *wire.FetchWriter, it *binaryItem) error {
 	if it.p == nil {
 		return w.Section(name, 0, strings.NewReader(""), false)
 	}
-	pr, pw := io.Pipe()
-	go func() {
-		_, err := fm.writeBinaryTo(pw, it.p, len(it.part) == 0)
-		pw.CloseWithError(err)
-	}()
-	defer pr.Close() // stops the writer after a partial
-	if _, err := io.CopyN(io.Discard, pr, off); err != nil {
+	r, _, err := fm.binaryReader(it.p, len(it.part) == 0)
+	if err != nil {
+		return err
+	}
+	if _, err := io.CopyN(io.Discard, r, off); err != nil {
 		return fmt.Errorf("fetch %s: %w", name, err)
 	}
-	return w.Section(name, n, pr, it.lit8)
+	return w.Section(name, n, r, it.lit8)
 }
 
 func binaryName(item string, part []int, p *goimap.SectionPartial) string {

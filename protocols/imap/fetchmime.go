@@ -62,8 +62,9 @@ type partHeader struct {
 }
 
 type headerField struct {
-	name  string // lower-case
-	value string
+	name     string // lower-case
+	value    string
+	off, end int64 // the field's lines in the file
 }
 
 // wantedField reports whether a header field is kept.
@@ -85,12 +86,19 @@ func wantedField(lower []byte) bool {
 // first returns the first value of field name, as the parser takes
 // Content-Type.
 func (h *partHeader) first(name string) (string, bool) {
-	for _, f := range h.fields {
-		if f.name == name {
-			return f.value, true
-		}
+	if f := h.firstField(name); f != nil {
+		return f.value, true
 	}
 	return "", false
+}
+
+func (h *partHeader) firstField(name string) *headerField {
+	for i := range h.fields {
+		if h.fields[i].name == name {
+			return &h.fields[i]
+		}
+	}
+	return nil
 }
 
 // last returns the last value of field name, as Dovecot's envelope and
@@ -364,9 +372,12 @@ func (p *mimeParser) header(mp *mimePart) {
 			break
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			if cur != nil && len(value) < maxFieldKept {
-				value = append(value, '\n')
-				value = append(value, line[:min(len(line), maxFieldKept-len(value))]...)
+			if cur != nil {
+				cur.end = p.lr.start + p.lr.size
+				if len(value) < maxFieldKept {
+					value = append(value, '\n')
+					value = append(value, line[:min(len(line), maxFieldKept-len(value))]...)
+				}
 			}
 			continue
 		}
@@ -379,7 +390,7 @@ func (p *mimeParser) header(mp *mimePart) {
 		if !wantedField(name) {
 			continue
 		}
-		cur = &headerField{name: string(name)}
+		cur = &headerField{name: string(name), off: p.lr.start, end: p.lr.start + p.lr.size}
 		value = append(value[:0], bytes.TrimLeft(line[colon+1:min(len(line), colon+1+maxFieldKept)], " \t")...)
 	}
 	flush()
