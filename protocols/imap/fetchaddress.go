@@ -25,6 +25,9 @@ type addrLexer struct {
 	s       string
 	i       int
 	comment string // the last comment skipped
+	// bad: a quoted string ran to the end; the element has neither
+	// name nor address, as Dovecot reads it.
+	bad bool
 }
 
 func (l *addrLexer) peek() byte {
@@ -92,8 +95,9 @@ func (l *addrLexer) atom() string {
 }
 
 func (l *addrLexer) quoted() string {
-	v, j, _ := quotedString(l.s, l.i)
+	v, j, ok := quotedString(l.s, l.i)
 	l.i = j
+	l.bad = l.bad || !ok
 	l.cfws()
 	return v
 }
@@ -131,23 +135,29 @@ func (l *addrLexer) phrase() string {
 	}
 }
 
-// dotted reads word *("." word), as a local part or a domain.
+// dotted reads words and dots, as a local part or a domain; obsolete
+// forms ("us..er", "user.") included.
 func (l *addrLexer) dotted() string {
 	var b strings.Builder
+	afterWord := false
 	for {
+		if l.peek() == '.' {
+			l.i++
+			l.cfws()
+			b.WriteByte('.')
+			afterWord = false
+			continue
+		}
+		if afterWord {
+			return b.String() // words need a dot between them
+		}
 		w, ok := l.word()
 		if !ok {
-			break
+			return b.String()
 		}
 		b.WriteString(w)
-		if l.peek() != '.' {
-			break
-		}
-		l.i++
-		l.cfws()
-		b.WriteByte('.')
+		afterWord = true
 	}
-	return b.String()
 }
 
 func (l *addrLexer) domain() string {
@@ -156,9 +166,10 @@ func (l *addrLexer) domain() string {
 		for l.i < len(l.s) && l.s[l.i] != ']' {
 			l.i++
 		}
-		if l.i < len(l.s) {
-			l.i++
+		if l.i == len(l.s) {
+			return "" // unterminated: the domain is missing
 		}
+		l.i++
 		d := l.s[start:l.i]
 		l.cfws()
 		return d
@@ -210,6 +221,14 @@ func fillAddress(a wire.Address) wire.Address {
 // mailbox reads one mailbox (name-addr or addr-spec) up to a ',', ';'
 // or the end.
 func (l *addrLexer) mailbox(phrase string, havePhrase bool) wire.Address {
+	a := l.mailbox1(phrase, havePhrase)
+	if l.bad {
+		return fillAddress(wire.Address{})
+	}
+	return a
+}
+
+func (l *addrLexer) mailbox1(phrase string, havePhrase bool) wire.Address {
 	if !havePhrase {
 		start := l.i
 		phrase = l.phrase()
