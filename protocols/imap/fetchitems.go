@@ -493,14 +493,22 @@ func (fm *fetchMessage) raw(parts *[]io.Reader, off, end int64) {
 
 // binaryPart adds a part's header and content.
 func (fm *fetchMessage) binaryPart(parts *[]io.Reader, p *mimePart) (bool, error) {
-	cte := p.h.firstField("content-transfer-encoding")
-	if p.multipart || p.message || !needsDecoding(&p.h) || cte == nil {
+	if p.multipart || p.message || !needsDecoding(&p.h) {
 		fm.raw(parts, p.off, p.bodyOff())
 		return fm.binaryBody(parts, p)
 	}
-	fm.raw(parts, p.off, cte.off)
+	// The header without its Content-Transfer-Encoding fields, then
+	// one saying binary, then the empty line: Dovecot's rewrite.
+	at := p.off
+	for _, f := range p.h.fields {
+		if f.name == "content-transfer-encoding" {
+			fm.raw(parts, at, f.off)
+			at = f.end
+		}
+	}
+	fm.raw(parts, at, min(p.fieldsEnd, p.bodyOff()))
 	*parts = append(*parts, strings.NewReader("Content-Transfer-Encoding: binary\r\n"))
-	fm.raw(parts, cte.end, p.bodyOff())
+	fm.raw(parts, min(p.fieldsEnd, p.bodyOff()), p.bodyOff())
 	return fm.binaryBody(parts, p)
 }
 

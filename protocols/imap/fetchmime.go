@@ -49,6 +49,9 @@ type mimePart struct {
 	// truncated: a multipart or message/rfc822 the limits left
 	// unparsed, answered as application/octet-stream as Dovecot does.
 	truncated bool
+	// fieldsEnd is where the header's fields end: before its empty
+	// line, or at its end when it has none.
+	fieldsEnd int64
 	children  []*mimePart
 }
 
@@ -254,15 +257,19 @@ func (p *mimeParser) part(mp *mimePart, digestChild bool, depth int) {
 	if p.lr.peeked {
 		mp.off = p.lr.start
 	}
+	mp.fieldsEnd = -1
 	p.header(mp)
 	mp.headerSize = p.lr.pos - mp.off
 	if p.lr.peeked {
 		mp.headerSize = p.lr.start - mp.off
 	}
+	if mp.fieldsEnd < 0 {
+		mp.fieldsEnd = mp.off + mp.headerSize
+	}
 	bodyStart := mp.off + mp.headerSize
 
-	typ, sub, params := contentType(&mp.h)
-	if typ == "" && digestChild {
+	typ, sub, params, present := contentType(&mp.h)
+	if !present && digestChild {
 		typ, sub = "message", "rfc822"
 	}
 	deeper := depth+1 < maxMIMEDepth && p.parts < maxMIMEParts
@@ -369,6 +376,7 @@ func (p *mimeParser) header(mp *mimePart) {
 		}
 		line := p.lr.content()
 		if len(line) == 0 {
+			mp.fieldsEnd = p.lr.start
 			break
 		}
 		if line[0] == ' ' || line[0] == '\t' {

@@ -89,28 +89,34 @@ func quotedString(s string, i int) (string, int, bool) {
 }
 
 // contentType parses the first Content-Type: type and subtype as
-// written, "" when absent or invalid.
-func contentType(h *partHeader) (typ, sub string, params []wire.Param) {
+// written. present is false without the field (the part is then
+// text/plain, or message/rfc822 in a digest); a value that does not
+// parse (no type, "type/" or junk after the subtype) gives an empty type
+// and subtype, which Dovecot sends as "" "". A type without a subtype
+// keeps the type.
+func contentType(h *partHeader) (typ, sub string, params []wire.Param, present bool) {
 	v, ok := h.first("content-type")
 	if !ok {
-		return "", "", nil
+		return "", "", nil, false
 	}
 	i := skipCFWS(v, 0)
 	typ, i = token(v, i)
 	i = skipCFWS(v, i)
 	if typ == "" {
-		return "", "", nil
+		return "", "", nil, true
 	}
 	if i >= len(v) || v[i] != '/' {
-		// A type without a subtype: Dovecot keeps it, subtype empty.
-		return typ, "", parseParams(v, i)
+		if i < len(v) && v[i] != ';' {
+			return "", "", nil, true
+		}
+		return typ, "", parseParams(v, i), true
 	}
 	i = skipCFWS(v, i+1)
 	sub, i = token(v, i)
-	if sub == "" {
-		return "", "", nil
+	if i = skipCFWS(v, i); sub == "" || (i < len(v) && v[i] != ';') {
+		return "", "", nil, true
 	}
-	return typ, sub, parseParams(v, i)
+	return typ, sub, parseParams(v, i), true
 }
 
 // parseParams reads "; name=value" pairs from v[i:], stopping at the
@@ -283,8 +289,8 @@ func dropLineBreaks(v string) string {
 // bodyPart builds the BODYSTRUCTURE of p.
 func bodyPart(p *mimePart, digestChild bool) *wire.BodyPart {
 	bp := &wire.BodyPart{Size: p.bodySize}
-	typ, sub, params := contentType(&p.h)
-	if typ == "" {
+	typ, sub, params, present := contentType(&p.h)
+	if !present {
 		typ, sub = "text", "plain"
 		if digestChild {
 			typ, sub = "message", "rfc822"
