@@ -130,6 +130,9 @@ func writeFetch(enc *wire.Encoder, seq uint32, m store.Message, msg *fetchMessag
 		return enc.Err()
 	}
 	if o.Envelope {
+		if o.BodyStructure != nil {
+			msg.tree() // parsed once for both
+		}
 		w.Envelope(envelope(msg.header()))
 	}
 	if bs := o.BodyStructure; bs != nil {
