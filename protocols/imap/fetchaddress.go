@@ -38,38 +38,10 @@ func (l *addrLexer) peek() byte {
 }
 
 func (l *addrLexer) cfws() {
-	for l.i < len(l.s) {
-		c := l.s[l.i]
-		if c == ' ' || c == '\t' || c == '\r' || c == '\n' {
-			l.i++
-			continue
-		}
-		if c != '(' {
-			return
-		}
-		start, depth := l.i+1, 0
-		for l.i < len(l.s) {
-			c := l.s[l.i]
-			if c == '\\' && l.i+1 < len(l.s) {
-				l.i += 2
-				continue
-			}
-			l.i++
-			if c == '(' {
-				depth++
-			} else if c == ')' {
-				if depth--; depth == 0 {
-					break
-				}
-			}
-		}
-		end := l.i - 1
-		if depth != 0 {
-			end = l.i
-		}
-		if end >= start {
-			l.comment = collapseSpace(l.s[start:end])
-		}
+	i, c, ok := skipCFWSComment(l.s, l.i)
+	l.i = i
+	if ok {
+		l.comment = collapseSpace(c)
 	}
 }
 

@@ -406,30 +406,13 @@ func (f *headerFilter) matches(line []byte) bool {
 func indexByte(b []byte, c byte) int { return bytes.IndexByte(b, c) }
 
 // headerLength is the length of the header including the empty line
-// that ends it, or the whole message when there is none.
+// that ends it, or the whole message when there is none (the MIME
+// parser's reading of a header).
 func headerLength(r io.Reader) int64 {
-	br := bufio.NewReader(r)
-	var n int64
-	for {
-		line, err := br.ReadSlice('\n')
-		n += int64(len(line))
-		if errors.Is(err, bufio.ErrBufferFull) {
-			for errors.Is(err, bufio.ErrBufferFull) {
-				line, err = br.ReadSlice('\n')
-				n += int64(len(line))
-			}
-			if err != nil {
-				return n
-			}
-			continue
-		}
-		if err != nil {
-			return n
-		}
-		if len(line) == 1 || len(line) == 2 && line[0] == '\r' {
-			return n
-		}
-	}
+	p := newMIMEParser(r)
+	var mp mimePart
+	p.header(&mp)
+	return p.lr.pos
 }
 
 // binaryItem is a BINARY[...] or BINARY.SIZE[...] item with what the

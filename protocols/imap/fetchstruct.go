@@ -16,15 +16,21 @@ import (
 // are the raw field values with line breaks folded to one space and
 // encoded-words left encoded.
 
-// hdrToken reads an RFC 2045 token (or atom) at s[i:], after white
-// space and comments.
+// skipCFWS skips white space and (nested) comments from s[i:].
 func skipCFWS(s string, i int) int {
+	i, _, _ = skipCFWSComment(s, i)
+	return i
+}
+
+// skipCFWSComment skips white space and (nested) comments from s[i:],
+// and returns the text of the last comment skipped.
+func skipCFWSComment(s string, i int) (next int, comment string, had bool) {
 	for i < len(s) {
 		switch c := s[i]; {
 		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
 			i++
 		case c == '(':
-			depth := 0
+			start, depth := i+1, 0
 			for i < len(s) {
 				c := s[i]
 				if c == '\\' && i+1 < len(s) {
@@ -35,17 +41,23 @@ func skipCFWS(s string, i int) int {
 				if c == '(' {
 					depth++
 				} else if c == ')' {
-					depth--
-					if depth == 0 {
+					if depth--; depth == 0 {
 						break
 					}
 				}
 			}
+			end := i - 1
+			if depth != 0 {
+				end = i // unterminated: the rest
+			}
+			if end >= start {
+				comment, had = s[start:end], true
+			}
 		default:
-			return i
+			return i, comment, had
 		}
 	}
-	return i
+	return i, comment, had
 }
 
 func isTokenChar(c byte) bool {
