@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -167,6 +168,41 @@ func TestFetchOneUTF8(t *testing.T) {
 		}
 		if !strings.Contains(out.String(), want) || enc.UTF8 {
 			t.Errorf("utf8=%v: %q lacks %q (or the encoder kept UTF8 on)", utf8, out.String(), want)
+		}
+	}
+}
+
+// TestFetchOneStreams: the items of a 23 MB message (a 16 MB base64
+// attachment) are streamed from the file: fetching each allocates a
+// small fraction of the message, whatever the item.
+func TestFetchOneStreams(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("From: big@example.com\r\nSubject: big\r\nContent-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\nContent-Type: text/plain\r\n\r\n")
+	b.WriteString(strings.Repeat(strings.Repeat("t", 998)+"\r\n", 6<<10))
+	b.WriteString("--z\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	line := strings.Repeat("QUJD", 19) + "\r\n" // 76 characters, 57 octets
+	b.WriteString(strings.Repeat(line, (16<<20)/len(line)))
+	b.WriteString("--z--\r\n")
+	f := fetchFolder(t, []corpusMessage{{"big", []byte(b.String())}})
+	m := f.Messages()[0]
+	for _, items := range []string{"BODY.PEEK[]", "BODY.PEEK[2]", "BINARY.PEEK[2]", "BINARY.SIZE[2] BODYSTRUCTURE", "BINARY.PEEK[]<1000.10000000>", "BODY.PEEK[TEXT]<5.20000000>"} {
+		args := parseFetchCommand(t, "FETCH 1 ("+items+")")
+		cw := &countWriter{}
+		enc := wire.NewEncoder(bufio.NewWriter(cw))
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		if _, err := fetchOne(context.Background(), enc, f, 1, m, args, nil, false, false); err != nil {
+			t.Fatalf("%s: %v", items, err)
+		}
+		if err := enc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		runtime.ReadMemStats(&after)
+		alloc := after.TotalAlloc - before.TotalAlloc
+		t.Logf("%s: %d octets sent, %d allocated", items, cw.n, alloc)
+		if alloc > 2<<20 {
+			t.Errorf("%s: %d octets allocated for %d sent; want the message streamed", items, alloc, cw.n)
 		}
 	}
 }
