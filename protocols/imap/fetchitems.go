@@ -331,13 +331,14 @@ func (f nulFilter) Read(p []byte) (int, error) {
 // headerFilter streams the fields of a header that are (or, with not,
 // are not) among names, then the empty line that ends a header.
 type headerFilter struct {
-	br     *bufio.Reader
-	names  []string
-	not    bool
-	keep   bool
-	buf    []byte
-	ended  bool
-	midCut bool // inside a line longer than the buffer
+	br      *bufio.Reader
+	names   []string
+	not     bool
+	keep    bool
+	buf     []byte
+	ended   bool
+	started bool // a field was seen
+	midCut  bool // inside a line longer than the buffer
 }
 
 func newHeaderFilter(r io.Reader, fields, notFields []string) *headerFilter {
@@ -361,10 +362,13 @@ func (f *headerFilter) Read(p []byte) (int, error) {
 			case seg[0] == '\n' || (seg[0] == '\r' && len(seg) >= 2 && seg[1] == '\n'):
 				f.finish(true)
 				continue
-			case seg[0] == ' ' || seg[0] == '\t':
+			case (seg[0] == ' ' || seg[0] == '\t') && f.started:
 				// A continuation keeps its field's choice.
 			default:
+				// A field, or white space before any: Dovecot takes
+				// that for a field of its own.
 				f.keep = f.matches(seg) != f.not
+				f.started = true
 			}
 		}
 		f.midCut = !full
