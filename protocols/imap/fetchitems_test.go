@@ -253,7 +253,7 @@ func TestFetchDovecotOracle(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := fetchFolder(t, corpus)
-	failures, crashes := 0, 0
+	failures, crashes, compared, skipped := 0, 0, 0, 0
 	for i, m := range corpus {
 		seq := uint32(i + 1)
 	items:
@@ -277,9 +277,11 @@ func TestFetchDovecotOracle(t *testing.T) {
 			}
 			for _, k := range fetchKnownDifferences {
 				if k.message == m.name && strings.Contains(item, k.item) {
+					skipped++
 					continue items
 				}
 			}
+			compared++
 			got, gerr := ourFetch(t, f, seq, cmd)
 			if msg := compareFetch(want, werr, got, gerr); msg != "" {
 				failures++
@@ -292,9 +294,8 @@ func TestFetchDovecotOracle(t *testing.T) {
 	if failures > 400 {
 		t.Errorf("%d differences in all", failures)
 	}
-	if crashes > 0 {
-		t.Logf("%d items not compared: Dovecot's imap process died on them", crashes)
-	}
+	t.Logf("%d messages, %d FETCH commands compared, %d known differences skipped, %d where Dovecot's imap process disconnected",
+		len(corpus), compared, skipped, crashes)
 }
 
 // fetchKnownDifferences are the answers that differ from Dovecot's on
