@@ -353,6 +353,8 @@ func (c *conn) cmdIdle(cmd *wire.Command) error {
 		return errConnDone
 	}
 	c.readFor = c.srv.idleTimeout()
+	c.idling = true
+	defer func() { c.idling = false }()
 	done := make(chan error, 1)
 	go func() {
 		line, err := c.r.ReadLine()

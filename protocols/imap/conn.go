@@ -51,6 +51,7 @@ type conn struct {
 
 	cancel     context.CancelFunc
 	readFor    time.Duration // deadline of the next read
+	idling     bool          // IDLE: a second goroutine reads; only the first writes
 	bad        int           // refused commands (see maxBad*)
 	logout     bool
 	authed     bool
@@ -96,6 +97,14 @@ func (c *conn) nc() net.Conn {
 type connReader struct{ c *conn }
 
 func (r connReader) Read(p []byte) (int, error) {
+	// Whatever waits to be sent goes before we wait for the client: the
+	// answer to a command whose end was buffered (a refused APPEND's
+	// literal being skipped) must not wait for the next command.
+	if !r.c.idling && r.c.bw.Buffered() > 0 {
+		if err := r.c.bw.Flush(); err != nil {
+			return 0, err
+		}
+	}
 	nc := r.c.nc()
 	nc.SetReadDeadline(time.Now().Add(r.c.readFor))
 	return nc.Read(p)
@@ -199,7 +208,7 @@ func (c *conn) readError(err error) bool {
 	case errors.As(err, &ne) && ne.Timeout():
 		switch r := c.gc.Expired(); r {
 		case "":
-			c.enc.Status("*", goimap.StatusResponseTypeBye, "", "Disconnected for inactivity.")
+			c.enc.Status("*", goimap.StatusResponseTypeBye, "", "Autologout: disconnected for inactivity")
 		case gate.Shutdown:
 			c.enc.Status("*", goimap.StatusResponseTypeBye, "UNAVAILABLE", r.Text())
 		default:
