@@ -406,7 +406,7 @@ func (c *conn) idleEnd(err error) error {
 	switch {
 	case err == nil:
 		if !c.gc.Busy() {
-			c.enc.Status("*", goimap.StatusResponseTypeBye, "UNAVAILABLE", gate.Shutdown.Text())
+			c.enc.Status("*", goimap.StatusResponseTypeBye, "", gate.Shutdown.Text())
 			return errConnDone
 		}
 		return nil

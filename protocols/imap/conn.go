@@ -169,7 +169,7 @@ func (c *conn) serve() {
 			continue
 		}
 		if !c.gc.Busy() {
-			c.enc.Status("*", goimap.StatusResponseTypeBye, "UNAVAILABLE", gate.Shutdown.Text())
+			c.enc.Status("*", goimap.StatusResponseTypeBye, "", gate.Shutdown.Text())
 			c.enc.Flush()
 			return
 		}
@@ -209,9 +209,7 @@ func (c *conn) readError(err error) bool {
 		switch r := c.gc.Expired(); r {
 		case "":
 			c.enc.Status("*", goimap.StatusResponseTypeBye, "", "Autologout: disconnected for inactivity")
-		case gate.Shutdown:
-			c.enc.Status("*", goimap.StatusResponseTypeBye, "UNAVAILABLE", r.Text())
-		default:
+		default: // a gate limit or Shutdown
 			c.enc.Status("*", goimap.StatusResponseTypeBye, "", r.Text())
 		}
 		return false
