@@ -49,6 +49,8 @@ type conn struct {
 	enc *wire.Encoder
 	zr  *compress.Reader // non-nil once COMPRESS is active
 
+	compressHeld bool // counted in srv.compressed
+
 	cancel     context.CancelFunc
 	readFor    time.Duration // deadline of the next read
 	idling     bool          // IDLE: a second goroutine reads; only the first writes
@@ -123,6 +125,9 @@ func (c *conn) tlsOrInsecure() bool { return c.tls != nil || c.srv.AllowInsecure
 
 func (c *conn) close() {
 	c.unselect()
+	if c.compressHeld {
+		c.srv.compressed.release(c.gc.Network())
+	}
 	c.nc().Close()
 	c.cancel()
 }
