@@ -21,6 +21,9 @@ import (
 	"github.com/vmaild/vmaild/protocols/imap/wire"
 )
 
+// ioBufferSize is the size of each connection's read and write buffers.
+const ioBufferSize = 4 << 10
+
 // Error budgets: a client that has not logged in may send this many
 // refused commands (BAD) before the server says BYE, as Dovecot's login
 // process does; a logged-in client this many in a row.
@@ -75,8 +78,11 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{srv: s, gc: gc, ip: gc.Client(), netConn: nc}
 	c.ctx, c.cancel = context.WithCancel(gc.Context())
 	c.log = s.logger().With("proto", "imap", "remote", c.ip.String())
-	c.br = bufio.NewReaderSize(connReader{c}, 8<<10)
-	c.bw = bufio.NewWriterSize(connWriter{c}, 32<<10)
+	// Small buffers: most connections are idle (IDLE, or a client between
+	// polls), and tens of thousands of them must fit. A FETCH of a big
+	// body streams past the writer's buffer anyway.
+	c.br = bufio.NewReaderSize(connReader{c}, ioBufferSize)
+	c.bw = bufio.NewWriterSize(connWriter{c}, ioBufferSize)
 	c.enc = wire.NewEncoder(c.bw)
 	c.r = wire.NewReader(c.br, s.limits(), func() error {
 		c.enc.Continue("Ready for literal data")
@@ -283,8 +289,8 @@ func (c *conn) startCompress() error {
 		pending = append([]byte(nil), pending...)
 	}
 	c.zr = compress.NewReader(io.MultiReader(bytes.NewReader(pending), connReader{c}), compress.Limits{})
-	c.br = bufio.NewReaderSize(c.zr, 8<<10)
-	c.bw = bufio.NewWriterSize(zw, 32<<10)
+	c.br = bufio.NewReaderSize(c.zr, ioBufferSize)
+	c.bw = bufio.NewWriterSize(zw, ioBufferSize)
 	c.r.Reset(c.br)
 	c.enc.Reset(c.bw)
 	return nil
