@@ -258,6 +258,18 @@ func (c *conn) cmdCompress(cmd *wire.Command) error {
 	if c.zr != nil {
 		return no("COMPRESSIONACTIVE", "Compression is already active")
 	}
+	maxTotal, maxNet := c.srv.MaxCompressed, c.srv.MaxCompressedPerNetwork
+	if maxTotal == 0 {
+		maxTotal = DefaultMaxCompressed
+	}
+	if maxNet == 0 {
+		maxNet = DefaultMaxCompressedPerNetwork
+	}
+	if !c.srv.compressed.acquire(c.gc.Network(), maxTotal, maxNet) {
+		c.log.Info("imap compress refused: too many compressed sessions")
+		return no(goimap.ResponseCodeLimit, "Too many compressed sessions, go on without compression")
+	}
+	c.compressHeld = true
 	c.enc.Status(cmd.Tag, goimap.StatusResponseTypeOK, "", "DEFLATE active")
 	if err := c.startCompress(); err != nil {
 		c.log.Warn("imap compress", "err", err)

@@ -129,7 +129,7 @@ func (c *conn) cmdStatus(cmd *wire.Command) error {
 		return err
 	}
 	if a.Options.HighestModSeq {
-		c.condstore = true
+		c.enableCondstore()
 	}
 	st, err := c.status(name, &a.Options)
 	if err != nil {

@@ -330,6 +330,18 @@ func (c *conn) imapFlags(fl store.Flags, uid uint32) []goimap.Flag {
 	return out
 }
 
+// enableCondstore is a CONDSTORE enabling command's effect (RFC 7162
+// 3.1): with a mailbox selected, the client learns its HIGHESTMODSEQ.
+func (c *conn) enableCondstore() {
+	if c.condstore {
+		return
+	}
+	c.condstore = true
+	if c.sel != nil {
+		c.enc.Status("*", goimap.StatusResponseTypeOK, wire.CodeHighestModSeq(max(c.sel.folder.HighestModSeq(), 1)), "Highest")
+	}
+}
+
 // flagStrings is imapFlags as strings.
 func (c *conn) flagStrings(fl store.Flags, uid uint32) []string {
 	names := c.sel.folder.FlagNames(fl)
@@ -354,7 +366,7 @@ func (c *conn) cmdIdle(cmd *wire.Command) error {
 	}
 	c.readFor = c.srv.idleTimeout()
 	c.idling = true
-	defer func() { c.idling = false }() // after <-done: the goroutine has ended
+	defer func() { c.idling = false }()
 	done := make(chan error, 1)
 	go func() {
 		line, err := c.r.ReadLine()
@@ -394,7 +406,7 @@ func (c *conn) idleEnd(err error) error {
 	switch {
 	case err == nil:
 		if !c.gc.Busy() {
-			c.enc.Status("*", goimap.StatusResponseTypeBye, "UNAVAILABLE", gate.Shutdown.Text())
+			c.enc.Status("*", goimap.StatusResponseTypeBye, "", gate.Shutdown.Text())
 			return errConnDone
 		}
 		return nil
@@ -416,7 +428,7 @@ func (c *conn) cmdFetch(cmd *wire.Command) error {
 	sel := c.sel
 	f := sel.folder
 	if a.Options.ModSeq || a.Options.ChangedSince != 0 {
-		c.condstore = true
+		c.enableCondstore()
 	}
 	if a.Vanished && (!c.qresync || !a.UID || a.Options.ChangedSince == 0) {
 		return bad("VANISHED needs QRESYNC, UID FETCH and CHANGEDSINCE")
@@ -520,7 +532,7 @@ func (c *conn) cmdStore(cmd *wire.Command) error {
 		return errReadOnly
 	}
 	if a.Conditional {
-		c.condstore = true
+		c.enableCondstore()
 	}
 	idx, err := sel.resolve(a.NumSet)
 	if err != nil {
@@ -638,7 +650,7 @@ func (c *conn) cmdSearch(cmd *wire.Command) error {
 	a := cmd.Args.(*wire.Search)
 	sel := c.sel
 	if a.Criteria.ModSeq != nil {
-		c.condstore = true
+		c.enableCondstore()
 	}
 	idx, err := searchFolder(c.ctx, sel.folder, a.Charset, &a.Criteria, sel.searchRes)
 	if err != nil {
@@ -648,18 +660,21 @@ func (c *conn) cmdSearch(cmd *wire.Command) error {
 	if ret == nil && c.rev2 {
 		ret = &goimap.SearchOptions{ReturnAll: true}
 	}
-	modseq := c.maxModSeq(idx, a.Criteria.ModSeq != nil)
 	if ret == nil {
-		c.enc.Search(c.numbers(idx, a.UID), modseq)
+		c.enc.Search(c.numbers(idx, a.UID), c.maxModSeq(idx, a.Criteria.ModSeq != nil))
 		return nil
 	}
-	c.esearch(cmd.Tag, a.UID, idx, ret, modseq)
+	c.esearch(cmd.Tag, a.UID, idx, ret, a.Criteria.ModSeq != nil)
 	return nil
 }
 
 // esearch answers ESEARCH and ESORT (RFC 4731, 5267) and keeps SEARCHRES's
 // SAVE (RFC 5182). idx is in the order to report (sorted for ESORT).
-func (c *conn) esearch(tag string, uid bool, idx []int, ret *goimap.SearchOptions, modseq uint64) {
+//
+// With MODSEQ in the criteria, the MODSEQ returned is the highest of the
+// messages the answer names (RFC 7162 3.1.5): only MIN's and MAX's when
+// nothing else is asked.
+func (c *conn) esearch(tag string, uid bool, idx []int, ret *goimap.SearchOptions, modUsed bool) {
 	sel := c.sel
 	msgs := sel.folder.Messages()
 	if ret.ReturnSave {
@@ -684,6 +699,21 @@ func (c *conn) esearch(tag string, uid bool, idx []int, ret *goimap.SearchOption
 		}
 	}
 	nums := c.numbers(idx, uid)
+	var modseq uint64
+	switch {
+	case !modUsed || len(idx) == 0:
+	case ret.ReturnAll || ret.ReturnCount:
+		modseq = c.maxModSeq(idx, true)
+	default:
+		var named []int
+		if ret.ReturnMin {
+			named = append(named, idx[0])
+		}
+		if ret.ReturnMax {
+			named = append(named, idx[len(idx)-1])
+		}
+		modseq = c.maxModSeq(named, true)
+	}
 	d := &goimap.SearchData{ModSeq: modseq}
 	if len(nums) > 0 {
 		if ret.ReturnMin {
@@ -759,7 +789,7 @@ func (c *conn) cmdSort(cmd *wire.Command) error {
 	a := cmd.Args.(*wire.Sort)
 	sel := c.sel
 	if a.Criteria.ModSeq != nil {
-		c.condstore = true
+		c.enableCondstore()
 	}
 	idx, err := searchFolder(c.ctx, sel.folder, a.Charset, &a.Criteria, sel.searchRes)
 	if err != nil {
@@ -768,12 +798,11 @@ func (c *conn) cmdSort(cmd *wire.Command) error {
 	if idx, err = c.srv.sorts.sortFolder(c.ctx, sel.folder, idx, a.Keys); err != nil {
 		return c.storeError("sort", err)
 	}
-	modseq := c.maxModSeq(idx, a.Criteria.ModSeq != nil)
 	if a.Return != nil {
-		c.esearch(cmd.Tag, a.UID, idx, a.Return, modseq)
+		c.esearch(cmd.Tag, a.UID, idx, a.Return, a.Criteria.ModSeq != nil)
 		return nil
 	}
-	c.enc.Sort(c.numbers(idx, a.UID), modseq)
+	c.enc.Sort(c.numbers(idx, a.UID), c.maxModSeq(idx, a.Criteria.ModSeq != nil))
 	return nil
 }
 

@@ -21,6 +21,9 @@ import (
 	"github.com/vmaild/vmaild/protocols/imap/wire"
 )
 
+// ioBufferSize is the size of each connection's read and write buffers.
+const ioBufferSize = 4 << 10
+
 // Error budgets: a client that has not logged in may send this many
 // refused commands (BAD) before the server says BYE, as Dovecot's login
 // process does; a logged-in client this many in a row.
@@ -49,9 +52,11 @@ type conn struct {
 	enc *wire.Encoder
 	zr  *compress.Reader // non-nil once COMPRESS is active
 
+	compressHeld bool // counted in srv.compressed
+
 	cancel     context.CancelFunc
 	readFor    time.Duration // deadline of the next read
-	idling     bool          // IDLE's reader goroutine owns reads; the loop, writes
+	idling     bool          // IDLE: a second goroutine reads; only the first writes
 	idLogged   bool          // the client's ID was logged
 	bad        int           // refused commands (see maxBad*)
 	logout     bool
@@ -74,8 +79,11 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{srv: s, gc: gc, ip: gc.Client(), netConn: nc}
 	c.ctx, c.cancel = context.WithCancel(gc.Context())
 	c.log = s.logger().With("proto", "imap", "remote", c.ip.String())
-	c.br = bufio.NewReaderSize(connReader{c}, 8<<10)
-	c.bw = bufio.NewWriterSize(connWriter{c}, 32<<10)
+	// Small buffers: most connections are idle (IDLE, or a client between
+	// polls), and tens of thousands of them must fit. A FETCH of a big
+	// body streams past the writer's buffer anyway.
+	c.br = bufio.NewReaderSize(connReader{c}, ioBufferSize)
+	c.bw = bufio.NewWriterSize(connWriter{c}, ioBufferSize)
 	c.enc = wire.NewEncoder(c.bw)
 	c.r = wire.NewReader(c.br, s.preLoginLimits(), func() error {
 		c.enc.Continue("Ready for literal data")
@@ -98,13 +106,11 @@ func (c *conn) nc() net.Conn {
 type connReader struct{ c *conn }
 
 func (r connReader) Read(p []byte) (int, error) {
-	// Whatever is answered goes out before waiting for the client: the
-	// loop's flush only looks at the buffer before a command, and reading
-	// the rest of a refused command (an APPEND's literals) or a pipelined
-	// command cut short could otherwise wait for a client that waits for
-	// the answer. Pipelined commands still share one write.
-	if !r.c.idling {
-		if err := r.c.enc.Flush(); err != nil {
+	// Whatever waits to be sent goes before we wait for the client: the
+	// answer to a command whose end was buffered (a refused APPEND's
+	// literal being skipped) must not wait for the next command.
+	if !r.c.idling && r.c.bw.Buffered() > 0 {
+		if err := r.c.bw.Flush(); err != nil {
 			return 0, err
 		}
 	}
@@ -126,6 +132,9 @@ func (c *conn) tlsOrInsecure() bool { return c.tls != nil || c.srv.AllowInsecure
 
 func (c *conn) close() {
 	c.unselect()
+	if c.compressHeld {
+		c.srv.compressed.release(c.gc.Network())
+	}
 	c.nc().Close()
 	c.cancel()
 }
@@ -172,7 +181,7 @@ func (c *conn) serve() {
 			continue
 		}
 		if !c.gc.Busy() {
-			c.enc.Status("*", goimap.StatusResponseTypeBye, "UNAVAILABLE", gate.Shutdown.Text())
+			c.enc.Status("*", goimap.StatusResponseTypeBye, "", gate.Shutdown.Text())
 			c.enc.Flush()
 			return
 		}
@@ -211,10 +220,8 @@ func (c *conn) readError(err error) bool {
 	case errors.As(err, &ne) && ne.Timeout():
 		switch r := c.gc.Expired(); r {
 		case "":
-			c.enc.Status("*", goimap.StatusResponseTypeBye, "", "Disconnected for inactivity.")
-		case gate.Shutdown:
-			c.enc.Status("*", goimap.StatusResponseTypeBye, "UNAVAILABLE", r.Text())
-		default:
+			c.enc.Status("*", goimap.StatusResponseTypeBye, "", "Autologout: disconnected for inactivity")
+		default: // a gate limit or Shutdown
 			c.enc.Status("*", goimap.StatusResponseTypeBye, "", r.Text())
 		}
 		return false
@@ -283,8 +290,8 @@ func (c *conn) startCompress() error {
 		pending = append([]byte(nil), pending...)
 	}
 	c.zr = compress.NewReader(io.MultiReader(bytes.NewReader(pending), connReader{c}), compress.Limits{})
-	c.br = bufio.NewReaderSize(c.zr, 8<<10)
-	c.bw = bufio.NewWriterSize(zw, 32<<10)
+	c.br = bufio.NewReaderSize(c.zr, ioBufferSize)
+	c.bw = bufio.NewWriterSize(zw, ioBufferSize)
 	c.r.Reset(c.br)
 	c.enc.Reset(c.bw)
 	return nil

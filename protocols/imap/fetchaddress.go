@@ -25,6 +25,9 @@ type addrLexer struct {
 	s       string
 	i       int
 	comment string // the last comment skipped
+	// bad: a quoted string ran to the end; the element has neither
+	// name nor address, as Dovecot reads it.
+	bad bool
 }
 
 func (l *addrLexer) peek() byte {
@@ -35,38 +38,10 @@ func (l *addrLexer) peek() byte {
 }
 
 func (l *addrLexer) cfws() {
-	for l.i < len(l.s) {
-		c := l.s[l.i]
-		if c == ' ' || c == '\t' || c == '\r' || c == '\n' {
-			l.i++
-			continue
-		}
-		if c != '(' {
-			return
-		}
-		start, depth := l.i+1, 0
-		for l.i < len(l.s) {
-			c := l.s[l.i]
-			if c == '\\' && l.i+1 < len(l.s) {
-				l.i += 2
-				continue
-			}
-			l.i++
-			if c == '(' {
-				depth++
-			} else if c == ')' {
-				if depth--; depth == 0 {
-					break
-				}
-			}
-		}
-		end := l.i - 1
-		if depth != 0 {
-			end = l.i
-		}
-		if end >= start {
-			l.comment = collapseSpace(l.s[start:end])
-		}
+	i, c, ok := skipCFWSComment(l.s, l.i)
+	l.i = i
+	if ok {
+		l.comment = collapseSpace(c)
 	}
 }
 
@@ -92,8 +67,9 @@ func (l *addrLexer) atom() string {
 }
 
 func (l *addrLexer) quoted() string {
-	v, j, _ := quotedString(l.s, l.i)
+	v, j, ok := quotedString(l.s, l.i)
 	l.i = j
+	l.bad = l.bad || !ok
 	l.cfws()
 	return v
 }
@@ -109,20 +85,20 @@ func (l *addrLexer) word() (string, bool) {
 	return "", false
 }
 
-// phrase reads words (and obsolete dots) joined by one space.
+// phrase reads words joined by one space, and obsolete dots joined to
+// the word before ("A. B. Name").
 func (l *addrLexer) phrase() string {
 	var b strings.Builder
 	for {
-		var w string
 		if l.peek() == '.' {
 			l.i++
 			l.cfws()
-			w = "."
-		} else {
-			var ok bool
-			if w, ok = l.word(); !ok {
-				return b.String()
-			}
+			b.WriteByte('.')
+			continue
+		}
+		w, ok := l.word()
+		if !ok {
+			return b.String()
 		}
 		if b.Len() > 0 {
 			b.WriteByte(' ')
@@ -131,23 +107,29 @@ func (l *addrLexer) phrase() string {
 	}
 }
 
-// dotted reads word *("." word), as a local part or a domain.
+// dotted reads words and dots, as a local part or a domain; obsolete
+// forms ("us..er", "user.") included.
 func (l *addrLexer) dotted() string {
 	var b strings.Builder
+	afterWord := false
 	for {
+		if l.peek() == '.' {
+			l.i++
+			l.cfws()
+			b.WriteByte('.')
+			afterWord = false
+			continue
+		}
+		if afterWord {
+			return b.String() // words need a dot between them
+		}
 		w, ok := l.word()
 		if !ok {
-			break
+			return b.String()
 		}
 		b.WriteString(w)
-		if l.peek() != '.' {
-			break
-		}
-		l.i++
-		l.cfws()
-		b.WriteByte('.')
+		afterWord = true
 	}
-	return b.String()
 }
 
 func (l *addrLexer) domain() string {
@@ -156,9 +138,10 @@ func (l *addrLexer) domain() string {
 		for l.i < len(l.s) && l.s[l.i] != ']' {
 			l.i++
 		}
-		if l.i < len(l.s) {
-			l.i++
+		if l.i == len(l.s) {
+			return "" // unterminated: the domain is missing
 		}
+		l.i++
 		d := l.s[start:l.i]
 		l.cfws()
 		return d
@@ -210,6 +193,14 @@ func fillAddress(a wire.Address) wire.Address {
 // mailbox reads one mailbox (name-addr or addr-spec) up to a ',', ';'
 // or the end.
 func (l *addrLexer) mailbox(phrase string, havePhrase bool) wire.Address {
+	a := l.mailbox1(phrase, havePhrase)
+	if l.bad {
+		return fillAddress(wire.Address{})
+	}
+	return a
+}
+
+func (l *addrLexer) mailbox1(phrase string, havePhrase bool) wire.Address {
 	if !havePhrase {
 		start := l.i
 		phrase = l.phrase()
@@ -256,19 +247,9 @@ func (l *addrLexer) mailbox(phrase string, havePhrase bool) wire.Address {
 	return fillAddress(a)
 }
 
-// skipToSeparator skips what a malformed element left, up to a ',' or
-// ';' (not consumed).
-func (l *addrLexer) skipToSeparator() {
-	for l.i < len(l.s) && l.s[l.i] != ',' && l.s[l.i] != ';' {
-		if l.s[l.i] == '"' {
-			_, l.i, _ = quotedString(l.s, l.i)
-			continue
-		}
-		l.i++
-	}
-}
-
-// parseAddressList reads an address-list header value.
+// parseAddressList reads an address-list header value. Like Dovecot's
+// parser it stops at the first element followed by something other
+// than a separator, keeping what it has read (and closing a group).
 func parseAddressList(v string) []wire.Address {
 	l := &addrLexer{s: v}
 	l.cfws()
@@ -290,11 +271,9 @@ func parseAddressList(v string) []wire.Address {
 					l.cfws()
 					continue
 				}
-				before := l.i
 				out = append(out, l.mailbox("", false))
-				l.skipToSeparator()
-				if l.i == before && l.peek() != ',' && l.peek() != ';' {
-					l.i++
+				if c := l.peek(); l.i < len(l.s) && c != ',' && c != ';' {
+					return append(out, wire.Address{})
 				}
 			}
 			if l.peek() == ';' {
@@ -305,14 +284,14 @@ func parseAddressList(v string) []wire.Address {
 		} else {
 			l.i = start
 			out = append(out, l.mailbox("", false))
-			l.skipToSeparator()
-			if l.i == start && l.peek() != ',' && l.peek() != ';' {
-				l.i++
-			}
 		}
-		if l.peek() == ',' || l.peek() == ';' {
-			l.i++
+		if l.i >= len(l.s) {
+			break
 		}
+		if l.peek() != ',' {
+			return out
+		}
+		l.i++
 		l.cfws()
 	}
 	return out

@@ -6,11 +6,12 @@ import (
 	"io"
 )
 
-// Streaming decoders for BINARY (RFC 3516), lenient where Dovecot's are:
-// base64 skips white space and line breaks anywhere and stops at its
-// padding; quoted-printable drops trailing white space, takes "=" at the
-// end of a line (after white space too) as a soft break, passes an "="
-// without two hex digits through, and ends hard line breaks with CRLF.
+// Streaming decoders for BINARY (RFC 3516), as strict and as lenient as
+// Dovecot's: base64 skips white space and line breaks anywhere, and
+// refuses other characters, an unfinished quad at the end and anything
+// after the padding; quoted-printable drops trailing white space, takes "=" at the
+// end of a line (after white space too) as a soft break, refuses an "="
+// without two hex digits, and ends hard line breaks with CRLF.
 
 // errBadEncoding: the data is not in its transfer encoding (a base64
 // body with other characters), answered NO [PARSE].
@@ -23,6 +24,7 @@ type base64Decoder struct {
 	out   [3]byte
 	avail []byte
 	done  bool
+	pad   int // "=" seen after the last quad
 }
 
 func newBase64Decoder(r io.Reader) *base64Decoder {
@@ -59,9 +61,13 @@ func (d *base64Decoder) Read(p []byte) (int, error) {
 		}
 		c, err := d.br.ReadByte()
 		if err == io.EOF {
+			if d.n != 0 && d.pad == 0 {
+				return written, errBadEncoding // an unfinished quad
+			}
+			if d.pad > 0 && d.n+d.pad != 4 {
+				return written, errBadEncoding
+			}
 			d.done = true
-			// An unfinished quad yields what it holds.
-			d.flush(d.n)
 			continue
 		}
 		if err != nil {
@@ -71,9 +77,22 @@ func (d *base64Decoder) Read(p []byte) (int, error) {
 		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
 			continue
 		case c == '=':
-			d.done = true
-			d.flush(d.n)
+			// Padding ends a quad of two or three sextets.
+			if d.n < 2 || d.n+d.pad >= 4 {
+				return written, errBadEncoding
+			}
+			if d.pad == 0 {
+				d.flush(d.n)
+				d.n = 2 // remember the quad's length for the check
+				if len(d.avail) == 2 {
+					d.n = 3
+				}
+			}
+			d.pad++
 			continue
+		}
+		if d.pad > 0 {
+			return written, errBadEncoding // data after the padding
 		}
 		v, ok := b64Value(c)
 		if !ok {
@@ -209,7 +228,15 @@ func (d *qpDecoder) decodeLine() error {
 				continue
 			}
 		}
+		if !partial || i+2 < len(b) {
+			return errBadEncoding
+		}
 		out = append(out, c)
+	}
+	if soft && !hard && d.eof {
+		// A soft break needs a line after it (Dovecot: "invalid
+		// quoted-printable input trailer").
+		return errBadEncoding
 	}
 	if hard && !soft {
 		out = append(out, '\r', '\n')

@@ -2,6 +2,7 @@ package imap
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,33 @@ import (
 	"github.com/vmaild/vmaild/backend/store"
 	"github.com/vmaild/vmaild/protocols/imap/wire"
 )
+
+// FETCH answers are Dovecot 2.3's, octet for octet once quoted strings
+// and literals are taken as the same value: TestFetchDovecotOracle
+// compares every item on imaptest's fetch corpora and on hostile
+// messages, and the MIME tree, ENVELOPE, BODYSTRUCTURE and BINARY code
+// say where they follow Dovecot's reading over a naive one. Deliberate
+// differences (fetchKnownDifferences lists the oracle's cases):
+//
+//   - a message stored with bare LFs is sent as stored, sizes and line
+//     counts included; Dovecot sends CRLF. The store keeps what SMTP and
+//     APPEND delivered, which is CRLF.
+//   - strings with a quote or backslash are quoted strings with escapes;
+//     Dovecot sends them as literals.
+//   - a Content-Transfer-Encoding whose value starts on a folded line is
+//     read; Dovecot ignores it in BODYSTRUCTURE (7bit) and refuses BINARY
+//     with NO [UNKNOWN-CTE].
+//   - BINARY.SIZE answers for the part asked; Dovecot refuses it for every
+//     part of a message with a part in an unknown encoding or that does
+//     not decode, and counts a message/rfc822 part in base64 as empty.
+//   - of two Content-Transfer-Encoding fields the first counts, for
+//     BODYSTRUCTURE as in Dovecot and for BINARY too, where Dovecot takes
+//     the last.
+//   - a quoted-printable part ending in a soft line break is refused with
+//     NO [PARSE] before anything is written; Dovecot's imap process sends
+//     part of the literal and disconnects.
+//   - header fields are kept up to maxFieldKept (1 MiB) each for ENVELOPE
+//     and BODYSTRUCTURE; Dovecot keeps them whole.
 
 // fetchOne writes "* seq FETCH (...)" for message m of f. flags are the
 // names to send for FLAGS (nil: FLAGS not sent unless args asks; the
@@ -50,10 +78,25 @@ func fetchOne(ctx context.Context, enc *wire.Encoder, f *store.Folder, seq uint3
 			msg = &fetchMessage{r: r, size: r.Size()}
 		}
 	}
+	if flags == nil && o.Flags {
+		var buf [16]string
+		flags = f.AppendFlagNames(buf[:0], m.Flags)
+		if f.IsRecent(m.UID) {
+			flags = append(flags, `\Recent`)
+		}
+	}
+	return gone, writeFetch(enc, seq, m, msg, gone, args, flags, withModSeq, utf8)
+}
+
+// writeFetch writes the response of fetchOne once the file is open (msg,
+// nil when not needed or gone) and the flags are known.
+func writeFetch(enc *wire.Encoder, seq uint32, m store.Message, msg *fetchMessage, gone bool, args *wire.Fetch, flags []string, withModSeq, utf8 bool) error {
+	o := &args.Options
 	var bins []binaryItem
 	if msg != nil && (len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0) {
+		var err error
 		if bins, err = msg.binaryItems(o); err != nil {
-			return false, err
+			return err
 		}
 	}
 
@@ -69,13 +112,6 @@ func fetchOne(ctx context.Context, enc *wire.Encoder, f *store.Folder, seq uint3
 	}
 	if flags != nil {
 		w.FlagNames(flags)
-	} else if o.Flags {
-		var buf [16]string
-		names := f.AppendFlagNames(buf[:0], m.Flags)
-		if f.IsRecent(m.UID) {
-			names = append(names, `\Recent`)
-		}
-		w.FlagNames(names)
 	}
 	if withModSeq {
 		w.ModSeq(m.ModSeq)
@@ -91,42 +127,45 @@ func fetchOne(ctx context.Context, enc *wire.Encoder, f *store.Folder, seq uint3
 			w.Envelope(&wire.Envelope{})
 		}
 		w.End()
-		return gone, enc.Err()
+		return enc.Err()
 	}
 	if o.Envelope {
-		w.Envelope(envelope(&msg.tree().h))
+		if o.BodyStructure != nil {
+			msg.tree() // parsed once for both
+		}
+		w.Envelope(envelope(msg.header()))
 	}
 	if bs := o.BodyStructure; bs != nil {
 		w.BodyPart(bodyPart(msg.tree(), false), bs.Extended)
 	}
 	if args.RFC822.Whole {
 		if err := msg.writeRange(&w, "RFC822", 0, msg.size, nil); err != nil {
-			return false, err
+			return err
 		}
 	}
 	if args.RFC822.Header {
 		if err := msg.writeRange(&w, "RFC822.HEADER", 0, msg.headerSize(), nil); err != nil {
-			return false, err
+			return err
 		}
 	}
 	if args.RFC822.Text {
 		h := msg.headerSize()
 		if err := msg.writeRange(&w, "RFC822.TEXT", h, msg.size-h, nil); err != nil {
-			return false, err
+			return err
 		}
 	}
 	for _, bs := range o.BodySection {
 		if err := msg.writeSection(&w, bs); err != nil {
-			return false, err
+			return err
 		}
 	}
 	for i := range bins {
 		if err := msg.writeBinary(&w, &bins[i]); err != nil {
-			return false, err
+			return err
 		}
 	}
 	w.End()
-	return false, enc.Err()
+	return enc.Err()
 }
 
 // needsFile reports whether args asks for more than the index holds.
@@ -142,6 +181,7 @@ type fetchMessage struct {
 	r     io.ReaderAt
 	size  int64
 	root  *mimePart
+	hdr   *partHeader
 	hsize int64
 }
 
@@ -150,6 +190,17 @@ func (fm *fetchMessage) tree() *mimePart {
 		fm.root = parseMIME(io.NewSectionReader(fm.r, 0, fm.size))
 	}
 	return fm.root
+}
+
+// header is the message's header fields, from the tree when it is there.
+func (fm *fetchMessage) header() *partHeader {
+	if fm.root != nil {
+		return &fm.root.h
+	}
+	if fm.hdr == nil {
+		fm.hdr = parseHeader(io.NewSectionReader(fm.r, 0, fm.size))
+	}
+	return fm.hdr
 }
 
 // headerSize is the root header's size, from the tree when it is there.
@@ -167,7 +218,7 @@ func (fm *fetchMessage) headerSize() int64 {
 // file, cut by a partial.
 func (fm *fetchMessage) writeRange(w *wire.FetchWriter, name string, off, n int64, p *goimap.SectionPartial) error {
 	off, n = cut(off, n, p)
-	return w.Section(name, n, io.NewSectionReader(fm.r, off, n), false)
+	return w.Section(name, n, nulFilter{io.NewSectionReader(fm.r, off, n)}, false)
 }
 
 // cut applies a partial <o.n> to the range [off, off+n).
@@ -256,20 +307,38 @@ func (fm *fetchMessage) writeSection(w *wire.FetchWriter, bs *goimap.FetchItemBo
 	if _, err := io.CopyN(io.Discard, r, off); err != nil {
 		return fmt.Errorf("fetch %s: %w", name, err)
 	}
-	return w.Section(name, n, r, false)
+	return w.Section(name, n, nulFilter{r}, false)
+}
+
+// nulFilter replaces NULs, which no IMAP literal may carry (RFC 9051
+// CHAR8), with 0x80, as Dovecot does in BODY and RFC822 items; BINARY
+// items are literal8s and carry them.
+type nulFilter struct{ r io.Reader }
+
+func (f nulFilter) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	for b := p[:n]; ; {
+		i := indexByte(b, 0)
+		if i < 0 {
+			break
+		}
+		b[i] = 0x80
+		b = b[i+1:]
+	}
+	return n, err
 }
 
 // headerFilter streams the fields of a header that are (or, with not,
 // are not) among names, then the empty line that ends a header.
 type headerFilter struct {
-	br     *bufio.Reader
-	names  []string
-	not    bool
-	keep   bool
-	buf    []byte
-	ended  bool
-	midCut bool // inside a line longer than the buffer
-	last   byte
+	br      *bufio.Reader
+	names   []string
+	not     bool
+	keep    bool
+	buf     []byte
+	ended   bool
+	started bool // a field was seen
+	midCut  bool // inside a line longer than the buffer
 }
 
 func newHeaderFilter(r io.Reader, fields, notFields []string) *headerFilter {
@@ -291,21 +360,23 @@ func (f *headerFilter) Read(p []byte) (int, error) {
 			// The start of a line.
 			switch {
 			case seg[0] == '\n' || (seg[0] == '\r' && len(seg) >= 2 && seg[1] == '\n'):
-				f.finish()
+				f.finish(true)
 				continue
-			case seg[0] == ' ' || seg[0] == '\t':
+			case (seg[0] == ' ' || seg[0] == '\t') && f.started:
 				// A continuation keeps its field's choice.
 			default:
+				// A field, or white space before any: Dovecot takes
+				// that for a field of its own.
 				f.keep = f.matches(seg) != f.not
+				f.started = true
 			}
 		}
 		f.midCut = !full
 		if f.keep && len(seg) > 0 {
 			f.buf = append(f.buf[:0], seg...)
-			f.last = seg[len(seg)-1]
 		}
 		if err != nil && full {
-			f.finish()
+			f.finish(false)
 		}
 	}
 	n := copy(p, f.buf)
@@ -313,14 +384,13 @@ func (f *headerFilter) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// finish ends the output: a line break if the last field had none, then
-// the empty line.
-func (f *headerFilter) finish() {
+// finish ends the output with the empty line as Dovecot does: always
+// for HEADER.FIELDS, for .NOT only when the header had one.
+func (f *headerFilter) finish(blank bool) {
 	f.ended = true
-	if f.last != 0 && f.last != '\n' {
+	if blank || !f.not {
 		f.buf = append(f.buf, '\r', '\n')
 	}
-	f.buf = append(f.buf, '\r', '\n')
 }
 
 func (f *headerFilter) matches(line []byte) bool {
@@ -337,40 +407,16 @@ func (f *headerFilter) matches(line []byte) bool {
 	return false
 }
 
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
-}
+func indexByte(b []byte, c byte) int { return bytes.IndexByte(b, c) }
 
 // headerLength is the length of the header including the empty line
-// that ends it, or the whole message when there is none.
+// that ends it, or the whole message when there is none (the MIME
+// parser's reading of a header).
 func headerLength(r io.Reader) int64 {
-	br := bufio.NewReader(r)
-	var n int64
-	for {
-		line, err := br.ReadSlice('\n')
-		n += int64(len(line))
-		if errors.Is(err, bufio.ErrBufferFull) {
-			for errors.Is(err, bufio.ErrBufferFull) {
-				line, err = br.ReadSlice('\n')
-				n += int64(len(line))
-			}
-			if err != nil {
-				return n
-			}
-			continue
-		}
-		if err != nil {
-			return n
-		}
-		if len(line) == 1 || len(line) == 2 && line[0] == '\r' {
-			return n
-		}
-	}
+	p := newMIMEParser(r)
+	var mp mimePart
+	p.header(&mp)
+	return p.lr.pos
 }
 
 // binaryItem is a BINARY[...] or BINARY.SIZE[...] item with what the
@@ -380,9 +426,8 @@ type binaryItem struct {
 	sizeOf  bool // BINARY.SIZE
 	partial *goimap.SectionPartial
 	p       *mimePart // nil: no such part (empty)
-	whole   bool      // BINARY[]: the message as it is
 	total   int64     // decoded size
-	nul     bool      // the decoded data has a NUL: literal8
+	lit8    bool      // sent as a literal8
 }
 
 // binaryItems resolves and counts the BINARY items, so that a part that
@@ -397,35 +442,111 @@ func (fm *fetchMessage) binaryItems(o *goimap.FetchOptions) ([]binaryItem, error
 	}
 	for i := range out {
 		it := &out[i]
-		if len(it.part) == 0 {
-			it.whole, it.total = true, fm.size
-			it.nul = hasNUL(io.NewSectionReader(fm.r, 0, fm.size))
-			continue
-		}
 		if it.p = findPart(fm.tree(), it.part); it.p == nil {
 			continue
 		}
-		r, err := fm.decoded(it.p)
+		r, decodedAny, err := fm.binaryReader(it.p, len(it.part) == 0)
 		if err != nil {
-			return nil, err
+			return nil, parseError(err)
 		}
 		cw := &countWriter{}
 		if _, err := io.Copy(cw, r); err != nil {
 			return nil, parseError(err)
 		}
-		it.total, it.nul = cw.n, cw.nul
+		// Dovecot sends decoded data, and data with NULs, as a literal8.
+		it.total, it.lit8 = cw.n, decodedAny || cw.nul
 	}
 	return out, nil
 }
 
-// decoded returns a part's body in its content, undoing its transfer
-// encoding.
-func (fm *fetchMessage) decoded(p *mimePart) (io.Reader, error) {
-	body := io.NewSectionReader(fm.r, p.bodyOff(), p.bodySize)
-	if p.multipart || p.message {
-		return body, nil
+// binaryReader returns the content of part p (the whole message when
+// whole): a leaf decoded from its transfer encoding; a multipart or
+// message/rfc822 as it is, save that every leaf inside is decoded and
+// its Content-Transfer-Encoding field says binary, as Dovecot answers.
+// It is a chain of file sections and decoders, read once to count and
+// once to send. decoded reports whether anything is decoded.
+func (fm *fetchMessage) binaryReader(p *mimePart, whole bool) (r io.Reader, decoded bool, err error) {
+	var parts []io.Reader
+	if whole {
+		decoded, err = fm.binaryPart(&parts, p)
+	} else {
+		decoded, err = fm.binaryBody(&parts, p)
 	}
-	switch cte := strings.ToLower(transferEncoding(&p.h)); cte {
+	return io.MultiReader(parts...), decoded, err
+}
+
+func (fm *fetchMessage) raw(parts *[]io.Reader, off, end int64) {
+	if end > off {
+		*parts = append(*parts, io.NewSectionReader(fm.r, off, end-off))
+	}
+}
+
+// binaryPart adds a part's header and content.
+func (fm *fetchMessage) binaryPart(parts *[]io.Reader, p *mimePart) (bool, error) {
+	if p.multipart || p.message || !needsDecoding(&p.h) {
+		fm.raw(parts, p.off, p.bodyOff())
+		return fm.binaryBody(parts, p)
+	}
+	// The header without its Content-Transfer-Encoding fields, then
+	// one saying binary, then the empty line: Dovecot's rewrite.
+	at := p.off
+	for _, f := range p.h.fields {
+		if f.name == "content-transfer-encoding" {
+			fm.raw(parts, at, f.off)
+			at = f.end
+		}
+	}
+	fm.raw(parts, at, min(p.fieldsEnd, p.bodyOff()))
+	*parts = append(*parts, strings.NewReader("Content-Transfer-Encoding: binary\r\n"))
+	fm.raw(parts, min(p.fieldsEnd, p.bodyOff()), p.bodyOff())
+	return fm.binaryBody(parts, p)
+}
+
+// binaryBody adds a part's content.
+func (fm *fetchMessage) binaryBody(parts *[]io.Reader, p *mimePart) (bool, error) {
+	switch {
+	case p.message && len(p.children) == 1:
+		c := p.children[0]
+		d, err := fm.binaryPart(parts, c)
+		// What the message leaves of its part (a line break Dovecot
+		// keeps there).
+		fm.raw(parts, c.end(), p.end())
+		return d, err
+	case p.multipart:
+		decoded := false
+		at := p.bodyOff()
+		for _, c := range p.children {
+			fm.raw(parts, at, c.off)
+			d, err := fm.binaryPart(parts, c)
+			if err != nil {
+				return false, err
+			}
+			decoded = decoded || d
+			at = c.end()
+		}
+		fm.raw(parts, at, p.end())
+		return decoded, nil
+	}
+	r, err := decoder(&p.h, io.NewSectionReader(fm.r, p.bodyOff(), p.bodySize))
+	if err != nil {
+		return false, err
+	}
+	*parts = append(*parts, r)
+	return needsDecoding(&p.h), nil
+}
+
+func needsDecoding(h *partHeader) bool {
+	switch strings.ToLower(transferEncoding(h)) {
+	case "", "7bit", "8bit", "binary":
+		return false
+	}
+	return true
+}
+
+// decoder undoes a leaf's transfer encoding; an unknown one is refused
+// with NO [UNKNOWN-CTE] (RFC 3516).
+func decoder(h *partHeader, body io.Reader) (io.Reader, error) {
+	switch cte := strings.ToLower(transferEncoding(h)); cte {
 	case "", "7bit", "8bit", "binary":
 		return body, nil
 	case "base64":
@@ -449,7 +570,8 @@ func parseError(err error) error {
 	return fmt.Errorf("fetch binary: %w", err)
 }
 
-// writeBinary writes one BINARY or BINARY.SIZE item.
+// writeBinary writes one BINARY or BINARY.SIZE item, reading the
+// content again as the counting pass did.
 func (fm *fetchMessage) writeBinary(w *wire.FetchWriter, it *binaryItem) error {
 	if it.sizeOf {
 		w.NumberItem(binaryName("BINARY.SIZE", it.part, nil), uint64(it.total))
@@ -457,22 +579,17 @@ func (fm *fetchMessage) writeBinary(w *wire.FetchWriter, it *binaryItem) error {
 	}
 	name := binaryName("BINARY", it.part, it.partial)
 	off, n := cut(0, it.total, it.partial)
-	var r io.Reader
-	switch {
-	case it.whole:
-		r = io.NewSectionReader(fm.r, 0, fm.size)
-	case it.p == nil:
-		r = strings.NewReader("")
-	default:
-		var err error
-		if r, err = fm.decoded(it.p); err != nil {
-			return err
-		}
+	if it.p == nil {
+		return w.Section(name, 0, strings.NewReader(""), false)
+	}
+	r, _, err := fm.binaryReader(it.p, len(it.part) == 0)
+	if err != nil {
+		return err
 	}
 	if _, err := io.CopyN(io.Discard, r, off); err != nil {
 		return fmt.Errorf("fetch %s: %w", name, err)
 	}
-	return w.Section(name, n, r, it.nul)
+	return w.Section(name, n, r, it.lit8)
 }
 
 func binaryName(item string, part []int, p *goimap.SectionPartial) string {
@@ -504,10 +621,4 @@ func (c *countWriter) Write(p []byte) (int, error) {
 		c.nul = true
 	}
 	return len(p), nil
-}
-
-func hasNUL(r io.Reader) bool {
-	cw := &countWriter{}
-	_, _ = io.Copy(cw, r)
-	return cw.nul
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // corpusMessage is one message of the FETCH corpus: imaptest's fetch-*
-// mailboxes (testdata/fetch/*.mbox) and the hostile ones
+// mailboxes (testdata/fetch/imaptest/*.mbox) and the hostile ones
 // (testdata/fetch/hostile, generated ones), in CRLF form.
 type corpusMessage struct {
 	name string
@@ -23,7 +23,7 @@ type corpusMessage struct {
 func fetchCorpus(t testing.TB) []corpusMessage {
 	t.Helper()
 	var out []corpusMessage
-	mboxes, _ := filepath.Glob("testdata/fetch/*.mbox")
+	mboxes, _ := filepath.Glob("testdata/fetch/imaptest/*.mbox")
 	sort.Strings(mboxes)
 	for _, p := range mboxes {
 		b, err := os.ReadFile(p)
@@ -43,7 +43,9 @@ func fetchCorpus(t testing.TB) []corpusMessage {
 		}
 		out = append(out, corpusMessage{filepath.Base(p), toCRLF(b)})
 	}
-	out = append(out, corpusMessage{"deep-multipart", deepMultipart(60)}, corpusMessage{"deep-rfc822", deepRFC822(30)})
+	out = append(out, corpusMessage{"deep-multipart", deepMultipart(60)}, corpusMessage{"deep-rfc822", deepRFC822(30)},
+		corpusMessage{"deeper-multipart", deepMultipart(120)}, corpusMessage{"deeper-rfc822", deepRFC822(120)},
+		corpusMessage{"long-lines", longLines()})
 	return out
 }
 
@@ -109,4 +111,15 @@ func deepRFC822(n int) []byte {
 // corpusDate is the internal date of corpus message i.
 func corpusDate(i int) time.Time {
 	return time.Date(2024, 3, 1, 9, 30, 0, 0, time.UTC).Add(time.Duration(i) * time.Hour)
+}
+
+// longLines has a header field and a body line far longer than any
+// buffer.
+func longLines() []byte {
+	var b strings.Builder
+	b.WriteString("From: long@example.com\r\nSubject: " + strings.Repeat("s", 100<<10) + "\r\n")
+	b.WriteString("X-Folded: a\r\n" + strings.Repeat(" folded line\r\n", 5000))
+	b.WriteString("Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
+	b.WriteString(strings.Repeat("=41", 70<<10) + "\r\n" + strings.Repeat("x", 200<<10) + "=\r\nend\r\n")
+	return []byte(b.String())
 }

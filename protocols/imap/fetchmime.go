@@ -20,8 +20,9 @@ import (
 //   - a multipart without a boundary parameter has no parts, a
 //     multipart/digest's parts are message/rfc822 unless they say
 //     otherwise, and a message/rfc822 part holds one message;
-//   - nesting stops at maxMIMEDepth and maxMIMEParts (Dovecot's limits):
-//     deeper parts are leaves.
+//   - nesting stops at maxMIMEDepth levels and maxMIMEParts parts
+//     (Dovecot's limits): a multipart or message/rfc822 there is a leaf,
+//     of type application/octet-stream.
 //
 // The parser reads the message once, through a bufio.Reader, keeping
 // only the header fields BODYSTRUCTURE and ENVELOPE need (each cut at
@@ -29,7 +30,7 @@ import (
 const (
 	maxMIMEDepth = 100
 	maxMIMEParts = 10000
-	maxFieldKept = 64 << 10
+	maxFieldKept = 1 << 20
 	maxLineKept  = maxFieldKept + 1024
 )
 
@@ -42,7 +43,16 @@ type mimePart struct {
 	h          partHeader
 	multipart  bool
 	message    bool // message/rfc822: children[0] is the message
-	children   []*mimePart
+	// headerCut: a boundary line ended the header, which then keeps
+	// its last line break.
+	headerCut bool
+	// truncated: a multipart or message/rfc822 the limits left
+	// unparsed, answered as application/octet-stream as Dovecot does.
+	truncated bool
+	// fieldsEnd is where the header's fields end: before its empty
+	// line, or at its end when it has none.
+	fieldsEnd int64
+	children  []*mimePart
 }
 
 func (p *mimePart) bodyOff() int64 { return p.off + p.headerSize }
@@ -55,8 +65,9 @@ type partHeader struct {
 }
 
 type headerField struct {
-	name  string // lower-case
-	value string
+	name     string // lower-case
+	value    string
+	off, end int64 // the field's lines in the file
 }
 
 // wantedField reports whether a header field is kept.
@@ -78,12 +89,19 @@ func wantedField(lower []byte) bool {
 // first returns the first value of field name, as the parser takes
 // Content-Type.
 func (h *partHeader) first(name string) (string, bool) {
-	for _, f := range h.fields {
-		if f.name == name {
-			return f.value, true
-		}
+	if f := h.firstField(name); f != nil {
+		return f.value, true
 	}
 	return "", false
+}
+
+func (h *partHeader) firstField(name string) *headerField {
+	for i := range h.fields {
+		if h.fields[i].name == name {
+			return &h.fields[i]
+		}
+	}
+	return nil
 }
 
 // last returns the last value of field name, as Dovecot's envelope and
@@ -103,10 +121,11 @@ type lineReader struct {
 	pos   int64 // offset of the next unread byte
 	lfs   int64 // LFs consumed
 	err   error
-	line  []byte // the current line, cut at maxLineKept
-	start int64  // its offset
-	size  int64  // its full length
-	term  int    // its line break: 0 (end of data), 1 (LF), 2 (CRLF)
+	line  []byte // the current line, cut at keep octets
+	keep  int
+	start int64 // its offset
+	size  int64 // its full length
+	term  int   // its line break: 0 (end of data), 1 (LF), 2 (CRLF)
 	// prevTerm is the line break of the line before the current one.
 	prevTerm int
 	peeked   bool
@@ -128,8 +147,8 @@ func (l *lineReader) next() bool {
 	for {
 		seg, err := l.br.ReadSlice('\n')
 		l.size += int64(len(seg))
-		if len(l.line) < maxLineKept {
-			l.line = append(l.line, seg[:min(len(seg), maxLineKept-len(l.line))]...)
+		if len(l.line) < l.keep {
+			l.line = append(l.line, seg[:min(len(seg), l.keep-len(l.line))]...)
 		}
 		if n := len(seg); n >= 2 {
 			last2 = [2]byte{seg[n-2], seg[n-1]}
@@ -174,33 +193,60 @@ func (l *lineReader) content() []byte {
 type mimeParser struct {
 	lr     lineReader
 	bounds []string // active boundaries, outermost first
-	parts  int
+	// bodyKeep is what a body line must keep to be matched against the
+	// boundaries.
+	bodyKeep int
+	parts    int
+	// boundaryEnd is where the last boundary line consumed ends: its
+	// line break is its own, never the one before a following boundary.
+	boundaryEnd int64
+	// noTrimAt is a boundary line whose line break before it stays in
+	// the parts that end there.
+	noTrimAt int64
 }
 
 // parseMIME reads the tree of the size octets of r.
 func parseMIME(r io.Reader) *mimePart {
-	p := &mimeParser{lr: lineReader{br: bufio.NewReaderSize(r, 16<<10)}}
+	p := newMIMEParser(r)
 	root := &mimePart{}
 	p.part(root, false, 0)
 	return root
 }
 
+func newMIMEParser(r io.Reader) *mimeParser {
+	return &mimeParser{lr: lineReader{br: bufio.NewReaderSize(r, 4096)}, bodyKeep: 2, noTrimAt: -1}
+}
+
+// parseHeader reads only the message's header, which is all ENVELOPE
+// needs.
+func parseHeader(r io.Reader) *partHeader {
+	var mp mimePart
+	newMIMEParser(r).header(&mp)
+	return &mp.h
+}
+
 // boundary returns the index of the active boundary the current line
-// is, innermost first, and whether it closes its multipart; -1 if none.
+// is, and whether it closes its multipart; -1 if none. As Dovecot's
+// parser: the line must start with "--" and the boundary; of several
+// such, the longest wins, then the innermost.
 func (p *mimeParser) boundary() (int, bool) {
 	line := p.lr.line
 	if len(p.bounds) == 0 || len(line) < 2 || line[0] != '-' || line[1] != '-' {
 		return -1, false
 	}
 	rest := line[2:]
+	best := -1
 	for i := len(p.bounds) - 1; i >= 0; i-- {
 		b := p.bounds[i]
-		if len(rest) >= len(b) && string(rest[:len(b)]) == b {
-			after := rest[len(b):]
-			return i, len(after) >= 2 && after[0] == '-' && after[1] == '-'
+		if len(rest) >= len(b) && string(rest[:len(b)]) == b && (best < 0 || len(b) > len(p.bounds[best])) {
+			best = i
 		}
 	}
-	return -1, false
+	if best < 0 {
+		return -1, false
+	}
+	after := rest[len(p.bounds[best]):]
+	return best, len(after) >= 2 && after[0] == '-' && after[1] == '-'
 }
 
 // part parses one part from the current position up to a boundary
@@ -211,28 +257,40 @@ func (p *mimeParser) part(mp *mimePart, digestChild bool, depth int) {
 	if p.lr.peeked {
 		mp.off = p.lr.start
 	}
+	mp.fieldsEnd = -1
 	p.header(mp)
 	mp.headerSize = p.lr.pos - mp.off
 	if p.lr.peeked {
 		mp.headerSize = p.lr.start - mp.off
 	}
+	if mp.fieldsEnd < 0 {
+		mp.fieldsEnd = mp.off + mp.headerSize
+	}
 	bodyStart := mp.off + mp.headerSize
 
-	typ, sub, params := contentType(&mp.h)
-	if typ == "" && digestChild {
+	typ, sub, params, present := contentType(&mp.h)
+	if !present && digestChild {
 		typ, sub = "message", "rfc822"
 	}
-	deeper := depth < maxMIMEDepth && p.parts < maxMIMEParts
+	deeper := depth+1 < maxMIMEDepth && p.parts < maxMIMEParts
 	switch {
+	case !deeper && (eqFold(typ, "multipart") || eqFold(typ, "message") && eqFold(sub, "rfc822")):
+		mp.truncated = true
+		p.leafBody(mp, bodyStart)
 	case eqFold(typ, "multipart"):
 		mp.multipart = true
 		b, ok := paramValue(params, "boundary")
-		if !ok || b == "" || !deeper {
+		if !ok {
+			// Without a boundary there are no parts; an empty one
+			// is a boundary, as Dovecot takes it.
 			p.leafBody(mp, bodyStart)
 			return
 		}
 		p.bounds = append(p.bounds, b)
 		own := len(p.bounds) - 1
+		saved := p.bodyKeep
+		p.bodyKeep = max(p.bodyKeep, len(b)+4)
+		p.lr.keep = p.bodyKeep
 		lf0 := p.lr.lfs
 		digest := eqFold(sub, "digest")
 		closed := false
@@ -245,6 +303,7 @@ func (p *mimeParser) part(mp *mimePart, digestChild bool, depth int) {
 				p.lr.unread()
 				break
 			}
+			p.boundaryEnd = p.lr.pos
 			if isClose {
 				closed = true
 				continue
@@ -261,6 +320,7 @@ func (p *mimeParser) part(mp *mimePart, digestChild bool, depth int) {
 					p.lr.unread()
 					break
 				}
+				p.boundaryEnd = p.lr.pos
 				if isClose || p.parts >= maxMIMEParts {
 					closed = true
 				}
@@ -270,18 +330,22 @@ func (p *mimeParser) part(mp *mimePart, digestChild bool, depth int) {
 			}
 		}
 		p.bounds = p.bounds[:own]
+		p.bodyKeep, p.lr.keep = saved, saved
 		p.finishBody(mp, bodyStart, lf0)
-	case eqFold(typ, "message") && eqFold(sub, "rfc822") && deeper:
+	case eqFold(typ, "message") && eqFold(sub, "rfc822"):
 		mp.message = true
 		lf0 := p.lr.lfs
 		child := &mimePart{}
 		mp.children = []*mimePart{child}
 		p.part(child, false, depth+1)
 		p.finishBody(mp, bodyStart, lf0)
-		// The message ends where its part ends.
-		child.off = bodyStart
-		if child.end() > mp.end() {
-			child.bodySize = max(0, mp.end()-child.bodyOff())
+		// The message lies inside its part, whose header may have
+		// given its last line break to the boundary.
+		child.off = min(child.off, mp.bodyOff())
+		if excess := child.end() - mp.end(); excess > 0 {
+			cut := min(excess, child.bodySize)
+			child.bodySize -= cut
+			child.headerSize -= excess - cut
 		}
 	default:
 		p.leafBody(mp, bodyStart)
@@ -295,24 +359,33 @@ func (p *mimeParser) header(mp *mimePart) {
 	var value []byte
 	flush := func() {
 		if cur != nil {
-			cur.value = string(bytes.TrimSpace(value))
+			// A folded first line keeps the space that starts
+			// the next, as Dovecot has it.
+			cur.value = string(bytes.TrimRight(value, " \t\r\n"))
 			mp.h.fields = append(mp.h.fields, *cur)
 			cur = nil
 		}
 	}
+	p.lr.keep = maxLineKept
+	defer func() { p.lr.keep = p.bodyKeep }()
 	for p.lr.next() {
 		if i, _ := p.boundary(); i >= 0 {
 			p.lr.unread()
+			mp.headerCut = true
 			break
 		}
 		line := p.lr.content()
 		if len(line) == 0 {
+			mp.fieldsEnd = p.lr.start
 			break
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			if cur != nil && len(value) < maxFieldKept {
-				value = append(value, '\n')
-				value = append(value, line[:min(len(line), maxFieldKept-len(value))]...)
+			if cur != nil {
+				cur.end = p.lr.start + p.lr.size
+				if len(value) < maxFieldKept {
+					value = append(value, '\n')
+					value = append(value, line[:min(len(line), maxFieldKept-len(value))]...)
+				}
 			}
 			continue
 		}
@@ -325,8 +398,8 @@ func (p *mimeParser) header(mp *mimePart) {
 		if !wantedField(name) {
 			continue
 		}
-		cur = &headerField{name: string(name)}
-		value = append(value[:0], line[colon+1:]...)
+		cur = &headerField{name: string(name), off: p.lr.start, end: p.lr.start + p.lr.size}
+		value = append(value[:0], bytes.TrimLeft(line[colon+1:min(len(line), colon+1+maxFieldKept)], " \t")...)
 	}
 	flush()
 }
@@ -345,6 +418,8 @@ func (p *mimeParser) leafBody(mp *mimePart, bodyStart int64) {
 
 // finishBody sets the body's size and lines once the reader stands on
 // the boundary line that ends it (unread) or at the end of the data.
+// The line break before a boundary line is the boundary's: it is taken
+// from the body, or from the header when the body is empty.
 func (p *mimeParser) finishBody(mp *mimePart, bodyStart, lf0 int64) {
 	lfs := p.lr.lfs - lf0
 	end := p.lr.pos
@@ -353,12 +428,24 @@ func (p *mimeParser) finishBody(mp *mimePart, bodyStart, lf0 int64) {
 		if p.lr.term > 0 {
 			lfs-- // the boundary line's own LF
 		}
-		if t := int64(p.lr.prevTerm); t > 0 && end-t >= bodyStart {
+		if t := int64(p.lr.prevTerm); t > 0 && p.noTrimAt != end && end-t >= max(mp.off, p.boundaryEnd) {
 			end -= t
-			lfs--
+			if end >= bodyStart {
+				lfs--
+			}
+			if mp.headerCut {
+				// Dovecot takes the line break from a header a
+				// boundary cut, but not from the message/rfc822
+				// parts around it.
+				p.noTrimAt = p.lr.start
+			}
 		}
 	}
-	mp.bodySize = max(0, end-bodyStart)
+	if end < bodyStart {
+		mp.headerSize = end - mp.off
+		bodyStart = end
+	}
+	mp.bodySize = end - bodyStart
 	mp.lines = max(0, lfs)
 }
 

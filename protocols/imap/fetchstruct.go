@@ -16,15 +16,21 @@ import (
 // are the raw field values with line breaks folded to one space and
 // encoded-words left encoded.
 
-// hdrToken reads an RFC 2045 token (or atom) at s[i:], after white
-// space and comments.
+// skipCFWS skips white space and (nested) comments from s[i:].
 func skipCFWS(s string, i int) int {
+	i, _, _ = skipCFWSComment(s, i)
+	return i
+}
+
+// skipCFWSComment skips white space and (nested) comments from s[i:],
+// and returns the text of the last comment skipped.
+func skipCFWSComment(s string, i int) (next int, comment string, had bool) {
 	for i < len(s) {
 		switch c := s[i]; {
 		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
 			i++
 		case c == '(':
-			depth := 0
+			start, depth := i+1, 0
 			for i < len(s) {
 				c := s[i]
 				if c == '\\' && i+1 < len(s) {
@@ -35,17 +41,23 @@ func skipCFWS(s string, i int) int {
 				if c == '(' {
 					depth++
 				} else if c == ')' {
-					depth--
-					if depth == 0 {
+					if depth--; depth == 0 {
 						break
 					}
 				}
 			}
+			end := i - 1
+			if depth != 0 {
+				end = i // unterminated: the rest
+			}
+			if end >= start {
+				comment, had = s[start:end], true
+			}
 		default:
-			return i
+			return i, comment, had
 		}
 	}
-	return i
+	return i, comment, had
 }
 
 func isTokenChar(c byte) bool {
@@ -89,24 +101,34 @@ func quotedString(s string, i int) (string, int, bool) {
 }
 
 // contentType parses the first Content-Type: type and subtype as
-// written, "" when absent or invalid.
-func contentType(h *partHeader) (typ, sub string, params []wire.Param) {
+// written. present is false without the field (the part is then
+// text/plain, or message/rfc822 in a digest); a value that does not
+// parse (no type, "type/" or junk after the subtype) gives an empty type
+// and subtype, which Dovecot sends as "" "". A type without a subtype
+// keeps the type.
+func contentType(h *partHeader) (typ, sub string, params []wire.Param, present bool) {
 	v, ok := h.first("content-type")
 	if !ok {
-		return "", "", nil
+		return "", "", nil, false
 	}
 	i := skipCFWS(v, 0)
 	typ, i = token(v, i)
 	i = skipCFWS(v, i)
-	if typ == "" || i >= len(v) || v[i] != '/' {
-		return "", "", nil
+	if typ == "" {
+		return "", "", nil, true
+	}
+	if i >= len(v) || v[i] != '/' {
+		if i < len(v) && v[i] != ';' {
+			return "", "", nil, true
+		}
+		return typ, "", parseParams(v, i), true
 	}
 	i = skipCFWS(v, i+1)
 	sub, i = token(v, i)
-	if sub == "" {
-		return "", "", nil
+	if i = skipCFWS(v, i); sub == "" || (i < len(v) && v[i] != ';') {
+		return "", "", nil, true
 	}
-	return typ, sub, parseParams(v, i)
+	return typ, sub, parseParams(v, i), true
 }
 
 // parseParams reads "; name=value" pairs from v[i:], stopping at the
@@ -136,10 +158,7 @@ func parseParams(v string, i int) []wire.Param {
 				break
 			}
 		} else {
-			value, j = token(v, j)
-			if value == "" {
-				break
-			}
+			value, j = token(v, j) // may be empty, as Dovecot takes it
 		}
 		i = j
 		if strings.IndexByte(name, '*') >= 0 {
@@ -163,6 +182,7 @@ func joinRFC2231(ext []wire.Param) []wire.Param {
 		idx     int
 		encoded bool
 		value   string
+		raw     string // the name as written
 	}
 	var pieces []piece
 	var out []wire.Param
@@ -172,14 +192,14 @@ func joinRFC2231(ext []wire.Param) []wire.Param {
 		encoded := strings.HasSuffix(rest, "*")
 		rest = strings.TrimSuffix(rest, "*")
 		if rest == "" {
-			pieces = append(pieces, piece{base, -1, true, p.Value})
+			pieces = append(pieces, piece{base, -1, true, p.Value, p.Name})
 			continue
 		}
 		n, err := strconv.Atoi(rest)
 		if err != nil || n < 0 {
 			continue
 		}
-		pieces = append(pieces, piece{base, n, encoded, p.Value})
+		pieces = append(pieces, piece{base, n, encoded, p.Value, p.Name})
 	}
 	sort.SliceStable(pieces, func(a, b int) bool {
 		if !strings.EqualFold(pieces[a].base, pieces[b].base) {
@@ -196,15 +216,35 @@ func joinRFC2231(ext []wire.Param) []wire.Param {
 		}
 		j := i
 		var b strings.Builder
+		whole := true
 		for j < len(pieces) && strings.EqualFold(pieces[j].base, p.base) && pieces[j].idx >= 0 {
+			whole = whole && pieces[j].idx == j-i
 			b.WriteString(pieces[j].value)
 			j++
 		}
-		name := p.base
-		if p.encoded {
-			name += "*"
+		if !whole {
+			// Missing or repeated pieces: Dovecot sends them as they
+			// are.
+			for _, q := range pieces[i:j] {
+				out = append(out, wire.Param{Name: q.raw, Value: q.value})
+			}
+			i = j
+			continue
 		}
-		out = append(out, wire.Param{Name: name, Value: b.String()})
+		name, value := p.base, b.String()
+		anyEncoded := false
+		for _, q := range pieces[i:j] {
+			anyEncoded = anyEncoded || q.encoded
+		}
+		if anyEncoded {
+			// Encoded from the first piece on, or only later: then
+			// with an empty charset and language before.
+			name += "*"
+			if !p.encoded {
+				value = "''" + value
+			}
+		}
+		out = append(out, wire.Param{Name: name, Value: value})
 		i = j
 	}
 	return out
@@ -222,7 +262,7 @@ func paramValue(params []wire.Param, name string) (string, bool) {
 // transferEncoding is a part's Content-Transfer-Encoding as written, ""
 // when absent.
 func transferEncoding(h *partHeader) string {
-	v, ok := h.last("content-transfer-encoding")
+	v, ok := h.first("content-transfer-encoding")
 	if !ok {
 		return ""
 	}
@@ -231,25 +271,51 @@ func transferEncoding(h *partHeader) string {
 }
 
 func optString(h *partHeader, name string) *string {
-	v, ok := h.last(name)
+	v, ok := h.first(name)
 	if !ok {
 		return nil
 	}
-	v = unfold(v)
+	v = dropLineBreaks(v)
 	return &v
+}
+
+// dropLineBreaks removes the line breaks of a folded value and replaces
+// NULs, as Dovecot's header parser unfolds.
+func dropLineBreaks(v string) string {
+	if !strings.ContainsAny(v, "\r\n\x00") {
+		return v
+	}
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case '\r', '\n':
+		case 0:
+			b.WriteString("\uFFFD")
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // bodyPart builds the BODYSTRUCTURE of p.
 func bodyPart(p *mimePart, digestChild bool) *wire.BodyPart {
 	bp := &wire.BodyPart{Size: p.bodySize}
-	typ, sub, params := contentType(&p.h)
-	if typ == "" {
+	typ, sub, params, present := contentType(&p.h)
+	if !present {
 		typ, sub = "text", "plain"
 		if digestChild {
 			typ, sub = "message", "rfc822"
 		}
 	}
+	if p.truncated {
+		typ, sub = "application", "octet-stream"
+	}
 	bp.Type, bp.Subtype, bp.Params = typ, sub, params
+	if p.message {
+		// Dovecot writes these two in lower case, whatever the header.
+		bp.Type, bp.Subtype = "message", "rfc822"
+	}
 	if p.multipart {
 		bp.Multipart = true
 		digest := eqFold(sub, "digest")
@@ -277,7 +343,7 @@ func bodyPart(p *mimePart, digestChild bool) *wire.BodyPart {
 		}
 		bp.MD5 = optString(&p.h, "content-md5")
 	}
-	if v, ok := p.h.last("content-disposition"); ok {
+	if v, ok := p.h.first("content-disposition"); ok {
 		i := skipCFWS(v, 0)
 		d, j := token(v, i)
 		if d != "" {
@@ -285,9 +351,18 @@ func bodyPart(p *mimePart, digestChild bool) *wire.BodyPart {
 			bp.DispositionParams = parseParams(v, j)
 		}
 	}
-	if v, ok := p.h.last("content-language"); ok {
-		for _, l := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' || r == '\r' }) {
+	if v, ok := p.h.first("content-language"); ok {
+		for i := skipCFWS(v, 0); i < len(v); i = skipCFWS(v, i) {
+			if v[i] == ',' {
+				i++
+				continue
+			}
+			l, j := token(v, i)
+			if l == "" {
+				break
+			}
 			bp.Language = append(bp.Language, l)
+			i = j
 		}
 	}
 	bp.Location = optString(&p.h, "content-location")
@@ -321,31 +396,37 @@ func unfold(v string) string {
 // envelope builds the ENVELOPE of a message's header.
 func envelope(h *partHeader) *wire.Envelope {
 	env := &wire.Envelope{}
-	str := func(name string) *string {
+	// Subject and Date fold each line break and the white space after
+	// it into a space; In-Reply-To and Message-ID only lose the line
+	// breaks (Dovecot's two ways of writing them).
+	str := func(name string, fold func(string) string) *string {
 		v, ok := h.last(name)
 		if !ok {
 			return nil
 		}
-		v = unfold(v)
+		v = fold(v)
 		return &v
 	}
 	addrs := func(name string) []wire.Address {
-		v, ok := h.last(name)
-		if !ok {
-			return nil
+		// Every occurrence adds to the list, as Dovecot reads them.
+		var out []wire.Address
+		for _, f := range h.fields {
+			if f.name == name {
+				out = append(out, parseAddressList(f.value)...)
+			}
 		}
-		return parseAddressList(v)
+		return out
 	}
-	env.Date = str("date")
-	env.Subject = str("subject")
+	env.Date = str("date", unfold)
+	env.Subject = str("subject", unfold)
 	env.From = addrs("from")
 	env.Sender = addrs("sender")
 	env.ReplyTo = addrs("reply-to")
 	env.To = addrs("to")
 	env.Cc = addrs("cc")
 	env.Bcc = addrs("bcc")
-	env.InReplyTo = str("in-reply-to")
-	env.MessageID = str("message-id")
+	env.InReplyTo = str("in-reply-to", dropLineBreaks)
+	env.MessageID = str("message-id", dropLineBreaks)
 	if len(env.Sender) == 0 {
 		env.Sender = env.From
 	}

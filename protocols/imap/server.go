@@ -105,11 +105,19 @@ type Server struct {
 	// 120,000 messages' worth).
 	SortCacheBytes int64
 
-	sorts     *sortCache // SORT and THREAD's header fields, all sessions'
-	mu        sync.Mutex
-	started   bool
-	gate      *gate.Gate
-	tlsConfig *tls.Config
+	// MaxCompressed caps the sessions that may use COMPRESS=DEFLATE at
+	// once (default DefaultMaxCompressed), MaxCompressedPerNetwork those
+	// of one client network (default DefaultMaxCompressedPerNetwork);
+	// negative: none may.
+	MaxCompressed           int
+	MaxCompressedPerNetwork int
+
+	sorts      *sortCache // SORT and THREAD's header fields, all sessions'
+	compressed compressCap
+	mu         sync.Mutex
+	started    bool
+	gate       *gate.Gate
+	tlsConfig  *tls.Config
 }
 
 // init prepares the server's state once; s.mu is held.

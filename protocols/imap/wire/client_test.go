@@ -277,7 +277,7 @@ func TestClientDifferential(t *testing.T) {
 		enc.Status(cmd.Tag, imap.StatusResponseTypeOK, CodeModified(imap.SeqSetNum(2)), "Conditional STORE failed")
 	})
 	mustEqual(t, "STORE", cmd.Args, &Store{NumSet: imap.SeqSetNum(1, 2), Flags: imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagFlagged, "$Label1"}},
-		Options: imap.StoreOptions{UnchangedSince: 99}})
+		Options: imap.StoreOptions{UnchangedSince: 99}, Conditional: true})
 	if _, err := stoc.Collect(); err != nil {
 		t.Fatal(err)
 	}

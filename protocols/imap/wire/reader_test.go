@@ -158,7 +158,7 @@ var validCommands = []struct {
 	{"a FETCH $ (FLAGS)", "FETCH", &Fetch{NumSet: imap.SearchRes(), Options: imap.FetchOptions{Flags: true}}},
 	{"a STORE 1:3 +FLAGS (\\seen $Junk)", "STORE", &Store{NumSet: seqs("1:3"), Flags: imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagSeen, "$Junk"}}}},
 	{"a UID STORE 5 (UNCHANGEDSINCE 320162338) -FLAGS.SILENT \\Deleted", "UID STORE", &Store{UID: true, NumSet: uids("5"),
-		Flags: imap.StoreFlags{Op: imap.StoreFlagsDel, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, Options: imap.StoreOptions{UnchangedSince: 320162338}}},
+		Flags: imap.StoreFlags{Op: imap.StoreFlagsDel, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, Options: imap.StoreOptions{UnchangedSince: 320162338}, Conditional: true}},
 	{"a STORE 1 FLAGS ()", "STORE", &Store{NumSet: seqs("1"), Flags: imap.StoreFlags{Op: imap.StoreFlagsSet, Flags: []imap.Flag{}}}},
 	{"a COPY 1:2 Trash", "COPY", &Copy{NumSet: seqs("1:2"), Mailbox: "Trash"}},
 	{"a UID MOVE 7 Trash", "UID MOVE", &Copy{UID: true, Move: true, NumSet: uids("7"), Mailbox: "Trash"}},
