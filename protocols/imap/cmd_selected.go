@@ -808,10 +808,6 @@ func (c *conn) cmdSort(cmd *wire.Command) error {
 
 func (c *conn) cmdThread(cmd *wire.Command) error {
 	a := cmd.Args.(*wire.Thread)
-	// The reader takes any atom; only the advertised algorithms run.
-	if a.Algorithm != goimap.ThreadOrderedSubject && a.Algorithm != goimap.ThreadReferences {
-		return bad("Unknown thread algorithm")
-	}
 	sel := c.sel
 	idx, err := searchFolder(c.ctx, sel.folder, a.Charset, &a.Criteria, sel.searchRes)
 	if err != nil {
