@@ -1,10 +1,13 @@
 package imap
 
 import (
+	"bufio"
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -511,4 +514,44 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// TestHostileSTARTTLS: plaintext sent after STARTTLS never runs as a
+// command, whether it was pipelined behind STARTTLS (dropped: the session
+// goes on under TLS) or sent after the OK in place of a TLS handshake (the
+// handshake fails and the connection closes unanswered).
+func TestHostileSTARTTLS(t *testing.T) {
+	e := newEnv(t, withTLS(true))
+	t.Run("pipelined, with a literal", func(t *testing.T) {
+		r := e.raw(t)
+		r.send("S1 STARTTLS\r\nX1 LOGIN {5+}\r\nX2 LOGOUT\r\n")
+		if l := r.line(); l != "S1 OK Begin TLS negotiation now" {
+			t.Fatalf("STARTTLS: %q", l)
+		}
+		tc := tls.Client(r.c, clientTLS())
+		if err := tc.Handshake(); err != nil {
+			t.Fatalf("handshake: %v", err)
+		}
+		tr := &raw{t: t, c: tc, br: bufio.NewReader(tc)}
+		tr.send("N1 NOOP\r\n")
+		if l := tr.line(); !strings.HasPrefix(l, "N1 OK") {
+			t.Fatalf("under TLS: %q (nothing pipelined may run)", l)
+		}
+	})
+	t.Run("plaintext instead of the handshake", func(t *testing.T) {
+		r := e.raw(t)
+		r.send("S1 STARTTLS\r\n")
+		if l := r.line(); l != "S1 OK Begin TLS negotiation now" {
+			t.Fatalf("STARTTLS: %q", l)
+		}
+		r.send("X1 LOGIN " + testUser + " " + testPass + "\r\nX2 NOOP\r\n")
+		r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		rest, err := io.ReadAll(r.br)
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatal("the connection stays open after a failed handshake")
+		}
+		if bytes.Contains(rest, []byte("X1")) || bytes.Contains(rest, []byte("X2")) {
+			t.Fatalf("plaintext answered: %q", rest)
+		}
+	})
 }
