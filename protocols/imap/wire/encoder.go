@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
@@ -220,12 +221,33 @@ func (e *Encoder) Status(tag string, typ imap.StatusResponseType, code Code, tex
 	e.crlf()
 }
 
-// textSafe keeps a human-readable text on one line.
+// textSafe keeps a human-readable text on one line and free of control
+// octets and invalid UTF-8, which a text echoing the client's words (an
+// unknown command or keyword) could otherwise carry: CR and LF become
+// spaces, the others "?".
 func textSafe(s string) string {
-	if !strings.ContainsAny(s, "\r\n") {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f || c >= 0x80 {
+			clean = false
+			break
+		}
+	}
+	if clean || (utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)) {
 		return s
 	}
-	return strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\r' || r == '\n':
+			b.WriteByte(' ')
+		case r == utf8.RuneError || unicode.IsControl(r):
+			b.WriteByte('?')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // Continue writes a continuation request.

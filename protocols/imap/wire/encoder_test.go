@@ -63,6 +63,9 @@ func TestEncoderResponses(t *testing.T) {
 		},
 			"a1 NO [TRYCREATE] Mailbox does not exist\r\n"},
 		{"text on one line", func(e *Encoder) { e.Status("*", imap.StatusResponseTypeBye, "", "a\r\nb") }, "* BYE a  b\r\n"},
+		{"text echoing 8-bit and controls", func(e *Encoder) {
+			e.Status("a", imap.StatusResponseTypeBad, "CLIENTBUG", "Unknown X\xe9\xff\x00\x7f caf\u00e9")
+		}, "a BAD [CLIENTBUG] Unknown X???? caf\u00e9\r\n"},
 		{"empty text", func(e *Encoder) { e.Status("a", imap.StatusResponseTypeOK, "", "") }, "a OK OK\r\n"},
 		{"COPYUID", func(e *Encoder) {
 			e.Status("a", imap.StatusResponseTypeOK, CodeCopyUID(38505, imap.UIDSetNum(304, 319, 320), imap.UIDSetNum(3956, 3957, 3958)), "Done")
