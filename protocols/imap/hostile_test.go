@@ -101,6 +101,7 @@ func hostileCases() []hostileCase {
 		{name: "THREAD ORDEREDSUBJECT of hostile headers", login: true, select_: true, send: "A1 UID THREAD ORDEREDSUBJECT UTF-8 ALL\r\n", want: "* THREAD", then: "A1 OK"},
 		{name: "LIST with many wildcards", login: true, send: "A1 LIST \"\" \"" + strings.Repeat("*%", 500) + "x\"\r\n", want: "A1 OK"},
 		{name: "THREAD unknown algorithm", login: true, select_: true, send: "A1 THREAD FROBNICATE UTF-8 ALL\r\n", want: "A1 BAD [CLIENTBUG] Unknown thread algorithm FROBNICATE", exact: true},
+		{name: "THREAD 8-bit algorithm", login: true, select_: true, send: "A1 THREAD \xe9\xff UTF-8 ALL\r\n", want: "A1 BAD [CLIENTBUG] Unknown thread algorithm ??", exact: true},
 		{name: "FETCH CHANGEDSINCE not a number", login: true, select_: true, send: "A1 FETCH 1 (FLAGS) (CHANGEDSINCE x)\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command FETCH: Expected a number at \"x)\"", exact: true},
 		{name: "FETCH CHANGEDSINCE 0", login: true, select_: true, send: "A1 FETCH 1 (FLAGS) (CHANGEDSINCE 0)\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command FETCH: Mod-sequence must not be zero", exact: true},
 		{name: "STORE UNCHANGEDSINCE negative", login: true, select_: true, send: "A1 STORE 1 (UNCHANGEDSINCE -1) +FLAGS (\\Seen)\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command STORE: Expected a number"},

@@ -119,6 +119,10 @@ func checkAnswers(in, out []byte) error {
 	starts := commandStarts(in)
 	answered := map[string]int{}
 	for _, l := range serverLines(out) {
+		// Outside literals, a response is one line of text.
+		if strings.ContainsAny(l, "\x00\r") {
+			return fmt.Errorf("response line %q holds NUL or CR\nin: %q\nout: %q", l, in, out)
+		}
 		if strings.HasPrefix(l, "* ") || strings.HasPrefix(l, "+") {
 			continue
 		}
@@ -260,6 +264,7 @@ func TestSessionOracle(t *testing.T) {
 		// Literals in the output are skipped.
 		{"A1 FETCH 1 BODY[]\r\n", "* 1 FETCH (BODY[] {7}\r\nA9 OK\r\n)\r\nA1 OK\r\n", true},
 		{"A1 FETCH 1 BODY[]\r\n", "* 1 FETCH (BODY[] {2}\r\nA9 OK\r\n)\r\nA1 OK\r\n", false},
+		{"A1 NOOP\r\n", "* OK a\rb\r\nA1 OK\r\n", false},
 	}
 	for _, tc := range tests {
 		if err := checkAnswers([]byte(tc.in), []byte(tc.out)); (err == nil) != tc.ok {
