@@ -25,8 +25,9 @@ import (
 const ioBufferSize = 4 << 10
 
 // Error budgets: a client that has not logged in may send this many
-// refused commands (BAD) before the server says BYE, as Dovecot's login
-// process does; a logged-in client this many in a row.
+// refused commands (BAD) in all before the server says BYE (Dovecot 2.3's
+// login process says it at the third; ten leaves room for a confused but
+// honest client); a logged-in client this many in a row.
 const (
 	maxBadBeforeLogin = 10
 	maxBadInARow      = 20
