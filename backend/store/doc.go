@@ -43,7 +43,10 @@
 // first OpenMailbox, an existing tree when they are first listed or used.
 // Whatever creates one also subscribes it, once, in Dovecot's subscriptions
 // file, which is only ever rewritten when its list changes; INBOX always
-// counts as subscribed.
+// counts as subscribed. Other folders get a special use when created with
+// one (CreateSpecialFolder, IMAP CREATE (USE ...)): it is kept in a file in
+// the folder's directory, so it follows RENAME and goes with DELETE (rules
+// in specialuse.go).
 //
 // Writers of one folder are serialised by an in-process lock and an flock(2)
 // on vmaild.lock (so several vmaild processes may share a tree). Delivery

@@ -36,7 +36,8 @@ type FolderInfo struct {
 	Name string
 	// Attrs are RFC 3501/6154 attributes: \HasChildren or \HasNoChildren,
 	// \Noselect for a level that exists only as a parent of others, and
-	// the special use (\Sent, \Drafts, \Trash, \Junk) when there is one.
+	// the special use (\Sent, \Drafts, \Trash, \Junk, \Archive) when
+	// there is one: configured, or given at creation (CreateSpecialFolder).
 	Attrs []string
 	// SpecialUse is the special-use attribute alone, or "".
 	SpecialUse string
@@ -419,8 +420,7 @@ func (m *Mailbox) ListFolders(ctx context.Context) ([]FolderInfo, error) {
 		}
 		if !real[n] {
 			fi.Attrs = append(fi.Attrs, `\Noselect`)
-		}
-		if use := m.specialUse(n); use != "" && real[n] {
+		} else if use := m.folderSpecialUse(n); use != "" {
 			fi.SpecialUse = use
 			fi.Attrs = append(fi.Attrs, use)
 		}
