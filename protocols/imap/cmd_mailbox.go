@@ -22,10 +22,17 @@ func (c *conn) cmdCreate(cmd *wire.Command) error {
 	if err != nil {
 		return err
 	}
-	if len(a.Options.SpecialUse) > 0 {
-		return no(goimap.ResponseCode("USEATTR"), "Special-use folders are fixed by the server")
+	uses := make([]string, len(a.Options.SpecialUse))
+	for i, u := range a.Options.SpecialUse {
+		uses[i] = string(u)
 	}
-	if err := c.mb.CreateFolder(c.ctx, name); err != nil {
+	// The store decides which uses a folder can have (RFC 6154 §3:
+	// USEATTR when the use is the reason CREATE fails).
+	if err := c.mb.CreateSpecialFolder(c.ctx, name, uses); err != nil {
+		if errors.Is(err, store.ErrSpecialUse) {
+			c.log.Info("imap create refused", "err", err)
+			return no(goimap.ResponseCode("USEATTR"), "Unsupported special-use attribute")
+		}
 		return c.storeError("create", err)
 	}
 	return nil
