@@ -96,6 +96,7 @@ type Append struct {
 	started bool
 	done    bool
 	body    *io.LimitedReader
+	utf8    bool // the message being read is a UTF8 data item: ")" follows it
 }
 
 // AppendMessage is one message of an APPEND.
@@ -104,8 +105,13 @@ type AppendMessage struct {
 	// Binary is set for a literal8 (RFC 3516 BINARY): the message may
 	// contain NUL octets and is not to be content-transfer-decoded.
 	Binary bool
-	Size   int64
-	Body   io.Reader
+	// UTF8 is set for RFC 6855's UTF8 data item, UTF8 (~{n}): a message
+	// that may carry UTF-8 header fields (message/global), to be stored
+	// as sent. The session refuses it with BAD unless UTF8=ACCEPT is
+	// enabled; Binary is not set for it.
+	UTF8 bool
+	Size int64
+	Body io.Reader
 }
 
 // Next returns the next message, or nil after the last. An error is an

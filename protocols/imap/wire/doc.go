@@ -118,6 +118,8 @@
 // Package imap's conn.go is the loop over a Reader and an Encoder (see its
 // package comment). Not parsed,
 // deliberately, until vmaild offers them: CATENATE, URLAUTH, NOTIFY,
-// CONTEXT=SEARCH and PARTIAL, SEARCH's OLDER/YOUNGER (WITHIN), APPEND's
-// UTF8 data item (RFC 6855), METADATA and ACL.
+// CONTEXT=SEARCH and PARTIAL, SEARCH's OLDER/YOUNGER (WITHIN), METADATA
+// and ACL. APPEND's UTF8 data item (RFC 6855, "UTF8 (~{n}...)") is parsed
+// (AppendMessage.UTF8); refusing it before ENABLE UTF8=ACCEPT is the
+// session's business.
 package wire

@@ -27,6 +27,11 @@ func FuzzReadCommand(f *testing.F) {
 	}
 	f.Add("a APPEND INBOX (\\Seen) {5+}\r\nhello ~{3+}\r\na\x00b\r\nb NOOP\r\n")
 	f.Add("a NOOP x{11+}\r\nb LOGOUT\r\n\r\nc NOOP\r\n")
+	// RFC 6855's UTF8 data item, whole and broken.
+	f.Add("a APPEND INBOX (\\Seen) UTF8 (~{5+}\r\nh\xc3\xa9!!) {1+}\r\nx UTF8 (~{1+}\r\ny)\r\nb NOOP\r\n")
+	f.Add("a APPEND INBOX UTF8 (~{3+}\r\nabc\r\nb NOOP\r\n")
+	f.Add("a APPEND INBOX UTF8 ({3+}\r\nabc)\r\nb NOOP\r\n")
+	f.Add("a APPEND INBOX UTF8 ~{3}\r\nb NOOP\r\n")
 	f.Add("a SEARCH \"a\r\nb\" NOOP\r\n")
 	for _, line := range imaptestLines(f) {
 		f.Add(line + "\r\n")

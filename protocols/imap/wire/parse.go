@@ -401,6 +401,12 @@ func (r *Reader) nextAppend(a *Append) (*AppendMessage, error) {
 			}
 			return nil, err
 		}
+		if a.utf8 {
+			a.utf8 = false
+			if err := r.expect(')'); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if a.started && r.atEnd() && !r.marked {
 		return nil, nil
@@ -426,6 +432,29 @@ func (r *Reader) nextAppend(a *Append) (*AppendMessage, error) {
 			return nil, err
 		}
 	}
+	if c := r.peek(); c == 'U' || c == 'u' {
+		// RFC 6855 §4: "UTF8" SP "(" literal8 ")". Whether the session
+		// allows it (ENABLE UTF8=ACCEPT) is the session's to say.
+		k, err := r.keyword()
+		if err != nil {
+			return nil, err
+		}
+		if k != "UTF8" {
+			return nil, r.bad("Unknown APPEND data item %s", k)
+		}
+		if err = r.sp(); err != nil {
+			return nil, err
+		}
+		if err = r.expect('('); err != nil {
+			return nil, err
+		}
+		// Checked before literalHeader invites the data: refused here,
+		// a synchronizing literal is never sent.
+		if r.peek() != '~' {
+			return nil, r.bad("UTF8 data must be a literal8 at %q", r.near())
+		}
+		m.UTF8 = true
+	}
 	if !r.isLiteralNext() {
 		return nil, r.bad("Expected a message literal at %q", r.near())
 	}
@@ -434,7 +463,8 @@ func (r *Reader) nextAppend(a *Append) (*AppendMessage, error) {
 		return nil, err
 	}
 	a.started = true
-	m.Binary = lit8
+	a.utf8 = m.UTF8
+	m.Binary = lit8 && !m.UTF8
 	m.Size = size
 	a.body = &io.LimitedReader{R: r.br, N: size}
 	m.Body = a.body
