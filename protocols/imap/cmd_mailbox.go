@@ -206,7 +206,8 @@ func (c *conn) status(name string, options *goimap.StatusOptions) (*goimap.Statu
 
 // cmdAppend stores each message of an APPEND as it streams in. A
 // MULTIAPPEND (RFC 3502) is all or nothing: when a later message fails,
-// the ones already stored are removed again.
+// the ones already stored are removed again. A UTF8 data item (RFC 6855)
+// is stored as sent, like any other message.
 func (c *conn) cmdAppend(cmd *wire.Command) error {
 	a := cmd.Args.(*wire.Append)
 	name, err := mailboxName(a.Mailbox, c.utf8)
@@ -245,6 +246,12 @@ func (c *conn) cmdAppend(cmd *wire.Command) error {
 		}
 		if m == nil {
 			break
+		}
+		if m.UTF8 && !c.utf8 {
+			// RFC 6855 §4: BAD unless the client enabled UTF8=ACCEPT.
+			// The next command skips the rest of this one.
+			undo()
+			return bad("APPEND UTF8 needs ENABLE UTF8=ACCEPT first")
 		}
 		opts := store.AppendOptions{Size: m.Size, Flags: flagNames(m.Options.Flags), InternalDate: m.Options.Time}
 		c.gc.BeginData()

@@ -40,8 +40,8 @@ var createUseCases = []struct {
 	{cmd: `CREATE Deep/Bin (USE (\Trash))`, want: "OK"},
 	{cmd: `CREATE Plain (USE ())`, want: "OK"},
 	{cmd: `CREATE Archive (USE (\Archive))`, want: "NO [ALREADYEXISTS]"},
-	// Dovecot 2.3 answers OK to any CREATE (USE ...) and lists none of
-	// the uses afterwards: it drops them. vmaild refuses what it would
+	// Dovecot 2.3 does not advertise CREATE-SPECIAL-USE: it answers OK
+	// to any CREATE (USE ...) and lists none of the uses afterwards. vmaild refuses what it would
 	// not honour, as RFC 6154 §3 asks.
 	{cmd: `CREATE Imp (USE (\Important))`, want: "NO [USEATTR]", dovecot: "OK"},
 	// Not a use-attr at all (no backslash): wire's grammar says BAD.
