@@ -139,6 +139,12 @@ func hostileCases() []hostileCase {
 		{name: "second APPEND message", login: true, send: "A1 APPEND INBOX {5+}\r\nhello {11+}\r\nA2 LOGOUT\r\n\r\n", want: "A1 OK [APPENDUID"},
 		{name: "data after the APPEND message", login: true, send: "A1 APPEND INBOX {5+}\r\nhello) x\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command APPEND: Expected a space"},
 		{name: "second streamed APPEND message", login: true, send: "A1 APPEND INBOX {5000+}\r\n" + strings.Repeat("m", 5000) + " {11+}\r\nA2 LOGOUT\r\n\r\n", want: "A1 OK [APPENDUID"},
+		// RFC 6855's UTF8 data item: BAD before ENABLE UTF8=ACCEPT, its
+		// literal skipped, never read as a command.
+		{name: "APPEND UTF8 without ENABLE", login: true, send: "A1 APPEND INBOX UTF8 (~{11+}\r\nA2 LOGOUT\r\n)\r\n", want: "A1 BAD [CLIENTBUG] APPEND UTF8 needs ENABLE UTF8=ACCEPT first", exact: true},
+		{name: "APPEND UTF8 with a classic literal", login: true, send: "A1 APPEND INBOX UTF8 ({11+}\r\nA2 LOGOUT\r\n)\r\n", want: "A1 BAD [CLIENTBUG] Error in IMAP command APPEND: UTF8 data must be a literal8"},
+		{name: "APPEND UTF8 unclosed", login: true, send: "A1 ENABLE UTF8=ACCEPT\r\nA2 APPEND INBOX UTF8 (~{11+}\r\nA3 LOGOUT\r\n\r\n", want: "A1 OK", then: "A2 BAD [CLIENTBUG] Error in IMAP command APPEND: Missing ')'"},
+		{name: "CREATE a virtual special use", login: true, send: "A1 CREATE x (USE (\\All))\r\n", want: "A1 NO [USEATTR] Unsupported special-use attribute", exact: true},
 		{name: "large APPEND mailbox literal", login: true, send: "A1 APPEND {5000+}\r\n" + strings.Repeat("m", 5000-len("\r\nA2 LOGOUT\r\n")) + "\r\nA2 LOGOUT\r\n (\\Seen) {1+}\r\nx\r\n", want: "A1 NO Mailbox name is not valid mUTF-7", exact: true},
 		{name: "long tag", send: strings.Repeat("t", 300) + " NOOP x\r\n", want: strings.Repeat("t", 300) + " BAD [CLIENTBUG] Error in IMAP command NOOP: Unexpected arguments"},
 	}
