@@ -372,8 +372,10 @@ func (m *Mailbox) ListFolders(ctx context.Context) ([]FolderInfo, error) {
 	}
 	real := map[string]bool{Inbox: true}
 	all := map[string]bool{Inbox: true}
+	stored := false
 	for _, de := range ents {
 		if !de.IsDir() {
+			stored = stored || de.Name() == specialUseHint
 			continue
 		}
 		name, ok := folderName(de.Name())
@@ -420,7 +422,7 @@ func (m *Mailbox) ListFolders(ctx context.Context) ([]FolderInfo, error) {
 		}
 		if !real[n] {
 			fi.Attrs = append(fi.Attrs, `\Noselect`)
-		} else if use := m.folderSpecialUse(n); use != "" {
+		} else if use := m.folderSpecialUse(n, stored); use != "" {
 			fi.SpecialUse = use
 			fi.Attrs = append(fi.Attrs, use)
 		}

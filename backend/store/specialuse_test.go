@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -136,4 +137,35 @@ func equalMaps(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// BenchmarkListFolders200 lists 200 folders, in an account that never
+// created one with a use (no use file is opened) and in one where one
+// folder in four has a use (each folder costs an open of its use file).
+func BenchmarkListFolders200(b *testing.B) {
+	for _, every := range []int{0, 4} {
+		b.Run("uses=1/"+strconv.Itoa(every), func(b *testing.B) {
+			ctx := context.Background()
+			s := newTestStore(b)
+			mb := mustOpen(b, s, "a@example.org")
+			for i := range 200 {
+				name := "f" + strconv.Itoa(i)
+				var err error
+				if every > 0 && i%every == 0 {
+					err = mb.CreateSpecialFolder(ctx, name, []string{`\Archive`})
+				} else {
+					err = mb.CreateFolder(ctx, name)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for range b.N {
+				if _, err := mb.ListFolders(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
