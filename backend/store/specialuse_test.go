@@ -61,6 +61,9 @@ func TestCreateSpecialFolder(t *testing.T) {
 		}
 	}
 
+	if _, err := os.Stat(filepath.Join(mb.Dir(), specialUseHint)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("hint written before any folder has a use: %v", err)
+	}
 	for name, use := range map[string]string{"Archive": `\archive`, "Old/Spam": `\Junk`, "Sent Mail": `\Sent`} {
 		if err := mb.CreateSpecialFolder(ctx, name, []string{use}); err != nil {
 			t.Fatalf("CREATE %s (USE (%s)): %v", name, use, err)
