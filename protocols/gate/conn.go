@@ -40,6 +40,7 @@ type Conn struct {
 	mu       sync.Mutex
 	counted  bool // in the gate's unauthenticated count
 	authed   bool
+	preAuth  time.Time // when the pre-auth lifetime started: start, or the last Unauthenticated
 	busy     bool
 	stopping bool      // the gate is shutting down
 	stopAt   time.Time // since when that ends the connection, once idle
@@ -54,7 +55,8 @@ type Conn struct {
 }
 
 func newConn(g *Gate, raw net.Conn, svc *Service, client netip.Addr, network netip.Prefix) *Conn {
-	c := &Conn{Conn: raw, g: g, svc: svc, client: client, network: network, start: time.Now(), counted: !svc.NoLogin}
+	now := time.Now()
+	c := &Conn{Conn: raw, g: g, svc: svc, client: client, network: network, start: now, preAuth: now, counted: !svc.NoLogin}
 	c.ctx, c.cancel = context.WithCancel(g.ctx)
 	c.mu.Lock()
 	c.applyLocked()
@@ -106,6 +108,37 @@ func (c *Conn) Authenticated() {
 	if wasCounted {
 		c.g.authenticated()
 	}
+}
+
+// Unauthenticated tells the gate a logged-in client logged out without
+// closing the connection (IMAP's UNAUTHENTICATE, RFC 8437): it counts as
+// not logged in again, and the pre-auth lifetime runs anew from now. It
+// reports false, changing nothing, when the gate has no room for another
+// client that has not logged in; the protocol then refuses the command.
+func (c *Conn) Unauthenticated() bool {
+	if c.svc.NoLogin {
+		return true
+	}
+	c.mu.Lock()
+	done := !c.authed || c.released
+	c.mu.Unlock()
+	if done {
+		return true
+	}
+	if !c.g.unauthenticated() {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.released {
+		// Closed meanwhile: Close did not count us, so give the
+		// place back.
+		c.g.authenticated()
+		return true
+	}
+	c.authed, c.counted, c.preAuth = false, true, time.Now()
+	c.applyLocked()
+	return true
 }
 
 // BeginData starts a message transfer, which must end within MaxData.
@@ -265,7 +298,7 @@ func (c *Conn) limitsLocked() (time.Time, Reason) {
 		consider(c.start.Add(cfg.MaxSession), LimitSession)
 	}
 	if !c.authed && !c.svc.NoLogin && cfg.PreAuthLifetime > 0 {
-		consider(c.start.Add(cfg.PreAuthLifetime), LimitPreAuth)
+		consider(c.preAuth.Add(cfg.PreAuthLifetime), LimitPreAuth)
 	}
 	consider(c.dataEnd, LimitData)
 	if c.stopping && !c.busy {

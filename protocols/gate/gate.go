@@ -249,6 +249,18 @@ func (g *Gate) forget(c *Conn, wasCounted bool) {
 	}
 }
 
+// unauthenticated moves a connection back into the unauthenticated
+// count, if there is room.
+func (g *Gate) unauthenticated() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cfg.MaxUnauthenticated > 0 && g.unauth >= g.cfg.MaxUnauthenticated {
+		return false
+	}
+	g.unauth++
+	return true
+}
+
 // authenticated moves a connection out of the unauthenticated count.
 func (g *Gate) authenticated() {
 	g.mu.Lock()

@@ -79,6 +79,11 @@ func serveLines(c *Conn) {
 		switch strings.TrimSpace(line) {
 		case "AUTH":
 			c.Authenticated()
+		case "UNAUTH":
+			if !c.Unauthenticated() {
+				io.WriteString(c, "NO room\r\n")
+				continue
+			}
 		case "BUSY":
 			if !c.Busy() {
 				io.WriteString(c, "BYE busy refused\r\n")
@@ -258,6 +263,47 @@ func TestUnauthenticatedCap(t *testing.T) {
 		_, ok := s.admitted(t, "192.0.2.4")
 		return ok
 	})
+}
+
+// A client that logs out without closing (IMAP's UNAUTHENTICATE) counts
+// as not logged in again, is refused while there is no room for one, and
+// its pre-auth lifetime runs anew.
+func TestUnauthenticatedAgain(t *testing.T) {
+	const lifetime = time.Second
+	g := &Gate{Limits: Config{MaxUnauthenticated: 1, PreAuthLifetime: lifetime}}
+	s := startLineServer(t, g, Service{})
+	a, _ := s.admitted(t, "192.0.2.1")
+	if got := a.send("AUTH"); got != "OK" {
+		t.Fatalf("AUTH: %q", got)
+	}
+	b, _ := s.admitted(t, "192.0.2.2") // the one place for a client not logged in
+	if got := a.send("UNAUTH"); got != "NO room" {
+		t.Fatalf("UNAUTH with no room: %q", got)
+	}
+	if got := b.send("AUTH"); got != "OK" {
+		t.Fatalf("AUTH: %q", got)
+	}
+	time.Sleep(lifetime + 100*time.Millisecond) // past the first pre-auth lifetime
+	if got := a.send("UNAUTH"); got != "OK" {
+		t.Fatalf("UNAUTH: %q", got)
+	}
+	if _, ok := s.admitted(t, "192.0.2.3"); ok {
+		t.Fatal("a client admitted while an unauthenticated one holds the only place")
+	}
+	start := time.Now()
+	var last string
+	for time.Since(start) < 20*time.Second {
+		if last = a.send(""); last != "OK" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if last != "BYE "+string(LimitPreAuth) {
+		t.Fatalf("after UNAUTH: %q, want the pre-auth lifetime's goodbye", last)
+	}
+	if took := time.Since(start); took < lifetime/2 {
+		t.Errorf("ended %v after UNAUTH: the lifetime did not start anew", took)
+	}
 }
 
 // The pre-auth lifetime ends a client that keeps talking (empty lines,

@@ -213,6 +213,9 @@ func saslError(err error) error {
 }
 
 func (c *conn) cmdUnauthenticate(cmd *wire.Command) error {
+	if !c.gc.Unauthenticated() {
+		return no(goimap.ResponseCodeLimit, "Too many clients not logged in, try again later")
+	}
 	c.unselect()
 	c.authed = false
 	c.r.SetLimits(c.srv.preLoginLimits())
