@@ -167,6 +167,22 @@ func (c *conn) vanishedSince(modseq uint64, within goimap.UIDSet) (goimap.UIDSet
 		return nil, c.storeError("vanished", err)
 	}
 	out := goimap.UIDSet{}
+	maxUID := f.UIDNext() - 1
+	// "*" is the highest UID the folder has given.
+	static := make(goimap.UIDSet, 0, len(within))
+	for _, r := range within {
+		if r.Start == 0 {
+			r.Start = goimap.UID(maxUID)
+		}
+		if r.Stop == 0 {
+			r.Stop = goimap.UID(maxUID)
+		}
+		if r.Start > r.Stop {
+			r.Start, r.Stop = r.Stop, r.Start
+		}
+		static = append(static, r)
+	}
+	within = static
 	if complete {
 		for _, u := range uids {
 			if within.Contains(goimap.UID(u)) {
@@ -176,10 +192,9 @@ func (c *conn) vanishedSince(modseq uint64, within goimap.UIDSet) (goimap.UIDSet
 		return out, nil
 	}
 	msgs := f.Messages()
-	maxUID := f.UIDNext() - 1
 	for _, r := range within {
 		lo, hi := uint32(r.Start), uint32(r.Stop)
-		if hi == 0 || hi > maxUID {
+		if hi > maxUID {
 			hi = maxUID
 		}
 		if lo == 0 || lo > hi {

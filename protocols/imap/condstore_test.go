@@ -3,6 +3,7 @@ package imap
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -119,5 +120,43 @@ func TestCondstoreResync(t *testing.T) {
 	lines = q.until("Q5 ")
 	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "Q5 OK [MODIFIED 3]") {
 		t.Errorf("conditional STORE of a changed message: %q", lines)
+	}
+}
+
+// TestVanishedStar: UID FETCH 1:* (FLAGS) (CHANGEDSINCE m VANISHED) reports
+// the UIDs expunged since m, "*" standing for the highest UID.
+func TestVanishedStar(t *testing.T) {
+	e := newEnv(t)
+	for i := 0; i < 5; i++ {
+		e.deliver(t, "INBOX", fmt.Sprintf("Subject: m%d\r\n\r\nbody\r\n", i))
+	}
+	q := e.raw(t)
+	q.login()
+	q.send("V1 ENABLE QRESYNC\r\nV2 SELECT INBOX\r\n")
+	lines := q.until("V2 ")
+	var before uint64
+	for _, l := range lines {
+		if m := regexp.MustCompile(`HIGHESTMODSEQ (\d+)`).FindStringSubmatch(l); m != nil {
+			before, _ = strconv.ParseUint(m[1], 10, 64)
+		}
+	}
+	if before == 0 {
+		t.Fatalf("no HIGHESTMODSEQ in %q", lines)
+	}
+	o := e.raw(t)
+	o.login()
+	o.send("O1 SELECT INBOX\r\nO2 UID STORE 2,5 +FLAGS.SILENT (\\Deleted)\r\nO3 EXPUNGE\r\n")
+	o.until("O3 ")
+	// The session hears of the expunges first (NOOP), as a client that
+	// reconnects would not have: VANISHED (EARLIER) is about messages
+	// no longer in the session's view.
+	q.send("V3 NOOP\r\n")
+	if lines = q.until("V3 "); !slices.Contains(lines, "* VANISHED 2,5") {
+		t.Errorf("NOOP after another session's EXPUNGE: %q", lines)
+	}
+	q.send(fmt.Sprintf("V4 UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)\r\n", before))
+	lines = q.until("V4 ")
+	if !slices.Contains(lines, "* VANISHED (EARLIER) 2,5") {
+		t.Errorf("UID FETCH 1:* VANISHED: %q", lines)
 	}
 }
