@@ -775,18 +775,19 @@ func (st *folderState) rebuild(ctx context.Context, fresh bool, atLeast uint32) 
 	}
 	st.byBase = make(map[string]uint32)
 	st.newMtime, st.curMtime = 0, 0
-	st.startModSeq()
 	st.recentFrom = 0
 	st.pending, st.npend = st.pending[:0], 0
+	// The modseq state starts after the scan, so that its records get
+	// none: every message found is as new as any other to a client, and
+	// has the floor modseq.
+	st.modKnown, st.unstamped = false, st.unstamped[:0]
 	st.rebuilding = true
 	err := st.scan(ctx, true, true, known)
 	st.rebuilding = false
 	if err != nil {
 		return err
 	}
-	// Every message found is as new as any other to a client.
-	st.floor = st.highest
-	st.modLog, st.expunged = nil, nil
+	st.startModSeq()
 	st.pending, st.npend, st.opMod = st.pending[:0], 0, 0
 	return st.writeSnapshot()
 }
