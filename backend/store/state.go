@@ -892,10 +892,11 @@ func (st *folderState) scan(ctx context.Context, doNew, doCur bool, known map[st
 				}
 				continue
 			}
-			if freshBase[base] {
+			// One map operation: the map grows when base is new.
+			n := len(freshBase)
+			if freshBase[base] = true; len(freshBase) == n {
 				continue
 			}
-			freshBase[base] = true
 			fresh = append(fresh, found{name: name, base: base, inNew: inNew})
 		}
 		// new/ receives lock-free deliveries (ours, Postfix's) that may
