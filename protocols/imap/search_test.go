@@ -263,7 +263,7 @@ func TestSortCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Room for about one folder.
-	c := newSortCache(60*(sortEntryOverhead+200) + 1000)
+	c := newSortCache(60*(sortEntryOverhead+300) + 1000)
 	for round := 0; round < 2; round++ {
 		got, err := c.sortFolder(ctx, a, allIndexes(a), keys)
 		if err != nil {

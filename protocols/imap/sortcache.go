@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/emersion/go-message/textproto"
 
@@ -121,20 +122,37 @@ func (cf *sortCacheFolder) insert(uids []uint32, ents []*sortFields) {
 	cf.uids, cf.ents = mu, me
 }
 
-// sortFields are the raw header values of a sortthread.Message, and the
-// sent date of its Date field, parsed once (sortthread.HeaderSentDate).
-// An entry never changes once made, so it is read without the lock.
+// sortFields are the raw header values of a sortthread.Message, the
+// sent date of its Date field, parsed once (sortthread.HeaderSentDate),
+// and the string sort keys (sortthread.StringKey) made from them at
+// their first SORT. The fields never change once the entry is made, and
+// a key is set atomically, so an entry is read without the lock.
 type sortFields struct {
 	date, subject, from, to, cc, messageID, references, inReplyTo string
 	sentDate                                                      int64
+	keys                                                          [sortthread.DisplayTo + 1]atomic.Pointer[string]
 }
 
-// noFields stands for a message expunged before its header was read.
-var noFields = &sortFields{}
+// stringKey is sortthread.StringKey of the entry's message, made once.
+func (s *sortFields) stringKey(k sortthread.Key) string {
+	if p := s.keys[k].Load(); p != nil {
+		return *p
+	}
+	var m sortthread.Message
+	s.copyTo(&m)
+	v := sortthread.StringKey(&m, k)
+	s.keys[k].Store(&v)
+	return v
+}
 
+// size is what the entry may come to cost: its fields, once more the
+// fields its string keys are made of (a key is a part of its field,
+// folded: FROM and DISPLAYFROM of From, TO and DISPLAYTO of To), and
+// sortEntryOverhead.
 func (s *sortFields) size() int64 {
+	keys := len(s.subject) + 2*len(s.from) + 2*len(s.to) + len(s.cc)
 	return int64(len(s.date)+len(s.subject)+len(s.from)+len(s.to)+len(s.cc)+
-		len(s.messageID)+len(s.references)+len(s.inReplyTo)) + sortEntryOverhead
+		len(s.messageID)+len(s.references)+len(s.inReplyTo)+keys) + sortEntryOverhead
 }
 
 func (s *sortFields) copyTo(m *sortthread.Message) {
@@ -209,7 +227,7 @@ func (c *sortCache) lookup(ctx context.Context, f *store.Folder, idx []int) ([]*
 	}
 	for k, e := range read {
 		if e == nil {
-			e = noFields
+			e = &sortFields{} // expunged before its header was read
 		}
 		ents[missing[k]] = e
 	}

@@ -58,10 +58,8 @@ func (c *sortCache) sortFolder(ctx context.Context, f *store.Folder, idx []int, 
 			}
 		default:
 			col.Str = make([]string, len(idx))
-			var msg sortthread.Message
 			for i := range idx {
-				ents[i].copyTo(&msg)
-				col.Str[i] = sortthread.StringKey(&msg, cr.Key)
+				col.Str[i] = ents[i].stringKey(cr.Key)
 			}
 		}
 	}
