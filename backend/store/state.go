@@ -663,7 +663,10 @@ func (st *folderState) writeSnapshot() error {
 	for i := range st.msgs {
 		// Last, where an older reader takes them for a torn tail.
 		e := &st.msgs[i]
-		if _, inName := vsizeFromName(e.base()); e.vsize >= 0 && !inName {
+		if e.vsize < 0 {
+			continue
+		}
+		if _, inName := vsizeFromName(e.base()); !inName {
 			buf = appendRecord(buf, record{op: 'V', uid: e.uid, size: e.vsize})
 			nrec++
 		}
