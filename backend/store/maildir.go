@@ -57,7 +57,12 @@ const infoSep = ":2,"
 // splitName splits a maildir file name into its base (the part that never
 // changes: "<unique>,S=<size>,W=<vsize>") and its flags.
 func splitName(name string) (base string, flags Flags) {
-	i := strings.Index(name, infoSep)
+	// The first ':' nearly always starts the info: look for it first,
+	// a cheaper search than for infoSep (a scan splits 100,000 names).
+	i := strings.IndexByte(name, ':')
+	if i >= 0 && !strings.HasPrefix(name[i:], infoSep) {
+		i = strings.Index(name, infoSep)
+	}
 	if i < 0 {
 		// Some writers use ":1," or a bare ":"; the base still ends there.
 		if j := strings.IndexByte(name, ':'); j >= 0 {

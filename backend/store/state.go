@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -87,6 +89,9 @@ type folderState struct {
 	// is still ms. It is pruned by every compaction.
 	modLog   []modChange
 	expunged map[uint32]uint64 // expunge modseq of UIDs expunged above the floor
+
+	// rebuilding is set while rebuild scans the files (see emit).
+	rebuilding bool
 
 	// recentFrom is the \Recent boundary: the lowest UID no session has
 	// been given as \Recent yet; 0 until the index says.
@@ -409,9 +414,9 @@ func (st *folderState) apply(r record) {
 		st.recentFrom = max(st.recentFrom, r.uid)
 	case 'A':
 		st.changed |= EventNew
-		_, fl := splitName(r.name)
+		base, fl := splitName(r.name)
 		e := entry{uid: r.uid, flags: fl, inNew: r.inNew, size: r.size, vsize: -1, date: r.date, name: r.name}
-		if v, ok := vsizeFromName(e.base()); ok {
+		if v, ok := vsizeFromName(base); ok {
 			e.vsize = v
 		}
 		if st.next != 0 && r.uid >= st.next { // 0: exhausted, stays so
@@ -435,7 +440,7 @@ func (st *folderState) apply(r record) {
 			st.msgs[i] = e
 		}
 		if st.byBase != nil {
-			st.byBase[e.base()] = e.uid
+			st.byBase[base] = e.uid
 		}
 		if st.modKnown {
 			st.unstamped = append(st.unstamped, e.uid)
@@ -561,6 +566,9 @@ func (st *folderState) establish() {
 
 // find is the position of uid in msgs, or where it would go.
 func (st *folderState) find(uid uint32) int {
+	if n := len(st.msgs); n == 0 || st.msgs[n-1].uid < uid {
+		return n // a new UID: every A of a scan
+	}
 	return sort.Search(len(st.msgs), func(i int) bool { return st.msgs[i].uid >= uid })
 }
 
@@ -588,11 +596,15 @@ func (st *folderState) compactMsgs() {
 }
 
 // emit applies a record and queues it for the index; flush writes the
-// queue. Together they are the only way the state changes.
+// queue. Together they are the only way the state changes. While a
+// rebuild scans, nothing is queued: the snapshot that ends it writes the
+// whole state.
 func (st *folderState) emit(r record) {
 	st.apply(r)
-	st.pending = appendRecord(st.pending, r)
-	st.npend++
+	if !st.rebuilding {
+		st.pending = appendRecord(st.pending, r)
+		st.npend++
+	}
 	if r.op != 'Q' {
 		st.stamp()
 	}
@@ -651,7 +663,10 @@ func (st *folderState) writeSnapshot() error {
 	for i := range st.msgs {
 		// Last, where an older reader takes them for a torn tail.
 		e := &st.msgs[i]
-		if _, inName := vsizeFromName(e.base()); e.vsize >= 0 && !inName {
+		if e.vsize < 0 {
+			continue
+		}
+		if _, inName := vsizeFromName(e.base()); !inName {
 			buf = appendRecord(buf, record{op: 'V', uid: e.uid, size: e.vsize})
 			nrec++
 		}
@@ -763,14 +778,19 @@ func (st *folderState) rebuild(ctx context.Context, fresh bool, atLeast uint32) 
 	}
 	st.byBase = make(map[string]uint32)
 	st.newMtime, st.curMtime = 0, 0
-	st.startModSeq()
 	st.recentFrom = 0
-	if err := st.scan(ctx, true, true, known); err != nil {
+	st.pending, st.npend = st.pending[:0], 0
+	// The modseq state starts after the scan, so that its records get
+	// none: every message found is as new as any other to a client, and
+	// has the floor modseq.
+	st.modKnown, st.unstamped = false, st.unstamped[:0]
+	st.rebuilding = true
+	err := st.scan(ctx, true, true, known)
+	st.rebuilding = false
+	if err != nil {
 		return err
 	}
-	// Every message found is as new as any other to a client.
-	st.floor = st.highest
-	st.modLog, st.expunged = nil, nil
+	st.startModSeq()
 	st.pending, st.npend, st.opMod = st.pending[:0], 0, 0
 	return st.writeSnapshot()
 }
@@ -823,7 +843,7 @@ type found struct {
 func (st *folderState) scan(ctx context.Context, doNew, doCur bool, known map[string]uint32) error {
 	seen := make([]bool, len(st.msgs))
 	var fresh []found
-	freshBase := map[string]bool{}
+	var freshBase map[string]bool // made by the first scanDir
 	missingNew := false
 	var scanDir func(sub string, inNew bool) error
 	scanDir = func(sub string, inNew bool) error {
@@ -837,45 +857,50 @@ func (st *folderState) scan(ctx context.Context, doNew, doCur bool, known map[st
 			return st.dirErr(err)
 		}
 		defer d.Close()
-		for {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			ents, err := d.ReadDir(4096)
-			for _, de := range ents {
-				t := de.Type()
-				if t&(os.ModeDir|os.ModeSymlink|os.ModeNamedPipe|os.ModeSocket|os.ModeDevice|os.ModeIrregular) != 0 {
-					continue
+		// The whole listing first, so that freshBase is made at its
+		// size: a first scan puts every file of the folder in it.
+		ents, err := d.ReadDir(-1)
+		if err != nil {
+			return ioError("readdir", dir, err)
+		}
+		if freshBase == nil {
+			hint := max(len(ents)-len(st.byBase), 0)
+			freshBase = make(map[string]bool, hint)
+			fresh = make([]found, 0, hint)
+		}
+		for k, de := range ents {
+			if k&4095 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
 				}
-				name := de.Name()
-				if !validFileName(name) {
-					continue
-				}
-				base, _ := splitName(name)
-				if uid, ok := st.byBase[base]; ok {
-					i := st.find(uid)
-					if seen[i] {
-						continue // the same message twice (cur/ wins, scanned first)
-					}
-					seen[i] = true
-					e := &st.msgs[i]
-					if e.name != name || e.inNew != inNew {
-						st.emit(record{op: 'R', uid: uid, inNew: inNew, name: name})
-					}
-					continue
-				}
-				if freshBase[base] {
-					continue
-				}
-				freshBase[base] = true
-				fresh = append(fresh, found{name: name, base: base, inNew: inNew})
 			}
-			if err == io.EOF || len(ents) == 0 {
-				break
+			t := de.Type()
+			if t&(os.ModeDir|os.ModeSymlink|os.ModeNamedPipe|os.ModeSocket|os.ModeDevice|os.ModeIrregular) != 0 {
+				continue
 			}
-			if err != nil {
-				return ioError("readdir", dir, err)
+			name := de.Name()
+			if !validFileName(name) {
+				continue
 			}
+			base, _ := splitName(name)
+			if uid, ok := st.byBase[base]; ok {
+				i := st.find(uid)
+				if seen[i] {
+					continue // the same message twice (cur/ wins, scanned first)
+				}
+				seen[i] = true
+				e := &st.msgs[i]
+				if e.name != name || e.inNew != inNew {
+					st.emit(record{op: 'R', uid: uid, inNew: inNew, name: name})
+				}
+				continue
+			}
+			// One map operation: the map grows when base is new.
+			n := len(freshBase)
+			if freshBase[base] = true; len(freshBase) == n {
+				continue
+			}
+			fresh = append(fresh, found{name: name, base: base, inNew: inNew})
 		}
 		// new/ receives lock-free deliveries (ours, Postfix's) that may
 		// land within the same mtime tick as this listing; cur/ is written
@@ -926,10 +951,11 @@ func (st *folderState) scan(ctx context.Context, doNew, doCur bool, known map[st
 		type add struct {
 			found
 			size, date int64
+			known      uint32 // the dovecot-uidlist's UID; 0 none
 		}
 		adds := make([]add, 0, len(fresh))
 		for _, f := range fresh {
-			a := add{found: f}
+			a := add{found: f, known: known[f.base]}
 			size, okS := sizeFromName(f.base)
 			date, okD := timeFromName(f.base)
 			if !okS || !okD {
@@ -955,23 +981,32 @@ func (st *folderState) scan(ctx context.Context, doNew, doCur bool, known map[st
 			adds = append(adds, a)
 		}
 		// Known UIDs first in UID order, then the others by date, so new
-		// UIDs follow arrival order as closely as the names tell it.
-		sort.SliceStable(adds, func(i, j int) bool {
-			ui, uj := known[adds[i].base], known[adds[j].base]
-			if (ui != 0) != (uj != 0) {
-				return ui != 0
+		// UIDs follow arrival order as closely as the names tell it. The
+		// names are distinct (one per base), so the order is total and
+		// an unstable sort gives the one answer.
+		slices.SortFunc(adds, func(x, y add) int {
+			if (x.known != 0) != (y.known != 0) {
+				if x.known != 0 {
+					return -1
+				}
+				return 1
 			}
-			if ui != uj {
-				return ui < uj
+			if c := cmp.Compare(x.known, y.known); c != 0 {
+				return c
 			}
-			if adds[i].date != adds[j].date {
-				return adds[i].date < adds[j].date
+			if c := cmp.Compare(x.date, y.date); c != 0 {
+				return c
 			}
-			return adds[i].name < adds[j].name
+			return strings.Compare(x.name, y.name)
 		})
 		used := map[uint32]bool{}
+		if len(st.byBase) == 0 {
+			// A first scan: size the map once rather than grow it.
+			st.byBase = make(map[string]uint32, len(adds))
+		}
+		st.msgs = slices.Grow(st.msgs, len(adds))
 		for _, a := range adds {
-			uid := known[a.base]
+			uid := a.known
 			if uid == 0 || used[uid] || st.get(uid) != nil {
 				uid = st.next
 			}

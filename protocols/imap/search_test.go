@@ -263,7 +263,7 @@ func TestSortCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Room for about one folder.
-	c := newSortCache(60*(sortEntryOverhead+200) + 1000)
+	c := newSortCache(60*(sortEntryOverhead+300) + 1000)
 	for round := 0; round < 2; round++ {
 		got, err := c.sortFolder(ctx, a, allIndexes(a), keys)
 		if err != nil {
@@ -280,7 +280,7 @@ func TestSortCache(t *testing.T) {
 			t.Fatalf("round %d: cached threads differ", round)
 		}
 	}
-	if n := len(c.folders[sortFolderKey{a.Dir(), a.UIDValidity()}].msgs); n != 60 {
+	if n := len(c.folders[sortFolderKey{a.Dir(), a.UIDValidity()}].uids); n != 60 {
 		t.Fatalf("folder a has %d cached messages, want 60", n)
 	}
 	if _, err := c.sortFolder(ctx, b, allIndexes(b), keys); err != nil {
@@ -578,5 +578,35 @@ func BenchmarkSortThreadDovecot100k(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestSortCacheFolder: entries added in batches below, between and above
+// the cached UIDs are all found, whatever order the finds come in.
+func TestSortCacheFolder(t *testing.T) {
+	var cf sortCacheFolder
+	ent := map[uint32]*sortFields{}
+	for _, batch := range [][]uint32{{10, 20, 30}, {40, 50}, {5, 25, 60}, {1, 2, 3, 35, 36, 100}} {
+		ents := make([]*sortFields, len(batch))
+		for i, u := range batch {
+			ents[i] = &sortFields{subject: fmt.Sprint(u)}
+			ent[u] = ents[i]
+		}
+		cf.insert(batch, ents)
+		if !slices.IsSorted(cf.uids) || len(cf.uids) != len(ent) {
+			t.Fatalf("after %v: uids %v", batch, cf.uids)
+		}
+	}
+	for _, asks := range [][]uint32{
+		{1, 2, 3, 4, 5, 6, 10, 20, 25, 30, 35, 36, 37, 40, 50, 60, 99, 100, 101},
+		{100, 1, 50, 2, 36, 35},
+		{0, 4, 7, 1000},
+	} {
+		p := 0
+		for _, u := range asks {
+			if got := cf.find(u, &p); got != ent[u] {
+				t.Errorf("find(%d) in %v: got %v, want %v", u, asks, got, ent[u])
+			}
+		}
 	}
 }

@@ -2,12 +2,16 @@ package imap
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"io"
 	"io/fs"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/emersion/go-message/textproto"
 
@@ -63,25 +67,98 @@ type sortFolderKey struct {
 	validity uint32
 }
 
+// sortCacheFolder is one folder's entries by ascending UID: the UIDs a
+// SORT or THREAD asks for ascend too, so finding them is a walk along
+// uids rather than a hash lookup each.
 type sortCacheFolder struct {
-	msgs    map[uint32]*sortFields
+	uids    []uint32
+	ents    []*sortFields // ents[i] is uids[i]'s
 	bytes   int64
 	lastUse uint64
 }
 
-// sortFields are the raw header values of a sortthread.Message.
-type sortFields struct {
-	date, subject, from, to, cc, messageID, references, inReplyTo string
+// find is the entry of uid, or nil. *from is where the previous find
+// stopped: the search starts there when uid is not below it, stepping a
+// few entries before it searches the rest.
+func (cf *sortCacheFolder) find(uid uint32, from *int) *sortFields {
+	u := cf.uids
+	i := *from
+	if i >= len(u) || u[i] > uid {
+		i = 0
+	}
+	for n := 0; n < 8 && i < len(u) && u[i] < uid; n++ {
+		i++
+	}
+	if i < len(u) && u[i] < uid {
+		i += sort.Search(len(u)-i, func(k int) bool { return u[i+k] >= uid })
+	}
+	*from = i
+	if i < len(u) && u[i] == uid {
+		return cf.ents[i]
+	}
+	return nil
 }
 
+// insert adds entries for uids that have none, ascending; the common case,
+// UIDs above every cached one, appends.
+func (cf *sortCacheFolder) insert(uids []uint32, ents []*sortFields) {
+	if len(cf.uids) == 0 || uids[0] > cf.uids[len(cf.uids)-1] {
+		cf.uids = append(cf.uids, uids...)
+		cf.ents = append(cf.ents, ents...)
+		return
+	}
+	n := len(cf.uids) + len(uids)
+	mu, me := make([]uint32, 0, n), make([]*sortFields, 0, n)
+	i, j := 0, 0
+	for i < len(cf.uids) || j < len(uids) {
+		if j == len(uids) || (i < len(cf.uids) && cf.uids[i] < uids[j]) {
+			mu, me = append(mu, cf.uids[i]), append(me, cf.ents[i])
+			i++
+		} else {
+			mu, me = append(mu, uids[j]), append(me, ents[j])
+			j++
+		}
+	}
+	cf.uids, cf.ents = mu, me
+}
+
+// sortFields are the raw header values of a sortthread.Message, the
+// sent date of its Date field, parsed once (sortthread.HeaderSentDate),
+// and the string sort keys (sortthread.StringKey) made from them at
+// their first SORT. The fields never change once the entry is made, and
+// a key is set atomically, so an entry is read without the lock.
+type sortFields struct {
+	date, subject, from, to, cc, messageID, references, inReplyTo string
+	sentDate                                                      int64
+	keys                                                          [sortthread.DisplayTo + 1]atomic.Pointer[string]
+}
+
+// stringKey is sortthread.StringKey of the entry's message, made once.
+func (s *sortFields) stringKey(k sortthread.Key) string {
+	if p := s.keys[k].Load(); p != nil {
+		return *p
+	}
+	var m sortthread.Message
+	s.copyTo(&m)
+	v := sortthread.StringKey(&m, k)
+	s.keys[k].Store(&v)
+	return v
+}
+
+// size is what the entry may come to cost: its fields, once more the
+// fields its string keys are made of (a key is a part of its field,
+// folded: FROM and DISPLAYFROM of From, TO and DISPLAYTO of To), and
+// sortEntryOverhead.
 func (s *sortFields) size() int64 {
+	keys := len(s.subject) + 2*len(s.from) + 2*len(s.to) + len(s.cc)
 	return int64(len(s.date)+len(s.subject)+len(s.from)+len(s.to)+len(s.cc)+
-		len(s.messageID)+len(s.references)+len(s.inReplyTo)) + sortEntryOverhead
+		len(s.messageID)+len(s.references)+len(s.inReplyTo)+keys) + sortEntryOverhead
 }
 
 func (s *sortFields) copyTo(m *sortthread.Message) {
 	m.Date, m.Subject, m.From, m.To, m.Cc = s.date, s.subject, s.from, s.to, s.cc
 	m.MessageID, m.References, m.InReplyTo = s.messageID, s.references, s.inReplyTo
+	m.HeaderDate, m.DateParsed = s.sentDate, true
 }
 
 // newSortCache makes a cache of at most maxBytes; 0 means
@@ -93,15 +170,31 @@ func newSortCache(maxBytes int64) *sortCache {
 	return &sortCache{maxBytes: maxBytes, folders: map[sortFolderKey]*sortCacheFolder{}}
 }
 
-// fill sets the header fields of msgs (their UIDs set, messages of f)
-// from the cache, reading the headers it lacks. A nil cache reads them
-// all. A message expunged meanwhile keeps empty fields.
-func (c *sortCache) fill(ctx context.Context, f *store.Folder, msgs []sortthread.Message) error {
+// fill sets the header fields of msgs, the messages idx of f (see
+// lookup).
+func (c *sortCache) fill(ctx context.Context, f *store.Folder, idx []int, msgs []sortthread.Message) error {
+	ents, err := c.lookup(ctx, f, idx)
+	if err != nil {
+		return err
+	}
+	for i, e := range ents {
+		e.copyTo(&msgs[i])
+	}
+	return nil
+}
+
+// lookup is the header fields of the messages idx (indexes into
+// f.Messages()) from the cache, reading the headers it lacks; a nil cache
+// reads them all. A message expunged meanwhile has empty fields.
+func (c *sortCache) lookup(ctx context.Context, f *store.Folder, idx []int) ([]*sortFields, error) {
+	all := f.Messages()
 	key := sortFolderKey{f.Dir(), f.UIDValidity()}
-	missing := make([]int, 0, 64)
+	ents := make([]*sortFields, len(idx))
+	var missing []int // positions in idx
 	if c == nil {
-		for i := range msgs {
-			missing = append(missing, i)
+		missing = make([]int, len(idx))
+		for i := range idx {
+			missing[i] = i
 		}
 	} else {
 		c.mu.Lock()
@@ -109,38 +202,44 @@ func (c *sortCache) fill(ctx context.Context, f *store.Folder, msgs []sortthread
 		cf := c.folders[key]
 		if cf != nil {
 			cf.lastUse = c.clock
-		}
-		for i := range msgs {
-			if cf != nil {
-				if e := cf.msgs[msgs[i].UID]; e != nil {
-					e.copyTo(&msgs[i])
-					continue
-				}
+			p := 0
+			for i, j := range idx {
+				ents[i] = cf.find(all[j].UID, &p)
 			}
-			missing = append(missing, i)
 		}
 		c.mu.Unlock()
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	read, err := readAllSortFields(ctx, f, msgs, missing)
-	if err != nil {
-		return err
-	}
-	for k, e := range read {
-		if e != nil {
-			e.copyTo(&msgs[missing[k]])
+		for i, e := range ents {
+			if e == nil {
+				missing = append(missing, i)
+			}
 		}
 	}
-	if c != nil {
-		c.add(key, msgs, missing, read)
+	if len(missing) == 0 {
+		return ents, nil
 	}
-	return nil
+	uids := make([]uint32, len(missing))
+	for k, i := range missing {
+		uids[k] = all[idx[i]].UID
+	}
+	read, err := readAllSortFields(ctx, f, uids)
+	if err != nil {
+		return nil, err
+	}
+	for k, e := range read {
+		if e == nil {
+			e = &sortFields{} // expunged before its header was read
+		}
+		ents[missing[k]] = e
+	}
+	if c != nil {
+		c.add(key, uids, read)
+	}
+	return ents, nil
 }
 
-// add stores read[k], the fields of msgs[missing[k]], within the budget.
-func (c *sortCache) add(key sortFolderKey, msgs []sortthread.Message, missing []int, read []*sortFields) {
+// add stores read[k], the fields of the message uids[k], within the
+// budget.
+func (c *sortCache) add(key sortFolderKey, uids []uint32, read []*sortFields) {
 	var need int64
 	for _, e := range read {
 		if e != nil {
@@ -165,43 +264,55 @@ func (c *sortCache) add(key sortFolderKey, msgs []sortthread.Message, missing []
 	}
 	cf := c.folders[key]
 	if cf == nil {
-		cf = &sortCacheFolder{msgs: make(map[uint32]*sortFields, len(read))}
+		cf = &sortCacheFolder{}
 		c.folders[key] = cf
 	}
 	cf.lastUse = c.clock
-	for k, e := range read {
-		if e == nil {
+	// The new entries by ascending UID (lookup asks in that order).
+	order := make([]int, len(read))
+	for k := range order {
+		order[k] = k
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(uids[a], uids[b]) })
+	newUIDs := make([]uint32, 0, len(read))
+	newEnts := make([]*sortFields, 0, len(read))
+	p := 0
+	for _, k := range order {
+		e := read[k]
+		if e == nil || (len(newUIDs) > 0 && newUIDs[len(newUIDs)-1] == uids[k]) {
 			continue
 		}
-		uid := msgs[missing[k]].UID
-		if cf.msgs[uid] != nil {
+		if cf.find(uids[k], &p) != nil {
 			continue // another session read it meanwhile
 		}
 		sz := e.size()
 		if c.used+sz > c.maxBytes {
 			break
 		}
-		cf.msgs[uid] = e
+		newUIDs, newEnts = append(newUIDs, uids[k]), append(newEnts, e)
 		cf.bytes += sz
 		c.used += sz
 	}
+	if len(newUIDs) > 0 {
+		cf.insert(newUIDs, newEnts)
+	}
 }
 
-// readAllSortFields reads the headers of msgs[missing[k]] into the k-th
+// readAllSortFields reads the headers of the messages uids into the k-th
 // result (nil for a message that is gone). One file at a time: a Folder
 // is one goroutine's, and on a busy machine reading in parallel gained
 // nothing measurable.
-func readAllSortFields(ctx context.Context, f *store.Folder, msgs []sortthread.Message, missing []int) ([]*sortFields, error) {
-	read := make([]*sortFields, len(missing))
+func readAllSortFields(ctx context.Context, f *store.Folder, uids []uint32) ([]*sortFields, error) {
+	read := make([]*sortFields, len(uids))
 	br := bufio.NewReaderSize(nil, 4096)
-	for k, i := range missing {
+	for k, uid := range uids {
 		if k&255 == 255 {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 		}
 		var err error
-		if read[k], err = readSortFields(ctx, f, msgs[i].UID, br); err != nil {
+		if read[k], err = readSortFields(ctx, f, uid, br); err != nil {
 			return nil, err
 		}
 	}
@@ -222,7 +333,7 @@ func readSortFields(ctx context.Context, f *store.Folder, uid uint32, br *bufio.
 	br.Reset(io.LimitReader(r, maxSortHeader))
 	// A malformed line ends the header; what came before it counts.
 	h, _ := textproto.ReadHeader(br)
-	return &sortFields{
+	e := &sortFields{
 		date:       cutField(h.Get("Date")),
 		subject:    cutField(h.Get("Subject")),
 		from:       cutField(h.Get("From")),
@@ -231,7 +342,9 @@ func readSortFields(ctx context.Context, f *store.Folder, uid uint32, br *bufio.
 		messageID:  cutField(h.Get("Message-Id")),
 		references: cutRefs(h.Get("References")),
 		inReplyTo:  cutField(h.Get("In-Reply-To")),
-	}, nil
+	}
+	e.sentDate = sortthread.HeaderSentDate(e.date)
+	return e, nil
 }
 
 func cutField(s string) string {

@@ -17,7 +17,8 @@ import (
 // sortFolder orders idx (ascending indexes, as searchFolder returns) by
 // keys (RFC 5256 + RFC 5957 DISPLAYFROM/DISPLAYTO). ARRIVAL and SIZE
 // come from the index alone; the other keys read headers through the
-// cache (c may be nil: no cache).
+// cache (c may be nil: no cache). The keys go to sortthread as columns,
+// built straight from the index and the cache entries.
 func (c *sortCache) sortFolder(ctx context.Context, f *store.Folder, idx []int, keys []wire.SortCriterion) ([]int, error) {
 	crit := make([]sortthread.Criterion, len(keys))
 	headers := false
@@ -29,16 +30,43 @@ func (c *sortCache) sortFolder(ctx context.Context, f *store.Folder, idx []int, 
 		crit[i] = sortthread.Criterion{Key: key, Reverse: k.Reverse}
 		headers = headers || (key != sortthread.Arrival && key != sortthread.Size)
 	}
-	msgs := indexMessages(f, idx)
+	var ents []*sortFields
 	if headers {
-		if err := c.fill(ctx, f, msgs); err != nil {
+		var err error
+		if ents, err = c.lookup(ctx, f, idx); err != nil {
 			return nil, err
 		}
 	}
-	sorted := sortthread.Sort(msgs, crit)
-	out := make([]int, len(sorted))
-	for i, m := range sorted {
-		out[i] = int(m.Seq - 1)
+	all := f.Messages()
+	cols := make([]sortthread.Column, len(crit))
+	for ci, cr := range crit {
+		col := &cols[ci]
+		col.Reverse = cr.Reverse
+		switch cr.Key {
+		case sortthread.Arrival, sortthread.Size, sortthread.Date:
+			col.Num = make([]int64, len(idx))
+			for i, j := range idx {
+				m := &all[j]
+				switch cr.Key {
+				case sortthread.Arrival:
+					col.Num[i] = m.InternalDate.Unix()
+				case sortthread.Size:
+					col.Num[i] = m.Size
+				default:
+					col.Num[i] = sortthread.SentDate(ents[i].sentDate, m.InternalDate)
+				}
+			}
+		default:
+			col.Str = make([]string, len(idx))
+			for i := range idx {
+				col.Str[i] = ents[i].stringKey(cr.Key)
+			}
+		}
+	}
+	order := sortthread.SortColumns(len(idx), cols)
+	out := make([]int, len(order))
+	for i, p := range order {
+		out[i] = idx[p]
 	}
 	return out, nil
 }
@@ -51,7 +79,7 @@ func (c *sortCache) threadFolder(ctx context.Context, f *store.Folder, idx []int
 		return nil, bad("Unknown thread algorithm " + string(alg))
 	}
 	msgs := indexMessages(f, idx)
-	if err := c.fill(ctx, f, msgs); err != nil {
+	if err := c.fill(ctx, f, idx, msgs); err != nil {
 		return nil, err
 	}
 	return threadNodes(sortthread.Thread(msgs, a), uid), nil

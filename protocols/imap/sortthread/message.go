@@ -18,6 +18,12 @@ type Message struct {
 
 	Date, Subject, From, To, Cc      string
 	MessageID, References, InReplyTo string
+
+	// HeaderDate is HeaderSentDate(Date) when DateParsed is set: a
+	// caller that keeps messages' fields (a cache) parses each Date
+	// once rather than at every SORT and THREAD.
+	HeaderDate int64
+	DateParsed bool
 }
 
 // SetHeader copies the fields SORT and THREAD use from a parsed header.
@@ -32,15 +38,31 @@ func (m *Message) SetHeader(h textproto.Header) {
 	m.InReplyTo = h.Get("In-Reply-To")
 }
 
-// sentDate is the RFC 5256 sent date in Unix seconds: the Date header,
-// else the internal date. As in Dovecot, a Date of exactly the epoch
-// counts as missing, and one before it wraps around to after 2106.
-func (m *Message) sentDate() int64 {
-	if t, ok := ParseDate(m.Date); ok {
-		// Dovecot keeps the date in 32 unsigned bits: 1969 is 2106.
-		if u := int64(uint32(t.Unix())); u != 0 {
-			return u
-		}
+// HeaderSentDate is the sent date a Date header value gives, in Unix
+// seconds, or 0 when it gives none: RFC 5256 then takes the internal
+// date. As in Dovecot, a Date of exactly the epoch counts as missing, and
+// one before it wraps around to after 2106 (Dovecot keeps the date in 32
+// unsigned bits).
+func HeaderSentDate(date string) int64 {
+	if t, ok := ParseDate(date); ok {
+		return int64(uint32(t.Unix()))
 	}
-	return m.InternalDate.Unix()
+	return 0
+}
+
+// SentDate is the RFC 5256 sent date in Unix seconds: the one the Date
+// header gives (HeaderSentDate), else the internal date.
+func SentDate(header int64, internal time.Time) int64 {
+	if header != 0 {
+		return header
+	}
+	return internal.Unix()
+}
+
+func (m *Message) sentDate() int64 {
+	d := m.HeaderDate
+	if !m.DateParsed {
+		d = HeaderSentDate(m.Date)
+	}
+	return SentDate(d, m.InternalDate)
 }

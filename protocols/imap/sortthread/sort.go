@@ -3,6 +3,7 @@ package sortthread
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 )
@@ -57,57 +58,31 @@ func Sort(msgs []Message, criteria []Criterion) []*Message {
 	n := len(msgs)
 	// Keys are computed once per message and criterion: the comparison
 	// function runs n log n times.
-	type column struct {
-		str  []string
-		num  []int64
-		desc bool
-	}
-	cols := make([]column, 0, len(criteria))
+	cols := make([]Column, 0, len(criteria)+1)
 	for _, c := range criteria {
-		col := column{desc: c.Reverse}
-		switch c.Key {
-		case Arrival, Date, Size:
-			col.num = make([]int64, n)
+		col := Column{Reverse: c.Reverse}
+		if c.Key.Numeric() {
+			col.Num = make([]int64, n)
 			for i := range msgs {
-				m := &msgs[i]
-				switch c.Key {
-				case Arrival:
-					col.num[i] = m.InternalDate.Unix()
-				case Date:
-					col.num[i] = m.sentDate()
-				default:
-					col.num[i] = m.Size
-				}
+				col.Num[i] = NumKey(&msgs[i], c.Key)
 			}
-		default:
-			col.str = make([]string, n)
+		} else {
+			col.Str = make([]string, n)
 			for i := range msgs {
-				col.str[i] = stringKey(&msgs[i], c.Key)
+				col.Str[i] = StringKey(&msgs[i], c.Key)
 			}
 		}
 		cols = append(cols, col)
 	}
-	idx := make([]int32, n)
-	for i := range idx {
-		idx[i] = int32(i)
-	}
-	slices.SortFunc(idx, func(a, b int32) int {
-		for _, c := range cols {
-			var r int
-			if c.num != nil {
-				r = cmp.Compare(c.num[a], c.num[b])
-			} else {
-				r = strings.Compare(c.str[a], c.str[b])
-			}
-			if r != 0 {
-				if c.desc {
-					return -r
-				}
-				return r
-			}
+	if !slices.IsSortedFunc(msgs, func(a, b Message) int { return cmp.Compare(a.Seq, b.Seq) }) {
+		// SortColumns breaks the last ties by position.
+		seq := make([]int64, n)
+		for i := range msgs {
+			seq[i] = int64(msgs[i].Seq)
 		}
-		return cmp.Compare(msgs[a].Seq, msgs[b].Seq)
-	})
+		cols = append(cols, Column{Num: seq})
+	}
+	idx := SortColumns(n, cols)
 	out := make([]*Message, n)
 	for i, j := range idx {
 		out[i] = &msgs[j]
@@ -115,8 +90,87 @@ func Sort(msgs []Message, criteria []Criterion) []*Message {
 	return out
 }
 
-// stringKey is the folded string a string key compares.
-func stringKey(m *Message, k Key) string {
+// Numeric tells the keys that compare as numbers (ARRIVAL, DATE, SIZE).
+func (k Key) Numeric() bool { return k == Arrival || k == Date || k == Size }
+
+// NumKey is the number a numeric key compares: the internal date, the
+// sent date or the size.
+func NumKey(m *Message, k Key) int64 {
+	switch k {
+	case Arrival:
+		return m.InternalDate.Unix()
+	case Date:
+		return m.sentDate()
+	}
+	return m.Size
+}
+
+// Column is one sort criterion's keys, one per message: Num for a
+// numeric key, else Str (StringKey's).
+type Column struct {
+	Num     []int64
+	Str     []string
+	Reverse bool
+}
+
+// SortColumns orders the positions 0 to n-1 by the columns, each one
+// breaking the ties of the one before, and the last ties by position,
+// ascending even after a REVERSE: Sort's order when the messages are
+// listed by ascending sequence number. A caller that keeps the keys of
+// its messages (a cache) sorts with it without building Messages.
+func SortColumns(n int, cols []Column) []int32 {
+	idx := make([]int32, n)
+	if len(cols) == 1 && cols[0].Num != nil && sortOneNum(idx, cols[0]) {
+		return idx
+	}
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortFunc(idx, func(a, b int32) int {
+		for _, c := range cols {
+			var r int
+			if c.Num != nil {
+				r = cmp.Compare(c.Num[a], c.Num[b])
+			} else {
+				r = strings.Compare(c.Str[a], c.Str[b])
+			}
+			if r != 0 {
+				if c.Reverse {
+					return -r
+				}
+				return r
+			}
+		}
+		return cmp.Compare(a, b)
+	})
+	return idx
+}
+
+// sortOneNum is SortColumns for one numeric column whose keys fit in 32
+// unsigned bits (dates until 2106, sizes below 4 GiB), the common SORT
+// (DATE): key and position make one uint64, which a radix sort on the
+// key orders with no comparison at all, ties keeping their positions. It
+// reports false, leaving idx alone, for keys that do not fit.
+func sortOneNum(idx []int32, c Column) bool {
+	packed := make([]uint64, len(idx))
+	for i, v := range c.Num {
+		if v < 0 || v > math.MaxUint32 {
+			return false
+		}
+		if c.Reverse {
+			v = math.MaxUint32 - v
+		}
+		packed[i] = uint64(v)<<32 | uint64(i)
+	}
+	packed = radixSortHigh(packed, make([]uint64, len(packed)))
+	for i, p := range packed {
+		idx[i] = int32(uint32(p))
+	}
+	return true
+}
+
+// StringKey is the folded string a string key compares.
+func StringKey(m *Message, k Key) string {
 	switch k {
 	case Subject:
 		s, _ := BaseSubject(m.Subject)
@@ -147,4 +201,34 @@ func displayName(a address) string {
 		return a.mailbox
 	}
 	return a.mailbox + "@" + a.domain
+}
+
+// radixSortHigh sorts a by the high 32 bits of its values, stably, using
+// tmp (as long as a) as scratch, and returns the sorted slice (a or tmp).
+// A byte that every value shares costs no pass.
+func radixSortHigh(a, tmp []uint64) []uint64 {
+	if len(a) < 2 {
+		return a
+	}
+	for shift := 32; shift < 64; shift += 8 {
+		var count [256]int
+		for _, v := range a {
+			count[byte(v>>shift)]++
+		}
+		if count[byte(a[0]>>shift)] == len(a) {
+			continue
+		}
+		pos := 0
+		for i, c := range count {
+			count[i] = pos
+			pos += c
+		}
+		for _, v := range a {
+			b := byte(v >> shift)
+			tmp[count[b]] = v
+			count[b]++
+		}
+		a, tmp = tmp, a
+	}
+	return a
 }

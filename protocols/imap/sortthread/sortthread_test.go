@@ -1,6 +1,9 @@
 package sortthread
 
 import (
+	"cmp"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -207,4 +210,44 @@ func equal(a, b []uint32) bool {
 		}
 	}
 	return true
+}
+
+// TestSortColumnsNum checks the radix path of one numeric column (and its
+// fallback for keys beyond 32 bits) against a comparison sort: key order,
+// REVERSE, ties by position.
+func TestSortColumnsNum(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for _, tc := range []struct {
+		name string
+		n    int
+		key  func() int64
+	}{
+		{"empty", 0, func() int64 { return 0 }},
+		{"one", 1, func() int64 { return 7 }},
+		{"few values", 1000, func() int64 { return rnd.Int64N(5) }},
+		{"dates", 5000, func() int64 { return 1_700_000_000 + rnd.Int64N(1<<20) }},
+		{"full 32 bits", 5000, func() int64 { return rnd.Int64N(1 << 32) }},
+		{"beyond 32 bits", 1000, func() int64 { return rnd.Int64N(1<<40) - 1<<39 }},
+	} {
+		for _, rev := range []bool{false, true} {
+			keys := make([]int64, tc.n)
+			for i := range keys {
+				keys[i] = tc.key()
+			}
+			got := SortColumns(tc.n, []Column{{Num: keys, Reverse: rev}})
+			want := make([]int32, tc.n)
+			for i := range want {
+				want[i] = int32(i)
+			}
+			slices.SortStableFunc(want, func(a, b int32) int {
+				if rev {
+					return cmp.Compare(keys[b], keys[a])
+				}
+				return cmp.Compare(keys[a], keys[b])
+			})
+			if !slices.Equal(got, want) {
+				t.Errorf("%s reverse=%v: order differs", tc.name, rev)
+			}
+		}
+	}
 }
