@@ -43,12 +43,14 @@ func (c *conn) cmdDelete(cmd *wire.Command) error {
 	if err != nil {
 		return err
 	}
-	if c.sel != nil && c.sel.folder.Name() == name {
-		// The folder goes away under this session: as Dovecot, close it.
-		c.unselect()
-	}
 	if err := c.mb.DeleteFolder(c.ctx, name); err != nil {
+		// A refused DELETE (INBOX, a folder that is not there) leaves the
+		// session's state as it was.
 		return c.storeError("delete", err)
+	}
+	if c.sel != nil && c.sel.folder.Name() == name {
+		// The folder went away under this session: as Dovecot, close it.
+		c.unselect()
 	}
 	return nil
 }
