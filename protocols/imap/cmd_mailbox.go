@@ -68,6 +68,15 @@ func (c *conn) cmdRename(cmd *wire.Command) error {
 	if err := c.mb.RenameFolder(c.ctx, from, to); err != nil {
 		return c.storeError("rename", err)
 	}
+	// The selected folder (or its parent) moved away under this session,
+	// whose next poll would find it gone and end the session with BYE
+	// before this RENAME's OK: close it, as DELETE does. Renaming INBOX
+	// leaves INBOX in place (the next poll reports its messages gone).
+	if c.sel != nil && !strings.EqualFold(from, "INBOX") {
+		if n := c.sel.folder.Name(); n == from || strings.HasPrefix(n, from+string(delim)) {
+			c.unselect()
+		}
+	}
 	return nil
 }
 

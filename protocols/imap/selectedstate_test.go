@@ -7,7 +7,8 @@ import (
 
 // TestSelectedFolderCommands checks the session state around commands
 // that touch the selected folder itself: a refused DELETE leaves the
-// folder selected.
+// folder selected, and this session's own RENAME of it is answered with
+// OK, not a BYE.
 func TestSelectedFolderCommands(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -23,6 +24,21 @@ func TestSelectedFolderCommands(t *testing.T) {
 			name:  "DELETE of the selected folder unselects",
 			steps: []string{"A1 CREATE Foo", "A2 SELECT Foo", "A3 DELETE Foo", "A4 CHECK"},
 			want:  []string{"A1 OK", "A2 OK", "A3 OK", "A4 BAD"},
+		},
+		{
+			name:  "RENAME of the selected folder",
+			steps: []string{"A1 CREATE Foo", "A2 SELECT Foo", "A3 RENAME Foo Bar", "A4 NOOP"},
+			want:  []string{"A1 OK", "A2 OK", "A3 OK", "A4 OK"},
+		},
+		{
+			name:  "RENAME of the selected folder's parent",
+			steps: []string{"A1 CREATE Foo/Sub", "A2 SELECT Foo/Sub", "A3 RENAME Foo Bar", "A4 NOOP"},
+			want:  []string{"A1 OK", "A2 OK", "A3 OK", "A4 OK"},
+		},
+		{
+			name:  "RENAME of the selected INBOX",
+			steps: []string{"A1 SELECT INBOX", "A2 RENAME INBOX Old", "A3 FETCH 1:* FLAGS"},
+			want:  []string{"A1 OK", "A2 OK", "A3 OK"},
 		},
 	}
 	for _, tt := range tests {
