@@ -406,14 +406,23 @@ func (c *conn) cmdIdle(cmd *wire.Command) error {
 		case <-t.C:
 		}
 		if err := c.poll(true); err != nil {
-			<-done
-			return errConnDone
+			return c.idleAbort(done)
 		}
 		if c.enc.Flush() != nil {
-			<-done
-			return errConnDone
+			return c.idleAbort(done)
 		}
 	}
+}
+
+// idleAbort ends an IDLE the server gives up on (the folder is gone, the
+// client does not read): what is buffered, a BYE, is sent, and the
+// connection closed so that the goroutine waiting for DONE returns now,
+// not when the client next writes or the autologout timer fires.
+func (c *conn) idleAbort(done <-chan error) error {
+	c.enc.Flush()
+	c.nc().Close()
+	<-done
+	return errConnDone
 }
 
 func (c *conn) idleEnd(err error) error {
