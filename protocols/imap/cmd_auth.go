@@ -73,6 +73,10 @@ func (c *conn) cmdStartTLS(cmd *wire.Command) error {
 		return bad("STARTTLS is not available on this listener")
 	case c.tls != nil:
 		return bad("TLS is already active")
+	case c.zr != nil:
+		// Back from UNAUTHENTICATE with DEFLATE still on: TLS would go
+		// under the inflater for reads only (RFC 4978 wants TLS first).
+		return bad("STARTTLS is not possible once COMPRESS is active")
 	}
 	c.enc.Status(cmd.Tag, goimap.StatusResponseTypeOK, "", "Begin TLS negotiation now")
 	if !c.startTLS() {
