@@ -224,6 +224,7 @@ func (c *conn) cmdUnauthenticate(cmd *wire.Command) error {
 	c.authed = false
 	c.r.SetLimits(c.srv.preLoginLimits())
 	c.user, c.mb, c.quota = "", nil, nil
+	c.log = c.preLog
 	c.condstore, c.qresync, c.utf8, c.rev2 = false, false, false, false
 	return nil
 }

@@ -1,7 +1,10 @@
 package imap
 
 import (
+	"bytes"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -30,6 +33,29 @@ func TestUnauthenticate(t *testing.T) {
 		}
 		if s.cmd[:2] == "A8" && strings.Contains(strings.Join(l, "\n"), "HIGHESTMODSEQ") {
 			t.Errorf("QRESYNC still enabled after UNAUTHENTICATE: %q", l)
+		}
+	}
+}
+
+// TestUnauthenticateLog: after UNAUTHENTICATE the session's log lines no
+// longer name the account that logged out; a failed login names only the
+// user it tried.
+func TestUnauthenticateLog(t *testing.T) {
+	var log bytes.Buffer
+	var mu sync.Mutex
+	e := newEnv(t, func(s *Server) {
+		s.Logger = slog.New(slog.NewTextHandler(lockedWriter{&mu, &log}, nil))
+	})
+	r := e.raw(t)
+	r.login()
+	r.send("A1 UNAUTHENTICATE\r\nA2 LOGIN mallory@example.org wrong\r\nA3 LOGOUT\r\n")
+	r.until("A3 ")
+	r.closed()
+	mu.Lock()
+	defer mu.Unlock()
+	for _, l := range strings.Split(log.String(), "\n") {
+		if strings.Contains(l, "imap login failed") && strings.Contains(l, testUser) {
+			t.Fatalf("failed login after UNAUTHENTICATE logged with the old account: %s", l)
 		}
 	}
 }
