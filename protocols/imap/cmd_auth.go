@@ -235,12 +235,13 @@ func (c *conn) cmdEnable(cmd *wire.Command) error {
 		switch strings.ToUpper(string(cp)) {
 		case "CONDSTORE":
 			if !c.condstore {
-				c.condstore = true
+				c.enableCondstore()
 				done = append(done, goimap.CapCondStore)
 			}
 		case "QRESYNC":
 			if !c.qresync {
-				c.qresync, c.condstore = true, true
+				c.qresync = true
+				c.enableCondstore()
 				done = append(done, goimap.CapQResync)
 			}
 		case "UTF8=ACCEPT":
