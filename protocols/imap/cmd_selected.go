@@ -678,6 +678,7 @@ func (c *conn) cmdSearch(cmd *wire.Command) error {
 	}
 	idx, err := searchFolder(c.ctx, sel.folder, a.Charset, &a.Criteria, sel.searchRes)
 	if err != nil {
+		sel.saveFailed(a.Return, err)
 		return err
 	}
 	ret := a.Return
@@ -817,10 +818,13 @@ func (c *conn) cmdSort(cmd *wire.Command) error {
 	}
 	idx, err := searchFolder(c.ctx, sel.folder, a.Charset, &a.Criteria, sel.searchRes)
 	if err != nil {
+		sel.saveFailed(a.Return, err)
 		return err
 	}
 	if idx, err = c.srv.sorts.sortFolder(c.ctx, sel.folder, idx, a.Keys); err != nil {
-		return c.storeError("sort", err)
+		err = c.storeError("sort", err)
+		sel.saveFailed(a.Return, err)
+		return err
 	}
 	if a.Return != nil {
 		c.esearch(cmd.Tag, a.UID, idx, a.Return, a.Criteria.ModSeq != nil)
