@@ -73,6 +73,10 @@ func (c *conn) cmdStartTLS(cmd *wire.Command) error {
 		return bad("STARTTLS is not available on this listener")
 	case c.tls != nil:
 		return bad("TLS is already active")
+	case c.zr != nil:
+		// Back from UNAUTHENTICATE with DEFLATE still on: TLS would go
+		// under the inflater for reads only (RFC 4978 wants TLS first).
+		return bad("STARTTLS is not possible once COMPRESS is active")
 	}
 	c.enc.Status(cmd.Tag, goimap.StatusResponseTypeOK, "", "Begin TLS negotiation now")
 	if !c.startTLS() {
@@ -220,6 +224,7 @@ func (c *conn) cmdUnauthenticate(cmd *wire.Command) error {
 	c.authed = false
 	c.r.SetLimits(c.srv.preLoginLimits())
 	c.user, c.mb, c.quota = "", nil, nil
+	c.log = c.preLog
 	c.condstore, c.qresync, c.utf8, c.rev2 = false, false, false, false
 	return nil
 }
@@ -230,12 +235,13 @@ func (c *conn) cmdEnable(cmd *wire.Command) error {
 		switch strings.ToUpper(string(cp)) {
 		case "CONDSTORE":
 			if !c.condstore {
-				c.condstore = true
+				c.enableCondstore()
 				done = append(done, goimap.CapCondStore)
 			}
 		case "QRESYNC":
 			if !c.qresync {
-				c.qresync, c.condstore = true, true
+				c.qresync = true
+				c.enableCondstore()
 				done = append(done, goimap.CapQResync)
 			}
 		case "UTF8=ACCEPT":

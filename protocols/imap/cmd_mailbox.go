@@ -43,12 +43,14 @@ func (c *conn) cmdDelete(cmd *wire.Command) error {
 	if err != nil {
 		return err
 	}
-	if c.sel != nil && c.sel.folder.Name() == name {
-		// The folder goes away under this session: as Dovecot, close it.
-		c.unselect()
-	}
 	if err := c.mb.DeleteFolder(c.ctx, name); err != nil {
+		// A refused DELETE (INBOX, a folder that is not there) leaves the
+		// session's state as it was.
 		return c.storeError("delete", err)
+	}
+	if c.sel != nil && c.sel.folder.Name() == name {
+		// The folder went away under this session: as Dovecot, close it.
+		c.unselect()
 	}
 	return nil
 }
@@ -65,6 +67,15 @@ func (c *conn) cmdRename(cmd *wire.Command) error {
 	}
 	if err := c.mb.RenameFolder(c.ctx, from, to); err != nil {
 		return c.storeError("rename", err)
+	}
+	// The selected folder (or its parent) moved away under this session,
+	// whose next poll would find it gone and end the session with BYE
+	// before this RENAME's OK: close it, as DELETE does. Renaming INBOX
+	// leaves INBOX in place (the next poll reports its messages gone).
+	if c.sel != nil && !strings.EqualFold(from, "INBOX") {
+		if n := c.sel.folder.Name(); n == from || strings.HasPrefix(n, from+string(delim)) {
+			c.unselect()
+		}
 	}
 	return nil
 }

@@ -406,14 +406,23 @@ func (c *conn) cmdIdle(cmd *wire.Command) error {
 		case <-t.C:
 		}
 		if err := c.poll(true); err != nil {
-			<-done
-			return errConnDone
+			return c.idleAbort(done)
 		}
 		if c.enc.Flush() != nil {
-			<-done
-			return errConnDone
+			return c.idleAbort(done)
 		}
 	}
+}
+
+// idleAbort ends an IDLE the server gives up on (the folder is gone, the
+// client does not read): what is buffered, a BYE, is sent, and the
+// connection closed so that the goroutine waiting for DONE returns now,
+// not when the client next writes or the autologout timer fires.
+func (c *conn) idleAbort(done <-chan error) error {
+	c.enc.Flush()
+	c.nc().Close()
+	<-done
+	return errConnDone
 }
 
 func (c *conn) idleEnd(err error) error {
@@ -669,6 +678,7 @@ func (c *conn) cmdSearch(cmd *wire.Command) error {
 	}
 	idx, err := searchFolder(c.ctx, sel.folder, a.Charset, &a.Criteria, sel.searchRes)
 	if err != nil {
+		sel.saveFailed(a.Return, err)
 		return err
 	}
 	ret := a.Return
@@ -808,10 +818,13 @@ func (c *conn) cmdSort(cmd *wire.Command) error {
 	}
 	idx, err := searchFolder(c.ctx, sel.folder, a.Charset, &a.Criteria, sel.searchRes)
 	if err != nil {
+		sel.saveFailed(a.Return, err)
 		return err
 	}
 	if idx, err = c.srv.sorts.sortFolder(c.ctx, sel.folder, idx, a.Keys); err != nil {
-		return c.storeError("sort", err)
+		err = c.storeError("sort", err)
+		sel.saveFailed(a.Return, err)
+		return err
 	}
 	if a.Return != nil {
 		c.esearch(cmd.Tag, a.UID, idx, a.Return, a.Criteria.ModSeq != nil)

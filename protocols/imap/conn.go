@@ -42,6 +42,8 @@ type conn struct {
 	ip  netip.Addr
 	ctx context.Context
 	log *slog.Logger
+	// preLog is log without the account, for after UNAUTHENTICATE.
+	preLog *slog.Logger
 
 	ncMu    sync.Mutex
 	netConn net.Conn // the gate's connection, or TLS over it
@@ -80,6 +82,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{srv: s, gc: gc, ip: gc.Client(), netConn: nc}
 	c.ctx, c.cancel = context.WithCancel(gc.Context())
 	c.log = s.logger().With("proto", "imap", "remote", c.ip.String())
+	c.preLog = c.log
 	// Small buffers: most connections are idle (IDLE, or a client between
 	// polls), and tens of thousands of them must fit. A FETCH of a big
 	// body streams past the writer's buffer anyway.

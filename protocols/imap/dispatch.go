@@ -163,7 +163,7 @@ func (c *conn) capabilities() []goimap.Cap {
 	caps := []goimap.Cap{goimap.CapIMAP4rev1, goimap.CapIMAP4rev2, goimap.CapLiteralPlus, goimap.CapSASLIR,
 		goimap.CapID, goimap.CapEnable, goimap.CapIdle}
 	if !c.authed {
-		if c.srv.tlsConfig != nil && c.tls == nil {
+		if c.srv.tlsConfig != nil && c.tls == nil && c.zr == nil {
 			caps = append(caps, goimap.CapStartTLS)
 		}
 		if !c.tlsOrInsecure() {

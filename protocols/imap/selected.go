@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"errors"
 	"slices"
 	"sort"
 
@@ -102,4 +103,16 @@ func (sel *selection) uids(idx []int) []uint32 {
 		out[i] = msgs[j].UID
 	}
 	return out
+}
+
+// saveFailed: a SEARCH or SORT with the SAVE result option that fails
+// with NO sets the search result variable to the empty sequence (RFC 5182
+// 2.1), so that "$" pipelined behind it acts on nothing rather than on an
+// older result. A BAD leaves it alone.
+func (sel *selection) saveFailed(ret *goimap.SearchOptions, err error) {
+	var ie *goimap.Error
+	if ret == nil || !ret.ReturnSave || errors.As(err, &ie) && ie.Type == goimap.StatusResponseTypeBad {
+		return
+	}
+	sel.searchRes = nil
 }

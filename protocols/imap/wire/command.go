@@ -381,7 +381,7 @@ var uidCommands = map[string]bool{"FETCH": true, "STORE": true, "SEARCH": true, 
 var parsers = map[string]parser{
 	"CAPABILITY": noArgs, "NOOP": noArgs, "LOGOUT": noArgs, "STARTTLS": noArgs,
 	"CHECK": noArgs, "CLOSE": noArgs, "UNSELECT": noArgs, "NAMESPACE": noArgs,
-	"IDLE":         noArgs,
+	"IDLE": noArgs, "UNAUTHENTICATE": noArgs,
 	"LOGIN":        parseLogin,
 	"AUTHENTICATE": parseAuthenticate,
 	"SELECT":       parseSelect,
