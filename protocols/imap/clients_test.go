@@ -2,6 +2,7 @@ package imap
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"maps"
 	"os"
@@ -362,4 +363,103 @@ func localPath(t *testing.T, dir, subject string) string {
 	}
 	t.Fatalf("no message %q in %s", subject, dir)
 	return ""
+}
+
+// fetchmailRC polls the test server's plain listener over IMAP (with an
+// empty sslproto: fetchmail 6.4 otherwise insists on STARTTLS, which that
+// listener has not) and hands each message to an MDA writing it to a
+// file of its own.
+const fetchmailRC = `set no bouncemail
+poll %s port %s protocol IMAP auth password timeout 30
+	user "%s" there with password "%s" is "local" here
+	sslproto '' %s
+	mda "/bin/sh -c 'cat > $(mktemp %s/msg.XXXXXX)'"
+`
+
+func TestFetchmail(t *testing.T) {
+	fetchmail := needTool(t, "fetchmail")
+	e := newEnv(t)
+	attachment := make([]byte, 1<<20)
+	for i := range attachment {
+		attachment[i] = byte(i*7 + i>>8)
+	}
+	enc := base64.StdEncoding.EncodeToString(attachment)
+	var b64 strings.Builder
+	for len(enc) > 76 {
+		b64.WriteString(enc[:76] + "\r\n")
+		enc = enc[76:]
+	}
+	b64.WriteString(enc + "\r\n")
+	msgs := make([]string, 3)
+	for i := range msgs {
+		msgs[i] = fmt.Sprintf("From: bob@example.net\r\nTo: %s\r\nSubject: big %d\r\nMessage-ID: <big%d@example.net>\r\n"+
+			"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"+
+			"--b\r\nContent-Type: text/plain\r\n\r\n.a dot line %d\r\n"+
+			"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n%s--b--\r\n", testUser, i, i, i, b64.String())
+		e.deliver(t, "", msgs[i])
+	}
+
+	host, port := splitHostPort(t, e.addr)
+	run := func(keep string) []string {
+		t.Helper()
+		dir := t.TempDir()
+		out := filepath.Join(dir, "out")
+		if err := os.Mkdir(out, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		rc := filepath.Join(dir, "fetchmailrc")
+		if err := os.WriteFile(rc, []byte(fmt.Sprintf(fetchmailRC, host, port, testUser, testPass, keep, out)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, fetchmail, "-v", "--nosyslog", "--nodetach", "-f", rc, "--pidfile", filepath.Join(dir, "pid"))
+		cmd.Env = append(os.Environ(), "HOME="+dir, "FETCHMAILHOME="+dir)
+		log, err := cmd.CombinedOutput()
+		t.Logf("fetchmail %s:\n%.3000s", keep, log)
+		if err != nil {
+			t.Fatalf("fetchmail %s: %v", keep, err)
+		}
+		ents, err := os.ReadDir(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, ent := range ents {
+			b, err := os.ReadFile(filepath.Join(out, ent.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, string(b))
+		}
+		return got
+	}
+	// fetchmail hands the MDA LF line ends, after a Received header of
+	// its own.
+	check := func(got []string) {
+		t.Helper()
+		if len(got) != len(msgs) {
+			t.Fatalf("fetchmail delivered %d messages, want %d", len(got), len(msgs))
+		}
+		for _, m := range msgs {
+			want := strings.ReplaceAll(m, "\r\n", "\n")
+			if !slices.ContainsFunc(got, func(g string) bool { return strings.HasSuffix(g, want) }) {
+				t.Errorf("no delivered message ends with %.80q... (%d octets)", want, len(want))
+			}
+		}
+	}
+
+	check(run("keep"))
+	inbox := serverFolder(t, e, "INBOX")
+	for i := range msgs {
+		if flags := inbox[fmt.Sprintf("big %d", i)]; !slices.Equal(flags, []string{`\Seen`}) {
+			t.Errorf("after fetchmail --keep, big %d has flags %q, want \\Seen", i, flags)
+		}
+	}
+	// Without keep, and fetching the seen messages again, fetchmail
+	// deletes what it fetched.
+	check(run("no keep fetchall"))
+	if inbox := serverFolder(t, e, "INBOX"); len(inbox) != 0 {
+		t.Errorf("after fetchmail without keep, INBOX holds %q", inbox)
+	}
 }
