@@ -15,6 +15,8 @@ mariadb-server     internal/testsrv starts a private mariadbd (mariadb-install-d
 swaks              the SMTP, submission and LMTP client of protocols/smtp tests
 libnet-ssleay-perl swaks's TLS (--tls, --tlsc): a Recommends of swaks
 curl               IMAP and POP3 client tests
+isync              mbsync, the two-way Maildir sync client of protocols/imap TestMbsync (UIDPLUS, flags both ways, CREATE)
+fetchmail          the IMAP fetch-and-flag client of protocols/imap TestFetchmail
 python3            imaplib, poplib and smtplib (REQUIRETLS) client tests; zlib as the COMPRESS=DEFLATE peer
 postsrsd           backend/srs interoperates with a private postsrsd
 srs                Mail::SRS's srs command, the second SRS oracle
