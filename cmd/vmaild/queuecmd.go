@@ -396,6 +396,10 @@ func (a *app) flushQueue(ctx context.Context, out, logTo io.Writer, what, id, rc
 			fmt.Fprintf(w, "%s\tdone (delivered or bounced)\n", b.ID)
 		case err != nil:
 			return err
+		case !hasPending(it):
+			// Every recipient is done; the queue is removing the
+			// item (it may still be listed for a moment).
+			fmt.Fprintf(w, "%s\tdone (%s)\n", b.ID, recipientSummary(it))
 		default:
 			fmt.Fprintf(w, "%s\t%s, next attempt %s\n", b.ID, recipientSummary(it), formatWhen(it.NextAttempt))
 		}
@@ -444,6 +448,16 @@ func recipientSummary(it queue.Item) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// hasPending reports whether a recipient of it is still to be tried.
+func hasPending(it queue.Item) bool {
+	for _, r := range it.Recipients {
+		if r.State == queue.Pending {
+			return true
+		}
+	}
+	return false
 }
 
 // nextAttempt is an item's next attempt, or "held".
