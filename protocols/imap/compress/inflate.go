@@ -501,11 +501,13 @@ func (f *inflater) dynLens() error {
 		}
 		f.sym = -1
 	}
-	if f.lens[endOfBlock] == 0 {
-		return f.corrupt("literal/length code without end-of-block")
-	}
 	if err := f.dynLit.build(f.lens[:f.nlit], true); err != nil {
 		return f.corrupt("literal/length code: %v", err)
+	}
+	if f.lens[endOfBlock] == 0 {
+		// Every block ends with one: without it, a block would only
+		// end in an error.
+		return f.corrupt("literal/length code without end-of-block")
 	}
 	if err := f.dynDist.build(f.lens[f.nlit:n], true); err != nil {
 		return f.corrupt("distance code: %v", err)
