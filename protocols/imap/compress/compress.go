@@ -18,9 +18,15 @@
 // the session's one flush per command is one sync flush, and a response
 // never waits in the compressor.
 //
+// The Reader inflates with its own decoder (inflate.go), which hands a
+// command over as soon as its symbols arrived, whatever flush the client
+// ended it with: sync (Thunderbird), full, or zlib's partial flush
+// (isync's mbsync), after which compress/flate would wait for the next
+// block.
+//
 // The Writer is the costly half: flate's compressor holds some 800 KB
 // (level 6; 1.2 MB at level 1) for the connection's life, the Reader
-// some 40 KB. A server that fears many idle compressed sessions should
+// some 50 KB (its window, tables and input buffer). A server that fears many idle compressed sessions should
 // count them.
 //
 // The Reader is bounded, because a few octets of DEFLATE can stand for a

@@ -162,10 +162,22 @@ func (f *inflater) corrupt(format string, args ...any) error {
 	return fmt.Errorf("corrupt stream at input octet %d: %s", f.src.n, fmt.Sprintf(format, args...))
 }
 
-// more adds one octet of input to the bit buffer, unless this Read has
-// output to hand over and the octet would have to be waited for.
+// more adds input to the bit buffer: the octets already buffered, as
+// many as fit, or else one octet read from the source, unless this Read
+// has output to hand over and the octet would have to be waited for.
 func (f *inflater) more() error {
-	if f.produced > 0 && f.src.br.Buffered() == 0 {
+	br := f.src.br
+	if k := min(br.Buffered(), int(64-f.nbits)/8); k > 0 {
+		buf, _ := br.Peek(k) // buffered: neither blocks nor fails
+		for _, b := range buf {
+			f.bits |= uint64(b) << f.nbits
+			f.nbits += 8
+		}
+		br.Discard(k)
+		f.src.n += int64(k)
+		return nil
+	}
+	if f.produced > 0 {
 		return errWait
 	}
 	b, err := f.src.ReadByte()
@@ -374,9 +386,16 @@ func (f *inflater) step() error {
 		f.sym = -1
 		f.state = stCopy
 	case stCopy:
+		// In runs that neither overlap themselves nor wrap around
+		// the window.
 		for f.copyLen > 0 && f.produced < len(f.out) {
-			f.emit(f.win[(f.total-int64(f.copyDist))&windowMask])
-			f.copyLen--
+			from, to := int((f.total-int64(f.copyDist))&windowMask), int(f.total&windowMask)
+			n := min(f.copyLen, len(f.out)-f.produced, f.copyDist, windowSize-from, windowSize-to)
+			copy(f.out[f.produced:], f.win[from:from+n])
+			copy(f.win[to:], f.win[from:from+n])
+			f.produced += n
+			f.total += int64(n)
+			f.copyLen -= n
 		}
 		if f.copyLen == 0 {
 			f.state = stLenSym
