@@ -273,15 +273,16 @@ func (f *inflater) Read(p []byte) (int, error) {
 }
 
 // atFlush reports whether a stream ending where it stops now ended at a
-// flush: at a block boundary (a sync or full flush, or no input at all),
-// or inside the empty fixed block that ends zlib's partial flush, of
-// which up to 7 bits stay in the client's compressor.
+// flush, with only zero bits left: at a block boundary (a sync or full
+// flush, or no input at all), or inside the empty fixed block that ends
+// zlib's partial flush, of which zlib may keep up to 7 bits until the
+// next flush.
 func (f *inflater) atFlush() bool {
 	switch {
 	case f.bits != 0:
 		return false
 	case f.state == stHeader:
-		return f.nbits == 0
+		return true
 	case f.state == stLenSym:
 		return f.fixed && !f.final && !f.symbols
 	}

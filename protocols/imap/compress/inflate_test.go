@@ -328,3 +328,35 @@ func BenchmarkInflate(b *testing.B) {
 		})
 	}
 }
+
+// TestHangUpAfterPartialFlush: zlib's partial flush ends a command with
+// an empty fixed block of 10 bits, of which the client's compressor may
+// keep up to 7 until its next flush. A client that hangs up there ended
+// the stream at a flush (io.EOF); one cut inside the command did not.
+func TestHangUpAfterPartialFlush(t *testing.T) {
+	for k := range 8 {
+		// Each octet over 143 takes 9 bits in the fixed code: the
+		// command ends at each bit offset in turn.
+		cmd := "a1 LIST \"\" caf" + strings.Repeat("\xe9", k) + "\r\n"
+		w := (&bitWriter{}).put(0, 1).put(1, 2)
+		for _, c := range []byte(cmd) {
+			if c < 144 {
+				w.code(0x30+int(c), 8)
+			} else {
+				w.code(0x190+int(c)-144, 9)
+			}
+		}
+		w.code(0, 7) // end of block
+		end := int(w.nbits+7) / 8
+		w.put(0, 1).put(1, 2).code(0, 7)
+		// zlib writes the whole octets and keeps the rest.
+		cut := int(w.nbits) / 8
+		got, err := io.ReadAll(NewReader(bytes.NewReader(w.out[:cut]), Limits{}))
+		if err != nil || string(got) != cmd {
+			t.Errorf("%d octets over 143, cut at %d of %d: %q, %v; want the command and io.EOF", k, cut, len(w.out), got, err)
+		}
+		if _, err := io.ReadAll(NewReader(bytes.NewReader(w.out[:end-1]), Limits{})); err == nil {
+			t.Errorf("%d octets over 143: a command cut short ended without an error", k)
+		}
+	}
+}
