@@ -18,9 +18,15 @@
 // the session's one flush per command is one sync flush, and a response
 // never waits in the compressor.
 //
+// The Reader inflates with its own decoder (inflate.go), which hands a
+// command over as soon as its symbols arrived, whatever flush the client
+// ended it with: sync (Thunderbird), full, or zlib's partial flush
+// (isync's mbsync), after which compress/flate would wait for the next
+// block.
+//
 // The Writer is the costly half: flate's compressor holds some 800 KB
 // (level 6; 1.2 MB at level 1) for the connection's life, the Reader
-// some 40 KB. A server that fears many idle compressed sessions should
+// some 50 KB (its window, tables and input buffer). A server that fears many idle compressed sessions should
 // count them.
 //
 // The Reader is bounded, because a few octets of DEFLATE can stand for a
@@ -88,25 +94,16 @@ func (e *LimitError) Error() string {
 // Is makes errors.Is(err, ErrLimit) hold.
 func (e *LimitError) Is(target error) bool { return target == ErrLimit }
 
-// syncMarker is the empty stored block that ends a sync flush.
-const syncMarker = 0x0000ffff
-
-// counter counts the compressed octets flate reads, and keeps the last
-// four to tell a client that hung up after a sync flush from a stream
-// cut short. It is a ByteReader so that flate reads through it without a
-// second buffer of its own.
+// counter counts the compressed octets the inflater reads, for the
+// ratio.
 type counter struct {
-	br   *bufio.Reader
-	n    int64
-	tail uint32
+	br *bufio.Reader
+	n  int64
 }
 
 func (c *counter) Read(p []byte) (int, error) {
 	n, err := c.br.Read(p)
 	c.n += int64(n)
-	for _, b := range p[max(0, n-4):n] {
-		c.tail = c.tail<<8 | uint32(b)
-	}
 	return n, err
 }
 
@@ -114,7 +111,6 @@ func (c *counter) ReadByte() (byte, error) {
 	b, err := c.br.ReadByte()
 	if err == nil {
 		c.n++
-		c.tail = c.tail<<8 | uint32(b)
 	}
 	return b, err
 }
@@ -122,7 +118,7 @@ func (c *counter) ReadByte() (byte, error) {
 // Reader inflates a client's stream within Limits.
 type Reader struct {
 	src      counter
-	fr       io.ReadCloser
+	fr       *inflater
 	lim      Limits
 	inflated int64 // over the connection
 	command  int64 // since Next
@@ -133,7 +129,7 @@ type Reader struct {
 func NewReader(r io.Reader, lim Limits) *Reader {
 	z := &Reader{lim: lim.withDefaults()}
 	z.src.br = bufio.NewReaderSize(r, 4096)
-	z.fr = flate.NewReader(&z.src)
+	z.fr = newInflater(&z.src)
 	return z
 }
 
@@ -169,9 +165,10 @@ func (z *Reader) Read(p []byte) (int, error) {
 		return n, z.err
 	}
 	if err != nil {
-		if err == io.ErrUnexpectedEOF && (z.src.n == 0 || z.src.n >= 4 && z.src.tail == syncMarker) {
+		if err == io.ErrUnexpectedEOF && z.fr.atFlush() {
 			// The client hung up before sending anything or after a
-			// whole flush: RFC 4978's stream has no end of its own.
+			// whole flush (sync, full or partial): RFC 4978's stream
+			// has no end of its own.
 			err = io.EOF
 		} else if err != io.EOF {
 			err = fmt.Errorf("compress: inflate: %w", err)

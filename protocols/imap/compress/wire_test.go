@@ -17,9 +17,12 @@ import (
 
 // TestUnderWire swaps a wire.Reader and wire.Encoder onto the compressed
 // halves as the session loop will, after COMPRESS DEFLATE read in clear,
-// and serves compressed commands through them.
+// and serves compressed commands through them. The connection is TCP's,
+// buffered as a client's is: the Reader hands a command over before the
+// sync marker behind it, which net.Pipe's client would still be blocked
+// writing while the server answers.
 func TestUnderWire(t *testing.T) {
-	cconn, sconn := net.Pipe()
+	cconn, sconn := tcpPair(t)
 	defer cconn.Close()
 	cconn.SetDeadline(time.Now().Add(10 * time.Second))
 	errc := make(chan error, 1)
@@ -81,4 +84,28 @@ func TestUnderWire(t *testing.T) {
 	if err := <-errc; err == nil {
 		t.Fatal("no error after the client hung up")
 	}
+}
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-accepted
+	if server == nil {
+		t.Fatal("accept failed")
+	}
+	return client, server
 }
