@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
@@ -170,32 +169,7 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 		ln = tls.NewListener(gl, cfg)
 	}
 
-	var backoff time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if s.gate.Closing() {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || isTemporaryAccept(err) {
-				// Out of file descriptors and the like: wait instead
-				// of spinning, as net/http does.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.logger().Warn("pop3 accept", "err", err, "retry_in", backoff)
-				time.Sleep(backoff)
-				continue
-			}
-			return err
-		}
-		backoff = 0
-		go newConn(s, nc).serve()
-	}
-}
-
-func isTemporaryAccept(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "too many open files") || strings.Contains(msg, "resource temporarily unavailable")
+	return s.gate.AcceptLoop(ln, s.logger(), "pop3", func(nc net.Conn) { newConn(s, nc).serve() })
 }
 
 // connGate is the gate the server passes through.
